@@ -1,0 +1,18 @@
+export { parseSerial, serialFolder, serialFromNumber, isSerialFolderName, InvalidSerialError } from './serial.js';
+export type { PiSerial } from './serial.js';
+export {
+  normalizeMac,
+  macFromBytes,
+  macToBytes,
+  hasRaspberryPiOui,
+  derivedMacFromSerial,
+  macPrefixFolder,
+  RASPBERRY_PI_OUIS,
+  InvalidMacError,
+} from './mac.js';
+export { parsePiGuid, encodePiGuid } from './guid.js';
+export type { PiGuid } from './guid.js';
+export { PI_MODELS, MODEL_INFO, isPiModel } from './models.js';
+export type { PiModel, ModelInfo } from './models.js';
+export { bootSequence, requiredBootFiles, allRequiredBootFiles } from './boot-files.js';
+export type { BootRequest } from './boot-files.js';

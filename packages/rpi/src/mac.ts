@@ -1,0 +1,50 @@
+import { IotTofuError } from '@iot-tofu/errors';
+
+export class InvalidMacError extends IotTofuError {
+  constructor(input: string) {
+    super('INVALID_MAC', `Invalid MAC address ${JSON.stringify(input)}: expected six hex pairs like dc:a6:32:01:36:c2`);
+  }
+}
+
+/** Normalises `DC-A6-32-01-36-C2`, `dca632013 6c2`, `dc:a6:32:1:36:c2` forms to `dc:a6:32:01:36:c2`. */
+export function normalizeMac(input: string): string {
+  const text = input.trim().toLowerCase();
+  let pairs: string[];
+  if (/^[0-9a-f]{12}$/.test(text)) pairs = text.match(/../g) ?? [];
+  else pairs = text.split(/[:-]/).map((p) => p.padStart(2, '0'));
+  if (pairs.length !== 6 || !pairs.every((p) => /^[0-9a-f]{2}$/.test(p))) throw new InvalidMacError(input);
+  return pairs.join(':');
+}
+
+export function macFromBytes(bytes: Uint8Array): string {
+  return Array.from(bytes.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export function macToBytes(mac: string): Uint8Array {
+  return Uint8Array.from(normalizeMac(mac).split(':'), (p) => parseInt(p, 16));
+}
+
+/**
+ * Raspberry Pi Ltd / Foundation OUIs seen on Pi Ethernet ports (PROTOCOL.md 1.5). Not complete by
+ * definition (MAC_ADDRESS can override it), so it is one hint among several, never the only one.
+ */
+export const RASPBERRY_PI_OUIS: readonly string[] = ['b8:27:eb', 'dc:a6:32', 'e4:5f:01', '28:cd:c1', 'd8:3a:dd', '2c:cf:67'];
+
+export function hasRaspberryPiOui(mac: string): boolean {
+  const oui = normalizeMac(mac).slice(0, 8);
+  return RASPBERRY_PI_OUIS.includes(oui);
+}
+
+/**
+ * The MAC upstream pxetools derives from a serial (`b8:27:eb:` + the serial's last 6 digits).
+ * True only for Pi 3B+ and older; shown for Pis never seen so `--list` stays byte-identical.
+ */
+export function derivedMacFromSerial(serialShort: string): string {
+  const tail = serialShort.slice(-6);
+  return `b8:27:eb:${tail.slice(0, 2)}:${tail.slice(2, 4)}:${tail.slice(4, 6)}`;
+}
+
+/** The folder name a Pi asks for with TFTP_PREFIX=2 (dnsmasq `tftp-unique-root=mac` style). */
+export function macPrefixFolder(mac: string): string {
+  return normalizeMac(mac).replaceAll(':', '-');
+}

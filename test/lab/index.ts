@@ -1,0 +1,3 @@
+export { Lab, collect, stopProcess, waitForOutput } from './netns.js';
+export type { LabHostSpec, RunResult } from './netns.js';
+export { havePeers, canUseNetns, inCI, which } from './peers.js';
