@@ -1,1 +1,39 @@
-export {};
+export {
+  decodeDhcpMessage,
+  encodeDhcpMessage,
+  clientMac,
+  messageType,
+  optionText,
+  ipv4FromBytes,
+  ipv4ToBytes,
+  isIpv4,
+  asciiBytes,
+} from './codec.js';
+export type { DhcpMessage, DhcpMessageInit, EncodeOptions } from './codec.js';
+export {
+  DhcpOption,
+  DhcpMessageType,
+  ClientArch,
+  BROADCAST_FLAG,
+  MAGIC_COOKIE,
+  MIN_MESSAGE_SIZE,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  messageTypeName,
+} from './options.js';
+export type { DhcpMessageTypeName } from './options.js';
+export {
+  PxeSubOption,
+  RASPBERRY_PI_BOOT,
+  encodePxeVendorOptions,
+  encodePxeMenu,
+  encodePxePrompt,
+  raspberryPiBootOption,
+  skipDiscoveryOption,
+  decodePxeVendorOptions,
+  decodePxeMenu,
+  offersRaspberryPiBoot,
+  parsePxeVendorClass,
+  decodeClientArch,
+} from './pxe.js';
+export type { PxeMenuItem, PxeVendorClass } from './pxe.js';
+export { DhcpEncodeError, ProxyConfigError, DhcpBindError } from './errors.js';
