@@ -1,1 +1,12 @@
-export {};
+export { resolveConfig, defaultServerIp, nonInternalIPv4s, envName, ConfigError, DEFAULT_CONFIG, DHCP_ANSWERS, LOG_LEVELS } from './config.js';
+export type { BootServerConfig, ConfigLayers, ConfigHost, DhcpAnswer, LogLevel, PxeBootFiles } from './config.js';
+export { EventBus, BOOT_EVENT_NAMES } from './events.js';
+export type { BootEvents, BootEventName } from './events.js';
+export { createMetrics, fileLabel } from './metrics.js';
+export type { BootMetrics, TransferLoad } from './metrics.js';
+export { createLogger } from './logger.js';
+export type { LoggerOptions } from './logger.js';
+export { buildApi, statusForError } from './api.js';
+export type { ApiOptions } from './api.js';
+export type { FleetPort, AddPiInput, SetupInput, ResetInput, Json } from './fleet-port.js';
+export { ensureApiToken, writeFileAtomic } from './files.js';

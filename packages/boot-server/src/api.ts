@@ -1,0 +1,213 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import { IotTofuError } from '@iot-tofu/errors';
+import { BOOT_EVENT_NAMES, type EventBus } from './events.js';
+import type { BootMetrics } from './metrics.js';
+import * as schemas from './api-schemas.js';
+import type { FleetPort } from './fleet-port.js';
+
+export interface ApiOptions {
+  fleet: FleetPort;
+  bus: EventBus;
+  metrics: BootMetrics;
+  /** The bearer token every /api/v1 request must carry. */
+  token: string;
+  logger?: Logger;
+  /** Extra facts for /healthz (which servers run). */
+  health?: () => Record<string, unknown>;
+  /** Seconds between SSE keep-alive comments. */
+  sseKeepAliveSeconds?: number;
+  version?: string;
+}
+
+/** Error codes of our libraries mapped to HTTP statuses; anything else is a 500. */
+const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  INVALID_SERIAL: 400,
+  INVALID_MAC: 400,
+  INVALID_INPUT: 400,
+  INVALID_NAME: 400,
+  INVALID_REQUEST: 400,
+  NOT_FOUND: 404,
+  PI_NOT_FOUND: 404,
+  UNKNOWN_PI: 404,
+  BASE_NOT_FOUND: 404,
+  UNKNOWN_BASE: 404,
+  ALREADY_EXISTS: 409,
+  PI_EXISTS: 409,
+  BASE_EXISTS: 409,
+  CONFIRMATION_REQUIRED: 409,
+  BUSY: 409,
+  LOCKED: 409,
+};
+
+/** HTTP status for an error: the stable code decides, a `NOT_FOUND`/`INVALID` suffix is a good hint. */
+export function statusForError(error: unknown): number {
+  if (!(error instanceof IotTofuError)) return 500;
+  const known = STATUS_BY_CODE[error.code];
+  if (known) return known;
+  if (/NOT_FOUND|UNKNOWN/.test(error.code)) return 404;
+  if (/EXISTS|CONFLICT/.test(error.code)) return 409;
+  if (/^INVALID|_INVALID$|MISSING/.test(error.code)) return 400;
+  return 500;
+}
+
+/** `body/serial must match pattern` → the field name a client can act on. */
+export function validationField(error: { instancePath?: string; params?: Record<string, unknown> }): string {
+  const path = (error.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+  const extra = error.params?.missingProperty ?? error.params?.additionalProperty;
+  if (typeof extra === 'string') return path ? `${path}.${extra}` : extra;
+  return path;
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * The HTTP API (`/api/v1`, JSON, bearer token), `/metrics` and `/healthz`, built on fastify with
+ * JSON-schema validation and an OpenAPI document generated from the same route schemas.
+ * Returns the fastify instance, not yet listening.
+ */
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: options.logger?.child({ subsystem: 'api' }) as FastifyBaseLogger | undefined,
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    bodyLimit: 64 * 1024,
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'iot-tofu boot server', version: options.version ?? '0.1.0', description: 'Fleet verbs with the same JSON as `pxetools --json`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/api/')) return;
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match?.[1] || !sameToken(match[1], options.token)) {
+      reply.header('www-authenticate', 'Bearer');
+      return reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token (see <stateDir>/api-token)' } });
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) {
+      const first = error.validation[0];
+      const field = first ? validationField(first as { instancePath?: string; params?: Record<string, unknown> }) : '';
+      const where = error.validationContext ?? 'request';
+      return reply.code(400).send({
+        error: { code: 'INVALID_REQUEST', message: `${where}${field ? `.${field}` : ''}: ${first?.message ?? 'invalid'}`, field: field || where },
+      });
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      // fastify's own client errors: bad JSON, wrong content type, body too large.
+      return reply.code(error.statusCode).send({ error: { code: error.code ?? 'BAD_REQUEST', message: error.message } });
+    }
+    const status = statusForError(error);
+    if (status === 500) request.log.error({ err: error }, 'request failed');
+    const code = error instanceof IotTofuError ? error.code : 'INTERNAL';
+    const message = status === 500 && !(error instanceof IotTofuError) ? 'internal error' : error.message;
+    return reply.code(status).send({ error: { code, message } });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+  });
+
+  const { fleet } = options;
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', ...(options.health?.() ?? {}) }));
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.header('content-type', options.metrics.contentType);
+    return options.metrics.render();
+  });
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/api/v1/pis', { schema: { summary: 'List registered Pis (pxetools --list --json)', tags: ['pis'], response: { 200: schemas.piList, 401: schemas.error } } }, async () => fleet.list());
+
+  app.post<{ Body: schemas.AddPiBody }>(
+    '/api/v1/pis',
+    { schema: { summary: 'Register a Pi (pxetools --add)', tags: ['pis'], body: schemas.addPiBody, response: { 201: schemas.pi, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    async (request, reply) => {
+      const pi = await fleet.add(request.body);
+      return reply.code(201).send(pi);
+    },
+  );
+
+  app.get<{ Params: { serial: string } }>(
+    '/api/v1/pis/:serial',
+    { schema: { summary: 'One registered Pi', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.pi, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    async (request) => fleet.get(request.params.serial),
+  );
+
+  app.delete<{ Params: { serial: string } }>(
+    '/api/v1/pis/:serial',
+    { schema: { summary: 'Remove a Pi (pxetools --remove)', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.removed, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    async (request) => fleet.remove(request.params.serial),
+  );
+
+  app.get<{ Params: { serial: string } }>(
+    '/api/v1/pis/:serial/timeline',
+    { schema: { summary: "A Pi's boot timeline, oldest first", tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.timeline, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    async (request) => fleet.timeline(request.params.serial),
+  );
+
+  app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: schemas.discoveredList, 401: schemas.error } } }, async () => fleet.discovered());
+
+  app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: schemas.baseList, 401: schemas.error } } }, async () => fleet.bases());
+
+  app.post<{ Body: schemas.SetupBody }>(
+    '/api/v1/setup',
+    { schema: { summary: 'Create a base from an image, tarballs or folders (pxetools setup)', tags: ['bases'], body: schemas.setupBody, response: { 201: schemas.base, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    async (request, reply) => reply.code(201).send(await fleet.setup(request.body)),
+  );
+
+  app.post<{ Body: schemas.ResetBody }>(
+    '/api/v1/reset',
+    { schema: { summary: "Reset Pis' root filesystems from their base (pxetools reset)", tags: ['pis'], body: schemas.resetBody, response: { 200: schemas.resetResult, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    async (request) => fleet.reset(request.body),
+  );
+
+  const streams = new Set<ServerResponse>();
+  app.get(
+    '/api/v1/events',
+    { schema: { summary: `Live event stream (server-sent events: ${BOOT_EVENT_NAMES.join(', ')})`, tags: ['events'], produces: ['text/event-stream'], response: { 200: { description: 'text/event-stream; each event is `event: <name>` + `data: <JSON>`', type: 'string' }, 401: schemas.error } } },
+    (request, reply) => {
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      raw.write(': iot-tofu events\n\n');
+      streams.add(raw);
+      const off = options.bus.onAny((name, event) => {
+        raw.write(`event: ${name}\ndata: ${JSON.stringify(event)}\n\n`);
+      });
+      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), (options.sseKeepAliveSeconds ?? 15) * 1000);
+      keepAlive.unref();
+      const done = () => {
+        off();
+        clearInterval(keepAlive);
+        streams.delete(raw);
+      };
+      request.raw.once('close', done);
+      raw.once('close', done);
+    },
+  );
+  // Event streams never go idle, so end them before fastify waits for open connections.
+  app.addHook('preClose', async () => {
+    for (const raw of streams) raw.end();
+    streams.clear();
+  });
+
+  return app;
+}

@@ -1,0 +1,266 @@
+import { isIPv4 } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { IotTofuError } from '@iot-tofu/errors';
+
+/** Which Raspberry Pis get a proxy offer. */
+export type DhcpAnswer = 'registered' | 'any-pi' | 'none';
+export const DHCP_ANSWERS: readonly DhcpAnswer[] = ['registered', 'any-pi', 'none'];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Boot files for non-Pi PXE firmware (DESIGN.md); a missing entry means that firmware gets no answer. */
+export interface PxeBootFiles {
+  bios?: string;
+  uefiX64?: string;
+  uefiArm64?: string;
+  /** A URL or TFTP path handed only to iPXE. */
+  ipxeScript?: string;
+}
+
+/** The one typed configuration object of the daemon (DESIGN.md "Interfaces"). */
+export interface BootServerConfig {
+  /** Our address in replies and the address TFTP binds to. */
+  serverIp: string;
+  tftpRoot: string;
+  nfsRoot: string;
+  stateDir: string;
+  dhcpPort: number;
+  pxePort: number;
+  tftpPort: number;
+  dhcp: boolean;
+  tftp: boolean;
+  dhcpAnswer: DhcpAnswer;
+  apiListen: string;
+  /** 0 = no API. */
+  apiPort: number;
+  logLevel: LogLevel;
+  pxe: PxeBootFiles;
+  exportsFile: string;
+  /** Who may mount the NFS roots; undefined = the server's subnet (fleet decides). */
+  exportsClients?: string;
+  /**
+   * Boot-storm admission: a Pi not yet in the middle of a boot gets a proxy offer only while fewer
+   * than this many large TFTP transfers are active. 0 = admit everyone.
+   */
+  admissionBudget: number;
+  /** Transfers at least this big count against the admission budget. */
+  admissionMinBytes: number;
+  /** Seconds after an offer without any TFTP request before the timeline records "no TFTP after offer". */
+  tftpAfterOfferTimeout: number;
+}
+
+/** The layers as they come in: untrusted shapes, validated by resolveConfig. */
+export interface ConfigLayers {
+  /** Parsed JSON of the config file, and the file name (for messages and relative paths). */
+  file?: { path: string; data: unknown };
+  env?: Readonly<Record<string, string | undefined>>;
+  /** CLI flags as commander produced them (camelCase keys, undefined when not given). */
+  flags?: Readonly<Record<string, unknown>>;
+}
+
+export interface ConfigHost {
+  /** The non-internal IPv4 addresses of this machine (see nonInternalIPv4s). */
+  ipv4s: readonly string[];
+  /** Base for relative paths given on the command line or in the environment. */
+  cwd: string;
+}
+
+export class ConfigError extends IotTofuError {
+  readonly key: string;
+  constructor(key: string, message: string, source?: string) {
+    super('CONFIG_INVALID', `invalid config${source ? ` (${source})` : ''}: ${key}: ${message}`);
+    this.key = key;
+  }
+}
+
+export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Object.freeze({
+  tftpRoot: '/tftpboot',
+  nfsRoot: '/nfs',
+  stateDir: '/var/lib/iot-tofu',
+  dhcpPort: 67,
+  pxePort: 4011,
+  tftpPort: 69,
+  dhcp: true,
+  tftp: true,
+  dhcpAnswer: 'registered',
+  apiListen: '127.0.0.1',
+  apiPort: 8067,
+  logLevel: 'info',
+  pxe: {},
+  exportsFile: '/etc/exports.d/iot-tofu.exports',
+  // Off until bench/ shows that queueing Pis beats letting them all in (see report).
+  admissionBudget: 0,
+  admissionMinBytes: 1_000_000,
+  tftpAfterOfferTimeout: 10,
+});
+
+type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'pxe';
+
+/** Every config key, its type, and its environment variable (IOT_TOFU_ + SNAKE_CASE). */
+const KEYS: Readonly<Record<string, Kind>> = {
+  serverIp: 'ip',
+  tftpRoot: 'path',
+  nfsRoot: 'path',
+  stateDir: 'path',
+  dhcpPort: 'port',
+  pxePort: 'port',
+  tftpPort: 'port',
+  dhcp: 'bool',
+  tftp: 'bool',
+  dhcpAnswer: 'answer',
+  apiListen: 'ip',
+  apiPort: 'port',
+  logLevel: 'level',
+  pxe: 'pxe',
+  exportsFile: 'path',
+  exportsClients: 'string',
+  admissionBudget: 'count',
+  admissionMinBytes: 'count',
+  tftpAfterOfferTimeout: 'count',
+};
+
+/** Keys other tools keep in the same file (pxetools) or that only make sense on the command line. */
+const IGNORED_FILE_KEYS = new Set(['config']);
+/** `--no-dhcp` in camelCase is `noDhcp`; accept it in files and map it onto `dhcp`. */
+const NEGATED: Readonly<Record<string, string>> = { noDhcp: 'dhcp', noTftp: 'tftp' };
+
+export function envName(key: string): string {
+  return `IOT_TOFU_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/**
+ * Merges defaults < JSON file < IOT_TOFU_* environment < CLI flags into one validated config.
+ * Pure: the file contents, environment, flags and host facts all come in as arguments.
+ * Throws ConfigError naming the offending key and where it came from.
+ */
+export function resolveConfig(layers: ConfigLayers, host: ConfigHost): BootServerConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, pxe: { ...DEFAULT_CONFIG.pxe } };
+
+  if (layers.file) {
+    const { path, data } = layers.file;
+    const source = `config file ${path}`;
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw new ConfigError('(file)', 'the config file must hold one JSON object', source);
+    }
+    const baseDir = resolve(host.cwd, path, '..');
+    for (const [rawKey, value] of Object.entries(data)) {
+      if (IGNORED_FILE_KEYS.has(rawKey)) continue;
+      const negated = NEGATED[rawKey];
+      const key = negated ?? rawKey;
+      const kind = KEYS[key];
+      if (!kind) throw new ConfigError(rawKey, `unknown key (known: ${Object.keys(KEYS).join(', ')})`, source);
+      const parsed = parseTyped(key, kind, value, source, baseDir);
+      merged[key] = negated ? !(parsed as boolean) : parsed;
+    }
+  }
+
+  for (const [key, kind] of Object.entries(KEYS)) {
+    const name = envName(key);
+    const text = layers.env?.[name];
+    if (text === undefined || text === '') continue;
+    if (kind === 'pxe') merged.pxe = parseTyped(key, kind, parseJson(name, text), `environment ${name}`, host.cwd);
+    else merged[key] = parseTyped(key, kind, text, `environment ${name}`, host.cwd);
+  }
+
+  for (const [key, value] of Object.entries(layers.flags ?? {})) {
+    if (value === undefined || IGNORED_FILE_KEYS.has(key)) continue;
+    const kind = KEYS[key];
+    if (!kind) throw new ConfigError(key, 'unknown option', 'command line');
+    merged[key] = parseTyped(key, kind, value, `command line --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, host.cwd);
+  }
+
+  if (merged.serverIp === undefined) merged.serverIp = defaultServerIp(host.ipv4s);
+  return merged as unknown as BootServerConfig;
+}
+
+/** The only non-internal IPv4 of the machine, or a ConfigError explaining why there is none. */
+export function defaultServerIp(ipv4s: readonly string[]): string {
+  const unique = [...new Set(ipv4s)];
+  if (unique.length === 1 && unique[0]) return unique[0];
+  if (unique.length === 0) {
+    throw new ConfigError('serverIp', 'no non-internal IPv4 address found on this machine; set --server-ip');
+  }
+  throw new ConfigError('serverIp', `several IPv4 addresses (${unique.join(', ')}); choose one with --server-ip`);
+}
+
+/** Non-internal IPv4 addresses from an os.networkInterfaces() result. */
+export function nonInternalIPv4s(
+  interfaces: Readonly<Record<string, ReadonlyArray<{ family: string | number; internal: boolean; address: string }> | undefined>>,
+): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(interfaces)) {
+    for (const entry of list ?? []) {
+      if ((entry.family === 'IPv4' || entry.family === 4) && !entry.internal) out.push(entry.address);
+    }
+  }
+  return out;
+}
+
+function parseJson(name: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigError(name, 'expected a JSON object');
+  }
+}
+
+function parseTyped(key: string, kind: Kind, value: unknown, source: string, baseDir: string): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError(key, `${what}, got ${JSON.stringify(value)}`, source);
+  };
+  switch (kind) {
+    case 'ip':
+      if (typeof value !== 'string' || !isIPv4(value.trim())) return fail('expected an IPv4 address');
+      return (value as string).trim();
+    case 'path':
+      if (typeof value !== 'string' || value.trim() === '' || value.includes('\0')) return fail('expected a path');
+      return isAbsolute(value) ? resolve(value) : resolve(baseDir, value);
+    case 'port':
+    case 'count': {
+      const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return fail('expected a whole number ≥ 0');
+      if (kind === 'port' && n > 65535) return fail('expected a port number 0-65535');
+      return n;
+    }
+    case 'bool':
+      if (typeof value === 'boolean') return value;
+      if (typeof value === 'string' && /^(1|true|yes|on)$/i.test(value)) return true;
+      if (typeof value === 'string' && /^(0|false|no|off)$/i.test(value)) return false;
+      return fail('expected true or false');
+    case 'answer':
+      if (typeof value !== 'string' || !(DHCP_ANSWERS as readonly string[]).includes(value)) {
+        return fail(`expected one of ${DHCP_ANSWERS.join(', ')}`);
+      }
+      return value;
+    case 'level':
+      if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
+        return fail(`expected one of ${LOG_LEVELS.join(', ')}`);
+      }
+      return value;
+    case 'string':
+      if (typeof value !== 'string' || value.trim() === '') return fail('expected a non-empty string');
+      return value;
+    case 'pxe':
+      return parsePxe(value, source);
+  }
+}
+
+const PXE_KEYS: readonly (keyof PxeBootFiles)[] = ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'];
+
+function parsePxe(value: unknown, source: string): PxeBootFiles {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('pxe', `expected an object with ${PXE_KEYS.join(', ')}, got ${JSON.stringify(value)}`, source);
+  }
+  const out: PxeBootFiles = {};
+  for (const [key, entry] of Object.entries(value)) {
+    if (!(PXE_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`pxe.${key}`, `unknown key (known: ${PXE_KEYS.join(', ')})`, source);
+    }
+    if (typeof entry !== 'string' || entry.trim() === '' || entry.length > 127) {
+      throw new ConfigError(`pxe.${key}`, `expected a TFTP path or URL (1-127 characters), got ${JSON.stringify(entry)}`, source);
+    }
+    out[key as keyof PxeBootFiles] = entry;
+  }
+  return out;
+}

@@ -1,0 +1,41 @@
+/**
+ * What the API and the daemon need from the fleet, as plain JSON (the same JSON as
+ * `pxetools --json`). The real `Fleet` is adapted to this in fleet-adapter.ts; keeping the port
+ * narrow lets the API stay a thin shell over the domain verbs.
+ */
+export type Json = Record<string, unknown>;
+
+export interface AddPiInput {
+  serial: string;
+  owner?: string;
+  name?: string;
+  base?: string;
+  mac?: string;
+}
+
+export interface SetupInput {
+  base: string;
+  image?: string;
+  bootTarball?: string;
+  rootTarball?: string;
+  bootDir?: string;
+  rootfsDir?: string;
+}
+
+export interface ResetInput {
+  serials?: string[];
+  all?: boolean;
+}
+
+export interface FleetPort {
+  list(): Promise<Json[]>;
+  /** Throws an IotTofuError with a NOT_FOUND-like code for an unknown serial. */
+  get(serial: string): Promise<Json>;
+  add(input: AddPiInput): Promise<Json>;
+  remove(serial: string): Promise<Json>;
+  timeline(serial: string): Promise<Json[]>;
+  discovered(): Promise<Json[]>;
+  bases(): Promise<Json[]>;
+  setup(input: SetupInput): Promise<Json>;
+  reset(input: ResetInput): Promise<Json>;
+}

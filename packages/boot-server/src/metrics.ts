@@ -1,0 +1,101 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventBus } from './events.js';
+
+/** Live transfer numbers the TFTP server knows; read at scrape time. */
+export interface TransferLoad {
+  active: number;
+  queued: number;
+}
+
+export interface BootMetrics {
+  readonly registry: Registry;
+  /** Prometheus text exposition. */
+  render(): Promise<string>;
+  readonly contentType: string;
+  /** Stops listening to the bus. */
+  close(): void;
+}
+
+/** The file part of a TFTP path without the serial folder, so label cardinality stays per file name. */
+export function fileLabel(path: string): string {
+  const parts = path.replace(/^\/+/, '').split('/');
+  if (parts.length > 1 && /^[0-9a-f]{8}$|^([0-9a-f]{2}-){5}[0-9a-f]{2}$/.test(parts[0] ?? '')) parts.shift();
+  const name = parts.join('/');
+  return name.length > 64 ? name.slice(0, 64) : name;
+}
+
+/**
+ * Prometheus metrics fed by the event bus (counters, histograms) and by the TFTP server's live
+ * load (gauges, read at scrape time). One registry per daemon so tests never share state.
+ */
+export function createMetrics(bus: EventBus, load: () => TransferLoad | undefined, options: { defaultMetrics?: boolean } = {}): BootMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'iot_tofu_' });
+
+  const dhcpRequests = new Counter({ name: 'iot_tofu_dhcp_requests_total', help: 'DHCP/PXE packets received by the proxy', labelNames: ['port'], registers: [registry] });
+  const dhcpOffers = new Counter({ name: 'iot_tofu_dhcp_offers_total', help: 'Proxy offers and acks sent', labelNames: ['kind'], registers: [registry] });
+  const dhcpIgnored = new Counter({ name: 'iot_tofu_dhcp_ignored_total', help: 'DHCP packets not answered, by reason', labelNames: ['reason'], registers: [registry] });
+  const pisSeen = new Counter({ name: 'iot_tofu_pis_seen_total', help: 'Raspberry Pi DISCOVERs recognised', registers: [registry] });
+  const transfers = new Counter({ name: 'iot_tofu_tftp_transfers_total', help: 'TFTP transfers ended, by result', labelNames: ['result'], registers: [registry] });
+  const bytes = new Counter({ name: 'iot_tofu_tftp_bytes_total', help: 'File bytes sent over TFTP by completed transfers', registers: [registry] });
+  const retries = new Counter({ name: 'iot_tofu_tftp_retries_total', help: 'TFTP retransmissions', registers: [registry] });
+  const aborts = new Counter({ name: 'iot_tofu_tftp_aborts_total', help: 'TFTP transfers the client ended early (e.g. "Early terminate" probes)', registers: [registry] });
+  const fileDuration = new Histogram({
+    name: 'iot_tofu_tftp_file_duration_seconds',
+    help: 'Time to serve one file, by file name (serial folder stripped)',
+    labelNames: ['file'],
+    buckets: [0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10, 30],
+    registers: [registry],
+  });
+  const bootDuration = new Histogram({
+    name: 'iot_tofu_boot_duration_seconds',
+    help: 'From the first DISCOVER of a boot to the kernel delivered',
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300],
+    registers: [registry],
+  });
+  const bootsFailed = new Counter({ name: 'iot_tofu_boots_failed_total', help: 'Boots that went wrong, by reason kind', labelNames: ['reason'], registers: [registry] });
+  new Gauge({
+    name: 'iot_tofu_tftp_active_transfers',
+    help: 'TFTP transfers in progress',
+    registers: [registry],
+    collect() {
+      this.set(load()?.active ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'iot_tofu_tftp_queued_transfers',
+    help: 'TFTP requests waiting for a transfer slot',
+    registers: [registry],
+    collect() {
+      this.set(load()?.queued ?? 0);
+    },
+  });
+
+  const offs = [
+    bus.on('dhcp-request', (e) => dhcpRequests.inc({ port: String(e.port) })),
+    bus.on('offer-sent', (e) => dhcpOffers.inc({ kind: e.kind })),
+    bus.on('dhcp-ignored', (e) => dhcpIgnored.inc({ reason: e.reason })),
+    bus.on('pi-seen', () => pisSeen.inc()),
+    bus.on('file-served', (e) => {
+      transfers.inc({ result: 'complete' });
+      bytes.inc(e.bytes);
+      if (e.retries > 0) retries.inc(e.retries);
+      fileDuration.observe({ file: fileLabel(e.file) }, e.ms / 1000);
+    }),
+    bus.on('transfer-failed', (e) => {
+      transfers.inc({ result: e.kind });
+      if (e.retries > 0) retries.inc(e.retries);
+      if (e.kind === 'aborted') aborts.inc();
+    }),
+    bus.on('boot-complete', (e) => bootDuration.observe(e.ms / 1000)),
+    // The reason text holds file names; the label keeps only its kind so cardinality stays bounded.
+    bus.on('boot-failed', (e) => bootsFailed.inc({ reason: e.reason.includes('missing') ? 'file-missing' : e.reason.startsWith('no TFTP') ? 'no-tftp-after-offer' : 'other' })),
+  ];
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    close: () => offs.forEach((off) => off()),
+  };
+}

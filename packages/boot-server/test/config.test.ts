@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, defaultServerIp, envName, nonInternalIPv4s, resolveConfig, type ConfigLayers } from '../src/config.js';
+
+const host = { ipv4s: ['192.168.10.10'], cwd: '/srv/here' };
+
+describe('resolveConfig: layers merge defaults < file < env < flags', () => {
+  it('starts from the DESIGN.md defaults and the only non-internal IPv4', () => {
+    expect(resolveConfig({}, host)).toEqual({ ...DEFAULT_CONFIG, serverIp: '192.168.10.10' });
+  });
+
+  const cases: Array<[string, ConfigLayers, Partial<ReturnType<typeof resolveConfig>>]> = [
+    ['file sets a key', { file: { path: '/etc/iot-tofu/config.json', data: { tftpPort: 1069 } } }, { tftpPort: 1069 }],
+    ['env beats file', { file: { path: '/c.json', data: { tftpPort: 1069 } }, env: { IOT_TOFU_TFTP_PORT: '2069' } }, { tftpPort: 2069 }],
+    ['flag beats env', { env: { IOT_TOFU_TFTP_PORT: '2069' }, flags: { tftpPort: '3069' } }, { tftpPort: 3069 }],
+    ['undefined flag keeps lower layer', { env: { IOT_TOFU_API_PORT: '0' }, flags: { apiPort: undefined } }, { apiPort: 0 }],
+    ['empty env var is ignored', { env: { IOT_TOFU_TFTP_ROOT: '' } }, { tftpRoot: '/tftpboot' }],
+    ['--no-dhcp', { flags: { dhcp: false } }, { dhcp: false }],
+    ['noDhcp in a file maps onto dhcp', { file: { path: '/c.json', data: { noDhcp: true } } }, { dhcp: false }],
+    ['boolean env words', { env: { IOT_TOFU_TFTP: 'off' } }, { tftp: false }],
+    ['relative file paths are relative to the file', { file: { path: '/etc/tofu/c.json', data: { tftpRoot: 'tftp' } } }, { tftpRoot: '/etc/tofu/tftp' }],
+    ['relative flag paths are relative to cwd', { flags: { stateDir: 'state' } }, { stateDir: '/srv/here/state' }],
+    ['server ip from a flag wins over autodetection', { flags: { serverIp: '10.0.0.5' } }, { serverIp: '10.0.0.5' }],
+    ['pxe table from the file', { file: { path: '/c.json', data: { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } } } }, { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } }],
+    ['pxe table from env JSON', { env: { IOT_TOFU_PXE: '{"uefiX64":"ipxe.efi"}' } }, { pxe: { uefiX64: 'ipxe.efi' } }],
+    ['dhcpAnswer', { flags: { dhcpAnswer: 'any-pi' } }, { dhcpAnswer: 'any-pi' }],
+    ['the config key itself is not a setting', { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } }, { tftpPort: 69 }],
+  ];
+  it.each(cases)('%s', (_name, layers, expected) => {
+    expect(resolveConfig(layers, host)).toMatchObject(expected);
+  });
+});
+
+describe('resolveConfig: one clear error naming the key', () => {
+  const bad: Array<[ConfigLayers, RegExp]> = [
+    [{ flags: { tftpPort: 'sixty-nine' } }, /tftpPort: expected a whole number.*"sixty-nine".*command line --tftp-port|command line --tftp-port.*tftpPort/],
+    [{ flags: { tftpPort: 70000 } }, /tftpPort: expected a port number/],
+    [{ env: { IOT_TOFU_SERVER_IP: '10.0.0' } }, /environment IOT_TOFU_SERVER_IP.*serverIp: expected an IPv4 address/],
+    [{ file: { path: '/c.json', data: { dhcpAnswer: 'everyone' } } }, /config file \/c\.json.*dhcpAnswer: expected one of registered, any-pi, none/],
+    [{ file: { path: '/c.json', data: { tftproot: '/x' } } }, /tftproot: unknown key/],
+    [{ file: { path: '/c.json', data: [1, 2] } }, /must hold one JSON object/],
+    [{ file: { path: '/c.json', data: { pxe: { efi: 'x' } } } }, /pxe\.efi: unknown key/],
+    [{ file: { path: '/c.json', data: { pxe: 'x' } } }, /pxe: expected an object/],
+    [{ flags: { logLevel: 'loud' } }, /logLevel: expected one of fatal/],
+    [{ env: { IOT_TOFU_DHCP: 'maybe' } }, /dhcp: expected true or false/],
+    [{ env: { IOT_TOFU_PXE: '{' } }, /IOT_TOFU_PXE: expected a JSON object/],
+    [{ flags: { tftpRoot: '' } }, /tftpRoot: expected a path/],
+  ];
+  it.each(bad)('%j', (layers, message) => {
+    let thrown: unknown;
+    try {
+      resolveConfig(layers, host);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).code).toBe('CONFIG_INVALID');
+    expect((thrown as Error).message).toMatch(message);
+    expect((thrown as Error).message).not.toContain('\n');
+  });
+});
+
+describe('default server IP', () => {
+  it('needs exactly one candidate', () => {
+    expect(defaultServerIp(['10.1.1.1', '10.1.1.1'])).toBe('10.1.1.1');
+    expect(() => defaultServerIp([])).toThrow(/serverIp: no non-internal IPv4/);
+    expect(() => defaultServerIp(['10.1.1.1', '10.2.2.2'])).toThrow(/serverIp: several IPv4 addresses \(10\.1\.1\.1, 10\.2\.2\.2\)/);
+  });
+  it('is not needed when given', () => {
+    expect(resolveConfig({ flags: { serverIp: '127.0.0.1' } }, { ipv4s: [], cwd: '/' }).serverIp).toBe('127.0.0.1');
+  });
+  it('reads os.networkInterfaces() shapes (node 18 numeric family too)', () => {
+    expect(
+      nonInternalIPv4s({
+        lo: [{ family: 'IPv4', internal: true, address: '127.0.0.1' }],
+        eth0: [
+          { family: 'IPv4', internal: false, address: '10.77.0.2' },
+          { family: 'IPv6', internal: false, address: 'fe80::1' },
+        ],
+        eth1: [{ family: 4, internal: false, address: '10.78.0.2' }],
+        down: undefined,
+      }),
+    ).toEqual(['10.77.0.2', '10.78.0.2']);
+  });
+  it('names environment variables after the keys', () => {
+    expect(envName('serverIp')).toBe('IOT_TOFU_SERVER_IP');
+    expect(envName('tftpAfterOfferTimeout')).toBe('IOT_TOFU_TFTP_AFTER_OFFER_TIMEOUT');
+  });
+});
