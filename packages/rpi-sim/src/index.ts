@@ -1,1 +1,10 @@
-export {};
+export { behaviourFor, hasRomStage } from './behaviour.js';
+export type { PiBehaviour } from './behaviour.js';
+export { systemClock, sleep } from './clock.js';
+export type { Clock } from './clock.js';
+export { bootPi, piGuid } from './pi.js';
+export type { PiIdentity, PiLink, DhcpLease, LeaseRequest, LeaseOutcome, FetchRequest, FetchOutcome, BootPiOptions } from './pi.js';
+export { runBootStorm, simulatedIdentities, summarize, percentile } from './storm.js';
+export type { BootStormOptions, StormResult, StormSummary } from './storm.js';
+export { formatEvent } from './timeline.js';
+export type { TimelineEvent, PiReport, FailureReason } from './timeline.js';

@@ -1,0 +1,97 @@
+import type { Clock } from '../src/clock.js';
+import type { FetchOutcome, FetchRequest, LeaseOutcome, LeaseRequest, PiLink } from '../src/pi.js';
+
+/** Virtual time: timers fire in order, with every pending promise settled in between. */
+export class FakeClock implements Clock {
+  private t = 0;
+  private nextId = 1;
+  private timers = new Map<number, { at: number; callback: () => void }>();
+
+  now(): number {
+    return this.t;
+  }
+  setTimeout(callback: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), callback });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+  /** Runs until `done` settles; throws if virtual time passes `maxMs` (a stuck model). */
+  async run<T>(done: Promise<T>, maxMs = 3_600_000): Promise<T> {
+    let settled = false;
+    const result = done.finally(() => (settled = true));
+    for (;;) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (settled) return result;
+      const next = [...this.timers.entries()].sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+      if (!next) throw new Error('fake clock: nothing scheduled but the run is not finished');
+      if (next[1].at > maxMs) throw new Error(`fake clock: passed ${maxMs} ms`);
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].callback();
+    }
+  }
+}
+
+export interface ScriptedFile {
+  /** Bytes of the file; undefined = not found. */
+  size?: number;
+  /** How long a full transfer takes (ms); past the request's timeoutMs it times out. */
+  ms?: number;
+}
+
+/**
+ * A scripted network: DHCP answers after `leaseMs` (or never while `dhcpUp` says no), files come
+ * from a table. It records every request so tests can compare the Pi's order with PROTOCOL.md.
+ */
+export class ScriptedLink implements PiLink {
+  readonly fetches: FetchRequest[] = [];
+  readonly leases: LeaseRequest[] = [];
+  constructor(
+    private readonly clock: FakeClock,
+    private readonly files: (path: string, attempt: number) => ScriptedFile,
+    private readonly dhcpUp: (leaseNumber: number) => boolean = () => true,
+    private readonly leaseMs = 10,
+  ) {}
+
+  acquireLease(request: LeaseRequest): Promise<LeaseOutcome> {
+    this.leases.push(request);
+    const answered = this.dhcpUp(this.leases.length);
+    request.onEvent({ kind: 'discover', xid: request.xid });
+    const wait = answered ? this.leaseMs : request.behaviour.dhcpTimeoutMs;
+    return new Promise((resolve) => {
+      const handle = this.clock.setTimeout(() => {
+        if (!answered) return resolve({ ok: false, detail: 'no offer' });
+        request.onEvent({ kind: 'offer', from: '10.0.0.2', pxe: true });
+        resolve({ ok: true, lease: { address: '10.0.1.5', tftpServer: '10.0.0.2' } });
+      }, wait);
+      this.onAbort(request.signal, handle, () => resolve({ ok: false, detail: 'stopped' }));
+    });
+  }
+
+  fetch(request: FetchRequest): Promise<FetchOutcome> {
+    this.fetches.push(request);
+    const file = this.files(request.path, this.leases.length);
+    return new Promise((resolve) => {
+      if (file.size === undefined) return this.clock.setTimeout(() => resolve({ result: 'not-found', bytes: 0, retransmits: 0, detail: 'File not found' }), 1);
+      if (request.probe) return this.clock.setTimeout(() => resolve({ result: 'probe', bytes: 0, retransmits: 0 }), 1);
+      const ms = file.ms ?? 1;
+      if (ms > request.timeoutMs) {
+        const partial = Math.floor((file.size * request.timeoutMs) / ms);
+        const handle = this.clock.setTimeout(() => resolve({ result: 'timeout', bytes: partial, retransmits: 0, detail: 'file limit' }), request.timeoutMs);
+        return this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
+      }
+      const handle = this.clock.setTimeout(() => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0 }), ms);
+      this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
+    });
+  }
+
+  private onAbort(signal: AbortSignal, handle: unknown, settle: () => void): void {
+    signal.addEventListener('abort', () => {
+      this.clock.clearTimeout(handle);
+      settle();
+    }, { once: true });
+  }
+}
