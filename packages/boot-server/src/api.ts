@@ -62,6 +62,39 @@ export function validationField(error: { instancePath?: string; params?: Record<
   return path;
 }
 
+interface ValidationIssue {
+  keyword: string;
+  instancePath?: string;
+  schemaPath?: string;
+  params?: Record<string, unknown>;
+  message?: string;
+}
+
+/**
+ * Picks the error a client can act on from ajv's list (allErrors): an unknown field first, then a
+ * plain field error, and for "one of these sources" rules the alternatives spelled out.
+ */
+export function describeValidation(issues: readonly ValidationIssue[]): { field: string; message: string } {
+  const unknownField = issues.find((i) => i.keyword === 'additionalProperties');
+  if (unknownField) return { field: validationField(unknownField), message: 'unknown field' };
+  const direct = issues.find((i) => i.keyword !== 'oneOf' && !(i.schemaPath ?? '').includes('/oneOf/'));
+  if (direct) return { field: validationField(direct), message: direct.message ?? 'invalid' };
+  const branches = new Map<string, string[]>();
+  for (const issue of issues) {
+    const branch = /\/oneOf\/(\d+)\/required$/.exec(issue.schemaPath ?? '')?.[1];
+    const missing = issue.params?.missingProperty;
+    if (branch !== undefined && typeof missing === 'string') branches.set(branch, [...(branches.get(branch) ?? []), missing]);
+  }
+  const oneOf = issues.find((i) => i.keyword === 'oneOf');
+  if (branches.size > 0 && oneOf) {
+    const path = validationField({ instancePath: oneOf.instancePath ?? '' });
+    const choices = [...branches.values()].map((fields) => fields.join(' + '));
+    return { field: path || [...new Set([...branches.values()].flat())].join('|'), message: `give exactly one of: ${choices.join(', or ')}` };
+  }
+  const first = issues[0];
+  return { field: first ? validationField(first) : '', message: first?.message ?? 'invalid' };
+}
+
 function sameToken(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
@@ -77,7 +110,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = fastify({
     loggerInstance: options.logger?.child({ subsystem: 'api' }) as FastifyBaseLogger | undefined,
     disableRequestLogging: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true } },
     bodyLimit: 64 * 1024,
   });
 
@@ -102,11 +135,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
-      const first = error.validation[0];
-      const field = first ? validationField(first as { instancePath?: string; params?: Record<string, unknown> }) : '';
+      const { field, message } = describeValidation(error.validation as ValidationIssue[]);
       const where = error.validationContext ?? 'request';
       return reply.code(400).send({
-        error: { code: 'INVALID_REQUEST', message: `${where}${field ? `.${field}` : ''}: ${first?.message ?? 'invalid'}`, field: field || where },
+        error: { code: 'INVALID_REQUEST', message: `${where}${field ? `.${field}` : ''}: ${message}`, field: field || where },
       });
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
@@ -199,7 +231,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         clearInterval(keepAlive);
         streams.delete(raw);
       };
-      request.raw.once('close', done);
+      // The socket closing is the one signal that covers client aborts, resets and server shutdown.
+      request.raw.socket.once('close', done);
       raw.once('close', done);
     },
   );

@@ -1,0 +1,231 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ajv } from 'ajv';
+import type { FastifyInstance } from 'fastify';
+import { IotTofuError } from '@iot-tofu/errors';
+import { buildApi } from '../src/api.js';
+import { EventBus } from '../src/events.js';
+import { createMetrics } from '../src/metrics.js';
+import type { FleetPort, Json } from '../src/fleet-port.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+
+/** A tiny in-memory fleet with the port's semantics (the real Fleet is exercised in test/boot-server). */
+function memoryFleet(): FleetPort {
+  const pis = new Map<string, Json>();
+  const notFound = (serial: string) => new IotTofuError('PI_NOT_FOUND', `no Pi ${serial} registered`);
+  return {
+    list: async () => [...pis.values()],
+    get: async (serial) => pis.get(serial.toLowerCase()) ?? Promise.reject(notFound(serial)),
+    add: async (input) => {
+      const serial = input.serial.toLowerCase();
+      if (pis.has(serial)) throw new IotTofuError('PI_EXISTS', `Pi ${serial} already exists`);
+      const pi = { serial, owner: input.owner ?? null, name: input.name ?? null, mac: input.mac ?? null, ip: null, base: input.base ?? 'default' };
+      pis.set(serial, pi);
+      return pi;
+    },
+    remove: async (serial) => {
+      if (!pis.delete(serial.toLowerCase())) throw notFound(serial);
+      return { serial, removed: true };
+    },
+    timeline: async (serial) => {
+      if (!pis.has(serial.toLowerCase())) throw notFound(serial);
+      return [{ at: new Date(0).toISOString(), type: 'discover', mac: 'dc:a6:32:00:00:01' }];
+    },
+    discovered: async () => [{ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', ip: null, model: 'pi4', lastSeen: new Date(0).toISOString() }],
+    bases: async () => [{ name: 'default' }],
+    setup: async (input) => ({ name: input.base }),
+    reset: async (input) => ({ reset: input.serials ?? [] }),
+  };
+}
+
+describe('HTTP API', () => {
+  let app: FastifyInstance;
+  let base: string;
+  const bus = new EventBus();
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  beforeAll(async () => {
+    const metrics = createMetrics(bus, () => ({ active: 2, queued: 1 }), { defaultMetrics: false });
+    app = await buildApi({ fleet: memoryFleet(), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }) });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterAll(async () => app?.close());
+
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = auth) => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text, json: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
+  };
+
+  describe('auth', () => {
+    it.each([
+      ['GET', '/api/v1/pis'],
+      ['POST', '/api/v1/pis'],
+      ['DELETE', '/api/v1/pis/9f55bbfd'],
+      ['GET', '/api/v1/events'],
+      ['GET', '/api/v1/openapi.json'],
+      ['GET', '/api/v1/no-such-route'],
+    ])('refuses %s %s without the token', async (method, path) => {
+      const response = await call(method, path, undefined, {});
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+      expect(response.json.error.code).toBe('UNAUTHORIZED');
+    });
+    it.each([`Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer '])('refuses %j', async (header) => {
+      expect((await call('GET', '/api/v1/pis', undefined, { authorization: header })).status).toBe(401);
+    });
+    it('serves /metrics and /healthz without a token', async () => {
+      const health = await call('GET', '/healthz', undefined, {});
+      expect(health.status).toBe(200);
+      expect(health.json).toEqual({ status: 'ok', dhcp: false, tftp: true });
+      const metrics = await call('GET', '/metrics', undefined, {});
+      expect(metrics.status).toBe(200);
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(metrics.text).toMatch(/^iot_tofu_tftp_active_transfers 2$/m);
+      expect(metrics.text).toMatch(/^iot_tofu_tftp_queued_transfers 1$/m);
+    });
+  });
+
+  describe('fleet verbs', () => {
+    it('adds, lists, gets, shows the timeline of and removes a Pi', async () => {
+      const added = await call('POST', '/api/v1/pis', { serial: '9F55BBFD', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2' });
+      expect(added.status).toBe(201);
+      expect(added.json).toMatchObject({ serial: '9f55bbfd', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2' });
+      expect((await call('GET', '/api/v1/pis')).json).toEqual([added.json]);
+      expect((await call('GET', '/api/v1/pis/9f55bbfd')).json).toEqual(added.json);
+      const timeline = await call('GET', '/api/v1/pis/9f55bbfd/timeline');
+      expect(timeline.status).toBe(200);
+      expect(timeline.json[0]).toMatchObject({ type: 'discover', mac: 'dc:a6:32:00:00:01' });
+      expect((await call('POST', '/api/v1/pis', { serial: '9f55bbfd' })).status).toBe(409);
+      expect((await call('DELETE', '/api/v1/pis/9f55bbfd')).status).toBe(200);
+      expect((await call('GET', '/api/v1/pis/9f55bbfd')).json.error.code).toBe('PI_NOT_FOUND');
+      expect((await call('DELETE', '/api/v1/pis/9f55bbfd')).status).toBe(404);
+    });
+    it('lists bases and discovered Pis, runs setup and reset', async () => {
+      expect((await call('GET', '/api/v1/bases')).json).toEqual([{ name: 'default' }]);
+      expect((await call('GET', '/api/v1/discovered')).json[0]).toMatchObject({ serial: 'deadbeef', model: 'pi4' });
+      expect((await call('POST', '/api/v1/setup', { base: 'bookworm', image: '/srv/raspios.img.xz' })).status).toBe(201);
+      expect((await call('POST', '/api/v1/reset', { serials: ['9f55bbfd'] })).json).toEqual({ reset: ['9f55bbfd'] });
+    });
+  });
+
+  describe('bad input names the field', () => {
+    const cases: Array<[string, string, unknown, string]> = [
+      ['POST', '/api/v1/pis', {}, 'serial'],
+      ['POST', '/api/v1/pis', { serial: 'xyz' }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: 12345678 }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', name: 'bad name!' }, 'name'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', mac: 'not-a-mac' }, 'mac'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', colour: 'red' }, 'colour'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo; rm -rf /' }, 'owner'],
+      ['GET', '/api/v1/pis/nope', undefined, 'serial'],
+      ['DELETE', '/api/v1/pis/..%2Fetc', undefined, 'serial'],
+      ['GET', '/api/v1/pis/nope/timeline', undefined, 'serial'],
+      ['POST', '/api/v1/setup', { image: '/x.img' }, 'base'],
+      ['POST', '/api/v1/setup', { base: '../x', image: '/x.img' }, 'base'],
+      ['POST', '/api/v1/setup', { base: 'b', image: 'relative.img' }, 'image'],
+      ['POST', '/api/v1/reset', { serials: ['zz'] }, 'serials.0'],
+      ['POST', '/api/v1/reset', { colour: 1 }, 'colour'],
+    ];
+    it.each(cases)('%s %s %j → 400 naming %s', async (method, path, body, field) => {
+      const response = await call(method, path, body);
+      expect(response.status).toBe(400);
+      expect(response.json.error.code).toBe('INVALID_REQUEST');
+      expect(response.json.error.field).toBe(field);
+      expect(response.json.error.message).toContain(field);
+    });
+    it('rejects a setup with two sources or none', async () => {
+      for (const body of [{ base: 'b' }, { base: 'b', image: '/a.img', bootDir: '/b', rootfsDir: '/r' }, { base: 'b', bootTarball: '/b.tar' }]) {
+        const response = await call('POST', '/api/v1/setup', body);
+        expect(response.status).toBe(400);
+      }
+    });
+    it('rejects malformed JSON with a clear 400', async () => {
+      const response = await call('POST', '/api/v1/pis', '{"serial":');
+      expect(response.status).toBe(400);
+      expect(response.json.error.message).toMatch(/JSON/i);
+    });
+    it('answers unknown routes with 404 JSON', async () => {
+      const response = await call('GET', '/api/v1/nothing');
+      expect(response.status).toBe(404);
+      expect(response.json.error.code).toBe('NOT_FOUND');
+    });
+  });
+
+  describe('server-sent events', () => {
+    it('streams bus events to a subscriber and unsubscribes when the client goes away', async () => {
+      const { port } = new URL(base);
+      const baseline = bus.listenerCount('pi-seen'); // metrics listen too
+      const request = http.get({ host: '127.0.0.1', port: Number(port), path: '/api/v1/events', headers: auth });
+      const response = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toBe('text/event-stream');
+      response.setEncoding('utf8');
+      let text = '';
+      const until = (pattern: RegExp) =>
+        new Promise<void>((resolve) => {
+          const check = () => (pattern.test(text) ? (response.off('data', onData), resolve()) : undefined);
+          const onData = (chunk: string) => ((text += chunk), check());
+          response.on('data', onData);
+          check();
+        });
+      await until(/iot-tofu events/);
+      bus.emit('pi-seen', { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', at: 1 });
+      bus.emit('file-served', { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 });
+      await until(/event: file-served\ndata: .*\n\n/);
+      const events = text.split('\n\n').filter((b) => b.startsWith('event: ')).map((b) => ({ name: b.split('\n')[0], data: JSON.parse(b.split('data: ')[1]!) }));
+      expect(events).toEqual([
+        { name: 'event: pi-seen', data: { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', at: 1 } },
+        { name: 'event: file-served', data: { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 } },
+      ]);
+      expect(bus.listenerCount('pi-seen')).toBe(baseline + 1);
+      request.destroy();
+      await expect.poll(() => bus.listenerCount('pi-seen')).toBe(baseline);
+    });
+  });
+
+  describe('OpenAPI document', () => {
+    it('describes every route and matches live responses', async () => {
+      const doc = (await call('GET', '/api/v1/openapi.json')).json;
+      expect(doc.openapi).toBe('3.0.3');
+      expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
+      const paths = Object.keys(doc.paths).sort();
+      expect(paths).toEqual(['/api/v1/bases', '/api/v1/discovered', '/api/v1/events', '/api/v1/pis', '/api/v1/pis/{serial}', '/api/v1/pis/{serial}/timeline', '/api/v1/reset', '/api/v1/setup'].sort());
+
+      const ajv = new Ajv({ strict: false, allErrors: true });
+      const check = async (method: string, path: string, template: string, body?: unknown) => {
+        const live = await call(method, path, body);
+        const operation = doc.paths[template][method.toLowerCase()];
+        expect(operation, `${method} ${template} documented`).toBeDefined();
+        const documented = operation.responses[String(live.status)];
+        expect(documented, `${method} ${template} documents status ${live.status}`).toBeDefined();
+        const schema = documented.content?.['application/json']?.schema;
+        expect(schema, `${method} ${template} ${live.status} has a JSON schema`).toBeDefined();
+        const validate = ajv.compile(schema);
+        expect(validate(live.json), `${method} ${path} → ${live.status}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+        if (body !== undefined) {
+          const requestSchema = operation.requestBody.content['application/json'].schema;
+          expect(ajv.validate(requestSchema, body) === (live.status < 400) || live.status >= 404).toBe(true);
+        }
+      };
+      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk' });
+      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: 'nope' });
+      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: '0a1b2c3d' });
+      await check('GET', '/api/v1/pis', '/api/v1/pis');
+      await check('GET', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+      await check('GET', '/api/v1/pis/0a1b2c3d/timeline', '/api/v1/pis/{serial}/timeline');
+      await check('GET', '/api/v1/pis/ffffffff', '/api/v1/pis/{serial}');
+      await check('GET', '/api/v1/discovered', '/api/v1/discovered');
+      await check('GET', '/api/v1/bases', '/api/v1/bases');
+      await check('POST', '/api/v1/setup', '/api/v1/setup', { base: 'b2', bootDir: '/srv/boot', rootfsDir: '/srv/root' });
+      await check('POST', '/api/v1/reset', '/api/v1/reset', { serials: ['0a1b2c3d'] });
+      await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+      await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+    });
+  });
+});
