@@ -1,0 +1,128 @@
+import { bootSequence, isPiModel, type PiModel } from '@iot-tofu/rpi';
+
+/** What the tracker concludes about a Pi's boot. */
+export type BootOutcome =
+  | { type: 'boot-complete'; serial: string; ms: number; at: number }
+  | { type: 'boot-failed'; serial: string; reason: string; at: number };
+
+/** The facts the tracker reads (a subset of the bus events). */
+export type TrackedEvent =
+  | { type: 'pi-seen'; serial?: string; model?: string; at: number }
+  | { type: 'offer-sent'; serial?: string; mac: string; model?: string; at: number }
+  | { type: 'transfer-started'; serial?: string; clientIp: string; file: string; at: number }
+  | { type: 'file-served'; serial?: string; clientIp: string; file: string; at: number }
+  | { type: 'transfer-failed'; serial?: string; clientIp: string; file: string; kind: string; at: number };
+
+interface BootState {
+  startedAt: number;
+  offeredAt?: number;
+  sawTftp: boolean;
+  done: boolean;
+}
+
+/** `9f55bbfd/start4.elf` → { serial: '9f55bbfd', file: 'start4.elf' }; unprefixed paths have no serial. */
+export function splitServedPath(path: string): { serial?: string; file: string } {
+  const clean = path.replace(/^\/+/, '');
+  const slash = clean.indexOf('/');
+  const head = slash > 0 ? clean.slice(0, slash) : '';
+  if (/^[0-9a-f]{8}$/.test(head)) return { serial: head, file: clean.slice(slash + 1) };
+  return { file: clean };
+}
+
+/**
+ * Follows each Pi's boot from the proxy offer to the kernel, and names what went wrong:
+ * "no TFTP after offer" when the Pi never asks for a file, "<file> missing" when a file its model
+ * needs does not exist. Pure: time comes in with each event and with tick().
+ */
+export class BootTracker {
+  private readonly boots = new Map<string, BootState>();
+  /** TFTP clients are known by IP; a prefixed request teaches which serial an IP belongs to. */
+  private readonly serialByIp = new Map<string, string>();
+  private readonly modelBySerial = new Map<string, PiModel>();
+  private readonly tftpTimeoutMs: number;
+
+  constructor(options: { tftpAfterOfferTimeoutMs: number }) {
+    this.tftpTimeoutMs = options.tftpAfterOfferTimeoutMs;
+  }
+
+  /** The serial a TFTP event belongs to (from its path, the event, or what the IP asked for before). */
+  serialOf(event: { serial?: string; clientIp?: string; file?: string }): string | undefined {
+    const fromPath = event.file ? splitServedPath(event.file).serial : undefined;
+    const serial = event.serial ?? fromPath ?? (event.clientIp ? this.serialByIp.get(event.clientIp) : undefined);
+    if (serial && event.clientIp) this.serialByIp.set(event.clientIp, serial);
+    return serial;
+  }
+
+  observe(event: TrackedEvent): BootOutcome[] {
+    if (event.type === 'pi-seen') {
+      if (event.serial && event.model && isPiModel(event.model)) this.modelBySerial.set(event.serial, event.model);
+      return [];
+    }
+    if (event.type === 'offer-sent') {
+      if (!event.serial) return [];
+      if (event.model && isPiModel(event.model)) this.modelBySerial.set(event.serial, event.model);
+      const previous = this.boots.get(event.serial);
+      // A Pi repeats DISCOVERs during one boot; a new boot starts after the last one finished.
+      if (!previous || previous.done) {
+        this.boots.set(event.serial, { startedAt: event.at, offeredAt: event.at, sawTftp: false, done: false });
+      } else {
+        previous.offeredAt ??= event.at;
+      }
+      return [];
+    }
+    const serial = this.serialOf(event);
+    if (!serial) return [];
+    let state = this.boots.get(serial);
+    if (!state || state.done) {
+      // TFTP without an offer we saw (e.g. the daemon restarted mid-boot): track from here.
+      state = { startedAt: event.at, sawTftp: true, done: false };
+      this.boots.set(serial, state);
+    }
+    state.sawTftp = true;
+    const file = splitServedPath(event.file).file;
+    if (event.type === 'file-served' && this.isKernel(serial, file)) {
+      state.done = true;
+      return [{ type: 'boot-complete', serial, ms: event.at - state.startedAt, at: event.at }];
+    }
+    if (event.type === 'transfer-failed' && event.kind === 'missing' && this.isRequired(serial, file)) {
+      state.done = true;
+      return [{ type: 'boot-failed', serial, reason: `${file} missing`, at: event.at }];
+    }
+    return [];
+  }
+
+  /** Reports offers that never led to a TFTP request. */
+  tick(now: number): BootOutcome[] {
+    const out: BootOutcome[] = [];
+    for (const [serial, state] of this.boots) {
+      if (!state.done && !state.sawTftp && state.offeredAt !== undefined && now - state.offeredAt >= this.tftpTimeoutMs) {
+        state.done = true;
+        out.push({ type: 'boot-failed', serial, reason: 'no TFTP after offer', at: now });
+      }
+      // Forget finished boots after a while so the map stays small on a long-running server.
+      if (state.done && now - state.startedAt > 3_600_000) this.boots.delete(serial);
+    }
+    return out;
+  }
+
+  /** True while a Pi is between its offer and its kernel (used by admission control). */
+  inProgress(serial: string): boolean {
+    const state = this.boots.get(serial);
+    return !!state && !state.done;
+  }
+
+  private models(serial: string): PiModel[] {
+    const model = this.modelBySerial.get(serial);
+    return model ? [model] : ['pi3b', 'pi3b+', 'pi4', 'pi5'];
+  }
+
+  private isKernel(serial: string, file: string): boolean {
+    return this.models(serial).some((m) => bootSequence(m).some((r) => r.kernel && r.file === file));
+  }
+
+  private isRequired(serial: string, file: string): boolean {
+    // Without a known model, only files every model needs count (a Pi 4 asking for start.elf is normal).
+    const models = this.models(serial);
+    return models.every((m) => bootSequence(m).some((r) => !r.optional && r.file === file));
+  }
+}

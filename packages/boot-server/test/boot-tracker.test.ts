@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { BootTracker, splitServedPath, type TrackedEvent } from '../src/boot-tracker.js';
+
+const S = '9f55bbfd';
+const ip = '10.77.0.120';
+const seen = (at: number, model = 'pi4'): TrackedEvent => ({ type: 'pi-seen', serial: S, model, at });
+const offer = (at: number): TrackedEvent => ({ type: 'offer-sent', serial: S, mac: 'dc:a6:32:01:36:c2', at });
+const served = (at: number, file: string): TrackedEvent => ({ type: 'file-served', clientIp: ip, file, at });
+const missing = (at: number, file: string): TrackedEvent => ({ type: 'transfer-failed', clientIp: ip, file, kind: 'missing', at });
+const aborted = (at: number, file: string): TrackedEvent => ({ type: 'transfer-failed', clientIp: ip, file, kind: 'aborted', at });
+
+describe('BootTracker', () => {
+  const cases: Array<[string, TrackedEvent[], number, unknown[]]> = [
+    ['a Pi 4 boot completes with the kernel', [seen(0), offer(0), aborted(100, `${S}/start4.elf`), served(900, `${S}/start4.elf`), served(4000, `${S}/kernel8.img`)], 5000, [{ type: 'boot-complete', serial: S, ms: 4000, at: 4000 }]],
+    ['a kernel probe abort is not the end', [seen(0), offer(0), aborted(3000, `${S}/kernel8.img`)], 5000, []],
+    ['start4.elf missing names the file', [seen(0), offer(0), missing(50, `${S}/start4.elf`)], 5000, [{ type: 'boot-failed', serial: S, reason: 'start4.elf missing', at: 50 }]],
+    ['optional files may be missing', [seen(0), offer(0), missing(50, `${S}/pieeprom.sig`), missing(60, `${S}/overlays/overlay_map.dtb`)], 5000, []],
+    ['a Pi 4 asking for start.elf is not a failure', [seen(0), offer(0), missing(50, `${S}/start.elf`)], 5000, []],
+    ['no TFTP after the offer', [seen(0), offer(0)], 10_000, [{ type: 'boot-failed', serial: S, reason: 'no TFTP after offer', at: 10_000 }]],
+    ['not yet timed out', [seen(0), offer(0)], 9_999, []],
+    ['repeated DISCOVERs keep the first start', [seen(0), offer(0), offer(1500), served(6000, `${S}/kernel8.img`)], 7000, [{ type: 'boot-complete', serial: S, ms: 6000, at: 6000 }]],
+    ['Pi 3 bootcode.bin at the root is attributed by IP after the first prefixed request', [seen(0, 'pi3b'), offer(0), served(100, `${S}/start.elf`), missing(200, 'bootcode.bin')], 1000, [{ type: 'boot-failed', serial: S, reason: 'bootcode.bin missing', at: 200 }]],
+    ['Pi 5 kernel', [seen(0, 'pi5'), offer(0), served(2500, `${S}/kernel_2712.img`)], 3000, [{ type: 'boot-complete', serial: S, ms: 2500, at: 2500 }]],
+    ['unknown client IP and unprefixed file: nothing to say', [served(10, 'boot.ipxe')], 100_000, []],
+  ];
+  it.each(cases)('%s', (_name, events, now, expected) => {
+    const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000 });
+    const out = events.flatMap((e) => tracker.observe(e));
+    out.push(...tracker.tick(now));
+    expect(out).toEqual(expected);
+  });
+
+  it('reports each failure once and tracks a new boot afterwards', () => {
+    const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 1000 });
+    tracker.observe(offer(0));
+    expect(tracker.inProgress(S)).toBe(true);
+    expect(tracker.tick(1000)).toHaveLength(1);
+    expect(tracker.tick(2000)).toEqual([]);
+    expect(tracker.inProgress(S)).toBe(false);
+    tracker.observe(offer(5000));
+    expect(tracker.observe(served(5200, `${S}/kernel8.img`))).toEqual([{ type: 'boot-complete', serial: S, ms: 200, at: 5200 }]);
+  });
+
+  it.each([
+    ['9f55bbfd/start4.elf', { serial: '9f55bbfd', file: 'start4.elf' }],
+    ['/9f55bbfd/overlays/x.dtbo', { serial: '9f55bbfd', file: 'overlays/x.dtbo' }],
+    ['bootcode.bin', { file: 'bootcode.bin' }],
+    ['dc-a6-32-01-36-c2/start4.elf', { file: 'dc-a6-32-01-36-c2/start4.elf' }],
+  ])('splits %s', (path, expected) => {
+    expect(splitServedPath(path)).toEqual(expected);
+  });
+});
