@@ -37,3 +37,7 @@ export {
 } from './pxe.js';
 export type { PxeMenuItem, PxeVendorClass } from './pxe.js';
 export { DhcpEncodeError, ProxyConfigError, DhcpBindError } from './errors.js';
+export { classifyClient, PI3_ROM_XID } from './classify.js';
+export type { ClientInfo, ClientKind, PiEvidence, GuidKind, ClassifyContext } from './classify.js';
+export { decideProxyReply, replyDestination, ipxeScriptUrl, maxReplySize, DEFAULT_PI3_REPEAT_DELAY_MS } from './policy.js';
+export type { ProxyPolicy, PiAnswerMode, PxeBootFiles, ProxyPort, IgnoreReason, ProxyDecision, Destination } from './policy.js';
