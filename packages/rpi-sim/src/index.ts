@@ -8,3 +8,7 @@ export { runBootStorm, simulatedIdentities, summarize, percentile } from './stor
 export type { BootStormOptions, StormResult, StormSummary } from './storm.js';
 export { formatEvent } from './timeline.js';
 export type { TimelineEvent, PiReport, FailureReason } from './timeline.js';
+export { NetworkLink } from './network-link.js';
+export type { NetworkLinkOptions } from './network-link.js';
+export { DhcpClientPort, DhcpClientBindError, acquireLease, encodePiDhcpRequest } from './dhcp-client.js';
+export { fetchFile } from './tftp-client.js';
