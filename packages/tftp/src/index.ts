@@ -25,3 +25,38 @@ export {
   DEFAULT_MAX_BLKSIZE,
 } from './options.js';
 export type { NegotiationInput, NegotiationLimits, NegotiatedOptions } from './options.js';
+export { sanitizeTftpPath } from './path.js';
+export type { SanitizedPath, PathRejection } from './path.js';
+export { FileSource, TftpFileError } from './file-source.js';
+export type {
+  FileSourceOptions,
+  FileSourceStats,
+  FileProvider,
+  ProviderRequest,
+  FileBody,
+  OpenedFile,
+  OpenOptions,
+  FileErrorReason,
+} from './file-source.js';
+export { ReadTransferMachine } from './transfer.js';
+export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult } from './transfer.js';
+export { TftpServer, TftpServerError } from './server.js';
+export type {
+  TftpServerOptions,
+  TftpServerEvents,
+  TftpServerStats,
+  TftpClient,
+  TftpClock,
+  TftpFileOpener,
+  UdpSocket,
+  UdpSocketFactory,
+  TransferStartedEvent,
+  FileServedEvent,
+  TransferAbortedEvent,
+  TransferFailedEvent,
+  TransferFailureReason,
+  PacketDroppedEvent,
+  DropReason,
+} from './server.js';
+export { silentLogger } from './logger.js';
+export type { TftpLogger } from './logger.js';

@@ -1,0 +1,432 @@
+import { open as openFile, realpath, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { isAbsolute, join, sep } from 'node:path';
+import { IotTofuError } from '@iot-tofu/errors';
+import { isSerialFolderName } from '@iot-tofu/rpi';
+import { sanitizeTftpPath } from './path.js';
+import type { PathRejection } from './path.js';
+import { silentLogger } from './logger.js';
+import type { TftpLogger } from './logger.js';
+
+/** Why a file could not be opened; `reason` is what transfer events report. */
+export type FileErrorReason = 'not-found' | 'access-denied' | 'io-error';
+
+export class TftpFileError extends IotTofuError {
+  readonly reason: FileErrorReason;
+  constructor(reason: FileErrorReason, message: string, options?: { cause?: unknown }) {
+    super(`TFTP_${reason.toUpperCase().replace('-', '_')}`, message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The bytes of one opened file. `read` answers synchronously when the bytes are in memory (the
+ * hot path: cached files never cost an await per block) and with a promise otherwise.
+ */
+export interface FileBody {
+  readonly size: number;
+  read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
+  /** Gives the file back (drops the cache reference or closes the descriptor); idempotent. */
+  release(): void;
+}
+
+export interface OpenedFile {
+  /** Sanitised request path (`/`-joined segments). */
+  readonly path: string;
+  /** The Pi's serial folder when the path starts with one (`9ffefdef/start4.elf`). */
+  readonly serial?: string;
+  readonly origin: 'disk' | 'shared' | 'provider';
+  readonly body: FileBody;
+}
+
+export interface ProviderRequest {
+  /** Sanitised request path, e.g. `9ffefdef/cmdline.txt`. */
+  readonly path: string;
+  readonly serial?: string;
+  /** The path below the serial folder (`cmdline.txt`), or the whole path when there is no serial. */
+  readonly file: string;
+  readonly client?: { readonly address: string; readonly port: number };
+}
+
+/**
+ * Generates a file on request (a Pi's own cmdline.txt, say). Returns undefined when it does not
+ * handle the path. Providers are asked after `<root>/<serial>/<file>` and before the shared folder.
+ */
+export type FileProvider = (request: ProviderRequest) => Uint8Array | string | undefined | Promise<Uint8Array | string | undefined>;
+
+export interface FileSourceOptions {
+  /** TFTP root; every disk lookup stays inside its realpath. */
+  readonly root: string;
+  /** Folder (relative to root, or absolute) a registered Pi falls back to; null turns it off. Default `base`. */
+  readonly sharedFolder?: string | null;
+  /** Whether a serial may use the shared folder. Default: no serial may. */
+  readonly isRegistered?: (serial: string) => boolean;
+  readonly providers?: readonly FileProvider[];
+  /** Memory the shared read cache may hold (default 256 MiB). Larger files stream from disk. */
+  readonly cacheMaxBytes?: number;
+  /** Read size for files that stream from disk (default 256 KiB). */
+  readonly chunkBytes?: number;
+  readonly logger?: TftpLogger;
+}
+
+export interface OpenOptions {
+  readonly client?: { readonly address: string; readonly port: number };
+  /** Block size of the transfer: streamed chunks are aligned to it so a block never spans two reads. */
+  readonly blksize?: number;
+}
+
+export interface FileSourceStats {
+  readonly cachedFiles: number;
+  readonly cachedBytes: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly streamed: number;
+}
+
+const REJECTION_TEXT: Record<PathRejection, string> = {
+  empty: 'empty file name',
+  'control-character': 'control character in file name',
+  'parent-segment': '".." in file name',
+  'too-long': 'file name too long',
+};
+
+interface CacheEntry {
+  readonly realPath: string;
+  readonly identity: string;
+  readonly data: Buffer;
+  refs: number;
+}
+
+function identityOf(info: Stats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP';
+}
+
+class MemoryBody implements FileBody {
+  constructor(
+    private readonly data: Uint8Array,
+    private readonly onRelease?: () => void,
+  ) {}
+  get size(): number {
+    return this.data.length;
+  }
+  read(offset: number, length: number): Uint8Array {
+    return this.data.subarray(offset, Math.min(offset + length, this.data.length));
+  }
+  private released = false;
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease?.();
+  }
+}
+
+/** A file too big for the cache: read in aligned chunks, the next chunk prefetched. */
+class StreamedBody implements FileBody {
+  private readonly chunks = new Map<number, Promise<Buffer>>();
+  private readonly ready = new Map<number, Buffer>();
+  private closed = false;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+    private readonly chunkBytes: number,
+  ) {}
+
+  read(offset: number, length: number): Uint8Array | Promise<Uint8Array> {
+    const end = Math.min(offset + length, this.size);
+    const index = Math.floor(offset / this.chunkBytes);
+    const chunkStart = index * this.chunkBytes;
+    this.prefetch(index + 1);
+    this.forgetBefore(index - 1);
+    if (end <= chunkStart + this.chunkBytes) {
+      const chunk = this.ready.get(index);
+      if (chunk) return chunk.subarray(offset - chunkStart, end - chunkStart);
+      return this.load(index).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
+    }
+    // The range spans two chunks (only when blksize does not divide chunkBytes): copy.
+    return Promise.all([this.load(index), this.load(index + 1)]).then(([a, b]) =>
+      Buffer.concat([a, b]).subarray(offset - chunkStart, end - chunkStart),
+    );
+  }
+
+  private prefetch(index: number): void {
+    if (index * this.chunkBytes < this.size) void this.load(index).catch(() => undefined);
+  }
+
+  private forgetBefore(index: number): void {
+    for (const key of this.chunks.keys()) {
+      if (key < index) {
+        this.chunks.delete(key);
+        this.ready.delete(key);
+      }
+    }
+  }
+
+  private load(index: number): Promise<Buffer> {
+    let pending = this.chunks.get(index);
+    if (!pending) {
+      pending = this.readChunk(index);
+      this.chunks.set(index, pending);
+      pending.then(
+        (buffer) => {
+          if (this.chunks.get(index) === pending) this.ready.set(index, buffer);
+        },
+        () => this.chunks.delete(index),
+      );
+    }
+    return pending;
+  }
+
+  private async readChunk(index: number): Promise<Buffer> {
+    if (this.closed) throw new TftpFileError('io-error', 'file already released');
+    const start = index * this.chunkBytes;
+    const length = Math.max(0, Math.min(this.chunkBytes, this.size - start));
+    const buffer = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await this.handle.read(buffer, filled, length - filled, start + filled);
+      if (bytesRead === 0) throw new TftpFileError('io-error', 'file shrank while it was being sent');
+      filled += bytesRead;
+    }
+    return buffer;
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const pending = [...this.chunks.values()];
+    this.chunks.clear();
+    this.ready.clear();
+    // Close only after in-flight reads settle, so no read hits a closed descriptor.
+    void Promise.allSettled(pending).then(() => this.handle.close().catch(() => undefined));
+  }
+}
+
+/**
+ * Where TFTP bytes come from: a jailed root with a per-serial overlay, generated files, and a
+ * shared read cache bounded in bytes. Concurrent transfers of one file share one in-memory copy,
+ * read from disk once; a change on disk (size, mtime, ctime or inode) makes the next open reload.
+ */
+export class FileSource {
+  readonly root: string;
+  private readonly sharedFolder: string | null;
+  private readonly isRegistered: (serial: string) => boolean;
+  private readonly providers: readonly FileProvider[];
+  private readonly cacheMaxBytes: number;
+  private readonly chunkBytes: number;
+  private readonly logger: TftpLogger;
+  /** LRU order: first = least recently used. */
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly loading = new Map<string, Promise<CacheEntry | undefined>>();
+  private cachedBytes = 0;
+  private hits = 0;
+  private misses = 0;
+  private streamed = 0;
+
+  constructor(options: FileSourceOptions) {
+    this.root = options.root;
+    const shared = options.sharedFolder === undefined ? 'base' : options.sharedFolder;
+    this.sharedFolder = shared === null ? null : isAbsolute(shared) ? shared : join(options.root, shared);
+    this.isRegistered = options.isRegistered ?? (() => false);
+    this.providers = options.providers ?? [];
+    this.cacheMaxBytes = options.cacheMaxBytes ?? 256 * 1024 * 1024;
+    this.chunkBytes = Math.max(4096, options.chunkBytes ?? 256 * 1024);
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  get stats(): FileSourceStats {
+    return { cachedFiles: this.cache.size, cachedBytes: this.cachedBytes, hits: this.hits, misses: this.misses, streamed: this.streamed };
+  }
+
+  /** Checks that the root exists and is a directory (for a one-line startup error). */
+  async checkRoot(): Promise<void> {
+    let info: Stats;
+    try {
+      info = await stat(this.root);
+    } catch (error) {
+      throw new TftpFileError('not-found', `TFTP root ${this.root} is not usable: ${(error as Error).message}`, { cause: error });
+    }
+    if (!info.isDirectory()) throw new TftpFileError('not-found', `TFTP root ${this.root} is not a directory`);
+  }
+
+  /**
+   * Opens a requested name. Throws TftpFileError: `access-denied` for refused names or anything
+   * resolving outside its root, `not-found` for missing or non-regular files. Messages are safe
+   * to send to clients (no server paths).
+   */
+  async open(name: string, options: OpenOptions = {}): Promise<OpenedFile> {
+    const sanitized = sanitizeTftpPath(name);
+    if (!sanitized.ok) {
+      if (sanitized.reason === 'empty') throw new TftpFileError('not-found', 'File not found');
+      throw new TftpFileError('access-denied', `Access violation: ${REJECTION_TEXT[sanitized.reason]}`);
+    }
+    const segments = sanitized.segments;
+    const path = segments.join('/');
+    const first = segments[0]!;
+    const serial = segments.length > 1 && isSerialFolderName(first) ? first : undefined;
+    const rest = serial ? segments.slice(1).join('/') : path;
+    const base = { path, ...(serial ? { serial } : {}) };
+
+    const own = await this.openUnder(this.root, segments, options);
+    if (own) return { ...base, origin: 'disk', body: own };
+
+    for (const provider of this.providers) {
+      const generated = await provider({ path, file: rest, ...(serial ? { serial } : {}), ...(options.client ? { client: options.client } : {}) });
+      if (generated !== undefined) {
+        const data = typeof generated === 'string' ? Buffer.from(generated, 'utf8') : generated;
+        return { ...base, origin: 'provider', body: new MemoryBody(data) };
+      }
+    }
+
+    if (serial && this.sharedFolder && this.isRegistered(serial)) {
+      const shared = await this.openUnder(this.sharedFolder, segments.slice(1), options);
+      if (shared) return { ...base, origin: 'shared', body: shared };
+    }
+    throw new TftpFileError('not-found', 'File not found');
+  }
+
+  /** Drops every cached file that no transfer is using. */
+  clearCache(): void {
+    for (const [key, entry] of this.cache) if (entry.refs === 0) this.evict(key, entry);
+  }
+
+  private async openUnder(jail: string, segments: readonly string[], options: OpenOptions): Promise<FileBody | undefined> {
+    let jailReal: string;
+    let real: string;
+    try {
+      jailReal = await realpath(jail);
+      real = await realpath(join(jailReal, ...segments));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.ioError(error);
+    }
+    if (real !== jailReal && !real.startsWith(jailReal.endsWith(sep) ? jailReal : jailReal + sep)) {
+      this.logger.warn({ jail: jailReal }, 'tftp: request resolves outside its root (symlink), refused');
+      throw new TftpFileError('access-denied', 'Access violation');
+    }
+    let info: Stats;
+    try {
+      info = await stat(real);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.ioError(error);
+    }
+    if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
+    return this.bodyFor(real, info, options);
+  }
+
+  private async bodyFor(real: string, info: Stats, options: OpenOptions): Promise<FileBody> {
+    const identity = identityOf(info);
+    const cached = this.cache.get(real);
+    if (cached && cached.identity === identity) {
+      this.hits++;
+      return this.borrow(cached);
+    }
+    if (cached) this.evict(real, cached);
+    if (info.size <= this.cacheMaxBytes) {
+      let pending = this.loading.get(real);
+      if (!pending) {
+        pending = this.load(real, info.size).finally(() => this.loading.delete(real));
+        this.loading.set(real, pending);
+      }
+      const entry = await pending;
+      if (entry) return this.borrow(entry);
+    }
+    return this.stream(real, options);
+  }
+
+  private borrow(entry: CacheEntry): FileBody {
+    entry.refs++;
+    // Touch for LRU order.
+    if (this.cache.get(entry.realPath) === entry) {
+      this.cache.delete(entry.realPath);
+      this.cache.set(entry.realPath, entry);
+    }
+    return new MemoryBody(entry.data, () => {
+      entry.refs--;
+      this.trim();
+    });
+  }
+
+  /** Reads a whole file into the cache, or returns undefined when the budget cannot hold it now. */
+  private async load(real: string, expectedSize: number): Promise<CacheEntry | undefined> {
+    this.makeRoom(expectedSize);
+    if (this.cachedBytes + expectedSize > this.cacheMaxBytes) return undefined;
+    this.misses++;
+    let handle: FileHandle;
+    try {
+      handle = await openFile(real, 'r');
+    } catch (error) {
+      if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
+      throw this.ioError(error);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
+      const data = await handle.readFile();
+      // A file that changed between stat and read gets the identity of what we actually read.
+      const identity = data.length === info.size ? identityOf(info) : `${identityOf(info)}:${data.length}`;
+      const entry: CacheEntry = { realPath: real, identity, data, refs: 0 };
+      const previous = this.cache.get(real);
+      if (previous) this.evict(real, previous);
+      this.makeRoom(data.length);
+      this.cache.set(real, entry);
+      this.cachedBytes += data.length;
+      return entry;
+    } catch (error) {
+      if (error instanceof TftpFileError) throw error;
+      throw this.ioError(error);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  private async stream(real: string, options: OpenOptions): Promise<FileBody> {
+    let handle: FileHandle;
+    try {
+      handle = await openFile(real, 'r');
+    } catch (error) {
+      if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
+      throw this.ioError(error);
+    }
+    const info = await handle.stat();
+    this.streamed++;
+    const blksize = options.blksize ?? 512;
+    const chunk = Math.max(blksize, Math.floor(this.chunkBytes / blksize) * blksize);
+    return new StreamedBody(handle, info.size, chunk);
+  }
+
+  /** Evicts unused entries, least recently used first, until `incoming` more bytes fit. */
+  private makeRoom(incoming: number): void {
+    for (const [key, entry] of this.cache) {
+      if (this.cachedBytes + incoming <= this.cacheMaxBytes) return;
+      if (entry.refs === 0) this.evict(key, entry);
+    }
+  }
+
+  private trim(): void {
+    this.makeRoom(0);
+  }
+
+  /**
+   * Removes an entry from the index. A stale entry still in use stays readable by the transfers
+   * holding it (they finish with the bytes they started with) and is freed when they end.
+   */
+  private evict(key: string, entry: CacheEntry): void {
+    this.cache.delete(key);
+    this.cachedBytes -= entry.data.length;
+  }
+
+  private ioError(error: unknown): TftpFileError {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return new TftpFileError('access-denied', 'Access violation', { cause: error });
+    this.logger.warn({ err: error }, 'tftp: file read failed');
+    return new TftpFileError('io-error', 'Read error', { cause: error });
+  }
+}
