@@ -1,1 +1,29 @@
-export {};
+export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree } from './fleet.js';
+export { FleetError, HTTP_STATUS_BY_CODE } from './errors.js';
+export type { FleetErrorCode } from './errors.js';
+export { planRootfs, applyRootfs, MASKED_UNITS, REMOVED_INIT_SCRIPTS, SSH_KEYGEN_UNIT } from './rootfs.js';
+export type { RootfsAction, RootfsPlanInput } from './rootfs.js';
+export { decodeMbr, findPiPartitions, FAT_TYPES, LINUX_TYPE } from './mbr.js';
+export type { MbrPartition } from './mbr.js';
+export { parseMountinfo } from './fs-util.js';
+export type {
+  FleetOptions,
+  FleetStep,
+  PiJson,
+  MacSource,
+  DiscoveredPi,
+  BaseJson,
+  AddRequest,
+  AddResult,
+  Progress,
+  ProgressOptions,
+  SetupSource,
+  SetupRequest,
+  SetupResult,
+  RemoveResult,
+  SeenFact,
+  TimelineEvent,
+  RegistryChange,
+  CommandRunner,
+  Logger,
+} from './types.js';

@@ -16,3 +16,16 @@ export { PI_MODELS, MODEL_INFO, isPiModel } from './models.js';
 export type { PiModel, ModelInfo } from './models.js';
 export { bootSequence, requiredBootFiles, allRequiredBootFiles } from './boot-files.js';
 export type { BootRequest } from './boot-files.js';
+export {
+  renderCmdline,
+  renderFstab,
+  renderHostname,
+  renderHosts,
+  renderConfigTxt,
+  normalizeConfigTxt,
+  renderOwnerFile,
+  isValidHostname,
+  checkHostname,
+  InvalidNameError,
+} from './boot-config.js';
+export type { CmdlineOptions, FstabOptions, ConfigTxtSection } from './boot-config.js';

@@ -1,0 +1,787 @@
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import {
+  ManagedExports,
+  execFileRunner,
+  silentLogger,
+  writeFileAtomic,
+  type CommandRunner,
+  type ExportClient,
+  type ExportEntry,
+  type Logger,
+} from '@iot-tofu/nfs-server-lite';
+import {
+  checkHostname,
+  derivedMacFromSerial,
+  isSerialFolderName,
+  normalizeConfigTxt,
+  normalizeMac,
+  parseSerial,
+  renderCmdline,
+  renderOwnerFile,
+  type PiModel,
+} from '@iot-tofu/rpi';
+import { FleetError } from './errors.js';
+import { exists, mountsUnder, removeTree, treeSize, usedBytes } from './fs-util.js';
+import { importSource } from './import.js';
+import { acquireLock } from './lock.js';
+import { RegistryStore, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
+import { applyRootfs, planRootfs } from './rootfs.js';
+import type {
+  AddRequest,
+  AddResult,
+  BaseJson,
+  DiscoveredPi,
+  FleetOptions,
+  FleetStep,
+  PiJson,
+  ProgressOptions,
+  RegistryChange,
+  RemoveResult,
+  SeenFact,
+  SetupRequest,
+  SetupResult,
+  TimelineEvent,
+} from './types.js';
+
+/** Options every Pi export gets: the root must be writable as root (no_root_squash), synchronous. */
+export const PI_EXPORT_OPTIONS = ['rw', 'sync', 'no_subtree_check', 'no_root_squash'];
+const BASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+interface SeenRecord {
+  serial: string | null;
+  mac: string;
+  ip: string | null;
+  model: PiModel | null;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+interface SeenFile {
+  version: 1;
+  byMac: Record<string, SeenRecord>;
+}
+
+/** IPv4 network of `ip/prefix` as `a.b.c.d/prefix`. Pure. */
+export function networkOf(ip: string, prefix: number): string {
+  const parts = ip.split('.').map(Number);
+  const value = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  const net = (value & mask) >>> 0;
+  return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${prefix}`;
+}
+
+/** The subnet of `serverIp` on this machine (its interface's CIDR), else its /24. */
+export function defaultExportsClients(serverIp: string, interfaces = networkInterfaces()): string {
+  for (const list of Object.values(interfaces)) {
+    for (const entry of list ?? []) {
+      if (entry.family === 'IPv4' && entry.address === serverIp && entry.cidr) {
+        const prefix = Number(entry.cidr.split('/')[1]);
+        return networkOf(serverIp, prefix);
+      }
+    }
+  }
+  return networkOf(serverIp, 24);
+}
+
+/**
+ * The fleet: every verb the CLI and the HTTP API offer, over one state dir. Build it with
+ * `Fleet.open(options)`; call `close()` to flush learned facts and stop watching.
+ */
+export class Fleet {
+  readonly tftpRoot: string;
+  readonly nfsRoot: string;
+  readonly stateDir: string;
+  readonly serverIp: string;
+  readonly exportsClients: string;
+  readonly exports: ManagedExports;
+  private readonly runner: CommandRunner;
+  private readonly logger: Logger;
+  private readonly clock: () => Date;
+  private readonly timelineLimit: number;
+  private readonly seenFlushMs: number;
+  private readonly isRoot: () => boolean;
+  private readonly beforeStep: (step: FleetStep) => void | Promise<void>;
+  private readonly store: RegistryStore;
+
+  private data: RegistryData = { version: 1, pis: {}, bases: {}, defaultBase: null };
+  private registeredMacs = new Map<string, string>();
+  private seen = new Map<string, SeenRecord>();
+  private seenDirty = false;
+  private seenTimer: NodeJS.Timeout | undefined;
+  private readonly timelines = new Map<string, TimelineEvent[]>();
+  private watcher: FSWatcher | undefined;
+  private readonly watchers = new Set<(change: RegistryChange) => void>();
+  private reflinkProbe: Promise<boolean> | undefined;
+  private closed = false;
+
+  private constructor(options: FleetOptions) {
+    this.tftpRoot = options.tftpRoot;
+    this.nfsRoot = options.nfsRoot;
+    this.stateDir = options.stateDir;
+    this.serverIp = options.serverIp;
+    this.exportsClients = options.exportsClients ?? defaultExportsClients(options.serverIp);
+    this.runner = options.runner ?? execFileRunner;
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? (() => new Date());
+    this.timelineLimit = options.timelineLimit ?? 100;
+    this.seenFlushMs = options.seenFlushMs ?? 2000;
+    this.isRoot = options.isRoot ?? (() => process.geteuid?.() === 0);
+    this.beforeStep = options.beforeStep ?? (() => undefined);
+    this.store = new RegistryStore(options.stateDir);
+    this.exports = new ManagedExports({ file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports', runner: this.runner, logger: this.logger });
+  }
+
+  /** Loads the registry and learned facts (creating nothing until something is written). */
+  static async open(options: FleetOptions): Promise<Fleet> {
+    const fleet = new Fleet(options);
+    await fleet.reload();
+    await fleet.loadSeen();
+    return fleet;
+  }
+
+  // ---------------------------------------------------------------- queries (fast, in memory)
+
+  /** Every registered Pi, sorted by serial, with what was learned from its traffic. */
+  list(): PiJson[] {
+    return Object.keys(this.data.pis)
+      .sort()
+      .map((serial) => this.toJson(this.data.pis[serial]!));
+  }
+
+  /** One Pi, or PI_NOT_FOUND. Accepts any serial form (16 digits, upper case, leading zeros). */
+  get(serial: string): PiJson {
+    const short = parseSerial(serial).short;
+    const entry = this.data.pis[short];
+    if (!entry) throw new FleetError('PI_NOT_FOUND', `Pi ${short} is not registered`);
+    return this.toJson(entry);
+  }
+
+  /** Used per DHCP packet and per TFTP request: pure map lookups. */
+  isRegistered(query: { serial?: string; mac?: string }): boolean {
+    if (query.serial !== undefined) {
+      const short = /^[0-9a-f]{8}$/.test(query.serial) ? query.serial : safeShort(query.serial);
+      if (short && this.data.pis[short]) return true;
+    }
+    if (query.mac !== undefined) {
+      const mac = safeMac(query.mac);
+      if (mac && this.registeredMacs.has(mac)) return true;
+    }
+    return false;
+  }
+
+  /** The registered serial owning a MAC (configured, learned or derived), if any. */
+  serialForMac(mac: string): string | undefined {
+    const normal = safeMac(mac);
+    return normal ? this.registeredMacs.get(normal) : undefined;
+  }
+
+  bases(): BaseJson[] {
+    return Object.keys(this.data.bases)
+      .sort()
+      .map((name) => ({ ...this.data.bases[name]!, default: this.data.defaultBase === name }));
+  }
+
+  /** Pis seen on the network whose serial (or MAC) is not registered. */
+  discovered(): DiscoveredPi[] {
+    const out: DiscoveredPi[] = [];
+    for (const record of this.seen.values()) {
+      if (record.serial ? this.data.pis[record.serial] : this.registeredMacs.has(record.mac)) continue;
+      out.push({ ...record });
+    }
+    return out.sort((a, b) => (a.serial ?? `~${a.mac}`).localeCompare(b.serial ?? `~${b.mac}`));
+  }
+
+  timeline(serial: string): TimelineEvent[] {
+    const short = safeShort(serial);
+    return short ? [...(this.timelines.get(short) ?? [])] : [];
+  }
+
+  // ---------------------------------------------------------------- learned facts
+
+  /** A fact learned from DHCP/TFTP traffic. Cheap: memory now, seen.json at most every seenFlushMs. */
+  recordSeen(fact: SeenFact): void {
+    const mac = safeMac(fact.mac);
+    if (!mac) return;
+    const at = new Date(fact.at).toISOString();
+    const previous = this.seen.get(mac);
+    const serial = (fact.serial !== undefined ? safeShort(fact.serial) : undefined) ?? previous?.serial ?? this.registeredMacs.get(mac) ?? null;
+    const record: SeenRecord = {
+      serial,
+      mac,
+      ip: fact.ip ?? previous?.ip ?? null,
+      model: fact.model ?? previous?.model ?? null,
+      firstSeen: previous?.firstSeen ?? at,
+      lastSeen: previous && previous.lastSeen > at ? previous.lastSeen : at,
+    };
+    this.seen.set(mac, record);
+    if (serial && this.data.pis[serial]) this.registeredMacs.set(mac, serial);
+    this.seenDirty = true;
+    if (!this.seenTimer && !this.closed) {
+      this.seenTimer = setTimeout(() => {
+        this.seenTimer = undefined;
+        void this.flushSeen().catch((error: unknown) => this.logger.warn({ err: error }, 'could not save learned facts'));
+      }, this.seenFlushMs);
+      this.seenTimer.unref();
+    }
+  }
+
+  /** Appends to a Pi's boot timeline, keeping the last `timelineLimit` events. */
+  recordTimeline(serial: string, event: { type: string; at?: string | Date | number; [key: string]: unknown }): void {
+    const short = safeShort(serial);
+    if (!short) return;
+    const list = this.timelines.get(short) ?? [];
+    list.push({ ...event, type: event.type, at: new Date(event.at ?? this.clock()).toISOString() });
+    if (list.length > this.timelineLimit) list.splice(0, list.length - this.timelineLimit);
+    this.timelines.set(short, list);
+  }
+
+  /** Writes learned facts now (atomic); called by the debounce timer and close(). */
+  async flushSeen(): Promise<void> {
+    if (!this.seenDirty) return;
+    this.seenDirty = false;
+    const file: SeenFile = { version: 1, byMac: Object.fromEntries(this.seen) };
+    await mkdir(this.stateDir, { recursive: true });
+    await writeFileAtomic(join(this.stateDir, 'seen.json'), `${JSON.stringify(file)}\n`);
+  }
+
+  // ---------------------------------------------------------------- registry changes by others
+
+  /** Re-reads registry.json (another process, e.g. the CLI, may have changed it). */
+  async reload(): Promise<RegistryChange> {
+    const before = this.data;
+    this.data = await this.store.read();
+    this.rebuildIndex();
+    const beforeKeys = new Set(Object.keys(before.pis));
+    const afterKeys = new Set(Object.keys(this.data.pis));
+    return {
+      added: [...afterKeys].filter((k) => !beforeKeys.has(k)).sort(),
+      removed: [...beforeKeys].filter((k) => !afterKeys.has(k)).sort(),
+      changed: [...afterKeys].filter((k) => beforeKeys.has(k) && JSON.stringify(before.pis[k]) !== JSON.stringify(this.data.pis[k])).sort(),
+    };
+  }
+
+  /** Calls `onChange` after another process changed the registry; returns an unsubscribe function. */
+  watch(onChange: (change: RegistryChange) => void): () => void {
+    this.watchers.add(onChange);
+    if (!this.watcher) {
+      let timer: NodeJS.Timeout | undefined;
+      const fire = () => {
+        timer = undefined;
+        void this.reload()
+          .then((change) => {
+            if (change.added.length || change.removed.length || change.changed.length) for (const w of this.watchers) w(change);
+          })
+          .catch((error: unknown) => this.logger.warn({ err: error }, 'registry reload failed'));
+      };
+      void mkdir(this.stateDir, { recursive: true }).catch(() => undefined);
+      try {
+        this.watcher = fsWatch(this.stateDir, { persistent: false }, (_event, name) => {
+          if (name !== 'registry.json') return;
+          if (!timer) timer = setTimeout(fire, 30);
+        });
+        this.watcher.on('error', (error) => this.logger.warn({ err: error }, 'registry watch failed'));
+      } catch (error) {
+        this.logger.warn({ err: error }, 'cannot watch the state dir; call reload() yourself');
+      }
+    }
+    return () => {
+      this.watchers.delete(onChange);
+      if (this.watchers.size === 0) {
+        this.watcher?.close();
+        this.watcher = undefined;
+      }
+    };
+  }
+
+  /** Flushes learned facts and stops watching. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.seenTimer) clearTimeout(this.seenTimer);
+    this.seenTimer = undefined;
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.watchers.clear();
+    await this.flushSeen();
+  }
+
+  // ---------------------------------------------------------------- setup / bases
+
+  /**
+   * Imports a base: its root to `<nfsRoot>/bases/<name>/`, its boot files to the state dir and,
+   * for the default base, to `<tftpRoot>/base/` (+ bootcode.bin at the TFTP root for Pi 3).
+   * Built in temp siblings and renamed into place; a failure leaves nothing behind.
+   */
+  async setup(request: SetupRequest, options: ProgressOptions = {}): Promise<SetupResult> {
+    const started = Date.now();
+    this.requireRoot('setup');
+    const name = request.base;
+    if (!BASE_NAME.test(name) || name === 'base') throw new FleetError('INVALID_REQUEST', `Invalid base name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`);
+    await this.reload();
+    if (this.data.bases[name] || (await exists(join(this.nfsRoot, 'bases', name)))) {
+      throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(this.nfsRoot, 'bases', name)}); remove it or pick another name`);
+    }
+    const tag = randomBytes(4).toString('hex');
+    const basesDir = join(this.nfsRoot, 'bases');
+    const bootStore = join(this.stateDir, 'bases', name);
+    await mkdir(basesDir, { recursive: true });
+    await mkdir(join(this.stateDir, 'bases'), { recursive: true });
+    await mkdir(this.tftpRoot, { recursive: true });
+    const tmpRoot = join(basesDir, `.${name}.tmp-${tag}`);
+    const tmpBoot = join(this.stateDir, 'bases', `.${name}.tmp-${tag}`);
+    const tmpTftpBase = join(this.tftpRoot, `.base.tmp-${tag}`);
+    const scratch = join(this.stateDir, `.scratch-${tag}`);
+    const undo: Array<() => Promise<void>> = [];
+    try {
+      await mkdir(scratch, { recursive: true });
+      const step = async (s: FleetStep) => this.beforeStep(s);
+      await importSource(request.source, { bootDest: tmpBoot, rootDest: tmpRoot, scratch, runner: this.runner, step, onProgress: options.onProgress });
+      const layout: BaseJson['layout'] = (await exists(join(tmpRoot, 'boot', 'firmware'))) ? 'bookworm' : 'legacy';
+      if (!(await exists(join(tmpRoot, 'etc')))) throw new FleetError('BASE_INVALID', `the root filesystem of ${name} has no /etc; is it really a Raspberry Pi OS root?`);
+      const size = await treeSize(tmpRoot);
+      const makeDefault = request.makeDefault ?? !this.data.defaultBase;
+      if (makeDefault) {
+        await copyTree(this.runner, tmpBoot, tmpTftpBase);
+      }
+      await this.beforeStep('setup:commit');
+      await rename(tmpRoot, join(basesDir, name));
+      undo.push(() => rename(join(basesDir, name), tmpRoot));
+      await rename(tmpBoot, bootStore);
+      undo.push(() => rename(bootStore, tmpBoot));
+      let oldTftpBase: string | undefined;
+      if (makeDefault) {
+        if (await exists(join(this.tftpRoot, 'base'))) {
+          oldTftpBase = join(this.tftpRoot, `.base.old-${tag}`);
+          await rename(join(this.tftpRoot, 'base'), oldTftpBase);
+          const old = oldTftpBase;
+          undo.push(() => rename(old, join(this.tftpRoot, 'base')));
+        }
+        await rename(tmpTftpBase, join(this.tftpRoot, 'base'));
+        undo.push(() => rename(join(this.tftpRoot, 'base'), tmpTftpBase));
+        if (await exists(join(bootStore, 'bootcode.bin'))) {
+          // Pi 3 ROMs ask for /bootcode.bin at the TFTP root before any serial folder (E13).
+          const tmpCode = join(this.tftpRoot, `.bootcode.bin.tmp-${tag}`);
+          await copyFile(join(bootStore, 'bootcode.bin'), tmpCode);
+          await chmod(tmpCode, 0o644);
+          await rename(tmpCode, join(this.tftpRoot, 'bootcode.bin'));
+        }
+      }
+      const base: StoredBase = {
+        name,
+        rootDir: join(basesDir, name),
+        bootDir: bootStore,
+        layout,
+        source: describeSource(request.source),
+        importedAt: this.clock().toISOString(),
+        bytes: size.bytes,
+        files: size.files,
+      };
+      await this.beforeStep('setup:registry');
+      await this.store.mutate((data) => {
+        data.bases[name] = base;
+        if (makeDefault) data.defaultBase = name;
+        return { write: true, value: undefined };
+      });
+      this.data.bases[name] = base;
+      if (makeDefault) this.data.defaultBase = name;
+      if (oldTftpBase) await rm(oldTftpBase, { recursive: true, force: true });
+      this.logger.info({ base: name, layout, bytes: size.bytes }, 'base imported');
+      return { base: { ...base, default: makeDefault }, ms: Date.now() - started };
+    } catch (error) {
+      for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'setup rollback step failed'));
+      throw error;
+    } finally {
+      await Promise.all([tmpRoot, tmpBoot, tmpTftpBase, scratch].map((p) => rm(p, { recursive: true, force: true })));
+    }
+  }
+
+  // ---------------------------------------------------------------- add
+
+  /**
+   * Registers a Pi and builds its boot folder, root and exports. Transactional: everything is built
+   * in temp siblings and committed with renames; on any failure every completed step is undone.
+   */
+  async add(request: AddRequest, options: ProgressOptions = {}): Promise<AddResult> {
+    const started = Date.now();
+    const serial = parseSerial(request.serial);
+    const short = serial.short;
+    const owner = checkOwner(request.owner);
+    const name = checkHostname(request.name);
+    const mac = request.mac ? normalizeMac(request.mac) : null;
+    const own = request.ownFilesystem ?? false;
+    this.requireRoot('add');
+    await this.reload();
+    if (this.data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} is already registered (owner ${this.data.pis[short]!.owner}, name ${this.data.pis[short]!.name})`);
+    let base: StoredBase | undefined;
+    if (!own) {
+      if (!request.base) throw new FleetError('INVALID_REQUEST', 'a base is required unless --own-filesystem is chosen');
+      base = this.data.bases[request.base];
+      if (!base) {
+        const known = Object.keys(this.data.bases).sort();
+        throw new FleetError('BASE_NOT_FOUND', `base ${request.base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`);
+      }
+    }
+    const tftpDir = join(this.tftpRoot, short);
+    const nfsDir = join(this.nfsRoot, short);
+    for (const dir of [tftpDir, nfsDir]) {
+      if (await exists(dir)) throw new FleetError('PI_EXISTS', `${dir} already exists but Pi ${short} is not registered; remove it with pxetools --remove ${short} or adopt it`);
+    }
+    await mkdir(this.stateDir, { recursive: true });
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
+    const release = await acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short}` });
+    const tag = randomBytes(4).toString('hex');
+    const tmpTftp = join(this.tftpRoot, `.${short}.tmp-${tag}`);
+    const tmpNfs = join(this.nfsRoot, `.${short}.tmp-${tag}`);
+    const undo: Array<() => Promise<void>> = [];
+    let copyMode: AddResult['copyMode'] = 'none';
+    try {
+      await mkdir(this.tftpRoot, { recursive: true });
+      await mkdir(this.nfsRoot, { recursive: true });
+
+      await this.beforeStep('add:boot-files');
+      if (base && this.data.defaultBase !== base.name) await copyTree(this.runner, base.bootDir, tmpTftp);
+      else await mkdir(tmpTftp, { mode: 0o755 });
+      await writeFile(join(tmpTftp, 'cmdline.txt'), renderCmdline({ serverIp: this.serverIp, nfsRootPath: nfsDir }));
+      if (request.configTxt !== undefined) await writeFile(join(tmpTftp, 'config.txt'), normalizeConfigTxt(request.configTxt));
+      await writeFile(join(tmpTftp, 'owner'), renderOwnerFile(owner));
+      await writeFile(join(tmpTftp, 'name'), renderOwnerFile(name));
+
+      await this.beforeStep('add:rootfs-copy');
+      if (base) {
+        copyMode = (await this.canReflink()) ? 'reflink' : 'full';
+        await copyTreeWithProgress(this.runner, base.rootDir, tmpNfs, base.bytes, options.onProgress);
+        await this.beforeStep('add:rootfs-tweak');
+        const actions = planRootfs({
+          name,
+          serverIp: this.serverIp,
+          bootExportPath: tftpDir,
+          layout: base.layout,
+          networkManager: await exists(join(tmpNfs, 'etc', 'NetworkManager')),
+          dockerDisk: request.dockerDisk ?? false,
+        });
+        await applyRootfs(tmpNfs, actions);
+      } else {
+        await mkdir(tmpNfs, { mode: 0o755 });
+      }
+
+      const entry: RegisteredPi = {
+        serial: short,
+        serialFull: serial.full,
+        owner,
+        name,
+        base: base?.name ?? null,
+        mac,
+        ownFilesystem: own,
+        addedAt: this.clock().toISOString(),
+        exports: [nfsDir, tftpDir],
+      };
+      await this.store.mutate(async (data) => {
+        if (data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} was registered by someone else meanwhile`);
+        await this.beforeStep('add:commit-dirs');
+        await rename(tmpTftp, tftpDir);
+        undo.push(() => rename(tftpDir, tmpTftp));
+        await rename(tmpNfs, nfsDir);
+        undo.push(() => rename(nfsDir, tmpNfs));
+        await this.beforeStep('add:exports');
+        const clients: ExportClient[] = [{ host: this.exportsClients, options: PI_EXPORT_OPTIONS }];
+        await this.exports.update((entries) => entry.exports.reduce<ExportEntry[]>((acc, path) => [...acc.filter((e) => e.path !== path), { path, clients }], entries));
+        undo.push(() => this.unexport(entry.exports).then(() => undefined));
+        await this.beforeStep('add:registry');
+        data.pis[short] = entry;
+        return { write: true, value: undefined };
+      });
+      this.data.pis[short] = entry;
+      this.rebuildIndex();
+      this.logger.info({ serial: short, base: entry.base, copyMode }, 'pi added');
+      return { pi: this.toJson(entry), copyMode, ms: Date.now() - started };
+    } catch (error) {
+      for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'add rollback step failed'));
+      throw error;
+    } finally {
+      await rm(tmpTftp, { recursive: true, force: true });
+      await removeTree(tmpNfs).catch((e: unknown) => this.logger.error({ err: e, path: tmpNfs }, 'could not remove temp root'));
+      await release();
+    }
+  }
+
+  // ---------------------------------------------------------------- remove / reset
+
+  /**
+   * Unexports, then deletes the Pi's folders (never following symlinks or crossing mounts) and its
+   * registry entry. Idempotent: removing an unknown serial succeeds with `removed: false`.
+   */
+  async remove(serialInput: string): Promise<RemoveResult> {
+    const short = parseSerial(serialInput).short;
+    this.requireRoot('remove');
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
+    const release = await acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short}` });
+    try {
+      await this.reload();
+      const tftpDir = join(this.tftpRoot, short);
+      const nfsDir = join(this.nfsRoot, short);
+      const entry = this.data.pis[short];
+      const present = !!entry || (await exists(tftpDir)) || (await exists(nfsDir));
+      for (const dir of [tftpDir, nfsDir]) {
+        const mounts = await mountsUnder(dir);
+        if (mounts.length) throw new FleetError('PI_MOUNTED', `refusing to remove ${short}: ${mounts.join(', ')} is mounted inside ${dir}; unmount it first`);
+      }
+      await this.beforeStep('remove:exports');
+      const exportPaths = entry?.exports ?? [nfsDir, tftpDir];
+      const unexported = await this.unexport(exportPaths);
+      // Move out of the way first (atomic), so a half-deleted tree is never served as a Pi's root.
+      const tag = randomBytes(4).toString('hex');
+      const trash: string[] = [];
+      for (const dir of [tftpDir, nfsDir]) {
+        if (await exists(dir)) {
+          const target = join(dir, '..', `.${short}.trash-${tag}`);
+          await rename(dir, target);
+          trash.push(target);
+        }
+      }
+      await this.beforeStep('remove:registry');
+      if (entry) {
+        await this.store.mutate((data) => {
+          const had = !!data.pis[short];
+          delete data.pis[short];
+          return { write: had, value: undefined };
+        });
+        delete this.data.pis[short];
+        this.rebuildIndex();
+      }
+      this.timelines.delete(short);
+      await this.beforeStep('remove:delete');
+      for (const dir of trash) await removeTree(dir);
+      this.logger.info({ serial: short, unexported }, 'pi removed');
+      return { serial: short, removed: present || unexported };
+    } finally {
+      await release();
+    }
+  }
+
+  /**
+   * Removes every Pi, every base, the boot base and our exports file: back to before setup. The
+   * CLI asks for confirmation first.
+   */
+  async reset(): Promise<{ removed: string[]; bases: string[] }> {
+    this.requireRoot('reset');
+    await this.reload();
+    const serials = new Set(Object.keys(this.data.pis));
+    for (const name of await readdir(this.tftpRoot).catch(() => [] as string[])) if (isSerialFolderName(name)) serials.add(name);
+    const removed: string[] = [];
+    for (const serial of [...serials].sort()) {
+      await this.remove(serial);
+      removed.push(serial);
+    }
+    const bases = Object.keys(this.data.bases).sort();
+    for (const name of bases) {
+      await removeTree(join(this.nfsRoot, 'bases', name));
+      await rm(join(this.stateDir, 'bases', name), { recursive: true, force: true });
+    }
+    await removeTree(join(this.tftpRoot, 'base'));
+    await rm(join(this.tftpRoot, 'bootcode.bin'), { force: true });
+    await this.exports.removeFile();
+    await this.store.mutate((data) => {
+      data.bases = {};
+      data.defaultBase = null;
+      data.pis = {};
+      return { write: true, value: undefined };
+    });
+    this.data = { version: 1, pis: {}, bases: {}, defaultBase: null };
+    this.rebuildIndex();
+    return { removed, bases };
+  }
+
+  /**
+   * Adopts an upstream pxetools installation: every `<tftpRoot>/<serial>/` with `owner` and `name`
+   * files that we do not know yet becomes a registered Pi (base unknown) and gets our exports.
+   * The operator's /etc/exports is never written; its lines for adopted Pis are returned so they
+   * can be deleted by hand.
+   */
+  async adopt(options: { upstreamExports?: string } = {}): Promise<{ adopted: string[]; staleUpstreamExportLines: string[] }> {
+    this.requireRoot('adopt');
+    const adopted: string[] = [];
+    const names = (await readdir(this.tftpRoot).catch(() => [] as string[])).filter(isSerialFolderName).sort();
+    for (const short of names) {
+      const dir = join(this.tftpRoot, short);
+      const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => undefined);
+      const name = await readFile(join(dir, 'name'), 'utf8').catch(() => undefined);
+      if (owner === undefined || name === undefined) continue;
+      const nfsDir = join(this.nfsRoot, short);
+      const entry: RegisteredPi = {
+        serial: short,
+        serialFull: short,
+        owner: owner.replace(/\n$/, ''),
+        name: name.replace(/\n$/, ''),
+        base: null,
+        mac: null,
+        ownFilesystem: false,
+        addedAt: this.clock().toISOString(),
+        exports: (await exists(nfsDir)) ? [nfsDir, dir] : [dir],
+      };
+      const added = await this.store.mutate(async (data) => {
+        if (data.pis[short]) return { write: false, value: false };
+        const clients: ExportClient[] = [{ host: this.exportsClients, options: PI_EXPORT_OPTIONS }];
+        await this.exports.update((entries) => entry.exports.reduce<ExportEntry[]>((acc, path) => [...acc.filter((e) => e.path !== path), { path, clients }], entries));
+        data.pis[short] = entry;
+        return { write: true, value: true };
+      });
+      if (added.value) adopted.push(short);
+    }
+    await this.reload();
+    const upstream = await readFile(options.upstreamExports ?? '/etc/exports', 'utf8').catch(() => '');
+    const staleUpstreamExportLines = upstream.split('\n').filter((line) => adopted.some((s) => line.startsWith(join(this.nfsRoot, s))));
+    return { adopted, staleUpstreamExportLines };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private requireRoot(verb: string): void {
+    if (!this.isRoot()) throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
+  }
+
+  private async unexport(paths: readonly string[]): Promise<boolean> {
+    let found = false;
+    await this.exports.update((entries) => {
+      const kept = entries.filter((e) => !paths.includes(e.path));
+      found = kept.length !== entries.length;
+      return kept;
+    });
+    return found;
+  }
+
+  private canReflink(): Promise<boolean> {
+    this.reflinkProbe ??= (async () => {
+      const probe = join(this.nfsRoot, `.reflink-probe-${randomBytes(4).toString('hex')}`);
+      try {
+        await writeFile(probe, 'probe');
+        await this.runner('cp', ['--reflink=always', probe, `${probe}.clone`]);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await rm(probe, { force: true });
+        await rm(`${probe}.clone`, { force: true });
+      }
+    })();
+    return this.reflinkProbe;
+  }
+
+  private rebuildIndex(): void {
+    const macs = new Map<string, string>();
+    for (const entry of Object.values(this.data.pis)) {
+      macs.set(derivedMacFromSerial(entry.serial), entry.serial);
+    }
+    for (const record of this.seen.values()) {
+      if (record.serial && this.data.pis[record.serial]) macs.set(record.mac, record.serial);
+    }
+    for (const entry of Object.values(this.data.pis)) if (entry.mac) macs.set(entry.mac, entry.serial);
+    this.registeredMacs = macs;
+  }
+
+  private async loadSeen(): Promise<void> {
+    try {
+      const file = JSON.parse(await readFile(join(this.stateDir, 'seen.json'), 'utf8')) as SeenFile;
+      this.seen = new Map(Object.entries(file.byMac ?? {}));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err: error }, 'seen.json unreadable; starting with no learned facts');
+    }
+    this.rebuildIndex();
+  }
+
+  /** The freshest learned record for a serial: by serial, else by its configured MAC. */
+  private learned(entry: RegisteredPi): SeenRecord | undefined {
+    let best: SeenRecord | undefined;
+    for (const record of this.seen.values()) {
+      if (record.serial === entry.serial || (entry.mac && record.mac === entry.mac)) {
+        if (!best || record.lastSeen > best.lastSeen) best = record;
+      }
+    }
+    return best;
+  }
+
+  private toJson(entry: RegisteredPi): PiJson {
+    const seen = this.learned(entry);
+    const macSource = seen ? 'learned' : entry.mac ? 'configured' : 'derived';
+    return {
+      serial: entry.serial,
+      serialFull: entry.serialFull,
+      owner: entry.owner,
+      name: entry.name,
+      model: seen?.model ?? null,
+      base: entry.base,
+      mac: seen?.mac ?? entry.mac ?? derivedMacFromSerial(entry.serial),
+      macDerived: macSource === 'derived',
+      macSource,
+      ip: seen?.ip ?? null,
+      lastSeen: seen?.lastSeen ?? null,
+      ownFilesystem: entry.ownFilesystem,
+      addedAt: entry.addedAt,
+      tftpDir: join(this.tftpRoot, entry.serial),
+      nfsDir: join(this.nfsRoot, entry.serial),
+    };
+  }
+}
+
+function safeShort(serial: string): string | undefined {
+  try {
+    return parseSerial(serial).short;
+  } catch {
+    return undefined;
+  }
+}
+
+function safeMac(mac: string): string | undefined {
+  try {
+    return normalizeMac(mac);
+  } catch {
+    return undefined;
+  }
+}
+
+function checkOwner(owner: string): string {
+  if (!owner || owner.trim() !== owner || /[\n\r\0/]/.test(owner) || owner.length > 64) {
+    throw new FleetError('INVALID_OWNER', `Invalid owner ${JSON.stringify(owner)}: one line, 1-64 characters, no '/' and no leading/trailing blanks`);
+  }
+  return owner;
+}
+
+function describeSource(source: SetupSource): string {
+  if (source.kind === 'image') return `image ${source.image}`;
+  if (source.kind === 'tarballs') return `tarballs ${source.boot} ${source.root}`;
+  return `dirs ${source.boot} ${source.root}`;
+}
+
+type SetupSource = SetupRequest['source'];
+
+/** `cp -a --reflink=auto src/. dest`: keeps owners, modes, links, device nodes and xattrs. */
+export async function copyTree(runner: CommandRunner, source: string, dest: string): Promise<void> {
+  try {
+    await runner('cp', ['-a', '--reflink=auto', '--', `${source}/.`, dest]);
+  } catch (error) {
+    throw new FleetError('COPY_FAILED', `copying ${source} to ${dest} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * copyTree plus progress: cp gives none, so progress is the growth of the target filesystem's
+ * used space against the base's known size (with reflink it jumps to the end at once).
+ */
+export async function copyTreeWithProgress(runner: CommandRunner, source: string, dest: string, expectedBytes: number, onProgress?: (p: { phase: 'copy'; done: number; total: number }) => void): Promise<void> {
+  if (!onProgress) return copyTree(runner, source, dest);
+  const start = await usedBytes(join(dest, '..'));
+  const timer = setInterval(() => {
+    void usedBytes(join(dest, '..'))
+      .then((used) => onProgress({ phase: 'copy', done: Math.min(expectedBytes, Math.max(0, used - start)), total: expectedBytes }))
+      .catch(() => undefined);
+  }, 250);
+  try {
+    await copyTree(runner, source, dest);
+    onProgress({ phase: 'copy', done: expectedBytes, total: expectedBytes });
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,74 @@
+import { lstat, readdir, readFile, rm, statfs } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { FleetError } from './errors.js';
+import { isInside } from './rootfs.js';
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** Mount points listed in a mountinfo text (field 5, octal escapes decoded). Pure. */
+export function parseMountinfo(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))));
+  }
+  return out;
+}
+
+/** Mount points at or below `path` (a bind mount left behind by a chroot, an NFS mount …). */
+export async function mountsUnder(path: string, mountinfo = '/proc/self/mountinfo'): Promise<string[]> {
+  const text = await readFile(mountinfo, 'utf8').catch(() => '');
+  const target = resolve(path);
+  return parseMountinfo(text).filter((mount) => isInside(target, mount));
+}
+
+/**
+ * Deletes a tree without ever leaving it: refuses when anything is mounted inside (upstream's rm -rf
+ * could follow fs-gen's bind mounts into the host's /dev, /sys, /proc: PXETOOLS.md E6); symlinks
+ * are removed, never followed.
+ */
+export async function removeTree(path: string): Promise<void> {
+  const mounts = await mountsUnder(path);
+  if (mounts.length) throw new FleetError('PI_MOUNTED', `refusing to delete ${path}: ${mounts.join(', ')} is mounted inside; unmount it first`);
+  await rm(path, { recursive: true, force: true });
+}
+
+/** Bytes (apparent size of regular files) and entries of a tree, not following symlinks. */
+export async function treeSize(root: string): Promise<{ bytes: number; files: number }> {
+  let bytes = 0;
+  let files = 0;
+  const seen = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      files++;
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.isFile()) {
+        const info = await lstat(path);
+        const key = `${info.dev}:${info.ino}`;
+        if (info.nlink > 1) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        bytes += info.size;
+      }
+    }
+  };
+  await walk(root);
+  return { bytes, files };
+}
+
+/** Used bytes of the filesystem holding `path` (for copy progress: grows as cp writes). */
+export async function usedBytes(path: string): Promise<number> {
+  const info = await statfs(path);
+  return (info.blocks - info.bfree) * info.bsize;
+}

@@ -1,0 +1,82 @@
+import { lstatSync, readFileSync, readlinkSync, existsSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Fleet, type FleetOptions } from '../src/index.js';
+import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function makeFleet(extra: Partial<FleetOptions> = {}) {
+  const dir = tempDir('fleet');
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const { runner, calls } = recordingRunner({ fakeExportfs: true });
+  const options: FleetOptions = {
+    tftpRoot: join(dir, 'tftpboot'),
+    nfsRoot: join(dir, 'nfs'),
+    stateDir: join(dir, 'state'),
+    exportsFile: join(dir, 'exports.d', 'test.exports'),
+    exportsClients: '10.77.0.0/24',
+    serverIp: '10.77.0.2',
+    runner,
+    ...extra,
+  };
+  const fleet = await Fleet.open(options);
+  cleanups.push(() => fleet.close());
+  return { dir, fleet, calls, options };
+}
+
+describe('Fleet with a directory base', () => {
+  it('sets up, adds, lists and removes a Pi', async () => {
+    const { dir, fleet, options } = await makeFleet();
+    const src = makeBaseTrees(join(dir, 'src'));
+    const setup = await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: src.boot, root: src.root } });
+    expect(setup.base).toMatchObject({ name: 'lite', default: true, layout: 'legacy' });
+    expect(readFileSync(join(options.tftpRoot, 'base', 'start4.elf'), 'utf8')).toBe('start4.elf contents\n');
+    expect(existsSync(join(options.tftpRoot, 'bootcode.bin'))).toBe(true);
+
+    const added = await fleet.add({ serial: '0A1B2C3D', owner: 'jo', name: 'rpi4', base: 'lite' });
+    expect(added.pi).toMatchObject({ serial: '0a1b2c3d', owner: 'jo', name: 'rpi4', mac: 'b8:27:eb:1b:2c:3d', macDerived: true, ip: null, base: 'lite' });
+    const tftp = join(options.tftpRoot, '0a1b2c3d');
+    expect(readdirSync(tftp).sort()).toEqual(['cmdline.txt', 'name', 'owner']);
+    expect(readFileSync(join(tftp, 'cmdline.txt'), 'utf8')).toBe(
+      `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${options.nfsRoot}/0a1b2c3d,vers=4.1,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n`,
+    );
+    const root = join(options.nfsRoot, '0a1b2c3d');
+    expect(readFileSync(join(root, 'etc/hostname'), 'utf8')).toBe('rpi4\n');
+    expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toBe(`proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n`);
+    expect(existsSync(join(root, 'etc/init.d/dphys-swapfile'))).toBe(false);
+    expect(existsSync(join(root, 'etc/init.d/keepme'))).toBe(true);
+    expect(readlinkSync(join(root, 'etc/systemd/system/dphys-swapfile.service'))).toBe('/dev/null');
+    expect(existsSync(join(root, 'etc/ssh/ssh_host_ed25519_key'))).toBe(false);
+    expect(existsSync(join(root, 'etc/ssh/sshd_config'))).toBe(true);
+    // metadata survives the copy
+    expect(lstatSync(join(root, 'usr/bin/sudo')).mode & 0o7777).toBe(0o4755);
+    expect(lstatSync(join(root, 'var/empty'))).toMatchObject({ uid: 4242, gid: 4343 });
+    expect(lstatSync(join(root, 'usr/bin/perl')).ino).toBe(lstatSync(join(root, 'usr/bin/perl5.36')).ino);
+    expect(lstatSync(join(root, 'dev/null')).isCharacterDevice()).toBe(true);
+    expect(readlinkSync(join(root, 'etc/absolute-link'))).toBe('/etc/hostname');
+    expect(execFileSync('getfattr', ['--only-values', '-n', 'user.tofu', join(root, 'usr/bin/ping')], { encoding: 'utf8' })).toBe('cap_net_raw');
+
+    const exportsText = readFileSync(options.exportsFile!, 'utf8');
+    expect(exportsText).toContain(`${root} 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n`);
+    expect(exportsText).toContain(`${tftp} 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n`);
+
+    expect(fleet.list().map((p) => p.serial)).toEqual(['0a1b2c3d']);
+    expect(fleet.isRegistered({ serial: '0a1b2c3d' })).toBe(true);
+    expect(fleet.isRegistered({ mac: 'b8:27:eb:1b:2c:3d' })).toBe(true);
+
+    await expect(fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'x', base: 'lite' })).rejects.toMatchObject({ code: 'PI_EXISTS' });
+
+    expect(await fleet.remove('0a1b2c3d')).toEqual({ serial: '0a1b2c3d', removed: true });
+    expect(existsSync(root)).toBe(false);
+    expect(existsSync(tftp)).toBe(false);
+    expect(readFileSync(options.exportsFile!, 'utf8')).not.toContain('0a1b2c3d');
+    expect(await fleet.remove('0a1b2c3d')).toEqual({ serial: '0a1b2c3d', removed: false });
+    expect(fleet.list()).toEqual([]);
+  });
+});
