@@ -41,3 +41,21 @@ export { classifyClient, PI3_ROM_XID } from './classify.js';
 export type { ClientInfo, ClientKind, PiEvidence, GuidKind, ClassifyContext } from './classify.js';
 export { decideProxyReply, replyDestination, ipxeScriptUrl, maxReplySize, DEFAULT_PI3_REPEAT_DELAY_MS } from './policy.js';
 export type { ProxyPolicy, PiAnswerMode, PxeBootFiles, ProxyPort, IgnoreReason, ProxyDecision, Destination } from './policy.js';
+export { validateProxyPolicy } from './policy.js';
+export { ProxyDhcpServer } from './server.js';
+export type {
+  ProxyDhcpServerOptions,
+  ProxyDhcpEvents,
+  ProxyDhcpStats,
+  PiSeenEvent,
+  OfferSentEvent,
+  IgnoredEvent,
+  DroppedEvent,
+  DropReason,
+  BoundSocket,
+  DhcpClock,
+} from './server.js';
+export { PerClientRateLimiter, DEFAULT_RATE_LIMIT } from './rate-limit.js';
+export type { RateLimitOptions } from './rate-limit.js';
+export { silentLogger, sanitizeForLog } from './logger.js';
+export type { DhcpLogger } from './logger.js';

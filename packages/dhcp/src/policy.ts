@@ -1,4 +1,5 @@
-import { asciiBytes, ipv4ToBytes, messageType, type DhcpMessage, type DhcpMessageInit } from './codec.js';
+import { asciiBytes, ipv4ToBytes, isIpv4, messageType, type DhcpMessage, type DhcpMessageInit } from './codec.js';
+import { ProxyConfigError } from './errors.js';
 import { classifyClient, type ClientInfo, type ClientKind } from './classify.js';
 import { BROADCAST_FLAG, DEFAULT_MAX_MESSAGE_SIZE, DhcpMessageType, DhcpOption } from './options.js';
 import { raspberryPiBootOption, skipDiscoveryOption } from './pxe.js';
@@ -177,4 +178,28 @@ export function replyDestination(
   if (request.giaddr !== '0.0.0.0') return { address: request.giaddr, port: ports.server, broadcast: false };
   if (request.ciaddr !== '0.0.0.0') return { address: request.ciaddr, port: ports.client, broadcast: false };
   return { address: ports.broadcastAddress, port: ports.client, broadcast: true };
+}
+
+const ANSWER_MODES: readonly PiAnswerMode[] = ['registered', 'any-pi', 'none'];
+
+/** Checks a policy before it goes live; the error names the offending key. */
+export function validateProxyPolicy(policy: ProxyPolicy): ProxyPolicy {
+  if (!isIpv4(policy.serverIp) || policy.serverIp === '0.0.0.0') throw new ProxyConfigError('serverIp', `${JSON.stringify(policy.serverIp)} is not a usable IPv4 address`);
+  if (!ANSWER_MODES.includes(policy.answer)) throw new ProxyConfigError('dhcpAnswer', `${JSON.stringify(policy.answer)} is not one of ${ANSWER_MODES.join(', ')}`);
+  if (typeof policy.isRegistered !== 'function') throw new ProxyConfigError('isRegistered', 'must be a function');
+  if (!Number.isFinite(policy.pi3RepeatDelayMs) || policy.pi3RepeatDelayMs < 0 || policy.pi3RepeatDelayMs > 10_000) {
+    throw new ProxyConfigError('pi3RepeatDelayMs', 'must be between 0 (off) and 10000 ms');
+  }
+  if (policy.option66 !== undefined && !isIpv4(policy.option66)) {
+    throw new ProxyConfigError('option66', 'must be a dotted-quad IPv4 address (the Pi has no DNS resolver)');
+  }
+  for (const key of ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'] as const) {
+    const value = policy.pxe[key];
+    if (value === undefined) continue;
+    const onWire = key === 'ipxeScript' ? ipxeScriptUrl(value, policy.serverIp) : value;
+    if (value.length === 0 || onWire.length > 127 || /[^\x21-\x7e]/.test(onWire)) {
+      throw new ProxyConfigError(`pxe.${key}`, 'must be 1-127 printable characters without spaces (it goes into the BOOTP file field)');
+    }
+  }
+  return policy;
 }

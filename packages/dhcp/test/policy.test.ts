@@ -9,6 +9,7 @@ import {
   maxReplySize,
   offersRaspberryPiBoot,
   replyDestination,
+  validateProxyPolicy,
   type DhcpMessage,
   type IgnoreReason,
   type ProxyPolicy,
@@ -175,5 +176,25 @@ describe('maxReplySize', () => {
     [300, 548],
   ])('option 57 = %s → %d', (size, expected) => {
     expect(maxReplySize(request({ mac: 'dc:a6:32:00:00:01', ...(size === undefined ? {} : { maxSize: size }) }))).toBe(expected);
+  });
+});
+
+describe('validateProxyPolicy names the offending key', () => {
+  it.each([
+    [{ serverIp: '0.0.0.0' }, 'serverIp'],
+    [{ serverIp: 'server' }, 'serverIp'],
+    [{ answer: 'everyone' as never }, 'dhcpAnswer'],
+    [{ pi3RepeatDelayMs: -1 }, 'pi3RepeatDelayMs'],
+    [{ pi3RepeatDelayMs: Number.NaN }, 'pi3RepeatDelayMs'],
+    [{ option66: 'tftp.example' }, 'option66'],
+    [{ pxe: { bios: '' } }, 'pxe.bios'],
+    [{ pxe: { uefiX64: 'has space.efi' } }, 'pxe.uefiX64'],
+    [{ pxe: { ipxeScript: `http://x/${'a'.repeat(130)}` } }, 'pxe.ipxeScript'],
+  ] as Array<[Partial<ProxyPolicy>, string]>)('%j → %s', (overrides, key) => {
+    expect(() => validateProxyPolicy(policy(overrides))).toThrow(expect.objectContaining({ code: 'DHCP_CONFIG_ERROR', key }));
+  });
+
+  it('accepts a complete policy', () => {
+    expect(validateProxyPolicy(policy({ option66: '10.77.0.2' }))).toBeDefined();
   });
 });

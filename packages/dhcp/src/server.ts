@@ -1,0 +1,394 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import type { PiModel } from '@iot-tofu/rpi';
+import { clientMac, decodeDhcpMessage, encodeDhcpMessage, isIpv4 } from './codec.js';
+import type { ClientKind, GuidKind, PiEvidence } from './classify.js';
+import { DhcpBindError, ProxyConfigError } from './errors.js';
+import { sanitizeForLog, silentLogger, type DhcpLogger } from './logger.js';
+import { decideProxyReply, replyDestination, validateProxyPolicy, type IgnoreReason, type ProxyPolicy, type ProxyPort } from './policy.js';
+import { DEFAULT_RATE_LIMIT, PerClientRateLimiter, type RateLimitOptions } from './rate-limit.js';
+
+export interface DhcpClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemClock: DhcpClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface ProxyDhcpServerOptions {
+  /** Our LAN address: replies leave from a socket bound to it (source IP = option 54). */
+  serverIp: string;
+  /** 67; 0 = any free port (tests). */
+  dhcpPort?: number;
+  /** 4011; 0 = any free port (tests); null = do not listen. */
+  pxePort?: number | null;
+  /** Where broadcasts are received; 0.0.0.0 in production. */
+  bindAddress?: string;
+  /** Port replies on 67 go to (68); loopback tests point it at their client socket. */
+  clientPort?: number;
+  /** Limited broadcast address for replies to address-less clients; loopback tests use 127.0.0.1. */
+  broadcastAddress?: string;
+  policy: ProxyPolicy;
+  /** Per-MAC flood protection; false turns it off (benchmarks with one MAC). */
+  rateLimit?: Partial<RateLimitOptions> | false;
+  logger?: DhcpLogger;
+  clock?: DhcpClock;
+}
+
+export interface BoundSocket {
+  address: string;
+  port: number;
+  role: 'dhcp' | 'pxe';
+}
+
+export interface PiSeenEvent {
+  mac: string;
+  model?: PiModel;
+  serial?: string;
+  xid: number;
+  guidKind: GuidKind;
+  evidence: PiEvidence;
+  /** Whether this request gets a reply (false: unregistered, answer none, deferred …). */
+  answered: boolean;
+  port: ProxyPort;
+  from: string;
+}
+
+export interface OfferSentEvent {
+  mac: string;
+  kind: ClientKind;
+  serial?: string;
+  xid: number;
+  port: ProxyPort;
+  messageType: 'offer' | 'ack';
+  to: string;
+  /** The Pi 3B ROM repeat of an earlier offer. */
+  repeat: boolean;
+}
+
+export interface IgnoredEvent {
+  mac?: string;
+  kind?: ClientKind;
+  reason: IgnoreReason;
+  xid?: number;
+  port: ProxyPort;
+}
+
+export type DropReason = 'malformed' | 'policy-error' | 'encode-error' | 'send-failed';
+
+export interface DroppedEvent {
+  reason: DropReason;
+  from: string;
+  port: ProxyPort;
+  detail?: string;
+}
+
+export interface ProxyDhcpEvents {
+  'pi-seen': [PiSeenEvent];
+  'offer-sent': [OfferSentEvent];
+  ignored: [IgnoredEvent];
+  dropped: [DroppedEvent];
+}
+
+export interface ProxyDhcpStats {
+  /** Datagrams received on any socket. */
+  received: number;
+  /** Datagrams that decoded as DHCP messages. */
+  requests: number;
+  /** OFFERs sent on 67 (Pi 3B repeats included). */
+  offers: number;
+  /** ACKs sent on 4011. */
+  acks: number;
+  /** Requests not answered, by reason ('deferred' = admission gate, 'rate-limited' = flood). */
+  ignored: Partial<Record<IgnoreReason, number>>;
+  /** Packets thrown away: malformed input, hook or send failures. */
+  dropped: Partial<Record<DropReason, number>>;
+}
+
+interface PortSockets {
+  /** Receives broadcasts (0.0.0.0). Same object as `send` when bindAddress = serverIp. */
+  listen: Socket;
+  /** Bound to serverIp: every reply leaves from here, so the IP source is option 54. */
+  send: Socket;
+}
+
+/**
+ * proxyDHCP on :67 (DISCOVER → OFFER) and :4011 (REQUEST → ACK) beside the site's own DHCP
+ * server. All decisions come from decideProxyReply(); this class only moves bytes, counts and
+ * reports (PROTOCOL.md 2.5 for the socket layout).
+ */
+export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
+  private policy: ProxyPolicy;
+  private readonly options: Required<Pick<ProxyDhcpServerOptions, 'serverIp' | 'dhcpPort' | 'bindAddress' | 'clientPort' | 'broadcastAddress'>> & {
+    pxePort: number | null;
+  };
+  private readonly logger: DhcpLogger;
+  private readonly clock: DhcpClock;
+  private readonly limiter: PerClientRateLimiter | undefined;
+  private readonly timers = new Set<unknown>();
+  private sockets: Partial<Record<ProxyPort, PortSockets>> = {};
+  private started = false;
+  private closing: Promise<void> | undefined;
+  private readonly counters: ProxyDhcpStats = { received: 0, requests: 0, offers: 0, acks: 0, ignored: {}, dropped: {} };
+
+  constructor(options: ProxyDhcpServerOptions) {
+    super();
+    if (!isIpv4(options.serverIp)) throw new ProxyConfigError('serverIp', `${JSON.stringify(options.serverIp)} is not an IPv4 address`);
+    this.options = {
+      serverIp: options.serverIp,
+      dhcpPort: options.dhcpPort ?? 67,
+      pxePort: options.pxePort === undefined ? 4011 : options.pxePort,
+      bindAddress: options.bindAddress ?? '0.0.0.0',
+      clientPort: options.clientPort ?? 68,
+      broadcastAddress: options.broadcastAddress ?? '255.255.255.255',
+    };
+    this.policy = this.checkedPolicy(options.policy);
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.limiter = options.rateLimit === false ? undefined : new PerClientRateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
+  }
+
+  /** Binds every socket; rejects with DhcpBindError (and holds nothing) if one cannot be bound. */
+  async start(): Promise<BoundSocket[]> {
+    if (this.started) throw new ProxyConfigError('start', 'ProxyDhcpServer.start() was already called');
+    this.started = true;
+    try {
+      this.sockets.dhcp = await this.bindPort('dhcp', this.options.dhcpPort);
+      if (this.options.pxePort !== null) this.sockets.pxe = await this.bindPort('pxe', this.options.pxePort);
+    } catch (error) {
+      await this.closeSockets();
+      throw error;
+    }
+    const bound = this.addresses();
+    for (const socket of bound) this.logger.info({ ...socket }, `proxyDHCP listening on udp ${socket.address}:${socket.port}`);
+    return bound;
+  }
+
+  /** Every bound socket (listen and send), for logs and tests. */
+  addresses(): BoundSocket[] {
+    const out: BoundSocket[] = [];
+    for (const role of ['dhcp', 'pxe'] as const) {
+      const pair = this.sockets[role];
+      if (!pair) continue;
+      for (const socket of new Set([pair.listen, pair.send])) {
+        const info = socket.address();
+        out.push({ address: info.address, port: info.port, role });
+      }
+    }
+    return out;
+  }
+
+  /** Swaps the policy (SIGHUP, registry reload); the next packet already uses the new one. */
+  updatePolicy(policy: ProxyPolicy): void {
+    this.policy = this.checkedPolicy(policy);
+  }
+
+  get stats(): ProxyDhcpStats {
+    return { ...this.counters, ignored: { ...this.counters.ignored }, dropped: { ...this.counters.dropped } };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const timer of this.timers) this.clock.clearTimeout(timer);
+      this.timers.clear();
+      await this.closeSockets();
+    })();
+    return this.closing;
+  }
+
+  private checkedPolicy(policy: ProxyPolicy): ProxyPolicy {
+    validateProxyPolicy(policy);
+    if (policy.serverIp !== this.options.serverIp) {
+      throw new ProxyConfigError('serverIp', `policy says ${policy.serverIp} but the server sends from ${this.options.serverIp}`);
+    }
+    return policy;
+  }
+
+  private async bindPort(role: ProxyPort, port: number): Promise<PortSockets> {
+    const listen = await bindSocket(this.options.bindAddress, port);
+    if (this.options.bindAddress === this.options.serverIp) {
+      this.attach(listen, role);
+      return { listen, send: listen };
+    }
+    let send: Socket;
+    try {
+      // Same port as the listener (matters when port 0 picked one): unicast to serverIp lands here.
+      send = await bindSocket(this.options.serverIp, listen.address().port);
+    } catch (error) {
+      listen.close();
+      throw error;
+    }
+    this.attach(listen, role);
+    this.attach(send, role);
+    return { listen, send };
+  }
+
+  private attach(socket: Socket, role: ProxyPort): void {
+    socket.on('message', (message, rinfo) => this.onMessage(role, message, rinfo));
+    socket.on('error', (error) => this.logger.warn({ err: error, role }, 'proxyDHCP socket error'));
+  }
+
+  private async closeSockets(): Promise<void> {
+    const all = new Set<Socket>();
+    for (const pair of Object.values(this.sockets)) {
+      all.add(pair.listen);
+      all.add(pair.send);
+    }
+    this.sockets = {};
+    await Promise.all([...all].map((socket) => new Promise<void>((resolve) => {
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    })));
+  }
+
+  private onMessage(port: ProxyPort, bytes: Buffer, rinfo: RemoteInfo): void {
+    this.counters.received += 1;
+    const from = `${rinfo.address}:${rinfo.port}`;
+    let request;
+    try {
+      request = decodeDhcpMessage(bytes);
+    } catch (error) {
+      this.drop({ reason: 'malformed', from, port, detail: (error as Error).message });
+      return;
+    }
+    this.counters.requests += 1;
+    const mac = clientMac(request);
+    if (mac && request.op === 1 && this.limiter && !this.limiter.allow(mac, this.clock.now())) {
+      this.ignore({ mac, reason: 'rate-limited', xid: request.xid, port });
+      return;
+    }
+
+    let decision;
+    try {
+      decision = decideProxyReply(request, { port, policy: this.policy });
+    } catch (error) {
+      // Only caller hooks (isRegistered, admit, threeSpaceMenu) can throw here.
+      this.drop({ reason: 'policy-error', from, port, detail: (error as Error).message });
+      return;
+    }
+    const client = decision.client;
+    this.logger.debug(
+      {
+        mac: client?.mac ?? mac,
+        xid: request.xid,
+        arch: client?.arch,
+        vendorClass: client?.vendorClass === undefined ? undefined : sanitizeForLog(client.vendorClass),
+        kind: client?.kind,
+        decision: decision.action === 'reply' ? 'reply' : decision.reason,
+        from,
+        port,
+      },
+      'proxyDHCP decision',
+    );
+    if (client?.kind === 'pi' && client.piEvidence) {
+      const seen: PiSeenEvent = {
+        mac: client.mac,
+        xid: client.xid,
+        guidKind: client.guidKind,
+        evidence: client.piEvidence,
+        answered: decision.action === 'reply',
+        port,
+        from,
+      };
+      if (client.model) seen.model = client.model;
+      if (client.serial) seen.serial = client.serial;
+      this.emitSafely('pi-seen', seen);
+    }
+    if (decision.action === 'ignore') {
+      const event: IgnoredEvent = { reason: decision.reason, xid: request.xid, port };
+      if (mac) event.mac = mac;
+      if (client) event.kind = client.kind;
+      this.ignore(event);
+      return;
+    }
+
+    let reply: Uint8Array;
+    try {
+      reply = encodeDhcpMessage(decision.reply, { maxSize: decision.maxSize });
+    } catch (error) {
+      this.drop({ reason: 'encode-error', from, port, detail: (error as Error).message });
+      return;
+    }
+    const destination = replyDestination(request, port, { address: rinfo.address, port: rinfo.port }, {
+      server: this.options.dhcpPort,
+      client: this.options.clientPort,
+      broadcastAddress: this.options.broadcastAddress,
+    });
+    const sent: OfferSentEvent = {
+      mac: decision.client.mac,
+      kind: decision.client.kind,
+      xid: request.xid,
+      port,
+      messageType: port === 'dhcp' ? 'offer' : 'ack',
+      to: `${destination.address}:${destination.port}`,
+      repeat: false,
+    };
+    if (decision.client.serial) sent.serial = decision.client.serial;
+    this.send(port, reply, destination.address, destination.port, sent);
+    if (decision.repeatAfterMs !== undefined) {
+      const timer = this.clock.setTimeout(() => {
+        this.timers.delete(timer);
+        this.send(port, reply, destination.address, destination.port, { ...sent, repeat: true });
+      }, decision.repeatAfterMs);
+      this.timers.add(timer);
+    }
+  }
+
+  private send(port: ProxyPort, bytes: Uint8Array, address: string, destinationPort: number, event: OfferSentEvent): void {
+    const socket = this.sockets[port]?.send;
+    if (!socket) return; // closed meanwhile
+    socket.send(bytes, destinationPort, address, (error) => {
+      if (error) {
+        this.drop({ reason: 'send-failed', from: event.to, port, detail: error.message });
+        return;
+      }
+      if (port === 'dhcp') this.counters.offers += 1;
+      else this.counters.acks += 1;
+      this.emitSafely('offer-sent', event);
+    });
+  }
+
+  private ignore(event: IgnoredEvent): void {
+    this.counters.ignored[event.reason] = (this.counters.ignored[event.reason] ?? 0) + 1;
+    this.emitSafely('ignored', event);
+  }
+
+  private drop(event: DroppedEvent): void {
+    this.counters.dropped[event.reason] = (this.counters.dropped[event.reason] ?? 0) + 1;
+    this.logger.debug({ ...event }, 'proxyDHCP packet dropped');
+    this.emitSafely('dropped', event);
+  }
+
+  /** A throwing listener must not take the receive loop down. */
+  private emitSafely<K extends keyof ProxyDhcpEvents>(name: K, ...args: ProxyDhcpEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...payload: ProxyDhcpEvents[K]) => boolean)(name, ...args);
+    } catch (error) {
+      this.logger.warn({ err: error, event: name }, 'proxyDHCP event listener threw');
+    }
+  }
+}
+
+function bindSocket(address: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    const onError = (error: Error) => {
+      socket.close();
+      reject(new DhcpBindError(address, port, error));
+    };
+    socket.once('error', onError);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      socket.setBroadcast(true);
+      resolve(socket);
+    });
+  });
+}
