@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
@@ -40,6 +41,8 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean } = {})
   chmodSync(join(root, 'usr/bin/sudo'), 0o4755);
   writeFileSync(join(root, 'usr/bin/ping'), 'ELF ping');
   execFileSync('setfattr', ['-n', 'user.tofu', '-v', 'cap_net_raw', join(root, 'usr/bin/ping')]);
+  // cap_net_raw+ep, as Raspberry Pi OS ships /usr/bin/ping (VFS capability v2 layout).
+  execFileSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(root, 'usr/bin/ping')]);
   writeFileSync(join(root, 'usr/bin/perl'), 'ELF perl');
   linkSync(join(root, 'usr/bin/perl'), join(root, 'usr/bin/perl5.36'));
   symlinkSync('perl', join(root, 'usr/bin/perl-link'));
@@ -68,4 +71,68 @@ export function recordingRunner(options: { fail?: (file: string, args: readonly 
     return execFileRunner(file, args, runOptions);
   };
   return { runner, calls };
+}
+
+/** Sector layout of the synthetic image: 1 MiB gap, 8 MiB FAT boot, 16 MiB ext4 root. */
+export const IMAGE_LAYOUT = { bootStart: 2048, bootSectors: 16384, rootStart: 18432, rootSectors: 32768 };
+
+/**
+ * Builds a small Raspberry Pi OS-like disk image the way the brief says: sfdisk on a plain file,
+ * mkfs.vfat + mcopy for the boot partition, mkfs.ext4 -d (as root: owners, xattrs, device nodes,
+ * hardlinks kept) for the root, dd'ed in at the partition offsets.
+ */
+export function makePiImage(dir: string, options: { bookworm?: boolean; fs?: 'ext4' | 'ext2-1k' } = {}): { image: string; boot: string; root: string } {
+  const trees = makeBaseTrees(join(dir, 'trees'), options);
+  // A file big enough for indirect blocks (1k-block ext2) and an xattr too big for the inode.
+  writeFileSync(join(trees.root, 'usr/bin/big'), Buffer.alloc(300 * 1024, 7));
+  execFileSync('setfattr', ['-n', 'user.long', '-v', `0x${'ab'.repeat(300)}`, join(trees.root, 'usr/bin/big')]);
+  symlinkSync(`/${'very-long-target/'.repeat(6)}end`, join(trees.root, 'etc/long-link'));
+  const image = join(dir, 'raspios.img');
+  const { bootStart, bootSectors, rootStart, rootSectors } = IMAGE_LAYOUT;
+  execFileSync('truncate', ['-s', String((rootStart + rootSectors) * 512), image]);
+  execFileSync('sfdisk', ['--quiet', image], { input: `label: dos\nstart=${bootStart}, size=${bootSectors}, type=c\nstart=${rootStart}, size=${rootSectors}, type=83\n` });
+  const fat = join(dir, 'boot.fat');
+  execFileSync('truncate', ['-s', String(bootSectors * 512), fat]);
+  execFileSync('mkfs.vfat', ['-n', 'bootfs', fat], { stdio: 'ignore' });
+  execFileSync('mcopy', ['-s', '-i', fat, ...readdirSync(trees.boot).map((n) => join(trees.boot, n)), '::/']);
+  const ext = join(dir, 'root.ext4');
+  const mkfsArgs = options.fs === 'ext2-1k' ? ['-t', 'ext2', '-b', '1024'] : ['-t', 'ext4'];
+  execFileSync('mkfs.ext4', ['-q', '-F', ...mkfsArgs, '-L', 'rootfs', '-d', trees.root, ext, `${(rootSectors * 512) / 1024}k`], { stdio: 'ignore' });
+  execFileSync('dd', [`if=${fat}`, `of=${image}`, 'bs=512', `seek=${bootStart}`, 'conv=notrunc', 'status=none']);
+  execFileSync('dd', [`if=${ext}`, `of=${image}`, 'bs=512', `seek=${rootStart}`, 'conv=notrunc', 'status=none']);
+  return { image, ...trees };
+}
+
+/**
+ * A comparable description of a tree: type, mode, owner, size, link target, device number,
+ * hardlink groups, content hash and xattrs of every entry (lost+found left out).
+ */
+export function treeManifest(root: string, options: { mtimes?: boolean } = {}): string[] {
+  const lines: string[] = [];
+  const inodes = new Map<string, string>();
+  const walk = (rel: string) => {
+    const path = rel ? join(root, rel) : root;
+    const info = lstatSync(path);
+    let extra = '';
+    if (info.isSymbolicLink()) extra = `-> ${readlinkSync(path)}`;
+    else if (info.isFile()) {
+      extra = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+      if (info.nlink > 1) {
+        const key = `${info.ino}`;
+        const first = inodes.get(key);
+        if (first) extra += ` hardlink=${first}`;
+        else inodes.set(key, rel);
+      }
+    } else if (info.isCharacterDevice() || info.isBlockDevice()) extra = `rdev=${info.rdev}`;
+    const size = info.isFile() ? info.size : 0;
+    const mtime = options.mtimes && rel !== '' ? ` t=${Math.floor(info.mtimeMs / 1000)}` : '';
+    lines.push(`${rel || '.'} ${(info.mode & 0o170000).toString(8)} ${(info.mode & 0o7777).toString(8)} ${info.uid}:${info.gid} ${size}${mtime} ${extra}`);
+    if (info.isDirectory()) for (const name of readdirSync(path).sort()) if (!(rel === '' && name === 'lost+found')) walk(rel ? `${rel}/${name}` : name);
+  };
+  walk('');
+  const xattrs = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { encoding: 'utf8' })
+    .replaceAll(`# file: ${root}`, '# file: .')
+    .split('\n')
+    .filter((l) => l && !l.includes('lost+found'));
+  return [...lines, ...xattrs];
 }
