@@ -12,3 +12,5 @@ export { NetworkLink } from './network-link.js';
 export type { NetworkLinkOptions } from './network-link.js';
 export { DhcpClientPort, DhcpClientBindError, acquireLease, encodePiDhcpRequest } from './dhcp-client.js';
 export { fetchFile } from './tftp-client.js';
+export { runCli, addToIpv4 } from './cli.js';
+export type { CliIo } from './cli.js';

@@ -81,10 +81,8 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
             bytes += packet.data.length;
             if (request.probe) return finish({ result: 'probe' }, EARLY_TERMINATE);
             const ack = encodeTftpPacket({ type: 'ack', block: packet.block });
-            if (packet.data.length < blksize) {
-              socket.send(ack, serverTid, request.server, () => undefined);
-              return finish({ result: 'ok' });
-            }
+            // The last block: its ACK goes out before the socket closes (else the server retransmits until it gives up).
+            if (packet.data.length < blksize) return finish({ result: 'ok' }, ack);
             expected++;
             send(ack, serverTid);
             armResend(request.ackResendMs);

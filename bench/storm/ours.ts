@@ -1,0 +1,64 @@
+/**
+ * "ours" assembled from the libraries for the boot-storm bench: ProxyDhcpServer (+ TftpServer
+ * unless --no-tftp) in one process, with an admission gate on the proxy offer. Used when the
+ * boot-server daemon is not available, and (with --no-tftp) as our proxy in front of tftpd-hpa.
+ *
+ *   node --conditions=@iot-tofu/source --import tsx bench/storm/ours.ts \
+ *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive]
+ *
+ * Prints "ready" once every socket is bound; runs until SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { ProxyDhcpServer } from '@iot-tofu/dhcp';
+import { FileSource, TftpServer } from '@iot-tofu/tftp';
+import { AdmissionGate, parseGate } from './gate.js';
+
+const { values } = parseArgs({
+  options: {
+    'server-ip': { type: 'string' },
+    'tftp-root': { type: 'string' },
+    'no-tftp': { type: 'boolean', default: false },
+    gate: { type: 'string', default: 'adaptive' },
+  },
+});
+const serverIp = values['server-ip'];
+const tftpRoot = values['tftp-root'];
+if (!serverIp || (!tftpRoot && !values['no-tftp'])) {
+  process.stderr.write('usage: ours.ts --server-ip IP --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive]\n');
+  process.exit(64);
+}
+
+const gate = new AdmissionGate(parseGate(values.gate ?? 'adaptive'));
+let tftp: TftpServer | undefined;
+if (!values['no-tftp'] && tftpRoot) {
+  tftp = new TftpServer({ address: '0.0.0.0', source: new FileSource({ root: tftpRoot, sharedFolder: null }), maxConcurrent: 1024, perClientMax: 16 });
+  tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial, e.size, e.tsize !== undefined));
+  tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, true));
+  tftp.on('transfer-aborted', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));
+  tftp.on('transfer-failed', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));
+}
+const dhcp = new ProxyDhcpServer({
+  serverIp,
+  policy: {
+    serverIp,
+    answer: 'any-pi',
+    isRegistered: () => true,
+    pxe: {},
+    pi3RepeatDelayMs: 1200,
+    // Without our TFTP server we cannot see load: the proxy then admits everyone.
+    ...(tftp ? { admit: (client) => gate.admit(client.serial ?? client.mac) } : {}),
+  },
+  rateLimit: false,
+});
+
+const shutdown = async () => {
+  await Promise.allSettled([dhcp.close(), tftp?.close()]);
+  process.stdout.write(`gate: ${JSON.stringify(gate.stats())}\n`);
+  process.exit(0);
+};
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());
+
+await dhcp.start();
+await tftp?.start();
+process.stdout.write(`ready (tftp ${tftp ? 'on' : 'off'}, gate ${values.gate})\n`);
