@@ -27,3 +27,5 @@ export type {
   CommandRunner,
   Logger,
 } from './types.js';
+/** Atomic file writes (temp, fsync, rename), shared with the CLI for the config file. */
+export { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
