@@ -1,0 +1,303 @@
+import { describe, expect, it } from 'vitest';
+import { randomBytes, createHash } from 'node:crypto';
+import { ReadTransferMachine } from '../src/index.js';
+import type { ReadTransferConfig, TransferOutcome, TransferSink } from '../src/index.js';
+
+type Call = ['oack'] | ['blocks', number, number] | ['timer', number] | ['finish', TransferOutcome['kind']];
+
+function recording(config: Partial<ReadTransferConfig> & { size: number }) {
+  const calls: Call[] = [];
+  const sink: TransferSink = {
+    sendOack: () => calls.push(['oack']),
+    sendBlocks: (first, last) => calls.push(['blocks', first, last]),
+    armTimer: (ms) => calls.push(['timer', ms]),
+    finish: (outcome) => calls.push(['finish', outcome.kind]),
+  };
+  const machine = new ReadTransferMachine(
+    { blksize: 512, windowsize: 1, oack: false, timeoutMs: 100, maxTimeoutMs: 400, maxRetries: 3, maxDurationMs: 60_000, ...config },
+    sink,
+  );
+  const take = () => calls.splice(0);
+  return { machine, take };
+}
+
+describe('ReadTransferMachine (pure)', () => {
+  it.each([
+    [0, 512, 1],
+    [1, 512, 1],
+    [511, 512, 1],
+    [512, 512, 2],
+    [1024, 512, 3],
+    [1025, 512, 3],
+    [65536 * 8 + 1, 8, 65537],
+  ])('size %i at blksize %i is %i blocks (final short or empty block)', (size, blksize, blocks) => {
+    expect(recording({ size, blksize }).machine.totalBlocks).toBe(blocks);
+  });
+
+  it('without an OACK sends DATA 1 at once and completes on the final ACK', () => {
+    const { machine, take } = recording({ size: 600 });
+    machine.start(0);
+    expect(take()).toEqual([['blocks', 1, 1], ['timer', 100]]);
+    expect(machine.onAck(1, 1)).toBe('progress');
+    expect(take()).toEqual([['blocks', 2, 2], ['timer', 100]]);
+    expect(machine.onAck(2, 2)).toBe('progress');
+    expect(take()).toEqual([['finish', 'complete']]);
+    expect(machine.bytesAcked).toBe(600);
+  });
+
+  it('after an OACK waits for ACK 0 before DATA 1, and resends the OACK on timeout', () => {
+    const { machine, take } = recording({ size: 10, oack: true });
+    machine.start(0);
+    expect(take()).toEqual([['oack'], ['timer', 100]]);
+    machine.onTimeout(100);
+    expect(take()).toEqual([['oack'], ['timer', 200]]);
+    expect(machine.onAck(0, 150)).toBe('progress');
+    expect(take()).toEqual([['blocks', 1, 1], ['timer', 100]]);
+  });
+
+  it("never resends on a duplicate ACK (Sorcerer's Apprentice) and ignores ACKs beyond what was sent", () => {
+    const { machine, take } = recording({ size: 5000 });
+    machine.start(0);
+    machine.onAck(1, 1);
+    take();
+    expect(machine.onAck(1, 2)).toBe('duplicate');
+    expect(machine.onAck(7, 2)).toBe('out-of-window');
+    expect(machine.onAck(40000, 2)).toBe('out-of-window');
+    expect(take()).toEqual([]);
+  });
+
+  it('backs off exponentially up to the ceiling and gives up after maxRetries', () => {
+    const { machine, take } = recording({ size: 5000, maxRetries: 3 });
+    machine.start(0);
+    machine.onAck(1, 1);
+    take();
+    machine.onTimeout(101);
+    machine.onTimeout(301);
+    machine.onTimeout(701);
+    expect(take()).toEqual([
+      ['blocks', 2, 2], ['timer', 200],
+      ['blocks', 2, 2], ['timer', 400],
+      ['blocks', 2, 2], ['timer', 400],
+    ]);
+    machine.onTimeout(1101);
+    expect(take()).toEqual([['finish', 'timeout']]);
+    expect(machine.done).toBe(true);
+    expect(machine.retransmits).toBe(3);
+    // nothing happens after the end
+    machine.onTimeout(2000);
+    expect(machine.onAck(2, 2000)).toBe('ignored');
+    expect(take()).toEqual([]);
+  });
+
+  it('progress resets the back-off', () => {
+    const { machine, take } = recording({ size: 5000 });
+    machine.start(0);
+    machine.onTimeout(100);
+    machine.onAck(1, 150);
+    expect(take().at(-1)).toEqual(['timer', 100]);
+  });
+
+  it('ends a transfer that exceeds the whole-transfer limit', () => {
+    const { machine, take } = recording({ size: 5000, maxDurationMs: 1000 });
+    machine.start(0);
+    machine.onAck(1, 1001);
+    expect(take().at(-1)).toEqual(['finish', 'timeout']);
+  });
+
+  it('sends windows and restarts a window after a partial ACK (RFC 7440)', () => {
+    const { machine, take } = recording({ size: 512 * 10 + 3, windowsize: 4 });
+    machine.start(0);
+    expect(take()).toEqual([['blocks', 1, 4], ['timer', 100]]);
+    machine.onAck(4, 1);
+    expect(take()).toEqual([['blocks', 5, 8], ['timer', 100]]);
+    machine.onAck(6, 2); // blocks 7 and 8 were lost
+    expect(take()).toEqual([['blocks', 7, 10], ['timer', 100]]);
+    machine.onTimeout(200);
+    expect(take()).toEqual([['blocks', 7, 10], ['timer', 200]]);
+    machine.onAck(10, 300);
+    expect(take()).toEqual([['blocks', 11, 11], ['timer', 100]]);
+    machine.onAck(11, 301);
+    expect(take()).toEqual([['finish', 'complete']]);
+  });
+
+  it('rolls block numbers over 65535 → 0 → 1 and compares ACKs modulo 65536', () => {
+    const { machine, take } = recording({ size: 65536 * 8 + 1, blksize: 8 });
+    machine.start(0);
+    for (let block = 1; block <= 65535; block++) machine.onAck(block & 0xffff, 1);
+    take();
+    expect(machine.onAck(0, 2)).toBe('progress'); // absolute block 65536
+    expect(take()).toEqual([['blocks', 65537, 65537], ['timer', 100]]);
+    expect(machine.onAck(0, 3)).toBe('duplicate');
+    expect(machine.onAck(1, 4)).toBe('progress');
+    expect(take()).toEqual([['finish', 'complete']]);
+  });
+});
+
+/**
+ * A whole transfer over a simulated network under a fake clock: the network drops, duplicates
+ * and reorders packets from a seeded generator, both ends retransmit on their own timers, and
+ * the received bytes must equal the file exactly.
+ */
+function simulate(opts: { size: number; blksize: number; windowsize: number; oack: boolean; loss: number; dup: number; jitterMs: number; seed: number }) {
+  let seed = opts.seed;
+  const random = () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const file = randomBytes(opts.size);
+  let now = 0;
+  type Timer = { at: number; seq: number; fn: () => void; live: boolean };
+  // Binary min-heap on (at, seq): cancelled timers stay in it and are skipped when they surface.
+  const heap: Timer[] = [];
+  let seq = 0;
+  const before = (a: Timer, b: Timer) => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  const push = (timer: Timer) => {
+    heap.push(timer);
+    for (let i = heap.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i]!, heap[parent]!)) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+  };
+  const pop = (): Timer | undefined => {
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0 && last) {
+      heap[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+        if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+        i = m;
+      }
+    }
+    return top;
+  };
+  const at = (delay: number, fn: () => void): Timer => {
+    const timer = { at: now + delay, seq: seq++, fn, live: true };
+    push(timer);
+    return timer;
+  };
+  type Packet = { kind: 'oack' } | { kind: 'data'; block: number; data: Uint8Array } | { kind: 'ack'; block: number };
+  const transmit = (deliver: (p: Packet) => void, packet: Packet) => {
+    if (random() < opts.loss) return;
+    const copies = random() < opts.dup ? 2 : 1;
+    for (let i = 0; i < copies; i++) at(0.05 + random() * opts.jitterMs, () => deliver(packet));
+  };
+
+  // Client (RFC 1350 lock-step, RFC 7440 windows): ACKs each window, re-ACKs on its own timeout.
+  const received: Uint8Array[] = [];
+  let expected = 1;
+  let inWindow = 0;
+  let clientDone = false;
+  let clientTimer: Timer | undefined;
+  let lastAck = opts.oack ? -1 : 0;
+  const clientAck = (block: number) => {
+    lastAck = block;
+    transmit(toServer, { kind: 'ack', block: block & 0xffff });
+    if (clientTimer) clientTimer.live = false;
+    clientTimer = at(250, () => !clientDone && lastAck >= 0 && clientAck(lastAck));
+  };
+  let gapReportedAt = -1;
+  const toClient = (packet: Packet) => {
+    if (clientDone) {
+      // Dally: the final ACK may have been lost, so answer a repeated last block again.
+      if (packet.kind === 'data' && packet.block === ((expected - 1) & 0xffff)) clientAck(expected - 1);
+      return;
+    }
+    if (packet.kind === 'oack') {
+      if (expected === 1) clientAck(0);
+      return;
+    }
+    if (packet.kind !== 'data') return;
+    if (packet.block === (expected & 0xffff)) {
+      received.push(packet.data);
+      expected++;
+      inWindow++;
+      const last = packet.data.length < opts.blksize;
+      if (last || inWindow >= opts.windowsize) {
+        inWindow = 0;
+        clientAck(expected - 1);
+      }
+      if (last) clientDone = true;
+    } else if (((packet.block - (expected & 0xffff)) & 0xffff) < 0x8000) {
+      // A gap: say once where we are (RFC 7440), then wait for the server to restart the window.
+      if (gapReportedAt !== expected) {
+        gapReportedAt = expected;
+        inWindow = 0;
+        clientAck(expected - 1);
+      }
+    } else if (opts.windowsize === 1) clientAck(expected - 1);
+  };
+
+  let outcome: TransferOutcome | undefined;
+  let serverTimer: Timer | undefined;
+  const sink: TransferSink = {
+    sendOack: () => transmit(toClient, { kind: 'oack' }),
+    sendBlocks: (first, last) => {
+      for (let b = first; b <= last; b++) {
+        transmit(toClient, { kind: 'data', block: b & 0xffff, data: file.subarray((b - 1) * opts.blksize, b * opts.blksize) });
+      }
+    },
+    armTimer: (ms) => {
+      if (serverTimer) serverTimer.live = false;
+      serverTimer = at(ms, () => machine.onTimeout(now));
+    },
+    finish: (o) => {
+      outcome = o;
+      if (serverTimer) serverTimer.live = false;
+    },
+  };
+  const machine = new ReadTransferMachine(
+    { size: opts.size, blksize: opts.blksize, windowsize: opts.windowsize, oack: opts.oack, timeoutMs: 40, maxTimeoutMs: 200, maxRetries: 12, maxDurationMs: 3_600_000 },
+    sink,
+  );
+  function toServer(packet: Packet) {
+    if (packet.kind === 'ack') machine.onAck(packet.block, now);
+  }
+  machine.start(0);
+  for (let steps = 0; steps < 5_000_000 && !outcome; steps++) {
+    const timer = pop();
+    if (!timer) break;
+    if (!timer.live) continue;
+    now = timer.at;
+    timer.live = false;
+    timer.fn();
+  }
+  const got = Buffer.concat(received);
+  return { outcome, exact: createHash('sha256').update(got).digest('hex') === createHash('sha256').update(file).digest('hex'), retransmits: machine.retransmits, gotBytes: got.length, now };
+}
+
+describe('ReadTransferMachine over a lossy, duplicating, reordering network (fake clock)', () => {
+  const cases = [
+    { name: 'clean lock-step', size: 20_000, blksize: 512, windowsize: 1, oack: false, loss: 0, dup: 0, jitterMs: 0.1 },
+    { name: 'lock-step, 10% loss', size: 30_000, blksize: 512, windowsize: 1, oack: true, loss: 0.1, dup: 0, jitterMs: 0.1 },
+    { name: 'lock-step, 20% duplicates, reordering', size: 30_000, blksize: 1468, windowsize: 1, oack: true, loss: 0, dup: 0.2, jitterMs: 5 },
+    { name: 'lock-step, everything at once', size: 40_000, blksize: 512, windowsize: 1, oack: true, loss: 0.15, dup: 0.15, jitterMs: 5 },
+    { name: 'window 8, 5% loss, reordering', size: 100_000, blksize: 1468, windowsize: 8, oack: true, loss: 0.05, dup: 0.05, jitterMs: 3 },
+    { name: 'window 16, 20% loss', size: 100_000, blksize: 1024, windowsize: 16, oack: true, loss: 0.2, dup: 0.1, jitterMs: 2 },
+    { name: 'exact multiple of blksize (empty last block), lossy', size: 512 * 40, blksize: 512, windowsize: 4, oack: true, loss: 0.1, dup: 0.1, jitterMs: 2 },
+    { name: 'rollover with blksize 8, window 64, lossy', size: 65536 * 8 + 1, blksize: 8, windowsize: 64, oack: true, loss: 0.01, dup: 0.01, jitterMs: 0.5 },
+  ];
+  it.each(cases)('$name: byte-exact', (c) => {
+    for (const seed of c.size > 100_000 ? [1] : [1, 2, 3]) {
+      const result = simulate({ ...c, seed });
+      expect(result.outcome).toEqual({ kind: 'complete' });
+      expect(result.gotBytes).toBe(c.size);
+      expect(result.exact).toBe(true);
+      // Lock-step recovers only by timeout; windows mostly recover through partial ACKs.
+      if (c.loss > 0 && c.windowsize === 1) expect(result.retransmits).toBeGreaterThan(0);
+    }
+  });
+
+  it('gives up when the client vanishes (100% loss), bounded in retries', () => {
+    const result = simulate({ size: 5000, blksize: 512, windowsize: 1, oack: true, loss: 1, dup: 0, jitterMs: 0.1, seed: 9 });
+    expect(result.outcome?.kind).toBe('timeout');
+    expect(result.retransmits).toBe(12);
+  });
+});
