@@ -1,4 +1,4 @@
-import { hasRaspberryPiOui, parsePiGuid, type PiModel } from '@iot-tofu/rpi';
+import { RASPBERRY_PI_OUIS, parsePiGuid, type PiModel } from '@iot-tofu/rpi';
 import { clientMac, optionText, type DhcpMessage } from './codec.js';
 import { ClientArch, DhcpOption } from './options.js';
 import { decodeClientArch, parsePxeVendorClass } from './pxe.js';
@@ -64,7 +64,7 @@ export function classifyClient(message: DhcpMessage, context: ClassifyContext = 
   const guid = guidBytes ? parsePiGuid(guidBytes) : undefined;
   const guidKind: GuidKind = guid?.kind ?? (guidBytes ? 'other' : 'none');
   const serial = guid && guid.kind !== 'pi3-rom' ? guid.serial : undefined;
-  const ouiIsPi = hasRaspberryPiOui(mac);
+  const ouiIsPi = RASPBERRY_PI_OUIS.includes(mac.slice(0, 8)); // mac is already normalised
   const pi3RomLike = guid?.kind === 'pi3-rom' || (message.xid === PI3_ROM_XID && mac.startsWith('b8:27:eb'));
 
   const info: ClientInfo = { mac, xid: message.xid, kind: 'not-pxe', guidKind, pi3RomLike };

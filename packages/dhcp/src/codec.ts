@@ -142,20 +142,16 @@ export function encodeDhcpMessage(message: DhcpMessageInit, encodeOptions: Encod
   const chaddr = typeof message.chaddr === 'string' ? macToBytes(message.chaddr) : message.chaddr;
   if (chaddr.length > 16) throw new DhcpEncodeError(`chaddr is ${chaddr.length} bytes, at most 16 fit`);
 
-  const optionBytes: number[] = [];
-  for (const [code, value] of message.options ?? []) {
+  const options = [...(message.options ?? [])];
+  let optionsLength = 1; // END
+  for (const [code, value] of options) {
     if (!Number.isInteger(code) || code <= DhcpOption.Pad || code >= DhcpOption.End) {
       throw new DhcpEncodeError(`option code ${code} cannot carry a value`);
     }
-    if (value.length === 0) optionBytes.push(code, 0);
-    for (let start = 0; start < value.length; start += 255) {
-      const piece = value.subarray(start, start + 255);
-      optionBytes.push(code, piece.length, ...piece);
-    }
+    optionsLength += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
   }
-  optionBytes.push(DhcpOption.End);
 
-  const length = Math.max(OPTIONS_OFFSET + optionBytes.length, minSize);
+  const length = Math.max(OPTIONS_OFFSET + optionsLength, minSize);
   if (length > maxSize) throw new DhcpEncodeError(`message would be ${length} bytes, the receiver accepts ${maxSize}`);
   const out = new Uint8Array(length);
   const view = new DataView(out.buffer);
@@ -166,15 +162,28 @@ export function encodeDhcpMessage(message: DhcpMessageInit, encodeOptions: Encod
   view.setUint32(4, message.xid >>> 0);
   view.setUint16(8, message.secs ?? 0);
   view.setUint16(10, message.flags ?? 0);
-  out.set(ipv4ToBytes(message.ciaddr ?? '0.0.0.0'), 12);
-  out.set(ipv4ToBytes(message.yiaddr ?? '0.0.0.0'), 16);
-  out.set(ipv4ToBytes(message.siaddr ?? '0.0.0.0'), 20);
-  out.set(ipv4ToBytes(message.giaddr ?? '0.0.0.0'), 24);
+  ipField('ciaddr', message.ciaddr, out, 12);
+  ipField('yiaddr', message.yiaddr, out, 16);
+  ipField('siaddr', message.siaddr, out, 20);
+  ipField('giaddr', message.giaddr, out, 24);
   out.set(chaddr, 28);
   out.set(textField('sname', message.sname ?? '', SNAME_LENGTH), SNAME_OFFSET);
   out.set(textField('file', message.file ?? '', FILE_LENGTH), FILE_OFFSET);
   view.setUint32(COOKIE_OFFSET, MAGIC_COOKIE);
-  out.set(optionBytes, OPTIONS_OFFSET);
+  let offset = OPTIONS_OFFSET;
+  for (const [code, value] of options) {
+    // Values longer than 255 bytes go out as consecutive pieces of the same code (RFC 3396).
+    let start = 0;
+    do {
+      const piece = value.subarray(start, start + 255);
+      out[offset] = code;
+      out[offset + 1] = piece.length;
+      out.set(piece, offset + 2);
+      offset += 2 + piece.length;
+      start += 255;
+    } while (start < value.length);
+  }
+  out[offset] = DhcpOption.End;
   return out;
 }
 
@@ -199,24 +208,46 @@ export function ipv4FromBytes(bytes: Uint8Array, offset = 0): string {
   return `${bytes[offset] ?? 0}.${bytes[offset + 1] ?? 0}.${bytes[offset + 2] ?? 0}.${bytes[offset + 3] ?? 0}`;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/** Parses a dotted quad into `into` (4 bytes); false when it is not one (no regex: hot path). */
+function parseIpv4Into(text: string, into: Uint8Array): boolean {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? 46 : text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 3 || value > 255) return false;
+      into[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + (c - 48);
+      digits += 1;
+    } else return false;
+  }
+  return part === 4;
+}
 
 export function isIpv4(text: string): boolean {
-  const match = IPV4.exec(text);
-  return !!match && match.slice(1).every((part) => Number(part) <= 255);
+  return parseIpv4Into(text, new Uint8Array(4));
 }
 
 export function ipv4ToBytes(text: string): Uint8Array {
-  if (!isIpv4(text)) throw new DhcpEncodeError(`${JSON.stringify(text)} is not a dotted-quad IPv4 address`);
-  return Uint8Array.from(text.split('.'), Number);
+  const out = new Uint8Array(4);
+  if (!parseIpv4Into(text, out)) throw new DhcpEncodeError(`${JSON.stringify(text)} is not a dotted-quad IPv4 address`);
+  return out;
 }
 
 export function asciiBytes(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
 }
 
 function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
+  let text = '';
+  for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i] as number);
+  return text;
 }
 
 function nulTrimmed(bytes: Uint8Array, offset: number, length: number): string {
@@ -230,6 +261,11 @@ function textField(name: string, text: string, length: number): Uint8Array {
   if (text.length > length - 1) throw new DhcpEncodeError(`${name} is ${text.length} characters, at most ${length - 1} fit`);
   if (/[^\x01-\xff]/.test(text)) throw new DhcpEncodeError(`${name} must be Latin-1 text without NUL`);
   return asciiBytes(text);
+}
+
+function ipField(name: string, text: string | undefined, out: Uint8Array, offset: number): void {
+  if (text === undefined || text === '0.0.0.0') return; // already zero
+  if (!parseIpv4Into(text, out.subarray(offset, offset + 4))) throw new DhcpEncodeError(`${name} ${JSON.stringify(text)} is not a dotted-quad IPv4 address`);
 }
 
 function byteField(name: string, value: number): number {

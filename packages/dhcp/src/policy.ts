@@ -63,6 +63,14 @@ export type ProxyDecision =
 
 export const DEFAULT_PI3_REPEAT_DELAY_MS = 1200;
 
+// Constant option values, built once: the encoder copies them into every reply.
+const PI_MENU = raspberryPiBootOption();
+const PI_MENU_THREE_SPACES = raspberryPiBootOption({ threeSpaces: true });
+const SKIP_DISCOVERY = skipDiscoveryOption();
+const PXE_CLIENT = asciiBytes('PXEClient');
+const OFFER = Uint8Array.of(DhcpMessageType.Offer);
+const ACK = Uint8Array.of(DhcpMessageType.Ack);
+
 /**
  * The whole proxy decision, pure: what do we answer to this request on this port? Never an IP
  * address (yiaddr stays 0), never an answer to a reply, a non-PXE client or a REQUEST on 67;
@@ -85,7 +93,7 @@ export function decideProxyReply(request: DhcpMessage, context: { port: ProxyPor
       return { action: 'ignore', reason: 'pi-not-registered', client };
     }
     if (policy.admit && !policy.admit(client)) return { action: 'ignore', reason: 'deferred', client };
-    base.options.set(DhcpOption.VendorSpecific, raspberryPiBootOption({ threeSpaces: policy.threeSpaceMenu?.(client) ?? false }));
+    base.options.set(DhcpOption.VendorSpecific, policy.threeSpaceMenu?.(client) ? PI_MENU_THREE_SPACES : PI_MENU);
     if (policy.option66) base.options.set(DhcpOption.TftpServerName, asciiBytes(policy.option66));
     const decision: ProxyDecision = { action: 'reply', client, reply: base, maxSize: maxReplySize(request) };
     if (port === 'dhcp' && client.pi3RomLike && policy.pi3RepeatDelayMs > 0) decision.repeatAfterMs = policy.pi3RepeatDelayMs;
@@ -98,7 +106,7 @@ export function decideProxyReply(request: DhcpMessage, context: { port: ProxyPor
   base.file = file;
   if (client.kind !== 'ipxe') base.sname = policy.serverIp;
   // BIOS ROMs: "boot the file in this offer", skipping boot-server discovery. UEFI gets no 43.
-  if (client.kind === 'bios') base.options.set(DhcpOption.VendorSpecific, skipDiscoveryOption());
+  if (client.kind === 'bios') base.options.set(DhcpOption.VendorSpecific, SKIP_DISCOVERY);
   return { action: 'reply', client, reply: base, maxSize: maxReplySize(request) };
 }
 
@@ -126,9 +134,9 @@ export function ipxeScriptUrl(script: string, serverIp: string): string {
 /** Fields every proxy reply shares: 53, 54, 60 "PXEClient", 97 echoed; yiaddr and siaddr 0. */
 function replySkeleton(request: DhcpMessage, port: ProxyPort, serverIp: string): DhcpMessageInit & { options: Map<number, Uint8Array> } {
   const options = new Map<number, Uint8Array>();
-  options.set(DhcpOption.MessageType, Uint8Array.of(port === 'dhcp' ? DhcpMessageType.Offer : DhcpMessageType.Ack));
+  options.set(DhcpOption.MessageType, port === 'dhcp' ? OFFER : ACK);
   options.set(DhcpOption.ServerId, ipv4ToBytes(serverIp));
-  options.set(DhcpOption.VendorClass, asciiBytes('PXEClient'));
+  options.set(DhcpOption.VendorClass, PXE_CLIENT);
   const guid = request.options.get(DhcpOption.ClientGuid);
   if (guid?.length === 17) options.set(DhcpOption.ClientGuid, guid);
   return {

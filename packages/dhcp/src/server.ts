@@ -275,7 +275,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       return;
     }
     const client = decision.client;
-    this.logger.debug(
+    if (this.logger.isLevelEnabled?.('debug') ?? true) this.logger.debug(
       {
         mac: client?.mac ?? mac,
         xid: request.xid,
@@ -363,7 +363,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
 
   private drop(event: DroppedEvent): void {
     this.counters.dropped[event.reason] = (this.counters.dropped[event.reason] ?? 0) + 1;
-    this.logger.debug({ ...event }, 'proxyDHCP packet dropped');
+    if (this.logger.isLevelEnabled?.('debug') ?? true) this.logger.debug({ ...event }, 'proxyDHCP packet dropped');
     this.emitSafely('dropped', event);
   }
 

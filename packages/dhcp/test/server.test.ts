@@ -237,6 +237,30 @@ describe('ProxyDhcpServer on loopback', () => {
   });
 });
 
+describe('ProxyDhcpServer logging', () => {
+  it('logs each decision with MAC, xid, arch, sanitised vendor class and the decision', async () => {
+    const lines: Array<{ level: string; obj: Record<string, unknown>; msg?: string }> = [];
+    const logger = Object.fromEntries(
+      ['debug', 'info', 'warn', 'error'].map((level) => [level, (obj: Record<string, unknown>, msg?: string) => lines.push({ level, obj, msg })]),
+    ) as unknown as import('../src/index.js').DhcpLogger;
+    const client = createSocket('udp4');
+    await new Promise<void>((resolve) => client.bind(0, S, resolve));
+    const server = new ProxyDhcpServer({ serverIp: S, bindAddress: S, dhcpPort: 0, pxePort: null, clientPort: client.address().port, broadcastAddress: S, policy: basePolicy(), logger });
+    try {
+      const [bound] = await server.start();
+      expect(lines).toContainEqual(expect.objectContaining({ level: 'info', obj: expect.objectContaining({ port: bound!.port, role: 'dhcp' }) }));
+      const evil = request({ mac: '52:54:00:00:00:01', xid: 0xabc, vendorClass: 'PXEClient:Arch:00000\n\x1b[31mfake', arch: 0 });
+      client.send(encodeDhcpMessage(evil), bound!.port, S);
+      await settle(100);
+      const decision = lines.find((l) => l.msg === 'proxyDHCP decision');
+      expect(decision?.obj).toMatchObject({ mac: '52:54:00:00:00:01', xid: 0xabc, arch: 0, kind: 'bios', decision: 'reply', vendorClass: 'PXEClient:Arch:00000??[31mfake' });
+    } finally {
+      await server.close();
+      client.close();
+    }
+  });
+});
+
 describe('PerClientRateLimiter', () => {
   it('refills over time and forgets the least recently seen client first', () => {
     const limiter = new PerClientRateLimiter({ burst: 2, perSecond: 1, maxClients: 2 });
