@@ -32,7 +32,7 @@ const gate = new AdmissionGate(parseGate(values.gate ?? 'adaptive'));
 let tftp: TftpServer | undefined;
 if (!values['no-tftp'] && tftpRoot) {
   tftp = new TftpServer({ address: '0.0.0.0', source: new FileSource({ root: tftpRoot, sharedFolder: null }), maxConcurrent: 1024, perClientMax: 16 });
-  tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial, e.size, e.tsize !== undefined));
+  tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial));
   tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, true));
   tftp.on('transfer-aborted', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));
   tftp.on('transfer-failed', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));

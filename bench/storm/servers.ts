@@ -18,8 +18,10 @@ export interface ServerContext {
   readonly lab: Lab;
   readonly tftpRoot: string;
   readonly workDir: string;
-  /** Admission gate for ours: 'adaptive', 'fixed:K' or 'off'. */
+  /** Admission gate of the library script: 'adaptive', 'fixed:K' or 'off'. */
   readonly gate: string;
+  /** The daemon's --admission-budget for this link (0 = off). */
+  readonly admissionBudget: number;
 }
 
 export interface ServerUnderTest {
@@ -108,38 +110,54 @@ export function daemonEntry(): string[] | undefined {
   return undefined;
 }
 
-function oursScript(context: ServerContext, args: string[]): ChildProcess {
+function oursScriptProcess(context: ServerContext, args: string[]): ChildProcess {
   return context.lab.spawn('srv', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/storm/ours.ts'), '--server-ip', SERVER_IP, ...args], { cwd: repoRoot });
 }
 
-/**
- * ours: the boot-server daemon when `--ours daemon` is chosen and it exists, else the library
- * script bench/storm/ours.ts (ProxyDhcpServer + TftpServer + the admission gate in gate.ts).
- */
-export function ours(variant: 'script' | 'daemon'): ServerUnderTest {
+/** The boot-server daemon (`boot-server start`), with `--admission-budget` as given. */
+export function oursDaemon(name: string, description: string, budget: (context: ServerContext) => number): ServerUnderTest {
   return {
-    name: 'ours',
-    description: variant === 'daemon' ? 'boot-server daemon (proxyDHCP + TFTP, its admission gate)' : 'our ProxyDhcpServer + TftpServer with the bench admission gate',
+    name,
+    description,
     start: async (context) => {
       const entry = daemonEntry();
-      if (variant === 'daemon' && entry) {
-        const child = context.lab.spawn('srv', process.execPath, [
-          ...entry,
-          'start',
-          '--server-ip', SERVER_IP,
-          '--tftp-root', context.tftpRoot,
-          '--nfs-root', join(context.workDir, 'nfs'),
-          '--state-dir', join(context.workDir, 'state'),
-          '--dhcp-answer', 'any-pi',
-          '--api-port', '0',
-          '--log-level', 'warn',
-        ], { cwd: repoRoot });
-        return started(context.lab, [child], [67, 69], 'boot-server daemon');
-      }
-      const child = oursScript(context, ['--tftp-root', context.tftpRoot, '--gate', context.gate]);
-      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${context.gate}`);
+      if (!entry) throw new Error('packages/boot-server has no CLI yet (src/cli.ts); run with --ours script');
+      const admission = budget(context);
+      const child = context.lab.spawn('srv', process.execPath, [
+        ...entry,
+        'start',
+        '--server-ip', SERVER_IP,
+        '--tftp-root', context.tftpRoot,
+        '--nfs-root', join(context.workDir, 'nfs'),
+        '--state-dir', join(context.workDir, 'state'),
+        '--dhcp-answer', 'any-pi',
+        '--api-port', '0',
+        '--log-level', 'warn',
+        '--admission-budget', String(admission),
+      ], { cwd: repoRoot });
+      return started(context.lab, [child], [67, 69], `boot-server daemon, --admission-budget ${admission}`);
     },
   };
+}
+
+/** bench/storm/ours.ts: our ProxyDhcpServer + TftpServer from the libraries with gate.ts at the offer. */
+export function oursScript(name: string, description: string, gate: (context: ServerContext) => string): ServerUnderTest {
+  return {
+    name,
+    description,
+    start: async (context) => {
+      const chosen = gate(context);
+      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen]);
+      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}`);
+    },
+  };
+}
+
+/** "ours" in the comparison: the daemon with its gate sized for the link, or the script when there is no daemon. */
+export function ours(variant: 'script' | 'daemon'): ServerUnderTest {
+  return variant === 'daemon'
+    ? oursDaemon('ours', 'boot-server daemon; admission budget = large transfers the link finishes in ~15 s each', (c) => c.admissionBudget)
+    : oursScript('ours', 'our ProxyDhcpServer + TftpServer with the bench admission gate (gate.ts)', (c) => c.gate);
 }
 
 /** tftpd-hpa serving TFTP, our proxy (no gate: it cannot see tftpd-hpa's load) answering DHCP. */
@@ -148,7 +166,7 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
   description: 'tftpd-hpa for TFTP behind our proxyDHCP',
   start: async (context) => {
     const tftpd = context.lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${SERVER_IP}:69`, '--secure', context.tftpRoot]);
-    const proxy = oursScript(context, ['--no-tftp', '--gate', 'off']);
+    const proxy = oursScriptProcess(context, ['--no-tftp', '--gate', 'off']);
     const running = await started(context.lab, [tftpd], [69], 'in.tftpd defaults');
     const proxyRunning = await started(context.lab, [proxy], [67], 'our proxy, no gate').catch(async (error: unknown) => {
       await running.stop();
@@ -166,6 +184,8 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
 };
 
 export const SERVERS = {
+  'ours-nogate': oursDaemon('ours-nogate', 'boot-server daemon without admission gate (--admission-budget 0)', () => 0),
+  'ours-script': oursScript('ours-script', 'our libraries + adaptive gate (bench/storm/gate.ts)', () => 'adaptive'),
   dnsmasq: dnsmasq('dnsmasq', 'dnsmasq proxy + TFTP, default tftp-max (50)', []),
   'dnsmasq-max': dnsmasq('dnsmasq-max', 'dnsmasq proxy + TFTP, tftp-max raised to 1000', ['--tftp-max=1000']),
   'tftpd-hpa': tftpdHpaBehindOurProxy,
