@@ -135,6 +135,13 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'busybox', 'dhclient'))('pr
     expect(replies[0]!.option43).toBeUndefined();
   });
 
+  it('a relayed DISCOVER (giaddr set, unicast to 10.77.0.2:67) is answered by unicast to the relay on port 67', async () => {
+    const { replies } = await runClient(lab, 'peer', { mode: 'relay', profile: 'pi4', mac: PI4.mac, serial: PI4.serial, server: S, sourceAddress: '10.77.0.50', listenMs: 800 });
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toMatchObject({ from: `${S}:67`, type: 'offer', piBoot: true, yiaddr: '0.0.0.0' });
+    expect(Buffer.from(replies[0]!.hex, 'hex').subarray(24, 28).join('.')).toBe('10.77.0.50'); // giaddr copied
+  });
+
   it('busybox udhcpc with options 60 and 93 receives the proxy offer; without them it gets nothing', async () => {
     const udhcpc = (extra: string[]) =>
       lab.run('cli', 'busybox', ['udhcpc', '-i', 'eth0', '-f', '-n', '-q', '-t', '1', '-T', '1', ...extra, '-s', '/bin/true'], { timeoutMs: 10_000 });

@@ -4,6 +4,8 @@
  *   discover: broadcast a DISCOVER shaped like the given firmware, print every reply as a JSON
  *             line; with `requestLease` also REQUEST the address offer and wait for its ACK.
  *   request4011: unicast a PXE REQUEST (ciaddr set) to server:4011 from `sourcePort`.
+ *   relay: act as a DHCP relay agent at `sourceAddress`: forward the DISCOVER (giaddr set, hops 1)
+ *          from port 67 to server:67 and listen on 67 for the relayed reply.
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { encodePiGuid } from '@iot-tofu/rpi';
@@ -24,7 +26,7 @@ import { fixturePath } from './fixtures.js';
 export type Profile = 'pi3b' | 'pi4' | 'pi5' | 'bios' | 'uefi-x64';
 
 export interface ClientConfig {
-  mode: 'discover' | 'request4011';
+  mode: 'discover' | 'request4011' | 'relay';
   profile: Profile;
   mac: string;
   serial?: string;
@@ -83,7 +85,10 @@ function discoverOptions(profile: Profile, type: number, extra: Array<[number, U
   }
 }
 
-function buildDiscover(xid: number): Uint8Array {
+function buildDiscover(xid: number, relay?: string): Uint8Array {
+  if (relay) {
+    return encodeDhcpMessage({ op: 1, xid, hops: 1, giaddr: relay, chaddr: config.mac, options: discoverOptions(config.profile, 1) });
+  }
   if (config.profile === 'pi3b') {
     // The byte-exact Pi 3B-shaped DISCOVER of the reference capture, with this client's MAC.
     const golden = readUdpFrames(fixturePath('dnsmasq-proxy-reply.pcap'))[0]!.payload.slice();
@@ -161,6 +166,16 @@ if (config.mode === 'discover') {
   socket.bind(68, '0.0.0.0', () => {
     socket.setBroadcast(true);
     socket.send(buildDiscover(xid), 67, '255.255.255.255', (error) => {
+      if (error) {
+        print('error', { message: error.message });
+        finish(1);
+      } else print('sent', { xid });
+    });
+  });
+} else if (config.mode === 'relay') {
+  const relay = config.sourceAddress ?? '0.0.0.0';
+  socket.bind(67, relay, () => {
+    socket.send(buildDiscover(xid, relay), 67, config.server ?? '0.0.0.0', (error) => {
       if (error) {
         print('error', { message: error.message });
         finish(1);
