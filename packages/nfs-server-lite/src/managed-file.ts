@@ -81,7 +81,8 @@ export class ManagedExports {
       await this.runner(this.exportfs, ['-ra']);
       this.logger.debug({ file: this.file }, 'exportfs -ra');
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
+      const stderr = (error as { stderr?: unknown }).stderr;
+      const detail = typeof stderr === 'string' && stderr.trim() ? stderr.trim().split('\n').filter(Boolean).slice(-2).join('; ') : error instanceof Error ? error.message : String(error);
       throw new ExportfsFailedError(`exportfs -ra failed: ${detail}`, { cause: error });
     }
   }

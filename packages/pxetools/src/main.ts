@@ -96,7 +96,8 @@ async function loadConfig(ctx: Context, flags: Partial<FleetConfig> = {}): Promi
 async function openFleet(ctx: Context, config: FleetConfig, needServerIp: boolean): Promise<Fleet> {
   let serverIp = config.serverIp;
   if (!serverIp) serverIp = needServerIp ? detectServerIp() : '127.0.0.1';
-  const level = ctx.io.env.IOT_TOFU_LOG_LEVEL ?? 'warn';
+  // Errors reach the operator as one line; the log is for debugging (IOT_TOFU_LOG_LEVEL=debug).
+  const level = ctx.io.env.IOT_TOFU_LOG_LEVEL ?? 'silent';
   const logger = pino({ level, base: undefined }, pino.destination({ dest: 2, sync: true }));
   return Fleet.open({
     tftpRoot: config.tftpRoot,
@@ -159,7 +160,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
         throw new UsageError(`cannot read --config-txt ${options.configTxt}: ${error.code ?? error.message}`);
       });
     }
-    if (!ctx.json) out(ctx, '\nSetting up pi...\n');
+    if (!ctx.json) ctx.io.stdout.write('\nSetting up pi...\n\n');
     const bar = ctx.json ? undefined : progressBar(ctx.io);
     const result = await fleet.add(
       { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}), dockerDisk: options.dockerDisk ?? false },
@@ -364,6 +365,8 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .option('--json', 'machine-readable output')
     .option('--config <file>', `config file (default ${DEFAULT_CONFIG_FILE} or $IOT_TOFU_CONFIG)`)
     .version('0.1.0')
+    // Program options only before a subcommand: `setup --base` is setup's, `--add X --base` the top level's.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: () => undefined })
     .action((options: TopOptions) => {
@@ -377,8 +380,16 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
       else if (options.remove !== undefined) run(doRemove(ctx, options));
       else run(doList(ctx, options));
     });
-  program
-    .command('setup')
+  const common = (command: Command): Command =>
+    command
+      .option('--json', 'machine-readable output')
+      .option('--config <file>', 'config file')
+      .option('--yes', 'do not ask for confirmation')
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: () => undefined });
+  const globals = (command: Command): TopOptions => ({ ...program.opts(), ...command.opts() });
+  common(program
+    .command('setup'))
     .description('import a base from an image, a boot/root tarball pair or two directories; writes the config')
     .requiredOption('--base <name>', 'name of the base')
     .option('--image <file>', 'Raspberry Pi OS image (.img or .img.xz)')
@@ -393,37 +404,34 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .option('--state-dir <dir>')
     .option('--exports-file <file>')
     .option('--exports-clients <spec>', 'who may mount, e.g. 192.168.10.0/24')
-    .action((o: SetupOptions) => {
-      applyGlobals(ctx, program.opts());
+    .action((o: SetupOptions, command: Command) => {
+      applyGlobals(ctx, globals(command));
       run(doSetup(ctx, o));
     });
-  program
-    .command('reset')
+  common(program.command('reset'))
     .description('remove every Pi, every base and the exports (asks first)')
-    .action(() => {
-      applyGlobals(ctx, program.opts());
-      run(doReset(ctx, { yes: (program.opts() as TopOptions).yes }));
+    .action((_o: unknown, command: Command) => {
+      const o = globals(command);
+      applyGlobals(ctx, o);
+      run(doReset(ctx, { yes: o.yes }));
     });
-  program
-    .command('bases')
+  common(program.command('bases'))
     .description('list imported bases')
-    .action(() => {
-      applyGlobals(ctx, program.opts());
+    .action((_o: unknown, command: Command) => {
+      applyGlobals(ctx, globals(command));
       run(doBases(ctx));
     });
-  program
-    .command('discovered')
+  common(program.command('discovered'))
     .description('list Pis seen on the network but not registered')
-    .action(() => {
-      applyGlobals(ctx, program.opts());
+    .action((_o: unknown, command: Command) => {
+      applyGlobals(ctx, globals(command));
       run(doDiscovered(ctx));
     });
-  program
-    .command('adopt')
+  common(program.command('adopt'))
     .description('take over an upstream pxetools installation (/tftpboot/<serial>/owner|name)')
     .option('--upstream-exports <file>', 'upstream exports file to check for duplicates', '/etc/exports')
-    .action((o: { upstreamExports?: string }) => {
-      applyGlobals(ctx, program.opts());
+    .action((o: { upstreamExports?: string }, command: Command) => {
+      applyGlobals(ctx, globals(command));
       run(doAdopt(ctx, o));
     });
   return program;
