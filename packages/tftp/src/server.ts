@@ -11,6 +11,8 @@ import type { TransferOutcome, TransferSink } from './transfer.js';
 import { TftpFileError } from './file-source.js';
 import type { FileBody, OpenedFile, OpenOptions } from './file-source.js';
 import { toNetascii } from './netascii.js';
+import { sanitizeTftpPath } from './path.js';
+import { isSerialFolderName } from '@iot-tofu/rpi';
 import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
 
@@ -331,9 +333,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
   private async prepare(request: TftpRequestPacket, client: TftpClient, key: string): Promise<void> {
     const id = this.nextId++;
     const file = sanitizeForLog(request.filename);
-    const log = childLogger(this.logger, { transfer: id, client: key, file });
+    const serial = serialOf(request.filename);
+    const log = childLogger(this.logger, { transfer: id, client: key, file, ...(serial ? { serial } : {}) });
     const started = this.clock.now();
-    const failEarly = (reason: TransferFailureReason, code: number, message: string, serial?: string) => {
+    const failEarly = (reason: TransferFailureReason, code: number, message: string) => {
       this.byClient.delete(key);
       this.replyError(client, code, message, true);
       this.emitFailure({ id, client, file, ...(serial ? { serial } : {}), reason, message, bytes: 0, durationMs: this.clock.now() - started, retries: 0 });
@@ -370,7 +373,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
     if (mode === 'netascii') {
       if (body.size > NETASCII_MAX_BYTES) {
         body.release();
-        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'File too large for netascii', opened.serial);
+        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'File too large for netascii');
         return;
       }
       try {
@@ -380,7 +383,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
         body = { size: converted.length, read: (offset, length) => converted.subarray(offset, offset + length), release: () => undefined };
       } catch (error) {
         body.release();
-        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'Read error', opened.serial);
+        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'Read error');
         log.warn({ err: error }, 'tftp: netascii read failed');
         return;
       }
@@ -491,6 +494,14 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
     return (this.settings ??= { ...this.options, clock: this.clock, socketFactory: this.socketFactory });
   }
   private settings: TransferSettings | undefined;
+}
+
+/** The Pi serial folder a request path starts with (`9ffefdef/start4.elf`), if any. */
+function serialOf(filename: string): string | undefined {
+  const sanitized = sanitizeTftpPath(filename);
+  if (!sanitized.ok || sanitized.segments.length < 2) return undefined;
+  const first = sanitized.segments[0]!;
+  return isSerialFolderName(first) ? first : undefined;
 }
 
 function bindSocket(socket: UdpSocket, port: number, address: string): Promise<void> {
