@@ -33,25 +33,40 @@ export const serialParams = {
   properties: { serial: { type: 'string', pattern: SERIAL_PATTERN, description: '8 or 16 hex digits' } },
 } as const;
 
+const modelEnum = { type: 'string', nullable: true, enum: ['pi3b', 'pi3b+', 'pi4', 'pi5', null] } as const;
+
+/** PiJson of @iot-tofu/fleet: what `pxetools --json` prints for a Pi. */
 export const pi = {
   type: 'object',
-  required: ['serial'],
+  required: ['serial', 'serialFull', 'owner', 'name', 'model', 'base', 'mac', 'macDerived', 'macSource', 'ip', 'lastSeen', 'ownFilesystem', 'addedAt', 'tftpDir', 'nfsDir'],
   additionalProperties: true,
   properties: {
-    serial: { type: 'string' },
-    owner: nullableString,
-    name: nullableString,
-    mac: nullableString,
-    ip: nullableString,
+    serial: { type: 'string', description: 'folder name: low 8 hex digits, lower case' },
+    serialFull: { type: 'string', description: 'every digit the operator gave (8 or 16)' },
+    owner: { type: 'string' },
+    name: { type: 'string' },
+    model: modelEnum,
     base: nullableString,
-    model: nullableString,
+    mac: { type: 'string', description: 'learned, else configured, else derived from the serial (b8:27:eb:…)' },
+    macDerived: { type: 'boolean' },
+    macSource: { type: 'string', enum: ['learned', 'configured', 'derived'] },
+    ip: nullableString,
     lastSeen: nullableString,
+    ownFilesystem: { type: 'boolean' },
+    addedAt: { type: 'string' },
+    tftpDir: { type: 'string' },
+    nfsDir: { type: 'string' },
   },
 } as const;
 
 export const piList = { type: 'array', items: pi } as const;
 
-export const removed = { type: 'object', additionalProperties: true, properties: { serial: { type: 'string' } } } as const;
+export const removed = {
+  type: 'object',
+  required: ['serial', 'removed'],
+  additionalProperties: true,
+  properties: { serial: { type: 'string' }, removed: { type: 'boolean', description: 'false when nothing was there (remove is idempotent)' } },
+} as const;
 
 export const timelineEntry = {
   type: 'object',
@@ -71,24 +86,42 @@ export const timeline = { type: 'array', items: timelineEntry } as const;
 
 export const discovered = {
   type: 'object',
+  required: ['serial', 'mac', 'ip', 'model', 'firstSeen', 'lastSeen'],
   additionalProperties: true,
-  properties: { serial: nullableString, mac: nullableString, ip: nullableString, model: nullableString, lastSeen: nullableString },
+  properties: { serial: nullableString, mac: { type: 'string' }, ip: nullableString, model: modelEnum, firstSeen: { type: 'string' }, lastSeen: { type: 'string' } },
 } as const;
 export const discoveredList = { type: 'array', items: discovered } as const;
 
-export const base = { type: 'object', required: ['name'], additionalProperties: true, properties: { name: { type: 'string' } } } as const;
+export const base = {
+  type: 'object',
+  required: ['name', 'rootDir', 'bootDir', 'default', 'layout', 'source', 'importedAt', 'bytes', 'files'],
+  additionalProperties: true,
+  properties: {
+    name: { type: 'string' },
+    rootDir: { type: 'string' },
+    bootDir: { type: 'string' },
+    default: { type: 'boolean' },
+    layout: { type: 'string', enum: ['bookworm', 'legacy'] },
+    source: { type: 'string' },
+    importedAt: { type: 'string' },
+    bytes: { type: 'integer' },
+    files: { type: 'integer' },
+  },
+} as const;
 export const baseList = { type: 'array', items: base } as const;
 
 export const addPiBody = {
   type: 'object',
-  required: ['serial'],
+  required: ['serial', 'owner', 'name'],
   additionalProperties: false,
   properties: {
     serial: { type: 'string', pattern: SERIAL_PATTERN, description: '8 or 16 hex digits, any case' },
-    owner: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z_][a-z0-9_-]*$', description: 'user on the server who owns the Pi' },
+    owner: { type: 'string', minLength: 1, maxLength: 32, pattern: '^[a-z_][a-z0-9_-]*$', description: 'user on the server who owns the Pi' },
     name: { type: 'string', pattern: HOSTNAME_PATTERN, description: "the Pi's hostname (RFC 1123 label)" },
-    base: { type: 'string', pattern: BASE_PATTERN },
-    mac: { type: 'string', pattern: MAC_PATTERN },
+    base: { type: 'string', pattern: BASE_PATTERN, description: 'default: the default base' },
+    mac: { type: 'string', pattern: MAC_PATTERN, description: "the Pi's real MAC (Pi 4/5 MACs are not derived from the serial)" },
+    ownFilesystem: { type: 'boolean', description: 'create empty folders; the operator fills the root' },
+    dockerDisk: { type: 'boolean', description: 'mount /dev/sda1 on /var/lib/docker (nofail)' },
   },
 } as const;
 
@@ -104,6 +137,7 @@ export const setupBody = {
     rootTarball: absolutePath,
     bootDir: absolutePath,
     rootfsDir: absolutePath,
+    makeDefault: { type: 'boolean', description: "serve this base's boot files in <tftpRoot>/base/ (default: the first base)" },
   },
   // Exactly one source: an image, two tarballs, or two folders.
   oneOf: [
@@ -115,12 +149,16 @@ export const setupBody = {
 
 export const resetBody = {
   type: 'object',
+  required: ['yes'],
   additionalProperties: false,
-  properties: {
-    serials: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: SERIAL_PATTERN } },
-    all: { type: 'boolean' },
-  },
-  oneOf: [{ required: ['serials'] }, { required: ['all'] }],
+  properties: { yes: { type: 'boolean', enum: [true], description: 'confirms removing every Pi, base and export' } },
 } as const;
 
-export const resetResult = { type: 'object', additionalProperties: true } as const;
+export const resetResult = {
+  type: 'object',
+  required: ['removed', 'bases'],
+  additionalProperties: true,
+  properties: { removed: { type: 'array', items: { type: 'string' } }, bases: { type: 'array', items: { type: 'string' } } },
+} as const;
+
+export const setupResult = base;

@@ -27,20 +27,20 @@ export interface ApiOptions {
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   INVALID_SERIAL: 400,
   INVALID_MAC: 400,
-  INVALID_INPUT: 400,
   INVALID_NAME: 400,
+  INVALID_OWNER: 400,
   INVALID_REQUEST: 400,
-  NOT_FOUND: 404,
+  BASE_INVALID: 400,
+  NOT_ROOT: 403,
   PI_NOT_FOUND: 404,
-  UNKNOWN_PI: 404,
   BASE_NOT_FOUND: 404,
-  UNKNOWN_BASE: 404,
-  ALREADY_EXISTS: 409,
   PI_EXISTS: 409,
   BASE_EXISTS: 409,
-  CONFIRMATION_REQUIRED: 409,
-  BUSY: 409,
-  LOCKED: 409,
+  PI_BUSY: 409,
+  PI_MOUNTED: 409,
+  NOT_SET_UP: 409,
+  IMPORT_FAILED: 422,
+  LOCKED: 503,
 };
 
 /** HTTP status for an error: the stable code decides, a `NOT_FOUND`/`INVALID` suffix is a good hint. */
@@ -52,6 +52,11 @@ export function statusForError(error: unknown): number {
   if (/EXISTS|CONFLICT/.test(error.code)) return 409;
   if (/^INVALID|_INVALID$|MISSING/.test(error.code)) return 400;
   return 500;
+}
+
+/** The error answers a route can give, documented in the OpenAPI document. */
+function errorResponses(...statuses: number[]): Record<number, typeof schemas.error> {
+  return Object.fromEntries([401, 500, ...statuses].map((status) => [status, schemas.error]));
 }
 
 /** `body/serial must match pattern` → the field name a client can act on. */
@@ -108,8 +113,8 @@ function sameToken(given: string, expected: string): boolean {
  */
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = fastify({
-    loggerInstance: options.logger?.child({ subsystem: 'api' }) as FastifyBaseLogger | undefined,
-    disableRequestLogging: true,
+    // Request lines are logged at info; the daemon hands in a logger that shows them only at debug.
+    loggerInstance: options.logger as FastifyBaseLogger | undefined,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true } },
     bodyLimit: 64 * 1024,
   });
@@ -166,11 +171,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.get('/api/v1/pis', { schema: { summary: 'List registered Pis (pxetools --list --json)', tags: ['pis'], response: { 200: schemas.piList, 401: schemas.error } } }, async () => fleet.list());
+  app.get('/api/v1/pis', { schema: { summary: 'List registered Pis (pxetools --list --json)', tags: ['pis'], response: { 200: schemas.piList, ...errorResponses() } } }, async () => fleet.list());
 
   app.post<{ Body: schemas.AddPiBody }>(
     '/api/v1/pis',
-    { schema: { summary: 'Register a Pi (pxetools --add)', tags: ['pis'], body: schemas.addPiBody, response: { 201: schemas.pi, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    { schema: { summary: 'Register a Pi (pxetools --add)', tags: ['pis'], body: schemas.addPiBody, response: { 201: schemas.pi, ...errorResponses(400, 403, 404, 409, 422, 503) } } },
     async (request, reply) => {
       const pi = await fleet.add(request.body);
       return reply.code(201).send(pi);
@@ -179,42 +184,42 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial',
-    { schema: { summary: 'One registered Pi', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.pi, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    { schema: { summary: 'One registered Pi', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.pi, ...errorResponses(400, 404) } } },
     async (request) => fleet.get(request.params.serial),
   );
 
   app.delete<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial',
-    { schema: { summary: 'Remove a Pi (pxetools --remove)', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.removed, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    { schema: { summary: 'Remove a Pi (pxetools --remove)', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.removed, ...errorResponses(400, 403, 409, 503) } } },
     async (request) => fleet.remove(request.params.serial),
   );
 
   app.get<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial/timeline',
-    { schema: { summary: "A Pi's boot timeline, oldest first", tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.timeline, 400: schemas.error, 401: schemas.error, 404: schemas.error } } },
+    { schema: { summary: "A Pi's boot timeline, oldest first", tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.timeline, ...errorResponses(400, 404) } } },
     async (request) => fleet.timeline(request.params.serial),
   );
 
-  app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: schemas.discoveredList, 401: schemas.error } } }, async () => fleet.discovered());
+  app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: schemas.discoveredList, ...errorResponses() } } }, async () => fleet.discovered());
 
-  app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: schemas.baseList, 401: schemas.error } } }, async () => fleet.bases());
+  app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: schemas.baseList, ...errorResponses() } } }, async () => fleet.bases());
 
   app.post<{ Body: schemas.SetupBody }>(
     '/api/v1/setup',
-    { schema: { summary: 'Create a base from an image, tarballs or folders (pxetools setup)', tags: ['bases'], body: schemas.setupBody, response: { 201: schemas.base, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    { schema: { summary: 'Create a base from an image, tarballs or folders (pxetools setup)', tags: ['bases'], body: schemas.setupBody, response: { 201: schemas.base, ...errorResponses(400, 403, 404, 409, 422, 503) } } },
     async (request, reply) => reply.code(201).send(await fleet.setup(request.body)),
   );
 
   app.post<{ Body: schemas.ResetBody }>(
     '/api/v1/reset',
-    { schema: { summary: "Reset Pis' root filesystems from their base (pxetools reset)", tags: ['pis'], body: schemas.resetBody, response: { 200: schemas.resetResult, 400: schemas.error, 401: schemas.error, 404: schemas.error, 409: schemas.error } } },
+    { schema: { summary: 'Remove every Pi, base and export: back to before setup (pxetools reset --yes)', tags: ['bases'], body: schemas.resetBody, response: { 200: schemas.resetResult, ...errorResponses(400, 403, 409, 503) } } },
     async (request) => fleet.reset(request.body),
   );
 
   const streams = new Set<ServerResponse>();
   app.get(
     '/api/v1/events',
-    { schema: { summary: `Live event stream (server-sent events: ${BOOT_EVENT_NAMES.join(', ')})`, tags: ['events'], produces: ['text/event-stream'], response: { 200: { description: 'text/event-stream; each event is `event: <name>` + `data: <JSON>`', type: 'string' }, 401: schemas.error } } },
+    { schema: { summary: `Live event stream (server-sent events: ${BOOT_EVENT_NAMES.join(', ')})`, tags: ['events'], produces: ['text/event-stream'], response: { 200: { description: 'text/event-stream; each event is `event: <name>` + `data: <JSON>`', type: 'string' }, ...errorResponses() } } },
     (request, reply) => {
       reply.hijack();
       const raw = reply.raw;

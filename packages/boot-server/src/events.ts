@@ -2,11 +2,9 @@ import { EventEmitter } from 'node:events';
 
 /** What the daemon's subsystems tell each other; API (SSE), metrics, logs and the fleet subscribe. */
 export interface BootEvents {
-  /** A DHCP/PXE packet arrived at the proxy (before any decision). */
-  'dhcp-request': { mac: string; port: number; at: number };
-  'pi-seen': { serial?: string; mac: string; model?: string; ip?: string; at: number };
-  'offer-sent': { serial?: string; mac: string; kind: string; at: number };
-  'dhcp-ignored': { mac?: string; reason: string; at: number };
+  'pi-seen': { serial?: string; mac: string; model?: string; ip?: string; answered: boolean; at: number };
+  'offer-sent': { serial?: string; mac: string; kind: string; messageType: 'offer' | 'ack'; repeat: boolean; at: number };
+  'dhcp-ignored': { mac?: string; serial?: string; kind?: string; reason: string; at: number };
   'transfer-started': { serial?: string; clientIp: string; file: string; at: number };
   'file-served': { serial?: string; clientIp: string; file: string; bytes: number; ms: number; retries: number; at: number };
   /** Ended early: client "Early terminate" probes, timeouts, missing files. */
@@ -18,7 +16,6 @@ export interface BootEvents {
 
 export type BootEventName = keyof BootEvents;
 export const BOOT_EVENT_NAMES: readonly BootEventName[] = [
-  'dhcp-request',
   'pi-seen',
   'offer-sent',
   'dhcp-ignored',

@@ -7,10 +7,14 @@ export type Json = Record<string, unknown>;
 
 export interface AddPiInput {
   serial: string;
-  owner?: string;
-  name?: string;
+  owner: string;
+  name: string;
   base?: string;
   mac?: string;
+  /** Upstream's "own filesystem": empty folders, the operator fills the root. */
+  ownFilesystem?: boolean;
+  /** Mount /dev/sda1 on /var/lib/docker (nofail). */
+  dockerDisk?: boolean;
 }
 
 export interface SetupInput {
@@ -20,11 +24,13 @@ export interface SetupInput {
   rootTarball?: string;
   bootDir?: string;
   rootfsDir?: string;
+  /** Serve this base's boot files as the default (`<tftpRoot>/base/`). */
+  makeDefault?: boolean;
 }
 
+/** Reset removes every Pi, base and export (like `pxetools reset --yes`); the body must confirm it. */
 export interface ResetInput {
-  serials?: string[];
-  all?: boolean;
+  yes: true;
 }
 
 export interface FleetPort {

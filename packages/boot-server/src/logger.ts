@@ -14,9 +14,9 @@ export interface LoggerOptions {
 
 /** The daemon's one logger: JSON lines for journald and log shippers, readable on a terminal. */
 export function createLogger(options: LoggerOptions): Logger {
-  const base = { level: options.level, base: { service: 'boot-server' } };
+  const base = { level: options.level };
   if (options.pretty) {
-    return pino(base, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', destination: options.destination ?? process.stdout, sync: true }));
+    return pino(base, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: options.destination ?? process.stdout, sync: true }));
   }
   return pino(base, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }

@@ -1,10 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from './events.js';
 
-/** Live transfer numbers the TFTP server knows; read at scrape time. */
-export interface TransferLoad {
-  active: number;
-  queued: number;
+/** Live numbers the servers keep themselves; read at scrape time. */
+export interface LiveStats {
+  tftp?: { active: number; queued: number; dropped?: number };
+  dhcp?: { received: number; requests: number; dropped?: Partial<Record<string, number>> };
 }
 
 export interface BootMetrics {
@@ -28,12 +28,39 @@ export function fileLabel(path: string): string {
  * Prometheus metrics fed by the event bus (counters, histograms) and by the TFTP server's live
  * load (gauges, read at scrape time). One registry per daemon so tests never share state.
  */
-export function createMetrics(bus: EventBus, load: () => TransferLoad | undefined, options: { defaultMetrics?: boolean } = {}): BootMetrics {
+export function createMetrics(bus: EventBus, live: () => LiveStats, options: { defaultMetrics?: boolean } = {}): BootMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'iot_tofu_' });
 
-  const dhcpRequests = new Counter({ name: 'iot_tofu_dhcp_requests_total', help: 'DHCP/PXE packets received by the proxy', labelNames: ['port'], registers: [registry] });
-  const dhcpOffers = new Counter({ name: 'iot_tofu_dhcp_offers_total', help: 'Proxy offers and acks sent', labelNames: ['kind'], registers: [registry] });
+  new Counter({
+    name: 'iot_tofu_dhcp_requests_total',
+    help: 'DHCP messages received by the proxy (decoded)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(live().dhcp?.requests ?? 0);
+    },
+  });
+  new Counter({
+    name: 'iot_tofu_dhcp_dropped_total',
+    help: 'DHCP datagrams thrown away (malformed, hook or send failures), by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(live().dhcp?.dropped ?? {})) if (count) this.inc({ reason }, count);
+    },
+  });
+  new Counter({
+    name: 'iot_tofu_tftp_dropped_total',
+    help: 'TFTP packets dropped (malformed, duplicates, rate limits, foreign TIDs)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(live().tftp?.dropped ?? 0);
+    },
+  });
+  const dhcpOffers = new Counter({ name: 'iot_tofu_dhcp_offers_total', help: 'Proxy OFFERs (port 67) and ACKs (port 4011) sent, by client kind', labelNames: ['type', 'kind'], registers: [registry] });
   const dhcpIgnored = new Counter({ name: 'iot_tofu_dhcp_ignored_total', help: 'DHCP packets not answered, by reason', labelNames: ['reason'], registers: [registry] });
   const pisSeen = new Counter({ name: 'iot_tofu_pis_seen_total', help: 'Raspberry Pi DISCOVERs recognised', registers: [registry] });
   const transfers = new Counter({ name: 'iot_tofu_tftp_transfers_total', help: 'TFTP transfers ended, by result', labelNames: ['result'], registers: [registry] });
@@ -59,7 +86,7 @@ export function createMetrics(bus: EventBus, load: () => TransferLoad | undefine
     help: 'TFTP transfers in progress',
     registers: [registry],
     collect() {
-      this.set(load()?.active ?? 0);
+      this.set(live().tftp?.active ?? 0);
     },
   });
   new Gauge({
@@ -67,13 +94,12 @@ export function createMetrics(bus: EventBus, load: () => TransferLoad | undefine
     help: 'TFTP requests waiting for a transfer slot',
     registers: [registry],
     collect() {
-      this.set(load()?.queued ?? 0);
+      this.set(live().tftp?.queued ?? 0);
     },
   });
 
   const offs = [
-    bus.on('dhcp-request', (e) => dhcpRequests.inc({ port: String(e.port) })),
-    bus.on('offer-sent', (e) => dhcpOffers.inc({ kind: e.kind })),
+    bus.on('offer-sent', (e) => dhcpOffers.inc({ type: e.messageType, kind: e.kind })),
     bus.on('dhcp-ignored', (e) => dhcpIgnored.inc({ reason: e.reason })),
     bus.on('pi-seen', () => pisSeen.inc()),
     bus.on('file-served', (e) => {

@@ -2,55 +2,35 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
-import { IotTofuError } from '@iot-tofu/errors';
+import { Fleet } from '@iot-tofu/fleet';
 import { buildApi } from '../src/api.js';
 import { EventBus } from '../src/events.js';
 import { createMetrics } from '../src/metrics.js';
-import type { FleetPort, Json } from '../src/fleet-port.js';
+import { fleetPort } from '../src/fleet-adapter.js';
+import { fleetFixture, type FleetFixture } from './fleet-fixture.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
-
-/** A tiny in-memory fleet with the port's semantics (the real Fleet is exercised in test/boot-server). */
-function memoryFleet(): FleetPort {
-  const pis = new Map<string, Json>();
-  const notFound = (serial: string) => new IotTofuError('PI_NOT_FOUND', `no Pi ${serial} registered`);
-  return {
-    list: async () => [...pis.values()],
-    get: async (serial) => pis.get(serial.toLowerCase()) ?? Promise.reject(notFound(serial)),
-    add: async (input) => {
-      const serial = input.serial.toLowerCase();
-      if (pis.has(serial)) throw new IotTofuError('PI_EXISTS', `Pi ${serial} already exists`);
-      const pi = { serial, owner: input.owner ?? null, name: input.name ?? null, mac: input.mac ?? null, ip: null, base: input.base ?? 'default' };
-      pis.set(serial, pi);
-      return pi;
-    },
-    remove: async (serial) => {
-      if (!pis.delete(serial.toLowerCase())) throw notFound(serial);
-      return { serial, removed: true };
-    },
-    timeline: async (serial) => {
-      if (!pis.has(serial.toLowerCase())) throw notFound(serial);
-      return [{ at: new Date(0).toISOString(), type: 'discover', mac: 'dc:a6:32:00:00:01' }];
-    },
-    discovered: async () => [{ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', ip: null, model: 'pi4', lastSeen: new Date(0).toISOString() }],
-    bases: async () => [{ name: 'default' }],
-    setup: async (input) => ({ name: input.base }),
-    reset: async (input) => ({ reset: input.serials ?? [] }),
-  };
-}
 
 describe('HTTP API', () => {
   let app: FastifyInstance;
   let base: string;
+  let fixture: FleetFixture;
+  let fleet: Fleet;
   const bus = new EventBus();
   const auth = { authorization: `Bearer ${TOKEN}` };
 
   beforeAll(async () => {
-    const metrics = createMetrics(bus, () => ({ active: 2, queued: 1 }), { defaultMetrics: false });
-    app = await buildApi({ fleet: memoryFleet(), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }) });
+    fixture = fleetFixture();
+    fleet = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1' });
+    const metrics = createMetrics(bus, () => ({ tftp: { active: 2, queued: 1 } }), { defaultMetrics: false });
+    app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }) });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
-  afterAll(async () => app?.close());
+  afterAll(async () => {
+    await app?.close();
+    await fleet?.close();
+    fixture?.close();
+  });
 
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = auth) => {
     const response = await fetch(`${base}${path}`, {
@@ -91,46 +71,84 @@ describe('HTTP API', () => {
     });
   });
 
-  describe('fleet verbs', () => {
-    it('adds, lists, gets, shows the timeline of and removes a Pi', async () => {
-      const added = await call('POST', '/api/v1/pis', { serial: '9F55BBFD', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2' });
-      expect(added.status).toBe(201);
-      expect(added.json).toMatchObject({ serial: '9f55bbfd', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2' });
+  describe('fleet verbs (real Fleet on temp folders)', () => {
+    it('sets up a base, adds, lists, gets, shows the timeline of and removes a Pi', async () => {
+      const setup = await call('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
+      expect(setup.status, setup.text).toBe(201);
+      expect(setup.json).toMatchObject({ name: 'bookworm', default: true, layout: 'legacy' });
+      expect((await call('GET', '/api/v1/bases')).json).toEqual([setup.json]);
+      expect((await call('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir })).json.error.code).toBe('BASE_EXISTS');
+
+      const added = await call('POST', '/api/v1/pis', { serial: '9F55BBFD', owner: 'jo', name: 'kitchen', mac: 'DC:A6:32:01:36:C2' });
+      expect(added.status, added.text).toBe(201);
+      expect(added.json).toMatchObject({ serial: '9f55bbfd', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2', macSource: 'configured', base: 'bookworm', ip: null });
+      expect(added.json).toEqual(fleet.get('9f55bbfd'));
       expect((await call('GET', '/api/v1/pis')).json).toEqual([added.json]);
-      expect((await call('GET', '/api/v1/pis/9f55bbfd')).json).toEqual(added.json);
+      expect((await call('GET', '/api/v1/pis/9F55BBFD')).json).toEqual(added.json);
+
+      fleet.recordTimeline('9f55bbfd', { type: 'pi-seen', mac: 'dc:a6:32:01:36:c2', at: 1000 });
       const timeline = await call('GET', '/api/v1/pis/9f55bbfd/timeline');
       expect(timeline.status).toBe(200);
-      expect(timeline.json[0]).toMatchObject({ type: 'discover', mac: 'dc:a6:32:00:00:01' });
-      expect((await call('POST', '/api/v1/pis', { serial: '9f55bbfd' })).status).toBe(409);
-      expect((await call('DELETE', '/api/v1/pis/9f55bbfd')).status).toBe(200);
-      expect((await call('GET', '/api/v1/pis/9f55bbfd')).json.error.code).toBe('PI_NOT_FOUND');
-      expect((await call('DELETE', '/api/v1/pis/9f55bbfd')).status).toBe(404);
+      expect(timeline.json).toEqual([{ type: 'pi-seen', mac: 'dc:a6:32:01:36:c2', at: new Date(1000).toISOString() }]);
+
+      const again = await call('POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'kitchen' });
+      expect(again.status).toBe(409);
+      expect(again.json.error.code).toBe('PI_EXISTS');
+      const removed = await call('DELETE', '/api/v1/pis/9f55bbfd');
+      expect(removed.status).toBe(200);
+      expect(removed.json).toEqual({ serial: '9f55bbfd', removed: true });
+      const gone = await call('GET', '/api/v1/pis/9f55bbfd');
+      expect(gone.status).toBe(404);
+      expect(gone.json.error.code).toBe('PI_NOT_FOUND');
+      expect((await call('DELETE', '/api/v1/pis/9f55bbfd')).json).toEqual({ serial: '9f55bbfd', removed: false });
+      expect((await call('GET', '/api/v1/pis/0badf00d/timeline')).status).toBe(404);
     });
-    it('lists bases and discovered Pis, runs setup and reset', async () => {
-      expect((await call('GET', '/api/v1/bases')).json).toEqual([{ name: 'default' }]);
-      expect((await call('GET', '/api/v1/discovered')).json[0]).toMatchObject({ serial: 'deadbeef', model: 'pi4' });
-      expect((await call('POST', '/api/v1/setup', { base: 'bookworm', image: '/srv/raspios.img.xz' })).status).toBe(201);
-      expect((await call('POST', '/api/v1/reset', { serials: ['9f55bbfd'] })).json).toEqual({ reset: ['9f55bbfd'] });
+
+    it('lists discovered Pis from learned facts', async () => {
+      fleet.recordSeen({ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', model: 'pi4', at: 5000 });
+      const discovered = await call('GET', '/api/v1/discovered');
+      expect(discovered.json).toEqual([{ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', ip: null, model: 'pi4', firstSeen: new Date(5000).toISOString(), lastSeen: new Date(5000).toISOString() }]);
+    });
+
+    it('answers an unknown base with 404 and a missing setup source folder with an error', async () => {
+      const missingBase = await call('POST', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk', base: 'nope' });
+      expect(missingBase.status).toBe(404);
+      expect(missingBase.json.error.code).toBe('BASE_NOT_FOUND');
+      const badSource = await call('POST', '/api/v1/setup', { base: 'other', bootDir: '/nonexistent/boot', rootfsDir: '/nonexistent/root' });
+      expect(badSource.status).toBeGreaterThanOrEqual(400);
+      expect(badSource.json.error.message).toMatch(/nonexistent/);
+    });
+
+    it('reset needs the confirmation and then removes everything', async () => {
+      expect((await call('POST', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk' })).status).toBe(201);
+      expect((await call('POST', '/api/v1/reset', {})).json.error.field).toBe('yes');
+      expect((await call('POST', '/api/v1/reset', { yes: false })).status).toBe(400);
+      const reset = await call('POST', '/api/v1/reset', { yes: true });
+      expect(reset.status, reset.text).toBe(200);
+      expect(reset.json).toEqual({ removed: ['0a1b2c3d'], bases: ['bookworm'] });
+      expect((await call('GET', '/api/v1/pis')).json).toEqual([]);
+      expect((await call('GET', '/api/v1/bases')).json).toEqual([]);
     });
   });
 
   describe('bad input names the field', () => {
     const cases: Array<[string, string, unknown, string]> = [
-      ['POST', '/api/v1/pis', {}, 'serial'],
-      ['POST', '/api/v1/pis', { serial: 'xyz' }, 'serial'],
-      ['POST', '/api/v1/pis', { serial: 12345678 }, 'serial'],
-      ['POST', '/api/v1/pis', { serial: '9f55bbfd', name: 'bad name!' }, 'name'],
-      ['POST', '/api/v1/pis', { serial: '9f55bbfd', mac: 'not-a-mac' }, 'mac'],
-      ['POST', '/api/v1/pis', { serial: '9f55bbfd', colour: 'red' }, 'colour'],
-      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo; rm -rf /' }, 'owner'],
+      ['POST', '/api/v1/pis', { owner: 'jo', name: 'a' }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', name: 'a' }, 'owner'],
+      ['POST', '/api/v1/pis', { serial: 'xyz', owner: 'jo', name: 'a' }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: 12345678, owner: 'jo', name: 'a' }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'bad name!' }, 'name'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', mac: 'not-a-mac' }, 'mac'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', colour: 'red' }, 'colour'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo; rm -rf /', name: 'a' }, 'owner'],
       ['GET', '/api/v1/pis/nope', undefined, 'serial'],
       ['DELETE', '/api/v1/pis/..%2Fetc', undefined, 'serial'],
       ['GET', '/api/v1/pis/nope/timeline', undefined, 'serial'],
       ['POST', '/api/v1/setup', { image: '/x.img' }, 'base'],
       ['POST', '/api/v1/setup', { base: '../x', image: '/x.img' }, 'base'],
       ['POST', '/api/v1/setup', { base: 'b', image: 'relative.img' }, 'image'],
-      ['POST', '/api/v1/reset', { serials: ['zz'] }, 'serials.0'],
-      ['POST', '/api/v1/reset', { colour: 1 }, 'colour'],
+      ['POST', '/api/v1/reset', { yes: true, colour: 1 }, 'colour'],
+      ['POST', '/api/v1/reset', { yes: 'yes' }, 'yes'],
     ];
     it.each(cases)('%s %s %j → 400 naming %s', async (method, path, body, field) => {
       const response = await call(method, path, body);
@@ -213,19 +231,22 @@ describe('HTTP API', () => {
           expect(ajv.validate(requestSchema, body) === (live.status < 400) || live.status >= 404).toBe(true);
         }
       };
+      await check('POST', '/api/v1/setup', '/api/v1/setup', { base: 'b2', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
+      await check('POST', '/api/v1/setup', '/api/v1/setup', { base: 'b2', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
       await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk' });
-      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: 'nope' });
-      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: '0a1b2c3d' });
+      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: 'nope', owner: 'jo', name: 'desk' });
+      await check('POST', '/api/v1/pis', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk' });
       await check('GET', '/api/v1/pis', '/api/v1/pis');
       await check('GET', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+      fleet.recordTimeline('0a1b2c3d', { type: 'file-served', file: '0a1b2c3d/start4.elf', bytes: 10, ms: 1, retries: 0 });
       await check('GET', '/api/v1/pis/0a1b2c3d/timeline', '/api/v1/pis/{serial}/timeline');
       await check('GET', '/api/v1/pis/ffffffff', '/api/v1/pis/{serial}');
       await check('GET', '/api/v1/discovered', '/api/v1/discovered');
       await check('GET', '/api/v1/bases', '/api/v1/bases');
-      await check('POST', '/api/v1/setup', '/api/v1/setup', { base: 'b2', bootDir: '/srv/boot', rootfsDir: '/srv/root' });
-      await check('POST', '/api/v1/reset', '/api/v1/reset', { serials: ['0a1b2c3d'] });
       await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
       await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+      await check('POST', '/api/v1/reset', '/api/v1/reset', { yes: true });
+      await check('GET', '/api/v1/pis', '/api/v1/pis');
     });
   });
 });

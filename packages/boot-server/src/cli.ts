@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option, type OptionValues } from 'commander';
+import { IotTofuError } from '@iot-tofu/errors';
+import { DHCP_ANSWERS, LOG_LEVELS, type BootServerConfig } from './config.js';
+import { BootServer, type ListeningSocket } from './daemon.js';
+import { installBootServer } from './install.js';
+import { loadConfig } from './load-config.js';
+import { createLogger, type Logger } from './logger.js';
+import { RUNTIME_FILE, collectStatus, renderStatus, writeRuntimeFile } from './status.js';
+
+const VERSION = '0.1.0';
+
+/** Only the options the user actually typed: commander's defaults (`--no-dhcp` → dhcp=true) must not hide the file and env layers. */
+function givenFlags(command: Command): Record<string, unknown> {
+  const options: OptionValues = command.opts();
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (command.getOptionValueSource(key) === 'cli') out[key] = value;
+  }
+  return out;
+}
+
+function fail(message: string, exitCode = 1): never {
+  process.stderr.write(`boot-server: ${message.split('\n')[0]}\n`);
+  process.exit(exitCode);
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof IotTofuError) return error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+function socketLine(socket: ListeningSocket): string {
+  return `listening on ${socket.protocol} ${socket.address}:${socket.port} (${socket.service})`;
+}
+
+async function runStart(command: Command): Promise<void> {
+  const flags = givenFlags(command);
+  let loaded: Awaited<ReturnType<typeof loadConfig>>;
+  try {
+    loaded = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
+  } catch (error) {
+    fail(describeError(error), 2);
+  }
+  const { config } = loaded;
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+  const server = new BootServer(config, { logger, version: VERSION });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, `${signal}: shutting down`);
+    void (async () => {
+      await server.close();
+      await rm(join(server.currentConfig.stateDir, RUNTIME_FILE), { force: true });
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  let addresses: ListeningSocket[];
+  try {
+    addresses = await server.start();
+  } catch (error) {
+    logger.flush();
+    fail(describeError(error), 1);
+  }
+  for (const socket of addresses) logger.info({ listen: socket.service, protocol: socket.protocol, address: socket.address, port: socket.port }, socketLine(socket));
+  await writeRuntimeFile(config.stateDir, { pid: process.pid, startedAt: new Date().toISOString(), addresses, serverIp: config.serverIp }).catch((error: unknown) =>
+    logger.warn({ err: error }, 'could not write the runtime file (boot-server status will not see this daemon)'),
+  );
+  logger.info(
+    { serverIp: config.serverIp, tftpRoot: config.tftpRoot, nfsRoot: config.nfsRoot, stateDir: config.stateDir, dhcpAnswer: config.dhcpAnswer, configFile: loaded.file ?? null, apiToken: server.tokenPath ?? null },
+    `serving ${config.tftpRoot} as ${config.serverIp}${config.dhcp ? `, proxyDHCP answering ${config.dhcpAnswer} Pis` : ', proxyDHCP off'}${loaded.file ? ` (config ${loaded.file})` : ' (no config file: defaults)'}`,
+  );
+
+  process.on('SIGHUP', () => {
+    void (async () => {
+      try {
+        const next = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
+        const restart = await server.reload(next.config);
+        logger.info({ needsRestart: restart }, restart.length ? `SIGHUP: config reloaded; restart needed for ${restart.join(', ')}` : 'SIGHUP: config reloaded');
+      } catch (error) {
+        logger.error({ err: error }, `SIGHUP: config not reloaded: ${describeError(error)}`);
+      }
+    })();
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('boot-server')
+    .description('iot-tofu boot server: proxyDHCP, TFTP, HTTP API and metrics for Raspberry Pi network boot')
+    .version(VERSION)
+    .showHelpAfterError('(run boot-server help for usage)');
+
+  const start = program
+    .command('start')
+    .description('run the daemon until SIGINT/SIGTERM (SIGHUP reloads the config)')
+    .option('--config <file>', 'JSON config file (default /etc/iot-tofu/config.json if present)')
+    .option('--server-ip <ip>', 'our address in replies (default: the only non-internal IPv4)')
+    .option('--tftp-root <dir>', 'TFTP root (default /tftpboot)')
+    .option('--nfs-root <dir>', 'NFS roots (default /nfs)')
+    .option('--state-dir <dir>', 'registry, learned facts, API token (default /var/lib/iot-tofu)')
+    .option('--dhcp-port <n>', 'proxyDHCP port (default 67)')
+    .option('--pxe-port <n>', 'PXE boot-server discovery port (default 4011)')
+    .option('--tftp-port <n>', 'TFTP port (default 69)')
+    .option('--no-dhcp', 'do not run the proxyDHCP server')
+    .option('--no-tftp', 'do not run the TFTP server')
+    .addOption(new Option('--dhcp-answer <mode>', 'which Raspberry Pis get a proxy offer (default registered)').choices(DHCP_ANSWERS as string[]))
+    .option('--api-listen <ip>', 'HTTP API address (default 127.0.0.1)')
+    .option('--api-port <n>', 'HTTP API port, 0 = off (default 8067)')
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))
+    .option('--admission-budget <n>', 'boot-storm gate: new Pis wait while this many large transfers run (0 = off)')
+    .action(async () => runStart(start));
+
+  program
+    .command('install')
+    .description('write the systemd unit and a default config, check that nfs-kernel-server is present')
+    .option('--root <dir>', 'install below this root (packaging, tests)', '/')
+    .option('--user <name>', 'run as this user with CAP_NET_BIND_SERVICE instead of root (API registry changes need root)')
+    .option('--config <file>', 'config file path the unit passes to start', '/etc/iot-tofu/config.json')
+    .action(async (options: { root: string; user?: string; config: string }) => {
+      const script = process.argv[1] ? realpathSync(process.argv[1]) : fileURLToPath(import.meta.url);
+      try {
+        const result = await installBootServer({ root: options.root, execStart: [process.execPath, script], configFile: options.config, ...(options.user ? { user: options.user } : {}) });
+        process.stdout.write(`wrote ${result.unitPath}\n`);
+        process.stdout.write(result.configWritten ? `wrote ${result.configPath}\n` : `kept existing ${result.configPath}\n`);
+        process.stdout.write(`nfs-kernel-server: ${result.nfsServerPresent ? 'present' : 'MISSING'}\n`);
+        for (const note of result.notes) process.stdout.write(`${note}\n`);
+      } catch (error) {
+        fail(describeError(error));
+      }
+    });
+
+  program
+    .command('status')
+    .description('tell whether the daemon runs, where it listens, and what nfsd exports')
+    .option('--config <file>', 'JSON config file')
+    .option('--state-dir <dir>', 'state dir of the daemon')
+    .option('--json', 'machine-readable output')
+    .action(async (options: { config?: string; stateDir?: string; json?: boolean }, command: Command) => {
+      const flags = givenFlags(command);
+      delete flags.json;
+      let config: Omit<BootServerConfig, 'serverIp'> & { serverIp?: string };
+      let file: string | undefined;
+      try {
+        // A machine with several addresses has no default server IP; status does not need one.
+        const loaded = await loadConfig({ flags: { serverIp: '0.0.0.0', ...flags }, env: process.env, cwd: process.cwd() });
+        config = { ...loaded.config, serverIp: undefined };
+        file = loaded.file;
+      } catch (error) {
+        fail(describeError(error), 2);
+      }
+      const report = await collectStatus({ config, ...(file ? { configFile: file } : {}) });
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+      process.exitCode = report.daemon.state === 'running' ? 0 : 3;
+    });
+
+  return program;
+}
+
+function isMainModule(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    // npm's bin is a symlink to dist/cli.js.
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+const isMain = isMainModule();
+if (isMain) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => fail(describeError(error)));
+}
+
+export type { Logger };

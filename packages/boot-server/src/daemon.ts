@@ -1,0 +1,432 @@
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
+import { IotTofuError } from '@iot-tofu/errors';
+import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
+import { FileSource, TftpServer } from '@iot-tofu/tftp';
+import { admitNewPi } from './admission.js';
+import { buildApi } from './api.js';
+import { BootTracker, type BootOutcome } from './boot-tracker.js';
+import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
+import { BOOT_EVENT_NAMES, EventBus, type BootEventName, type BootEvents } from './events.js';
+import { ensureApiToken } from './files.js';
+import { fleetPort } from './fleet-adapter.js';
+import { createMetrics, type BootMetrics } from './metrics.js';
+
+export interface BootServerDeps {
+  logger: Logger;
+  /** Runs exportfs and friends for the fleet (tests may inject). */
+  runner?: CommandRunner;
+  /** Wall clock in ms (timelines, boot durations). */
+  now?: () => number;
+  version?: string;
+}
+
+/** One socket the daemon listens on; the bin logs one line per entry. */
+export interface ListeningSocket {
+  service: 'dhcp' | 'pxe' | 'tftp' | 'api';
+  protocol: 'udp' | 'tcp';
+  address: string;
+  port: number;
+}
+
+export class StartupError extends IotTofuError {
+  constructor(key: string, message: string, options?: { cause?: unknown }) {
+    super('STARTUP_FAILED', `${key}: ${message}`, options);
+  }
+}
+
+/** Config keys a SIGHUP cannot change on a running daemon (sockets and folders are fixed at start). */
+export const RESTART_KEYS: readonly (keyof BootServerConfig)[] = [
+  'serverIp',
+  'tftpRoot',
+  'nfsRoot',
+  'stateDir',
+  'dhcpPort',
+  'pxePort',
+  'tftpPort',
+  'dhcp',
+  'tftp',
+  'apiListen',
+  'apiPort',
+  'exportsFile',
+  'exportsClients',
+];
+
+/** Keys that differ between two configs and need a restart to take effect. */
+export function keysNeedingRestart(before: BootServerConfig, after: BootServerConfig): string[] {
+  return RESTART_KEYS.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+}
+
+/**
+ * The daemon: fleet registry, proxyDHCP, TFTP, HTTP API and metrics wired to one event bus and
+ * one logger. `start()` resolves with every listening socket; `close()` is idempotent.
+ */
+export class BootServer {
+  readonly bus: EventBus;
+  private config: BootServerConfig;
+  private readonly logger: Logger;
+  private readonly deps: BootServerDeps;
+  private readonly now: () => number;
+  private fleet: Fleet | undefined;
+  private tftp: TftpServer | undefined;
+  private dhcp: ProxyDhcpServer | undefined;
+  private api: FastifyInstance | undefined;
+  private metrics: BootMetrics | undefined;
+  private tracker: BootTracker;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private readonly cleanups: Array<() => void> = [];
+  /** Running TFTP transfers big enough to count against the admission budget. */
+  private readonly largeTransfers = new Set<number>();
+  /** MACs learned from DHCP, so TFTP facts (which only know the serial and IP) reach the right Pi. */
+  private readonly macBySerial = new Map<string, string>();
+  private addresses: ListeningSocket[] = [];
+  private readonly libraryLoggers: Logger[] = [];
+  private closing: Promise<void> | undefined;
+  private apiTokenPath: string | undefined;
+
+  constructor(config: BootServerConfig, deps: BootServerDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
+    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000 });
+  }
+
+  get currentConfig(): BootServerConfig {
+    return this.config;
+  }
+
+  get tokenPath(): string | undefined {
+    return this.apiTokenPath;
+  }
+
+  async start(): Promise<ListeningSocket[]> {
+    try {
+      return await this.startAll();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  private async startAll(): Promise<ListeningSocket[]> {
+    const { config, logger } = this;
+    await prepareFolder('tftpRoot', config.tftpRoot, config.tftpRoot === DEFAULT_CONFIG.tftpRoot);
+    await prepareFolder('stateDir', config.stateDir, true);
+
+    const fleet = await Fleet.open({
+      tftpRoot: config.tftpRoot,
+      nfsRoot: config.nfsRoot,
+      stateDir: config.stateDir,
+      exportsFile: config.exportsFile,
+      ...(config.exportsClients ? { exportsClients: config.exportsClients } : {}),
+      serverIp: config.serverIp,
+      logger: logger.child({ subsystem: 'fleet' }),
+      ...(this.deps.runner ? { runner: this.deps.runner } : {}),
+    }).catch((error: unknown) => {
+      throw new StartupError('stateDir', `cannot open the registry in ${config.stateDir}: ${(error as Error).message}`, { cause: error });
+    });
+    this.fleet = fleet;
+    this.cleanups.push(
+      fleet.watch((change) => {
+        logger.info({ ...change }, 'registry changed on disk; reloaded');
+        this.bus.emit('registry-changed', { at: this.now() });
+      }),
+    );
+
+    this.metrics = createMetrics(this.bus, () => ({
+      ...(this.tftp ? { tftp: this.tftp.stats } : {}),
+      ...(this.dhcp ? { dhcp: this.dhcp.stats } : {}),
+    }));
+    this.wireFleetFacts(fleet);
+    this.wireLogs();
+
+    if (config.tftp) await this.startTftp(fleet);
+    if (config.dhcp) await this.startDhcp(fleet);
+    if (config.apiPort !== 0) await this.startApi(fleet);
+
+    this.tickTimer = setInterval(() => this.publish(this.tracker.tick(this.now())), 1000);
+    this.tickTimer.unref();
+    return this.addresses;
+  }
+
+  private async startTftp(fleet: Fleet): Promise<void> {
+    const { config } = this;
+    const log = this.libraryLogger('tftp');
+    const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
+    const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log });
+    tftp.on('transfer-started', (e) => {
+      if (e.size >= config.admissionMinBytes) this.largeTransfers.add(e.id);
+      this.bus.emit('transfer-started', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, at: this.now() });
+    });
+    tftp.on('file-served', (e) => {
+      this.largeTransfers.delete(e.id);
+      this.bus.emit('file-served', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, bytes: e.bytes, ms: round(e.durationMs), retries: e.retries, at: this.now() });
+    });
+    tftp.on('transfer-aborted', (e) => {
+      this.largeTransfers.delete(e.id);
+      this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason: `client ended the transfer: ${e.message || `error ${e.code}`}`, kind: 'aborted', retries: 0, at: this.now() });
+    });
+    tftp.on('transfer-failed', (e) => {
+      this.largeTransfers.delete(e.id);
+      const kind = e.reason === 'not-found' ? 'missing' : e.reason === 'timeout' ? 'timeout' : 'error';
+      const reason = kind === 'missing' ? `${e.file} missing` : `${e.reason}: ${e.message}`;
+      this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason, kind, retries: e.retries, at: this.now() });
+    });
+    const bound = await tftp.start().catch((error: unknown) => {
+      throw new StartupError('tftpPort', (error as Error).message, { cause: error });
+    });
+    this.tftp = tftp;
+    this.addresses.push({ service: 'tftp', protocol: 'udp', address: bound.address, port: bound.port });
+  }
+
+  /** The proxy policy for the current config (rebuilt on SIGHUP). */
+  private policy(fleet: Fleet): ProxyPolicy {
+    const { config } = this;
+    return {
+      serverIp: config.serverIp,
+      answer: config.dhcpAnswer,
+      isRegistered: (client) => fleet.isRegistered(client),
+      pxe: { ...config.pxe },
+      pi3RepeatDelayMs: 1200,
+      admit: (client) =>
+        admitNewPi({
+          budget: config.admissionBudget,
+          activeLargeTransfers: this.largeTransfers.size,
+          bootInProgress: client.serial ? this.tracker.inProgress(client.serial) : false,
+        }),
+    };
+  }
+
+  private async startDhcp(fleet: Fleet): Promise<void> {
+    const { config } = this;
+    const dhcp = new ProxyDhcpServer({
+      serverIp: config.serverIp,
+      dhcpPort: config.dhcpPort,
+      pxePort: config.pxePort,
+      policy: this.policy(fleet),
+      logger: this.libraryLogger('dhcp'),
+    });
+    dhcp.on('pi-seen', (e) => {
+      if (e.serial) this.macBySerial.set(e.serial, e.mac);
+      const ip = e.from.split(':')[0];
+      this.bus.emit('pi-seen', { ...opt('serial', e.serial), mac: e.mac, ...opt('model', e.model), ...(ip && ip !== '0.0.0.0' ? { ip } : {}), answered: e.answered, at: this.now() });
+    });
+    dhcp.on('offer-sent', (e) => {
+      const serial = e.serial ?? fleet.serialForMac(e.mac);
+      this.bus.emit('offer-sent', { ...opt('serial', serial), mac: e.mac, kind: e.kind, messageType: e.messageType, repeat: e.repeat, at: this.now() });
+    });
+    dhcp.on('ignored', (e) => {
+      const serial = e.mac ? fleet.serialForMac(e.mac) : undefined;
+      this.bus.emit('dhcp-ignored', { ...opt('mac', e.mac), ...opt('serial', serial), ...opt('kind', e.kind), reason: e.reason, at: this.now() });
+    });
+    const bound = await dhcp.start().catch((error: unknown) => {
+      throw new StartupError('dhcpPort', (error as Error).message, { cause: error });
+    });
+    this.dhcp = dhcp;
+    const seen = new Set<string>();
+    for (const socket of bound) {
+      const key = `${socket.role}:${socket.address}:${socket.port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.addresses.push({ service: socket.role, protocol: 'udp', address: socket.address, port: socket.port });
+    }
+  }
+
+  private async startApi(fleet: Fleet): Promise<void> {
+    const { config } = this;
+    const { token, path, created } = await ensureApiToken(config.stateDir);
+    this.apiTokenPath = path;
+    if (created) this.logger.info({ path }, `API token written to ${path} (mode 0600)`);
+    const api = await buildApi({
+      fleet: fleetPort(fleet),
+      bus: this.bus,
+      metrics: this.metrics!,
+      token,
+      logger: this.libraryLogger('api'),
+      ...(this.deps.version ? { version: this.deps.version } : {}),
+      health: () => ({
+        dhcp: !!this.dhcp,
+        tftp: !!this.tftp,
+        serverIp: this.config.serverIp,
+        pis: fleet.list().length,
+        ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued } : {}),
+      }),
+    });
+    this.api = api;
+    try {
+      await api.listen({ host: config.apiListen, port: config.apiPort });
+    } catch (error) {
+      throw new StartupError('apiPort', `cannot listen on ${config.apiListen}:${config.apiPort}: ${(error as Error).message}`, { cause: error });
+    }
+    const address = api.server.address();
+    if (address && typeof address === 'object') this.addresses.push({ service: 'api', protocol: 'tcp', address: address.address, port: address.port });
+  }
+
+  /**
+   * Loggers for the servers. At `info` they only speak from `warn` up: the daemon logs the one
+   * line per listening socket and the boot events itself; debug and trace show everything.
+   */
+  private libraryLogger(subsystem: string): Logger {
+    const child = this.logger.child({ subsystem }, { level: libraryLevel(this.config.logLevel) });
+    this.libraryLoggers.push(child);
+    return child;
+  }
+
+  /** Learned facts and boot timelines flow back into the fleet. */
+  private wireFleetFacts(fleet: Fleet): void {
+    const record = <K extends BootEventName>(name: K, serial: string | undefined, event: BootEvents[K]) => {
+      if (!serial) return;
+      const { at, ...rest } = event as BootEvents[K] & { at: number };
+      fleet.recordTimeline(serial, { type: name, ...rest, at });
+    };
+    this.cleanups.push(
+      this.bus.on('pi-seen', (e) => {
+        fleet.recordSeen({ ...opt('serial', e.serial), mac: e.mac, ...opt('ip', e.ip), ...(e.model ? { model: e.model as never } : {}), at: e.at });
+        record('pi-seen', e.serial ?? fleet.serialForMac(e.mac), e);
+        this.publish(this.tracker.observe({ type: 'pi-seen', ...opt('serial', e.serial), ...opt('model', e.model), at: e.at }));
+      }),
+      this.bus.on('offer-sent', (e) => {
+        record('offer-sent', e.serial, e);
+        this.publish(this.tracker.observe({ type: 'offer-sent', ...opt('serial', e.serial), mac: e.mac, at: e.at }));
+      }),
+      this.bus.on('dhcp-ignored', (e) => record('dhcp-ignored', e.serial, e)),
+      this.bus.on('transfer-started', (e) => {
+        const serial = this.tracker.serialOf(e);
+        this.learnFromTftp(fleet, serial, e.clientIp, e.at);
+        this.publish(this.tracker.observe({ type: 'transfer-started', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }));
+      }),
+      this.bus.on('file-served', (e) => {
+        const serial = this.tracker.serialOf(e);
+        record('file-served', serial, e);
+        this.publish(this.tracker.observe({ type: 'file-served', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }));
+      }),
+      this.bus.on('transfer-failed', (e) => {
+        const serial = this.tracker.serialOf(e);
+        record('transfer-failed', serial, e);
+        this.publish(this.tracker.observe({ type: 'transfer-failed', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, kind: e.kind, at: e.at }));
+      }),
+      this.bus.on('boot-complete', (e) => record('boot-complete', e.serial, e)),
+      this.bus.on('boot-failed', (e) => record('boot-failed', e.serial, e)),
+    );
+  }
+
+  /** A TFTP request tells us the Pi's IP; the MAC comes from its DHCP traffic or the registry. */
+  private learnFromTftp(fleet: Fleet, serial: string | undefined, ip: string, at: number): void {
+    if (!serial) return;
+    let mac = this.macBySerial.get(serial);
+    if (!mac && fleet.isRegistered({ serial })) {
+      const pi = fleet.get(serial);
+      if (pi.macSource !== 'derived') mac = pi.mac;
+    }
+    if (mac) fleet.recordSeen({ serial, mac, ip, at });
+  }
+
+  private publish(outcomes: BootOutcome[]): void {
+    for (const outcome of outcomes) {
+      if (outcome.type === 'boot-complete') this.bus.emit('boot-complete', { serial: outcome.serial, ms: outcome.ms, at: outcome.at });
+      else this.bus.emit('boot-failed', { serial: outcome.serial, reason: outcome.reason, at: outcome.at });
+    }
+  }
+
+  /** Boot events at info (what an operator follows), packet-level ones at debug. */
+  private wireLogs(): void {
+    const log = this.logger.child({ subsystem: 'boot' });
+    const infoEvents = new Set<BootEventName>(['offer-sent', 'boot-complete', 'boot-failed', 'registry-changed']);
+    const warnEvents = new Set<BootEventName>(['boot-failed']);
+    this.cleanups.push(
+      this.bus.onAny((name, event) => {
+        const { at: _at, ...fields } = event as { at: number };
+        if (warnEvents.has(name)) log.warn({ event: name, ...fields }, name);
+        else if (infoEvents.has(name)) log.info({ event: name, ...fields }, name);
+        else log.debug({ event: name, ...fields }, name);
+      }),
+    );
+    void BOOT_EVENT_NAMES;
+  }
+
+  /**
+   * Applies a new config (SIGHUP): log level, DHCP answer mode, PXE files, admission and timeline
+   * settings take effect at once; the returned keys need a restart and keep their old values.
+   */
+  async reload(next: BootServerConfig): Promise<string[]> {
+    const restart = keysNeedingRestart(this.config, next);
+    const applied: BootServerConfig = { ...next };
+    for (const key of restart) (applied as unknown as Record<string, unknown>)[key] = this.config[key as keyof BootServerConfig];
+    this.config = applied;
+    this.logger.level = applied.logLevel;
+    for (const child of this.libraryLoggers) child.level = libraryLevel(applied.logLevel);
+    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: applied.tftpAfterOfferTimeout * 1000 });
+    if (this.fleet) {
+      await this.fleet.reload();
+      this.dhcp?.updatePolicy(this.policy(this.fleet));
+    }
+    return restart;
+  }
+
+  /** Closes every socket, flushes learned facts; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.tickTimer) clearInterval(this.tickTimer);
+      const errors: unknown[] = [];
+      const attempt = async (what: () => Promise<unknown> | undefined) => {
+        try {
+          await what();
+        } catch (error) {
+          errors.push(error);
+        }
+      };
+      await attempt(() => this.api?.close());
+      await attempt(() => this.dhcp?.close());
+      await attempt(() => this.tftp?.close());
+      for (const cleanup of this.cleanups.splice(0)) cleanup();
+      this.metrics?.close();
+      await attempt(() => this.fleet?.close());
+      for (const error of errors) this.logger.warn({ err: error }, 'error while closing');
+    })();
+    return this.closing;
+  }
+}
+
+/** Starts a BootServer; rejects (with everything closed again) when any part cannot start. */
+export async function startBootServer(config: BootServerConfig, deps: BootServerDeps): Promise<{ server: BootServer; addresses: ListeningSocket[] }> {
+  const server = new BootServer(config, deps);
+  const addresses = await server.start();
+  return { server, addresses };
+}
+
+async function prepareFolder(key: string, path: string, create: boolean): Promise<void> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StartupError(key, `cannot use ${path}: ${(error as Error).message}`, { cause: error });
+    if (!create) throw new StartupError(key, `${path} does not exist`);
+    await mkdir(path, { recursive: true }).catch((cause: unknown) => {
+      throw new StartupError(key, `cannot create ${path}: ${(cause as Error).message}`, { cause });
+    });
+    return;
+  }
+  if (!info.isDirectory()) throw new StartupError(key, `${path} is not a directory`);
+  try {
+    await access(path, constants.R_OK | constants.X_OK);
+  } catch (error) {
+    throw new StartupError(key, `${path} is not readable`, { cause: error });
+  }
+}
+
+function libraryLevel(level: BootServerConfig['logLevel']): BootServerConfig['logLevel'] {
+  return level === 'info' ? 'warn' : level;
+}
+
+function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

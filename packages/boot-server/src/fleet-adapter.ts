@@ -1,0 +1,55 @@
+import { IotTofuError } from '@iot-tofu/errors';
+import { parseSerial } from '@iot-tofu/rpi';
+import type { AddPiInput, FleetPort, Json, ResetInput, SetupInput } from './fleet-port.js';
+
+/** The parts of `@iot-tofu/fleet`'s Fleet the API uses (structural, so tests can hand in the real one). */
+export interface FleetVerbs {
+  list(): object[];
+  get(serial: string): object;
+  add(request: { serial: string; owner: string; name: string; base?: string; mac?: string; ownFilesystem?: boolean; dockerDisk?: boolean }): Promise<{ pi: object }>;
+  remove(serial: string): Promise<object>;
+  timeline(serial: string): object[];
+  discovered(): object[];
+  bases(): object[];
+  setup(request: { base: string; source: { kind: 'image'; image: string } | { kind: 'tarballs'; boot: string; root: string } | { kind: 'dirs'; boot: string; root: string }; makeDefault?: boolean }): Promise<{ base: object }>;
+  reset(): Promise<object>;
+  isRegistered(query: { serial?: string; mac?: string }): boolean;
+}
+
+function setupSource(input: SetupInput) {
+  if (input.image) return { kind: 'image' as const, image: input.image };
+  if (input.bootTarball && input.rootTarball) return { kind: 'tarballs' as const, boot: input.bootTarball, root: input.rootTarball };
+  if (input.bootDir && input.rootfsDir) return { kind: 'dirs' as const, boot: input.bootDir, root: input.rootfsDir };
+  // The request schema already enforces one source; this guards direct callers.
+  throw new IotTofuError('INVALID_REQUEST', 'setup needs one source: image, bootTarball + rootTarball, or bootDir + rootfsDir');
+}
+
+/** Presents a Fleet as the API's port: same verbs, same JSON as `pxetools --json`. */
+export function fleetPort(fleet: FleetVerbs): FleetPort {
+  const json = (value: object) => value as Json;
+  return {
+    list: async () => fleet.list().map(json),
+    get: async (serial) => json(fleet.get(serial)),
+    add: async (input: AddPiInput) => {
+      const { serial, owner, name, mac, ownFilesystem, dockerDisk } = input;
+      // Like pxetools without --base: the default base.
+      const base = input.base ?? (ownFilesystem ? undefined : (fleet.bases() as Array<{ name: string; default?: boolean }>).find((b) => b.default)?.name);
+      const result = await fleet.add({ serial, owner, name, ...(base ? { base } : {}), ...(mac ? { mac } : {}), ...(ownFilesystem ? { ownFilesystem } : {}), ...(dockerDisk ? { dockerDisk } : {}) });
+      return json(result.pi);
+    },
+    remove: async (serial) => json(await fleet.remove(serial)),
+    timeline: async (serial) => {
+      const short = parseSerial(serial).short;
+      const events = fleet.timeline(short);
+      // Unregistered Pis that were seen keep a timeline too; a serial nobody knows is a 404.
+      if (events.length === 0 && !fleet.isRegistered({ serial: short })) {
+        throw new IotTofuError('PI_NOT_FOUND', `Pi ${short} is not registered and has no boot timeline`);
+      }
+      return events.map(json);
+    },
+    discovered: async () => fleet.discovered().map(json),
+    bases: async () => fleet.bases().map(json),
+    setup: async (input: SetupInput) => json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base),
+    reset: async (_input: ResetInput) => json(await fleet.reset()),
+  };
+}
