@@ -14,6 +14,9 @@ export interface DhcpClock {
   clearTimeout(handle: unknown): void;
 }
 
+/** Pi 3B repeats waiting at once; beyond this, offers are sent once only. */
+const MAX_PENDING_REPEATS = 1024;
+
 const systemClock: DhcpClock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => setTimeout(callback, ms),
@@ -333,7 +336,8 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     };
     if (decision.client.serial) sent.serial = decision.client.serial;
     this.send(port, reply, destination.address, destination.port, sent);
-    if (decision.repeatAfterMs !== undefined) {
+    // The repeat is a courtesy for real Pi 3B ROMs; a spoofed flood must not pile up timers.
+    if (decision.repeatAfterMs !== undefined && this.timers.size < MAX_PENDING_REPEATS) {
       const timer = this.clock.setTimeout(() => {
         this.timers.delete(timer);
         this.send(port, reply, destination.address, destination.port, { ...sent, repeat: true });
