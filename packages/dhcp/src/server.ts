@@ -86,7 +86,8 @@ export type DropReason = 'malformed' | 'policy-error' | 'encode-error' | 'send-f
 
 export interface DroppedEvent {
   reason: DropReason;
-  from: string;
+  /** The requester (or, for send-failed, the reply's destination) as address:port. */
+  peer: string;
   port: ProxyPort;
   detail?: string;
 }
@@ -259,7 +260,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     try {
       request = decodeDhcpMessage(bytes);
     } catch (error) {
-      this.drop({ reason: 'malformed', from, port, detail: (error as Error).message });
+      this.drop({ reason: 'malformed', peer: from, port, detail: (error as Error).message });
       return;
     }
     this.counters.requests += 1;
@@ -274,7 +275,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       decision = decideProxyReply(request, { port, policy: this.policy });
     } catch (error) {
       // Only caller hooks (isRegistered, admit, threeSpaceMenu) can throw here.
-      this.drop({ reason: 'policy-error', from, port, detail: (error as Error).message });
+      this.drop({ reason: 'policy-error', peer: from, port, detail: (error as Error).message });
       return;
     }
     const client = decision.client;
@@ -317,7 +318,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     try {
       reply = encodeDhcpMessage(decision.reply, { maxSize: decision.maxSize });
     } catch (error) {
-      this.drop({ reason: 'encode-error', from, port, detail: (error as Error).message });
+      this.drop({ reason: 'encode-error', peer: from, port, detail: (error as Error).message });
       return;
     }
     const destination = replyDestination(request, port, { address: rinfo.address, port: rinfo.port }, {
@@ -351,7 +352,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     if (!socket) return; // closed meanwhile
     socket.send(bytes, destinationPort, address, (error) => {
       if (error) {
-        this.drop({ reason: 'send-failed', from: event.to, port, detail: error.message });
+        this.drop({ reason: 'send-failed', peer: event.to, port, detail: error.message });
         return;
       }
       if (port === 'dhcp') this.counters.offers += 1;
