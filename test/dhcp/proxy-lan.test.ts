@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns, havePeers, waitForOutput } from '../lab/index.js';
+import { Lab, canUseNetns, havePeers, stopProcess, waitForOutput } from '../lab/index.js';
 import { runClient, startServe, startSiteRouter, type JsonEvent } from './lab.js';
 import { goldenPiOfferHex } from './expected.js';
 
@@ -167,8 +167,11 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'busybox', 'dhclient'))('pr
       ].join('\n'),
     );
     const child = lab.spawn('cli', 'dhclient', ['-4', '-d', '-1', '-v', '-cf', conf, '-lf', join(work, 'dhclient.leases'), '-pf', join(work, 'dhclient.pid'), '-sf', '/bin/true', 'eth0']);
-    await expect(waitForOutput(child, new RegExp(`DHCPOFFER of 0\\.0\\.0\\.0 from ${S.replaceAll('.', '\\.')}`), 10_000)).resolves.toBeTruthy();
-    child.kill('SIGTERM');
+    try {
+      await expect(waitForOutput(child, new RegExp(`DHCPOFFER of 0\\.0\\.0\\.0 from ${S.replaceAll('.', '\\.')}`), 10_000)).resolves.toBeTruthy();
+    } finally {
+      await stopProcess(child);
+    }
   });
 
   it('nothing was dropped and every reply left from the configured address', async () => {

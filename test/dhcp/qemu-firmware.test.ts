@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,8 +48,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'tcpdump', 'qemu-system-x86
     for (const firmware of [OVMF, AAVMF]) if (!existsSync(firmware)) throw new Error(`${firmware} missing (packages ovmf, qemu-efi-aarch64)`);
     work = mkdtempSync(join(tmpdir(), 'tofu-dhcp-qemu-'));
     const root = join(work, 'tftp');
-    rmSync(root, { recursive: true, force: true });
-    (await import('node:fs')).mkdirSync(root);
+    mkdirSync(root);
     writeFileSync(join(root, 'boot.ipxe'), `#!ipxe\necho iot-tofu: iPXE script fetched from ${S}\nimgfetch tftp://${S}/hello.txt\n`);
     writeFileSync(join(root, 'hello.txt'), 'hello from the proxy host\n');
     writeFileSync(join(root, 'bootx64.efi'), Buffer.alloc(4096, 0x5a));
