@@ -1,0 +1,105 @@
+/**
+ * Closing-note measurement: time and disk cost of `Fleet.add` for one Pi on a big base, against a
+ * plain `cp -a` full copy of the same base measured in the same run, on the same filesystem.
+ *
+ *   node --conditions=@iot-tofu/source --import tsx packages/fleet/bench/add-cost.ts [--gb 2] [--keep]
+ *
+ * Generates a sparse-free base tree (1 MiB files of non-zero bytes plus many small files, like a
+ * root filesystem) in a temp dir, checks free space first, and deletes everything at the end.
+ * Exports go to a private file with a no-op exportfs runner: this measures the copy, not NFS.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { Fleet } from '../src/index.js';
+
+const args = process.argv.slice(2);
+const gb = Number(args[args.indexOf('--gb') + 1] ?? 2) || 2;
+const totalBytes = gb * 1024 ** 3;
+const work = '/work';
+
+const used = (path: string) => {
+  const s = statfsSync(path);
+  return (s.blocks - s.bfree) * s.bsize;
+};
+const free = (path: string) => {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-add-cost-'));
+if (statSync(dir).dev !== statSync(work).dev) throw new Error(`${dir} is not on the filesystem of ${work}; set TMPDIR`);
+// base + full copy + Pi copy, plus slack
+if (free(dir) < totalBytes * 3.5) throw new Error(`not enough free space: need ${(totalBytes * 3.5) / 1024 ** 3} GiB, have ${free(dir) / 1024 ** 3} GiB`);
+const fsType = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '-T', dir], { encoding: 'utf8' }).trim();
+
+try {
+  console.log(`filesystem: ${fsType} (${execFileSync('findmnt', ['-n', '-o', 'SOURCE', '-T', dir], { encoding: 'utf8' }).trim()}), base ${gb} GiB`);
+  const boot = join(dir, 'src-boot');
+  const root = join(dir, 'src-root');
+  mkdirSync(boot, { recursive: true });
+  for (const f of ['start4.elf', 'fixup4.dat', 'kernel8.img', 'bcm2711-rpi-4-b.dtb', 'config.txt']) writeFileSync(join(boot, f), f);
+  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'boot/firmware', 'usr/lib']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'etc/hostname'), 'raspberrypi\n');
+  // 20 000 small files (~4 KiB) like /usr/share and /usr/lib, the rest in 1 MiB files.
+  let written = 0;
+  const small = Buffer.alloc(4096, 0x5a);
+  for (let i = 0; i < 20_000; i++) {
+    const sub = join(root, 'usr/share', `d${Math.floor(i / 500)}`);
+    if (i % 500 === 0) mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `f${i}`), small);
+    written += small.length;
+  }
+  const chunk = Buffer.alloc(1024 * 1024);
+  for (let i = 0; written < totalBytes; i++) {
+    chunk.fill((i % 250) + 1);
+    if (i % 200 === 0) mkdirSync(join(root, 'usr/lib', `d${i / 200}`));
+    writeFileSync(join(root, 'usr/lib', `d${Math.floor(i / 200)}`, `lib${i}.so`), chunk);
+    written += chunk.length;
+  }
+  execFileSync('sync');
+
+  const noExportfs: CommandRunner = (file, a, o) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : execFileRunner(file, a, o));
+  const fleet = await Fleet.open({
+    tftpRoot: join(dir, 'tftpboot'),
+    nfsRoot: join(dir, 'nfs'),
+    stateDir: join(dir, 'state'),
+    exportsFile: join(dir, 'exports'),
+    exportsClients: '10.77.0.0/24',
+    serverIp: '10.77.0.2',
+    runner: noExportfs,
+  });
+  let t = performance.now();
+  await fleet.setup({ base: 'big', source: { kind: 'dirs', boot, root } });
+  const setupMs = performance.now() - t;
+  rmSync(root, { recursive: true, force: true });
+  execFileSync('sync');
+
+  // Plain full copy of the imported base (what a Pi costs without copy-on-write).
+  let before = used(dir);
+  t = performance.now();
+  execFileSync('cp', ['-a', join(dir, 'nfs/bases/big'), join(dir, 'plain-copy')]);
+  execFileSync('sync');
+  const plainMs = performance.now() - t;
+  const plainBytes = used(dir) - before;
+  rmSync(join(dir, 'plain-copy'), { recursive: true, force: true });
+  execFileSync('sync');
+
+  before = used(dir);
+  t = performance.now();
+  const result = await fleet.add({ serial: '9f55bbfd', owner: 'bench', name: 'bench', base: 'big' });
+  execFileSync('sync');
+  const addMs = performance.now() - t;
+  const addBytes = used(dir) - before;
+  await fleet.close();
+
+  const mib = (b: number) => (b / 1024 ** 2).toFixed(0);
+  console.log(`setup (import ${gb} GiB base from a directory): ${(setupMs / 1000).toFixed(1)} s`);
+  console.log(`plain cp -a:   ${(plainMs / 1000).toFixed(1)} s, ${mib(plainBytes)} MiB on disk`);
+  console.log(`Fleet.add:     ${(addMs / 1000).toFixed(1)} s, ${mib(addBytes)} MiB on disk, copy mode ${result.copyMode}`);
+  console.log(`ratios add/plain: time ${(addMs / plainMs).toFixed(2)}, disk ${(addBytes / plainBytes).toFixed(3)}`);
+} finally {
+  if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
+}
