@@ -104,7 +104,8 @@ export function buildProgram(): Command {
   const program = new Command('boot-server')
     .description('iot-tofu boot server: proxyDHCP, TFTP, HTTP API and metrics for Raspberry Pi network boot')
     .version(VERSION)
-    .showHelpAfterError('(run boot-server help for usage)');
+    // One line per error, prefixed like our own messages.
+    .configureOutput({ outputError: (text, write) => write(`boot-server: ${text.replace(/^error: /, '').trim()}\n`) });
 
   const start = program
     .command('start')

@@ -31,9 +31,8 @@ export function fleetPort(fleet: FleetVerbs): FleetPort {
     list: async () => fleet.list().map(json),
     get: async (serial) => json(fleet.get(serial)),
     add: async (input: AddPiInput) => {
-      const { serial, owner, name, mac, ownFilesystem, dockerDisk } = input;
-      // Like pxetools without --base: the default base.
-      const base = input.base ?? (ownFilesystem ? undefined : (fleet.bases() as Array<{ name: string; default?: boolean }>).find((b) => b.default)?.name);
+      // Like `pxetools --add` without a terminal: base is required unless ownFilesystem (the fleet says so).
+      const { serial, owner, name, base, mac, ownFilesystem, dockerDisk } = input;
       const result = await fleet.add({ serial, owner, name, ...(base ? { base } : {}), ...(mac ? { mac } : {}), ...(ownFilesystem ? { ownFilesystem } : {}), ...(dockerDisk ? { dockerDisk } : {}) });
       return json(result.pi);
     },
