@@ -54,6 +54,7 @@ export type {
   DropReason,
   BoundSocket,
   DhcpClock,
+  DhcpUdpSocket,
 } from './server.js';
 export { PerClientRateLimiter, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 export type { RateLimitOptions } from './rate-limit.js';

@@ -1,4 +1,4 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { PiModel } from '@iot-tofu/rpi';
 import { clientMac, decodeDhcpMessage, encodeDhcpMessage, isIpv4 } from './codec.js';
@@ -23,6 +23,22 @@ const systemClock: DhcpClock = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/** The part of node:dgram's Socket the server uses; tests inject fakes (lossy, throwing …). */
+export interface DhcpUdpSocket {
+  bind(port: number, address: string, callback: () => void): unknown;
+  send(msg: Uint8Array, port: number, address: string, callback: (error: Error | null) => void): void;
+  setBroadcast(flag: boolean): void;
+  on(event: 'message', listener: (msg: Buffer, rinfo: RemoteInfo) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+  address(): { address: string; port: number };
+  close(callback?: () => void): unknown;
+}
+
+/** Every socket is created with SO_REUSEADDR: the serverIp socket shares its port with the 0.0.0.0 one. */
+const defaultSocketFactory = (): DhcpUdpSocket => createSocket({ type: 'udp4', reuseAddr: true });
+
 export interface ProxyDhcpServerOptions {
   /** Our LAN address: replies leave from a socket bound to it (source IP = option 54). */
   serverIp: string;
@@ -41,6 +57,7 @@ export interface ProxyDhcpServerOptions {
   rateLimit?: Partial<RateLimitOptions> | false;
   logger?: DhcpLogger;
   clock?: DhcpClock;
+  socketFactory?: () => DhcpUdpSocket;
 }
 
 export interface BoundSocket {
@@ -116,9 +133,9 @@ export interface ProxyDhcpStats {
 
 interface PortSockets {
   /** Receives broadcasts (0.0.0.0). Same object as `send` when bindAddress = serverIp. */
-  listen: Socket;
+  listen: DhcpUdpSocket;
   /** Bound to serverIp: every reply leaves from here, so the IP source is option 54. */
-  send: Socket;
+  send: DhcpUdpSocket;
 }
 
 /**
@@ -134,6 +151,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private readonly logger: DhcpLogger;
   private readonly clock: DhcpClock;
   private readonly limiter: PerClientRateLimiter | undefined;
+  private readonly socketFactory: () => DhcpUdpSocket;
   private readonly timers = new Set<unknown>();
   private sockets: Partial<Record<ProxyPort, PortSockets>> = {};
   private started = false;
@@ -154,6 +172,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     this.policy = this.checkedPolicy(options.policy);
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
+    this.socketFactory = options.socketFactory ?? defaultSocketFactory;
     this.limiter = options.rateLimit === false ? undefined : new PerClientRateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
   }
 
@@ -214,15 +233,15 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   }
 
   private async bindPort(role: ProxyPort, port: number): Promise<PortSockets> {
-    const listen = await bindSocket(this.options.bindAddress, port);
+    const listen = await bindSocket(this.socketFactory(), this.options.bindAddress, port);
     if (this.options.bindAddress === this.options.serverIp) {
       this.attach(listen, role);
       return { listen, send: listen };
     }
-    let send: Socket;
+    let send: DhcpUdpSocket;
     try {
       // Same port as the listener (matters when port 0 picked one): unicast to serverIp lands here.
-      send = await bindSocket(this.options.serverIp, listen.address().port);
+      send = await bindSocket(this.socketFactory(), this.options.serverIp, listen.address().port);
     } catch (error) {
       listen.close();
       throw error;
@@ -232,13 +251,13 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     return { listen, send };
   }
 
-  private attach(socket: Socket, role: ProxyPort): void {
+  private attach(socket: DhcpUdpSocket, role: ProxyPort): void {
     socket.on('message', (message, rinfo) => this.onMessage(role, message, rinfo));
     socket.on('error', (error) => this.logger.warn({ err: error, role }, 'proxyDHCP socket error'));
   }
 
   private async closeSockets(): Promise<void> {
-    const all = new Set<Socket>();
+    const all = new Set<DhcpUdpSocket>();
     for (const pair of Object.values(this.sockets)) {
       all.add(pair.listen);
       all.add(pair.send);
@@ -350,7 +369,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private send(port: ProxyPort, bytes: Uint8Array, address: string, destinationPort: number, event: OfferSentEvent): void {
     const socket = this.sockets[port]?.send;
     if (!socket) return; // closed meanwhile
-    socket.send(bytes, destinationPort, address, (error) => {
+    const done = (error: Error | null) => {
       if (error) {
         this.drop({ reason: 'send-failed', peer: event.to, port, detail: error.message });
         return;
@@ -358,7 +377,13 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       if (port === 'dhcp') this.counters.offers += 1;
       else this.counters.acks += 1;
       this.emitSafely('offer-sent', event);
-    });
+    };
+    try {
+      socket.send(bytes, destinationPort, address, done);
+    } catch (error) {
+      // dgram throws synchronously for some destinations (a forged source port 0, …).
+      done(error as Error);
+    }
   }
 
   private ignore(event: IgnoredEvent): void {
@@ -382,15 +407,14 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   }
 }
 
-function bindSocket(address: string, port: number): Promise<Socket> {
+function bindSocket(socket: DhcpUdpSocket, address: string, port: number): Promise<DhcpUdpSocket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket({ type: 'udp4', reuseAddr: true });
     const onError = (error: Error) => {
       socket.close();
       reject(new DhcpBindError(address, port, error));
     };
     socket.once('error', onError);
-    socket.bind({ address, port, exclusive: true }, () => {
+    socket.bind(port, address, () => {
       socket.off('error', onError);
       socket.setBroadcast(true);
       resolve(socket);
