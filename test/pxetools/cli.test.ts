@@ -190,6 +190,8 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
     expect(text).toContain('Serial: abcdef01\nOwner name: ');
     expect(text).toContain('Pi name: ');
     expect(text).toContain('Select a base image:\n\t1. I will prepare my own filesystem\n\t2. lite\nEnter an option number: ');
+    // On a terminal the root copy shows a progress bar (stderr shares the terminal here).
+    expect(text).toMatch(/Copying root \[#{30}\] 100% \d+\/\d+ MB/);
     expect(text).toContain('Should be working, you might have to wait SSH lets you in.\n');
     expect(readFileSync(join(roots.tftpRoot, 'abcdef01', 'name'), 'utf8')).toBe('pi-tty\n');
     const removed = await pxetools(['--remove', 'abcdef01'], { tty: true, input: 'y\nN\n' });

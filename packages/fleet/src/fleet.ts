@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import {
   ManagedExports,
   execFileRunner,
+  nfsHealth,
+  type NfsHealth,
   silentLogger,
   writeFileAtomic,
   type CommandRunner,
@@ -145,11 +147,23 @@ export class Fleet {
 
   // ---------------------------------------------------------------- queries (fast, in memory)
 
-  /** Every registered Pi, sorted by serial, with what was learned from its traffic. */
-  list(): PiJson[] {
-    return Object.keys(this.data.pis)
+  /**
+   * Every registered Pi, sorted by serial, with what was learned from its traffic; with
+   * `includeDiscovered` also the Pis seen on the network but not registered.
+   */
+  list(): PiJson[];
+  list(options: { includeDiscovered: true }): { pis: PiJson[]; discovered: DiscoveredPi[] };
+  list(options: { includeDiscovered?: false }): PiJson[];
+  list(options: { includeDiscovered?: boolean } = {}): PiJson[] | { pis: PiJson[]; discovered: DiscoveredPi[] } {
+    const pis = Object.keys(this.data.pis)
       .sort()
       .map((serial) => this.toJson(this.data.pis[serial]!));
+    return options.includeDiscovered ? { pis, discovered: this.discovered() } : pis;
+  }
+
+  /** nfsd state, what the kernel exports now, and our exports file (for /healthz and the API). */
+  async health(): Promise<NfsHealth & { exportsFile: string; exportsClients: string }> {
+    return { ...(await nfsHealth({ runner: this.runner })), exportsFile: this.exports.file, exportsClients: this.exportsClients };
   }
 
   /** One Pi, or PI_NOT_FOUND. Accepts any serial form (16 digits, upper case, leading zeros). */

@@ -29,3 +29,4 @@ export type {
 } from './types.js';
 /** Atomic file writes (temp, fsync, rename), shared with the CLI for the config file. */
 export { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
+export type { NfsHealth, ActiveExport } from '@iot-tofu/nfs-server-lite';

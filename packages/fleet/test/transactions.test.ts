@@ -243,6 +243,8 @@ describe('learned facts and timelines', () => {
     fleet.recordSeen({ serial: '00000000ddd00001', mac: 'd8:3a:dd:99:99:99', at: 1_800_000_000_500 });
     fleet.recordSeen({ mac: 'not a mac', at: 0 });
     expect(fleet.get('CCCC0001')).toMatchObject({ mac: 'dc:a6:32:00:00:02', macSource: 'learned', macDerived: false, ip: '10.77.0.60', model: 'pi4', lastSeen: new Date(1_800_000_000_000).toISOString() });
+    expect(fleet.list({ includeDiscovered: true }).discovered).toEqual(fleet.discovered());
+    expect(fleet.list({ includeDiscovered: true }).pis).toEqual(fleet.list());
     expect(fleet.discovered()).toEqual([{ serial: 'ddd00001', mac: 'd8:3a:dd:99:99:99', ip: null, model: null, firstSeen: new Date(1_800_000_000_500).toISOString(), lastSeen: new Date(1_800_000_000_500).toISOString() }]);
     await expect.poll(() => existsSync(join(w.options.stateDir, 'seen.json'))).toBe(true);
     const reopened = await w.open();
