@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { RemoteInfo } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { DhcpBindError, ProxyDhcpServer, decodeDhcpMessage, encodeDhcpMessage, type DhcpUdpSocket, type ProxyPolicy } from '../src/index.js';
-import { PXE_ARCH0, pi4Guid, request } from './requests.js';
+import { PI3_ROM_XID } from '../src/index.js';
+import { PXE_ARCH0, pi3RomGuid, pi4Guid, request } from './requests.js';
 
 /** In-memory socket: records binds and sends, throws like node:dgram for port 0. */
 class FakeSocket extends EventEmitter implements DhcpUdpSocket {
@@ -85,5 +86,25 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
     expect((error as Error).message).toContain(`${S}:67`);
     expect(sockets).toHaveLength(2);
     expect(sockets.every((s) => s.closed)).toBe(true);
+  });
+
+  it('caps pending Pi 3B repeats so a spoofed flood cannot pile up timers', async () => {
+    const scheduled: Array<() => void> = [];
+    const clock = { now: () => 0, setTimeout: (fn: () => void) => scheduled.push(fn), clearTimeout: () => undefined };
+    const sockets: FakeSocket[] = [];
+    const server = new ProxyDhcpServer({ serverIp: S, pxePort: null, policy: { ...policy, pi3RepeatDelayMs: 1000 }, clock, socketFactory: () => sockets[sockets.push(new FakeSocket()) - 1]! });
+    await server.start();
+    for (let i = 0; i < 1100; i++) {
+      const mac = `b8:27:eb:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+      sockets[0]!.deliver(encodeDhcpMessage(request({ mac, xid: PI3_ROM_XID, vendorClass: PXE_ARCH0, arch: 0, guid: pi3RomGuid })), { address: '0.0.0.0', port: 68 });
+    }
+    await flush();
+    expect(server.stats.offers).toBe(1100);
+    expect(scheduled).toHaveLength(1024);
+    for (const fire of scheduled.slice(0, 10)) fire(); // repeats go out from the same socket
+    await flush();
+    expect(server.stats.offers).toBe(1110);
+    expect(sockets[1]!.sent).toHaveLength(1110);
+    await server.close();
   });
 });
