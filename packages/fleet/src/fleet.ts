@@ -543,32 +543,45 @@ export class Fleet {
         const mounts = await mountsUnder(dir);
         if (mounts.length) throw new FleetError('PI_MOUNTED', `refusing to remove ${short}: ${mounts.join(', ')} is mounted inside ${dir}; unmount it first`);
       }
-      await this.beforeStep('remove:exports');
-      const exportPaths = entry?.exports ?? [nfsDir, tftpDir];
-      const unexported = await this.unexport(exportPaths);
-      // Move out of the way first (atomic), so a half-deleted tree is never served as a Pi's root.
-      const tag = randomBytes(4).toString('hex');
+      const undo: Array<() => Promise<void>> = [];
       const trash: string[] = [];
-      for (const dir of [tftpDir, nfsDir]) {
-        if (await exists(dir)) {
-          const target = join(dir, '..', `.${short}.trash-${tag}`);
-          await rename(dir, target);
-          trash.push(target);
+      let unexported = false;
+      try {
+        await this.beforeStep('remove:exports');
+        const exportPaths = entry?.exports ?? [nfsDir, tftpDir];
+        const previous = (await this.exports.read()).filter((e) => exportPaths.includes(e.path));
+        unexported = await this.unexport(exportPaths);
+        if (previous.length) undo.push(() => this.exports.update((entries) => [...entries.filter((e) => !exportPaths.includes(e.path)), ...previous]).then(() => undefined));
+        // Move out of the way first (atomic), so a half-deleted tree is never served as a Pi's root.
+        const tag = randomBytes(4).toString('hex');
+        for (const dir of [tftpDir, nfsDir]) {
+          if (await exists(dir)) {
+            const target = join(dir, '..', `.${short}.trash-${tag}`);
+            await rename(dir, target);
+            trash.push(target);
+            undo.push(() => rename(target, dir));
+          }
         }
+        await this.beforeStep('remove:registry');
+        if (entry) {
+          await this.store.mutate((data) => {
+            const had = !!data.pis[short];
+            delete data.pis[short];
+            return { write: had, value: undefined };
+          });
+          delete this.data.pis[short];
+          this.rebuildIndex();
+        }
+      } catch (error) {
+        for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'remove rollback step failed'));
+        throw error;
       }
-      await this.beforeStep('remove:registry');
-      if (entry) {
-        await this.store.mutate((data) => {
-          const had = !!data.pis[short];
-          delete data.pis[short];
-          return { write: had, value: undefined };
-        });
-        delete this.data.pis[short];
-        this.rebuildIndex();
-      }
+      // Committed: the Pi is gone from the registry and the exports. Deleting the moved-away trees
+      // may still fail (I/O); a later remove or reset sweeps what is left.
       this.timelines.delete(short);
       await this.beforeStep('remove:delete');
       for (const dir of trash) await removeTree(dir);
+      await this.sweepTrash(short);
       this.logger.info({ serial: short, unexported }, 'pi removed');
       return { serial: short, removed: present || unexported };
     } finally {
@@ -590,6 +603,7 @@ export class Fleet {
       await this.remove(serial);
       removed.push(serial);
     }
+    await this.sweepTrash();
     const bases = Object.keys(this.data.bases).sort();
     for (const name of bases) {
       await removeTree(join(this.nfsRoot, 'bases', name));
@@ -652,6 +666,16 @@ export class Fleet {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Deletes `.<serial>.trash-*` leftovers of interrupted removes (all serials when none given). */
+  private async sweepTrash(serial?: string): Promise<void> {
+    for (const root of [this.tftpRoot, this.nfsRoot]) {
+      for (const name of await readdir(root).catch(() => [] as string[])) {
+        const match = /^\.([0-9a-f]{8})\.trash-[0-9a-f]+$/.exec(name);
+        if (match && (serial === undefined || match[1] === serial)) await removeTree(join(root, name));
+      }
+    }
+  }
 
   private requireRoot(verb: string): void {
     if (!this.isRoot()) throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);

@@ -67,6 +67,40 @@ describe('add is transactional', () => {
     await expect(retry.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).resolves.toMatchObject({ pi: { serial: '22222222' } });
   });
 
+  it.each(['remove:exports', 'remove:registry'] as FleetStep[])('a failure at %s leaves the Pi fully in place', async (failAt) => {
+    const w = await world();
+    const first = await w.open();
+    await first.setup({ base: 'lite', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
+    await first.add({ serial: '12121212', owner: 'jo', name: 'keep', base: 'lite' });
+    const before = w.snapshot();
+    const fleet = await w.open({
+      beforeStep: (step) => {
+        if (step === failAt) throw new Error(`injected ${step}`);
+      },
+    });
+    await expect(fleet.remove('12121212')).rejects.toThrow(`injected ${failAt}`);
+    expect(w.snapshot()).toEqual(before);
+    expect(fleet.isRegistered({ serial: '12121212' })).toBe(true);
+  });
+
+  it('a failure while deleting after the commit is swept by the next remove', async () => {
+    const w = await world();
+    const first = await w.open();
+    await first.setup({ base: 'lite', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
+    await first.add({ serial: '13131313', owner: 'jo', name: 'gone', base: 'lite' });
+    const fleet = await w.open({
+      beforeStep: (step) => {
+        if (step === 'remove:delete') throw new Error('injected delete failure');
+      },
+    });
+    await expect(fleet.remove('13131313')).rejects.toThrow('injected delete failure');
+    expect(fleet.isRegistered({ serial: '13131313' })).toBe(false);
+    expect(w.snapshot().nfs.some((n) => n.startsWith('.13131313.trash-'))).toBe(true);
+    expect(await (await w.open()).remove('13131313')).toEqual({ serial: '13131313', removed: false });
+    expect(w.snapshot().nfs).toEqual(['bases']);
+    expect(w.snapshot().tftp).toEqual(['base', 'bootcode.bin']);
+  });
+
   it('a failing cp (real non-zero exit) leaves no trace', async () => {
     const w = await world({}, { fail: (file, args) => file === 'cp' && args.some((a) => a.endsWith('/nfs/bases/lite/.')) });
     const fleet = await w.open();
