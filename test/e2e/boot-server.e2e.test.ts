@@ -42,6 +42,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
         exportsClients: '10.77.0.0/16',
         apiPort: 8067,
         logLevel: 'info',
+        tftpAfterOfferTimeout: 2,
       }),
     );
   });
@@ -104,7 +105,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
       [`listening on udp 0.0.0.0:67 (dhcp)`, `listening on udp ${SERVER_IP}:67 (dhcp)`, `listening on udp 0.0.0.0:4011 (pxe)`, `listening on udp ${SERVER_IP}:4011 (pxe)`, `listening on udp ${SERVER_IP}:69 (tftp)`, 'listening on tcp 127.0.0.1:8067 (api)'].sort(),
     );
 
-    const [viaApi, viaCli, stranger] = simulatedIdentities(3, 'pi4');
+    const [viaApi, viaCli, stranger, misdirected] = simulatedIdentities(4, 'pi4');
     const setup = await api('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
     expect(setup.status, setup.text).toBe(201);
     const added = await api('POST', '/api/v1/pis', { serial: viaApi!.serial, owner: 'root', name: 'api-pi', mac: viaApi!.mac, base: 'bookworm' });
@@ -164,16 +165,24 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     expect(m.get('iot_tofu_dhcp_offers_total{type="offer",kind="pi"}')).toBeGreaterThanOrEqual(2);
     expect(m.get('iot_tofu_tftp_active_transfers')).toBe(0);
 
-    // A Pi nobody registered gets no offer, and shows up as discovered.
-    const lonely = await simulate(['--pis', '1', '--first-index', '2', '--limit', '5', '--max-attempts', '1']);
-    expect(lonely.summary).toMatchObject({ booted: 0, neverBooted: 1 });
+    // A Pi nobody registered gets no offer and shows up as discovered; a registered Pi whose EEPROM
+    // sends TFTP elsewhere (TFTP_IP) gets the offer but never asks us: its timeline says so.
+    expect((await api('POST', '/api/v1/pis', { serial: misdirected!.serial, owner: 'root', name: 'lost', base: 'bookworm' })).status).toBe(201);
+    const lonely = await simulate(['--pis', '2', '--first-index', '2', '--server', '10.77.0.99', '--limit', '5', '--max-attempts', '1']);
+    expect(lonely.summary).toMatchObject({ booted: 0, neverBooted: 2 });
     const discovered = await api('GET', '/api/v1/discovered');
     expect(discovered.json).toEqual([expect.objectContaining({ serial: stranger!.serial, mac: stranger!.mac, model: 'pi4' })]);
-    expect((await metrics()).get('iot_tofu_dhcp_ignored_total{reason="pi-not-registered"}')).toBeGreaterThanOrEqual(1);
+    const after = await metrics();
+    expect(after.get('iot_tofu_dhcp_ignored_total{reason="pi-not-registered"}')).toBeGreaterThanOrEqual(1);
+    expect(after.get('iot_tofu_boots_failed_total{reason="no-tftp-after-offer"}')).toBe(1);
+    const lost = (await api('GET', `/api/v1/pis/${misdirected!.serial}/timeline`)).json as Array<Record<string, unknown>>;
+    expect(lost.map((e) => e.type)).toEqual(expect.arrayContaining(['pi-seen', 'offer-sent', 'boot-failed']));
+    expect(lost.find((e) => e.type === 'boot-failed')).toMatchObject({ reason: 'no TFTP after offer' });
+    expect(lost.some((e) => e.type === 'file-served')).toBe(false);
 
     // The managed exports file holds both Pis, for the configured clients only.
     const exported = parseExports(readFileSync(fixture.exportsFile, 'utf8'));
-    for (const serial of [viaApi!.serial, viaCli!.serial]) {
+    for (const serial of [viaApi!.serial, viaCli!.serial, misdirected!.serial]) {
       expect(exported.some((e) => e.path === join(fixture.nfsRoot, serial) && e.clients.some((c) => c.host === '10.77.0.0/16'))).toBe(true);
     }
   });

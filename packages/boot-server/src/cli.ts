@@ -136,7 +136,7 @@ export function buildProgram(): Command {
     .action(async (options: { root: string; user?: string; config: string }) => {
       const script = process.argv[1] ? realpathSync(process.argv[1]) : fileURLToPath(import.meta.url);
       try {
-        const result = await installBootServer({ root: options.root, execStart: [process.execPath, script], configFile: options.config, ...(options.user ? { user: options.user } : {}) });
+        const result = await installBootServer({ root: options.root, execStart: [process.execPath, ...process.execArgv, script], configFile: options.config, ...(options.user ? { user: options.user } : {}) });
         process.stdout.write(`wrote ${result.unitPath}\n`);
         process.stdout.write(result.configWritten ? `wrote ${result.configPath}\n` : `kept existing ${result.configPath}\n`);
         process.stdout.write(`nfs-kernel-server: ${result.nfsServerPresent ? 'present' : 'MISSING'}\n`);

@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+
+const CLI = ['packages/boot-server/src/cli.ts'];
+
+function bootServer(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [...tsNodeArgs, ...CLI, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** JSON log lines printed so far. */
+function logLines(text: string): Array<Record<string, unknown>> {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('boot-server bin', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'iot-tofu-bin-'));
+    mkdirSync(join(dir, 'tftp'));
+    writeFileSync(join(dir, 'tftp', 'hello.txt'), 'hello from tofu\n');
+    writeFileSync(join(dir, 'not-a-dir'), 'x');
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ tftpRoot: join(dir, 'tftp'), tftpport: 69 }));
+    writeFileSync(join(dir, 'broken.json'), '{"tftpRoot": ');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const base = () => ['start', '--config', '/dev/null', '--server-ip', '127.0.0.1', '--no-dhcp', '--api-port', '0', '--state-dir', join(dir, 'state-bad'), '--nfs-root', join(dir, 'nfs')];
+
+  it('refuses bad flags and unusable roots with one clear line and a non-zero exit', async () => {
+    const cases: Array<[string[], RegExp, NodeJS.ProcessEnv?]> = [
+      [['start', '--bogus'], /^boot-server: unknown option '--bogus'$/],
+      [[...base(), '--tftp-port', 'abc', '--tftp-root', join(dir, 'tftp')], /^boot-server: invalid config \(command line --tftp-port\): tftpPort: expected a whole number ≥ 0, got "abc"$/],
+      [[...base(), '--tftp-root', join(dir, 'not-a-dir')], /^boot-server: tftpRoot: .*not-a-dir is not a directory$/],
+      [[...base(), '--tftp-root', join(dir, 'missing')], /^boot-server: tftpRoot: .*missing does not exist$/],
+      [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-answer', 'everyone'], /^boot-server: option '--dhcp-answer <mode>' argument 'everyone' is invalid/],
+      [['start', '--config', join(dir, 'typo.json')], /^boot-server: invalid config \(config file .*typo\.json\): tftpport: unknown key/],
+      [['start', '--config', join(dir, 'broken.json')], /^boot-server: invalid config: config: .*broken\.json is not valid JSON/],
+      [['start', '--config', join(dir, 'nope.json')], /^boot-server: invalid config: config: cannot read .*nope\.json: ENOENT$/],
+      [[...base(), '--tftp-root', join(dir, 'tftp')], /^boot-server: invalid config \(environment IOT_TOFU_API_LISTEN\): apiListen: expected an IPv4 address, got "localhost"$/, { IOT_TOFU_API_LISTEN: 'localhost' }],
+    ];
+    const results = await Promise.all(cases.map(([args, , env]) => collect(bootServer(args, env), 20_000)));
+    for (const [i, [args, pattern]] of cases.entries()) {
+      const result = results[i]!;
+      expect(result.code, args.join(' ')).not.toBe(0);
+      expect(result.stderr.trimEnd().split('\n'), `${args.join(' ')}\n${result.stderr}`).toHaveLength(1);
+      expect(result.stderr.trim()).toMatch(pattern);
+    }
+  });
+
+  it('serves TFTP, logs one line per socket, reloads on SIGHUP, reports status and stops cleanly on SIGTERM', async () => {
+    const apiPort = await freePort();
+    const stateDir = join(dir, 'state');
+    const configFile = join(dir, 'config.json');
+    const config = { serverIp: '127.0.0.1', tftpRoot: join(dir, 'tftp'), nfsRoot: join(dir, 'nfs'), stateDir, exportsFile: join(dir, 'exports'), dhcp: false, tftpPort: 0, apiPort, logLevel: 'info' };
+    writeFileSync(configFile, JSON.stringify(config));
+    const child = bootServer(['start', '--config', configFile]);
+    let output = '';
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      await waitForOutput(child, /"msg":"serving /, 20_000);
+      const listening = logLines(output).filter((l) => String(l.msg).startsWith('listening on'));
+      expect(listening.map((l) => l.listen).sort()).toEqual(['api', 'tftp']);
+      expect(listening.find((l) => l.listen === 'api')).toMatchObject({ address: '127.0.0.1', port: apiPort, msg: `listening on tcp 127.0.0.1:${apiPort} (api)` });
+      const tftpPort = listening.find((l) => l.listen === 'tftp')!.port as number;
+      expect(tftpPort).toBeGreaterThan(0);
+
+      // The token is generated with mode 0600 at first start.
+      expect(statSync(join(stateDir, 'api-token')).mode & 0o777).toBe(0o600);
+
+      if (havePeers('curl')) {
+        const got = await collect(spawn('curl', ['-sS', `tftp://127.0.0.1:${tftpPort}/hello.txt`]), 10_000);
+        expect(got.stdout).toBe('hello from tofu\n');
+      }
+
+      const status = await collect(bootServer(['status', '--config', configFile]), 20_000);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(new RegExp(`^boot-server: running \\(pid ${child.pid}, since `));
+      expect(status.stdout).toContain(`tftp  udp 127.0.0.1:${tftpPort}`);
+      expect(status.stdout).toMatch(/health: status=ok dhcp=false tftp=true serverIp=127\.0\.0\.1 pis=0/);
+      expect(status.stdout).toMatch(/^nfsd: /m);
+      expect(status.stdout).toMatch(/^exports/m);
+
+      // SIGHUP: new log level applies at once, a new port needs a restart and is said so.
+      writeFileSync(configFile, JSON.stringify({ ...config, logLevel: 'debug', tftpPort: 1069 }));
+      child.kill('SIGHUP');
+      await waitForOutput(child, /SIGHUP: config reloaded; restart needed for tftpPort/, 10_000);
+      writeFileSync(configFile, '{ not json');
+      child.kill('SIGHUP');
+      await waitForOutput(child, /SIGHUP: config not reloaded: invalid config: config: .* is not valid JSON/, 10_000);
+      expect(child.exitCode).toBeNull();
+
+      child.kill('SIGTERM');
+      const [code] = (await new Promise((resolve) => child.once('exit', (...args) => resolve(args)))) as [number | null];
+      expect(code).toBe(0);
+      const lines = logLines(output);
+      expect(lines.at(-1)?.msg).toBe('stopped');
+      expect(existsSync(join(stateDir, 'boot-server.json'))).toBe(false);
+
+      const stopped = await collect(bootServer(['status', '--state-dir', stateDir, '--config', '/dev/null']), 20_000);
+      expect(stopped.code).toBe(3);
+      expect(stopped.stdout).toMatch(/^boot-server: not running$/m);
+    } finally {
+      await stopProcess(child);
+    }
+  });
+
+  it('install writes a systemd unit and a default config, keeps an existing config, checks for nfs-kernel-server', async () => {
+    const root = join(dir, 'root');
+    const first = await collect(bootServer(['install', '--root', root]), 20_000);
+    expect(first.code, first.stderr).toBe(0);
+    const unit = readFileSync(join(root, 'etc/systemd/system/iot-tofu-boot-server.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=.*node.* .*packages\/boot-server\/src\/cli\.ts start --config \/etc\/iot-tofu\/config\.json$/m);
+    expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    expect(unit).toMatch(/^User=root$/m);
+    const config = JSON.parse(readFileSync(join(root, 'etc/iot-tofu/config.json'), 'utf8'));
+    expect(config).toMatchObject({ tftpRoot: '/tftpboot', nfsRoot: '/nfs', stateDir: '/var/lib/iot-tofu', apiListen: '127.0.0.1', apiPort: 8067, dhcpAnswer: 'registered' });
+    expect(first.stdout).toMatch(/^nfs-kernel-server: (present|MISSING)$/m);
+    if (havePeers('exportfs', 'rpc.nfsd')) expect(first.stdout).toContain('nfs-kernel-server: present');
+
+    writeFileSync(join(root, 'etc/iot-tofu/config.json'), '{"logLevel":"debug"}\n');
+    const second = await collect(bootServer(['install', '--root', root, '--user', 'tofu']), 20_000);
+    expect(second.stdout).toContain('kept existing');
+    expect(readFileSync(join(root, 'etc/iot-tofu/config.json'), 'utf8')).toBe('{"logLevel":"debug"}\n');
+    const unprivileged = readFileSync(join(root, 'etc/systemd/system/iot-tofu-boot-server.service'), 'utf8');
+    expect(unprivileged).toMatch(/^User=tofu$/m);
+    expect(unprivileged).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+    expect(unprivileged).toMatch(/^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+  });
+});
