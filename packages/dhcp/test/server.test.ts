@@ -100,6 +100,15 @@ const pi4Discover = request({ mac: 'dc:a6:32:01:36:c2', vendorClass: PXE_ARCH0, 
 /** Lets in-flight datagrams arrive before asserting that nothing (more) came. */
 const settle = (ms = 100) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls until the condition holds (the server runs in this process but answers asynchronously). */
+async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await settle(5);
+  }
+}
+
 describe('ProxyDhcpServer on loopback', () => {
   it('answers a Pi DISCOVER with the Pi offer from the server address and reports it', async () => {
     const h = await harness();
@@ -115,7 +124,7 @@ describe('ProxyDhcpServer on loopback', () => {
     expect(reply!.message.xid).toBe(pi4Discover.xid);
     expect(offersRaspberryPiBoot(reply!.message.options.get(43))).toBe(true);
     expect(seen).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', model: 'pi4', serial: 'ab5a4158', guidKind: 'fourcc', answered: true })]);
-    await settle(20);
+    await until(() => sent.length === 1);
     expect(sent).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', kind: 'pi', messageType: 'offer', port: 'dhcp', repeat: false })]);
     expect(h.server.stats).toMatchObject({ received: 1, requests: 1, offers: 1, acks: 0 });
   });
@@ -128,8 +137,7 @@ describe('ProxyDhcpServer on loopback', () => {
     expect(h.replies[0]!.from).toBe(`${S}:${h.pxePort}`);
     expect(h.replies[0]!.message.options.get(53)?.[0]).toBe(5);
     expect(h.replies[0]!.message.file).toBe('ipxe.efi');
-    await settle(20);
-    expect(h.server.stats.acks).toBe(1);
+    await until(() => h.server.stats.acks === 1);
   });
 
   it('drops and counts malformed datagrams, then keeps answering', async () => {
@@ -143,7 +151,8 @@ describe('ProxyDhcpServer on loopback', () => {
     await h.send(truncated, h.pxePort);
     await h.send(wire(pi4Discover), h.dhcpPort);
     await h.waitForReplies(1);
-    await settle();
+    await until(() => dropped.length === 3);
+    await settle(20);
     expect(h.replies).toHaveLength(1);
     expect(dropped).toEqual(['malformed', 'malformed', 'malformed']);
     expect(h.server.stats.dropped).toEqual({ malformed: 3 });
@@ -156,7 +165,8 @@ describe('ProxyDhcpServer on loopback', () => {
     h.server.on('pi-seen', (e) => seen.push(e));
     h.server.on('ignored', (e) => ignored.push(e));
     await h.send(wire(pi4Discover), h.dhcpPort);
-    await settle();
+    await until(() => ignored.length === 1);
+    await settle(20);
     expect(h.replies).toHaveLength(0);
     expect(seen).toEqual([expect.objectContaining({ serial: 'ab5a4158', answered: false })]);
     expect(ignored).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', reason: 'pi-not-registered', kind: 'pi' })]);
@@ -166,7 +176,7 @@ describe('ProxyDhcpServer on loopback', () => {
   it('updatePolicy takes effect on the next packet; a wrong serverIp is refused', async () => {
     const h = await harness({ answer: 'none' });
     await h.send(wire(pi4Discover), h.dhcpPort);
-    await settle(50);
+    await until(() => h.server.stats.ignored['pi-answer-none'] === 1);
     expect(h.replies).toHaveLength(0);
     h.server.updatePolicy(basePolicy({ answer: 'registered', isRegistered: ({ serial }) => serial === 'ab5a4158' }));
     await h.send(wire(pi4Discover), h.dhcpPort);
@@ -179,8 +189,7 @@ describe('ProxyDhcpServer on loopback', () => {
     let open = false;
     const h = await harness({ admit: () => open });
     await h.send(wire(pi4Discover), h.dhcpPort);
-    await settle(50);
-    expect(h.server.stats.ignored.deferred).toBe(1);
+    await until(() => h.server.stats.ignored.deferred === 1);
     open = true;
     await h.send(wire(pi4Discover), h.dhcpPort);
     await h.waitForReplies(1);
@@ -207,7 +216,8 @@ describe('ProxyDhcpServer on loopback', () => {
     const other = request({ mac: 'dc:a6:32:00:00:99', vendorClass: PXE_ARCH0, arch: 0 });
     await h.send(wire(other), h.dhcpPort);
     await h.waitForReplies(4);
-    await settle();
+    await until(() => h.server.stats.ignored['rate-limited'] === 7);
+    await settle(20);
     expect(h.replies).toHaveLength(4);
     expect(h.server.stats.ignored['rate-limited']).toBe(7);
   });
@@ -251,7 +261,7 @@ describe('ProxyDhcpServer logging', () => {
       expect(lines).toContainEqual(expect.objectContaining({ level: 'info', obj: expect.objectContaining({ port: bound!.port, role: 'dhcp' }) }));
       const evil = request({ mac: '52:54:00:00:00:01', xid: 0xabc, vendorClass: 'PXEClient:Arch:00000\n\x1b[31mfake', arch: 0 });
       client.send(encodeDhcpMessage(evil), bound!.port, S);
-      await settle(100);
+      await until(() => lines.some((l) => l.msg === 'proxyDHCP decision'));
       const decision = lines.find((l) => l.msg === 'proxyDHCP decision');
       expect(decision?.obj).toMatchObject({ mac: '52:54:00:00:00:01', xid: 0xabc, arch: 0, kind: 'bios', decision: 'reply', vendorClass: 'PXEClient:Arch:00000??[31mfake' });
     } finally {
