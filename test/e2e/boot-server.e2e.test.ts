@@ -225,4 +225,30 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
       expect(timeline.at(-1)?.type).toBe('boot-complete');
     }
   });
+
+  it('SIGHUP turns the admission gate on: a storm of 3 Pis with budget 1 boots one Pi at a time', async () => {
+    if (!daemon) await startDaemon();
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configFile, JSON.stringify({ ...config, admissionBudget: 1 }));
+    daemon!.kill('SIGHUP');
+    await waitForOutput(daemon!, /SIGHUP: config reloaded/, 10_000);
+
+    const pis = simulatedIdentities(3, 'pi4', 20);
+    for (const [i, pi] of pis.entries()) expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `gated-${i}`, base: 'bookworm' })).status).toBe(201);
+    const deferredBefore = (await metrics()).get('iot_tofu_dhcp_ignored_total{reason="deferred"}') ?? 0;
+    const out = await simulate(['--pis', '3', '--first-index', '20', '--limit', '40']);
+    expect(out.summary).toMatchObject({ pis: 3, booted: 3, failedAttempts: 0 });
+    expect((await metrics()).get('iot_tofu_dhcp_ignored_total{reason="deferred"}')).toBeGreaterThan(deferredBefore);
+
+    // Each Pi's boot (first offer to kernel) ends before the next one's begins.
+    const spans: Array<[number, number]> = [];
+    for (const pi of pis) {
+      const timeline = (await api('GET', `/api/v1/pis/${pi.serial}/timeline`)).json as Array<{ type: string; at: string }>;
+      const start = Date.parse(timeline.find((e) => e.type === 'offer-sent')!.at);
+      const end = Date.parse(timeline.find((e) => e.type === 'boot-complete')!.at);
+      spans.push([start, end]);
+    }
+    spans.sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+  });
 });

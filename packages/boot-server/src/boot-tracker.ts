@@ -16,6 +16,7 @@ export type TrackedEvent =
 interface BootState {
   startedAt: number;
   offeredAt?: number;
+  lastActivity: number;
   sawTftp: boolean;
   done: boolean;
 }
@@ -39,10 +40,35 @@ export class BootTracker {
   /** TFTP clients are known by IP; a prefixed request teaches which serial an IP belongs to. */
   private readonly serialByIp = new Map<string, string>();
   private readonly modelBySerial = new Map<string, PiModel>();
-  private readonly tftpTimeoutMs: number;
+  private tftpTimeoutMs: number;
+  private readonly stallMs: number;
 
-  constructor(options: { tftpAfterOfferTimeoutMs: number }) {
+  constructor(options: { tftpAfterOfferTimeoutMs: number; stallMs?: number }) {
     this.tftpTimeoutMs = options.tftpAfterOfferTimeoutMs;
+    // A Pi gives up on a file after 30 s; a minute without any request means this boot is over.
+    this.stallMs = options.stallMs ?? 60_000;
+  }
+
+  /** SIGHUP may change the timeout; boots in progress keep their state. */
+  setTftpAfterOfferTimeout(ms: number): void {
+    this.tftpTimeoutMs = ms;
+  }
+
+  /**
+   * Admission let this Pi in: it counts as booting from now on, before the offer even leaves, so a
+   * burst of DISCOVERs cannot all slip through one free slot.
+   */
+  admit(key: string, now: number): void {
+    const state = this.boots.get(key);
+    if (state && !state.done) return;
+    this.boots.set(key, { startedAt: now, lastActivity: now, sawTftp: false, done: false });
+  }
+
+  /** Pis between admission/offer and kernel (or failure). */
+  activeBoots(): number {
+    let count = 0;
+    for (const state of this.boots.values()) if (!state.done) count++;
+    return count;
   }
 
   /** The serial a TFTP event belongs to (from its path, the event, or what the IP asked for before). */
@@ -64,9 +90,10 @@ export class BootTracker {
       const previous = this.boots.get(event.serial);
       // A Pi repeats DISCOVERs during one boot; a new boot starts after the last one finished.
       if (!previous || previous.done) {
-        this.boots.set(event.serial, { startedAt: event.at, offeredAt: event.at, sawTftp: false, done: false });
+        this.boots.set(event.serial, { startedAt: event.at, offeredAt: event.at, lastActivity: event.at, sawTftp: false, done: false });
       } else {
         previous.offeredAt ??= event.at;
+        previous.lastActivity = event.at;
       }
       return [];
     }
@@ -75,10 +102,11 @@ export class BootTracker {
     let state = this.boots.get(serial);
     if (!state || state.done) {
       // TFTP without an offer we saw (e.g. the daemon restarted mid-boot): track from here.
-      state = { startedAt: event.at, sawTftp: true, done: false };
+      state = { startedAt: event.at, lastActivity: event.at, sawTftp: true, done: false };
       this.boots.set(serial, state);
     }
     state.sawTftp = true;
+    state.lastActivity = event.at;
     const file = splitServedPath(event.file).file;
     if (event.type === 'file-served' && this.isKernel(serial, file)) {
       state.done = true;
@@ -95,9 +123,14 @@ export class BootTracker {
   tick(now: number): BootOutcome[] {
     const out: BootOutcome[] = [];
     for (const [serial, state] of this.boots) {
-      if (!state.done && !state.sawTftp && state.offeredAt !== undefined && now - state.offeredAt >= this.tftpTimeoutMs) {
+      if (!state.done && !state.sawTftp && now - (state.offeredAt ?? state.startedAt) >= this.tftpTimeoutMs) {
         state.done = true;
-        out.push({ type: 'boot-failed', serial, reason: 'no TFTP after offer', at: now });
+        // Admitted but never offered (the offer went to someone else's key, or was not sent): just free the slot.
+        if (state.offeredAt !== undefined) out.push({ type: 'boot-failed', serial, reason: 'no TFTP after offer', at: now });
+      }
+      if (!state.done && state.sawTftp && now - state.lastActivity >= this.stallMs) {
+        state.done = true;
+        out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before the kernel`, at: now });
       }
       // Forget finished boots after a while so the map stays small on a long-running server.
       if (state.done && now - state.startedAt > 3_600_000) this.boots.delete(serial);

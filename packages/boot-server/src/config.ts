@@ -40,12 +40,10 @@ export interface BootServerConfig {
   /** Who may mount the NFS roots; undefined = the server's subnet (fleet decides). */
   exportsClients?: string;
   /**
-   * Boot-storm admission: a Pi not yet in the middle of a boot gets a proxy offer only while fewer
-   * than this many large TFTP transfers are active. 0 = admit everyone.
+   * Boot-storm admission: at most this many Pis booting at once (offer to kernel); a Pi beyond it
+   * gets no offer until a slot frees and its bootloader re-sends the DISCOVER. 0 = admit everyone.
    */
   admissionBudget: number;
-  /** Transfers at least this big count against the admission budget. */
-  admissionMinBytes: number;
   /** Seconds after an offer without any TFTP request before the timeline records "no TFTP after offer". */
   tftpAfterOfferTimeout: number;
 }
@@ -91,7 +89,6 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   exportsFile: '/etc/exports.d/iot-tofu.exports',
   // Off until bench/ shows that queueing Pis beats letting them all in (see report).
   admissionBudget: 0,
-  admissionMinBytes: 1_000_000,
   tftpAfterOfferTimeout: 10,
 });
 
@@ -116,7 +113,6 @@ const KEYS: Readonly<Record<string, Kind>> = {
   exportsFile: 'path',
   exportsClients: 'string',
   admissionBudget: 'count',
-  admissionMinBytes: 'count',
   tftpAfterOfferTimeout: 'count',
 };
 

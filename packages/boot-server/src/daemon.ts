@@ -75,11 +75,9 @@ export class BootServer {
   private dhcp: ProxyDhcpServer | undefined;
   private api: FastifyInstance | undefined;
   private metrics: BootMetrics | undefined;
-  private tracker: BootTracker;
+  private readonly tracker: BootTracker;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly cleanups: Array<() => void> = [];
-  /** Running TFTP transfers big enough to count against the admission budget. */
-  private readonly largeTransfers = new Set<number>();
   /** MACs learned from DHCP, so TFTP facts (which only know the serial and IP) reach the right Pi. */
   private readonly macBySerial = new Map<string, string>();
   private addresses: ListeningSocket[] = [];
@@ -160,19 +158,15 @@ export class BootServer {
     const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
     const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log });
     tftp.on('transfer-started', (e) => {
-      if (e.size >= config.admissionMinBytes) this.largeTransfers.add(e.id);
       this.bus.emit('transfer-started', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, at: this.now() });
     });
     tftp.on('file-served', (e) => {
-      this.largeTransfers.delete(e.id);
       this.bus.emit('file-served', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, bytes: e.bytes, ms: round(e.durationMs), retries: e.retries, at: this.now() });
     });
     tftp.on('transfer-aborted', (e) => {
-      this.largeTransfers.delete(e.id);
       this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason: `client ended the transfer: ${e.message || `error ${e.code}`}`, kind: 'aborted', retries: 0, at: this.now() });
     });
     tftp.on('transfer-failed', (e) => {
-      this.largeTransfers.delete(e.id);
       const kind = e.reason === 'not-found' ? 'missing' : e.reason === 'timeout' ? 'timeout' : 'error';
       const reason = kind === 'missing' ? `${e.file} missing` : `${e.reason}: ${e.message}`;
       this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason, kind, retries: e.retries, at: this.now() });
@@ -193,12 +187,14 @@ export class BootServer {
       isRegistered: (client) => fleet.isRegistered(client),
       pxe: { ...config.pxe },
       pi3RepeatDelayMs: 1200,
-      admit: (client) =>
-        admitNewPi({
-          budget: config.admissionBudget,
-          activeLargeTransfers: this.largeTransfers.size,
-          bootInProgress: client.serial ? this.tracker.inProgress(client.serial) : false,
-        }),
+      admit: (client) => {
+        if (config.admissionBudget <= 0) return true;
+        // Pi 4/5 and 3B+ carry their serial in option 97; a Pi 3B ROM is known by its MAC.
+        const key = client.serial ?? fleet.serialForMac(client.mac) ?? client.mac;
+        const admitted = admitNewPi({ budget: config.admissionBudget, activeBoots: this.tracker.activeBoots(), bootInProgress: this.tracker.inProgress(key) });
+        if (admitted) this.tracker.admit(key, this.now());
+        return admitted;
+      },
     };
   }
 
@@ -360,7 +356,7 @@ export class BootServer {
     this.config = applied;
     this.logger.level = applied.logLevel;
     for (const child of this.libraryLoggers) child.level = libraryLevel(applied.logLevel);
-    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: applied.tftpAfterOfferTimeout * 1000 });
+    this.tracker.setTftpAfterOfferTimeout(applied.tftpAfterOfferTimeout * 1000);
     if (this.fleet) {
       await this.fleet.reload();
       this.dhcp?.updatePolicy(this.policy(this.fleet));

@@ -50,3 +50,28 @@ describe('BootTracker', () => {
     expect(splitServedPath(path)).toEqual(expected);
   });
 });
+
+describe('BootTracker admission bookkeeping', () => {
+  it('counts admitted Pis as booting until their kernel, a failure or a stall', () => {
+    const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000, stallMs: 60_000 });
+    tracker.admit('aaaaaaaa', 0);
+    tracker.admit('bbbbbbbb', 0);
+    tracker.admit('aaaaaaaa', 10); // a repeated DISCOVER is the same boot
+    expect(tracker.activeBoots()).toBe(2);
+    tracker.observe({ type: 'offer-sent', serial: 'aaaaaaaa', mac: 'dc:a6:32:00:00:01', at: 20 });
+    tracker.observe({ type: 'file-served', clientIp: '10.0.0.1', file: 'aaaaaaaa/kernel8.img', at: 900 });
+    expect(tracker.activeBoots()).toBe(1);
+    // bbbbbbbb was admitted but its offer never went out: the slot frees silently after the timeout.
+    expect(tracker.tick(10_000)).toEqual([]);
+    expect(tracker.activeBoots()).toBe(0);
+  });
+
+  it('ends a boot that stops asking for files', () => {
+    const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000, stallMs: 60_000 });
+    tracker.observe(offer(0));
+    tracker.observe(served(500, `${S}/start4.elf`));
+    expect(tracker.tick(60_499)).toEqual([]);
+    expect(tracker.tick(60_500)).toEqual([{ type: 'boot-failed', serial: S, reason: 'no TFTP request for 60 s before the kernel', at: 60_500 }]);
+    expect(tracker.inProgress(S)).toBe(false);
+  });
+});
