@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns, havePeers, stopProcess, waitForOutput } from '../lab/index.js';
+import { Lab, canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
 import { runClient, startServe, startSiteRouter, type JsonEvent } from './lab.js';
 import { goldenPiOfferHex } from './expected.js';
 
@@ -172,6 +172,12 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'busybox', 'dhclient'))('pr
     } finally {
       await stopProcess(child);
     }
+  });
+
+  it('refuses to start next to a DHCP server on the same host (dnsmasq holds 67 with SO_REUSEADDR)', async () => {
+    const result = await lab.run('router', process.execPath, [...tsNodeArgs, 'test/dhcp/serve.ts', JSON.stringify({ serverIp: '10.77.0.1', answer: 'any-pi' })], { cwd: repoRoot, timeoutMs: 20_000 });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/DHCP_BIND_FAILED|cannot bind UDP 0\.0\.0\.0:67/);
   });
 
   it('nothing was dropped and every reply left from the configured address', async () => {

@@ -36,8 +36,11 @@ export interface DhcpUdpSocket {
   close(callback?: () => void): unknown;
 }
 
-/** Every socket is created with SO_REUSEADDR: the serverIp socket shares its port with the 0.0.0.0 one. */
-const defaultSocketFactory = (): DhcpUdpSocket => createSocket({ type: 'udp4', reuseAddr: true });
+/**
+ * The serving sockets need SO_REUSEADDR (the serverIp socket shares its port with the 0.0.0.0
+ * one); the start-up probe is created without it.
+ */
+const defaultSocketFactory = (options: { reuseAddr: boolean }): DhcpUdpSocket => createSocket({ type: 'udp4', reuseAddr: options.reuseAddr });
 
 export interface ProxyDhcpServerOptions {
   /** Our LAN address: replies leave from a socket bound to it (source IP = option 54). */
@@ -57,7 +60,7 @@ export interface ProxyDhcpServerOptions {
   rateLimit?: Partial<RateLimitOptions> | false;
   logger?: DhcpLogger;
   clock?: DhcpClock;
-  socketFactory?: () => DhcpUdpSocket;
+  socketFactory?: (options: { reuseAddr: boolean }) => DhcpUdpSocket;
 }
 
 export interface BoundSocket {
@@ -151,7 +154,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private readonly logger: DhcpLogger;
   private readonly clock: DhcpClock;
   private readonly limiter: PerClientRateLimiter | undefined;
-  private readonly socketFactory: () => DhcpUdpSocket;
+  private readonly socketFactory: (options: { reuseAddr: boolean }) => DhcpUdpSocket;
   private readonly timers = new Set<unknown>();
   private sockets: Partial<Record<ProxyPort, PortSockets>> = {};
   private started = false;
@@ -233,7 +236,13 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   }
 
   private async bindPort(role: ProxyPort, port: number): Promise<PortSockets> {
-    const listen = await bindSocket(this.socketFactory(), this.options.bindAddress, port);
+    if (port !== 0) {
+      // With SO_REUSEADDR on both sides Linux would let us share the port with a local DHCP
+      // server (dnsmasq sets it) and both would answer; a plain bind first tells us it is taken.
+      const probe = await bindSocket(this.socketFactory({ reuseAddr: false }), this.options.bindAddress, port);
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+    }
+    const listen = await bindSocket(this.socketFactory({ reuseAddr: true }), this.options.bindAddress, port);
     if (this.options.bindAddress === this.options.serverIp) {
       this.attach(listen, role);
       return { listen, send: listen };
@@ -241,7 +250,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     let send: DhcpUdpSocket;
     try {
       // Same port as the listener (matters when port 0 picked one): unicast to serverIp lands here.
-      send = await bindSocket(this.socketFactory(), this.options.serverIp, listen.address().port);
+      send = await bindSocket(this.socketFactory({ reuseAddr: true }), this.options.serverIp, listen.address().port);
     } catch (error) {
       listen.close();
       throw error;

@@ -46,8 +46,15 @@ const flush = () => new Promise((r) => setTimeout(r, 10));
 describe('ProxyDhcpServer socket layout (injected sockets)', () => {
   it('listens on 0.0.0.0 and replies from the socket bound to serverIp (PROTOCOL.md 2.5)', async () => {
     const sockets: FakeSocket[] = [];
-    const server = new ProxyDhcpServer({ serverIp: S, policy, socketFactory: () => sockets[sockets.push(new FakeSocket()) - 1]! });
+    const probes: FakeSocket[] = [];
+    const server = new ProxyDhcpServer({
+      serverIp: S,
+      policy,
+      socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : probes[probes.push(new FakeSocket()) - 1]!),
+    });
     const bound = await server.start();
+    // One exclusive probe per port, closed again before the serving sockets bind.
+    expect(probes.map((p) => [p.bound, p.closed])).toEqual([[{ address: '0.0.0.0', port: 67 }, true], [{ address: '0.0.0.0', port: 4011 }, true]]);
     expect(bound).toEqual([
       { address: '0.0.0.0', port: 67, role: 'dhcp' },
       { address: S, port: 67, role: 'dhcp' },
@@ -79,7 +86,7 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
 
   it('start() rejects with DhcpBindError when serverIp is not ours and leaves no socket open', async () => {
     const sockets: FakeSocket[] = [];
-    const server = new ProxyDhcpServer({ serverIp: S, policy, socketFactory: () => sockets[sockets.push(new FakeSocket(sockets.length === 1)) - 1]! });
+    const server = new ProxyDhcpServer({ serverIp: S, policy, socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket(sockets.length === 1)) - 1]! : new FakeSocket()) });
     const error = await server.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DhcpBindError);
     expect((error as DhcpBindError).code).toBe('DHCP_BIND_FAILED');
@@ -88,11 +95,16 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
     expect(sockets.every((s) => s.closed)).toBe(true);
   });
 
+  it('refuses to share port 67 with a DHCP server already on this host', async () => {
+    const server = new ProxyDhcpServer({ serverIp: S, policy, socketFactory: ({ reuseAddr }) => new FakeSocket(!reuseAddr) });
+    await expect(server.start()).rejects.toBeInstanceOf(DhcpBindError);
+  });
+
   it('caps pending Pi 3B repeats so a spoofed flood cannot pile up timers', async () => {
     const scheduled: Array<() => void> = [];
     const clock = { now: () => 0, setTimeout: (fn: () => void) => scheduled.push(fn), clearTimeout: () => undefined };
     const sockets: FakeSocket[] = [];
-    const server = new ProxyDhcpServer({ serverIp: S, pxePort: null, policy: { ...policy, pi3RepeatDelayMs: 1000 }, clock, socketFactory: () => sockets[sockets.push(new FakeSocket()) - 1]! });
+    const server = new ProxyDhcpServer({ serverIp: S, pxePort: null, policy: { ...policy, pi3RepeatDelayMs: 1000 }, clock, socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : new FakeSocket()) });
     await server.start();
     for (let i = 0; i < 1100; i++) {
       const mac = `b8:27:eb:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
