@@ -183,7 +183,7 @@ async function measure(lab: Lab, which: 'ours' | 'dnsmasq', plan: ClientPlan) {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const floodRates = quick ? [2000, 8000] : [1000, 2000, 4000, 8000, 16000];
+  const floodRates = quick ? [2000, 8000] : [1000, 2000, 4000, 8000, 16000, 32000];
   const lab = await Lab.create([{ name: 'srv', address: `${S}/24` }, { name: 'cli' }]);
   const results: Array<{ server: 'ours' | 'dnsmasq'; round: number; result: ClientResult }> = [];
   try {
