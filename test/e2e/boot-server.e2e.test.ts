@@ -33,8 +33,8 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     configFile = join(fixture.dir, 'config.json');
     writeFileSync(
       configFile,
+      // No serverIp: the daemon (and pxetools) pick the namespace's only non-internal IPv4.
       JSON.stringify({
-        serverIp: SERVER_IP,
         tftpRoot: fixture.tftpRoot,
         nfsRoot: fixture.nfsRoot,
         stateDir: fixture.stateDir,
@@ -99,6 +99,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
 
   it('a Pi added through the API and one added with pxetools boot; MAC, IP, timeline and metrics follow', async () => {
     await startDaemon();
+    expect(daemonOutput).toContain(`"msg":"serving ${fixture.tftpRoot} as ${SERVER_IP}, proxyDHCP answering registered Pis (config ${configFile})"`);
     // One line per listening socket: proxyDHCP 67 and 4011, TFTP 69, API 8067.
     const listening = daemonOutput.split('\n').filter((l) => l.includes('"msg":"listening on'));
     expect(listening.map((l) => JSON.parse(l).msg).sort()).toEqual(

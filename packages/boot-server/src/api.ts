@@ -54,9 +54,24 @@ export function statusForError(error: unknown): number {
   return 500;
 }
 
+const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
+  400: 'Invalid request; error.field names the offending field',
+  401: 'Missing or wrong bearer token',
+  403: 'The server is not running as root',
+  404: 'Unknown Pi or base',
+  409: 'Conflicts with what exists (Pi or base already there, Pi busy)',
+  422: 'The image or tarball could not be imported',
+  500: 'Internal error',
+  503: 'The registry is locked by another process; retry',
+};
+
+function described<T extends object>(schema: T, description: string): T & { description: string } {
+  return { ...schema, description };
+}
+
 /** The error answers a route can give, documented in the OpenAPI document. */
-function errorResponses(...statuses: number[]): Record<number, typeof schemas.error> {
-  return Object.fromEntries([401, 500, ...statuses].map((status) => [status, schemas.error]));
+function errorResponses(...statuses: number[]): Record<number, typeof schemas.error & { description: string }> {
+  return Object.fromEntries([401, 500, ...statuses].map((status) => [status, { ...schemas.error, description: ERROR_DESCRIPTIONS[status] ?? 'Error' }]));
 }
 
 /** `body/serial must match pattern` → the field name a client can act on. */
@@ -171,11 +186,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.get('/api/v1/pis', { schema: { summary: 'List registered Pis (pxetools --list --json)', tags: ['pis'], response: { 200: schemas.piList, ...errorResponses() } } }, async () => fleet.list());
+  app.get('/api/v1/pis', { schema: { summary: 'List registered Pis (pxetools --list --json)', tags: ['pis'], response: { 200: described(schemas.piList, 'Registered Pis, sorted by serial'), ...errorResponses() } } }, async () => fleet.list());
 
   app.post<{ Body: schemas.AddPiBody }>(
     '/api/v1/pis',
-    { schema: { summary: 'Register a Pi (pxetools --add)', tags: ['pis'], body: schemas.addPiBody, response: { 201: schemas.pi, ...errorResponses(400, 403, 404, 409, 422, 503) } } },
+    { schema: { summary: 'Register a Pi (pxetools --add)', tags: ['pis'], body: schemas.addPiBody, response: { 201: described(schemas.pi, 'The Pi (same JSON as pxetools --json)'), ...errorResponses(400, 403, 404, 409, 422, 503) } } },
     async (request, reply) => {
       const pi = await fleet.add(request.body);
       return reply.code(201).send(pi);
@@ -184,42 +199,51 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial',
-    { schema: { summary: 'One registered Pi', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.pi, ...errorResponses(400, 404) } } },
+    { schema: { summary: 'One registered Pi', tags: ['pis'], params: schemas.serialParams, response: { 200: described(schemas.pi, 'The Pi (same JSON as pxetools --json)'), ...errorResponses(400, 404) } } },
     async (request) => fleet.get(request.params.serial),
   );
 
   app.delete<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial',
-    { schema: { summary: 'Remove a Pi (pxetools --remove)', tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.removed, ...errorResponses(400, 403, 409, 503) } } },
+    { schema: { summary: 'Remove a Pi (pxetools --remove)', tags: ['pis'], params: schemas.serialParams, response: { 200: described(schemas.removed, 'Removed (removed=false: nothing was there)'), ...errorResponses(400, 403, 409, 503) } } },
     async (request) => fleet.remove(request.params.serial),
   );
 
   app.get<{ Params: { serial: string } }>(
     '/api/v1/pis/:serial/timeline',
-    { schema: { summary: "A Pi's boot timeline, oldest first", tags: ['pis'], params: schemas.serialParams, response: { 200: schemas.timeline, ...errorResponses(400, 404) } } },
+    { schema: { summary: "A Pi's boot timeline, oldest first", tags: ['pis'], params: schemas.serialParams, response: { 200: described(schemas.timeline, 'Boot timeline, oldest first'), ...errorResponses(400, 404) } } },
     async (request) => fleet.timeline(request.params.serial),
   );
 
-  app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: schemas.discoveredList, ...errorResponses() } } }, async () => fleet.discovered());
+  app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: described(schemas.discoveredList, 'Pis seen on the network but not registered'), ...errorResponses() } } }, async () => fleet.discovered());
 
-  app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: schemas.baseList, ...errorResponses() } } }, async () => fleet.bases());
+  app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: described(schemas.baseList, 'Bases'), ...errorResponses() } } }, async () => fleet.bases());
 
   app.post<{ Body: schemas.SetupBody }>(
     '/api/v1/setup',
-    { schema: { summary: 'Create a base from an image, tarballs or folders (pxetools setup)', tags: ['bases'], body: schemas.setupBody, response: { 201: schemas.base, ...errorResponses(400, 403, 404, 409, 422, 503) } } },
+    { schema: { summary: 'Create a base from an image, tarballs or folders (pxetools setup)', tags: ['bases'], body: schemas.setupBody, response: { 201: described(schemas.base, 'The imported base'), ...errorResponses(400, 403, 404, 409, 422, 503) } } },
     async (request, reply) => reply.code(201).send(await fleet.setup(request.body)),
   );
 
   app.post<{ Body: schemas.ResetBody }>(
     '/api/v1/reset',
-    { schema: { summary: 'Remove every Pi, base and export: back to before setup (pxetools reset --yes)', tags: ['bases'], body: schemas.resetBody, response: { 200: schemas.resetResult, ...errorResponses(400, 403, 409, 503) } } },
+    { schema: { summary: 'Remove every Pi, base and export: back to before setup (pxetools reset --yes)', tags: ['bases'], body: schemas.resetBody, response: { 200: described(schemas.resetResult, 'What was removed'), ...errorResponses(400, 403, 409, 503) } } },
     async (request) => fleet.reset(request.body),
   );
 
   const streams = new Set<ServerResponse>();
   app.get(
     '/api/v1/events',
-    { schema: { summary: `Live event stream (server-sent events: ${BOOT_EVENT_NAMES.join(', ')})`, tags: ['events'], produces: ['text/event-stream'], response: { 200: { description: 'text/event-stream; each event is `event: <name>` + `data: <JSON>`', type: 'string' }, ...errorResponses() } } },
+    {
+      schema: {
+        summary: `Live event stream (server-sent events: ${BOOT_EVENT_NAMES.join(', ')})`,
+        tags: ['events'],
+        response: {
+          200: { description: 'One `event: <name>` + `data: <JSON>` block per event, `: keep-alive` comments in between', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          401: { description: ERROR_DESCRIPTIONS[401], content: { 'application/json': { schema: schemas.error } } },
+        },
+      },
+    },
     (request, reply) => {
       reply.hijack();
       const raw = reply.raw;

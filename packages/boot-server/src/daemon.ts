@@ -10,7 +10,7 @@ import { admitNewPi } from './admission.js';
 import { buildApi } from './api.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
-import { BOOT_EVENT_NAMES, EventBus, type BootEventName, type BootEvents } from './events.js';
+import { EventBus, type BootEventName, type BootEvents } from './events.js';
 import { ensureApiToken } from './files.js';
 import { fleetPort } from './fleet-adapter.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
@@ -342,7 +342,6 @@ export class BootServer {
         else log.debug({ event: name, ...fields }, name);
       }),
     );
-    void BOOT_EVENT_NAMES;
   }
 
   /**
