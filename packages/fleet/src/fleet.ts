@@ -1,5 +1,5 @@
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -476,6 +476,7 @@ export class Fleet {
           layout: base.layout,
           networkManager: await exists(join(tmpNfs, 'etc', 'NetworkManager')),
           dockerDisk: request.dockerDisk ?? false,
+          sshUnit: await findUnit(tmpNfs, 'ssh.service'),
         });
         await applyRootfs(tmpNfs, actions);
       } else {
@@ -762,6 +763,15 @@ export class Fleet {
       nfsDir: join(this.nfsRoot, entry.serial),
     };
   }
+}
+
+/** The unit file of a base (merged /usr or not), as the absolute path the Pi will see. */
+async function findUnit(root: string, unit: string): Promise<string | null> {
+  for (const dir of ['usr/lib/systemd/system', 'lib/systemd/system']) {
+    const info = await lstat(join(root, dir, unit)).catch(() => undefined);
+    if (info?.isFile()) return `/${dir}/${unit}`;
+  }
+  return null;
 }
 
 function safeShort(serial: string): string | undefined {

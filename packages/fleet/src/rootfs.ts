@@ -18,6 +18,8 @@ export interface RootfsPlanInput {
   /** Whether the base uses NetworkManager (Bookworm and later). */
   networkManager: boolean;
   dockerDisk?: boolean;
+  /** Path of the base's ssh.service unit (e.g. /usr/lib/systemd/system/ssh.service) to enable; null when absent. */
+  sshUnit?: string | null;
 }
 
 /** Units that break or hurt an NFS root: a DHCP client re-configuring eth0, swap on NFS, resizing an SD card. */
@@ -69,6 +71,8 @@ export function planRootfs(input: RootfsPlanInput): RootfsAction[] {
   actions.push({ kind: 'remove-glob', dir: 'etc/ssh', pattern: /^ssh_host_.*_key(\.pub)?$/ });
   actions.push({ kind: 'write', path: `etc/systemd/system/${SSH_KEYGEN_UNIT}`, content: SSH_KEYGEN_UNIT_TEXT, mode: 0o644 });
   actions.push({ kind: 'symlink', path: `etc/systemd/system/multi-user.target.wants/${SSH_KEYGEN_UNIT}`, target: `/etc/systemd/system/${SSH_KEYGEN_UNIT}` });
+  // A headless netbooted Pi is reached over SSH: enable it like upstream's `ssh` file did.
+  if (input.sshUnit) actions.push({ kind: 'symlink', path: 'etc/systemd/system/multi-user.target.wants/ssh.service', target: input.sshUnit });
   return actions;
 }
 

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fleet, type FleetOptions } from '../src/index.js';
+import { Fleet, MASKED_UNITS, planRootfs, type FleetOptions } from '../src/index.js';
 import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -54,6 +54,8 @@ describe('Fleet with a directory base', () => {
     expect(readlinkSync(join(root, 'etc/systemd/system/dphys-swapfile.service'))).toBe('/dev/null');
     expect(existsSync(join(root, 'etc/ssh/ssh_host_ed25519_key'))).toBe(false);
     expect(existsSync(join(root, 'etc/ssh/sshd_config'))).toBe(true);
+    expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/ssh.service'))).toBe('/usr/lib/systemd/system/ssh.service');
+    expect(readFileSync(join(root, 'etc/systemd/system/iot-tofu-ssh-host-keys.service'), 'utf8')).toContain('ExecStart=/usr/bin/ssh-keygen -A');
     // metadata survives the copy
     expect(lstatSync(join(root, 'usr/bin/sudo')).mode & 0o7777).toBe(0o4755);
     expect(lstatSync(join(root, 'var/empty'))).toMatchObject({ uid: 4242, gid: 4343 });
@@ -78,5 +80,21 @@ describe('Fleet with a directory base', () => {
     expect(readFileSync(options.exportsFile!, 'utf8')).not.toContain('0a1b2c3d');
     expect(await fleet.remove('0a1b2c3d')).toEqual({ serial: '0a1b2c3d', removed: false });
     expect(fleet.list()).toEqual([]);
+  });
+});
+
+describe('planRootfs (pure)', () => {
+  it.each([
+    { layout: 'bookworm' as const, networkManager: true, sshUnit: '/usr/lib/systemd/system/ssh.service' },
+    { layout: 'legacy' as const, networkManager: false, sshUnit: null },
+  ])('$layout, NetworkManager $networkManager', ({ layout, networkManager, sshUnit }) => {
+    const actions = planRootfs({ name: 'rpi4', serverIp: '10.0.0.1', bootExportPath: '/tftpboot/9f55bbfd', layout, networkManager, sshUnit });
+    const paths = actions.map((a) => ('path' in a ? a.path : a.dir));
+    const fstab = actions.find((a) => a.kind === 'write' && a.path === 'etc/fstab');
+    expect(fstab && 'content' in fstab ? fstab.content : '').toContain(layout === 'bookworm' ? ' /boot/firmware nfs ' : ' /boot nfs ');
+    expect(paths.includes('etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf')).toBe(networkManager);
+    expect(paths.includes('etc/systemd/system/multi-user.target.wants/ssh.service')).toBe(sshUnit !== null);
+    for (const unit of MASKED_UNITS) expect(actions).toContainEqual({ kind: 'symlink', path: `etc/systemd/system/${unit}`, target: '/dev/null' });
+    expect(() => planRootfs({ name: 'bad name', serverIp: '10.0.0.1', bootExportPath: '/x', layout, networkManager })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
   });
 });

@@ -24,7 +24,8 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean } = {})
   writeFileSync(join(boot, 'overlays', 'overlay_map.dtb'), 'map');
   writeFileSync(join(boot, 'config.txt'), '[all]\narm_64bit=1\n');
   writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n');
-  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'usr/bin', 'home/pi', 'dev', 'var/empty']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'usr/bin', 'usr/lib/systemd/system', 'home/pi', 'dev', 'var/empty']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'usr/lib/systemd/system/ssh.service'), '[Unit]\nDescription=OpenBSD Secure Shell server\n');
   if (options.bookworm) {
     mkdirSync(join(root, 'boot/firmware'), { recursive: true });
     mkdirSync(join(root, 'etc/NetworkManager/conf.d'), { recursive: true });
