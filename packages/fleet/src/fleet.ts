@@ -344,7 +344,14 @@ export class Fleet {
     const bootStore = join(this.stateDir, 'bases', name);
     await mkdir(basesDir, { recursive: true });
     await mkdir(join(this.stateDir, 'bases'), { recursive: true });
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
     await mkdir(this.tftpRoot, { recursive: true });
+    // One setup at a time: they share <tftpRoot>/base and the temp names below.
+    const release = await acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup', code: 'LOCKED' });
+    await this.sweepSetupLeftovers().catch((error: unknown) => {
+      void release();
+      throw error;
+    });
     const tmpRoot = join(basesDir, `.${name}.tmp-${tag}`);
     const tmpBoot = join(this.stateDir, 'bases', `.${name}.tmp-${tag}`);
     const tmpTftpBase = join(this.tftpRoot, `.base.tmp-${tag}`);
@@ -409,7 +416,30 @@ export class Fleet {
       for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'setup rollback step failed'));
       throw error;
     } finally {
-      await Promise.all([tmpRoot, tmpBoot, tmpTftpBase, scratch].map((p) => rm(p, { recursive: true, force: true })));
+      await Promise.all([tmpRoot, tmpBoot, tmpTftpBase, scratch].map((p) => removeTree(p)));
+      await release();
+    }
+  }
+
+  /**
+   * What a killed setup leaves: temp trees (deleted) and, if it died between moving the old
+   * `<tftpRoot>/base` aside and putting the new one in, the old one (moved back). Runs under the
+   * setup lock, so no live setup owns these names.
+   */
+  private async sweepSetupLeftovers(): Promise<void> {
+    const leftovers: string[] = [];
+    for (const dir of [join(this.nfsRoot, 'bases'), join(this.stateDir, 'bases')]) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) if (/^\..+\.tmp-[0-9a-f]+$/.test(name)) leftovers.push(join(dir, name));
+    }
+    for (const name of await readdir(this.stateDir).catch(() => [] as string[])) if (/^\.scratch-[0-9a-f]+$/.test(name)) leftovers.push(join(this.stateDir, name));
+    const tftpNames = await readdir(this.tftpRoot).catch(() => [] as string[]);
+    for (const name of tftpNames) if (/^\.(base|bootcode\.bin)\.tmp-[0-9a-f]+$/.test(name)) leftovers.push(join(this.tftpRoot, name));
+    const old = tftpNames.filter((n) => /^\.base\.old-[0-9a-f]+$/.test(n));
+    if (old[0] && !tftpNames.includes('base')) await rename(join(this.tftpRoot, old[0]), join(this.tftpRoot, 'base'));
+    else leftovers.push(...old.map((n) => join(this.tftpRoot, n)));
+    for (const path of leftovers) {
+      this.logger.warn({ path }, 'removing what an interrupted setup left behind');
+      await removeTree(path);
     }
   }
 
@@ -447,6 +477,12 @@ export class Fleet {
     await mkdir(this.stateDir, { recursive: true });
     await mkdir(join(this.stateDir, 'locks'), { recursive: true });
     const release = await acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short}` });
+    // Temp trees of an add that was killed (its lock was stale, so nobody owns them any more).
+    for (const root of [this.tftpRoot, this.nfsRoot]) {
+      for (const name of await readdir(root).catch(() => [] as string[])) {
+        if (name.startsWith(`.${short}.tmp-`)) await removeTree(join(root, name)).catch((e: unknown) => this.logger.warn({ err: e }, 'cannot remove a stale temp tree'));
+      }
+    }
     const tag = randomBytes(4).toString('hex');
     const tmpTftp = join(this.tftpRoot, `.${short}.tmp-${tag}`);
     const tmpNfs = join(this.nfsRoot, `.${short}.tmp-${tag}`);

@@ -16,7 +16,7 @@ function processAlive(pid: number): boolean {
  * over, so a killed CLI never blocks the fleet. Works across processes on one machine (the CLI
  * and the daemon), which is all the registry needs.
  */
-export async function acquireLock(path: string, options: { timeoutMs: number; what: string }): Promise<() => Promise<void>> {
+export async function acquireLock(path: string, options: { timeoutMs: number; what: string; code?: 'PI_BUSY' | 'LOCKED' }): Promise<() => Promise<void>> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     try {
@@ -38,7 +38,7 @@ export async function acquireLock(path: string, options: { timeoutMs: number; wh
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new FleetError(options.timeoutMs === 0 ? 'PI_BUSY' : 'LOCKED', `${options.what} is busy (locked by process ${Number.isNaN(owner) ? '?' : owner}: ${path})`);
+      throw new FleetError(options.code ?? (options.timeoutMs === 0 ? 'PI_BUSY' : 'LOCKED'), `${options.what} is busy (locked by process ${Number.isNaN(owner) ? '?' : owner}: ${path})`);
     }
     await sleep(25);
   }

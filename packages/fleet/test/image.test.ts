@@ -50,7 +50,8 @@ describe.runIf(isRoot && havePeers('sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 
       expect(readFileSync(join(dir, 'tftpboot', 'base', 'overlays', 'overlay_map.dtb'), 'utf8')).toBe('map');
       expect(existsSync(join(dir, 'tftpboot', 'bootcode.bin'))).toBe(true);
       // Nothing left behind in the scratch space.
-      expect(readdirSync(join(dir, 'state')).sort()).toEqual(['bases', 'registry.json']);
+      expect(readdirSync(join(dir, 'state')).sort()).toEqual(['bases', 'locks', 'registry.json']);
+      expect(readdirSync(join(dir, 'state', 'locks'))).toEqual([]);
     });
   }
 });
