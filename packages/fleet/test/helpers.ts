@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
@@ -88,6 +88,13 @@ export function makePiImage(dir: string, options: { bookworm?: boolean; fs?: 'ex
   writeFileSync(join(trees.root, 'usr/bin/big'), Buffer.alloc(300 * 1024, 7));
   execFileSync('setfattr', ['-n', 'user.long', '-v', `0x${'ab'.repeat(300)}`, join(trees.root, 'usr/bin/big')]);
   symlinkSync(`/${'very-long-target/'.repeat(6)}end`, join(trees.root, 'etc/long-link'));
+  // A sparse file with many separate runs: more extents than the inode holds (extent tree depth 1).
+  const sparse = openSync(join(trees.root, 'usr/bin/sparse'), 'w');
+  for (let i = 0; i < 12; i++) writeSync(sparse, Buffer.alloc(4096, i + 1), 0, 4096, i * 65536);
+  closeSync(sparse);
+  // A directory big enough to get an htree index (after e2fsck -D below).
+  mkdirSync(join(trees.root, 'usr/share/many'), { recursive: true });
+  for (let i = 0; i < 400; i++) writeFileSync(join(trees.root, 'usr/share/many', `entry-with-a-longish-name-${i}`), `${i}`);
   const image = join(dir, 'raspios.img');
   const { bootStart, bootSectors, rootStart, rootSectors } = IMAGE_LAYOUT;
   execFileSync('truncate', ['-s', String((rootStart + rootSectors) * 512), image]);
@@ -99,6 +106,12 @@ export function makePiImage(dir: string, options: { bookworm?: boolean; fs?: 'ex
   const ext = join(dir, 'root.ext4');
   const mkfsArgs = options.fs === 'ext2-1k' ? ['-t', 'ext2', '-b', '1024'] : ['-t', 'ext4'];
   execFileSync('mkfs.ext4', ['-q', '-F', ...mkfsArgs, '-L', 'rootfs', '-d', trees.root, ext, `${(rootSectors * 512) / 1024}k`], { stdio: 'ignore' });
+  try {
+    // -D re-indexes directories: large ones become htrees, like on a real, used root filesystem.
+    execFileSync('e2fsck', ['-f', '-y', '-D', ext], { stdio: 'ignore' });
+  } catch (error) {
+    if ((error as { status?: number }).status !== 1) throw error; // 1 = "errors corrected" (the re-index)
+  }
   execFileSync('dd', [`if=${fat}`, `of=${image}`, 'bs=512', `seek=${bootStart}`, 'conv=notrunc', 'status=none']);
   execFileSync('dd', [`if=${ext}`, `of=${image}`, 'bs=512', `seek=${rootStart}`, 'conv=notrunc', 'status=none']);
   return { image, ...trees };
