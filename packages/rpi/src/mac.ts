@@ -16,8 +16,12 @@ export function normalizeMac(input: string): string {
   return pairs.join(':');
 }
 
+const HEX_PAIRS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Formats the first six bytes as `aa:bb:cc:dd:ee:ff`; runs once per DHCP packet, so no arrays. */
 export function macFromBytes(bytes: Uint8Array): string {
-  return Array.from(bytes.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+  const pair = (i: number) => HEX_PAIRS[bytes[i] ?? 0];
+  return `${pair(0)}:${pair(1)}:${pair(2)}:${pair(3)}:${pair(4)}:${pair(5)}`;
 }
 
 export function macToBytes(mac: string): Uint8Array {
