@@ -4,15 +4,20 @@
  * ("active") keep getting offers until their kernel has been served; new Pis are let in, oldest
  * waiter first, while fewer than `capacity` are active.
  *
- * capacity: `fixed:K`, or `adaptive` = how many boots the link delivered can finish within
- * targetBootMs each (Little's law: active × bytesPerBoot / throughput ≤ targetBootMs), using the
- * TFTP bytes delivered over the last windowMs. Half the Pi's 30 s per-file limit is the target.
+ * capacity: `fixed:K`, or `adaptive`: start at `initial` and steer on what matters to the Pi, the
+ * time its kernel transfer took (the largest file, the one that meets the 30 s per-file limit
+ * first): one more slot per kernel served in under half the target, three quarters of the slots
+ * (at most once per cooldown) when one took longer than the target. It needs no knowledge of the
+ * link rate and keeps working when loss, not bandwidth, is what slows transfers.
  */
-export type GateMode = { kind: 'off' } | { kind: 'fixed'; capacity: number } | { kind: 'adaptive'; targetBootMs: number; min: number };
+export type GateMode =
+  | { kind: 'off' }
+  | { kind: 'fixed'; capacity: number }
+  | { kind: 'adaptive'; initial: number; min: number; max: number; targetKernelMs: number; cooldownMs: number };
 
 export function parseGate(text: string): GateMode {
   if (text === 'off') return { kind: 'off' };
-  if (text === 'adaptive') return { kind: 'adaptive', targetBootMs: 15_000, min: 4 };
+  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 2, max: 1024, targetKernelMs: 15_000, cooldownMs: 5000 };
   const fixed = /^fixed:(\d+)$/.exec(text);
   if (fixed) return { kind: 'fixed', capacity: Math.max(1, Number(fixed[1])) };
   throw new Error(`--gate ${text}: expected off, adaptive or fixed:<n>`);
@@ -21,7 +26,6 @@ export function parseGate(text: string): GateMode {
 interface Active {
   admittedAt: number;
   lastSeen: number;
-  bytes: number;
 }
 
 const KERNEL = /(^|\/)(kernel[^/]*\.img|kernel_2712\.img)$/;
@@ -29,15 +33,17 @@ const KERNEL = /(^|\/)(kernel[^/]*\.img|kernel_2712\.img)$/;
 export class AdmissionGate {
   private readonly active = new Map<string, Active>();
   private readonly waiting = new Map<string, { firstSeen: number; lastSeen: number }>();
-  private readonly delivered: { at: number; bytes: number }[] = [];
-  private bootBytes = { total: 0, boots: 0 };
+  private adaptiveCapacity: number;
+  private lastDecrease = Number.NEGATIVE_INFINITY;
   private counters = { admitted: 0, deferred: 0, booted: 0, expired: 0, maxActive: 0, maxCapacity: 0 };
 
   constructor(
     private readonly mode: GateMode,
     private readonly now: () => number = () => performance.now(),
-    private readonly options = { windowMs: 10_000, staleActiveMs: 45_000, staleWaiterMs: 20_000, defaultBytesPerBoot: 12e6 },
-  ) {}
+    private readonly options = { staleActiveMs: 45_000, staleWaiterMs: 30_000, discoverGapMs: 4500 },
+  ) {
+    this.adaptiveCapacity = mode.kind === 'adaptive' ? mode.initial : 0;
+  }
 
   capacity(): number {
     switch (this.mode.kind) {
@@ -45,14 +51,20 @@ export class AdmissionGate {
         return Number.POSITIVE_INFINITY;
       case 'fixed':
         return this.mode.capacity;
-      case 'adaptive': {
-        const t = this.now();
-        while (this.delivered.length > 0 && this.delivered[0]!.at < t - this.options.windowMs) this.delivered.shift();
-        const bytes = this.delivered.reduce((sum, d) => sum + d.bytes, 0);
-        const throughput = bytes / (this.options.windowMs / 1000);
-        const perBoot = this.bootBytes.boots > 0 ? this.bootBytes.total / this.bootBytes.boots : this.options.defaultBytesPerBoot;
-        return Math.max(this.mode.min, Math.floor((throughput * (this.mode.targetBootMs / 1000)) / perBoot));
-      }
+      case 'adaptive':
+        return this.adaptiveCapacity;
+    }
+  }
+
+  private steer(kernelMs: number): void {
+    if (this.mode.kind !== 'adaptive') return;
+    const t = this.now();
+    if (kernelMs > this.mode.targetKernelMs) {
+      if (t - this.lastDecrease < this.mode.cooldownMs) return;
+      this.lastDecrease = t;
+      this.adaptiveCapacity = Math.max(this.mode.min, Math.floor(this.adaptiveCapacity * 0.75));
+    } else if (kernelMs < this.mode.targetKernelMs / 2) {
+      this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + 1);
     }
   }
 
@@ -71,14 +83,16 @@ export class AdmissionGate {
     const capacity = this.capacity();
     this.counters.maxCapacity = Math.max(this.counters.maxCapacity, Number.isFinite(capacity) ? capacity : 0);
     const free = capacity - this.active.size;
-    // Oldest waiters first: a Pi that has waited longest takes the next free slot.
-    const ahead = [...this.waiting.values()].filter((w) => w.firstSeen < waiter.firstSeen).length;
+    // Oldest waiters first: a Pi that has waited longest takes the next free slot. Only waiters
+    // still sending DISCOVERs hold a place; one in its 5 s back-off after a DHCP timeout keeps its
+    // seniority but does not leave the slot idle meanwhile.
+    const ahead = [...this.waiting.values()].filter((w) => w.firstSeen < waiter.firstSeen && t - w.lastSeen <= this.options.discoverGapMs).length;
     if (free <= 0 || ahead >= free) {
       this.counters.deferred++;
       return false;
     }
     this.waiting.delete(key);
-    this.active.set(key, { admittedAt: t, lastSeen: t, bytes: 0 });
+    this.active.set(key, { admittedAt: t, lastSeen: t });
     this.counters.admitted++;
     this.counters.maxActive = Math.max(this.counters.maxActive, this.active.size);
     return true;
@@ -89,18 +103,16 @@ export class AdmissionGate {
     if (entry) entry.lastSeen = this.now();
   }
 
-  /** Every TFTP transfer end: delivered bytes feed the throughput; a served kernel ends that Pi's boot. */
-  transferEnded(_id: number, serial: string | undefined, file: string, bytes: number, complete: boolean): void {
+  /** Every TFTP transfer end: a served kernel ends that Pi's boot and steers the adaptive capacity. */
+  transferEnded(_id: number, serial: string | undefined, file: string, durationMs: number, complete: boolean): void {
     const t = this.now();
-    if (bytes > 0) this.delivered.push({ at: t, bytes });
+    const isKernel = KERNEL.test(file);
+    if (complete && isKernel) this.steer(durationMs);
     const entry = serial ? this.active.get(serial) : undefined;
     if (!entry || !serial) return;
     entry.lastSeen = t;
-    entry.bytes += bytes;
-    if (complete && KERNEL.test(file)) {
+    if (complete && isKernel) {
       this.active.delete(serial);
-      this.bootBytes.total += entry.bytes;
-      this.bootBytes.boots++;
       this.counters.booted++;
     }
   }
@@ -116,6 +128,6 @@ export class AdmissionGate {
   }
 
   stats(): Record<string, number> {
-    return { ...this.counters, active: this.active.size, waiting: this.waiting.size };
+    return { ...this.counters, active: this.active.size, waiting: this.waiting.size, capacity: Number.isFinite(this.capacity()) ? this.capacity() : -1 };
   }
 }

@@ -26,6 +26,8 @@ export interface RunResult {
   readonly wireBytes: number;
   readonly cpuSeconds: number;
   readonly peakRssMiB: number;
+  /** The same per server process (tftpd-hpa's row also holds our proxy). */
+  readonly processes: readonly { label: string; cpuSeconds: number; peakRssMiB: number }[];
   readonly limitMs: number;
   readonly strayDhcp: number;
 }
@@ -85,6 +87,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       wireBytes,
       cpuSeconds: usage.cpuSeconds,
       peakRssMiB: usage.peakRssMiB,
+      processes: usage.perProcess.map((p, i) => ({ label: running.labels[i] ?? `pid ${running.pids[i]}`, ...p })),
       limitMs: plan.limitMs,
       strayDhcp: out.droppedDhcp,
     };

@@ -4,7 +4,7 @@
  * boot-server daemon is not available, and (with --no-tftp) as our proxy in front of tftpd-hpa.
  *
  *   node --conditions=@iot-tofu/source --import tsx bench/storm/ours.ts \
- *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive]
+ *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--rto-ms 1000]
  *
  * Prints "ready" once every socket is bound; runs until SIGTERM/SIGINT.
  */
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     'tftp-root': { type: 'string' },
     'no-tftp': { type: 'boolean', default: false },
     gate: { type: 'string', default: 'adaptive' },
+    'rto-ms': { type: 'string', default: '1000' },
   },
 });
 const serverIp = values['server-ip'];
@@ -31,11 +32,18 @@ if (!serverIp || (!tftpRoot && !values['no-tftp'])) {
 const gate = new AdmissionGate(parseGate(values.gate ?? 'adaptive'));
 let tftp: TftpServer | undefined;
 if (!values['no-tftp'] && tftpRoot) {
-  tftp = new TftpServer({ address: '0.0.0.0', source: new FileSource({ root: tftpRoot, sharedFolder: null }), maxConcurrent: 1024, perClientMax: 16 });
+  // rto-ms: first retransmission timeout (library default 1 s; on a LAN the round trip is < 1 ms).
+  tftp = new TftpServer({
+    address: '0.0.0.0',
+    source: new FileSource({ root: tftpRoot, sharedFolder: null }),
+    maxConcurrent: 1024,
+    perClientMax: 16,
+    timeoutMs: Number(values['rto-ms']),
+  });
   tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial));
-  tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, true));
-  tftp.on('transfer-aborted', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));
-  tftp.on('transfer-failed', (e) => gate.transferEnded(e.id, e.serial, e.file, e.bytes, false));
+  tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, true));
+  tftp.on('transfer-aborted', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, false));
+  tftp.on('transfer-failed', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, false));
 }
 const dhcp = new ProxyDhcpServer({
   serverIp,

@@ -68,38 +68,50 @@ function processTree(root: number): ProcStat[] {
  * CPU = own + reaped-children time of every root, plus live descendants at the last sample;
  * peak RSS = the highest sum of VmRSS over the trees (and at least each root's VmHWM).
  */
+export interface ProcessUsage {
+  readonly cpuSeconds: number;
+  readonly peakRssMiB: number;
+}
+
 export class ProcessMeter {
   private peakKiB = 0;
-  private lastCpuTicks = 0;
-  private readonly baselineTicks: number;
+  private readonly perRoot: { baseline: number; ticks: number; peakKiB: number }[];
   private readonly timer: NodeJS.Timeout;
 
   /** Start it once the servers are ready: their start-up CPU is not part of the storm. */
   constructor(private readonly roots: readonly number[], intervalMs = 250) {
+    this.perRoot = roots.map(() => ({ baseline: 0, ticks: 0, peakKiB: 0 }));
     this.sample();
-    this.baselineTicks = this.lastCpuTicks;
+    for (const root of this.perRoot) root.baseline = root.ticks;
     this.timer = setInterval(() => this.sample(), intervalMs);
   }
 
   sample(): void {
-    let rss = 0;
-    let ticks = 0;
-    for (const root of this.roots) {
-      const tree = processTree(root);
-      for (const [i, stat] of tree.entries()) {
+    let total = 0;
+    this.roots.forEach((pid, index) => {
+      const slot = this.perRoot[index]!;
+      let rss = 0;
+      let ticks = 0;
+      for (const [i, stat] of processTree(pid).entries()) {
         rss += rssKiB(stat.pid);
         ticks += stat.ownTicks + (i === 0 ? stat.reapedTicks : 0);
       }
-      this.peakKiB = Math.max(this.peakKiB, hwmKiB(root));
-    }
-    this.peakKiB = Math.max(this.peakKiB, rss);
-    if (ticks > 0) this.lastCpuTicks = Math.max(this.lastCpuTicks, ticks);
+      slot.peakKiB = Math.max(slot.peakKiB, rss, hwmKiB(pid));
+      if (ticks > 0) slot.ticks = Math.max(slot.ticks, ticks);
+      total += rss;
+    });
+    this.peakKiB = Math.max(this.peakKiB, total);
   }
 
   /** Takes a last sample (call before stopping the server) and stops sampling. */
-  finish(): { cpuSeconds: number; peakRssMiB: number } {
+  finish(): ProcessUsage & { perProcess: ProcessUsage[] } {
     this.sample();
     clearInterval(this.timer);
-    return { cpuSeconds: (this.lastCpuTicks - this.baselineTicks) / CLOCK_TICKS, peakRssMiB: this.peakKiB / 1024 };
+    const perProcess = this.perRoot.map((r) => ({ cpuSeconds: (r.ticks - r.baseline) / CLOCK_TICKS, peakRssMiB: r.peakKiB / 1024 }));
+    return {
+      cpuSeconds: perProcess.reduce((sum, p) => sum + p.cpuSeconds, 0),
+      peakRssMiB: Math.max(this.peakKiB / 1024, ...perProcess.map((p) => p.peakRssMiB)),
+      perProcess,
+    };
   }
 }

@@ -51,6 +51,13 @@ export function renderMarkdown(report: BenchReport): string {
       `| ${run.profile} | ${run.pis} | ${run.server} | ${s.booted} | ${s.neverBooted} | ${s.failedAttempts} (${s.failuresByReason['dhcp-timeout']}/${s.failuresByReason['file-timeout'] + s.failuresByReason['file-error']}) | ${(s.wastedBytes / 1e6).toFixed(1)} | ${sec(s.bootMs.p50)} | ${sec(s.bootMs.p99)} | ${sec(s.bootMs.max)} | ${sec(floor)} | ${s.bootMs.p99 === null ? '–' : (s.bootMs.p99 / floor).toFixed(2)} | ${pct(run.goodputOfLink)} | ${pct(run.wireOfLink)} | ${run.cpuSeconds.toFixed(1)} | ${run.peakRssMiB.toFixed(0)} |`,
     );
   }
+  const split = report.runs.filter((r) => (r.processes?.length ?? 0) > 1);
+  if (split.length > 0) {
+    lines.push('', 'Per process (CPU s / peak RSS MiB) where a server is several processes:', '');
+    for (const run of split) {
+      lines.push(`- ${run.profile} N=${run.pis} ${run.server}: ${run.processes.map((p) => `${p.label} ${p.cpuSeconds.toFixed(1)} s / ${p.peakRssMiB.toFixed(0)} MiB`).join(', ')}`);
+    }
+  }
   lines.push('', '## Servers', '');
   for (const server of report.servers) lines.push(`- **${server.name}**: ${server.description}`);
   const notes = [...new Set(report.runs.map((r) => `${r.server}: ${r.serverNote}`))];
@@ -77,7 +84,9 @@ export function summaryLines(report: Pick<BenchReport, 'singlePiMs' | 'runs'>): 
       .map((peer) => {
         const peerP99 = p99(peer);
         const ratio = oursP99 !== null && peerP99 !== null ? (oursP99 / peerP99).toFixed(2) : oursP99 === null ? 'ours none booted' : 'peer none booted';
-        return `${peer.server} p99 ×${ratio}, failed ${ours.summary.failedAttempts} vs ${peer.summary.failedAttempts}, booted ${ours.summary.booted} vs ${peer.summary.booted}, CPU ×${peer.cpuSeconds > 0 ? (ours.cpuSeconds / peer.cpuSeconds).toFixed(2) : '–'}, RSS ×${peer.peakRssMiB > 0 ? (ours.peakRssMiB / peer.peakRssMiB).toFixed(2) : '–'}`;
+        // The peer's own TFTP server process (tftpd-hpa's run also holds our proxy, listed second).
+        const main = peer.processes?.[0] ?? peer;
+        return `${peer.server} p99 ×${ratio}, failed ${ours.summary.failedAttempts} vs ${peer.summary.failedAttempts}, booted ${ours.summary.booted} vs ${peer.summary.booted}, CPU ×${main.cpuSeconds > 0 ? (ours.cpuSeconds / main.cpuSeconds).toFixed(2) : '–'}, RSS ×${main.peakRssMiB > 0 ? (ours.peakRssMiB / main.peakRssMiB).toFixed(2) : '–'}`;
       });
     out.push(
       `${profile} N=${n}: ours ${ours.summary.booted}/${ours.pis} booted, p99 ${sec(oursP99)} s = ${oursP99 === null ? '–' : (oursP99 / floor).toFixed(2)}×T_min (${sec(floor)} s), ${ours.summary.failedAttempts} failed | ${parts.join(' | ')}`,

@@ -7,6 +7,8 @@ import { SERVER_IP, PREFIX } from './topology.js';
 /** A running server under test: the PIDs whose CPU and memory count, and how to stop it. */
 export interface RunningServer {
   readonly pids: readonly number[];
+  /** What each pid is (same order), for the per-process CPU and memory figures. */
+  readonly labels: readonly string[];
   /** What this run actually measured (e.g. which admission gate). */
   readonly note: string;
   stop(): Promise<void>;
@@ -22,6 +24,8 @@ export interface ServerContext {
   readonly gate: string;
   /** The daemon's --admission-budget for this link (0 = off). */
   readonly admissionBudget: number;
+  /** First TFTP retransmission timeout of the library script (ms). */
+  readonly oursRtoMs: number;
 }
 
 export interface ServerUnderTest {
@@ -55,7 +59,7 @@ async function waitForUdpPorts(lab: Lab, ports: readonly number[], child: ChildP
   throw new Error(`server did not listen on UDP ${ports.join(', ')} within ${timeoutMs} ms`);
 }
 
-async function started(lab: Lab, children: ChildProcess[], ports: number[], note: string): Promise<RunningServer> {
+async function started(lab: Lab, children: ChildProcess[], ports: number[], note: string, labels: string[]): Promise<RunningServer> {
   const outputs = children.map((c) => tail(c));
   const stop = async () => {
     await Promise.all(children.map((c) => stopProcess(c)));
@@ -67,7 +71,7 @@ async function started(lab: Lab, children: ChildProcess[], ports: number[], note
     await stop();
     throw new Error(`${(error as Error).message}\n${log}`, { cause: error });
   }
-  return { pids: children.map((c) => c.pid ?? 0), note, stop, output: () => outputs.map((o) => o()).join('\n') };
+  return { pids: children.map((c) => c.pid ?? 0), labels, note, stop, output: () => outputs.map((o) => o()).join('\n') };
 }
 
 function dnsmasqProxy(context: ServerContext, extra: string[], withTftp: boolean): string[] {
@@ -96,7 +100,7 @@ function dnsmasq(name: string, description: string, extra: string[]): ServerUnde
     description,
     start: async (context) => {
       const child = context.lab.spawn('srv', 'dnsmasq', dnsmasqProxy(context, extra, true));
-      return started(context.lab, [child], [67, 69], `dnsmasq ${extra.join(' ') || '(defaults)'}`);
+      return started(context.lab, [child], [67, 69], `dnsmasq ${extra.join(' ') || '(defaults)'}`, ['dnsmasq']);
     },
   };
 }
@@ -135,7 +139,7 @@ export function oursDaemon(name: string, description: string, budget: (context: 
         '--log-level', 'warn',
         '--admission-budget', String(admission),
       ], { cwd: repoRoot });
-      return started(context.lab, [child], [67, 69], `boot-server daemon, --admission-budget ${admission}`);
+      return started(context.lab, [child], [67, 69], `boot-server daemon, --admission-budget ${admission}`, ['boot-server']);
     },
   };
 }
@@ -147,8 +151,8 @@ export function oursScript(name: string, description: string, gate: (context: Se
     description,
     start: async (context) => {
       const chosen = gate(context);
-      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen]);
-      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}`);
+      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen, '--rto-ms', String(context.oursRtoMs)]);
+      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}, TFTP RTO ${context.oursRtoMs} ms`, ['ours.ts']);
     },
   };
 }
@@ -167,13 +171,14 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
   start: async (context) => {
     const tftpd = context.lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${SERVER_IP}:69`, '--secure', context.tftpRoot]);
     const proxy = oursScriptProcess(context, ['--no-tftp', '--gate', 'off']);
-    const running = await started(context.lab, [tftpd], [69], 'in.tftpd defaults');
-    const proxyRunning = await started(context.lab, [proxy], [67], 'our proxy, no gate').catch(async (error: unknown) => {
+    const running = await started(context.lab, [tftpd], [69], 'in.tftpd defaults', ['in.tftpd']);
+    const proxyRunning = await started(context.lab, [proxy], [67], 'our proxy, no gate', ['our proxy (ours.ts --no-tftp)']).catch(async (error: unknown) => {
       await running.stop();
       throw error;
     });
     return {
       pids: [...running.pids, ...proxyRunning.pids],
+      labels: [...running.labels, ...proxyRunning.labels],
       note: 'in.tftpd defaults + our proxy (no gate)',
       stop: async () => {
         await Promise.all([running.stop(), proxyRunning.stop()]);
@@ -184,6 +189,7 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
 };
 
 export const SERVERS = {
+  'ours-daemon': oursDaemon('ours-daemon', 'boot-server daemon, --admission-budget = R × 15 s / B for the link', (c) => c.admissionBudget),
   'ours-nogate': oursDaemon('ours-nogate', 'boot-server daemon without admission gate (--admission-budget 0)', () => 0),
   'ours-script': oursScript('ours-script', 'our libraries + adaptive gate (bench/storm/gate.ts)', () => 'adaptive'),
   dnsmasq: dnsmasq('dnsmasq', 'dnsmasq proxy + TFTP, default tftp-max (50)', []),

@@ -47,16 +47,35 @@ describe('boot-storm admission gate (bench/storm/gate.ts)', () => {
     expect(gate.stats()).toMatchObject({ expired: 1 });
   });
 
-  it('adaptive: starts small and grows with the throughput the link delivers', () => {
+  it('adaptive: starts at 16, grows while kernels arrive fast, cuts back when one nears the Pi limit', () => {
     const { gate, advance } = gateAt('adaptive');
-    expect(gate.capacity()).toBe(4);
-    // 12.5 MB/s (100 Mbit/s) over the 10 s window, 12 MB per boot: 15 s of link = 15 boots.
-    for (let i = 0; i < 10; i++) {
-      advance(1000);
-      gate.transferEnded(i, undefined, 'x/kernel8.img', 12_500_000, true);
-    }
-    expect(gate.capacity()).toBe(15);
-    advance(11_000);
-    expect(gate.capacity()).toBe(4);
+    expect(gate.capacity()).toBe(16);
+    gate.transferEnded(1, undefined, 'x/kernel8.img', 5000, true);
+    gate.transferEnded(2, undefined, 'x/kernel8.img', 6000, true);
+    expect(gate.capacity()).toBe(18);
+    gate.transferEnded(3, undefined, 'x/kernel8.img', 10_000, true); // between half and the target: hold
+    gate.transferEnded(4, undefined, 'x/start4.elf', 1000, true); // not the kernel: ignored
+    expect(gate.capacity()).toBe(18);
+    gate.transferEnded(5, undefined, 'x/kernel8.img', 20_000, true);
+    expect(gate.capacity()).toBe(13);
+    gate.transferEnded(6, undefined, 'x/kernel8.img', 21_000, true); // same slow wave: one cut per cooldown
+    expect(gate.capacity()).toBe(13);
+    advance(5000);
+    gate.transferEnded(7, undefined, 'x/kernel8.img', 21_000, true);
+    expect(gate.capacity()).toBe(9);
+  });
+});
+
+describe('admission gate and DHCP back-off', () => {
+  it('does not keep a slot for an older waiter that stopped sending DISCOVERs (its 5 s back-off)', () => {
+    let t = 0;
+    const gate = new AdmissionGate(parseGate('fixed:1'), () => t);
+    expect(gate.admit('first000')).toBe(true);
+    expect(gate.admit('older000')).toBe(false);
+    t += 3000;
+    expect(gate.admit('newer000')).toBe(false);
+    gate.transferEnded(1, 'first000', 'first000/kernel8.img', 9_000_000, true);
+    t += 3000; // older000 last asked 6 s ago: it is backing off
+    expect(gate.admit('newer000')).toBe(true);
   });
 });
