@@ -149,10 +149,11 @@ class StreamedBody implements FileBody {
       if (chunk) return chunk.subarray(offset - chunkStart, end - chunkStart);
       return this.load(index).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
     }
-    // The range spans two chunks (only when blksize does not divide chunkBytes): copy.
-    return Promise.all([this.load(index), this.load(index + 1)]).then(([a, b]) =>
-      Buffer.concat([a, b]).subarray(offset - chunkStart, end - chunkStart),
-    );
+    // The range spans chunks (blksize does not divide chunkBytes, or a whole-file read): copy.
+    const lastIndex = Math.floor((end - 1) / this.chunkBytes);
+    const parts: Promise<Buffer>[] = [];
+    for (let i = index; i <= lastIndex; i++) parts.push(this.load(i));
+    return Promise.all(parts).then((chunks) => Buffer.concat(chunks).subarray(offset - chunkStart, end - chunkStart));
   }
 
   private prefetch(index: number): void {

@@ -1,0 +1,50 @@
+/**
+ * Runs our TftpServer as a standalone process (for the benchmark and the namespace tests), so
+ * its CPU time and peak RSS are its own. Prints one `listening <address>:<port>` line, and its
+ * stats as JSON on SIGTERM/SIGINT before exiting.
+ *   node --conditions=@iot-tofu/source --import tsx bench/tftp/serve.ts --root DIR [--address IP] [--port N]
+ *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL]
+ */
+import { parseArgs } from 'node:util';
+import { FileSource, TftpServer } from '@iot-tofu/tftp';
+
+const { values } = parseArgs({
+  options: {
+    root: { type: 'string' },
+    address: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '69' },
+    'max-concurrent': { type: 'string', default: '256' },
+    'per-client-max': { type: 'string', default: '16' },
+    'serial-registered': { type: 'string', multiple: true, default: [] },
+  },
+});
+if (!values.root) {
+  process.stderr.write('serve.ts: --root DIR is required\n');
+  process.exit(2);
+}
+const registered = new Set(values['serial-registered']);
+const source = new FileSource({ root: values.root, isRegistered: (serial) => registered.has(serial) });
+await source.checkRoot();
+const server = new TftpServer({
+  address: values.address,
+  port: Number(values.port),
+  source,
+  maxConcurrent: Number(values['max-concurrent']),
+  perClientMax: Number(values['per-client-max']),
+  // A benchmark client fires all its requests from one address at once.
+  requestRate: { perSecond: 1000, burst: 1000 },
+});
+const { address, port } = await server.start();
+process.stdout.write(`listening ${address}:${port}\n`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  const stats = { ...server.stats, cache: source.stats };
+  await server.close();
+  process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
