@@ -1,4 +1,5 @@
 import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { PiReport, StormSummary } from '@iot-tofu/rpi-sim';
 import { collect, repoRoot, tsNodeArgs, type Lab } from '../../test/lab/index.js';
@@ -30,6 +31,8 @@ export interface RunResult {
   readonly processes: readonly { label: string; cpuSeconds: number; peakRssMiB: number }[];
   readonly limitMs: number;
   readonly strayDhcp: number;
+  /** 1-minute load average before and after: other work on this 2-core machine skews a run. */
+  readonly loadAverage: readonly [number, number];
 }
 
 export interface RunPlan {
@@ -50,6 +53,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
   const running = await plan.server.start(plan.context);
   const jsonFile = join(plan.context.workDir, `sim-${plan.server.name}-${profile.name}-${plan.pis}.json`);
   let meter: ProcessMeter | undefined;
+  const loadBefore = loadavg()[0] ?? 0;
   try {
     meter = new ProcessMeter(running.pids);
     const wireBefore = await linkBytesSent(lab);
@@ -90,6 +94,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       processes: usage.perProcess.map((p, i) => ({ label: running.labels[i] ?? `pid ${running.pids[i]}`, ...p })),
       limitMs: plan.limitMs,
       strayDhcp: out.droppedDhcp,
+      loadAverage: [loadBefore, loadavg()[0] ?? 0],
     };
   } finally {
     meter?.finish();

@@ -41,14 +41,14 @@ export function renderMarkdown(report: BenchReport): string {
     'Times are from each Pi\'s power-on to its last kernel byte. T_min = max(fastest single-Pi boot, N × B / R).',
     'Failed attempts: a file past the Pi\'s 30 s limit, a DHCP timeout (45 s) or a missing file; each costs the Pi a 5 s back-off and a restart.',
     '',
-    '| profile | N | server | booted | never | failed attempts (dhcp/file) | wasted MB | p50 s | p99 s | max s | T_min s | p99/T_min | goodput/link | wire/link | CPU s | peak RSS MiB |',
-    '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| profile | N | server | booted | never | failed attempts (dhcp/file) | wasted MB | p50 s | p99 s | max s | T_min s | p99/T_min | goodput/link | wire/link | CPU s | peak RSS MiB | load before/after |',
+    '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const run of report.runs) {
     const s = run.summary;
     const floor = tMin(report, run);
     lines.push(
-      `| ${run.profile} | ${run.pis} | ${run.server} | ${s.booted} | ${s.neverBooted} | ${s.failedAttempts} (${s.failuresByReason['dhcp-timeout']}/${s.failuresByReason['file-timeout'] + s.failuresByReason['file-error']}) | ${(s.wastedBytes / 1e6).toFixed(1)} | ${sec(s.bootMs.p50)} | ${sec(s.bootMs.p99)} | ${sec(s.bootMs.max)} | ${sec(floor)} | ${s.bootMs.p99 === null ? '–' : (s.bootMs.p99 / floor).toFixed(2)} | ${pct(run.goodputOfLink)} | ${pct(run.wireOfLink)} | ${run.cpuSeconds.toFixed(1)} | ${run.peakRssMiB.toFixed(0)} |`,
+      `| ${run.profile} | ${run.pis} | ${run.server} | ${s.booted} | ${s.neverBooted} | ${s.failedAttempts} (${s.failuresByReason['dhcp-timeout']}/${s.failuresByReason['file-timeout'] + s.failuresByReason['file-error']}) | ${(s.wastedBytes / 1e6).toFixed(1)} | ${sec(s.bootMs.p50)} | ${sec(s.bootMs.p99)} | ${sec(s.bootMs.max)} | ${sec(floor)} | ${s.bootMs.p99 === null ? '–' : (s.bootMs.p99 / floor).toFixed(2)} | ${pct(run.goodputOfLink)} | ${pct(run.wireOfLink)} | ${run.cpuSeconds.toFixed(1)} | ${run.peakRssMiB.toFixed(0)} | ${run.loadAverage ? run.loadAverage.map((l) => l.toFixed(1)).join(' / ') : '–'} |`,
     );
   }
   const split = report.runs.filter((r) => (r.processes?.length ?? 0) > 1);
