@@ -80,6 +80,7 @@ export class BootServer {
   private readonly cleanups: Array<() => void> = [];
   /** MACs learned from DHCP, so TFTP facts (which only know the serial and IP) reach the right Pi. */
   private readonly macBySerial = new Map<string, string>();
+  private readonly lastIgnored = new Map<string, string>();
   private addresses: ListeningSocket[] = [];
   private readonly libraryLoggers: Logger[] = [];
   private closing: Promise<void> | undefined;
@@ -287,10 +288,17 @@ export class BootServer {
         this.publish(this.tracker.observe({ type: 'pi-seen', ...opt('serial', e.serial), ...opt('model', e.model), at: e.at }));
       }),
       this.bus.on('offer-sent', (e) => {
+        if (e.serial) this.lastIgnored.delete(e.serial);
         record('offer-sent', e.serial, e);
         this.publish(this.tracker.observe({ type: 'offer-sent', ...opt('serial', e.serial), mac: e.mac, at: e.at }));
       }),
-      this.bus.on('dhcp-ignored', (e) => record('dhcp-ignored', e.serial, e)),
+      this.bus.on('dhcp-ignored', (e) => {
+        // A waiting Pi re-sends its DISCOVER every few seconds: keep one entry per reason change so
+        // the boot steps are not pushed out of the timeline.
+        if (!e.serial || this.lastIgnored.get(e.serial) === e.reason) return;
+        this.lastIgnored.set(e.serial, e.reason);
+        record('dhcp-ignored', e.serial, e);
+      }),
       this.bus.on('transfer-started', (e) => {
         const serial = this.tracker.serialOf(e);
         this.learnFromTftp(fleet, serial, e.clientIp, e.at);
