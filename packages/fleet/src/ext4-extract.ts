@@ -158,6 +158,22 @@ export class Ext4Reader {
   }
 }
 
+/** Runs at most `max` tasks at once (a tiny p-limit). */
+function concurrencyLimit(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async (task) => {
+    if (active >= max) await new Promise<void>((resolve) => queue.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Uint8Array> {
   const buffer = Buffer.alloc(length);
   let done = 0;
@@ -191,7 +207,7 @@ export async function extractExt4(
 ): Promise<ExtractStats> {
   const reader = await Ext4Reader.open(image, offset);
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, fifos: 0, xattrs: 0, skippedSockets: 0, bytes: 0 };
-  const linked = new Map<number, string>();
+  const linked = new Map<number, { path: string; ready: Promise<unknown> }>();
   const dirTimes: Array<{ path: string; inode: Inode }> = [];
   let xattrDump = '';
   const bs = reader.sb.blockSize;
@@ -231,60 +247,85 @@ export async function extractExt4(
         await out.close();
       }
     };
+    const times = (inode: Inode): [number, number] => [inode.atime.sec + inode.atime.nsec / 1e9, inode.mtime.sec + inode.mtime.nsec / 1e9];
+    /** One non-directory entry: create it with its data and metadata. */
+    const writeEntry = async (path: string, number: number, inode: Inode): Promise<void> => {
+      const type = inode.mode & S_IFMT;
+      if (type === S_IFREG) {
+        await writeRegular(path, inode);
+        stats.files++;
+        await applyMeta(path, inode, false);
+        await lutimes(path, ...times(inode));
+      } else if (type === S_IFLNK) {
+        const fast = !(inode.flags & (INODE_FLAG_EXTENTS | INODE_FLAG_INLINE_DATA)) && inode.size < 60;
+        const targetBytes = fast ? inode.block.subarray(0, inode.size) : (await reader.contents(inode)).subarray(0, inode.size);
+        await symlink(Buffer.from(targetBytes).toString('utf8'), path);
+        stats.symlinks++;
+        await applyMeta(path, inode, true);
+        await lutimes(path, ...times(inode));
+      } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+        const mknodArgs = ['-m', (inode.mode & 0o7777).toString(8), path];
+        if (type === S_IFIFO) mknodArgs.push('p');
+        else {
+          const { major, minor } = decodeDevice(inode.block);
+          mknodArgs.push(type === S_IFCHR ? 'c' : 'b', String(major), String(minor));
+        }
+        await options.runner('mknod', mknodArgs);
+        if (type === S_IFIFO) stats.fifos++;
+        else stats.devices++;
+        await applyMeta(path, inode, false);
+        await lutimes(path, ...times(inode));
+      } else if (type === S_IFSOCK) {
+        stats.skippedSockets++;
+      } else {
+        throw new DecodeError(`${path}: unknown file type 0o${type.toString(8)} (inode ${number})`, 0);
+      }
+    };
+    // Entries are written concurrently (bounded): one at a time, the per-file round trips to the
+    // thread pool dominate. Directories recurse outside the limit so a parent never waits for a
+    // slot its own children hold.
+    const limit = concurrencyLimit(32);
     const walk = async (dirInode: Inode, dirPath: string): Promise<void> => {
       const data = await reader.contents(dirInode);
+      const jobs: Promise<void>[] = [];
       for (let at = 0; at < data.length; at += bs) {
         for (const entry of decodeDirBlock(data.subarray(at, at + bs), reader.sb.hasFiletype)) {
           if (entry.name.includes('/') || entry.name === '') throw new DecodeError(`directory entry ${JSON.stringify(entry.name)} is not a valid name`, at);
           const path = join(dirPath, entry.name);
-          const inode = await reader.inode(entry.inode);
-          const type = inode.mode & S_IFMT;
-          if (type !== S_IFDIR && inode.linksCount > 1) {
-            const first = linked.get(entry.inode);
-            if (first) {
-              await link(first, path);
-              stats.hardlinks++;
-              continue;
-            }
-            linked.set(entry.inode, path);
-          }
-          if (type === S_IFDIR) {
-            await mkdir(path, { mode: 0o700 });
-            stats.dirs++;
-            await walk(inode, path);
-            await applyMeta(path, inode, false);
-            dirTimes.push({ path, inode });
-          } else if (type === S_IFREG) {
-            await writeRegular(path, inode);
-            stats.files++;
-            await applyMeta(path, inode, false);
-            await lutimes(path, inode.atime.sec + inode.atime.nsec / 1e9, inode.mtime.sec + inode.mtime.nsec / 1e9);
-          } else if (type === S_IFLNK) {
-            const fast = !(inode.flags & (INODE_FLAG_EXTENTS | INODE_FLAG_INLINE_DATA)) && inode.size < 60;
-            const targetBytes = fast ? inode.block.subarray(0, inode.size) : (await reader.contents(inode)).subarray(0, inode.size);
-            await symlink(Buffer.from(targetBytes).toString('utf8'), path);
-            stats.symlinks++;
-            await applyMeta(path, inode, true);
-            await lutimes(path, inode.atime.sec + inode.atime.nsec / 1e9, inode.mtime.sec + inode.mtime.nsec / 1e9);
-          } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
-            const args = ['-m', (inode.mode & 0o7777).toString(8), path];
-            if (type === S_IFIFO) args.push('p');
-            else {
-              const { major, minor } = decodeDevice(inode.block);
-              args.push(type === S_IFCHR ? 'c' : 'b', String(major), String(minor));
-            }
-            await options.runner('mknod', args);
-            if (type === S_IFIFO) stats.fifos++;
-            else stats.devices++;
-            await applyMeta(path, inode, false);
-            await lutimes(path, inode.atime.sec + inode.atime.nsec / 1e9, inode.mtime.sec + inode.mtime.nsec / 1e9);
-          } else if (type === S_IFSOCK) {
-            stats.skippedSockets++;
-          } else {
-            throw new DecodeError(`${path}: unknown file type 0o${type.toString(8)}`, 0);
-          }
+          jobs.push(
+            (async () => {
+              const inode = await limit(() => reader.inode(entry.inode));
+              const type = inode.mode & S_IFMT;
+              if (type === S_IFDIR) {
+                await limit(() => mkdir(path, { mode: 0o700 }));
+                stats.dirs++;
+                await walk(inode, path);
+                await limit(() => applyMeta(path, inode, false));
+                dirTimes.push({ path, inode });
+                return;
+              }
+              if (inode.linksCount > 1) {
+                // Later names of a hardlinked inode wait until the first one exists, then link to it.
+                const first = linked.get(entry.inode);
+                if (first) {
+                  await first.ready;
+                  await limit(() => link(first.path, path));
+                  stats.hardlinks++;
+                  return;
+                }
+                const ready = limit(() => writeEntry(path, entry.inode, inode));
+                linked.set(entry.inode, { path, ready: ready.catch(() => undefined) });
+                await ready;
+                return;
+              }
+              await limit(() => writeEntry(path, entry.inode, inode));
+            })(),
+          );
         }
       }
+      const results = await Promise.allSettled(jobs);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     };
     const root = await reader.inode(ROOT_INODE);
     if ((root.mode & S_IFMT) !== S_IFDIR) throw new DecodeError('inode 2 is not a directory', 0);
