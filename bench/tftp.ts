@@ -26,6 +26,7 @@ const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', defau
 /** Each server gets its own namespace (all listen on port 69), so runs can interleave. */
 const SERVER_HOSTS: Record<ServerName, { host: string; ip: string }> = {
   'iot-tofu': { host: 'ours', ip: '10.77.0.1' },
+  'iot-tofu-1port': { host: 'ours1p', ip: '10.77.0.5' },
   dnsmasq: { host: 'dnsm', ip: '10.77.0.3' },
   'tftpd-hpa': { host: 'hpa', ip: '10.77.0.4' },
 };
@@ -54,8 +55,9 @@ interface Measurement {
   cpuSeconds?: number;
 }
 
-type ServerName = 'iot-tofu' | 'dnsmasq' | 'tftpd-hpa';
-const SERVERS: ServerName[] = ['iot-tofu', 'dnsmasq', 'tftpd-hpa'];
+type ServerName = 'iot-tofu' | 'iot-tofu-1port' | 'dnsmasq' | 'tftpd-hpa';
+/** iot-tofu-1port: our server in single-port mode (every transfer on port 69), shown for reference. */
+const SERVERS: ServerName[] = ['iot-tofu', 'iot-tofu-1port', 'dnsmasq', 'tftpd-hpa'];
 
 if (!canUseNetns() || !havePeers('dnsmasq', 'in.tftpd', 'busybox', 'atftp')) {
   console.error('bench:tftp needs root (network namespaces), dnsmasq, tftpd-hpa, busybox and atftp');
@@ -93,9 +95,10 @@ function procPeakRssMb(pid: number): number {
 async function startServer(name: ServerName): Promise<ChildProcess> {
   let child: ChildProcess;
   const { host, ip } = SERVER_HOSTS[name];
-  if (name === 'iot-tofu') {
+  if (name === 'iot-tofu' || name === 'iot-tofu-1port') {
     // All benchmark clients share one source IP, so lift the per-client cap (default 16) to the load.
-    child = lab.spawn(host, process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/serve.ts'), '--root', root, '--address', ip, '--port', '69', '--per-client-max', '64'], { cwd: repoRoot });
+    const args = [...tsNodeArgs, join(repoRoot, 'bench/tftp/serve.ts'), '--root', root, '--address', ip, '--port', '69', '--per-client-max', '64'];
+    child = lab.spawn(host, process.execPath, name === 'iot-tofu-1port' ? [...args, '--single-port'] : args, { cwd: repoRoot });
     await waitForOutput(child, /listening/, 20_000);
   } else if (name === 'dnsmasq') {
     child = lab.spawn(host, 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', `--listen-address=${ip}`, '--bind-interfaces', '--enable-tftp', `--tftp-root=${root}`, '--log-facility=-', '--pid-file=']);
@@ -188,14 +191,15 @@ try {
 const find = (server: ServerName, scenario: string) => measurements.find((m) => m.server === server && m.scenario === scenario);
 const lines: string[] = [];
 lines.push(`TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)');
+lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  single-port MB/s (vs dnsmasq)');
 for (const scenario of scenarios) {
   const o = find('iot-tofu', scenario.name);
   const d = find('dnsmasq', scenario.name);
   const h = find('tftpd-hpa', scenario.name);
-  if (!o || !d || !h) continue;
+  const sp = find('iot-tofu-1port', scenario.name);
+  if (!o || !d || !h || !sp) continue;
   lines.push(
-    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`,
+    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`.padEnd(16) + `  ${sp.mbPerSec.toFixed(1)} (${(sp.mbPerSec / d.mbPerSec).toFixed(2)}x)${sp.failures ? ` failures ${sp.failures}` : ''}`,
   );
 }
 if (ours) {

@@ -3,7 +3,7 @@
  * its CPU time and peak RSS are its own. Prints one `listening <address>:<port>` line, and its
  * stats as JSON on SIGTERM/SIGINT before exiting.
  *   node --conditions=@iot-tofu/source --import tsx bench/tftp/serve.ts --root DIR [--address IP] [--port N]
- *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL]
+ *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL] [--single-port]
  */
 import { parseArgs } from 'node:util';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     'max-concurrent': { type: 'string', default: '256' },
     'per-client-max': { type: 'string', default: '16' },
     'serial-registered': { type: 'string', multiple: true, default: [] },
+    'single-port': { type: 'boolean', default: false },
   },
 });
 if (!values.root) {
@@ -31,6 +32,7 @@ const server = new TftpServer({
   source,
   maxConcurrent: Number(values['max-concurrent']),
   perClientMax: Number(values['per-client-max']),
+  singlePort: values['single-port'],
   // A benchmark client fires all its requests from one address at once.
   requestRate: { perSecond: 1000, burst: 1000 },
 });

@@ -74,6 +74,12 @@ export interface TftpServerOptions {
   readonly maxRetries?: number;
   /** Whole-transfer limit (default 10 min). */
   readonly maxTransferMs?: number;
+  /**
+   * Single-port mode (PROTOCOL.md 7): every transfer is answered from the listening socket and
+   * told apart by the client's (ip, port), for NAT and containers that forward only port 69.
+   * Default off: a fresh socket (TID) per transfer, as RFC 1350 asks.
+   */
+  readonly singlePort?: boolean;
   readonly logger?: TftpLogger;
   readonly clock?: TftpClock;
   readonly socketFactory?: UdpSocketFactory;
@@ -176,6 +182,8 @@ export class TftpServerError extends IotTofuError {}
 interface Bucket {
   tokens: number;
   last: number;
+  /** Set once the limit was logged, cleared when the client is back under it (one line per episode). */
+  limited: boolean;
 }
 
 const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
@@ -223,6 +231,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
       maxTimeoutMs: options.maxTimeoutMs ?? 5000,
       maxRetries: options.maxRetries ?? 5,
       maxTransferMs: options.maxTransferMs ?? 600_000,
+      singlePort: options.singlePort ?? false,
     };
     for (const key of ['maxConcurrent', 'perClientMax', 'timeoutMs'] as const) {
       if (!(this.options[key] >= 1)) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option ${key} must be at least 1`);
@@ -272,6 +281,19 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
   }
 
   private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.options.singlePort && !(msg.length >= 2 && msg[0] === 0 && msg[1] === TftpOpcode.RRQ)) {
+      const owner = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+      if (owner instanceof Transfer && owner.running) {
+        owner.onMessage(msg, rinfo);
+        return;
+      }
+      if (peekAckBlock(msg) >= 0) {
+        // An ACK from nobody we are serving: the single-port equivalent of a foreign TID.
+        this.replyError({ address: rinfo.address, port: rinfo.port }, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
+        this.drop('foreign-tid', { address: rinfo.address, port: rinfo.port });
+        return;
+      }
+    }
     const client = { address: rinfo.address, port: rinfo.port };
     let packet;
     try {
@@ -318,12 +340,17 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
     let bucket = this.buckets.get(ip);
     if (!bucket) {
       if (this.buckets.size > 4096) this.pruneBuckets(now);
-      bucket = { tokens: burst, last: now };
+      bucket = { tokens: burst, last: now, limited: false };
       this.buckets.set(ip, bucket);
     }
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.last) / 1000) * perSecond);
     bucket.last = now;
-    if (bucket.tokens < 1) return false;
+    if (bucket.tokens < 1) {
+      if (!bucket.limited) this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client');
+      bucket.limited = true;
+      return false;
+    }
+    bucket.limited = false;
     bucket.tokens -= 1;
     return true;
   }
@@ -412,6 +439,9 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
     if (this.running.size < this.options.maxConcurrent && (this.perIp.get(transfer.client.address) ?? 0) < this.options.perClientMax) {
       this.run(transfer);
     } else {
+      if (this.queue.length === 0) {
+        this.logger.info({ active: this.running.size, maxConcurrent: this.options.maxConcurrent, perClientMax: this.options.perClientMax }, 'tftp: transfer limit reached, queuing new transfers');
+      }
       this.queue.push(transfer);
       transfer.log.debug({ queued: this.queue.length }, 'tftp: transfer queued');
     }
@@ -453,7 +483,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
 
   private replyError(client: TftpClient, code: number, message: string, freshSocket = false): void {
     const packet = encodeTftpPacket({ type: 'error', code, message });
-    if (!freshSocket || this.closing) {
+    if (!freshSocket || this.closing || this.options.singlePort) {
       this.socket?.send(packet, client.port, client.address, () => undefined);
       return;
     }
@@ -489,6 +519,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
   /** @internal */
   dropped(reason: DropReason, client: TftpClient): void {
     this.drop(reason, client);
+  }
+  /** @internal the listening socket, shared by transfers in single-port mode */
+  get sharedSocket(): UdpSocket | undefined {
+    return this.options.singlePort ? this.socket : undefined;
   }
   /** @internal settings shared with transfers */
   get config(): TransferSettings {
@@ -535,6 +569,7 @@ function bindSocket(socket: UdpSocket, port: number, address: string): Promise<v
 
 interface TransferSettings {
   readonly address: string;
+  readonly singlePort: boolean;
   readonly timeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly maxRetries: number;
@@ -619,27 +654,39 @@ class Transfer implements TransferSink {
     };
   }
 
+  /** True between start() and the end of the transfer. */
+  running = false;
+  /** False in single-port mode, where the socket is the server's listening socket. */
+  private ownsSocket = true;
+
   async start(): Promise<void> {
     const { clock, socketFactory, address } = this.server.config;
-    const socket = socketFactory('transfer');
-    this.socket = socket;
-    try {
-      await bindSocket(socket, 0, address);
-    } catch (error) {
-      this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
-      this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
-      return;
+    const shared = this.server.sharedSocket;
+    if (shared) {
+      this.socket = shared;
+      this.ownsSocket = false;
+    } else {
+      const socket = socketFactory('transfer');
+      this.socket = socket;
+      try {
+        await bindSocket(socket, 0, address);
+      } catch (error) {
+        this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
+        this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
+        return;
+      }
+      if (this.ended) return;
+      socket.on('error', (error) => this.log.warn({ err: error }, 'tftp: transfer socket error'));
+      socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     }
-    if (this.ended) return;
-    socket.on('error', (error) => this.log.warn({ err: error }, 'tftp: transfer socket error'));
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.running = true;
     this.startedAt = clock.now();
     this.server.emitStarted(this.startedEvent);
     this.log.debug({ blksize: this.init.negotiated.blksize, windowsize: this.init.negotiated.windowsize, size: this.init.body.size }, 'tftp: transfer started');
     this.machine.start(this.startedAt);
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+  onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
       // RFC 1350: a stranger on our TID gets ERROR 5; the transfer carries on.
       this.socket?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address, () => undefined);
@@ -781,13 +828,14 @@ class Transfer implements TransferSink {
   private teardown(): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
+    this.running = false;
     if (this.timer !== undefined) this.server.config.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.init.body.release();
     this.server.released(this);
     const socket = this.socket;
     this.socket = undefined;
-    if (!socket) return Promise.resolve();
+    if (!socket || !this.ownsSocket) return Promise.resolve();
     return new Promise<void>((resolve) => {
       try {
         socket.close(() => resolve());

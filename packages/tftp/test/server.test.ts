@@ -424,3 +424,47 @@ describe('TftpServer through a lossy, duplicating, reordering socket', () => {
     expect(server.stats.retransmits).toBeGreaterThan(0);
   }, 30_000);
 });
+
+describe('TftpServer in single-port mode', () => {
+  it.each([
+    ['lock-step', { blksize: '1468', tsize: '0' }],
+    ['windowsize 16', { blksize: '1468', windowsize: '16' }],
+    ['no options', {}],
+  ])('%s: parallel transfers from one IP are answered from port 69-equivalent and byte-exact', async (_name, options) => {
+    const { server, port } = await startServer({ singlePort: true });
+    const results = await Promise.all([0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options, keep: true })));
+    for (const r of results) {
+      expect(r.serverPort).toBe(port);
+      expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
+    }
+    await until(() => server.stats.completed === 3);
+  });
+
+  it('handles probes, missing files, duplicate RRQs and strangers on the shared port', async () => {
+    const { server, port } = await startServer({ singlePort: true });
+    const aborted = record(server, 'transfer-aborted');
+    const probe = await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { tsize: '0', blksize: '1468' }, abortAfterOack: true });
+    expect(probe.oack).toEqual({ tsize: '100000', blksize: '1468' });
+    await until(() => aborted.length === 1);
+    const missing = await tftpGet({ host: HOST, port, file: 'nope.bin', retries: 0, timeoutMs: 2000 });
+    expect(missing).toMatchObject({ error: { code: 1 }, serverPort: port });
+
+    const peer = await RawPeer.open();
+    const stranger = await RawPeer.open();
+    try {
+      const rrq = { type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: {} } as const;
+      peer.send(rrq, port);
+      expect((await peer.next())).toMatchObject({ packet: { type: 'data', block: 1 }, port });
+      peer.send(rrq, port);
+      stranger.send({ type: 'ack', block: 1 }, port);
+      expect((await stranger.next())?.packet).toMatchObject({ type: 'error', code: 5 });
+      peer.send({ type: 'ack', block: 1 }, port);
+      expect((await peer.next())?.packet).toMatchObject({ type: 'data', block: 2 });
+      expect(peer.inbox).toEqual([]);
+      expect(server.stats.active).toBe(1);
+    } finally {
+      peer.close();
+      stranger.close();
+    }
+  });
+});
