@@ -42,6 +42,8 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
     content['big.bin'] = randomBytes(2_000_000);
     content['exact.bin'] = randomBytes(1468 * 100);
     content['9ffefdef/config.txt'] = Buffer.from('arm_64bit=1\nenable_uart=1\n');
+    // Over 65535 blocks at blksize 8: the block number rolls over 65535 → 0 → 1.
+    content['rollover.bin'] = randomBytes(65536 * 8 + 100);
     for (const [name, data] of Object.entries(content)) writeFileSync(join(root, name), data);
     writeFileSync(join(dir, 'secret.txt'), 'must never leave');
     server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root }) });
@@ -129,6 +131,18 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
       expect(result.code, `${cmd} ${name}`).not.toBe(0);
       if (existsSync(dest)) expect(readFileSync(dest, 'utf8')).not.toContain('must never leave');
     }
+  });
+
+  it.each([
+    ['curl', (dest: string) => ['curl', ['-sS', '--tftp-blksize', '8', '-o', dest, `tftp://${HOST}:${port}/rollover.bin`]] as const],
+    ['atftp', (dest: string) => ['atftp', ['--option', 'blksize 8', '-g', '-r', 'rollover.bin', '-l', dest, HOST, String(port)]] as const],
+  ])('%s: block number rollover on a file over 65535 blocks', async (name, command) => {
+    const dest = join(out, `rollover-${name}.bin`);
+    const [cmd, args] = command(dest);
+    const result = await run(cmd, [...args], out, 30_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readFileSync(dest).equals(content['rollover.bin']!)).toBe(true);
+    expect(lastStarted()).toMatchObject({ blksize: 8, size: 65536 * 8 + 100 });
   });
 
   it('every completed transfer reported bytes and duration', () => {
