@@ -302,12 +302,17 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
       this.drop('malformed', client);
       const opcode = msg.length >= 2 ? msg.readUInt16BE(0) : -1;
       // A request we cannot parse, or an opcode TFTP does not have, gets ERROR 4 (checklist 16, 33);
-      // a broken DATA/ACK/ERROR on the listening port is only noise.
-      if (opcode === TftpOpcode.RRQ || opcode === TftpOpcode.WRQ) this.replyError(client, TftpErrorCode.ILLEGAL_OPERATION, 'Malformed request');
-      else if (opcode === 0 || opcode > TftpOpcode.OACK) this.replyError(client, TftpErrorCode.ILLEGAL_OPERATION, 'Illegal TFTP operation');
+      // a broken DATA/ACK/ERROR on the listening port is only noise. Answers spend the sender's
+      // request tokens, so garbage cannot be turned into a stream of replies.
+      const answer = opcode === TftpOpcode.RRQ || opcode === TftpOpcode.WRQ ? 'Malformed request' : opcode === 0 || opcode > TftpOpcode.OACK ? 'Illegal TFTP operation' : undefined;
+      if (answer && this.takeToken(client.address)) this.replyError(client, TftpErrorCode.ILLEGAL_OPERATION, answer);
       return;
     }
     if (packet.type === 'wrq') {
+      if (!this.takeToken(client.address)) {
+        this.drop('rate-limited', client);
+        return;
+      }
       this.replyError(client, TftpErrorCode.ACCESS_VIOLATION, 'Read-only server');
       this.emitFailure({ id: this.nextId++, client, file: sanitizeForLog(packet.filename), reason: 'write-refused', message: 'write requests are refused', bytes: 0, durationMs: 0, retries: 0 });
       return;

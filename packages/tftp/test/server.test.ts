@@ -345,6 +345,19 @@ describe('TftpServer on loopback', () => {
     expect(dropped.filter((d) => d.reason === 'rate-limited')).toHaveLength(2);
   });
 
+  it('answers garbage at most at the request rate (no reflection of a flood)', async () => {
+    const { server, port } = await startServer({ requestRate: { perSecond: 0.001, burst: 3 } });
+    const peer = await RawPeer.open();
+    try {
+      for (let i = 0; i < 10; i++) peer.send(Uint8Array.of(0, 42, i), port);
+      await until(() => server.stats.dropped === 10);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(peer.inbox.map((m) => m.packet)).toEqual(Array.from({ length: 3 }, () => ({ type: 'error', code: 4, message: 'Illegal TFTP operation' })));
+    } finally {
+      peer.close();
+    }
+  });
+
   it('start() rejects when the port is taken; close() is idempotent and ends running transfers', async () => {
     const { server, port } = await startServer();
     const clash = new TftpServer({ address: HOST, port, source: new FileSource({ root }) });
