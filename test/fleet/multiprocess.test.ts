@@ -15,7 +15,7 @@ const CLI = 'packages/pxetools/src/cli.ts';
  * parallel CLI adds must all land (registry lock), and a CLI killed with SIGKILL in the middle of
  * an add must leave nothing that blocks the next attempt.
  */
-describe.runIf(process.geteuid?.() === 0 && havePeers('exportfs', 'setfattr'))('fleet across processes (real pxetools processes, real exportfs)', () => {
+describe.runIf(process.geteuid?.() === 0 && havePeers('exportfs', 'setfattr'))('fleet across processes (real pxetools processes, real exportfs)', { timeout: 120_000 }, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;

@@ -16,14 +16,14 @@ interface Run {
   stderr: string;
 }
 
-describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'setfattr', 'getfattr', 'setpriv', 'script'))('pxetools CLI (child process, temp roots, real exportfs)', () => {
+describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'setfattr', 'getfattr', 'setpriv', 'script', 'unshare'))('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 120_000 }, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;
   let fakeBin: string;
   let roots: { tftpRoot: string; nfsRoot: string; stateDir: string };
 
-  const pxetools = async (args: string[], options: { input?: string; env?: Record<string, string>; tty?: boolean; asUser?: number } = {}): Promise<Run> => {
+  const pxetools = async (args: string[], options: { dialog?: Array<[prompt: string, answer: string]>; env?: Record<string, string>; tty?: boolean; asUser?: number } = {}): Promise<Run> => {
     let command = process.execPath;
     let argv = [...tsNodeArgs, CLI, ...args];
     if (options.asUser !== undefined) {
@@ -41,16 +41,23 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
       env: { ...process.env, IOT_TOFU_CONFIG: configFile, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    if (options.input !== undefined) {
-      // Answer prompts one line at a time, like a person typing.
-      const lines = options.input.split(/(?<=\n)/);
-      const feed = () => {
-        const line = lines.shift();
-        if (line === undefined) return void child.stdin?.end();
-        child.stdin?.write(line);
-        setTimeout(feed, 300);
+    if (options.dialog) {
+      // Answer each prompt once it is on the screen, like a person typing.
+      const dialog = [...options.dialog];
+      let seen = '';
+      let from = 0;
+      const onData = (data: Buffer) => {
+        seen += data.toString();
+        const next = dialog[0];
+        if (!next) return;
+        const at = seen.indexOf(next[0], from);
+        if (at < 0) return;
+        from = at + next[0].length;
+        dialog.shift();
+        child.stdin?.write(next[1]);
+        if (dialog.length === 0) child.stdin?.end();
       };
-      setTimeout(feed, 1500);
+      child.stdout?.on('data', onData);
     } else child.stdin?.end();
     const result = await collect(child, 60_000);
     return { code: result.code, stdout: result.stdout, stderr: result.stderr };
@@ -184,7 +191,14 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
   });
 
   it('asks for missing values on a terminal (upstream prompts and base menu)', async () => {
-    const run = await pxetools(['--add', 'abcdef01'], { tty: true, input: 'ann\npi-tty\n2\n' });
+    const run = await pxetools(['--add', 'abcdef01'], {
+      tty: true,
+      dialog: [
+        ['Owner name: ', 'ann\n'],
+        ['Pi name: ', 'pi-tty\n'],
+        ['Enter an option number: ', '2\n'],
+      ],
+    });
     expect(run.code).toBe(0);
     const text = run.stdout.replace(/\r\n/g, '\n');
     expect(text).toContain('Serial: abcdef01\nOwner name: ');
@@ -194,12 +208,39 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
     expect(text).toMatch(/Copying root \[#{30}\] 100% \d+\/\d+ MB/);
     expect(text).toContain('Should be working, you might have to wait SSH lets you in.\n');
     expect(readFileSync(join(roots.tftpRoot, 'abcdef01', 'name'), 'utf8')).toBe('pi-tty\n');
-    const removed = await pxetools(['--remove', 'abcdef01'], { tty: true, input: 'y\nN\n' });
+    const removed = await pxetools(['--remove', 'abcdef01'], {
+      tty: true,
+      dialog: [
+        ['Y/N: ', 'y\n'],
+        ['Y/N: ', 'N\n'],
+      ],
+    });
     expect(removed.stdout.replace(/\r\n/g, '\n')).toContain(
       // The terminal echoes what was typed; a lower-case y is not an answer, so the question repeats.
       'ARE YOU SURE YOU WANT TO DELETE abcdef01? Y/N: y\nARE YOU SURE YOU WANT TO DELETE abcdef01? Y/N: N\nAborting\n',
     );
     expect(existsSync(join(roots.nfsRoot, 'abcdef01'))).toBe(true);
+  });
+
+  it('refuses to remove a Pi with something mounted inside its root (E6), deleting nothing', async () => {
+    const precious = join(dir, 'precious');
+    mkdirSync(precious);
+    writeFileSync(join(precious, 'keep'), 'keep');
+    const home = join(roots.nfsRoot, 'abcdef01', 'home');
+    // A private mount namespace: the bind mount exists only for this pxetools run.
+    const script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"';
+    const run = await collect(
+      spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', precious, home, process.execPath, ...tsNodeArgs, CLI, '--remove', 'abcdef01', '--yes'], {
+        cwd: repoRoot,
+        env: { ...process.env, IOT_TOFU_CONFIG: configFile },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      60_000,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`Error: refusing to remove abcdef01: ${home} is mounted inside ${join(roots.nfsRoot, 'abcdef01')}; unmount it first (PI_MOUNTED)\n`);
+    expect(readFileSync(join(precious, 'keep'), 'utf8')).toBe('keep');
+    expect(existsSync(join(roots.nfsRoot, 'abcdef01', 'etc', 'hostname'))).toBe(true);
   });
 
   it('removes a Pi with --yes, idempotently, and resets everything', async () => {

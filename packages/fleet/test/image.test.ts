@@ -9,7 +9,7 @@ import { makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.j
 
 const isRoot = process.geteuid?.() === 0;
 
-describe.runIf(isRoot && havePeers('sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'xz', 'setfattr', 'getfattr'))('setup from a Raspberry Pi OS image (no loop devices, no mounts)', () => {
+describe.runIf(isRoot && havePeers('sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'xz', 'setfattr', 'getfattr'))('setup from a Raspberry Pi OS image (no loop devices, no mounts)', { timeout: 120_000 }, () => {
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
