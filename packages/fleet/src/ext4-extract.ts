@@ -201,7 +201,7 @@ export async function extractExt4(
   image: string,
   offset: number,
   dest: string,
-  options: { runner: CommandRunner; onBytes?: (bytes: number) => void; sliceMs?: number },
+  options: { runner: CommandRunner; onBytes?: (bytes: number) => void; onStart?: (usedBytes: number) => void; sliceMs?: number },
 ): Promise<ExtractStats> {
   const fd = openSync(image, 'r');
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, fifos: 0, xattrs: 0, skippedSockets: 0, bytes: 0 };
@@ -212,6 +212,7 @@ export async function extractExt4(
   try {
     const reader = new Ext4Reader(fd, offset);
     const bs = reader.sb.blockSize;
+    options.onStart?.((reader.sb.blocksCount - reader.sb.freeBlocksCount) * bs);
     const chunkBlocks = Math.max(1, CHUNK_BLOCKS_BYTES / bs);
     const times = (inode: Inode): [number, number] => [inode.atime.sec + inode.atime.nsec / 1e9, inode.mtime.sec + inode.mtime.nsec / 1e9];
     const noteXattrs = (path: string, inode: Inode) => {

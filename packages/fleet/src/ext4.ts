@@ -22,6 +22,7 @@ export const ROOT_INODE = 2;
 export interface Superblock {
   inodesCount: number;
   blocksCount: number;
+  freeBlocksCount: number;
   blockSize: number;
   firstDataBlock: number;
   blocksPerGroup: number;
@@ -75,6 +76,7 @@ export function decodeSuperblock(bytes: Uint8Array): Superblock {
   return {
     inodesCount: v.getUint32(0x0, true),
     blocksCount,
+    freeBlocksCount: v.getUint32(0xc, true) + (is64bit ? v.getUint32(0x158, true) * 2 ** 32 : 0),
     blockSize,
     firstDataBlock,
     blocksPerGroup,

@@ -73,10 +73,12 @@ export async function importImage(image: string, context: ImportContext): Promis
 
   await context.step('setup:root');
   let done = 0;
-  const total = parts.root.length;
+  let total = parts.root.length;
   try {
     await extractExt4(raw, parts.root.offset, context.rootDest, {
       runner: context.runner,
+      // Used blocks (data plus metadata) are the best size estimate before walking the tree.
+      onStart: (used) => (total = used),
       onBytes: (bytes) => {
         done += bytes;
         context.onProgress?.({ phase: 'extract-root', done, total });

@@ -95,6 +95,7 @@ describe.runIf(process.geteuid?.() === 0 && havePeers('sfdisk', 'mkfs.ext4', 'mk
     expect(sb.blockSize).toBe(field('Block size'));
     expect(sb.inodesCount).toBe(field('Inode count'));
     expect(sb.blocksCount).toBe(field('Block count'));
+    expect(sb.freeBlocksCount).toBe(field('Free blocks'));
     expect(sb.inodeSize).toBe(field('Inode size'));
     expect(sb.inodesPerGroup).toBe(field('Inodes per group'));
     truncationSweep(fs.subarray(1024, 2048), decodeSuperblock, sb.is64bit ? 0x154 : 0x100);
