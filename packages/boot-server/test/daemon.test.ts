@@ -1,0 +1,106 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { havePeers } from '../../../test/lab/index.js';
+import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
+import { BootServer, StartupError, startBootServer } from '../src/daemon.js';
+import { fleetFixture, type FleetFixture } from './fleet-fixture.js';
+
+const run = promisify(execFile);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// The daemon in-process on loopback (TFTP + API, no DHCP): TFTP events reach timelines and metrics.
+describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
+  let fixture: FleetFixture;
+  let server: BootServer;
+  let config: BootServerConfig;
+  let tftpPort: number;
+  let apiBase: string;
+  const logger = pino({ level: 'silent' });
+
+  beforeAll(async () => {
+    fixture = fleetFixture();
+    await mkdir(fixture.tftpRoot, { recursive: true });
+    config = {
+      ...DEFAULT_CONFIG,
+      serverIp: '127.0.0.1',
+      tftpRoot: fixture.tftpRoot,
+      nfsRoot: fixture.nfsRoot,
+      stateDir: fixture.stateDir,
+      exportsFile: fixture.exportsFile,
+      exportsClients: '127.0.0.0/8',
+      dhcp: false,
+      tftpPort: 0,
+      apiPort: await freePort(),
+    };
+    const started = await startBootServer(config, { logger });
+    server = started.server;
+    tftpPort = started.addresses.find((a) => a.service === 'tftp')!.port;
+    apiBase = `http://127.0.0.1:${config.apiPort}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    fixture?.close();
+  });
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const token = readFileSync(join(fixture.stateDir, 'api-token'), 'utf8').trim();
+    const response = await fetch(`${apiBase}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: response.status, json: (await response.json()) as any };
+  };
+
+  const tftpGet = (path: string) => run('curl', ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${tftpPort}/${path}`]).then(
+    (r) => ({ ok: true, stdout: r.stdout }),
+    (e: { code?: number }) => ({ ok: false, code: e.code }),
+  );
+
+  it('records served and missing files in the timeline, names the missing file, and counts it', async () => {
+    const serial = '0a1b2c3d';
+    expect((await api('POST', '/api/v1/pis', { serial, owner: 'root', name: 'bare', ownFilesystem: true })).status).toBe(201);
+    const cmdline = await tftpGet(`${serial}/cmdline.txt`);
+    expect(cmdline).toMatchObject({ ok: true, stdout: expect.stringContaining(`nfsroot=127.0.0.1:${join(fixture.nfsRoot, serial)}`) });
+    expect(await tftpGet(`${serial}/config.txt`)).toMatchObject({ ok: false, code: 68 });
+
+    await expect.poll(async () => ((await api('GET', `/api/v1/pis/${serial}/timeline`)).json as Array<{ type: string }>).map((e) => e.type)).toEqual([
+      'file-served',
+      'transfer-failed',
+      'boot-failed',
+    ]);
+    const timeline = (await api('GET', `/api/v1/pis/${serial}/timeline`)).json as Array<Record<string, unknown>>;
+    expect(timeline[0]).toMatchObject({ type: 'file-served', file: `${serial}/cmdline.txt`, clientIp: '127.0.0.1', retries: 0, bytes: cmdline.ok ? Buffer.byteLength((cmdline as { stdout: string }).stdout) : -1 });
+    expect(timeline[1]).toMatchObject({ type: 'transfer-failed', file: `${serial}/config.txt`, kind: 'missing', reason: `${serial}/config.txt missing` });
+    expect(timeline[2]).toMatchObject({ type: 'boot-failed', serial, reason: 'config.txt missing' });
+
+    const metrics = await (await fetch(`${apiBase}/metrics`)).text();
+    expect(metrics).toMatch(/^iot_tofu_boots_failed_total\{reason="file-missing"\} 1$/m);
+    expect(metrics).toMatch(/^iot_tofu_tftp_transfers_total\{result="missing"\} 1$/m);
+    expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({ status: 'ok', dhcp: false, tftp: true, serverIp: '127.0.0.1', pis: 1 });
+  });
+
+  it('a second daemon on the same TFTP port fails to start with the key named, and holds nothing', async () => {
+    const second = new BootServer({ ...config, tftpPort, apiPort: 0 }, { logger });
+    const error = await second.start().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as Error).message).toMatch(/^tftpPort: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+    await second.close();
+    await second.close();
+    // The first one still serves.
+    expect(await tftpGet('0a1b2c3d/cmdline.txt')).toMatchObject({ ok: true });
+  });
+});
