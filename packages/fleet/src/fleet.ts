@@ -67,6 +67,32 @@ interface SeenFile {
   byMac: Record<string, SeenRecord>;
 }
 
+/** One usable IPv4 neighbour (MAC → IP) from `ip -j neigh show` output. */
+export interface Neighbour {
+  ip: string;
+  mac: string;
+}
+
+/** Parses `ip -j neigh show`: IPv4 entries with a link-layer address that is not FAILED/INCOMPLETE. Pure. */
+export function parseNeighbours(json: string): Neighbour[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(data)) return [];
+  const out: Neighbour[] = [];
+  for (const entry of data as Array<{ dst?: unknown; lladdr?: unknown; state?: unknown }>) {
+    if (typeof entry.dst !== 'string' || typeof entry.lladdr !== 'string' || !/^\d+\.\d+\.\d+\.\d+$/.test(entry.dst)) continue;
+    const states = Array.isArray(entry.state) ? (entry.state as unknown[]) : [];
+    if (states.includes('FAILED') || states.includes('INCOMPLETE')) continue;
+    const mac = safeMac(entry.lladdr);
+    if (mac) out.push({ ip: entry.dst, mac });
+  }
+  return out;
+}
+
 /** IPv4 network of `ip/prefix` as `a.b.c.d/prefix`. Pure. */
 export function networkOf(ip: string, prefix: number): string {
   const parts = ip.split('.').map(Number);
@@ -241,6 +267,36 @@ export class Fleet {
       }, this.seenFlushMs);
       this.seenTimer.unref();
     }
+  }
+
+  /**
+   * Fills in IPs of registered Pis from the kernel's neighbour table (`ip -j neigh show`): a Pi
+   * whose MAC we know but whose DHCP went to the router still shows up there once it talks to us.
+   * `persist: false` (the CLI) only updates what this process shows; the daemon owns seen.json.
+   */
+  async learnFromNeighbours(options: { persist?: boolean } = {}): Promise<number> {
+    let stdout: string;
+    try {
+      ({ stdout } = await this.runner('ip', ['-j', 'neigh', 'show']));
+    } catch (error) {
+      this.logger.debug({ err: error }, 'ip neigh failed');
+      return 0;
+    }
+    let learned = 0;
+    const at = this.clock().toISOString();
+    for (const { ip, mac } of parseNeighbours(stdout)) {
+      const serial = this.registeredMacs.get(mac);
+      if (!serial) continue;
+      const previous = this.seen.get(mac);
+      if (previous?.ip === ip) continue;
+      this.seen.set(mac, { serial, mac, ip, model: previous?.model ?? null, firstSeen: previous?.firstSeen ?? at, lastSeen: previous?.lastSeen ?? at });
+      learned++;
+    }
+    if (learned && (options.persist ?? true)) {
+      this.seenDirty = true;
+      await this.flushSeen();
+    }
+    return learned;
   }
 
   /** Appends to a Pi's boot timeline, keeping the last `timelineLimit` events. */

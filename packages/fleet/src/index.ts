@@ -1,4 +1,5 @@
-export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree } from './fleet.js';
+export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree, parseNeighbours } from './fleet.js';
+export type { Neighbour } from './fleet.js';
 export { FleetError, HTTP_STATUS_BY_CODE } from './errors.js';
 export type { FleetErrorCode } from './errors.js';
 export { planRootfs, applyRootfs, MASKED_UNITS, REMOVED_INIT_SCRIPTS, SSH_KEYGEN_UNIT } from './rootfs.js';

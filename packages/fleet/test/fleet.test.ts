@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fleet, MASKED_UNITS, planRootfs, type FleetOptions } from '../src/index.js';
+import { Fleet, MASKED_UNITS, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
 import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -96,5 +96,36 @@ describe('planRootfs (pure)', () => {
     expect(paths.includes('etc/systemd/system/multi-user.target.wants/ssh.service')).toBe(sshUnit !== null);
     for (const unit of MASKED_UNITS) expect(actions).toContainEqual({ kind: 'symlink', path: `etc/systemd/system/${unit}`, target: '/dev/null' });
     expect(() => planRootfs({ name: 'bad name', serverIp: '10.0.0.1', bootExportPath: '/x', layout, networkManager })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+  });
+});
+
+describe('neighbour table', () => {
+  it('parseNeighbours keeps usable IPv4 entries', () => {
+    const json = JSON.stringify([
+      { dst: '10.77.0.57', dev: 'eth0', lladdr: 'B8:27:EB:55:BB:FD', state: ['REACHABLE'] },
+      { dst: '10.77.0.58', dev: 'eth0', lladdr: 'dc:a6:32:00:00:01', state: ['STALE'] },
+      { dst: '10.77.0.59', dev: 'eth0', state: ['FAILED'] },
+      { dst: '10.77.0.60', dev: 'eth0', lladdr: 'dc:a6:32:00:00:02', state: ['INCOMPLETE'] },
+      { dst: 'fd00::1', dev: 'eth0', lladdr: 'dc:a6:32:00:00:03', state: ['STALE'] },
+    ]);
+    expect(parseNeighbours(json)).toEqual([
+      { ip: '10.77.0.57', mac: 'b8:27:eb:55:bb:fd' },
+      { ip: '10.77.0.58', mac: 'dc:a6:32:00:00:01' },
+    ]);
+    expect(parseNeighbours('not json')).toEqual([]);
+  });
+
+  it('fills in the IP of a registered Pi from ip neigh, without persisting when asked', async () => {
+    const neigh = JSON.stringify([{ dst: '10.77.0.57', dev: 'eth0', lladdr: 'b8:27:eb:55:bb:fd', state: ['REACHABLE'] }]);
+    const { runner: real } = recordingRunner({ fakeExportfs: true });
+    const { dir, fleet, options } = await makeFleet({
+      runner: async (file, args, o) => (file === 'ip' ? { stdout: neigh, stderr: '' } : real(file, args, o)),
+    });
+    await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', ownFilesystem: true });
+    expect(await fleet.learnFromNeighbours({ persist: false })).toBe(1);
+    expect(fleet.get('9f55bbfd')).toMatchObject({ ip: '10.77.0.57', mac: 'b8:27:eb:55:bb:fd', macSource: 'learned' });
+    await fleet.close();
+    expect(existsSync(join(options.stateDir, 'seen.json'))).toBe(false);
+    expect(dir).toBeTruthy();
   });
 });

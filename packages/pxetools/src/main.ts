@@ -209,6 +209,8 @@ async function doList(ctx: Context, options: TopOptions): Promise<void> {
   const { config } = await loadConfig(ctx);
   const fleet = await openFleet(ctx, config, false);
   try {
+    // The neighbour table knows IPs of Pis that talked to us; shown, not saved (the daemon owns seen.json).
+    await fleet.learnFromNeighbours({ persist: false });
     const pis = fleet.list();
     if (ctx.json) {
       printJson(ctx, options.discovered ? { pis, discovered: fleet.discovered() } : pis);
