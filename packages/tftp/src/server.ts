@@ -289,8 +289,9 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
       }
       if (peekAckBlock(msg) >= 0) {
         // An ACK from nobody we are serving: the single-port equivalent of a foreign TID.
-        this.replyError({ address: rinfo.address, port: rinfo.port }, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
-        this.drop('foreign-tid', { address: rinfo.address, port: rinfo.port });
+        const stranger = { address: rinfo.address, port: rinfo.port };
+        if (this.takeToken(stranger.address)) this.replyError(stranger, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
+        this.drop('foreign-tid', stranger);
         return;
       }
     }
@@ -525,6 +526,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
   dropped(reason: DropReason, client: TftpClient): void {
     this.drop(reason, client);
   }
+  /** @internal whether an unsolicited packet from this IP may still get an ERROR reply */
+  mayAnswer(ip: string): boolean {
+    return this.takeToken(ip);
+  }
   /** @internal the listening socket, shared by transfers in single-port mode */
   get sharedSocket(): UdpSocket | undefined {
     return this.options.singlePort ? this.socket : undefined;
@@ -677,6 +682,12 @@ class Transfer implements TransferSink {
         await bindSocket(socket, 0, address);
       } catch (error) {
         this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
+        this.socket = undefined;
+        try {
+          socket.close();
+        } catch {
+          // never bound: nothing to release
+        }
         this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
         return;
       }
@@ -693,8 +704,10 @@ class Transfer implements TransferSink {
 
   onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
-      // RFC 1350: a stranger on our TID gets ERROR 5; the transfer carries on.
-      this.socket?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address, () => undefined);
+      // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
+      if (this.server.mayAnswer(rinfo.address)) {
+        this.socket?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address);
+      }
       this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
       return;
     }
@@ -824,7 +837,8 @@ class Transfer implements TransferSink {
     this.machine.stop();
     const durationMs = this.startedAt ? this.server.config.clock.now() - this.startedAt : 0;
     if (reason !== 'shutdown' && this.socket) {
-      this.socket.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message }), this.client.port, this.client.address, () => undefined);
+      // The client gets a generic text; the details stay in the event and the log.
+      this.socket.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }), this.client.port, this.client.address);
     }
     this.server.emitFailure(this.failedEvent(reason, message, durationMs));
     await this.teardown();

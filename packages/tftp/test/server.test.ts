@@ -358,6 +358,23 @@ describe('TftpServer on loopback', () => {
     }
   });
 
+  it('reports io-error and frees the slot when a transfer socket cannot be bound', async () => {
+    const factory = (role: 'listen' | 'transfer'): UdpSocket => {
+      const socket = createSocket('udp4');
+      if (role === 'listen') return socket as unknown as UdpSocket;
+      // An address this host does not have: bind fails with EADDRNOTAVAIL (nothing is sent).
+      const bind = socket.bind.bind(socket);
+      return Object.assign(socket, { bind: (port: number, _address: string, cb: () => void) => bind(port, '192.0.2.1', cb) }) as unknown as UdpSocket;
+    };
+    const { server, port } = await startServer({ socketFactory: factory });
+    const failed = record(server, 'transfer-failed');
+    const result = await tftpGet({ host: HOST, port, file: 'one.bin', retries: 0, timeoutMs: 300 });
+    expect(result.ok).toBe(false);
+    await until(() => failed.length === 1);
+    expect(failed[0]).toMatchObject({ reason: 'io-error', file: 'one.bin' });
+    expect(server.stats).toMatchObject({ active: 0, queued: 0 });
+  });
+
   it('start() rejects when the port is taken; close() is idempotent and ends running transfers', async () => {
     const { server, port } = await startServer();
     const clash = new TftpServer({ address: HOST, port, source: new FileSource({ root }) });
