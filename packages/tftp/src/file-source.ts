@@ -226,6 +226,8 @@ export class FileSource {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly loading = new Map<string, Promise<CacheEntry | undefined>>();
   private cachedBytes = 0;
+  /** Bytes of cache loads in progress. */
+  private reservedBytes = 0;
   private hits = 0;
   private misses = 0;
   private streamed = 0;
@@ -358,22 +360,22 @@ export class FileSource {
   /** Reads a whole file into the cache, or returns undefined when the budget cannot hold it now. */
   private async load(real: string, expectedSize: number): Promise<CacheEntry | undefined> {
     this.makeRoom(expectedSize);
-    if (this.cachedBytes + expectedSize > this.cacheMaxBytes) return undefined;
+    if (this.cachedBytes + this.reservedBytes + expectedSize > this.cacheMaxBytes) return undefined;
+    // Reserve the bytes while reading, so parallel loads of different files respect the budget too.
+    let reserved = expectedSize;
+    this.reservedBytes += reserved;
     this.misses++;
-    let handle: FileHandle;
+    let handle: FileHandle | undefined;
     try {
       handle = await openFile(real, 'r');
-    } catch (error) {
-      if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
-      throw this.ioError(error);
-    }
-    try {
       const info = await handle.stat();
       if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
       const data = await handle.readFile();
       // A file that changed between stat and read gets the identity of what we actually read.
       const identity = data.length === info.size ? identityOf(info) : `${identityOf(info)}:${data.length}`;
       const entry: CacheEntry = { realPath: real, identity, data, refs: 0 };
+      this.reservedBytes -= reserved;
+      reserved = 0;
       const previous = this.cache.get(real);
       if (previous) this.evict(real, previous);
       this.makeRoom(data.length);
@@ -382,9 +384,11 @@ export class FileSource {
       return entry;
     } catch (error) {
       if (error instanceof TftpFileError) throw error;
+      if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
       throw this.ioError(error);
     } finally {
-      await handle.close().catch(() => undefined);
+      this.reservedBytes -= reserved;
+      await handle?.close().catch(() => undefined);
     }
   }
 
@@ -406,7 +410,7 @@ export class FileSource {
   /** Evicts unused entries, least recently used first, until `incoming` more bytes fit. */
   private makeRoom(incoming: number): void {
     for (const [key, entry] of this.cache) {
-      if (this.cachedBytes + incoming <= this.cacheMaxBytes) return;
+      if (this.cachedBytes + this.reservedBytes + incoming <= this.cacheMaxBytes) return;
       if (entry.refs === 0) this.evict(key, entry);
     }
   }

@@ -206,6 +206,18 @@ describe('FileSource', () => {
     d.body.release();
   });
 
+  it('keeps the budget when different files load in parallel', async () => {
+    for (const n of [4, 5, 6]) writeFileSync(join(root, `par${n}.bin`), Buffer.alloc(40_000, n));
+    const source = new FileSource({ root, cacheMaxBytes: 100_000 });
+    const opened = await Promise.all([4, 5, 6].map((n) => source.open(`par${n}.bin`)));
+    expect(source.stats.cachedBytes).toBeLessThanOrEqual(100_000);
+    expect(source.stats.streamed).toBe(1);
+    for (const [i, o] of opened.entries()) {
+      expect((await readAll(o.body)).every((x) => x === i + 4)).toBe(true);
+      o.body.release();
+    }
+  });
+
   it('checkRoot gives a clear error for an unusable root', async () => {
     await expect(new FileSource({ root: join(dir, 'nope') }).checkRoot()).rejects.toThrow(/not usable/);
     await expect(new FileSource({ root: join(root, 'bootcode.bin') }).checkRoot()).rejects.toThrow(/not a directory/);
