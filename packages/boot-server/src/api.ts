@@ -24,6 +24,9 @@ export interface ApiOptions {
 }
 
 /** Error codes of our libraries mapped to HTTP statuses; anything else is a 500. */
+/** Bytes an event-stream client may fall behind before it is disconnected. */
+const MAX_SSE_BUFFER = 1 << 20;
+
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   INVALID_SERIAL: 400,
   INVALID_MAC: 400,
@@ -251,6 +254,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       raw.write(': iot-tofu events\n\n');
       streams.add(raw);
       const off = options.bus.onAny((name, event) => {
+        // A subscriber that stopped reading must not make the daemon buffer without end.
+        if (raw.writableLength > MAX_SSE_BUFFER) {
+          raw.destroy();
+          return;
+        }
         raw.write(`event: ${name}\ndata: ${JSON.stringify(event)}\n\n`);
       });
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), (options.sseKeepAliveSeconds ?? 15) * 1000);

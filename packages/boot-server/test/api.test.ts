@@ -210,6 +210,23 @@ describe('HTTP API', () => {
     });
   });
 
+  describe('server-sent events, slow subscriber', () => {
+    it('disconnects a subscriber that stopped reading instead of buffering without end', async () => {
+      const { port } = new URL(base);
+      const baseline = bus.listenerCount('file-served');
+      const request = http.get({ host: '127.0.0.1', port: Number(port), path: '/api/v1/events', headers: auth });
+      const response = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
+      response.pause(); // never reads again
+      expect(bus.listenerCount('file-served')).toBe(baseline + 1);
+      const file = 'x'.repeat(1000);
+      for (let i = 0; i < 20_000 && bus.listenerCount('file-served') > baseline; i++) {
+        bus.emit('file-served', { clientIp: '10.0.0.9', file, bytes: i, ms: 1, retries: 0, at: i });
+      }
+      await expect.poll(() => bus.listenerCount('file-served')).toBe(baseline);
+      request.destroy();
+    });
+  });
+
   describe('OpenAPI document', () => {
     it('describes every route and matches live responses', async () => {
       const doc = (await call('GET', '/api/v1/openapi.json')).json;
