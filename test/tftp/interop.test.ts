@@ -44,6 +44,7 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
     content['9ffefdef/config.txt'] = Buffer.from('arm_64bit=1\nenable_uart=1\n');
     // Over 65535 blocks at blksize 8: the block number rolls over 65535 → 0 → 1.
     content['rollover.bin'] = randomBytes(65536 * 8 + 100);
+    content['notes.txt'] = Buffer.from('first line\nsecond line\n\nlast line without newline');
     for (const [name, data] of Object.entries(content)) writeFileSync(join(root, name), data);
     writeFileSync(join(dir, 'secret.txt'), 'must never leave');
     server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root }) });
@@ -64,6 +65,13 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
     expect(result.code).toBe(0);
     expect(fetched('hpa.bin').equals(content['big.bin']!)).toBe(true);
     expect(lastStarted()).toMatchObject({ blksize: 512, windowsize: 1 });
+  });
+
+  it('tftp-hpa in netascii mode gets the text back unchanged', async () => {
+    const result = await run('tftp', ['-m', 'ascii', HOST, String(port), '-c', 'get', 'notes.txt', join(out, 'notes.txt')], out);
+    expect(result.code).toBe(0);
+    expect(fetched('notes.txt').toString()).toBe(content['notes.txt']!.toString());
+    expect(lastStarted()).toMatchObject({ mode: 'netascii', size: content['notes.txt']!.length + 3 });
   });
 
   it('tftp-hpa gets a serial-folder file', async () => {

@@ -375,6 +375,61 @@ describe('TftpServer on loopback', () => {
     expect(server.stats).toMatchObject({ active: 0, queued: 0 });
   });
 
+  it('survives random garbage on the listening port and on transfer ports while transfers run', async () => {
+    // (RawPeer decodes what it receives; the garbage peer only gets well-formed ERROR replies.)
+    const ports = new Set<number>();
+    // Learn each transfer socket's port as it binds, so the garbage reaches the transfers too.
+    const socketFactory = (role: 'listen' | 'transfer'): UdpSocket => {
+      const socket = createSocket('udp4');
+      socket.once('listening', () => ports.add(socket.address().port));
+      return socket as unknown as UdpSocket;
+    };
+    const { server, port } = await startServer({ requestRate: { perSecond: 1000, burst: 1000 }, socketFactory });
+    const noisy = await RawPeer.open();
+    let seed = 99;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
+    const foreign = record(server, 'packet-dropped');
+    try {
+      const downloads = Promise.all([0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '512' }, keep: true, timeoutMs: 500 })));
+      const flood = (async () => {
+        for (let i = 0; i < 600; i++) {
+          const length = random() % 24;
+          const junk = Uint8Array.from({ length }, (_v, k) => (k === 0 ? random() % 2 : k === 1 ? random() % 9 : random()));
+          for (const target of ports) noisy.send(junk, target);
+          if (i % 50 === 0) await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const [results] = await Promise.all([downloads, flood]);
+      for (const r of results) expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
+      expect(ports.size).toBeGreaterThan(1);
+      expect(server.stats.dropped).toBeGreaterThan(100);
+      expect(foreign.some((d) => d.reason === 'foreign-tid')).toBe(true);
+      await until(() => server.stats.completed === 3);
+    } finally {
+      noisy.close();
+    }
+  });
+
+  it('logs through the injected pino-style logger (child per transfer), and only there', async () => {
+    const lines: { level: string; bindings: object; obj: object; msg?: string }[] = [];
+    const make = (bindings: object): import('../src/index.js').TftpLogger => ({
+      debug: (obj, msg) => lines.push({ level: 'debug', bindings, obj, msg }),
+      info: (obj, msg) => lines.push({ level: 'info', bindings, obj, msg }),
+      warn: (obj, msg) => lines.push({ level: 'warn', bindings, obj, msg }),
+      error: (obj, msg) => lines.push({ level: 'error', bindings, obj, msg }),
+      child: (more) => make({ ...bindings, ...more }),
+    });
+    const { port } = await startServer({ logger: make({ svc: 'tftp' }) });
+    await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { tsize: '0' }, abortAfterOack: true });
+    await tftpGet({ host: HOST, port, file: 'one.bin' });
+    await until(() => lines.some((l) => l.msg === 'tftp: file served'));
+    expect(lines[0]).toMatchObject({ level: 'info', msg: 'tftp: listening' });
+    const aborted = lines.find((l) => l.msg === 'tftp: client ended the transfer');
+    // "Early terminate" is normal: debug level, with the transfer's bindings
+    expect(aborted).toMatchObject({ level: 'debug', bindings: { svc: 'tftp', serial: '9ffefdef', file: '9ffefdef/start4.elf' }, obj: { code: 0, message: 'Early terminate' } });
+    expect(lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+  });
+
   it('start() rejects when the port is taken; close() is idempotent and ends running transfers', async () => {
     const { server, port } = await startServer();
     const clash = new TftpServer({ address: HOST, port, source: new FileSource({ root }) });
