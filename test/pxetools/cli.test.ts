@@ -166,6 +166,24 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
     expect(discovered).toEqual([{ serial: 'cafe0001', mac: 'd8:3a:dd:00:11:99', ip: '10.77.0.58', model: null, firstSeen: '2026-11-27T00:00:01.000Z', lastSeen: '2026-11-27T00:00:01.000Z' }]);
   });
 
+  it("--own-filesystem mirrors upstream's option 1 and prints where the files go", async () => {
+    const run = await pxetools(['--add', 'c0ffee01', '--owner', 'jo', '--name', 'diy', '--own-filesystem']);
+    const tftp = join(roots.tftpRoot, 'c0ffee01');
+    const nfs = join(roots.nfsRoot, 'c0ffee01');
+    expect(run).toEqual({
+      code: 0,
+      stdout:
+        'Serial: c0ffee01\n\nSetting up pi...\n\n' +
+        `You opted to prep your own system so please put files in:\n\t${tftp}\n\t${nfs}\n` +
+        "I have wrote you a cmdline.txt so don't change it:\n" +
+        `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${nfs},vers=4.1,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n` +
+        'Should be working, you might have to wait SSH lets you in.\n',
+      stderr: '',
+    });
+    expect(readdirSync(nfs)).toEqual([]);
+    expect((await pxetools(['--remove', 'c0ffee01', '--yes'])).code).toBe(0);
+  });
+
   it.each([
     { label: 'a bad serial', args: ['--add', '12345', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'INVALID_SERIAL' },
     { label: 'a duplicate serial', args: ['--add', '9F55BBFD', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'PI_EXISTS' },
