@@ -4,6 +4,7 @@ import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import fastifySwagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
+import { HTTP_STATUS_BY_CODE } from '@iot-tofu/fleet';
 import { BOOT_EVENT_NAMES, type EventBus } from './events.js';
 import type { BootMetrics } from './metrics.js';
 import * as schemas from './api-schemas.js';
@@ -23,28 +24,11 @@ export interface ApiOptions {
   version?: string;
 }
 
-/** Error codes of our libraries mapped to HTTP statuses; anything else is a 500. */
 /** Bytes an event-stream client may fall behind before it is disconnected. */
 const MAX_SSE_BUFFER = 1 << 20;
 
-const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  INVALID_SERIAL: 400,
-  INVALID_MAC: 400,
-  INVALID_NAME: 400,
-  INVALID_OWNER: 400,
-  INVALID_REQUEST: 400,
-  BASE_INVALID: 400,
-  NOT_ROOT: 403,
-  PI_NOT_FOUND: 404,
-  BASE_NOT_FOUND: 404,
-  PI_EXISTS: 409,
-  BASE_EXISTS: 409,
-  PI_BUSY: 409,
-  PI_MOUNTED: 409,
-  NOT_SET_UP: 409,
-  IMPORT_FAILED: 422,
-  LOCKED: 503,
-};
+/** Error codes mapped to HTTP statuses: the fleet's table plus ours; anything else is a 500. */
+const STATUS_BY_CODE: Readonly<Record<string, number>> = { ...HTTP_STATUS_BY_CODE, INVALID_REQUEST: 400 };
 
 /** HTTP status for an error: the stable code decides, a `NOT_FOUND`/`INVALID` suffix is a good hint. */
 export function statusForError(error: unknown): number {
@@ -146,8 +130,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
+  // Every route needs the token unless it says it is public (/metrics, /healthz). Deciding by the
+  // matched route, not the raw URL, so an encoded path cannot slip past.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/api/')) return;
+    if ((request.routeOptions.config as { public?: boolean } | undefined)?.public === true) return;
     const header = request.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1] || !sameToken(match[1], options.token)) {
@@ -181,8 +167,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const { fleet } = options;
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', ...(options.health?.() ?? {}) }));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/healthz', { schema: { hide: true }, config: { public: true } }, async () => ({ status: 'ok', ...(options.health?.() ?? {}) }));
+  app.get('/metrics', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => {
     reply.header('content-type', options.metrics.contentType);
     return options.metrics.render();
   });

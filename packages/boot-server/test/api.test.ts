@@ -50,6 +50,9 @@ describe('HTTP API', () => {
       ['GET', '/api/v1/events'],
       ['GET', '/api/v1/openapi.json'],
       ['GET', '/api/v1/no-such-route'],
+      ['GET', '/%61pi/v1/pis'],
+      ['GET', '/api/v1/pis/../pis'],
+      ['GET', '/API/v1/pis'],
     ])('refuses %s %s without the token', async (method, path) => {
       const response = await call(method, path, undefined, {});
       expect(response.status).toBe(401);
