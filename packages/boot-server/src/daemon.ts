@@ -240,7 +240,7 @@ export class BootServer {
     this.apiTokenPath = path;
     if (created) this.logger.info({ path }, `API token written to ${path} (mode 0600)`);
     const api = await buildApi({
-      fleet: fleetPort(fleet),
+      fleet: fleetPort(fleet, () => this.bus.emit('registry-changed', { at: this.now() })),
       bus: this.bus,
       metrics: this.metrics!,
       token,

@@ -24,9 +24,16 @@ function setupSource(input: SetupInput) {
   throw new IotTofuError('INVALID_REQUEST', 'setup needs one source: image, bootTarball + rootTarball, or bootDir + rootfsDir');
 }
 
-/** Presents a Fleet as the API's port: same verbs, same JSON as `pxetools --json`. */
-export function fleetPort(fleet: FleetVerbs): FleetPort {
+/**
+ * Presents a Fleet as the API's port: same verbs, same JSON as `pxetools --json`. `onChange` runs
+ * after each successful change (the registry watcher only reports other processes' writes).
+ */
+export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefined): FleetPort {
   const json = (value: object) => value as Json;
+  const changed = <T>(value: T): T => {
+    onChange();
+    return value;
+  };
   return {
     list: async () => fleet.list().map(json),
     get: async (serial) => json(fleet.get(serial)),
@@ -34,9 +41,9 @@ export function fleetPort(fleet: FleetVerbs): FleetPort {
       // Like `pxetools --add` without a terminal: base is required unless ownFilesystem (the fleet says so).
       const { serial, owner, name, base, mac, ownFilesystem, dockerDisk } = input;
       const result = await fleet.add({ serial, owner, name, ...(base ? { base } : {}), ...(mac ? { mac } : {}), ...(ownFilesystem ? { ownFilesystem } : {}), ...(dockerDisk ? { dockerDisk } : {}) });
-      return json(result.pi);
+      return changed(json(result.pi));
     },
-    remove: async (serial) => json(await fleet.remove(serial)),
+    remove: async (serial) => changed(json(await fleet.remove(serial))),
     timeline: async (serial) => {
       const short = parseSerial(serial).short;
       const events = fleet.timeline(short);
@@ -48,7 +55,7 @@ export function fleetPort(fleet: FleetVerbs): FleetPort {
     },
     discovered: async () => fleet.discovered().map(json),
     bases: async () => fleet.bases().map(json),
-    setup: async (input: SetupInput) => json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base),
-    reset: async (_input: ResetInput) => json(await fleet.reset()),
+    setup: async (input: SetupInput) => changed(json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base)),
+    reset: async (_input: ResetInput) => changed(json(await fleet.reset())),
   };
 }

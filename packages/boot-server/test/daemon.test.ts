@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
+import { Fleet } from '@iot-tofu/fleet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { havePeers } from '../../../test/lab/index.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
@@ -91,6 +92,23 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
     expect(metrics).toMatch(/^iot_tofu_boots_failed_total\{reason="file-missing"\} 1$/m);
     expect(metrics).toMatch(/^iot_tofu_tftp_transfers_total\{result="missing"\} 1$/m);
     expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({ status: 'ok', dhcp: false, tftp: true, serverIp: '127.0.0.1', pis: 1 });
+  });
+
+  it('announces registry changes, its own and those another process (pxetools) makes', async () => {
+    const changes: number[] = [];
+    const off = server.bus.on('registry-changed', (e) => changes.push(e.at));
+    try {
+      expect((await api('POST', '/api/v1/pis', { serial: '0b1b2c3d', owner: 'root', name: 'other', ownFilesystem: true })).status).toBe(201);
+      expect(changes).toHaveLength(1);
+      // A second Fleet on the same folders stands in for the pxetools CLI.
+      const cli = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1' });
+      await cli.remove('0b1b2c3d');
+      await cli.close();
+      await expect.poll(() => changes.length).toBe(2);
+      expect((await api('GET', '/api/v1/pis/0b1b2c3d')).status).toBe(404);
+    } finally {
+      off();
+    }
   });
 
   it('a second daemon on the same TFTP port fails to start with the key named, and holds nothing', async () => {
