@@ -191,6 +191,8 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
     { label: 'an invalid host name', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'bad_name!', '--base', 'lite'], code: 'INVALID_NAME' },
     { label: 'a missing owner without a terminal', args: ['--add', 'deadbeef', '--name', 'x', '--base', 'lite'], code: 'USAGE' },
     { label: 'remove without --yes and without a terminal', args: ['--remove', '9f55bbfd'], code: 'USAGE' },
+    { label: 'removing a base that Pis use', args: ['remove-base', 'lite', '--yes'], code: 'BASE_IN_USE' },
+    { label: 'a second base under an existing name', args: ['setup', '--base', 'lite', '--boot-dir', '/nonexistent', '--rootfs-dir', '/nonexistent'], code: 'BASE_EXISTS' },
   ])('fails with one clear line and changes nothing for $label', async ({ args, code }) => {
     const before = snapshot();
     const run = await pxetools(args);

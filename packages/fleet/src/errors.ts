@@ -8,6 +8,7 @@ export type FleetErrorCode =
   | 'PI_MOUNTED'
   | 'BASE_NOT_FOUND'
   | 'BASE_EXISTS'
+  | 'BASE_IN_USE'
   | 'BASE_INVALID'
   | 'NOT_SET_UP'
   | 'NOT_ROOT'
@@ -29,6 +30,7 @@ export class FleetError extends IotTofuError {
 export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   PI_EXISTS: 409,
   BASE_EXISTS: 409,
+  BASE_IN_USE: 409,
   PI_BUSY: 409,
   PI_MOUNTED: 409,
   LOCKED: 503,

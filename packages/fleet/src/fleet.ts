@@ -393,7 +393,7 @@ export class Fleet {
     if (!BASE_NAME.test(name) || name === 'base') throw new FleetError('INVALID_REQUEST', `Invalid base name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`);
     await this.reload();
     if (this.data.bases[name] || (await exists(join(this.nfsRoot, 'bases', name)))) {
-      throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(this.nfsRoot, 'bases', name)}); remove it or pick another name`);
+      throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(this.nfsRoot, 'bases', name)}); remove it with pxetools remove-base ${name} or pick another name`);
     }
     const tag = randomBytes(4).toString('hex');
     const basesDir = join(this.nfsRoot, 'bases');
@@ -496,6 +496,48 @@ export class Fleet {
     for (const path of leftovers) {
       this.logger.warn({ path }, 'removing what an interrupted setup left behind');
       await removeTree(path);
+    }
+  }
+
+  /**
+   * Deletes a base (its root, its boot files, and `<tftpRoot>/base` when it is the default). Refused
+   * with BASE_IN_USE while a registered Pi was built from it, or, for the default base, while a
+   * Pi relies on `<tftpRoot>/base` for its firmware (own-filesystem and adopted Pis).
+   */
+  async removeBase(name: string): Promise<{ name: string; removed: boolean }> {
+    this.requireRoot('remove-base');
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
+    const release = await acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup', code: 'LOCKED' });
+    try {
+      await this.reload();
+      const base = this.data.bases[name];
+      if (!base) return { name, removed: false };
+      const isDefault = this.data.defaultBase === name;
+      const users = Object.values(this.data.pis).filter((p) => p.base === name || (isDefault && p.base === null));
+      if (users.length) {
+        throw new FleetError('BASE_IN_USE', `base ${name} is used by ${users.map((p) => p.serial).join(', ')}; remove those Pis first`);
+      }
+      const tag = randomBytes(4).toString('hex');
+      const trash: string[] = [];
+      const moves: Array<[string, string]> = [[base.rootDir, join(this.nfsRoot, 'bases', `.${name}.tmp-${tag}`)], [base.bootDir, join(this.stateDir, 'bases', `.${name}.tmp-${tag}`)]];
+      if (isDefault) moves.push([join(this.tftpRoot, 'base'), join(this.tftpRoot, `.base.tmp-${tag}`)]);
+      for (const [from, to] of moves) {
+        if (await exists(from)) {
+          await rename(from, to);
+          trash.push(to);
+        }
+      }
+      await this.store.mutate((data) => {
+        delete data.bases[name];
+        if (data.defaultBase === name) data.defaultBase = null;
+        return { write: true, value: undefined };
+      });
+      if (isDefault) await rm(join(this.tftpRoot, 'bootcode.bin'), { force: true });
+      for (const path of trash) await removeTree(path);
+      await this.reload();
+      return { name, removed: true };
+    } finally {
+      await release();
     }
   }
 

@@ -158,6 +158,23 @@ describe('add is transactional', () => {
     expect(w.snapshot().state).toEqual([]);
   });
 
+  it('removeBase refuses bases in use and deletes unused ones completely', async () => {
+    const w = await world();
+    const fleet = await w.open();
+    await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
+    await fleet.setup({ base: 'other', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
+    await fleet.add({ serial: 'dddd0001', owner: 'jo', name: 'd1', base: 'other' });
+    await fleet.add({ serial: 'dddd0002', owner: 'jo', name: 'd2', ownFilesystem: true });
+    await expect(fleet.removeBase('other')).rejects.toMatchObject({ code: 'BASE_IN_USE', message: expect.stringContaining('dddd0001') });
+    // The default base feeds <tftpRoot>/base, which the own-filesystem Pi boots from.
+    await expect(fleet.removeBase('lite')).rejects.toMatchObject({ code: 'BASE_IN_USE', message: expect.stringContaining('dddd0002') });
+    await fleet.remove('dddd0002');
+    expect(await fleet.removeBase('lite')).toEqual({ name: 'lite', removed: true });
+    expect(fleet.bases().map((b) => b.name)).toEqual(['other']);
+    expect(w.snapshot()).toMatchObject({ bases: ['other'], stateBases: ['other'], tftp: ['dddd0001'] });
+    expect(await fleet.removeBase('lite')).toEqual({ name: 'lite', removed: false });
+  });
+
   it('own filesystem and a non-default base', async () => {
     const w = await world();
     const fleet = await w.open();

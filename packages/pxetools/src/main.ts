@@ -15,7 +15,7 @@ export const ROOT_MESSAGE = 'Please run with sudo or as root user';
 export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
 
 const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--own-filesystem', '--config-txt', '--docker-disk', '--discovered']);
-const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'discovered', 'adopt', 'help']);
+const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'remove-base', 'discovered', 'adopt', 'help']);
 
 /** The upstream --list table for registered Pis (PXETOOLS.md B1 items 21-25, sorted, no stray rows). */
 export function listTable(pis: readonly PiJson[]): string {
@@ -306,6 +306,23 @@ async function doReset(ctx: Context, o: { yes?: boolean }): Promise<void> {
   }
 }
 
+async function doRemoveBase(ctx: Context, name: string, yes: boolean | undefined): Promise<void> {
+  requireRoot(ctx);
+  if (!(await confirm(ctx, yes, `ARE YOU SURE YOU WANT TO DELETE BASE ${name}? Y/N: `, `delete base ${name}`))) {
+    out(ctx, 'Aborting');
+    return;
+  }
+  const { config } = await loadConfig(ctx);
+  const fleet = await openFleet(ctx, config, false);
+  try {
+    const result = await fleet.removeBase(name);
+    if (ctx.json) printJson(ctx, result);
+    else out(ctx, result.removed ? `Removed base ${name}` : `base ${name} does not exist; nothing to remove`);
+  } finally {
+    await fleet.close();
+  }
+}
+
 async function doBases(ctx: Context): Promise<void> {
   const { config } = await loadConfig(ctx);
   const fleet = await openFleet(ctx, config, false);
@@ -422,6 +439,14 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .action((_o: unknown, command: Command) => {
       applyGlobals(ctx, globals(command));
       run(doBases(ctx));
+    });
+  common(program.command('remove-base'))
+    .description('delete a base no Pi uses (asks first)')
+    .argument('<name>', 'base name')
+    .action((name: string, _o: unknown, command: Command) => {
+      const o = globals(command);
+      applyGlobals(ctx, o);
+      run(doRemoveBase(ctx, name, o.yes));
     });
   common(program.command('discovered'))
     .description('list Pis seen on the network but not registered')
