@@ -1,4 +1,4 @@
-import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { mkdirSync, watch as fsWatch, type FSWatcher } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
@@ -347,8 +347,8 @@ export class Fleet {
           })
           .catch((error: unknown) => this.logger.warn({ err: error }, 'registry reload failed'));
       };
-      void mkdir(this.stateDir, { recursive: true }).catch(() => undefined);
       try {
+        mkdirSync(this.stateDir, { recursive: true });
         this.watcher = fsWatch(this.stateDir, { persistent: false }, (_event, name) => {
           if (name !== 'registry.json') return;
           if (!timer) timer = setTimeout(fire, 30);

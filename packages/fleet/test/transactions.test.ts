@@ -323,3 +323,14 @@ describe('learned facts and timelines', () => {
     expect((await fleet.adopt({ upstreamExports: upstream })).adopted).toEqual([]);
   });
 });
+
+describe('watch on a fresh state dir', () => {
+  it('works before anything was ever written', async () => {
+    const w = await world();
+    const daemon = await w.open();
+    const got = new Promise<string[]>((resolve) => daemon.watch((c) => resolve(c.added)));
+    const cli = await w.open();
+    await cli.add({ serial: 'eeee0001', owner: 'jo', name: 'e1', ownFilesystem: true });
+    expect(await got).toEqual(['eeee0001']);
+  });
+});
