@@ -246,7 +246,7 @@ export class Fleet {
   recordSeen(fact: SeenFact): void {
     const mac = safeMac(fact.mac);
     if (!mac) return;
-    const at = new Date(fact.at).toISOString();
+    const at = this.isoTime(fact.at);
     const previous = this.seen.get(mac);
     const serial = (fact.serial !== undefined ? safeShort(fact.serial) : undefined) ?? previous?.serial ?? this.registeredMacs.get(mac) ?? null;
     const record: SeenRecord = {
@@ -304,7 +304,7 @@ export class Fleet {
     const short = safeShort(serial);
     if (!short) return;
     const list = this.timelines.get(short) ?? [];
-    list.push({ ...event, type: event.type, at: new Date(event.at ?? this.clock()).toISOString() });
+    list.push({ ...event, type: event.type, at: this.isoTime(event.at) });
     if (list.length > this.timelineLimit) list.splice(0, list.length - this.timelineLimit);
     this.timelines.set(short, list);
   }
@@ -810,6 +810,12 @@ export class Fleet {
         if (match && (serial === undefined || match[1] === serial)) await removeTree(join(root, name));
       }
     }
+  }
+
+  /** A fact's time as ISO text; a missing or invalid time means now (facts never throw). */
+  private isoTime(at: Date | string | number | undefined): string {
+    const date = at === undefined ? this.clock() : new Date(at);
+    return Number.isNaN(date.getTime()) ? this.clock().toISOString() : date.toISOString();
   }
 
   private requireRoot(verb: string): void {
