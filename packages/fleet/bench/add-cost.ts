@@ -20,6 +20,8 @@ const gb = Number(args[args.indexOf('--gb') + 1] ?? 2) || 2;
 const totalBytes = gb * 1024 ** 3;
 const work = '/work';
 
+/** Allocated bytes of a tree (du counts shared reflinked blocks in full: only exact without reflink). */
+const du = (path: string) => Number(execFileSync('du', ['-s', '--block-size=1', path], { encoding: 'utf8' }).split('\t')[0]);
 const used = (path: string) => {
   const s = statfsSync(path);
   return (s.blocks - s.bfree) * s.bsize;
@@ -84,6 +86,7 @@ try {
   execFileSync('sync');
   const plainMs = performance.now() - t;
   const plainBytes = used(dir) - before;
+  const plainDu = du(join(dir, 'plain-copy'));
   rmSync(join(dir, 'plain-copy'), { recursive: true, force: true });
   execFileSync('sync');
 
@@ -93,13 +96,14 @@ try {
   execFileSync('sync');
   const addMs = performance.now() - t;
   const addBytes = used(dir) - before;
+  const addDu = du(join(dir, 'nfs', '9f55bbfd')) + du(join(dir, 'tftpboot', '9f55bbfd'));
   await fleet.close();
 
   const mib = (b: number) => (b / 1024 ** 2).toFixed(0);
   console.log(`setup (import ${gb} GiB base from a directory): ${(setupMs / 1000).toFixed(1)} s`);
-  console.log(`plain cp -a:   ${(plainMs / 1000).toFixed(1)} s, ${mib(plainBytes)} MiB on disk`);
-  console.log(`Fleet.add:     ${(addMs / 1000).toFixed(1)} s, ${mib(addBytes)} MiB on disk, copy mode ${result.copyMode}`);
-  console.log(`ratios add/plain: time ${(addMs / plainMs).toFixed(2)}, disk ${(addBytes / plainBytes).toFixed(3)}`);
+  console.log(`plain cp -a:   ${(plainMs / 1000).toFixed(1)} s, filesystem used +${mib(plainBytes)} MiB, du ${mib(plainDu)} MiB`);
+  console.log(`Fleet.add:     ${(addMs / 1000).toFixed(1)} s, filesystem used +${mib(addBytes)} MiB, du ${mib(addDu)} MiB, copy mode ${result.copyMode}`);
+  console.log(`ratios add/plain: time ${(addMs / plainMs).toFixed(2)}, disk (filesystem used) ${(addBytes / plainBytes).toFixed(3)}, disk (du) ${(addDu / plainDu).toFixed(3)}`);
 } finally {
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
 }
