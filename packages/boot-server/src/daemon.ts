@@ -209,7 +209,8 @@ export class BootServer {
       logger: this.libraryLogger('dhcp'),
     });
     dhcp.on('pi-seen', (e) => {
-      if (e.serial) this.macBySerial.set(e.serial, e.mac);
+      // Only registered Pis: spoofed DISCOVERs with made-up serials must not grow this map.
+      if (e.serial && fleet.isRegistered({ serial: e.serial })) this.macBySerial.set(e.serial, e.mac);
       const ip = e.from.split(':')[0];
       this.bus.emit('pi-seen', { ...opt('serial', e.serial), mac: e.mac, ...opt('model', e.model), ...(ip && ip !== '0.0.0.0' ? { ip } : {}), answered: e.answered, at: this.now() });
     });
@@ -285,7 +286,7 @@ export class BootServer {
       this.bus.on('pi-seen', (e) => {
         fleet.recordSeen({ ...opt('serial', e.serial), mac: e.mac, ...opt('ip', e.ip), ...(e.model ? { model: e.model as never } : {}), at: e.at });
         record('pi-seen', e.serial ?? fleet.serialForMac(e.mac), e);
-        this.publish(this.tracker.observe({ type: 'pi-seen', ...opt('serial', e.serial), ...opt('model', e.model), at: e.at }));
+        if (e.serial && fleet.isRegistered({ serial: e.serial })) this.publish(this.tracker.observe({ type: 'pi-seen', serial: e.serial, ...opt('model', e.model), at: e.at }));
       }),
       this.bus.on('offer-sent', (e) => {
         if (e.serial) this.lastIgnored.delete(e.serial);
