@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
@@ -16,7 +16,8 @@ import { fleetPort } from './fleet-adapter.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
 
 export interface BootServerDeps {
-  logger: Logger;
+  /** Default: silent. */
+  logger?: Logger;
   /** Runs exportfs and friends for the fleet (tests may inject). */
   runner?: CommandRunner;
   /** Wall clock in ms (timelines, boot durations). */
@@ -86,10 +87,10 @@ export class BootServer {
   private closing: Promise<void> | undefined;
   private apiTokenPath: string | undefined;
 
-  constructor(config: BootServerConfig, deps: BootServerDeps) {
+  constructor(config: BootServerConfig, deps: BootServerDeps = {}) {
     this.config = config;
     this.deps = deps;
-    this.logger = deps.logger;
+    this.logger = deps.logger ?? pino({ level: 'silent' });
     this.now = deps.now ?? Date.now;
     this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
     this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000 });
@@ -397,7 +398,7 @@ export class BootServer {
 }
 
 /** Starts a BootServer; rejects (with everything closed again) when any part cannot start. */
-export async function startBootServer(config: BootServerConfig, deps: BootServerDeps): Promise<{ server: BootServer; addresses: ListeningSocket[] }> {
+export async function startBootServer(config: BootServerConfig, deps: BootServerDeps = {}): Promise<{ server: BootServer; addresses: ListeningSocket[] }> {
   const server = new BootServer(config, deps);
   const addresses = await server.start();
   return { server, addresses };
