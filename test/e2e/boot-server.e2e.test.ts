@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExports } from '@iot-tofu/nfs-server-lite';
 import { simulatedIdentities, type PiReport, type StormSummary } from '@iot-tofu/rpi-sim';
-import { canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { canUseNetns, havePeers, inCI, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
 import { applyProfile, createStormLab, PROFILES, SERVER_IP, type StormLab } from '../../bench/storm/topology.js';
 import { fleetFixture, type FleetFixture } from '../../packages/boot-server/test/fleet-fixture.js';
 
@@ -14,6 +14,14 @@ interface SimOutput {
 }
 
 const KERNEL_BYTES = 3_000_000;
+const OVMF = '/usr/share/ovmf/OVMF.fd';
+
+/** Same rule as havePeers: a missing firmware image fails in CI instead of skipping. */
+function haveFile(path: string): boolean {
+  if (existsSync(path)) return true;
+  if (inCI) throw new Error(`${path} missing in CI (package ovmf, see .ci/apt-packages.txt)`);
+  return false;
+}
 
 /**
  * The daemon as a child process in its own namespace, dnsmasq as the site router, and simulated
@@ -253,5 +261,34 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     }
     spans.sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+  }, 180_000);
+
+  // A real PXE firmware (OVMF, x86-64 UEFI, in QEMU under TCG) against the daemon: SIGHUP adds a
+  // `pxe.uefiX64` boot file, the firmware gets it in the proxy offer and downloads it over TFTP.
+  it.runIf(havePeers('qemu-system-x86_64') && haveFile(OVMF))('SIGHUP adds a UEFI boot file; OVMF in QEMU downloads it through the daemon', async () => {
+    if (!daemon) await startDaemon();
+    mkdirSync(join(fixture.tftpRoot, 'uefi'), { recursive: true });
+    writeFileSync(join(fixture.tftpRoot, 'uefi', 'boot.efi'), Buffer.alloc(64 * 1024, 0x5a));
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configFile, JSON.stringify({ ...config, pxe: { uefiX64: 'uefi/boot.efi' } }));
+    daemon!.kill('SIGHUP');
+    await waitForOutput(daemon!, /SIGHUP: config reloaded/, 10_000);
+
+    await storm.lab.addTap('tap0');
+    const serial = join(fixture.dir, 'ovmf.serial');
+    const qemu = storm.lab.spawn('sw', 'qemu-system-x86_64', [
+      '-accel', 'tcg', '-m', '256', '-bios', OVMF, '-display', 'none', '-serial', `file:${serial}`, '-monitor', 'none',
+      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:31,romfile=',
+    ]);
+    try {
+      await expect
+        .poll(async () => (await metrics()).get('iot_tofu_tftp_file_duration_seconds_count{file="uefi/boot.efi"}') ?? 0, { timeout: 90_000, interval: 1000 })
+        .toBeGreaterThanOrEqual(1);
+      const m = await metrics();
+      expect(m.get('iot_tofu_dhcp_offers_total{type="offer",kind="uefi-x64"}')).toBeGreaterThanOrEqual(1);
+      await expect.poll(() => (existsSync(serial) ? readFileSync(serial, 'latin1') : ''), { timeout: 20_000 }).toContain('NBP file downloaded successfully');
+    } finally {
+      await stopProcess(qemu);
+    }
   }, 180_000);
 });
