@@ -337,3 +337,13 @@ describe('watch on a fresh state dir', () => {
     expect(await got).toEqual(['eeee0001']);
   });
 });
+
+describe('a damaged registry', () => {
+  it('is reported with REGISTRY_CORRUPT and never overwritten', async () => {
+    const w = await world();
+    mkdirSync(w.options.stateDir, { recursive: true });
+    writeFileSync(join(w.options.stateDir, 'registry.json'), '{"version":1,"pis":{"9f55');
+    await expect(Fleet.open(w.options)).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('registry.json') });
+    expect(readFileSync(join(w.options.stateDir, 'registry.json'), 'utf8')).toBe('{"version":1,"pis":{"9f55');
+  });
+});
