@@ -19,7 +19,13 @@ interface BootState {
   lastActivity: number;
   sawTftp: boolean;
   done: boolean;
+  endedAt?: number;
+  /** A failure was reported; the boot may still recover (e.g. the firmware falls back). */
+  failureReported?: boolean;
 }
+
+/** Kernel images of every Pi OS flavour (64-bit, 32-bit, Pi 5): serving one whole is the goal of a boot. */
+const KERNEL_FILE = /^kernel[^/]*\.img$/;
 
 /** `9f55bbfd/start4.elf` → { serial: '9f55bbfd', file: 'start4.elf' }; unprefixed paths have no serial. */
 export function splitServedPath(path: string): { serial?: string; file: string } {
@@ -42,11 +48,14 @@ export class BootTracker {
   private readonly modelBySerial = new Map<string, PiModel>();
   private tftpTimeoutMs: number;
   private readonly stallMs: number;
+  private readonly afterBootMs: number;
 
-  constructor(options: { tftpAfterOfferTimeoutMs: number; stallMs?: number }) {
+  constructor(options: { tftpAfterOfferTimeoutMs: number; stallMs?: number; afterBootMs?: number }) {
     this.tftpTimeoutMs = options.tftpAfterOfferTimeoutMs;
     // A Pi gives up on a file after 30 s; a minute without any request means this boot is over.
     this.stallMs = options.stallMs ?? 60_000;
+    // Files fetched after the kernel (initramfs, late overlays) still belong to the boot that ended.
+    this.afterBootMs = options.afterBootMs ?? 60_000;
   }
 
   /** SIGHUP may change the timeout; boots in progress keep their state. */
@@ -100,6 +109,7 @@ export class BootTracker {
     const serial = this.serialOf(event);
     if (!serial) return [];
     let state = this.boots.get(serial);
+    if (state?.done && event.at - (state.endedAt ?? state.startedAt) < this.afterBootMs) return [];
     if (!state || state.done) {
       // TFTP without an offer we saw (e.g. the daemon restarted mid-boot): track from here.
       state = { startedAt: event.at, lastActivity: event.at, sawTftp: true, done: false };
@@ -109,11 +119,12 @@ export class BootTracker {
     state.lastActivity = event.at;
     const file = splitServedPath(event.file).file;
     if (event.type === 'file-served' && this.isKernel(serial, file)) {
-      state.done = true;
+      end(state, event.at);
       return [{ type: 'boot-complete', serial, ms: event.at - state.startedAt, at: event.at }];
     }
-    if (event.type === 'transfer-failed' && event.kind === 'missing' && this.isRequired(serial, file)) {
-      state.done = true;
+    if (event.type === 'transfer-failed' && event.kind === 'missing' && !state.failureReported && this.isRequired(serial, file)) {
+      // Reported once; the boot stays open because the firmware may fall back (unprefixed paths).
+      state.failureReported = true;
       return [{ type: 'boot-failed', serial, reason: `${file} missing`, at: event.at }];
     }
     return [];
@@ -124,13 +135,13 @@ export class BootTracker {
     const out: BootOutcome[] = [];
     for (const [serial, state] of this.boots) {
       if (!state.done && !state.sawTftp && now - (state.offeredAt ?? state.startedAt) >= this.tftpTimeoutMs) {
-        state.done = true;
+        end(state, now);
         // Admitted but never offered (the offer went to someone else's key, or was not sent): just free the slot.
         if (state.offeredAt !== undefined) out.push({ type: 'boot-failed', serial, reason: 'no TFTP after offer', at: now });
       }
       if (!state.done && state.sawTftp && now - state.lastActivity >= this.stallMs) {
-        state.done = true;
-        out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before the kernel`, at: now });
+        end(state, now);
+        if (!state.failureReported) out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before the kernel`, at: now });
       }
       // Forget finished boots after a while so the map stays small on a long-running server.
       if (state.done && now - state.startedAt > 3_600_000) this.boots.delete(serial);
@@ -150,7 +161,7 @@ export class BootTracker {
   }
 
   private isKernel(serial: string, file: string): boolean {
-    return this.models(serial).some((m) => bootSequence(m).some((r) => r.kernel && r.file === file));
+    return KERNEL_FILE.test(file) || this.models(serial).some((m) => bootSequence(m).some((r) => r.kernel && r.file === file));
   }
 
   private isRequired(serial: string, file: string): boolean {
@@ -158,4 +169,9 @@ export class BootTracker {
     const models = this.models(serial);
     return models.every((m) => bootSequence(m).some((r) => !r.optional && r.file === file));
   }
+}
+
+function end(state: BootState, at: number): void {
+  state.done = true;
+  state.endedAt = at;
 }

@@ -22,6 +22,10 @@ describe('BootTracker', () => {
     ['Pi 3 bootcode.bin at the root is attributed by IP after the first prefixed request', [seen(0, 'pi3b'), offer(0), served(100, `${S}/start.elf`), missing(200, 'bootcode.bin')], 1000, [{ type: 'boot-failed', serial: S, reason: 'bootcode.bin missing', at: 200 }]],
     ['Pi 5 kernel', [seen(0, 'pi5'), offer(0), served(2500, `${S}/kernel_2712.img`)], 3000, [{ type: 'boot-complete', serial: S, ms: 2500, at: 2500 }]],
     ['unknown client IP and unprefixed file: nothing to say', [served(10, 'boot.ipxe')], 100_000, []],
+    ['an initramfs after the kernel is part of the same boot, not a new one that stalls', [seen(0), offer(0), served(3000, `${S}/kernel8.img`), served(3500, `${S}/initramfs8`)], 200_000, [{ type: 'boot-complete', serial: S, ms: 3000, at: 3000 }]],
+    ['a 32-bit kernel counts too', [seen(0), offer(0), served(2000, `${S}/kernel7l.img`)], 3000, [{ type: 'boot-complete', serial: S, ms: 2000, at: 2000 }]],
+    ['a boot that recovers after a missing file still completes', [seen(0), offer(0), missing(50, `${S}/start4.elf`), served(2000, `${S}/kernel8.img`)], 3000, [{ type: 'boot-failed', serial: S, reason: 'start4.elf missing', at: 50 }, { type: 'boot-complete', serial: S, ms: 2000, at: 2000 }]],
+    ['a failure is reported once, also when the boot then stalls', [seen(0), offer(0), missing(50, `${S}/start4.elf`), missing(60, `${S}/start4.elf`)], 100_000, [{ type: 'boot-failed', serial: S, reason: 'start4.elf missing', at: 50 }]],
   ];
   it.each(cases)('%s', (_name, events, now, expected) => {
     const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000 });
