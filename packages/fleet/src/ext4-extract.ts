@@ -74,6 +74,8 @@ export class Ext4Reader {
     private readonly offset: number,
   ) {
     this.sb = decodeSuperblock(this.readBytes(1024, 1024));
+    // Without replaying the journal, metadata could be stale: refuse rather than copy wrong files.
+    if (this.sb.needsRecovery) throw new DecodeError('the filesystem was not unmounted cleanly (its journal needs recovery); run e2fsck on it first', 0x60);
   }
 
   readBytes(position: number, length: number): Uint8Array {

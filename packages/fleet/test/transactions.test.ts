@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, lstatSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, lstatSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
-import { makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
+import { IMAGE_LAYOUT, makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -223,6 +223,22 @@ describe('setup is transactional', () => {
     const fleet2 = await (await world()).open();
     await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: junk } })).rejects.toMatchObject({ code: 'IMPORT_FAILED', message: expect.stringContaining('no usable MBR') });
     await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: join(w.dir, 'missing.img') } })).rejects.toMatchObject({ code: 'IMPORT_FAILED' });
+    expect(w.snapshot().bases).toEqual([]);
+  });
+
+  it('refuses a root filesystem whose journal needs recovery', async () => {
+    const w = await world();
+    const { image } = makePiImage(join(w.dir, 'img'));
+    // Set INCOMPAT_RECOVER (0x4) in the root partition's superblock.
+    const fd = openSync(image, 'r+');
+    const at = IMAGE_LAYOUT.rootStart * 512 + 1024 + 0x60;
+    const word = Buffer.alloc(4);
+    readSync(fd, word, 0, 4, at);
+    word.writeUInt32LE(word.readUInt32LE(0) | 0x4, 0);
+    writeSync(fd, word, 0, 4, at);
+    closeSync(fd);
+    const fleet = await w.open();
+    await expect(fleet.setup({ base: 'dirty', source: { kind: 'image', image } })).rejects.toMatchObject({ code: 'IMPORT_FAILED', message: expect.stringContaining('journal needs recovery') });
     expect(w.snapshot().bases).toEqual([]);
   });
 
