@@ -112,7 +112,7 @@ describe('boot-server bin', () => {
       expect(child.exitCode).toBeNull();
 
       child.kill('SIGTERM');
-      const [code] = (await new Promise((resolve) => child.once('exit', (...args) => resolve(args)))) as [number | null];
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
       expect(code).toBe(0);
       const lines = logLines(output);
       expect(lines.at(-1)?.msg).toBe('stopped');

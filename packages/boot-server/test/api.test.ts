@@ -199,12 +199,12 @@ describe('HTTP API', () => {
           check();
         });
       await until(/iot-tofu events/);
-      bus.emit('pi-seen', { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', at: 1 });
+      bus.emit('pi-seen', { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 });
       bus.emit('file-served', { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 });
       await until(/event: file-served\ndata: .*\n\n/);
       const events = text.split('\n\n').filter((b) => b.startsWith('event: ')).map((b) => ({ name: b.split('\n')[0], data: JSON.parse(b.split('data: ')[1]!) }));
       expect(events).toEqual([
-        { name: 'event: pi-seen', data: { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', at: 1 } },
+        { name: 'event: pi-seen', data: { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 } },
         { name: 'event: file-served', data: { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 } },
       ]);
       expect(bus.listenerCount('pi-seen')).toBe(baseline + 1);

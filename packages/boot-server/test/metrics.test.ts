@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus } from '../src/events.js';
-import { createMetrics, fileLabel } from '../src/metrics.js';
+import { createMetrics, fileLabel, type LiveStats } from '../src/metrics.js';
 
 function parse(text: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -14,7 +14,7 @@ function parse(text: string): Map<string, number> {
 describe('metrics', () => {
   it('counts bus events and reads live server numbers at scrape time', async () => {
     const bus = new EventBus();
-    let live = { tftp: { active: 3, queued: 7, dropped: 2 }, dhcp: { received: 12, requests: 10, dropped: { malformed: 2 } } };
+    let live: LiveStats = { tftp: { active: 3, queued: 7, dropped: 2 }, dhcp: { received: 12, requests: 10, dropped: { malformed: 2 } } };
     const metrics = createMetrics(bus, () => live, { defaultMetrics: false });
     bus.emit('offer-sent', { serial: 'aaaaaaaa', mac: 'dc:a6:32:00:00:01', kind: 'pi', messageType: 'offer', repeat: false, at: 1 });
     bus.emit('dhcp-ignored', { mac: 'dc:a6:32:00:00:02', reason: 'pi-not-registered', at: 1 });
