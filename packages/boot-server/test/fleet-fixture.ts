@@ -47,7 +47,8 @@ export function fleetFixture(options: { exportsInEtc?: boolean; kernelBytes?: nu
     bootDir,
     rootfsDir,
     close() {
-      rmSync(dir, { recursive: true, force: true });
+      // Exports first: an exports line whose folder is already gone makes every `exportfs -ra` on
+      // the machine fail, including other tests' runs.
       if (options.exportsInEtc) {
         rmSync(exportsFile, { force: true });
         try {
@@ -56,6 +57,7 @@ export function fleetFixture(options: { exportsInEtc?: boolean; kernelBytes?: nu
           // exportfs complains about other tests' files; ours is gone either way
         }
       }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
