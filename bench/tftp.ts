@@ -142,10 +142,20 @@ for (const windowsize of [1, 16]) for (const concurrency of CONCURRENCY) scenari
 const measurements: Measurement[] = [];
 let ours: { cpuSeconds: number; peakRssMb: number; bigSeconds?: number } | undefined;
 const children = new Map<ServerName, ChildProcess>();
+interface Probe {
+  count: number;
+  lost: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+const probes = new Map<ServerName, Probe>();
+let ourIdleRssMb = NaN;
 
 try {
   for (const name of SERVERS) children.set(name, await startServer(name));
   const pid = (name: ServerName) => children.get(name)!.pid!;
+  ourIdleRssMb = procPeakRssMb(pid('iot-tofu'));
   // Warm-up: page cache for everyone, our read cache for us.
   for (const name of SERVERS) await load(name, { name: 'warmup', concurrency: 1, windowsize: 1 }, 'file10m.bin');
   const ourCpuStart = procCpuSeconds(pid('iot-tofu'));
@@ -180,6 +190,15 @@ try {
   }
   measurements.length = 0;
   measurements.push(...best.values());
+  // Not-found latency: the answer a Pi gets for each of its many probes for missing files.
+  for (const name of SERVERS) {
+    const result = await lab.run('cli', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/probe.ts'), SERVER_HOSTS[name].ip, '69', flags.quick ? '100' : '300'], { cwd: repoRoot, timeoutMs: 60_000 });
+    try {
+      probes.set(name, JSON.parse(result.stdout) as Probe);
+    } catch {
+      console.error(`probe against ${name} failed: ${result.stderr.trim()}`);
+    }
+  }
   const big = await load('iot-tofu', { name: 'big', concurrency: 1, windowsize: 1 }, 'file30m.bin');
   ours = { cpuSeconds: procCpuSeconds(pid('iot-tofu')) - ourCpuStart, peakRssMb: procPeakRssMb(pid('iot-tofu')), bigSeconds: big.failures === 0 ? big.seconds : NaN };
 } finally {
@@ -203,9 +222,15 @@ for (const scenario of scenarios) {
   );
 }
 if (ours) {
-  lines.push(`iot-tofu server process: CPU ${ours.cpuSeconds.toFixed(2)} s over all rounds, peak RSS ${ours.peakRssMb.toFixed(1)} MiB (includes tsx and a ${FILE_MB + BIG_MB} MiB read cache)`);
+  lines.push(`iot-tofu server process: CPU ${ours.cpuSeconds.toFixed(2)} s over all rounds, peak RSS ${ours.peakRssMb.toFixed(1)} MiB (${ourIdleRssMb.toFixed(1)} MiB right after start, under tsx; the read cache then holds ${FILE_MB + BIG_MB} MiB)`);
   lines.push(`${BIG_MB} MiB file, 1 lock-step download at blksize ${BLKSIZE}: ${ours.bigSeconds?.toFixed(2)} s (Pi limit 30 s per file)`);
 }
 lines.push('(windowsize rows: dnsmasq and tftpd-hpa do not implement RFC 7440 and run those downloads lock-step)');
+const ourProbe = probes.get('iot-tofu');
+const dnsProbe = probes.get('dnsmasq');
+if (ourProbe) {
+  const text = (p: Probe | undefined) => (p ? `p50 ${p.p50.toFixed(0)} µs, p99 ${p.p99.toFixed(0)} µs${p.lost ? `, ${p.lost} lost` : ''}` : 'n/a');
+  lines.push(`not-found probe (RRQ → ERROR 1) latency: iot-tofu ${text(ourProbe)}; dnsmasq ${text(dnsProbe)}; tftpd-hpa ${text(probes.get('tftpd-hpa'))}${dnsProbe ? `; p50 ratio ours/dnsmasq ${(ourProbe.p50 / dnsProbe.p50).toFixed(2)}` : ''}`);
+}
 console.log(lines.join('\n'));
-if (flags.json) writeFileSync(flags.json, JSON.stringify({ measurements, ours }, null, 2));
+if (flags.json) writeFileSync(flags.json, JSON.stringify({ measurements, ours, probes: Object.fromEntries(probes) }, null, 2));
