@@ -31,6 +31,10 @@ export interface RunResult {
   readonly processes: readonly { label: string; cpuSeconds: number; peakRssMiB: number }[];
   readonly limitMs: number;
   readonly strayDhcp: number;
+  /** Per Pi: when its last DHCP finished and when it booted (ms from power-on), failed attempts. */
+  readonly perPi: readonly { bound: number | null; booted: number | null; failures: number }[];
+  /** Last lines the server printed (ours prints its gate counters on exit). */
+  readonly serverTail: string;
   /** 1-minute load average before and after: other work on this 2-core machine skews a run. */
   readonly loadAverage: readonly [number, number];
 }
@@ -53,6 +57,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
   const running = await plan.server.start(plan.context);
   const jsonFile = join(plan.context.workDir, `sim-${plan.server.name}-${profile.name}-${plan.pis}.json`);
   let meter: ProcessMeter | undefined;
+  let result: RunResult;
   const loadBefore = loadavg()[0] ?? 0;
   try {
     meter = new ProcessMeter(running.pids);
@@ -78,7 +83,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
     const s = out.summary;
     const makespanMs = s.neverBooted === 0 && s.bootMs.max !== null ? s.bootMs.max : s.elapsedMs;
     const rateBytes = profile.rateBitsPerSecond / 8;
-    return {
+    result = {
       server: plan.server.name,
       serverNote: running.note,
       profile: profile.name,
@@ -95,10 +100,17 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       limitMs: plan.limitMs,
       strayDhcp: out.droppedDhcp,
       loadAverage: [loadBefore, loadavg()[0] ?? 0],
+      perPi: out.reports.map((r) => ({
+        bound: r.timeline.findLast((e) => e.kind === 'bound')?.at ?? null,
+        booted: r.bootMs ?? null,
+        failures: r.failures.length,
+      })),
+      serverTail: '',
     };
   } finally {
     meter?.finish();
     await running.stop();
     rmSync(jsonFile, { force: true });
   }
+  return { ...result, serverTail: running.output().split('\n').slice(-4).join('\n') };
 }

@@ -15,6 +15,16 @@ export interface BenchReport {
   readonly runs: readonly RunResult[];
 }
 
+/**
+ * p99 over all N Pis, a never-booted Pi counting as infinitely late: null when the p99 Pi never
+ * booted. (summary.bootMs.p99 is over the booted Pis only, which flatters a server that booted 2 of 100.)
+ */
+export function p99AllPis(run: RunResult): number | null {
+  const rank = Math.max(1, Math.ceil(0.99 * run.pis));
+  if (rank > run.summary.booted) return null;
+  return run.summary.bootMs.p99 !== null && run.summary.neverBooted === 0 ? run.summary.bootMs.p99 : (run.summary.bootMs.max ?? null);
+}
+
 /** T_min = max(single-Pi boot time, N × B / R) for a run. */
 export function tMin(report: Pick<BenchReport, 'singlePiMs'>, run: RunResult): number {
   return Math.max(report.singlePiMs[run.profile] ?? 0, run.linkBoundMs);
@@ -40,6 +50,7 @@ export function renderMarkdown(report: BenchReport): string {
     `Run ${report.startedAt} → ${report.finishedAt} on ${report.machine.cpus} CPUs, Node ${report.machine.node}, Linux ${report.machine.kernel}.`,
     'Times are from each Pi\'s power-on to its last kernel byte. T_min = max(fastest single-Pi boot, N × B / R).',
     'Failed attempts: a file past the Pi\'s 30 s limit, a DHCP timeout (45 s) or a missing file; each costs the Pi a 5 s back-off and a restart.',
+    'p50/p99/max are over the Pis that booted; the ratios below use p99 over all N Pis (a Pi that never booted counts as infinitely late).',
     '',
     '| profile | N | server | booted | never | failed attempts (dhcp/file) | wasted MB | p50 s | p99 s | max s | T_min s | p99/T_min | goodput/link | wire/link | CPU s | peak RSS MiB | load before/after |',
     '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
@@ -76,20 +87,20 @@ export function summaryLines(report: Pick<BenchReport, 'singlePiMs' | 'runs'>): 
     const runs = report.runs.filter((r) => r.profile === profile && String(r.pis) === n);
     const ours = runs.find((r) => r.server === 'ours');
     if (!ours) continue;
-    const p99 = (r: RunResult) => r.summary.bootMs.p99;
+    const p99 = p99AllPis;
     const oursP99 = p99(ours);
     const floor = tMin(report, ours);
     const parts = runs
       .filter((r) => r !== ours)
       .map((peer) => {
         const peerP99 = p99(peer);
-        const ratio = oursP99 !== null && peerP99 !== null ? (oursP99 / peerP99).toFixed(2) : oursP99 === null ? 'ours none booted' : 'peer none booted';
+        const ratio = oursP99 !== null && peerP99 !== null ? (oursP99 / peerP99).toFixed(2) : oursP99 === null ? '∞ (our p99 Pi never booted)' : `0 (peer's p99 Pi never booted: ${peer.summary.neverBooted}/${peer.pis} did not)`;
         // The peer's own TFTP server process (tftpd-hpa's run also holds our proxy, listed second).
         const main = peer.processes?.[0] ?? peer;
         return `${peer.server} p99 ×${ratio}, failed ${ours.summary.failedAttempts} vs ${peer.summary.failedAttempts}, booted ${ours.summary.booted} vs ${peer.summary.booted}, CPU ×${main.cpuSeconds > 0 ? (ours.cpuSeconds / main.cpuSeconds).toFixed(2) : '–'}, RSS ×${main.peakRssMiB > 0 ? (ours.peakRssMiB / main.peakRssMiB).toFixed(2) : '–'}`;
       });
     out.push(
-      `${profile} N=${n}: ours ${ours.summary.booted}/${ours.pis} booted, p99 ${sec(oursP99)} s = ${oursP99 === null ? '–' : (oursP99 / floor).toFixed(2)}×T_min (${sec(floor)} s), ${ours.summary.failedAttempts} failed | ${parts.join(' | ')}`,
+      `${profile} N=${n}: ours ${ours.summary.booted}/${ours.pis} booted, p99 ${oursP99 === null ? 'never' : sec(oursP99)} s = ${oursP99 === null ? '–' : (oursP99 / floor).toFixed(2)}×T_min (${sec(floor)} s), ${ours.summary.failedAttempts} failed | ${parts.join(' | ')}`,
     );
   }
   return out;

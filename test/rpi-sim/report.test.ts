@@ -30,6 +30,8 @@ function run(server: string, pis: number, p99: number | null, failed: number, bo
     limitMs: 140_000,
     strayDhcp: 0,
     loadAverage: [1, 2],
+    perPi: [],
+    serverTail: '',
   };
 }
 
@@ -59,8 +61,10 @@ describe('boot-storm result rendering', () => {
     const lines = summaryLines(report);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toContain('lan100 N=50: ours 50/50 booted, p99 60.0 s = 1.19×T_min');
-    expect(lines[1]).toContain('dnsmasq p99 ×peer none booted, failed 2 vs 140, booted 50 vs 0');
-    expect(lines[1]).toContain('tftpd-hpa p99 ×0.50, failed 2 vs 90, booted 50 vs 30, CPU ×4.00, RSS ×50.00'); // against in.tftpd itself
+    expect(lines[0]).toContain('dnsmasq p99 ×0.98, failed 0 vs 0, booted 1 vs 1');
+    expect(lines[1]).toContain("dnsmasq p99 ×0 (peer's p99 Pi never booted: 50/50 did not), failed 2 vs 140, booted 50 vs 0");
+    // 30 of 50 booted: the p99 Pi of all 50 never did, whatever the p99 of the 30 was; CPU/RSS against in.tftpd itself.
+    expect(lines[1]).toContain("tftpd-hpa p99 ×0 (peer's p99 Pi never booted: 20/50 did not), failed 2 vs 90, booted 50 vs 30, CPU ×4.00, RSS ×50.00");
   });
 
   it('renders a Markdown table row per run and a well-formed SVG', () => {
