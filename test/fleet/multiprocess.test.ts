@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManagedExports } from '@iot-tofu/nfs-server-lite';
 import { collect, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
 import { makeBaseTrees, tempDir } from '../../packages/fleet/test/helpers.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
@@ -40,9 +41,9 @@ describe.runIf(process.geteuid?.() === 0 && havePeers('exportfs', 'setfattr'))('
     expect(setup.stderr).toBe('');
   });
 
-  afterAll(() => {
-    rmSync(exportsFile, { force: true });
-    execFileSync('exportfs', ['-ra']);
+  afterAll(async () => {
+    // Our file goes before our folders; ManagedExports' reload tolerates other tests' exports files.
+    await new ManagedExports({ file: exportsFile }).removeFile();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManagedExports } from '@iot-tofu/nfs-server-lite';
 import { collect, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
 import { makePiImage, tempDir } from '../../packages/fleet/test/helpers.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
@@ -83,9 +84,9 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
     writeFileSync(join(fakeBin, 'exportfs'), '#!/bin/sh\necho "exportfs: injected failure" >&2\nexit 1\n', { mode: 0o755 });
   });
 
-  afterAll(() => {
-    rmSync(exportsFile, { force: true });
-    execFileSync('exportfs', ['-ra']);
+  afterAll(async () => {
+    // Our file goes before our folders; ManagedExports' reload tolerates other tests' exports files.
+    await new ManagedExports({ file: exportsFile }).removeFile();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,6 @@ import {
   ManagedExports,
   execFileRunner,
   nfsHealth,
-  type NfsHealth,
   silentLogger,
   writeFileAtomic,
   type CommandRunner,
@@ -37,6 +36,7 @@ import type {
   AddResult,
   BaseJson,
   DiscoveredPi,
+  FleetHealth,
   FleetOptions,
   FleetStep,
   PiJson,
@@ -160,7 +160,7 @@ export class Fleet {
     this.isRoot = options.isRoot ?? (() => process.geteuid?.() === 0);
     this.beforeStep = options.beforeStep ?? (() => undefined);
     this.store = new RegistryStore(options.stateDir);
-    this.exports = new ManagedExports({ file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports', runner: this.runner, logger: this.logger });
+    this.exports = new ManagedExports({ file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports', runner: this.runner, logger: this.logger, clock: this.clock });
   }
 
   /** Loads the registry and learned facts (creating nothing until something is written). */
@@ -187,9 +187,19 @@ export class Fleet {
     return options.includeDiscovered ? { pis, discovered: this.discovered() } : pis;
   }
 
-  /** nfsd state, what the kernel exports now, and our exports file (for /healthz and the API). */
-  async health(): Promise<NfsHealth & { exportsFile: string; exportsClients: string }> {
-    return { ...(await nfsHealth({ runner: this.runner })), exportsFile: this.exports.file, exportsClients: this.exportsClients };
+  /**
+   * nfsd state, what the kernel exports now, and our exports file (for /healthz and the API).
+   * `foreignExportsIssues`: what the last `exportfs -ra` said about other people's exports files
+   * (tolerated: our change was applied), absent when it ran clean.
+   */
+  async health(): Promise<FleetHealth> {
+    const foreign = this.exports.foreignIssues;
+    return {
+      ...(await nfsHealth({ runner: this.runner })),
+      exportsFile: this.exports.file,
+      exportsClients: this.exportsClients,
+      ...(foreign ? { foreignExportsIssues: { at: foreign.at, messages: foreign.issues.map((i) => i.message) } } : {}),
+    };
   }
 
   /** One Pi, or PI_NOT_FOUND. Accepts any serial form (16 digits, upper case, leading zeros). */

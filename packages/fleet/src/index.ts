@@ -9,6 +9,7 @@ export type { MbrPartition } from './mbr.js';
 export { parseMountinfo } from './fs-util.js';
 export type {
   FleetOptions,
+  FleetHealth,
   FleetStep,
   PiJson,
   MacSource,

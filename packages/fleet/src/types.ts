@@ -1,4 +1,4 @@
-import type { CommandRunner, Logger } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner, Logger, NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { PiModel } from '@iot-tofu/rpi';
 
 export type { CommandRunner, Logger };
@@ -182,4 +182,12 @@ export interface RegistryChange {
   added: string[];
   removed: string[];
   changed: string[];
+}
+
+/** Fleet.health(): nfsd and exports state for /healthz. */
+export interface FleetHealth extends NfsHealth {
+  exportsFile: string;
+  exportsClients: string;
+  /** Complaints of the last `exportfs -ra` about exports files that are not ours (our change was applied anyway). */
+  foreignExportsIssues?: { at: string; messages: string[] };
 }

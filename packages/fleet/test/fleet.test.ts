@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, MASKED_UNITS, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
+import { CommandFailedError } from '@iot-tofu/nfs-server-lite';
 import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -127,5 +128,26 @@ describe('neighbour table', () => {
     await fleet.close();
     expect(existsSync(join(options.stateDir, 'seen.json'))).toBe(false);
     expect(dir).toBeTruthy();
+  });
+});
+
+describe('exports owned by others', () => {
+  it('a broken foreign exports file does not fail an add; health reports it until exportfs runs clean', async () => {
+    let foreign = true;
+    const { fleet, options } = await makeFleet({
+      runner: async (file, args) => {
+        if (file === 'exportfs' && args[0] === '-ra' && foreign) {
+          throw new CommandFailedError(file, args, 1, 'exportfs: /etc/exports.d/someone-else.exports:2: unknown keyword "bogusopt"\n\n');
+        }
+        return { stdout: '', stderr: '' };
+      },
+      clock: () => new Date(9000),
+    });
+    await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', ownFilesystem: true });
+    expect(readFileSync(options.exportsFile!, 'utf8')).toContain(join(options.nfsRoot, '9f55bbfd'));
+    expect((await fleet.health()).foreignExportsIssues).toEqual({ at: new Date(9000).toISOString(), messages: ['/etc/exports.d/someone-else.exports:2: unknown keyword "bogusopt"'] });
+    foreign = false;
+    await fleet.remove('9f55bbfd');
+    expect((await fleet.health()).foreignExportsIssues).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { IotTofuError } from '@iot-tofu/errors';
 import { writeFileAtomic } from './atomic.js';
+import { classifyExportfsStderr, exportfsFailureIsOurs, type ExportfsIssue } from './exportfs-errors.js';
 import { MANAGED_HEADER, parseExports, renderExports, type ExportEntry } from './exports.js';
 import { execFileRunner, type CommandRunner } from './runner.js';
 
@@ -29,24 +30,42 @@ export interface ManagedExportsOptions {
   logger?: Logger;
   /** The exportfs binary (tests may point at a wrapper). */
   exportfs?: string;
+  /** Wall clock for `foreignIssues.at` (default: now). */
+  clock?: () => Date;
+}
+
+/** What the last `exportfs -ra` said about exports files and paths that are not ours. */
+export interface ForeignExportsIssues {
+  at: string;
+  issues: ExportfsIssue[];
 }
 
 /**
  * The exports file iot-tofu owns. Every change is: render (pure) → atomic write → `exportfs -ra`;
  * if exportfs rejects the result, the previous content is restored and re-applied, so the kernel
- * and the file never disagree for longer than one failed call.
+ * and the file never disagree for longer than one failed call. exportfs also reads everyone
+ * else's exports files: complaints that only concern those are logged as warnings and kept in
+ * `foreignIssues` (for health) instead of failing our change.
  */
 export class ManagedExports {
   readonly file: string;
   private readonly runner: CommandRunner;
   private readonly logger: Logger;
   private readonly exportfs: string;
+  private readonly clock: () => Date;
+  private foreign: ForeignExportsIssues | undefined;
 
   constructor(options: ManagedExportsOptions) {
     this.file = options.file;
     this.runner = options.runner ?? execFileRunner;
     this.logger = options.logger ?? silentLogger;
     this.exportfs = options.exportfs ?? 'exportfs';
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  /** Problems in other exports files that the last reload tolerated; undefined after a clean run. */
+  get foreignIssues(): ForeignExportsIssues | undefined {
+    return this.foreign;
   }
 
   /** Current entries; a missing file means none. */
@@ -64,25 +83,39 @@ export class ManagedExports {
     await mkdir(dirname(this.file), { recursive: true });
     await writeFileAtomic(this.file, text);
     try {
-      await this.reload();
+      await this.reload(next);
     } catch (error) {
       this.logger.warn({ file: this.file, err: error }, 'exportfs rejected the new exports; restoring the previous file');
       if (previous === undefined) await rm(this.file, { force: true });
       else await writeFileAtomic(this.file, previous);
-      await this.reload().catch((again: unknown) => this.logger.error({ err: again }, 'exportfs failed again after restoring exports'));
+      await this.reload(previous === undefined ? [] : parseExports(previous)).catch((again: unknown) => this.logger.error({ err: again }, 'exportfs failed again after restoring exports'));
       throw error;
     }
     return next;
   }
 
-  /** `exportfs -ra`: re-reads every exports file and syncs the kernel's table. */
-  async reload(): Promise<void> {
+  /**
+   * `exportfs -ra`: re-reads every exports file and syncs the kernel's table. Fails when exportfs
+   * complains about our file, our paths or our clients, or about something it does not name;
+   * complaints only about others' exports are warnings. `entries` is what our file holds now
+   * (default: read it).
+   */
+  async reload(entries?: readonly ExportEntry[]): Promise<void> {
     try {
       await this.runner(this.exportfs, ['-ra']);
       this.logger.debug({ file: this.file }, 'exportfs -ra');
+      this.foreign = undefined;
     } catch (error) {
       const stderr = (error as { stderr?: unknown }).stderr;
-      const detail = typeof stderr === 'string' && stderr.trim() ? stderr.trim().split('\n').filter(Boolean).slice(-2).join('; ') : error instanceof Error ? error.message : String(error);
+      const ours = entries ?? (await this.read().catch(() => []));
+      const issues = typeof stderr === 'string' ? classifyExportfsStderr(stderr, { file: this.file, paths: ours.map((e) => e.path), hosts: ours.flatMap((e) => e.clients.map((c) => c.host)) }) : [];
+      if (!exportfsFailureIsOurs(issues)) {
+        this.foreign = { at: this.clock().toISOString(), issues };
+        this.logger.warn({ file: this.file, issues: issues.map((i) => i.message) }, 'exportfs complained about exports that are not ours; ours were applied');
+        return;
+      }
+      const relevant = issues.filter((i) => i.scope !== 'foreign');
+      const detail = relevant.length ? relevant.map((i) => `exportfs: ${i.message}`).slice(-2).join('; ') : error instanceof Error ? error.message : String(error);
       throw new ExportfsFailedError(`exportfs -ra failed: ${detail}`, { cause: error });
     }
   }

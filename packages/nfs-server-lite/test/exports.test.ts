@@ -1,16 +1,16 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { havePeers } from '../../../test/lab/index.js';
+import { canUseNetns, collect, havePeers, repoRoot, tsNodeArgs } from '../../../test/lab/index.js';
 import {
   ExportsSyntaxError,
   InvalidExportError,
   MANAGED_HEADER,
   ManagedExports,
-  execFileRunner,
+  classifyExportfsStderr,
+  exportfsFailureIsOurs,
   nfsHealth,
   parseExportfsVerbose,
   parseExports,
@@ -135,26 +135,113 @@ describe('ManagedExports with an injected runner', () => {
   });
 });
 
-describe.runIf(process.geteuid?.() === 0 && havePeers('exportfs'))('generated exports validated by the real exportfs (LAB.md 4)', () => {
-  it('exportfs accepts our file, shows our options, rejects a missing path, and forgets us after removal', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
-    mkdirSync('/etc/exports.d', { recursive: true });
-    const file = `/etc/exports.d/iot-tofu-test-${randomBytes(4).toString('hex')}.exports`;
-    const exports = new ManagedExports({ file, runner: execFileRunner });
+// Messages printed by the real exportfs (nfs-utils 2.6.2, Debian bookworm), generated in a private
+// mount namespace with our file at /etc/exports.d/ours.exports exporting /srv/ours to 10.77.0.0/24.
+const OURS = { file: '/etc/exports.d/ours.exports', paths: ['/srv/ours', '/srv/with space'], hosts: ['10.77.0.0/24', '10.77.0.0/33'] };
+describe('classifyExportfsStderr: whose problem is an exportfs complaint', () => {
+  it.each([
+    ['bad keyword in our file', 'exportfs: /etc/exports.d/ours.exports:1: unknown keyword "zzz"\n\n', [{ scope: 'ours', file: OURS.file, line: 1, message: '/etc/exports.d/ours.exports:1: unknown keyword "zzz"' }]],
+    ['bad keyword in a foreign file', 'exportfs: /etc/exports.d/other.exports:1: unknown keyword "bogusopt"\n\n', [{ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 1 }]],
+    ['bad keyword in /etc/exports', 'exportfs: /etc/exports:1: unknown keyword "nope"\n\n', [{ scope: 'foreign', file: '/etc/exports', line: 1 }]],
+    ['syntax error in our file', 'exportfs: /etc/exports.d/ours.exports:1: syntax error: bad option list\n', [{ scope: 'ours', line: 1 }]],
+    ['bad fsid ("file: line" form)', 'exportfs: /etc/exports.d/ours.exports: 2: bad fsid "fsid=abc"\n\n', [{ scope: 'ours', file: OURS.file, line: 2 }]],
+    ['bad fsid in a foreign file', 'exportfs: /etc/exports.d/x.exports: 7: bad fsid "fsid=abc"\n', [{ scope: 'foreign', line: 7 }]],
+    ['our path is missing', 'exportfs: Failed to stat /srv/ours: No such file or directory\n', [{ scope: 'ours', path: '/srv/ours' }]],
+    ['our path with a blank is missing', 'exportfs: Failed to stat /srv/with space: No such file or directory\n', [{ scope: 'ours', path: '/srv/with space' }]],
+    ['a foreign path is missing', 'exportfs: Failed to stat /srv/doesnotexist: No such file or directory\n', [{ scope: 'foreign', path: '/srv/doesnotexist' }]],
+    ['a relative foreign path', 'exportfs: Failed to stat relative: No such file or directory\n', [{ scope: 'foreign', path: 'relative' }]],
+    ['our path is a file', 'exportfs: /srv/ours is not a directory. Remote access will fail\n', [{ scope: 'ours', path: '/srv/ours' }]],
+    ['a foreign path is a file', 'exportfs: /tmp/afile is not a directory. Remote access will fail\n', [{ scope: 'foreign', path: '/tmp/afile' }]],
+    ['a bad prefix in our clients', "exportfs: Invalid prefix `33' for 10.77.0.0/33\nexportfs: Invalid prefix `33' for 10.77.0.0/33\n", [{ scope: 'ours', host: '10.77.0.0/33' }, { scope: 'ours', host: '10.77.0.0/33' }]],
+    ['a bad prefix elsewhere', "exportfs: Invalid prefix `40' for 10.0.0.0/40\n", [{ scope: 'foreign', host: '10.0.0.0/40' }]],
+    [
+      'warnings with continuation lines',
+      "exportfs: No options for /srv/other 10.0.0.0/8: suggest 10.0.0.0/8(sync) to avoid warning\nexportfs: /etc/exports.d/ours.exports [1]: Neither 'subtree_check' or 'no_subtree_check' specified for export \"10.0.0.0/8:/srv/ours\".\n  Assuming default behaviour ('no_subtree_check').\n  NOTE: this default has changed since nfs-utils version 1.0.x\n\n",
+      [
+        { scope: 'foreign', path: '/srv/other' },
+        { scope: 'ours', file: OURS.file, line: 1, message: expect.stringMatching(/specified for export "10\.0\.0\.0\/8:\/srv\/ours"\.; Assuming default behaviour \('no_subtree_check'\)\.; NOTE: /) },
+      ],
+    ],
+    [
+      'ours and a foreign one at once',
+      'exportfs: /etc/exports.d/ours.exports:1: unknown keyword "zzz"\n\nexportfs: Failed to stat /srv/gone2: No such file or directory\n',
+      [{ scope: 'ours' }, { scope: 'foreign', path: '/srv/gone2' }],
+    ],
+    ['something that names nothing', 'exportfs: could not open /var/lib/nfs/.etab.lock for locking: errno 13 (Permission denied)\n', [{ scope: 'unknown' }]],
+    ['the runner could not start exportfs', 'spawn exportfs ENOENT', [{ scope: 'unknown', message: 'spawn exportfs ENOENT' }]],
+  ])('%s', (_label, stderr, expected) => {
+    const issues = classifyExportfsStderr(stderr, OURS);
+    expect(issues).toEqual(expected.map((e) => expect.objectContaining(e)));
+  });
+
+  it.each([
+    ['nothing said', [], true],
+    ['only foreign', [{ message: 'x', scope: 'foreign' }], false],
+    ['foreign and ours', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'ours' }], true],
+    ['foreign and unknown', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'unknown' }], true],
+  ] as const)('a failure with %s fails our change: %s', (_label, issues, fails) => {
+    expect(exportfsFailureIsOurs(issues)).toBe(fails);
+  });
+
+  it('ManagedExports keeps a change whose only problem is a foreign file, and reports it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exports-'));
     try {
-      const root = join(dir, 'nfs', '9f55bbfd');
-      mkdirSync(root, { recursive: true });
-      await exports.update((e) => withExport(e, root, [{ host: '10.77.0.0/24', options: PI_OPTIONS }]));
-      const health = await nfsHealth();
-      expect(health.exported).toContainEqual({ path: root, client: '10.77.0.0/24', options: expect.arrayContaining(['rw', 'sync', 'no_subtree_check', 'no_root_squash']) });
-      const before = readFileSync(file, 'utf8');
-      await expect(exports.update((e) => withExport(e, join(dir, 'missing'), [{ host: '10.77.0.0/24', options: PI_OPTIONS }]))).rejects.toMatchObject({ code: 'EXPORTFS_FAILED' });
-      expect(readFileSync(file, 'utf8')).toBe(before);
-      await exports.removeFile();
-      expect(execFileSync('exportfs', ['-v'], { encoding: 'utf8' })).not.toContain(root);
+      const file = join(dir, 'iot-tofu.exports');
+      let stderr = '';
+      const runner: CommandRunner = async () => {
+        if (stderr) throw Object.assign(new Error('exit 1'), { stderr });
+        return { stdout: '', stderr: '' };
+      };
+      const warnings: unknown[] = [];
+      const exports = new ManagedExports({ file, runner, clock: () => new Date(7000), logger: { debug() {}, info() {}, error() {}, warn: (obj) => void warnings.push(obj) } });
+      stderr = 'exportfs: /etc/exports.d/other.exports:3: unknown keyword "bogus"\n';
+      await exports.update((e) => withExport(e, '/nfs/a', [{ host: '10.0.0.0/24', options: PI_OPTIONS }]));
+      expect(readFileSync(file, 'utf8')).toContain('/nfs/a 10.0.0.0/24(');
+      expect(exports.foreignIssues).toEqual({ at: new Date(7000).toISOString(), issues: [expect.objectContaining({ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 3 })] });
+      expect(warnings).toEqual([expect.objectContaining({ issues: ['/etc/exports.d/other.exports:3: unknown keyword "bogus"'] })]);
+      // Our own path failing still fails and restores, even next to the foreign complaint.
+      stderr += 'exportfs: Failed to stat /nfs/b: No such file or directory\n';
+      await expect(exports.update((e) => withExport(e, '/nfs/b', [{ host: '10.0.0.0/24', options: PI_OPTIONS }]))).rejects.toMatchObject({
+        code: 'EXPORTFS_FAILED',
+        message: 'exportfs -ra failed: exportfs: Failed to stat /nfs/b: No such file or directory',
+      });
+      expect(readFileSync(file, 'utf8')).not.toContain('/nfs/b');
+      stderr = '';
+      await exports.reload();
+      expect(exports.foreignIssues).toBeUndefined();
     } finally {
-      rmSync(file, { force: true });
-      execFileSync('exportfs', ['-ra']);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// The real exportfs in a private mount namespace (tmpfs over /etc/exports.d and /var/lib/nfs, an
+// empty /etc/exports): the broken files this writes on purpose are invisible to every other test,
+// and theirs to it, while exportfs still validates for real.
+describe.runIf(process.geteuid?.() === 0 && canUseNetns() && havePeers('exportfs', 'unshare', 'mount'))('generated exports validated by the real exportfs (LAB.md 4), private mount namespace', () => {
+  it('accepts our file, rejects our missing path, tolerates a broken foreign file, forgets us after removal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
+    try {
+      const hostFilesBefore = readdirSync('/etc/exports.d').sort();
+      const child = spawn('unshare', ['-m', '--propagation', 'private', process.execPath, ...tsNodeArgs, 'packages/nfs-server-lite/test/exportfs-sandbox.ts', dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      const run = await collect(child, 30_000);
+      expect(run.code, run.stderr).toBe(0);
+      const result = JSON.parse(run.stdout) as Record<string, any>;
+      const root = join(dir, 'nfs', '9f55bbfd');
+      const second = join(dir, 'nfs', '0a1b2c3d');
+      expect(result.accepted).toMatchObject({ ok: true });
+      expect(result.exported).toContainEqual({ path: root, client: '10.77.0.0/24', options: expect.arrayContaining(['rw', 'sync', 'no_subtree_check', 'no_root_squash']) });
+      expect(result.missingPath).toMatchObject({ ok: false, code: 'EXPORTFS_FAILED', message: `exportfs -ra failed: exportfs: Failed to stat ${join(dir, 'missing')}: No such file or directory`, file: result.accepted.file });
+      expect(result.foreignBroken).toMatchObject({ ok: true, foreign: [{ scope: 'foreign', file: '/etc/exports.d/someone-else.exports', line: 1, message: '/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"' }] });
+      expect(result.foreignBroken.file).toContain(second);
+      expect(result.exportedWithForeignBroken).toEqual(expect.arrayContaining([root, second]));
+      expect(result.oursBrokenToo).toMatchObject({ ok: false, code: 'EXPORTFS_FAILED', file: result.foreignBroken.file });
+      expect(result.warnings).toContainEqual(['/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"']);
+      expect(result.afterRemove).not.toContain(dir);
+      // Nothing leaked into the machine's exports.
+      expect(readdirSync('/etc/exports.d').sort()).toEqual(hostFilesBefore);
+      expect(execFileSync('exportfs', ['-v'], { encoding: 'utf8' })).not.toContain(dir);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
