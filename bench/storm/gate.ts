@@ -6,18 +6,20 @@
  *
  * capacity: `fixed:K`, or `adaptive`: start at `initial` and steer on what matters to the Pi, the
  * time its kernel transfer took (the largest file, the one that meets the 30 s per-file limit
- * first): one more slot per kernel served in under half the target, three quarters of the slots
- * (at most once per cooldown) when one took longer than the target. It needs no knowledge of the
- * link rate and keeps working when loss, not bandwidth, is what slows transfers.
+ * first): one more slot per kernel served in under 12 s, three quarters of the slots (at most once
+ * per cooldown, never below `min`) when one took over 20 s. It needs no knowledge of the link rate.
+ * The floor matters on a lossy link: there loss stalls, not sharing, make kernels slow, and
+ * cutting concurrency would only idle the link (a first version with floor 2 and a 15 s target
+ * starved the lossy profile at 2 Pis).
  */
 export type GateMode =
   | { kind: 'off' }
   | { kind: 'fixed'; capacity: number }
-  | { kind: 'adaptive'; initial: number; min: number; max: number; targetKernelMs: number; cooldownMs: number };
+  | { kind: 'adaptive'; initial: number; min: number; max: number; growBelowMs: number; cutAboveMs: number; cooldownMs: number };
 
 export function parseGate(text: string): GateMode {
   if (text === 'off') return { kind: 'off' };
-  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 2, max: 1024, targetKernelMs: 15_000, cooldownMs: 5000 };
+  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 8, max: 1024, growBelowMs: 12_000, cutAboveMs: 20_000, cooldownMs: 10_000 };
   const fixed = /^fixed:(\d+)$/.exec(text);
   if (fixed) return { kind: 'fixed', capacity: Math.max(1, Number(fixed[1])) };
   throw new Error(`--gate ${text}: expected off, adaptive or fixed:<n>`);
@@ -59,11 +61,11 @@ export class AdmissionGate {
   private steer(kernelMs: number): void {
     if (this.mode.kind !== 'adaptive') return;
     const t = this.now();
-    if (kernelMs > this.mode.targetKernelMs) {
+    if (kernelMs > this.mode.cutAboveMs) {
       if (t - this.lastDecrease < this.mode.cooldownMs) return;
       this.lastDecrease = t;
       this.adaptiveCapacity = Math.max(this.mode.min, Math.floor(this.adaptiveCapacity * 0.75));
-    } else if (kernelMs < this.mode.targetKernelMs / 2) {
+    } else if (kernelMs < this.mode.growBelowMs) {
       this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + 1);
     }
   }
