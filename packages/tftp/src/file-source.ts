@@ -64,6 +64,11 @@ export interface FileSourceOptions {
   /** Whether a serial may use the shared folder. Default: no serial may. */
   readonly isRegistered?: (serial: string) => boolean;
   readonly providers?: readonly FileProvider[];
+  /**
+   * PROTOCOL.md 3.5, off by default: `<serial>/<file>` falls back to `<root>/<file>` for any serial
+   * (after the shared folder). The Pi's prefix probe then always succeeds, so it keeps its prefix.
+   */
+  readonly prefixFallback?: boolean;
   /** Memory the shared read cache may hold (default 256 MiB). Larger files stream from disk. */
   readonly cacheMaxBytes?: number;
   /** Read size for files that stream from disk (default 256 KiB). */
@@ -220,6 +225,7 @@ export class FileSource {
   private readonly sharedFolder: string | null;
   private readonly isRegistered: (serial: string) => boolean;
   private readonly providers: readonly FileProvider[];
+  private readonly prefixFallback: boolean;
   private readonly cacheMaxBytes: number;
   private readonly chunkBytes: number;
   private readonly logger: TftpLogger;
@@ -240,6 +246,7 @@ export class FileSource {
     this.sharedFolder = shared === null ? null : isAbsolute(shared) ? shared : join(options.root, shared);
     this.isRegistered = options.isRegistered ?? (() => false);
     this.providers = options.providers ?? [];
+    this.prefixFallback = options.prefixFallback ?? false;
     this.cacheMaxBytes = options.cacheMaxBytes ?? 256 * 1024 * 1024;
     this.chunkBytes = Math.max(4096, options.chunkBytes ?? 256 * 1024);
     this.logger = options.logger ?? silentLogger;
@@ -292,6 +299,10 @@ export class FileSource {
     if (serial && this.sharedFolder && this.isRegistered(serial)) {
       const shared = await this.openUnder(this.sharedFolder, segments.slice(1), options);
       if (shared) return { ...base, origin: 'shared', body: shared };
+    }
+    if (serial && this.prefixFallback) {
+      const unprefixed = await this.openUnder(this.root, segments.slice(1), options);
+      if (unprefixed) return { ...base, origin: 'disk', body: unprefixed };
     }
     throw new TftpFileError('not-found', 'File not found');
   }

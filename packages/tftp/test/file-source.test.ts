@@ -104,6 +104,18 @@ describe('FileSource', () => {
     expect((await openError(off, '9ffefdef/start4.elf')).reason).toBe('not-found');
   });
 
+  it('prefix fallback (off by default) maps <serial>/<file> to <root>/<file> for any serial', async () => {
+    expect((await openError(new FileSource({ root }), '12345678/bootcode.bin')).reason).toBe('not-found');
+    const source = new FileSource({ root, prefixFallback: true });
+    const fallback = await source.open('12345678/bootcode.bin');
+    expect(fallback).toMatchObject({ serial: '12345678', origin: 'disk' });
+    expect(await text(fallback)).toBe('root bootcode');
+    // the Pi's own file still wins, and the fallback never leaves the root
+    expect(await text(await source.open('9ffefdef/config.txt'))).toBe('own config');
+    expect((await openError(source, '12345678/../../secret')).reason).toBe('access-denied');
+    expect((await openError(source, '12345678/escape')).reason).toBe('access-denied');
+  });
+
   it('asks providers after the serial folder and before the shared folder', async () => {
     const seen: unknown[] = [];
     const source = new FileSource({
