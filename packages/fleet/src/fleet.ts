@@ -29,6 +29,7 @@ import { FleetError } from './errors.js';
 import { exists, mountsUnder, removeTree, treeSize, usedBytes } from './fs-util.js';
 import { importSource } from './import.js';
 import { acquireLock } from './lock.js';
+import { LruKeys } from './lru-keys.js';
 import { RegistryStore, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
 import { applyRootfs, planRootfs } from './rootfs.js';
 import type {
@@ -141,6 +142,10 @@ export class Fleet {
   private seenDirty = false;
   private seenTimer: NodeJS.Timeout | undefined;
   private readonly timelines = new Map<string, TimelineEvent[]>();
+  /** Unregistered serials with a timeline, least recently recorded first (bounded). */
+  private readonly strangerTimelines: LruKeys;
+  /** MACs of learned records that belong to no registered Pi, least recently seen first (bounded). */
+  private readonly strangerMacs: LruKeys;
   private watcher: FSWatcher | undefined;
   private readonly watchers = new Set<(change: RegistryChange) => void>();
   private reflinkProbe: Promise<boolean> | undefined;
@@ -156,6 +161,8 @@ export class Fleet {
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? (() => new Date());
     this.timelineLimit = options.timelineLimit ?? 100;
+    this.strangerTimelines = new LruKeys(options.unregisteredLimit ?? 256);
+    this.strangerMacs = new LruKeys(options.unregisteredLimit ?? 256);
     this.seenFlushMs = options.seenFlushMs ?? 2000;
     this.isRoot = options.isRoot ?? (() => process.geteuid?.() === 0);
     this.beforeStep = options.beforeStep ?? (() => undefined);
@@ -269,6 +276,7 @@ export class Fleet {
     };
     this.seen.set(mac, record);
     if (serial && this.data.pis[serial]) this.registeredMacs.set(mac, serial);
+    this.keepOrBound(record);
     this.seenDirty = true;
     if (!this.seenTimer && !this.closed) {
       this.seenTimer = setTimeout(() => {
@@ -317,6 +325,15 @@ export class Fleet {
     list.push({ ...event, type: event.type, at: this.isoTime(event.at) });
     if (list.length > this.timelineLimit) list.splice(0, list.length - this.timelineLimit);
     this.timelines.set(short, list);
+    if (this.data.pis[short]) this.strangerTimelines.delete(short);
+    else for (const evicted of this.strangerTimelines.touch(short)) this.timelines.delete(evicted);
+  }
+
+  /** Registered Pis keep their learned record; strangers share a bounded, least-recently-seen-first pool. */
+  private keepOrBound(record: SeenRecord): void {
+    const registered = record.serial ? !!this.data.pis[record.serial] : false;
+    if (registered || this.registeredMacs.has(record.mac)) this.strangerMacs.delete(record.mac);
+    else for (const evicted of this.strangerMacs.touch(record.mac)) this.seen.delete(evicted);
   }
 
   /** Writes learned facts now (atomic); called by the debounce timer and close(). */
@@ -869,6 +886,12 @@ export class Fleet {
     }
     for (const entry of Object.values(this.data.pis)) if (entry.mac) macs.set(entry.mac, entry.serial);
     this.registeredMacs = macs;
+    // Who counts as a stranger changed: rebuild both bounded pools (oldest first).
+    this.strangerMacs.clear();
+    for (const record of [...this.seen.values()].sort((a, b) => a.lastSeen.localeCompare(b.lastSeen))) this.keepOrBound(record);
+    const strangers = [...this.timelines.keys()].filter((serial) => !this.data.pis[serial]);
+    for (const serial of this.timelines.keys()) if (this.data.pis[serial]) this.strangerTimelines.delete(serial);
+    for (const serial of strangers) if (!this.strangerTimelines.has(serial)) for (const evicted of this.strangerTimelines.touch(serial)) this.timelines.delete(evicted);
   }
 
   private async loadSeen(): Promise<void> {

@@ -21,6 +21,11 @@ export interface FleetOptions {
   clock?: () => Date;
   /** Boot timeline events kept per Pi (default 100). */
   timelineLimit?: number;
+  /**
+   * Unregistered Pis (serials or MACs seen on the wire, possibly spoofed) whose timeline and learned
+   * facts are kept, least recently seen dropped first (default 256). Registered Pis are always kept.
+   */
+  unregisteredLimit?: number;
   /** Learned facts are written at most this often (default 2000 ms); close() flushes. */
   seenFlushMs?: number;
   /** Whether we run with root privileges (default: euid === 0); mutating verbs need it. */

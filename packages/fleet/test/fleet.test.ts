@@ -151,3 +151,45 @@ describe('exports owned by others', () => {
     expect((await fleet.health()).foreignExportsIssues).toBeUndefined();
   });
 });
+
+describe('memory for unregistered Pis is bounded (spoofed DISCOVERs)', () => {
+  const hex8 = (i: number) => (0x10000000 + i).toString(16);
+  const macOf = (i: number) => `dc:a6:32:${hex8(i).slice(2, 4)}:${hex8(i).slice(4, 6)}:${hex8(i).slice(6, 8)}`;
+
+  it('keeps timelines of registered Pis and only the most recent unregistered ones', async () => {
+    const { fleet } = await makeFleet({ unregisteredLimit: 10 });
+    await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', ownFilesystem: true });
+    fleet.recordTimeline('9f55bbfd', { type: 'pi-seen', at: 1 });
+    fleet.recordTimeline('0badf00d', { type: 'pi-seen', at: 1 });
+    for (let i = 0; i < 1000; i++) fleet.recordTimeline(hex8(i), { type: 'pi-seen', at: 2 + i });
+    expect(fleet.timeline('9f55bbfd')).toHaveLength(1);
+    expect(fleet.timeline('0badf00d')).toEqual([]);
+    expect(fleet.timeline(hex8(989))).toEqual([]);
+    for (let i = 990; i < 1000; i++) expect(fleet.timeline(hex8(i))).toHaveLength(1);
+    // Recording again makes an unregistered serial recent; registering one takes it out of the pool.
+    fleet.recordTimeline(hex8(990), { type: 'offer-sent', at: 3000 });
+    await fleet.add({ serial: hex8(991), owner: 'jo', name: 'later', ownFilesystem: true });
+    for (let i = 0; i < 9; i++) fleet.recordTimeline(hex8(2000 + i), { type: 'pi-seen', at: 4000 + i });
+    expect(fleet.timeline(hex8(990))).toHaveLength(2);
+    expect(fleet.timeline(hex8(991))).toHaveLength(1);
+    expect(fleet.timeline(hex8(992))).toEqual([]);
+  });
+
+  it('keeps learned facts of registered Pis and a bounded list of discovered ones, also across a restart', async () => {
+    const { fleet, options } = await makeFleet({ unregisteredLimit: 10 });
+    await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', mac: 'dc:a6:32:99:99:99', ownFilesystem: true });
+    fleet.recordSeen({ serial: '9f55bbfd', mac: 'dc:a6:32:99:99:99', ip: '10.77.0.57', at: 1 });
+    for (let i = 0; i < 1000; i++) fleet.recordSeen({ serial: hex8(i), mac: macOf(i), at: 2 + i });
+    for (let i = 0; i < 50; i++) fleet.recordSeen({ mac: macOf(5000 + i), at: 5000 + i });
+    const discovered = fleet.discovered();
+    expect(discovered).toHaveLength(10);
+    expect(discovered.map((d) => d.mac).sort()).toEqual(Array.from({ length: 10 }, (_, i) => macOf(5040 + i)).sort());
+    expect(fleet.get('9f55bbfd')).toMatchObject({ ip: '10.77.0.57', macSource: 'learned' });
+    await fleet.close();
+    // A seen.json written with a larger limit is trimmed on load.
+    const reopened = await Fleet.open({ ...options, unregisteredLimit: 3 });
+    expect(reopened.discovered().map((d) => d.mac)).toEqual([macOf(5047), macOf(5048), macOf(5049)].sort());
+    expect(reopened.get('9f55bbfd')).toMatchObject({ ip: '10.77.0.57' });
+    await reopened.close();
+  });
+});
