@@ -1,52 +1,50 @@
-import { createSocket } from 'node:dgram';
 import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { IotTofuError } from '@iot-tofu/errors';
-import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
+import { isSerialFolderName } from '@iot-tofu/rpi';
+import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode } from './packet.js';
 import type { TftpRequestPacket } from './packet.js';
 import { negotiateOptions, DEFAULT_MAX_BLKSIZE } from './options.js';
-import type { NegotiatedOptions } from './options.js';
-import { ReadTransferMachine } from './transfer.js';
-import type { TransferOutcome, TransferSink } from './transfer.js';
 import { TftpFileError } from './file-source.js';
 import type { FileBody, OpenedFile, OpenOptions } from './file-source.js';
 import { toNetascii } from './netascii.js';
 import { sanitizeTftpPath } from './path.js';
-import { isSerialFolderName } from '@iot-tofu/rpi';
 import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
+import { bindSocket, createUdp4Socket, realClock } from './udp.js';
+import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
+import { Transfer } from './read-transfer.js';
+import type { TransferHost, TransferSettings } from './read-transfer.js';
+import type {
+  DropReason,
+  FileServedEvent,
+  TftpClient,
+  TftpServerEvents,
+  TftpServerStats,
+  TransferAbortedEvent,
+  TransferFailedEvent,
+  TransferFailureReason,
+  TransferStartedEvent,
+} from './events.js';
+
+export type {
+  DropReason,
+  FileServedEvent,
+  PacketDroppedEvent,
+  TftpClient,
+  TftpServerEvents,
+  TftpServerStats,
+  TransferAbortedEvent,
+  TransferFailedEvent,
+  TransferFailureReason,
+  TransferStartedEvent,
+} from './events.js';
+export type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 
 /** What the server needs from a file source (FileSource, or a test double). */
 export interface TftpFileOpener {
   open(name: string, options?: OpenOptions): Promise<OpenedFile>;
 }
-
-/** The subset of node:dgram's Socket the server uses; tests inject lossy or reordering wrappers. */
-export interface UdpSocket {
-  bind(port: number, address: string, callback: () => void): unknown;
-  send(msg: Uint8Array | readonly Uint8Array[], port: number, address: string, callback?: (error: Error | null) => void): void;
-  on(event: 'message', listener: (msg: Buffer, rinfo: RemoteInfo) => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  once(event: 'error', listener: (error: Error) => void): unknown;
-  off(event: 'error', listener: (error: Error) => void): unknown;
-  address(): { address: string; port: number };
-  close(callback?: () => void): unknown;
-}
-
-export type UdpSocketFactory = (role: 'listen' | 'transfer') => UdpSocket;
-
-/** Time source and timers; tests pass a fake clock. */
-export interface TftpClock {
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realClock: TftpClock = {
-  now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 export interface TftpServerOptions {
   /** Address to bind; transfer sockets bind here too so every reply comes from it. Default 0.0.0.0. */
@@ -85,98 +83,6 @@ export interface TftpServerOptions {
   readonly socketFactory?: UdpSocketFactory;
 }
 
-export interface TftpClient {
-  readonly address: string;
-  readonly port: number;
-}
-
-export interface TransferStartedEvent {
-  readonly id: number;
-  readonly client: TftpClient;
-  /** The normalised request path (`9ffefdef/start4.elf`, no leading slash). */
-  readonly file: string;
-  readonly serial?: string;
-  readonly origin: OpenedFile['origin'];
-  readonly mode: 'octet' | 'netascii';
-  readonly size: number;
-  readonly blksize: number;
-  readonly windowsize: number;
-  /** Present when the client asked for tsize (a Pi's probe does). */
-  readonly tsize?: number;
-}
-
-export interface FileServedEvent extends TransferStartedEvent {
-  readonly bytes: number;
-  readonly durationMs: number;
-  readonly retries: number;
-}
-
-/** A client ended the transfer with an ERROR: normal Pi behaviour ("Early terminate" probes). */
-export interface TransferAbortedEvent extends TransferStartedEvent {
-  readonly reason: 'client-abort';
-  readonly code: number;
-  readonly message: string;
-  readonly bytes: number;
-  readonly durationMs: number;
-}
-
-export type TransferFailureReason =
-  | 'not-found'
-  | 'access-denied'
-  | 'io-error'
-  | 'timeout'
-  | 'write-refused'
-  | 'illegal-mode'
-  | 'shutdown';
-
-export interface TransferFailedEvent {
-  readonly id: number;
-  readonly client: TftpClient;
-  /** The normalised path once the file was opened; before that the client's name, made log-safe. */
-  readonly file: string;
-  readonly serial?: string;
-  readonly reason: TransferFailureReason;
-  readonly message: string;
-  readonly bytes: number;
-  readonly durationMs: number;
-  readonly retries: number;
-}
-
-export type DropReason =
-  | 'malformed'
-  | 'unexpected-opcode'
-  | 'duplicate-request'
-  | 'rate-limited'
-  | 'queue-full'
-  | 'foreign-tid'
-  | 'duplicate-ack'
-  | 'out-of-window-ack';
-
-export interface PacketDroppedEvent {
-  readonly reason: DropReason;
-  readonly client: TftpClient;
-}
-
-export interface TftpServerEvents {
-  'transfer-started': [TransferStartedEvent];
-  'file-served': [FileServedEvent];
-  'transfer-aborted': [TransferAbortedEvent];
-  'transfer-failed': [TransferFailedEvent];
-  'packet-dropped': [PacketDroppedEvent];
-}
-
-export interface TftpServerStats {
-  readonly active: number;
-  readonly queued: number;
-  readonly started: number;
-  readonly completed: number;
-  readonly aborted: number;
-  readonly failed: number;
-  readonly bytesSent: number;
-  readonly retransmits: number;
-  readonly dropped: number;
-}
-
 export class TftpServerError extends IotTofuError {}
 
 interface Bucket {
@@ -192,7 +98,7 @@ const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
  * The TFTP daemon: one listening socket, a fresh socket (TID) per transfer bound to the same
  * address, a queue past `maxConcurrent`, per-client limits and typed events. Prints nothing.
  */
-export class TftpServer extends EventEmitter<TftpServerEvents> {
+export class TftpServer extends EventEmitter<TftpServerEvents> implements TransferHost {
   private readonly options: Required<Omit<TftpServerOptions, 'logger' | 'clock' | 'socketFactory' | 'source' | 'requestRate'>> & {
     requestRate: { perSecond: number; burst: number };
   };
@@ -541,336 +447,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> {
   private settings: TransferSettings | undefined;
 }
 
-/**
- * Every address we send to is a peer's IP literal from rinfo, so resolve it synchronously: the
- * default dns.lookup path costs a process.nextTick per datagram on the hot path.
- */
-function literalLookup(address: string, _family: unknown, callback: (error: null, address: string, family: number) => void): void {
-  callback(null, address, 4);
-}
-
-function createUdp4Socket(): UdpSocket {
-  return createSocket({ type: 'udp4', lookup: literalLookup as never });
-}
-
-/** DATA headers for every 16-bit block number, built on first use and shared by all transfers. */
-const HEADER_BYTES = Buffer.alloc(65536 * 4);
-const HEADERS: (Buffer | undefined)[] = new Array<Buffer | undefined>(65536);
-function dataHeader(block: number): Buffer {
-  let header = HEADERS[block];
-  if (!header) {
-    header = HEADER_BYTES.subarray(block * 4, block * 4 + 4);
-    writeDataHeader(header, block);
-    HEADERS[block] = header;
-  }
-  return header;
-}
-
 /** The Pi serial folder a request path starts with (`9ffefdef/start4.elf`), if any. */
 function serialOf(filename: string): string | undefined {
   const sanitized = sanitizeTftpPath(filename);
   if (!sanitized.ok || sanitized.segments.length < 2) return undefined;
   const first = sanitized.segments[0]!;
   return isSerialFolderName(first) ? first : undefined;
-}
-
-function bindSocket(socket: UdpSocket, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
-    socket.once('error', onError);
-    try {
-      socket.bind(port, address, () => {
-        socket.off('error', onError);
-        resolve();
-      });
-    } catch (error) {
-      socket.off('error', onError);
-      reject(error as Error);
-    }
-  });
-}
-
-interface TransferSettings {
-  readonly address: string;
-  readonly singlePort: boolean;
-  readonly timeoutMs: number;
-  readonly maxTimeoutMs: number;
-  readonly maxRetries: number;
-  readonly maxTransferMs: number;
-  readonly clock: TftpClock;
-  readonly socketFactory: UdpSocketFactory;
-}
-
-interface TransferInit {
-  readonly id: number;
-  readonly client: TftpClient;
-  readonly key: string;
-  readonly opened: OpenedFile;
-  readonly body: FileBody;
-  readonly mode: 'octet' | 'netascii';
-  readonly negotiated: NegotiatedOptions;
-  readonly log: TftpLogger;
-}
-
-/** One running read transfer: its own socket, the state machine, the timer. */
-class Transfer implements TransferSink {
-  readonly id: number;
-  readonly client: TftpClient;
-  readonly key: string;
-  readonly log: TftpLogger;
-  private readonly server: TftpServer;
-  private readonly init: TransferInit;
-  private readonly machine: ReadTransferMachine;
-  private readonly oackBytes: Uint8Array | undefined;
-  private socket: UdpSocket | undefined;
-  private timer: unknown;
-  private deadline = 0;
-  private startedAt = 0;
-  private ended = false;
-
-  constructor(server: TftpServer, init: TransferInit) {
-    this.server = server;
-    this.init = init;
-    this.id = init.id;
-    this.client = init.client;
-    this.key = init.key;
-    this.log = init.log;
-    const config = server.config;
-    const timeoutMs = init.negotiated.timeoutSec !== undefined ? init.negotiated.timeoutSec * 1000 : config.timeoutMs;
-    this.oackBytes = init.negotiated.oack ? encodeTftpPacket({ type: 'oack', options: init.negotiated.oack }) : undefined;
-    this.machine = new ReadTransferMachine(
-      {
-        size: init.body.size,
-        blksize: init.negotiated.blksize,
-        windowsize: init.negotiated.windowsize,
-        oack: this.oackBytes !== undefined,
-        timeoutMs,
-        maxTimeoutMs: Math.max(timeoutMs, config.maxTimeoutMs),
-        maxRetries: config.maxRetries,
-        maxDurationMs: config.maxTransferMs,
-      },
-      this,
-    );
-  }
-
-  get bytesSent(): number {
-    return this.machine.bytesAcked;
-  }
-
-  get retries(): number {
-    return this.machine.retransmits;
-  }
-
-  private get startedEvent(): TransferStartedEvent {
-    const { opened, negotiated, mode, body } = this.init;
-    return {
-      id: this.id,
-      client: this.client,
-      file: opened.path,
-      ...(opened.serial ? { serial: opened.serial } : {}),
-      origin: opened.origin,
-      mode,
-      size: body.size,
-      blksize: negotiated.blksize,
-      windowsize: negotiated.windowsize,
-      ...(negotiated.tsize !== undefined ? { tsize: negotiated.tsize } : {}),
-    };
-  }
-
-  /** True between start() and the end of the transfer. */
-  running = false;
-  /** False in single-port mode, where the socket is the server's listening socket. */
-  private ownsSocket = true;
-
-  async start(): Promise<void> {
-    const { clock, socketFactory, address } = this.server.config;
-    const shared = this.server.sharedSocket;
-    if (shared) {
-      this.socket = shared;
-      this.ownsSocket = false;
-    } else {
-      const socket = socketFactory('transfer');
-      this.socket = socket;
-      try {
-        await bindSocket(socket, 0, address);
-      } catch (error) {
-        this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
-        this.socket = undefined;
-        try {
-          socket.close();
-        } catch {
-          // never bound: nothing to release
-        }
-        this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
-        return;
-      }
-      if (this.ended) return;
-      socket.on('error', (error) => this.log.warn({ err: error }, 'tftp: transfer socket error'));
-      socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    }
-    this.running = true;
-    this.startedAt = clock.now();
-    this.server.emitStarted(this.startedEvent);
-    this.log.debug({ blksize: this.init.negotiated.blksize, windowsize: this.init.negotiated.windowsize, size: this.init.body.size }, 'tftp: transfer started');
-    this.machine.start(this.startedAt);
-  }
-
-  onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
-      // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
-      if (this.server.mayAnswer(rinfo.address)) {
-        this.socket?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address);
-      }
-      this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
-      return;
-    }
-    const block = peekAckBlock(msg);
-    if (block >= 0) {
-      const result = this.machine.onAck(block, this.server.config.clock.now());
-      if (result === 'duplicate') this.server.dropped('duplicate-ack', this.client);
-      else if (result === 'out-of-window') this.server.dropped('out-of-window-ack', this.client);
-      return;
-    }
-    if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ERROR) {
-      let code = 0;
-      let message = '';
-      try {
-        const packet = decodeTftpPacket(msg);
-        if (packet.type === 'error') ({ code, message } = packet);
-      } catch {
-        // an ERROR we cannot read still ends the transfer
-      }
-      this.abortedByClient(code, sanitizeForLog(message));
-      return;
-    }
-    this.server.dropped(msg.length >= 2 && msg[0] === 0 && msg[1]! <= TftpOpcode.OACK ? 'unexpected-opcode' : 'malformed', this.client);
-  }
-
-  // TransferSink
-
-  sendOack(): void {
-    if (this.oackBytes) this.socket?.send(this.oackBytes, this.client.port, this.client.address);
-  }
-
-  sendBlocks(first: number, last: number): void {
-    const { blksize } = this.init.negotiated;
-    const body = this.init.body;
-    for (let block = first; block <= last; block++) {
-      const bytes = body.read((block - 1) * blksize, blksize);
-      if (bytes instanceof Uint8Array) {
-        this.sendData(block, bytes);
-      } else {
-        // Streamed from disk: keep the order by sending the rest once this read lands.
-        bytes.then(
-          (data) => {
-            if (this.ended) return;
-            this.sendData(block, data);
-            if (block < last) this.sendBlocks(block + 1, last);
-          },
-          (error: unknown) => {
-            this.log.warn({ err: error }, 'tftp: read failed mid-transfer');
-            this.fail('io-error', 'read error');
-          },
-        );
-        return;
-      }
-    }
-  }
-
-  private sendData(block: number, data: Uint8Array): void {
-    // Gather-send a shared, immutable header and a view of the cached bytes: no copy and no
-    // pool allocation per block. No send callback either (it costs a nextTick per datagram);
-    // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
-    this.socket?.send([dataHeader(block & 0xffff), data], this.client.port, this.client.address);
-  }
-
-  armTimer(ms: number): void {
-    const clock = this.server.config.clock;
-    const wasArmed = this.deadline !== 0 && this.timer !== undefined;
-    this.deadline = clock.now() + ms;
-    // One timer per transfer, re-armed lazily: a new deadline per ACK costs no timer churn.
-    if (!wasArmed) this.timer = clock.setTimeout(this.onTimer, ms);
-  }
-
-  private readonly onTimer = (): void => {
-    this.timer = undefined;
-    if (this.ended) return;
-    const clock = this.server.config.clock;
-    const now = clock.now();
-    if (now < this.deadline) {
-      this.timer = clock.setTimeout(this.onTimer, this.deadline - now);
-      return;
-    }
-    this.deadline = 0;
-    this.machine.onTimeout(now);
-  };
-
-  finish(outcome: TransferOutcome): void {
-    const durationMs = this.server.config.clock.now() - this.startedAt;
-    if (outcome.kind === 'complete') {
-      this.server.emitServed({ ...this.startedEvent, bytes: this.init.body.size, durationMs, retries: this.machine.retransmits });
-      this.log.debug({ bytes: this.init.body.size, durationMs, retries: this.machine.retransmits }, 'tftp: file served');
-    } else {
-      this.server.emitFailure(this.failedEvent('timeout', outcome.message, durationMs));
-      this.log.info({ message: outcome.message }, 'tftp: transfer timed out');
-    }
-    this.teardown();
-  }
-
-  private failedEvent(reason: TransferFailureReason, message: string, durationMs: number): TransferFailedEvent {
-    const { opened } = this.init;
-    return {
-      id: this.id,
-      client: this.client,
-      file: opened.path,
-      ...(opened.serial ? { serial: opened.serial } : {}),
-      reason,
-      message,
-      bytes: this.machine.bytesAcked,
-      durationMs,
-      retries: this.machine.retransmits,
-    };
-  }
-
-  private abortedByClient(code: number, message: string): void {
-    if (this.ended) return;
-    this.machine.stop();
-    const durationMs = this.server.config.clock.now() - this.startedAt;
-    this.server.emitAborted({ ...this.startedEvent, reason: 'client-abort', code, message, bytes: this.machine.bytesAcked, durationMs });
-    this.log.debug({ code, message }, 'tftp: client ended the transfer');
-    this.teardown();
-  }
-
-  /** Ends the transfer from the server side (shutdown, read error). */
-  async fail(reason: TransferFailureReason, message: string): Promise<void> {
-    if (this.ended) return;
-    this.machine.stop();
-    const durationMs = this.startedAt ? this.server.config.clock.now() - this.startedAt : 0;
-    if (reason !== 'shutdown' && this.socket) {
-      // The client gets a generic text; the details stay in the event and the log.
-      this.socket.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }), this.client.port, this.client.address);
-    }
-    this.server.emitFailure(this.failedEvent(reason, message, durationMs));
-    await this.teardown();
-  }
-
-  private teardown(): Promise<void> {
-    if (this.ended) return Promise.resolve();
-    this.ended = true;
-    this.running = false;
-    if (this.timer !== undefined) this.server.config.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.init.body.release();
-    this.server.released(this);
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket || !this.ownsSocket) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
-  }
 }

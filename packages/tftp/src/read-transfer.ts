@@ -1,0 +1,333 @@
+import type { RemoteInfo } from 'node:dgram';
+import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
+import type { NegotiatedOptions } from './options.js';
+import { ReadTransferMachine } from './transfer.js';
+import type { TransferOutcome, TransferSink } from './transfer.js';
+import type { FileBody, OpenedFile } from './file-source.js';
+import { sanitizeForLog } from './logger.js';
+import type { TftpLogger } from './logger.js';
+import { bindSocket } from './udp.js';
+import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
+import type {
+  DropReason,
+  FileServedEvent,
+  TftpClient,
+  TransferAbortedEvent,
+  TransferFailedEvent,
+  TransferFailureReason,
+  TransferStartedEvent,
+} from './events.js';
+
+/** DATA headers for every 16-bit block number, built on first use and shared by all transfers. */
+const HEADER_BYTES = Buffer.alloc(65536 * 4);
+const HEADERS: (Buffer | undefined)[] = new Array<Buffer | undefined>(65536);
+function dataHeader(block: number): Buffer {
+  let header = HEADERS[block];
+  if (!header) {
+    header = HEADER_BYTES.subarray(block * 4, block * 4 + 4);
+    writeDataHeader(header, block);
+    HEADERS[block] = header;
+  }
+  return header;
+}
+
+/** What a transfer needs from the server that runs it (TftpServer implements it). */
+export interface TransferHost {
+  readonly config: TransferSettings;
+  /** The listening socket when transfers share it (single-port mode). */
+  readonly sharedSocket: UdpSocket | undefined;
+  emitStarted(event: TransferStartedEvent): void;
+  emitServed(event: FileServedEvent): void;
+  emitAborted(event: TransferAbortedEvent): void;
+  emitFailure(event: TransferFailedEvent): void;
+  dropped(reason: DropReason, client: TftpClient): void;
+  /** Whether an unsolicited packet from this IP may still get an ERROR reply. */
+  mayAnswer(ip: string): boolean;
+  /** Called once when a transfer ends, whatever the outcome. */
+  released(transfer: Transfer): void;
+}
+
+export interface TransferSettings {
+  readonly address: string;
+  readonly singlePort: boolean;
+  readonly timeoutMs: number;
+  readonly maxTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly maxTransferMs: number;
+  readonly clock: TftpClock;
+  readonly socketFactory: UdpSocketFactory;
+}
+
+export interface TransferInit {
+  readonly id: number;
+  readonly client: TftpClient;
+  readonly key: string;
+  readonly opened: OpenedFile;
+  readonly body: FileBody;
+  readonly mode: 'octet' | 'netascii';
+  readonly negotiated: NegotiatedOptions;
+  readonly log: TftpLogger;
+}
+
+/** One running read transfer: its own socket, the state machine, the timer. */
+export class Transfer implements TransferSink {
+  readonly id: number;
+  readonly client: TftpClient;
+  readonly key: string;
+  readonly log: TftpLogger;
+  private readonly server: TransferHost;
+  private readonly init: TransferInit;
+  private readonly machine: ReadTransferMachine;
+  private readonly oackBytes: Uint8Array | undefined;
+  private socket: UdpSocket | undefined;
+  private timer: unknown;
+  private deadline = 0;
+  private startedAt = 0;
+  private ended = false;
+
+  constructor(server: TransferHost, init: TransferInit) {
+    this.server = server;
+    this.init = init;
+    this.id = init.id;
+    this.client = init.client;
+    this.key = init.key;
+    this.log = init.log;
+    const config = server.config;
+    const timeoutMs = init.negotiated.timeoutSec !== undefined ? init.negotiated.timeoutSec * 1000 : config.timeoutMs;
+    this.oackBytes = init.negotiated.oack ? encodeTftpPacket({ type: 'oack', options: init.negotiated.oack }) : undefined;
+    this.machine = new ReadTransferMachine(
+      {
+        size: init.body.size,
+        blksize: init.negotiated.blksize,
+        windowsize: init.negotiated.windowsize,
+        oack: this.oackBytes !== undefined,
+        timeoutMs,
+        maxTimeoutMs: Math.max(timeoutMs, config.maxTimeoutMs),
+        maxRetries: config.maxRetries,
+        maxDurationMs: config.maxTransferMs,
+      },
+      this,
+    );
+  }
+
+  get bytesSent(): number {
+    return this.machine.bytesAcked;
+  }
+
+  get retries(): number {
+    return this.machine.retransmits;
+  }
+
+  private get startedEvent(): TransferStartedEvent {
+    const { opened, negotiated, mode, body } = this.init;
+    return {
+      id: this.id,
+      client: this.client,
+      file: opened.path,
+      ...(opened.serial ? { serial: opened.serial } : {}),
+      origin: opened.origin,
+      mode,
+      size: body.size,
+      blksize: negotiated.blksize,
+      windowsize: negotiated.windowsize,
+      ...(negotiated.tsize !== undefined ? { tsize: negotiated.tsize } : {}),
+    };
+  }
+
+  /** True between start() and the end of the transfer. */
+  running = false;
+  /** False in single-port mode, where the socket is the server's listening socket. */
+  private ownsSocket = true;
+
+  async start(): Promise<void> {
+    const { clock, socketFactory, address } = this.server.config;
+    const shared = this.server.sharedSocket;
+    if (shared) {
+      this.socket = shared;
+      this.ownsSocket = false;
+    } else {
+      const socket = socketFactory('transfer');
+      this.socket = socket;
+      try {
+        await bindSocket(socket, 0, address);
+      } catch (error) {
+        this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
+        this.socket = undefined;
+        try {
+          socket.close();
+        } catch {
+          // never bound: nothing to release
+        }
+        this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
+        return;
+      }
+      if (this.ended) return;
+      socket.on('error', (error) => this.log.warn({ err: error }, 'tftp: transfer socket error'));
+      socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    }
+    this.running = true;
+    this.startedAt = clock.now();
+    this.server.emitStarted(this.startedEvent);
+    this.log.debug({ blksize: this.init.negotiated.blksize, windowsize: this.init.negotiated.windowsize, size: this.init.body.size }, 'tftp: transfer started');
+    this.machine.start(this.startedAt);
+  }
+
+  onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
+      // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
+      if (this.server.mayAnswer(rinfo.address)) {
+        this.socket?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address);
+      }
+      this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
+      return;
+    }
+    const block = peekAckBlock(msg);
+    if (block >= 0) {
+      const result = this.machine.onAck(block, this.server.config.clock.now());
+      if (result === 'duplicate') this.server.dropped('duplicate-ack', this.client);
+      else if (result === 'out-of-window') this.server.dropped('out-of-window-ack', this.client);
+      return;
+    }
+    if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ERROR) {
+      let code = 0;
+      let message = '';
+      try {
+        const packet = decodeTftpPacket(msg);
+        if (packet.type === 'error') ({ code, message } = packet);
+      } catch {
+        // an ERROR we cannot read still ends the transfer
+      }
+      this.abortedByClient(code, sanitizeForLog(message));
+      return;
+    }
+    this.server.dropped(msg.length >= 2 && msg[0] === 0 && msg[1]! <= TftpOpcode.OACK ? 'unexpected-opcode' : 'malformed', this.client);
+  }
+
+  // TransferSink
+
+  sendOack(): void {
+    if (this.oackBytes) this.socket?.send(this.oackBytes, this.client.port, this.client.address);
+  }
+
+  sendBlocks(first: number, last: number): void {
+    const { blksize } = this.init.negotiated;
+    const body = this.init.body;
+    for (let block = first; block <= last; block++) {
+      const bytes = body.read((block - 1) * blksize, blksize);
+      if (bytes instanceof Uint8Array) {
+        this.sendData(block, bytes);
+      } else {
+        // Streamed from disk: keep the order by sending the rest once this read lands.
+        bytes.then(
+          (data) => {
+            if (this.ended) return;
+            this.sendData(block, data);
+            if (block < last) this.sendBlocks(block + 1, last);
+          },
+          (error: unknown) => {
+            this.log.warn({ err: error }, 'tftp: read failed mid-transfer');
+            this.fail('io-error', 'read error');
+          },
+        );
+        return;
+      }
+    }
+  }
+
+  private sendData(block: number, data: Uint8Array): void {
+    // Gather-send a shared, immutable header and a view of the cached bytes: no copy and no
+    // pool allocation per block. No send callback either (it costs a nextTick per datagram);
+    // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
+    this.socket?.send([dataHeader(block & 0xffff), data], this.client.port, this.client.address);
+  }
+
+  armTimer(ms: number): void {
+    const clock = this.server.config.clock;
+    const wasArmed = this.deadline !== 0 && this.timer !== undefined;
+    this.deadline = clock.now() + ms;
+    // One timer per transfer, re-armed lazily: a new deadline per ACK costs no timer churn.
+    if (!wasArmed) this.timer = clock.setTimeout(this.onTimer, ms);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.ended) return;
+    const clock = this.server.config.clock;
+    const now = clock.now();
+    if (now < this.deadline) {
+      this.timer = clock.setTimeout(this.onTimer, this.deadline - now);
+      return;
+    }
+    this.deadline = 0;
+    this.machine.onTimeout(now);
+  };
+
+  finish(outcome: TransferOutcome): void {
+    const durationMs = this.server.config.clock.now() - this.startedAt;
+    if (outcome.kind === 'complete') {
+      this.server.emitServed({ ...this.startedEvent, bytes: this.init.body.size, durationMs, retries: this.machine.retransmits });
+      this.log.debug({ bytes: this.init.body.size, durationMs, retries: this.machine.retransmits }, 'tftp: file served');
+    } else {
+      this.server.emitFailure(this.failedEvent('timeout', outcome.message, durationMs));
+      this.log.info({ message: outcome.message }, 'tftp: transfer timed out');
+    }
+    this.teardown();
+  }
+
+  private failedEvent(reason: TransferFailureReason, message: string, durationMs: number): TransferFailedEvent {
+    const { opened } = this.init;
+    return {
+      id: this.id,
+      client: this.client,
+      file: opened.path,
+      ...(opened.serial ? { serial: opened.serial } : {}),
+      reason,
+      message,
+      bytes: this.machine.bytesAcked,
+      durationMs,
+      retries: this.machine.retransmits,
+    };
+  }
+
+  private abortedByClient(code: number, message: string): void {
+    if (this.ended) return;
+    this.machine.stop();
+    const durationMs = this.server.config.clock.now() - this.startedAt;
+    this.server.emitAborted({ ...this.startedEvent, reason: 'client-abort', code, message, bytes: this.machine.bytesAcked, durationMs });
+    this.log.debug({ code, message }, 'tftp: client ended the transfer');
+    this.teardown();
+  }
+
+  /** Ends the transfer from the server side (shutdown, read error). */
+  async fail(reason: TransferFailureReason, message: string): Promise<void> {
+    if (this.ended) return;
+    this.machine.stop();
+    const durationMs = this.startedAt ? this.server.config.clock.now() - this.startedAt : 0;
+    if (reason !== 'shutdown' && this.socket) {
+      // The client gets a generic text; the details stay in the event and the log.
+      this.socket.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }), this.client.port, this.client.address);
+    }
+    this.server.emitFailure(this.failedEvent(reason, message, durationMs));
+    await this.teardown();
+  }
+
+  private teardown(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    this.ended = true;
+    this.running = false;
+    if (this.timer !== undefined) this.server.config.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.init.body.release();
+    this.server.released(this);
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket || !this.ownsSocket) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
