@@ -72,7 +72,7 @@ describe('boot-server bin', () => {
     const apiPort = await freePort();
     const stateDir = join(dir, 'state');
     const configFile = join(dir, 'config.json');
-    const config = { serverIp: '127.0.0.1', tftpRoot: join(dir, 'tftp'), nfsRoot: join(dir, 'nfs'), stateDir, exportsFile: join(dir, 'exports'), dhcp: false, tftpPort: 0, apiPort, logLevel: 'info' };
+    const config = { serverIp: '127.0.0.1', tftpRoot: join(dir, 'tftp'), nfsRoot: join(dir, 'nfs'), stateDir, exportsFile: join(dir, 'exports'), dhcp: false, tftpPort: 0, apiPort, logLevel: 'info', neighbourScanInterval: 0 };
     writeFileSync(configFile, JSON.stringify(config));
     const child = bootServer(['start', '--config', configFile]);
     let output = '';

@@ -51,6 +51,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
         apiPort: 8067,
         logLevel: 'info',
         tftpAfterOfferTimeout: 2,
+        neighbourScanInterval: 0,
       }),
     );
   });

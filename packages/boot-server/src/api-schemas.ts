@@ -147,6 +147,19 @@ export const setupBody = {
   ],
 } as const;
 
+export const baseParams = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', pattern: BASE_PATTERN, description: 'base name' } },
+} as const;
+
+export const baseRemoved = {
+  type: 'object',
+  required: ['name', 'removed'],
+  additionalProperties: true,
+  properties: { name: { type: 'string' }, removed: { type: 'boolean', description: 'false when there was no such base (remove is idempotent)' } },
+} as const;
+
 export const resetBody = {
   type: 'object',
   required: ['yes'],

@@ -19,6 +19,8 @@ export interface ApiOptions {
   logger?: Logger;
   /** Extra facts for /healthz (which servers run). */
   health?: () => Record<string, unknown>;
+  /** nfsd and exports state for /healthz under `nfs` (the fleet's health()). */
+  nfsHealth?: () => Promise<object>;
   /** Seconds between SSE keep-alive comments. */
   sseKeepAliveSeconds?: number;
   version?: string;
@@ -46,7 +48,7 @@ const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   401: 'Missing or wrong bearer token',
   403: 'The server is not running as root',
   404: 'Unknown Pi or base',
-  409: 'Conflicts with what exists (Pi or base already there, Pi busy)',
+  409: 'Conflicts with what exists (Pi or base already there, base still used by Pis, Pi busy)',
   422: 'The image or tarball could not be imported',
   500: 'Internal error',
   503: 'The registry is locked by another process; retry',
@@ -167,7 +169,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const { fleet } = options;
 
-  app.get('/healthz', { schema: { hide: true }, config: { public: true } }, async () => ({ status: 'ok', ...(options.health?.() ?? {}) }));
+  app.get('/healthz', { schema: { hide: true }, config: { public: true } }, async () => ({
+    status: 'ok',
+    ...(options.health?.() ?? {}),
+    ...(options.nfsHealth ? { nfs: await options.nfsHealth() } : {}),
+  }));
   app.get('/metrics', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => {
     reply.header('content-type', options.metrics.contentType);
     return options.metrics.render();
@@ -207,6 +213,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get('/api/v1/discovered', { schema: { summary: 'Pis seen on the wire but not registered', tags: ['pis'], response: { 200: described(schemas.discoveredList, 'Pis seen on the network but not registered'), ...errorResponses() } } }, async () => fleet.discovered());
 
   app.get('/api/v1/bases', { schema: { summary: 'Base images available for new Pis', tags: ['bases'], response: { 200: described(schemas.baseList, 'Bases'), ...errorResponses() } } }, async () => fleet.bases());
+
+  app.delete<{ Params: { name: string } }>(
+    '/api/v1/bases/:name',
+    { schema: { summary: 'Remove a base (pxetools remove-base); refused while Pis use it', tags: ['bases'], params: schemas.baseParams, response: { 200: described(schemas.baseRemoved, 'Removed (removed=false: no such base)'), ...errorResponses(400, 403, 409, 503) } } },
+    async (request) => fleet.removeBase(request.params.name),
+  );
 
   app.post<{ Body: schemas.SetupBody }>(
     '/api/v1/setup',

@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { IotTofuError } from '@iot-tofu/errors';
+import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 
 /** Which Raspberry Pis get a proxy offer. */
 export type DhcpAnswer = 'registered' | 'any-pi' | 'none';
@@ -46,6 +47,15 @@ export interface BootServerConfig {
   admissionBudget: number;
   /** Seconds after an offer without any TFTP request before the timeline records "no TFTP after offer". */
   tftpAfterOfferTimeout: number;
+  /** Seconds between reads of the kernel's neighbour table (IPs of registered Pis); 0 = never. */
+  neighbourScanInterval: number;
+  /** Option 66 (TFTP server, dotted quad) in Pi offers, for a TFTP server other than us; unset = none. */
+  option66?: string;
+  /**
+   * Menu text "Raspberry Pi Boot   " (three spaces) for old Pi 3B ROMs: true for every Pi, or the
+   * Pis it is for, by serial (8 lower-case hex digits) or MAC (lower-case, colons). Default false.
+   */
+  threeSpaceMenu: boolean | string[];
 }
 
 /** The layers as they come in: untrusted shapes, validated by resolveConfig. */
@@ -92,9 +102,11 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   // 15 s ÷ 12 MB per boot, the bench's sizing; a GbE site can raise it.
   admissionBudget: 15,
   tftpAfterOfferTimeout: 10,
+  neighbourScanInterval: 60,
+  threeSpaceMenu: false,
 });
 
-type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'pxe';
+type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'pxe' | 'pis';
 
 /** Every config key, its type, and its environment variable (IOT_TOFU_ + SNAKE_CASE). */
 const KEYS: Readonly<Record<string, Kind>> = {
@@ -116,6 +128,9 @@ const KEYS: Readonly<Record<string, Kind>> = {
   exportsClients: 'string',
   admissionBudget: 'count',
   tftpAfterOfferTimeout: 'count',
+  neighbourScanInterval: 'count',
+  option66: 'ip',
+  threeSpaceMenu: 'pis',
 };
 
 /** Keys other tools keep in the same file (pxetools) or that only make sense on the command line. */
@@ -241,7 +256,44 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
       return value;
     case 'pxe':
       return parsePxe(value, source);
+    case 'pis':
+      return parsePiSelection(key, value, source);
   }
+}
+
+/**
+ * `true`/`false`, or a list of serials and MACs (JSON array in files; in the environment also a
+ * comma-separated list). Entries come out normalised: 8-digit serials, lower-case colon MACs.
+ */
+function parsePiSelection(key: string, value: unknown, source: string): boolean | string[] {
+  if (typeof value === 'boolean') return value;
+  let list = value;
+  if (typeof value === 'string') {
+    if (/^(1|true|yes|on)$/i.test(value.trim())) return true;
+    if (/^(0|false|no|off)$/i.test(value.trim())) return false;
+    try {
+      list = value.trim().startsWith('[') ? JSON.parse(value) : value.split(',').map((entry) => entry.trim()).filter(Boolean);
+    } catch {
+      throw new ConfigError(key, `expected true, false, a JSON list or a comma-separated list, got ${JSON.stringify(value)}`, source);
+    }
+  }
+  if (!Array.isArray(list)) throw new ConfigError(key, `expected true, false or a list of Pi serials and MACs, got ${JSON.stringify(value)}`, source);
+  return [
+    ...new Set(
+      list.map((entry: unknown, index) => {
+        if (typeof entry === 'string') {
+          const text = entry.trim();
+          if (/^(0x)?([0-9a-f]{8}|[0-9a-f]{16})$/i.test(text)) return parseSerial(text).short;
+          try {
+            return normalizeMac(text);
+          } catch {
+            // fall through to the error below
+          }
+        }
+        throw new ConfigError(`${key}[${index}]`, `expected a Pi serial (8 or 16 hex digits) or a MAC, got ${JSON.stringify(entry)}`, source);
+      }),
+    ),
+  ];
 }
 
 const PXE_KEYS: readonly (keyof PxeBootFiles)[] = ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'];

@@ -8,6 +8,7 @@ import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 import { admitNewPi } from './admission.js';
 import { buildApi } from './api.js';
+import { proxyPolicy } from './proxy-policy.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
 import { EventBus, type BootEventName, type BootEvents } from './events.js';
@@ -38,6 +39,11 @@ export class StartupError extends IotTofuError {
     super('STARTUP_FAILED', `${key}: ${message}`, options);
   }
 }
+
+/** Ignored DHCP traffic that is not a network-booting client at all: counted, never put on the bus. */
+const QUIET_IGNORE_REASONS: ReadonlySet<string> = new Set(['not-pxe', 'wrong-message-type']);
+
+const NFS_HEALTH_CACHE_MS = 5000;
 
 /** Config keys a SIGHUP cannot change on a running daemon (sockets and folders are fixed at start). */
 export const RESTART_KEYS: readonly (keyof BootServerConfig)[] = [
@@ -78,6 +84,8 @@ export class BootServer {
   private metrics: BootMetrics | undefined;
   private readonly tracker: BootTracker;
   private tickTimer: NodeJS.Timeout | undefined;
+  private neighbourTimer: NodeJS.Timeout | undefined;
+  private nfsHealthCache: { at: number; value: Promise<object> } | undefined;
   private readonly cleanups: Array<() => void> = [];
   /** MACs learned from DHCP, so TFTP facts (which only know the serial and IP) reach the right Pi. */
   private readonly macBySerial = new Map<string, string>();
@@ -151,6 +159,7 @@ export class BootServer {
 
     this.tickTimer = setInterval(() => this.publish(this.tracker.tick(this.now())), 1000);
     this.tickTimer.unref();
+    this.scheduleNeighbourScans();
     return this.addresses;
   }
 
@@ -180,15 +189,43 @@ export class BootServer {
     this.addresses.push({ service: 'tftp', protocol: 'udp', address: bound.address, port: bound.port });
   }
 
+  /**
+   * Pis the neighbour table knows but DHCP does not (their DHCP went to the router) still get their
+   * IP learned: once now, then every neighbourScanInterval seconds (0 = never; SIGHUP re-arms).
+   */
+  private scheduleNeighbourScans(): void {
+    if (this.neighbourTimer) clearInterval(this.neighbourTimer);
+    this.neighbourTimer = undefined;
+    const fleet = this.fleet;
+    const seconds = this.config.neighbourScanInterval;
+    if (!fleet || seconds <= 0) return;
+    const scan = () => {
+      void fleet
+        .learnFromNeighbours()
+        .then((learned) => {
+          if (learned) this.logger.debug({ learned }, 'learned Pi IPs from the neighbour table');
+        })
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'neighbour table scan failed'));
+    };
+    scan();
+    this.neighbourTimer = setInterval(scan, seconds * 1000);
+    this.neighbourTimer.unref();
+  }
+
+  /** nfsd and exports state for /healthz; cached briefly, as each look runs `exportfs -v` and /healthz needs no token. */
+  private nfsHealth(fleet: Fleet): Promise<object> {
+    const now = this.now();
+    if (!this.nfsHealthCache || now - this.nfsHealthCache.at > NFS_HEALTH_CACHE_MS) {
+      this.nfsHealthCache = { at: now, value: fleet.health().catch((error: unknown) => ({ error: (error as Error).message })) };
+    }
+    return this.nfsHealthCache.value;
+  }
+
   /** The proxy policy for the current config (rebuilt on SIGHUP). */
   private policy(fleet: Fleet): ProxyPolicy {
     const { config } = this;
-    return {
-      serverIp: config.serverIp,
-      answer: config.dhcpAnswer,
+    return proxyPolicy(config, {
       isRegistered: (client) => fleet.isRegistered(client),
-      pxe: { ...config.pxe },
-      pi3RepeatDelayMs: 1200,
       admit: (client) => {
         if (config.admissionBudget <= 0) return true;
         // Pi 4/5 and 3B+ carry their serial in option 97; a Pi 3B ROM is known by its MAC.
@@ -197,7 +234,7 @@ export class BootServer {
         if (admitted) this.tracker.admit(key, this.now());
         return admitted;
       },
-    };
+    });
   }
 
   private async startDhcp(fleet: Fleet): Promise<void> {
@@ -220,11 +257,17 @@ export class BootServer {
       this.bus.emit('offer-sent', { ...opt('serial', serial), mac: e.mac, kind: e.kind, messageType: e.messageType, repeat: e.repeat, at: this.now() });
     });
     dhcp.on('ignored', (e) => {
+      // Every ignored packet is counted by the server (metrics read its stats); the bus, the SSE
+      // stream and the logs only hear about ones that concern a network-booting client.
+      if (QUIET_IGNORE_REASONS.has(e.reason)) return;
       const serial = e.mac ? fleet.serialForMac(e.mac) : undefined;
       this.bus.emit('dhcp-ignored', { ...opt('mac', e.mac), ...opt('serial', serial), ...opt('kind', e.kind), reason: e.reason, at: this.now() });
     });
     const bound = await dhcp.start().catch((error: unknown) => {
-      throw new StartupError('dhcpPort', (error as Error).message, { cause: error });
+      const inUse = (error as { cause?: { code?: unknown } }).cause?.code === 'EADDRINUSE';
+      // Usually dnsmasq or another DHCP server already answers on this machine.
+      const hint = inUse ? ' (another DHCP server runs here? stop it, or start with --no-dhcp to serve TFTP and the API only)' : '';
+      throw new StartupError('dhcpPort', `${(error as Error).message}${hint}`, { cause: error });
     });
     this.dhcp = dhcp;
     const seen = new Set<string>();
@@ -255,6 +298,7 @@ export class BootServer {
         pis: fleet.list().length,
         ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued } : {}),
       }),
+      nfsHealth: () => this.nfsHealth(fleet),
     });
     this.api = api;
     try {
@@ -360,6 +404,7 @@ export class BootServer {
    */
   async reload(next: BootServerConfig): Promise<string[]> {
     const restart = keysNeedingRestart(this.config, next);
+    const previousInterval = this.config.neighbourScanInterval;
     const applied: BootServerConfig = { ...next };
     for (const key of restart) (applied as unknown as Record<string, unknown>)[key] = this.config[key as keyof BootServerConfig];
     this.config = applied;
@@ -369,6 +414,7 @@ export class BootServer {
     if (this.fleet) {
       await this.fleet.reload();
       this.dhcp?.updatePolicy(this.policy(this.fleet));
+      if (next.neighbourScanInterval !== previousInterval) this.scheduleNeighbourScans();
     }
     return restart;
   }
@@ -377,6 +423,7 @@ export class BootServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.tickTimer) clearInterval(this.tickTimer);
+      if (this.neighbourTimer) clearInterval(this.neighbourTimer);
       const errors: unknown[] = [];
       const attempt = async (what: () => Promise<unknown> | undefined) => {
         try {

@@ -13,6 +13,7 @@ export interface FleetVerbs {
   bases(): object[];
   setup(request: { base: string; source: { kind: 'image'; image: string } | { kind: 'tarballs'; boot: string; root: string } | { kind: 'dirs'; boot: string; root: string }; makeDefault?: boolean }): Promise<{ base: object }>;
   reset(): Promise<object>;
+  removeBase(name: string): Promise<{ name: string; removed: boolean }>;
   isRegistered(query: { serial?: string; mac?: string }): boolean;
 }
 
@@ -57,5 +58,9 @@ export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefi
     bases: async () => fleet.bases().map(json),
     setup: async (input: SetupInput) => changed(json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base)),
     reset: async (_input: ResetInput) => changed(json(await fleet.reset())),
+    removeBase: async (name) => {
+      const result = await fleet.removeBase(name);
+      return result.removed ? changed(json(result)) : json(result);
+    },
   };
 }

@@ -43,5 +43,7 @@ export interface FleetPort {
   discovered(): Promise<Json[]>;
   bases(): Promise<Json[]>;
   setup(input: SetupInput): Promise<Json>;
+  /** `{name, removed}`; removed=false when there was no such base. BASE_IN_USE while Pis use it. */
+  removeBase(name: string): Promise<Json>;
   reset(input: ResetInput): Promise<Json>;
 }

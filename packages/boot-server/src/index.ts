@@ -15,6 +15,8 @@ export type { BootServerDeps, ListeningSocket } from './daemon.js';
 export { BootTracker, splitServedPath } from './boot-tracker.js';
 export type { BootOutcome, TrackedEvent } from './boot-tracker.js';
 export { admitNewPi } from './admission.js';
+export { proxyPolicy, threeSpaceMenuMatcher } from './proxy-policy.js';
+export type { PolicyConfig } from './proxy-policy.js';
 export type { AdmissionState } from './admission.js';
 export { fleetPort } from './fleet-adapter.js';
 export type { FleetVerbs } from './fleet-adapter.js';

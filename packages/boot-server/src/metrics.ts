@@ -4,7 +4,7 @@ import type { EventBus } from './events.js';
 /** Live numbers the servers keep themselves; read at scrape time. */
 export interface LiveStats {
   tftp?: { active: number; queued: number; dropped?: number };
-  dhcp?: { received: number; requests: number; dropped?: Partial<Record<string, number>> };
+  dhcp?: { received: number; requests: number; ignored?: Partial<Record<string, number>>; dropped?: Partial<Record<string, number>> };
 }
 
 export interface BootMetrics {
@@ -51,6 +51,17 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
       for (const [reason, count] of Object.entries(live().dhcp?.dropped ?? {})) if (count) this.inc({ reason }, count);
     },
   });
+  // From the server's own counters: the bus does not carry every ignored packet (not-pxe, …).
+  new Counter({
+    name: 'iot_tofu_dhcp_ignored_total',
+    help: 'DHCP packets not answered, by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(live().dhcp?.ignored ?? {})) if (count) this.inc({ reason }, count);
+    },
+  });
   new Counter({
     name: 'iot_tofu_tftp_dropped_total',
     help: 'TFTP packets dropped (malformed, duplicates, rate limits, foreign TIDs)',
@@ -61,7 +72,6 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     },
   });
   const dhcpOffers = new Counter({ name: 'iot_tofu_dhcp_offers_total', help: 'Proxy OFFERs (port 67) and ACKs (port 4011) sent, by client kind', labelNames: ['type', 'kind'], registers: [registry] });
-  const dhcpIgnored = new Counter({ name: 'iot_tofu_dhcp_ignored_total', help: 'DHCP packets not answered, by reason', labelNames: ['reason'], registers: [registry] });
   const pisSeen = new Counter({ name: 'iot_tofu_pis_seen_total', help: 'Raspberry Pi DISCOVERs recognised', registers: [registry] });
   const transfers = new Counter({ name: 'iot_tofu_tftp_transfers_total', help: 'TFTP transfers ended, by result', labelNames: ['result'], registers: [registry] });
   const bytes = new Counter({ name: 'iot_tofu_tftp_bytes_total', help: 'File bytes sent over TFTP by completed transfers', registers: [registry] });
@@ -100,7 +110,6 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
 
   const offs = [
     bus.on('offer-sent', (e) => dhcpOffers.inc({ type: e.messageType, kind: e.kind })),
-    bus.on('dhcp-ignored', (e) => dhcpIgnored.inc({ reason: e.reason })),
     bus.on('pi-seen', () => pisSeen.inc()),
     bus.on('file-served', (e) => {
       transfers.inc({ result: 'complete' });

@@ -78,7 +78,11 @@ export function renderStatus(report: StatusReport): string {
   if (d.state === 'running') {
     lines.push(`boot-server: running (pid ${d.pid}, since ${d.startedAt})`);
     for (const a of d.addresses ?? []) lines.push(`  ${a.service.padEnd(5)} ${a.protocol} ${a.address}:${a.port}`);
-    if (d.health) lines.push(`  health: ${Object.entries(d.health).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+    if (d.health) {
+      lines.push(`  health: ${Object.entries(d.health).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+      const foreign = (d.health.nfs as { foreignExportsIssues?: { at: string; messages: string[] } } | undefined)?.foreignExportsIssues;
+      if (foreign) lines.push(`  exportfs complained about exports that are not ours (${foreign.at}): ${foreign.messages.join('; ')}`);
+    }
     if (d.healthError) lines.push(`  health: API not answering (${d.healthError})`);
   } else if (d.state === 'stale') {
     lines.push(`boot-server: not running (pid ${d.pid} from ${d.startedAt} is gone; it did not shut down cleanly)`);

@@ -23,7 +23,7 @@ describe('HTTP API', () => {
     fixture = fleetFixture();
     fleet = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1' });
     const metrics = createMetrics(bus, () => ({ tftp: { active: 2, queued: 1 } }), { defaultMetrics: false });
-    app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }) });
+    app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }), nfsHealth: () => fleet.health() });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => {
@@ -65,7 +65,12 @@ describe('HTTP API', () => {
     it('serves /metrics and /healthz without a token', async () => {
       const health = await call('GET', '/healthz', undefined, {});
       expect(health.status).toBe(200);
-      expect(health.json).toEqual({ status: 'ok', dhcp: false, tftp: true });
+      expect(health.json).toEqual({
+        status: 'ok',
+        dhcp: false,
+        tftp: true,
+        nfs: expect.objectContaining({ nfsdRunning: expect.any(Boolean), exported: expect.any(Array), exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8' }),
+      });
       const metrics = await call('GET', '/metrics', undefined, {});
       expect(metrics.status).toBe(200);
       expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -122,6 +127,20 @@ describe('HTTP API', () => {
       expect(badSource.json.error.message).toMatch(/nonexistent/);
     });
 
+    it('removes a base with DELETE /api/v1/bases/{name}: refused while a Pi uses it, idempotent', async () => {
+      expect((await call('POST', '/api/v1/setup', { base: 'spare', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: false })).status).toBe(201);
+      expect((await call('POST', '/api/v1/pis', { serial: '0c1b2c3d', owner: 'jo', name: 'spare-user', base: 'spare' })).status).toBe(201);
+      const inUse = await call('DELETE', '/api/v1/bases/spare');
+      expect(inUse.status).toBe(409);
+      expect(inUse.json.error).toMatchObject({ code: 'BASE_IN_USE', message: expect.stringContaining('0c1b2c3d') });
+      expect((await call('DELETE', '/api/v1/pis/0c1b2c3d')).status).toBe(200);
+      const removed = await call('DELETE', '/api/v1/bases/spare');
+      expect(removed.status, removed.text).toBe(200);
+      expect(removed.json).toEqual({ name: 'spare', removed: true });
+      expect((await call('GET', '/api/v1/bases')).json.map((b: { name: string }) => b.name)).toEqual(['bookworm']);
+      expect((await call('DELETE', '/api/v1/bases/spare')).json).toEqual({ name: 'spare', removed: false });
+    });
+
     it('reset needs the confirmation and then removes everything', async () => {
       const noBase = await call('POST', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk' });
       expect(noBase.status).toBe(400);
@@ -155,6 +174,8 @@ describe('HTTP API', () => {
       ['POST', '/api/v1/setup', { base: 'b', image: 'relative.img' }, 'image'],
       ['POST', '/api/v1/reset', { yes: true, colour: 1 }, 'colour'],
       ['POST', '/api/v1/reset', { yes: 'yes' }, 'yes'],
+      ['DELETE', '/api/v1/bases/..%2Fetc', undefined, 'name'],
+      ['DELETE', '/api/v1/bases/-dash', undefined, 'name'],
     ];
     it.each(cases)('%s %s %j → 400 naming %s', async (method, path, body, field) => {
       const response = await call(method, path, body);
@@ -236,7 +257,7 @@ describe('HTTP API', () => {
       expect(doc.openapi).toBe('3.0.3');
       expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
       const paths = Object.keys(doc.paths).sort();
-      expect(paths).toEqual(['/api/v1/bases', '/api/v1/discovered', '/api/v1/events', '/api/v1/pis', '/api/v1/pis/{serial}', '/api/v1/pis/{serial}/timeline', '/api/v1/reset', '/api/v1/setup'].sort());
+      expect(paths).toEqual(['/api/v1/bases', '/api/v1/bases/{name}', '/api/v1/discovered', '/api/v1/events', '/api/v1/pis', '/api/v1/pis/{serial}', '/api/v1/pis/{serial}/timeline', '/api/v1/reset', '/api/v1/setup'].sort());
 
       const ajv = new Ajv({ strict: false, allErrors: true });
       const check = async (method: string, path: string, template: string, body?: unknown) => {
@@ -269,8 +290,12 @@ describe('HTTP API', () => {
       await check('GET', '/api/v1/pis/ffffffff', '/api/v1/pis/{serial}');
       await check('GET', '/api/v1/discovered', '/api/v1/discovered');
       await check('GET', '/api/v1/bases', '/api/v1/bases');
+      await check('DELETE', '/api/v1/bases/b2', '/api/v1/bases/{name}');
+      await check('DELETE', '/api/v1/bases/b%2F2', '/api/v1/bases/{name}');
       await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
       await check('DELETE', '/api/v1/pis/0a1b2c3d', '/api/v1/pis/{serial}');
+      await check('DELETE', '/api/v1/bases/b2', '/api/v1/bases/{name}');
+      await check('DELETE', '/api/v1/bases/b2', '/api/v1/bases/{name}');
       await check('POST', '/api/v1/reset', '/api/v1/reset', { yes: true });
       await check('GET', '/api/v1/pis', '/api/v1/pis');
     });

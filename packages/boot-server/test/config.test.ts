@@ -23,6 +23,17 @@ describe('resolveConfig: layers merge defaults < file < env < flags', () => {
     ['pxe table from the file', { file: { path: '/c.json', data: { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } } } }, { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } }],
     ['pxe table from env JSON', { env: { IOT_TOFU_PXE: '{"uefiX64":"ipxe.efi"}' } }, { pxe: { uefiX64: 'ipxe.efi' } }],
     ['dhcpAnswer', { flags: { dhcpAnswer: 'any-pi' } }, { dhcpAnswer: 'any-pi' }],
+    ['option66 from the file', { file: { path: '/c.json', data: { option66: '10.0.0.9' } } }, { option66: '10.0.0.9' }],
+    ['threeSpaceMenu true', { file: { path: '/c.json', data: { threeSpaceMenu: true } } }, { threeSpaceMenu: true }],
+    [
+      'threeSpaceMenu list, normalised and deduplicated',
+      { file: { path: '/c.json', data: { threeSpaceMenu: ['00000000ABCDEF01', 'abcdef01', 'B8-27-EB-55-BB-FD', 'b827eb55bbfd', '0x9F55BBFD'] } } },
+      { threeSpaceMenu: ['abcdef01', 'b8:27:eb:55:bb:fd', '9f55bbfd'] },
+    ],
+    ['threeSpaceMenu from a comma list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '9f55bbfd, dc:a6:32:01:36:c2' } }, { threeSpaceMenu: ['9f55bbfd', 'dc:a6:32:01:36:c2'] }],
+    ['threeSpaceMenu from a JSON list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '["9f55bbfd"]' } }, { threeSpaceMenu: ['9f55bbfd'] }],
+    ['threeSpaceMenu off in the environment', { file: { path: '/c.json', data: { threeSpaceMenu: true } }, env: { IOT_TOFU_THREE_SPACE_MENU: 'off' } }, { threeSpaceMenu: false }],
+    ['neighbour scans off', { file: { path: '/c.json', data: { neighbourScanInterval: 0 } } }, { neighbourScanInterval: 0 }],
     ['the config key itself is not a setting', { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } }, { tftpPort: 69 }],
   ];
   it.each(cases)('%s', (_name, layers, expected) => {
@@ -44,6 +55,12 @@ describe('resolveConfig: one clear error naming the key', () => {
     [{ env: { IOT_TOFU_DHCP: 'maybe' } }, /dhcp: expected true or false/],
     [{ env: { IOT_TOFU_PXE: '{' } }, /IOT_TOFU_PXE: expected a JSON object/],
     [{ flags: { tftpRoot: '' } }, /tftpRoot: expected a path/],
+    [{ file: { path: '/c.json', data: { option66: 'tftp.example' } } }, /config file \/c\.json.*option66: expected an IPv4 address, got "tftp\.example"/],
+    [{ file: { path: '/c.json', data: { threeSpaceMenu: 'yes please' } } }, /threeSpaceMenu\[0\]: expected a Pi serial \(8 or 16 hex digits\) or a MAC, got "yes please"/],
+    [{ file: { path: '/c.json', data: { threeSpaceMenu: ['9f55bbfd', 'pi-kitchen'] } } }, /config file \/c\.json.*threeSpaceMenu\[1\]: expected a Pi serial.*"pi-kitchen"/],
+    [{ file: { path: '/c.json', data: { threeSpaceMenu: { all: true } } } }, /threeSpaceMenu: expected true, false or a list/],
+    [{ env: { IOT_TOFU_THREE_SPACE_MENU: '[9f55' } }, /environment IOT_TOFU_THREE_SPACE_MENU.*threeSpaceMenu: expected true, false, a JSON list/],
+    [{ flags: { neighbourScanInterval: -1 } }, /neighbourScanInterval: expected a whole number/],
   ];
   it.each(bad)('%j', (layers, message) => {
     let thrown: unknown;

@@ -45,6 +45,7 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
       dhcp: false,
       tftpPort: 0,
       apiPort: await freePort(),
+      neighbourScanInterval: 0,
     };
     const started = await startBootServer(config, { logger });
     server = started.server;

@@ -14,11 +14,11 @@ function parse(text: string): Map<string, number> {
 describe('metrics', () => {
   it('counts bus events and reads live server numbers at scrape time', async () => {
     const bus = new EventBus();
-    let live: LiveStats = { tftp: { active: 3, queued: 7, dropped: 2 }, dhcp: { received: 12, requests: 10, dropped: { malformed: 2 } } };
+    let live: LiveStats = { tftp: { active: 3, queued: 7, dropped: 2 }, dhcp: { received: 12, requests: 10, ignored: { 'pi-not-registered': 1, deferred: 1, 'not-pxe': 4 }, dropped: { malformed: 2 } } };
     const metrics = createMetrics(bus, () => live, { defaultMetrics: false });
     bus.emit('offer-sent', { serial: 'aaaaaaaa', mac: 'dc:a6:32:00:00:01', kind: 'pi', messageType: 'offer', repeat: false, at: 1 });
+    // Ignored packets are counted from the server's stats, not from bus events (the bus skips not-pxe).
     bus.emit('dhcp-ignored', { mac: 'dc:a6:32:00:00:02', reason: 'pi-not-registered', at: 1 });
-    bus.emit('dhcp-ignored', { reason: 'deferred', at: 1 });
     bus.emit('file-served', { serial: 'aaaaaaaa', clientIp: '10.0.0.1', file: 'aaaaaaaa/kernel8.img', bytes: 5000, ms: 1500, retries: 2, at: 2 });
     bus.emit('file-served', { clientIp: '10.0.0.1', file: 'bootcode.bin', bytes: 100, ms: 3, retries: 0, at: 2 });
     bus.emit('transfer-failed', { clientIp: '10.0.0.1', file: 'aaaaaaaa/start4.elf', reason: 'Early terminate', kind: 'aborted', retries: 0, at: 3 });
@@ -36,6 +36,7 @@ describe('metrics', () => {
       'iot_tofu_dhcp_offers_total{type="offer",kind="pi"}': 1,
       'iot_tofu_dhcp_ignored_total{reason="pi-not-registered"}': 1,
       'iot_tofu_dhcp_ignored_total{reason="deferred"}': 1,
+      'iot_tofu_dhcp_ignored_total{reason="not-pxe"}': 4,
       'iot_tofu_pis_seen_total': 0,
       'iot_tofu_tftp_transfers_total{result="complete"}': 2,
       'iot_tofu_tftp_transfers_total{result="aborted"}': 1,
