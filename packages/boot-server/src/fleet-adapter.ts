@@ -1,4 +1,5 @@
 import { IotTofuError } from '@iot-tofu/errors';
+import { chooseSetupSource } from '@iot-tofu/fleet';
 import { parseSerial } from '@iot-tofu/rpi';
 import type { AddPiInput, FleetPort, Json, ResetInput, SetupInput } from './fleet-port.js';
 
@@ -18,11 +19,10 @@ export interface FleetVerbs {
 }
 
 function setupSource(input: SetupInput) {
-  if (input.image) return { kind: 'image' as const, image: input.image };
-  if (input.bootTarball && input.rootTarball) return { kind: 'tarballs' as const, boot: input.bootTarball, root: input.rootTarball };
-  if (input.bootDir && input.rootfsDir) return { kind: 'dirs' as const, boot: input.bootDir, root: input.rootfsDir };
+  const choice = chooseSetupSource(input);
   // The request schema already enforces one source; this guards direct callers.
-  throw new IotTofuError('INVALID_REQUEST', 'setup needs one source: image, bootTarball + rootTarball, or bootDir + rootfsDir');
+  if ('problem' in choice) throw new IotTofuError('INVALID_REQUEST', 'setup needs one source: image, bootTarball + rootTarball, or bootDir + rootfsDir');
+  return choice.source;
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { AddRequest, SetupSourceFields } from '@iot-tofu/fleet';
+
 /**
  * What the API and the daemon need from the fleet, as plain JSON (the same JSON as
  * `pxetools --json`). The real `Fleet` is adapted to this in fleet-adapter.ts; keeping the port
@@ -5,25 +7,11 @@
  */
 export type Json = Record<string, unknown>;
 
-export interface AddPiInput {
-  serial: string;
-  owner: string;
-  name: string;
-  base?: string;
-  mac?: string;
-  /** Upstream's "own filesystem": empty folders, the operator fills the root. */
-  ownFilesystem?: boolean;
-  /** Mount /dev/sda1 on /var/lib/docker (nofail). */
-  dockerDisk?: boolean;
-}
+/** The fleet's add request without per-Pi config.txt (not offered over HTTP). */
+export type AddPiInput = Omit<AddRequest, 'configTxt'>;
 
-export interface SetupInput {
+export interface SetupInput extends SetupSourceFields {
   base: string;
-  image?: string;
-  bootTarball?: string;
-  rootTarball?: string;
-  bootDir?: string;
-  rootfsDir?: string;
   /** Serve this base's boot files as the default (`<tftpRoot>/base/`). */
   makeDefault?: boolean;
 }

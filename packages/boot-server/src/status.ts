@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processAlive } from '@iot-tofu/fleet';
 import { nfsHealth, type CommandRunner, type NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { BootServerConfig } from './config.js';
 import { writeFileAtomic } from './files.js';
@@ -25,15 +26,6 @@ export interface StatusReport {
   config: { file?: string; tftpRoot: string; nfsRoot: string; stateDir: string; serverIp?: string };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Gathers what runs (runtime file + live /healthz) and what nfsd exports; never throws for a stopped daemon. */
 export async function collectStatus(options: {
   config: Omit<BootServerConfig, 'serverIp'> & { serverIp?: string };
@@ -53,7 +45,7 @@ export async function collectStatus(options: {
   } catch {
     return report;
   }
-  if (!alive(runtime.pid)) {
+  if (!processAlive(runtime.pid)) {
     report.daemon = { state: 'stale', pid: runtime.pid, startedAt: runtime.startedAt };
     return report;
   }

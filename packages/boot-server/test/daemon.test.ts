@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
@@ -11,16 +10,9 @@ import { havePeers } from '../../../test/lab/index.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
 import { BootServer, StartupError, startBootServer } from '../src/daemon.js';
 import { fleetFixture, type FleetFixture } from './fleet-fixture.js';
+import { freePort } from './free-port.js';
 
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 // The daemon in-process on loopback (TFTP + API, no DHCP): TFTP events reach timelines and metrics.
 describe.runIf(havePeers('curl'))('BootServer on loopback', () => {

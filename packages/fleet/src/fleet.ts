@@ -23,7 +23,6 @@ import {
   parseSerial,
   renderCmdline,
   renderOwnerFile,
-  type PiModel,
 } from '@iot-tofu/rpi';
 import { FleetError } from './errors.js';
 import { exists, mountsUnder, removeTree, treeSize, usedBytes } from './fs-util.js';
@@ -54,14 +53,8 @@ import type {
 export const PI_EXPORT_OPTIONS = ['rw', 'sync', 'no_subtree_check', 'no_root_squash'];
 const BASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-interface SeenRecord {
-  serial: string | null;
-  mac: string;
-  ip: string | null;
-  model: PiModel | null;
-  firstSeen: string;
-  lastSeen: string;
-}
+/** What seen.json keeps per MAC: the same fields `discovered()` shows. */
+type SeenRecord = DiscoveredPi;
 
 interface SeenFile {
   version: 1;

@@ -7,6 +7,9 @@ export type { RootfsAction, RootfsPlanInput } from './rootfs.js';
 export { decodeMbr, findPiPartitions, FAT_TYPES, LINUX_TYPE } from './mbr.js';
 export type { MbrPartition } from './mbr.js';
 export { parseMountinfo } from './fs-util.js';
+export { processAlive } from './lock.js';
+export { chooseSetupSource } from './setup-source.js';
+export type { SetupSourceFields, SetupSourceProblem } from './setup-source.js';
 export type {
   FleetOptions,
   FleetHealth,

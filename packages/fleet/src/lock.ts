@@ -2,7 +2,8 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetError } from './errors.js';
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this PID exists (EPERM: it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

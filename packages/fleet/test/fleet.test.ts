@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fleet, MASKED_UNITS, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
+import { Fleet, MASKED_UNITS, chooseSetupSource, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
 import { CommandFailedError } from '@iot-tofu/nfs-server-lite';
 import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
 
@@ -191,5 +191,22 @@ describe('memory for unregistered Pis is bounded (spoofed DISCOVERs)', () => {
     expect(reopened.discovered().map((d) => d.mac)).toEqual([macOf(5047), macOf(5048), macOf(5049)].sort());
     expect(reopened.get('9f55bbfd')).toMatchObject({ ip: '10.77.0.57' });
     await reopened.close();
+  });
+});
+
+describe('chooseSetupSource (pure)', () => {
+  it.each([
+    [{ image: '/a.img' }, { source: { kind: 'image', image: '/a.img' } }],
+    [{ bootTarball: '/b.tar', rootTarball: '/r.tar' }, { source: { kind: 'tarballs', boot: '/b.tar', root: '/r.tar' } }],
+    [{ bootDir: '/b', rootfsDir: '/r' }, { source: { kind: 'dirs', boot: '/b', root: '/r' } }],
+    [{}, { problem: 'not-exactly-one' }],
+    [{ image: '/a.img', bootDir: '/b', rootfsDir: '/r' }, { problem: 'not-exactly-one' }],
+    [{ image: '/a.img', rootTarball: '/r.tar' }, { problem: 'not-exactly-one' }],
+    [{ bootTarball: '/b.tar' }, { problem: 'tarball-pair' }],
+    [{ rootTarball: '/r.tar' }, { problem: 'tarball-pair' }],
+    [{ rootfsDir: '/r' }, { problem: 'dir-pair' }],
+    [{ image: '' }, { problem: 'not-exactly-one' }],
+  ])('%j → %j', (fields, expected) => {
+    expect(chooseSetupSource(fields)).toEqual(expected);
   });
 });

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
-import { Fleet, FleetError, writeFileAtomic, type PiJson, type SetupSource } from '@iot-tofu/fleet';
+import { Fleet, FleetError, chooseSetupSource, writeFileAtomic, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
 import { parseSerial, renderCmdline } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
 import { renderTable } from './table.js';
@@ -111,6 +111,17 @@ async function openFleet(ctx: Context, config: FleetConfig, needServerIp: boolea
   });
 }
 
+/** Loads the config, opens the fleet, runs `use` and always closes the fleet (flushing learned facts). */
+async function withFleet<T>(ctx: Context, needServerIp: boolean, use: (fleet: Fleet, config: FleetConfig) => Promise<T>): Promise<T> {
+  const { config } = await loadConfig(ctx);
+  const fleet = await openFleet(ctx, config, needServerIp);
+  try {
+    return await use(fleet, config);
+  } finally {
+    await fleet.close();
+  }
+}
+
 interface TopOptions {
   add?: string;
   remove?: string;
@@ -131,9 +142,7 @@ interface TopOptions {
 async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
   const serial = parseSerial(options.add ?? '').short;
   requireRoot(ctx);
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, true);
-  try {
+  await withFleet(ctx, true, async (fleet, config) => {
     if (fleet.isRegistered({ serial })) throw new FleetError('PI_EXISTS', `Pi ${serial} is already registered (${config.tftpRoot}/${serial} exists)`);
     if (options.ownFilesystem && options.base) throw new UsageError('choose either --base or --own-filesystem, not both');
     if (!ctx.json) out(ctx, `Serial: ${serial}`);
@@ -179,9 +188,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       out(ctx, renderCmdline({ serverIp: fleet.serverIp, nfsRootPath: result.pi.nfsDir }).trimEnd());
     }
     out(ctx, 'Should be working, you might have to wait SSH lets you in.');
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doRemove(ctx: Context, options: TopOptions): Promise<void> {
@@ -191,24 +198,18 @@ async function doRemove(ctx: Context, options: TopOptions): Promise<void> {
     out(ctx, 'Aborting');
     return;
   }
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet, config) => {
     const result = await fleet.remove(serial);
     if (ctx.json) printJson(ctx, result);
     else if (result.removed) {
       out(ctx, `Removing from ${config.exportsFile}`);
       out(ctx, `Removed ${serial}`);
     } else out(ctx, `${serial} is not registered; nothing to remove`);
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doList(ctx: Context, options: TopOptions): Promise<void> {
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet) => {
     // The neighbour table knows IPs of Pis that talked to us; shown, not saved (the daemon owns seen.json).
     await fleet.learnFromNeighbours({ persist: false });
     const pis = fleet.list();
@@ -221,9 +222,7 @@ async function doList(ctx: Context, options: TopOptions): Promise<void> {
       out(ctx, '');
       out(ctx, discoveredTable(fleet));
     }
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 function discoveredTable(fleet: Fleet): string {
@@ -233,13 +232,8 @@ function discoveredTable(fleet: Fleet): string {
   );
 }
 
-interface SetupOptions {
+interface SetupOptions extends SetupSourceFields {
   base: string;
-  image?: string;
-  bootTarball?: string;
-  rootTarball?: string;
-  bootDir?: string;
-  rootfsDir?: string;
   default?: boolean;
   serverIp?: string;
   tftpRoot?: string;
@@ -249,16 +243,16 @@ interface SetupOptions {
   exportsClients?: string;
 }
 
+const SOURCE_USAGE: Readonly<Record<SetupSourceProblem, string>> = {
+  'not-exactly-one': 'give exactly one source: --image FILE, --boot-tarball FILE --root-tarball FILE, or --boot-dir DIR --rootfs-dir DIR',
+  'tarball-pair': '--boot-tarball and --root-tarball go together',
+  'dir-pair': '--boot-dir and --rootfs-dir go together',
+};
+
 function setupSource(o: SetupOptions): SetupSource {
-  const kinds = [o.image ? 'image' : '', o.bootTarball || o.rootTarball ? 'tarballs' : '', o.bootDir || o.rootfsDir ? 'dirs' : ''].filter(Boolean);
-  if (kinds.length !== 1) throw new UsageError('give exactly one source: --image FILE, --boot-tarball FILE --root-tarball FILE, or --boot-dir DIR --rootfs-dir DIR');
-  if (o.image) return { kind: 'image', image: o.image };
-  if (kinds[0] === 'tarballs') {
-    if (!o.bootTarball || !o.rootTarball) throw new UsageError('--boot-tarball and --root-tarball go together');
-    return { kind: 'tarballs', boot: o.bootTarball, root: o.rootTarball };
-  }
-  if (!o.bootDir || !o.rootfsDir) throw new UsageError('--boot-dir and --rootfs-dir go together');
-  return { kind: 'dirs', boot: o.bootDir, root: o.rootfsDir };
+  const choice = chooseSetupSource(o);
+  if ('problem' in choice) throw new UsageError(SOURCE_USAGE[choice.problem]);
+  return choice.source;
 }
 
 async function doSetup(ctx: Context, o: SetupOptions): Promise<void> {
@@ -295,15 +289,11 @@ async function doReset(ctx: Context, o: { yes?: boolean }): Promise<void> {
     out(ctx, 'Aborting');
     return;
   }
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet) => {
     const result = await fleet.reset();
     if (ctx.json) printJson(ctx, result);
     else out(ctx, `Reset done: removed ${result.removed.length} Pi(s) and ${result.bases.length} base(s)`);
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doRemoveBase(ctx: Context, name: string, yes: boolean | undefined): Promise<void> {
@@ -312,45 +302,31 @@ async function doRemoveBase(ctx: Context, name: string, yes: boolean | undefined
     out(ctx, 'Aborting');
     return;
   }
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet) => {
     const result = await fleet.removeBase(name);
     if (ctx.json) printJson(ctx, result);
     else out(ctx, result.removed ? `Removed base ${name}` : `base ${name} does not exist; nothing to remove`);
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doBases(ctx: Context): Promise<void> {
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet) => {
     const bases = fleet.bases();
     if (ctx.json) printJson(ctx, bases);
     else out(ctx, renderTable(['Name', 'Default', 'Layout', 'MB', 'Source'], bases.map((b) => [b.name, b.default ? 'yes' : 'no', b.layout, String(Math.round(b.bytes / 1024 / 1024)), b.source])));
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doDiscovered(ctx: Context): Promise<void> {
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, false);
-  try {
+  await withFleet(ctx, false, async (fleet) => {
     if (ctx.json) printJson(ctx, fleet.discovered());
     else out(ctx, discoveredTable(fleet));
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 async function doAdopt(ctx: Context, o: { upstreamExports?: string }): Promise<void> {
   requireRoot(ctx);
-  const { config } = await loadConfig(ctx);
-  const fleet = await openFleet(ctx, config, true);
-  try {
+  await withFleet(ctx, true, async (fleet) => {
     const result = await fleet.adopt(o.upstreamExports ? { upstreamExports: o.upstreamExports } : {});
     if (ctx.json) printJson(ctx, result);
     else {
@@ -360,9 +336,7 @@ async function doAdopt(ctx: Context, o: { upstreamExports?: string }): Promise<v
         for (const line of result.staleUpstreamExportLines) out(ctx, `\t${line}`);
       }
     }
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command {
