@@ -98,10 +98,15 @@ const REJECTION_TEXT: Record<PathRejection, string> = {
 };
 
 interface CacheEntry {
-  readonly realPath: string;
+  /** The file's inode (`dev:ino`): hard links and other names of one file share one entry. */
+  readonly key: string;
   readonly identity: string;
   readonly data: Buffer;
   refs: number;
+}
+
+function inodeKey(info: Stats): string {
+  return `${info.dev}:${info.ino}`;
 }
 
 function identityOf(info: Stats): string {
@@ -355,17 +360,20 @@ export class FileSource {
 
   private async bodyFor(real: string, info: Stats, options: OpenOptions): Promise<FileBody> {
     const identity = identityOf(info);
-    const cached = this.cache.get(real);
+    // Keyed by inode, not path: a fleet's per-serial folders are often hard links (or bind
+    // mounts) of one boot partition, and 200 Pis must not cost 200 copies of one kernel.
+    const key = inodeKey(info);
+    const cached = this.cache.get(key);
     if (cached && cached.identity === identity) {
       this.hits++;
       return this.borrow(cached);
     }
-    if (cached) this.evict(real, cached);
+    if (cached) this.evict(key, cached);
     if (info.size <= this.cacheMaxBytes) {
-      let pending = this.loading.get(real);
+      let pending = this.loading.get(key);
       if (!pending) {
-        pending = this.load(real, info.size).finally(() => this.loading.delete(real));
-        this.loading.set(real, pending);
+        pending = this.load(real, key, info.size).finally(() => this.loading.delete(key));
+        this.loading.set(key, pending);
       }
       const entry = await pending;
       if (entry) return this.borrow(entry);
@@ -376,9 +384,9 @@ export class FileSource {
   private borrow(entry: CacheEntry): FileBody {
     entry.refs++;
     // Touch for LRU order.
-    if (this.cache.get(entry.realPath) === entry) {
-      this.cache.delete(entry.realPath);
-      this.cache.set(entry.realPath, entry);
+    if (this.cache.get(entry.key) === entry) {
+      this.cache.delete(entry.key);
+      this.cache.set(entry.key, entry);
     }
     return new MemoryBody(entry.data, () => {
       entry.refs--;
@@ -387,7 +395,7 @@ export class FileSource {
   }
 
   /** Reads a whole file into the cache, or returns undefined when the budget cannot hold it now. */
-  private async load(real: string, expectedSize: number): Promise<CacheEntry | undefined> {
+  private async load(real: string, key: string, expectedSize: number): Promise<CacheEntry | undefined> {
     this.makeRoom(expectedSize);
     if (this.cachedBytes + this.reservedBytes + expectedSize > this.cacheMaxBytes) return undefined;
     // Reserve the bytes while reading, so parallel loads of different files respect the budget too.
@@ -402,13 +410,14 @@ export class FileSource {
       const data = await handle.readFile();
       // A file that changed between stat and read gets the identity of what we actually read.
       const identity = data.length === info.size ? identityOf(info) : `${identityOf(info)}:${data.length}`;
-      const entry: CacheEntry = { realPath: real, identity, data, refs: 0 };
+      // Filed under the inode actually read (the name may have been replaced since the stat).
+      const entry: CacheEntry = { key: inodeKey(info), identity, data, refs: 0 };
       this.reservedBytes -= reserved;
       reserved = 0;
-      const previous = this.cache.get(real);
-      if (previous) this.evict(real, previous);
+      const previous = this.cache.get(entry.key);
+      if (previous) this.evict(entry.key, previous);
       this.makeRoom(data.length);
-      this.cache.set(real, entry);
+      this.cache.set(entry.key, entry);
       this.cachedBytes += data.length;
       return entry;
     } catch (error) {

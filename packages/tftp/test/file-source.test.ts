@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, utimesSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +168,25 @@ describe('FileSource', () => {
     const again = await source.open('base/config.txt');
     expect(source.stats.hits).toBe(1);
     for (const o of [...opened, again]) expect(await text(o)).toBe('shared config');
+  });
+
+  it('shares one cache entry between hard links of one file (per-serial folders of one boot tree)', async () => {
+    const kernel = Buffer.alloc(50_000, 9);
+    writeFileSync(join(root, 'base', 'kernel8.img'), kernel);
+    const serials = ['1000000a', '1000000b', '1000000c'];
+    for (const serial of serials) {
+      mkdirSync(join(root, serial), { recursive: true });
+      linkSync(join(root, 'base', 'kernel8.img'), join(root, serial, 'kernel8.img'));
+    }
+    const source = new FileSource({ root, cacheMaxBytes: 120_000 });
+    const opened = await Promise.all(serials.map((serial) => source.open(`${serial}/kernel8.img`)));
+    // one copy in memory for three names, none of them streamed although 3 copies would not fit
+    expect(source.stats).toMatchObject({ misses: 1, hits: 0, cachedFiles: 1, cachedBytes: 50_000, streamed: 0 });
+    expect(opened.map((o) => o.path)).toEqual(serials.map((serial) => `${serial}/kernel8.img`));
+    for (const o of opened) expect(Buffer.compare(await readAll(o.body), kernel)).toBe(0);
+    for (const o of opened) o.body.release();
+    await source.open('base/kernel8.img').then((o) => o.body.release());
+    expect(source.stats).toMatchObject({ hits: 1, cachedFiles: 1 });
   });
 
   it('reloads a file that changed on disk; running transfers keep their bytes', async () => {
