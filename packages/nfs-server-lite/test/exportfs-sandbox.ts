@@ -4,7 +4,7 @@
 //   unshare -m --propagation private node --import tsx exportfs-sandbox.ts <workdir>
 // and prints one JSON object with what it observed.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManagedExports, execFileRunner, nfsHealth, withExport, type ExportfsIssue } from '../src/index.js';
 
@@ -14,8 +14,10 @@ if (!work) throw new Error('usage: exportfs-sandbox.ts <workdir>');
 // Everything exportfs reads or writes, replaced by private, empty copies.
 execFileSync('mount', ['-t', 'tmpfs', 'iot-tofu-test', '/etc/exports.d']);
 execFileSync('mount', ['-t', 'tmpfs', 'iot-tofu-test', '/var/lib/nfs']);
-writeFileSync(join(work, 'empty-exports'), '');
-execFileSync('mount', ['--bind', join(work, 'empty-exports'), '/etc/exports']);
+if (existsSync('/etc/exports')) {
+  writeFileSync(join(work, 'empty-exports'), '');
+  execFileSync('mount', ['--bind', join(work, 'empty-exports'), '/etc/exports']);
+}
 
 const PI_OPTIONS = ['rw', 'sync', 'no_subtree_check', 'no_root_squash'];
 const file = '/etc/exports.d/iot-tofu.exports';
