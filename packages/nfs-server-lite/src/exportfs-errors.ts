@@ -18,6 +18,8 @@ export interface ExportfsIssue {
   path?: string;
   /** The client spec the message names (`Invalid prefix ... for HOST`). */
   host?: string;
+  /** exportfs only advises (`file [line]: Neither 'subtree_check' …`, `No options for …`); it fails for other lines. */
+  warning?: true;
 }
 
 export interface OurExports {
@@ -52,12 +54,13 @@ function classifyMessage(message: string, ours: OurExports): ExportfsIssue {
   if (fileLine) {
     const file = fileLine[1]!;
     const line = Number(fileLine[2] ?? fileLine[3]);
-    return { message, scope: file === ours.file ? 'ours' : 'foreign', file, line };
+    return { message, scope: file === ours.file ? 'ours' : 'foreign', file, line, ...(fileLine[3] !== undefined ? { warning: true as const } : {}) };
   }
-  const pathMatch = FAILED_STAT.exec(message) ?? NOT_A_DIRECTORY.exec(message) ?? NO_OPTIONS.exec(message);
+  const noOptions = NO_OPTIONS.exec(message);
+  const pathMatch = FAILED_STAT.exec(message) ?? NOT_A_DIRECTORY.exec(message) ?? noOptions;
   if (pathMatch) {
     const path = pathMatch[1]!;
-    return { message, scope: ours.paths.includes(path) ? 'ours' : 'foreign', path };
+    return { message, scope: ours.paths.includes(path) ? 'ours' : 'foreign', path, ...(noOptions ? { warning: true as const } : {}) };
   }
   const prefix = INVALID_PREFIX.exec(message);
   if (prefix) {
@@ -67,7 +70,11 @@ function classifyMessage(message: string, ours: OurExports): ExportfsIssue {
   return { message, scope: 'unknown' };
 }
 
-/** A failed `exportfs -ra` fails our change unless every message is about someone else's exports. */
+/**
+ * A failed `exportfs -ra` fails our change unless every error (not warning) it printed is about
+ * someone else's exports; with no error to blame, it is ours to fail.
+ */
 export function exportfsFailureIsOurs(issues: readonly ExportfsIssue[]): boolean {
-  return issues.length === 0 || issues.some((issue) => issue.scope !== 'foreign');
+  const errors = issues.filter((issue) => !issue.warning);
+  return errors.length === 0 || errors.some((issue) => issue.scope !== 'foreign');
 }

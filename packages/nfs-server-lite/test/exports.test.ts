@@ -158,8 +158,8 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
       'warnings with continuation lines',
       "exportfs: No options for /srv/other 10.0.0.0/8: suggest 10.0.0.0/8(sync) to avoid warning\nexportfs: /etc/exports.d/ours.exports [1]: Neither 'subtree_check' or 'no_subtree_check' specified for export \"10.0.0.0/8:/srv/ours\".\n  Assuming default behaviour ('no_subtree_check').\n  NOTE: this default has changed since nfs-utils version 1.0.x\n\n",
       [
-        { scope: 'foreign', path: '/srv/other' },
-        { scope: 'ours', file: OURS.file, line: 1, message: expect.stringMatching(/specified for export "10\.0\.0\.0\/8:\/srv\/ours"\.; Assuming default behaviour \('no_subtree_check'\)\.; NOTE: /) },
+        { scope: 'foreign', path: '/srv/other', warning: true },
+        { scope: 'ours', file: OURS.file, line: 1, warning: true, message: expect.stringMatching(/specified for export "10\.0\.0\.0\/8:\/srv\/ours"\.; Assuming default behaviour \('no_subtree_check'\)\.; NOTE: /) },
       ],
     ],
     [
@@ -172,6 +172,7 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
   ])('%s', (_label, stderr, expected) => {
     const issues = classifyExportfsStderr(stderr, OURS);
     expect(issues).toEqual(expected.map((e) => expect.objectContaining(e)));
+    expect(issues.map((i) => i.warning ?? false)).toEqual(expected.map((e) => 'warning' in e));
   });
 
   it.each([
@@ -179,6 +180,8 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
     ['only foreign', [{ message: 'x', scope: 'foreign' }], false],
     ['foreign and ours', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'ours' }], true],
     ['foreign and unknown', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'unknown' }], true],
+    ['a foreign error and a warning about ours', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'ours', warning: true }], false],
+    ['only warnings (nothing explains the failure)', [{ message: 'x', scope: 'foreign', warning: true }], true],
   ] as const)('a failure with %s fails our change: %s', (_label, issues, fails) => {
     expect(exportfsFailureIsOurs(issues)).toBe(fails);
   });
