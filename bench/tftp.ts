@@ -11,7 +11,12 @@
  * (/proc/<pid>/stat utime+stime, /proc/<pid>/status VmHWM). Every loop is bounded in count and
  * time; the lab and every process are removed at the end.
  *
- *   npm run bench:tftp [-- --quick] [-- --json FILE]
+ * A memory phase comes first (bench/tftp/memory.ts): each server fresh, 100 (quick: 50)
+ * concurrent lock-step downloads of an 8 MiB kernel through hard-linked per-serial folders,
+ * peak RSS against dnsmasq and tftpd-hpa.
+ *
+ *   npm run bench:tftp [-- --quick] [-- --json FILE] [-- --only memory|throughput]
+ *     [-- --ours-serve FILE]   (another serve.ts for our server, e.g. an older checkout's, for before/after)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,8 +25,20 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, havePeers, canUseNetns, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../test/lab/index.js';
+import { buildMemoryTree, measureMemory, MEMORY_FILE_MB } from './tftp/memory.js';
+import type { MemoryResult } from './tftp/memory.js';
 
-const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'string' } } });
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    only: { type: 'string' },
+    'ours-serve': { type: 'string', default: join(repoRoot, 'bench/tftp/serve.ts') },
+  },
+});
+const runMemory = flags.only !== 'throughput';
+const runThroughput = flags.only !== 'memory';
+const MEMORY_CLIENTS = flags.quick ? 50 : 100;
 
 /** Each server gets its own namespace (all listen on port 69), so runs can interleave. */
 const SERVER_HOSTS: Record<ServerName, { host: string; ip: string }> = {
@@ -92,19 +109,22 @@ function procPeakRssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-async function startServer(name: ServerName): Promise<ChildProcess> {
+async function startServer(name: ServerName, serveRoot = root, memory = false): Promise<ChildProcess> {
   let child: ChildProcess;
   const { host, ip } = SERVER_HOSTS[name];
   if (name === 'iot-tofu' || name === 'iot-tofu-1port') {
     // All benchmark clients share one source IP, so lift the per-client cap (default 16) to the load.
-    const args = [...tsNodeArgs, join(repoRoot, 'bench/tftp/serve.ts'), '--root', root, '--address', ip, '--port', '69', '--per-client-max', '64'];
+    const args = [...tsNodeArgs, flags['ours-serve'], '--root', serveRoot, '--address', ip, '--port', '69', '--per-client-max', memory ? '256' : '64'];
+    if (memory) args.push('--memory-sample-ms', '50');
     child = lab.spawn(host, process.execPath, name === 'iot-tofu-1port' ? [...args, '--single-port'] : args, { cwd: repoRoot });
     await waitForOutput(child, /listening/, 20_000);
   } else if (name === 'dnsmasq') {
-    child = lab.spawn(host, 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', `--listen-address=${ip}`, '--bind-interfaces', '--enable-tftp', `--tftp-root=${root}`, '--log-facility=-', '--pid-file=']);
+    // The memory phase runs more downloads at once than dnsmasq's default tftp-max (50).
+    const max = memory ? ['--tftp-max=1000'] : [];
+    child = lab.spawn(host, 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', `--listen-address=${ip}`, '--bind-interfaces', '--enable-tftp', `--tftp-root=${serveRoot}`, '--log-facility=-', '--pid-file=', ...max]);
     await waitForOutput(child, /TFTP root is/, 10_000);
   } else {
-    child = lab.spawn(host, 'in.tftpd', ['--foreground', '--listen', '--address', `${ip}:69`, '--secure', root]);
+    child = lab.spawn(host, 'in.tftpd', ['--foreground', '--listen', '--address', `${ip}:69`, '--secure', serveRoot]);
     await new Promise((r) => setTimeout(r, 300));
   }
   if (child.exitCode !== null) throw new Error(`${name} exited at start`);
@@ -152,7 +172,27 @@ interface Probe {
 const probes = new Map<ServerName, Probe>();
 let ourIdleRssMb = NaN;
 
+const memoryResults: MemoryResult[] = [];
+
 try {
+  if (runMemory) {
+    const memoryRoot = join(work, 'mem');
+    const serials = buildMemoryTree(memoryRoot, MEMORY_CLIENTS);
+    for (const name of ['iot-tofu', 'dnsmasq', 'tftpd-hpa'] as const) {
+      const server = { name, ...SERVER_HOSTS[name], start: (dir: string) => startServer(name, dir, true) };
+      const result = await measureMemory(lab, 'cli', server, memoryRoot, serials, CLIENT_TIMEOUT_MS);
+      memoryResults.push(result);
+      console.error(`memory ${name.padEnd(10)} ${result.clients}x ${MEMORY_FILE_MB} MiB: peak RSS ${result.peakRssMb.toFixed(1)} MiB, ${result.seconds.toFixed(1)} s, failures ${result.failures}${result.inside ? ` (inside: ${JSON.stringify(result.inside)})` : ''}`);
+    }
+  }
+  if (runThroughput) await throughputPhase();
+} finally {
+  await Promise.all([...children.values()].map((child) => stopProcess(child)));
+  await lab.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function throughputPhase(): Promise<void> {
   for (const name of SERVERS) children.set(name, await startServer(name));
   const pid = (name: ServerName) => children.get(name)!.pid!;
   ourIdleRssMb = procPeakRssMb(pid('iot-tofu'));
@@ -201,16 +241,12 @@ try {
   }
   const big = await load('iot-tofu', { name: 'big', concurrency: 1, windowsize: 1 }, 'file30m.bin');
   ours = { cpuSeconds: procCpuSeconds(pid('iot-tofu')) - ourCpuStart, peakRssMb: procPeakRssMb(pid('iot-tofu')), bigSeconds: big.failures === 0 ? big.seconds : NaN };
-} finally {
-  await Promise.all([...children.values()].map((child) => stopProcess(child)));
-  await lab.close();
-  rmSync(work, { recursive: true, force: true });
 }
 
 const find = (server: ServerName, scenario: string) => measurements.find((m) => m.server === server && m.scenario === scenario);
 const lines: string[] = [];
-lines.push(`TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  single-port MB/s (vs dnsmasq)');
+if (runThroughput) lines.push(`TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+if (runThroughput) lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  single-port MB/s (vs dnsmasq)');
 for (const scenario of scenarios) {
   const o = find('iot-tofu', scenario.name);
   const d = find('dnsmasq', scenario.name);
@@ -225,12 +261,25 @@ if (ours) {
   lines.push(`iot-tofu server process: CPU ${ours.cpuSeconds.toFixed(2)} s over all rounds, peak RSS ${ours.peakRssMb.toFixed(1)} MiB (${ourIdleRssMb.toFixed(1)} MiB right after start, under tsx; the read cache then holds ${FILE_MB + BIG_MB} MiB)`);
   lines.push(`${BIG_MB} MiB file, 1 lock-step download at blksize ${BLKSIZE}: ${ours.bigSeconds?.toFixed(2)} s (Pi limit 30 s per file)`);
 }
-lines.push('(windowsize rows: dnsmasq and tftpd-hpa do not implement RFC 7440 and run those downloads lock-step)');
+if (runThroughput) lines.push('(windowsize rows: dnsmasq and tftpd-hpa do not implement RFC 7440 and run those downloads lock-step)');
 const ourProbe = probes.get('iot-tofu');
 const dnsProbe = probes.get('dnsmasq');
 if (ourProbe) {
   const text = (p: Probe | undefined) => (p ? `p50 ${p.p50.toFixed(0)} µs, p99 ${p.p99.toFixed(0)} µs${p.lost ? `, ${p.lost} lost` : ''}` : 'n/a');
   lines.push(`not-found probe (RRQ → ERROR 1) latency: iot-tofu ${text(ourProbe)}; dnsmasq ${text(dnsProbe)}; tftpd-hpa ${text(probes.get('tftpd-hpa'))}${dnsProbe ? `; p50 ratio ours/dnsmasq ${(ourProbe.p50 / dnsProbe.p50).toFixed(2)}` : ''}`);
 }
+if (memoryResults.length > 0) {
+  const mine = memoryResults.find((m) => m.server === 'iot-tofu');
+  const ratio = (peer: string) => {
+    const other = memoryResults.find((m) => m.server === peer);
+    return mine && other ? `${other.peakRssMb.toFixed(1)} MiB (ours ${(mine.peakRssMb / other.peakRssMb).toFixed(2)}x)` : 'n/a';
+  };
+  lines.push(
+    `memory, ${MEMORY_CLIENTS} concurrent lock-step downloads of an ${MEMORY_FILE_MB} MiB file via hard-linked <serial>/ folders, each server fresh: ` +
+      `peak RSS iot-tofu ${mine?.peakRssMb.toFixed(1)} MiB; dnsmasq ${ratio('dnsmasq')}; tftpd-hpa (process tree) ${ratio('tftpd-hpa')}` +
+      (mine?.inside ? `; ours inside: peak heapUsed ${mine.inside.heapUsed.toFixed(1)}, external ${mine.inside.external.toFixed(1)}, arrayBuffers ${mine.inside.arrayBuffers.toFixed(1)} MiB` : '') +
+      `; failures ${memoryResults.map((m) => `${m.server} ${m.failures}`).join(', ')}`,
+  );
+}
 console.log(lines.join('\n'));
-if (flags.json) writeFileSync(flags.json, JSON.stringify({ measurements, ours, probes: Object.fromEntries(probes) }, null, 2));
+if (flags.json) writeFileSync(flags.json, JSON.stringify({ measurements, ours, probes: Object.fromEntries(probes), memory: memoryResults }, null, 2));

@@ -4,6 +4,7 @@
  * stats as JSON on SIGTERM/SIGINT before exiting.
  *   node --conditions=@iot-tofu/source --import tsx bench/tftp/serve.ts --root DIR [--address IP] [--port N]
  *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL] [--single-port]
+ *        [--memory-sample-ms N]   (adds peak heapUsed / external / arrayBuffers, MiB, to the stats line)
  */
 import { parseArgs } from 'node:util';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     'per-client-max': { type: 'string', default: '16' },
     'serial-registered': { type: 'string', multiple: true, default: [] },
     'single-port': { type: 'boolean', default: false },
+    'memory-sample-ms': { type: 'string', default: '0' },
   },
 });
 if (!values.root) {
@@ -39,11 +41,20 @@ const server = new TftpServer({
 const { address, port } = await server.start();
 process.stdout.write(`listening ${address}:${port}\n`);
 
+const memoryPeak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampleMs = Number(values['memory-sample-ms']);
+const sampleMemory = () => {
+  const usage = process.memoryUsage();
+  for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers'] as const) memoryPeak[key] = Math.max(memoryPeak[key], usage[key] / 1048576);
+};
+if (sampleMs > 0) setInterval(sampleMemory, sampleMs).unref();
+
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
-  const stats = { ...server.stats, cache: source.stats };
+  if (sampleMs > 0) sampleMemory();
+  const stats = { ...server.stats, cache: source.stats, ...(sampleMs > 0 ? { memoryPeakMiB: memoryPeak } : {}) };
   await server.close();
   process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
   process.exit(0);
