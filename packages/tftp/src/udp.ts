@@ -5,6 +5,10 @@ import type { RemoteInfo } from 'node:dgram';
 export interface UdpSocket {
   bind(port: number, address: string, callback: () => void): unknown;
   send(msg: Uint8Array | readonly Uint8Array[], port: number, address: string, callback?: (error: Error | null) => void): void;
+  /** Sends on a connected socket (no address). Only called after connect() succeeded. */
+  send(msg: Uint8Array | readonly Uint8Array[]): void;
+  /** Optional: sockets without it (test doubles) run transfers unconnected. */
+  connect?(port: number, address: string, callback: () => void): unknown;
   on(event: 'message', listener: (msg: Buffer, rinfo: RemoteInfo) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   once(event: 'error', listener: (error: Error) => void): unknown;
@@ -13,7 +17,13 @@ export interface UdpSocket {
   close(callback?: () => void): unknown;
 }
 
-export type UdpSocketFactory = (role: 'listen' | 'transfer') => UdpSocket;
+/**
+ * `transfer` sockets and their `strangers` twin are bound to one address:port (both need
+ * SO_REUSEADDR): the transfer socket is then connected to its client and the twin receives
+ * whatever else arrives on that TID. A factory whose sockets cannot share a port makes transfers
+ * run unconnected on one socket instead.
+ */
+export type UdpSocketFactory = (role: 'listen' | 'transfer' | 'strangers') => UdpSocket;
 
 /** Time source and timers; tests pass a fake clock. */
 export interface TftpClock {
@@ -36,8 +46,24 @@ function literalLookup(address: string, _family: unknown, callback: (error: null
   callback(null, address, 4);
 }
 
-export function createUdp4Socket(): UdpSocket {
-  return createSocket({ type: 'udp4', lookup: literalLookup as never });
+export function createUdp4Socket(role: 'listen' | 'transfer' | 'strangers' = 'listen'): UdpSocket {
+  return createSocket({ type: 'udp4', lookup: literalLookup as never, reuseAddr: role !== 'listen' });
+}
+
+export function connectSocket(socket: UdpSocket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    socket.once('error', onError);
+    try {
+      socket.connect!(port, address, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    } catch (error) {
+      socket.off('error', onError);
+      reject(error as Error);
+    }
+  });
 }
 
 export function bindSocket(socket: UdpSocket, port: number, address: string): Promise<void> {

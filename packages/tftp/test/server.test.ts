@@ -254,6 +254,52 @@ describe('TftpServer on loopback', () => {
     }
   });
 
+  it('connects the transfer socket; a stranger on its port still gets ERROR 5 from that port and the transfer completes', async () => {
+    const connects: { port: number; address: string }[] = [];
+    const socketFactory = (role: 'listen' | 'transfer' | 'strangers'): UdpSocket => {
+      const socket = createSocket({ type: 'udp4', reuseAddr: role !== 'listen' });
+      const connect = socket.connect.bind(socket) as (port: number, address: string, cb: () => void) => void;
+      return Object.assign(socket, {
+        connect: (port: number, address: string, cb: () => void) => {
+          connects.push({ port, address });
+          connect(port, address, cb);
+        },
+      }) as unknown as UdpSocket;
+    };
+    const { server, port } = await startServer({ socketFactory });
+    const served = record(server, 'file-served');
+    const dropped = record(server, 'packet-dropped');
+    const peer = await RawPeer.open();
+    const stranger = await RawPeer.open();
+    try {
+      peer.send({ type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: { blksize: '1468' } }, port);
+      const oack = await peer.next();
+      expect(oack?.packet).toMatchObject({ type: 'oack' });
+      expect(connects).toEqual([{ port: peer.port, address: HOST }]);
+      const received: Buffer[] = [];
+      peer.send({ type: 'ack', block: 0 }, oack!.port);
+      for (let block = 1; block <= 4; block++) {
+        // Strangers poke the transfer's port between blocks: each gets ERROR 5 from that very port.
+        stranger.send({ type: 'ack', block }, oack!.port);
+        const answer = await stranger.next();
+        expect(answer?.packet).toMatchObject({ type: 'error', code: 5 });
+        expect(answer?.port).toBe(oack!.port);
+        const data = await peer.next();
+        expect(data?.packet).toMatchObject({ type: 'data', block });
+        expect(data?.port).toBe(oack!.port);
+        received.push(Buffer.from((data!.packet as { data: Uint8Array }).data));
+        peer.send({ type: 'ack', block }, oack!.port);
+      }
+      expect(Buffer.compare(Buffer.concat(received), files['1468x3.bin']!)).toBe(0);
+      await until(() => served.length === 1);
+      expect(dropped.filter((d) => d.reason === 'foreign-tid')).toHaveLength(4);
+      expect(peer.inbox).toEqual([]);
+    } finally {
+      peer.close();
+      stranger.close();
+    }
+  });
+
   it("accepts padded ACKs and never resends on a duplicate ACK (Sorcerer's Apprentice)", async () => {
     const { server, port } = await startServer({ timeoutMs: 400 });
     const peer = await RawPeer.open();
@@ -358,7 +404,7 @@ describe('TftpServer on loopback', () => {
   });
 
   it('reports io-error and frees the slot when a transfer socket cannot be bound', async () => {
-    const factory = (role: 'listen' | 'transfer'): UdpSocket => {
+    const factory = (role: 'listen' | 'transfer' | 'strangers'): UdpSocket => {
       const socket = createSocket('udp4');
       if (role === 'listen') return socket as unknown as UdpSocket;
       // An address this host does not have: bind fails with EADDRNOTAVAIL (nothing is sent).
@@ -378,8 +424,9 @@ describe('TftpServer on loopback', () => {
     // (RawPeer decodes what it receives; the garbage peer only gets well-formed ERROR replies.)
     const ports = new Set<number>();
     // Learn each transfer socket's port as it binds, so the garbage reaches the transfers too.
-    const socketFactory = (role: 'listen' | 'transfer'): UdpSocket => {
-      const socket = createSocket('udp4');
+    // reuseAddr as the default factory does: transfers run connected, garbage lands on the stranger twins.
+    const socketFactory = (role: 'listen' | 'transfer' | 'strangers'): UdpSocket => {
+      const socket = createSocket({ type: 'udp4', reuseAddr: role !== 'listen' });
       socket.once('listening', () => ports.add(socket.address().port));
       return socket as unknown as UdpSocket;
     };
