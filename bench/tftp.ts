@@ -109,13 +109,14 @@ function procPeakRssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-async function startServer(name: ServerName, serveRoot = root, memory = false): Promise<ChildProcess> {
+async function startServer(name: ServerName, serveRoot = root, memory = false, extraArgs: string[] = []): Promise<ChildProcess> {
   let child: ChildProcess;
   const { host, ip } = SERVER_HOSTS[name];
   if (name === 'iot-tofu' || name === 'iot-tofu-1port') {
     // All benchmark clients share one source IP, so lift the per-client cap (default 16) to the load.
     const args = [...tsNodeArgs, flags['ours-serve'], '--root', serveRoot, '--address', ip, '--port', '69', '--per-client-max', memory ? '256' : '64'];
     if (memory) args.push('--memory-sample-ms', '50');
+    args.push(...extraArgs);
     child = lab.spawn(host, process.execPath, name === 'iot-tofu-1port' ? [...args, '--single-port'] : args, { cwd: repoRoot });
     await waitForOutput(child, /listening/, 20_000);
   } else if (name === 'dnsmasq') {
@@ -178,11 +179,15 @@ try {
   if (runMemory) {
     const memoryRoot = join(work, 'mem');
     const serials = buildMemoryTree(memoryRoot, MEMORY_CLIENTS);
-    for (const name of ['iot-tofu', 'dnsmasq', 'tftpd-hpa'] as const) {
-      const server = { name, ...SERVER_HOSTS[name], start: (dir: string) => startServer(name, dir, true) };
+    // iot-tofu-streamed: our server with no read cache, every transfer streaming from disk (the
+    // per-transfer memory bound for files that do not fit the cache).
+    for (const label of ['iot-tofu', 'iot-tofu-streamed', 'dnsmasq', 'tftpd-hpa'] as const) {
+      const name = label === 'iot-tofu-streamed' ? 'iot-tofu' : label;
+      const extra = label === 'iot-tofu-streamed' ? ['--cache-mb', '0'] : [];
+      const server = { name: label, ...SERVER_HOSTS[name], start: (dir: string) => startServer(name, dir, true, extra) };
       const result = await measureMemory(lab, 'cli', server, memoryRoot, serials, CLIENT_TIMEOUT_MS);
       memoryResults.push(result);
-      console.error(`memory ${name.padEnd(10)} ${result.clients}x ${MEMORY_FILE_MB} MiB: peak RSS ${result.peakRssMb.toFixed(1)} MiB, ${result.seconds.toFixed(1)} s, failures ${result.failures}${result.inside ? ` (inside: ${JSON.stringify(result.inside)})` : ''}`);
+      console.error(`memory ${label.padEnd(10)} ${result.clients}x ${MEMORY_FILE_MB} MiB: peak RSS ${result.peakRssMb.toFixed(1)} MiB, ${result.seconds.toFixed(1)} s, failures ${result.failures}${result.inside ? ` (inside: ${JSON.stringify(result.inside)})` : ''}`);
     }
   }
   if (runThroughput) await throughputPhase();
@@ -270,6 +275,7 @@ if (ourProbe) {
 }
 if (memoryResults.length > 0) {
   const mine = memoryResults.find((m) => m.server === 'iot-tofu');
+  const streamed = memoryResults.find((m) => m.server === 'iot-tofu-streamed');
   const ratio = (peer: string) => {
     const other = memoryResults.find((m) => m.server === peer);
     return mine && other ? `${other.peakRssMb.toFixed(1)} MiB (ours ${(mine.peakRssMb / other.peakRssMb).toFixed(2)}x)` : 'n/a';
@@ -278,6 +284,7 @@ if (memoryResults.length > 0) {
     `memory, ${MEMORY_CLIENTS} concurrent lock-step downloads of an ${MEMORY_FILE_MB} MiB file via hard-linked <serial>/ folders, each server fresh: ` +
       `peak RSS iot-tofu ${mine?.peakRssMb.toFixed(1)} MiB; dnsmasq ${ratio('dnsmasq')}; tftpd-hpa (process tree) ${ratio('tftpd-hpa')}` +
       (mine?.inside ? `; ours inside: peak heapUsed ${mine.inside.heapUsed.toFixed(1)}, external ${mine.inside.external.toFixed(1)}, arrayBuffers ${mine.inside.arrayBuffers.toFixed(1)} MiB` : '') +
+      (streamed ? `; ours without read cache (every transfer streams): ${streamed.peakRssMb.toFixed(1)} MiB, arrayBuffers ${streamed.inside?.arrayBuffers.toFixed(1)} MiB` : '') +
       `; failures ${memoryResults.map((m) => `${m.server} ${m.failures}`).join(', ')}`,
   );
 }

@@ -4,7 +4,7 @@
  * stats as JSON on SIGTERM/SIGINT before exiting.
  *   node --conditions=@iot-tofu/source --import tsx bench/tftp/serve.ts --root DIR [--address IP] [--port N]
  *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL] [--single-port]
- *        [--memory-sample-ms N]   (adds peak heapUsed / external / arrayBuffers, MiB, to the stats line)
+ *        [--cache-mb N] [--memory-sample-ms N]   (adds peak heapUsed / external / arrayBuffers, MiB, to the stats line)
  */
 import { parseArgs } from 'node:util';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
@@ -19,6 +19,8 @@ const { values } = parseArgs({
     'serial-registered': { type: 'string', multiple: true, default: [] },
     'single-port': { type: 'boolean', default: false },
     'memory-sample-ms': { type: 'string', default: '0' },
+    /** FileSource read-cache budget; 0 streams every file from disk. Default: the library's. */
+    'cache-mb': { type: 'string' },
   },
 });
 if (!values.root) {
@@ -26,7 +28,12 @@ if (!values.root) {
   process.exit(2);
 }
 const registered = new Set(values['serial-registered']);
-const source = new FileSource({ root: values.root, isRegistered: (serial) => registered.has(serial) });
+const cacheMb = values['cache-mb'];
+const source = new FileSource({
+  root: values.root,
+  isRegistered: (serial) => registered.has(serial),
+  ...(cacheMb !== undefined ? { cacheMaxBytes: Number(cacheMb) * 1024 * 1024 } : {}),
+});
 await source.checkRoot();
 const server = new TftpServer({
   address: values.address,
