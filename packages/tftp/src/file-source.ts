@@ -71,7 +71,10 @@ export interface FileSourceOptions {
   readonly prefixFallback?: boolean;
   /** Memory the shared read cache may hold (default 256 MiB). Larger files stream from disk. */
   readonly cacheMaxBytes?: number;
-  /** Read size for files that stream from disk (default 256 KiB). */
+  /**
+   * Read size for files that stream from disk (default 64 KiB). A streaming transfer keeps the
+   * previous, current and prefetched chunk, so this bounds its memory.
+   */
   readonly chunkBytes?: number;
   readonly logger?: TftpLogger;
 }
@@ -253,7 +256,7 @@ export class FileSource {
     this.providers = options.providers ?? [];
     this.prefixFallback = options.prefixFallback ?? false;
     this.cacheMaxBytes = options.cacheMaxBytes ?? 256 * 1024 * 1024;
-    this.chunkBytes = Math.max(4096, options.chunkBytes ?? 256 * 1024);
+    this.chunkBytes = Math.max(4096, options.chunkBytes ?? 64 * 1024);
     this.logger = options.logger ?? silentLogger;
   }
 
