@@ -166,7 +166,12 @@ export class Transfer implements TransferSink {
         return;
       }
       if (this.ended) return;
-      socket.on('error', (error) => this.log.warn({ err: error }, 'tftp: transfer socket error'));
+      socket.on('error', (error) => {
+        // A connected socket reports the client's ICMP port-unreachable (it went away); the
+        // retransmission timer ends the transfer, so that is no warning.
+        if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.log.debug({ err: error }, 'tftp: client port unreachable');
+        else this.log.warn({ err: error }, 'tftp: transfer socket error');
+      });
       socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
       await this.connectToClient(socket);
       if (this.ended) return;

@@ -300,6 +300,22 @@ describe('TftpServer on loopback', () => {
     }
   });
 
+  it('a client that vanishes (ICMP port unreachable on the connected socket) times out without warnings', async () => {
+    const logged: { level: string; msg: string | undefined }[] = [];
+    const log = (level: string) => (_obj: object, msg?: string) => void logged.push({ level, msg });
+    const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+    const { server, port } = await startServer({ logger, timeoutMs: 40, maxTimeoutMs: 40, maxRetries: 2 });
+    const failed = record(server, 'transfer-failed');
+    const peer = await RawPeer.open();
+    peer.send({ type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: {} }, port);
+    expect((await peer.next())?.packet).toMatchObject({ type: 'data', block: 1 });
+    peer.close();
+    await until(() => failed.length === 1);
+    expect(failed[0]).toMatchObject({ reason: 'timeout' });
+    expect(logged.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+    expect(logged.some((l) => l.msg === 'tftp: client port unreachable')).toBe(true);
+  });
+
   it("accepts padded ACKs and never resends on a duplicate ACK (Sorcerer's Apprentice)", async () => {
     const { server, port } = await startServer({ timeoutMs: 400 });
     const peer = await RawPeer.open();
