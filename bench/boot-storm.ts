@@ -6,7 +6,7 @@
  *   --profiles a,b          lan100,lan1000,lossy
  *   --servers a,b           ours,ours-daemon,ours-nogate,ours-script,dnsmasq,dnsmasq-max,tftpd-hpa
  *   --n 1,10,50             Pis powered on together
- *   --ours script|daemon    which "ours" to run (default: script; the daemon also runs as ours-daemon)
+ *   --ours script|daemon    which "ours" to run (default: the daemon when it exists; the script also runs as ours-script)
  *   --gate adaptive|fixed:K|off   admission gate of the script variant
  *   --admission-budget K    the daemon's --admission-budget (default: R × 15 s / B for each link)
  *   --rto-ms MS             first TFTP retransmission timeout of ours (default 50; library default 1000)
@@ -22,7 +22,7 @@ import { simulatedIdentities } from '@iot-tofu/rpi-sim';
 import { canUseNetns, havePeers, repoRoot } from '../test/lab/index.js';
 import { runOnce, WIRE_OVERHEAD, type RunResult } from './storm/measure.js';
 import { summaryLines, writeReport, type BenchReport } from './storm/report.js';
-import { SERVERS, ours, type ServerUnderTest } from './storm/servers.js';
+import { SERVERS, daemonEntry, ours, type ServerUnderTest } from './storm/servers.js';
 import { PROFILES, applyProfile, createStormLab, type LinkProfile } from './storm/topology.js';
 import { buildBootTree, bytesPerBoot } from './storm/tree.js';
 
@@ -43,11 +43,11 @@ const { values } = parseArgs({
 const quick = values.quick ?? false;
 const list = (text: string | undefined, fallback: string) => (text ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
 const profileNames = list(values.profiles, quick ? 'lan100' : 'lan100,lan1000,lossy');
-const serverNames = list(values.servers, quick ? 'ours,dnsmasq,dnsmasq-max,tftpd-hpa' : 'ours,ours-daemon,dnsmasq,dnsmasq-max,tftpd-hpa');
+const serverNames = list(values.servers, quick ? 'ours,dnsmasq,dnsmasq-max,tftpd-hpa' : 'ours,ours-script,dnsmasq,dnsmasq-max,tftpd-hpa');
 const counts = list(values.n, quick ? '1,10' : '1,10,50,100,200').map(Number);
-// "ours" is the library script with the bench gate: the daemon's own gate lets a whole storm in
-// (it counts running large transfers, and at the first DISCOVERs none run yet); see ours-daemon.
-const oursVariant = (values.ours ?? 'script') as 'script' | 'daemon';
+// "ours" is the boot-server daemon with its admission gate (budget sized for the link) when it
+// exists; the library script with the bench gate runs as ours-script, or as "ours" with --ours script.
+const oursVariant = (values.ours ?? (daemonEntry() ? 'daemon' : 'script')) as 'script' | 'daemon';
 
 function fail(message: string): never {
   process.stderr.write(`boot-storm: ${message}\n`);
