@@ -55,7 +55,7 @@ describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl'))('TFTP serv
     ['curl', (dest: string) => ['curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, `tftp://${SERVER}/9ffefdef/start4.elf`]]],
   ] as const)('%s downloads byte-exact from port 69', async (name, command) => {
     const dest = join(work, `${name}.bin`);
-    const [cmd, args] = command(dest);
+    const [cmd, args] = command(dest) as [string, readonly string[]];
     const result = await lab.run('cli', cmd, [...args], { timeoutMs: 20_000 });
     expect(result.code, result.stderr).toBe(0);
     expect(createHash('sha256').update(readFileSync(dest)).digest('hex')).toBe(sha);

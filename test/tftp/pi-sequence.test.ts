@@ -59,7 +59,7 @@ describe('Raspberry Pi bootloader request patterns (loopback)', () => {
     for (const request of bootSequence(model)) {
       const file = request.prefixed ? `${SERIAL}/${request.file}` : request.file;
       // The Pi 3 ROM asks without options and 512-byte blocks; everything later asks tsize + blksize.
-      const options = info.stage1 === 'rom' && !request.prefixed ? {} : { tsize: '0', blksize: String(info.blksize === 512 ? 512 : 1468) };
+      const options: Record<string, string> = info.stage1 === 'rom' && !request.prefixed ? {} : { tsize: '0', blksize: String(info.blksize === 512 ? 512 : 1468) };
       if (request.probe) {
         probes++;
         const probe = await tftpGet({ host: HOST, port, file, options, abortAfterOack: true });

@@ -114,7 +114,7 @@ describe('TftpServer on loopback', () => {
     ['300k.bin', { blksize: '1468', tsize: '0' }],
     ['300k.bin', { blksize: '1024', windowsize: '16' }],
     ['3m.bin', { blksize: '1468', windowsize: '4', tsize: '0' }],
-  ])('serves %s byte-exact with %j', async (file, options) => {
+  ] as [string, Record<string, string>][])('serves %s byte-exact with %j', async (file, options) => {
     const { server, port } = await startServer();
     const served = record(server, 'file-served');
     const result = await tftpGet({ host: HOST, port, file, options, keep: true });
