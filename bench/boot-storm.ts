@@ -26,19 +26,39 @@ import { SERVERS, daemonEntry, ours, type ServerUnderTest } from './storm/server
 import { PROFILES, applyProfile, createStormLab, type LinkProfile } from './storm/topology.js';
 import { buildBootTree, bytesPerBoot } from './storm/tree.js';
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    profiles: { type: 'string' },
-    servers: { type: 'string' },
-    n: { type: 'string' },
-    ours: { type: 'string' },
-    gate: { type: 'string', default: 'adaptive' },
-    'admission-budget': { type: 'string' },
-    'rto-ms': { type: 'string', default: '50' },
-    out: { type: 'string' },
-  },
-});
+const USAGE = `usage: boot-storm.ts [--quick] [--profiles lan100,lan1000,lossy] [--n 1,10,50,100,200]
+  [--servers ours,ours-script,ours-nogate,dnsmasq,dnsmasq-max,tftpd-hpa] [--ours daemon|script]
+  [--gate adaptive|off|fixed:K] [--admission-budget K] [--rto-ms MS] [--out BASE]
+Results: BASE.{json,md,svg} (default bench/results/boot-storm[-quick]). Needs root, dnsmasq, tftpd-hpa, tc, nftables.
+`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (error) {
+    process.stderr.write(`boot-storm: ${(error as Error).message}\n${USAGE}`);
+    process.exit(64);
+  }
+}
+
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  profiles: { type: 'string' },
+  servers: { type: 'string' },
+  n: { type: 'string' },
+  ours: { type: 'string' },
+  gate: { type: 'string', default: 'adaptive' },
+  'admission-budget': { type: 'string' },
+  'rto-ms': { type: 'string', default: '50' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const { values } = parseCommandLine();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const quick = values.quick ?? false;
 const list = (text: string | undefined, fallback: string) => (text ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);

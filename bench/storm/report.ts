@@ -107,11 +107,26 @@ export function summaryLines(report: Pick<BenchReport, 'singlePiMs' | 'runs'>): 
 }
 
 const COLORS: Record<string, string> = { ours: '#d62728', dnsmasq: '#1f77b4', 'dnsmasq-max': '#17becf', 'tftpd-hpa': '#2ca02c' };
+/** Colours for servers outside COLORS (variants of ours), handed out in order so no two share one. */
+const SPARE_COLORS = ['#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
+
+function serverColors(servers: readonly string[]): Map<string, string> {
+  let spare = 0;
+  return new Map(servers.map((s) => [s, COLORS[s] ?? SPARE_COLORS[spare++ % SPARE_COLORS.length]!]));
+}
+
+/** The value a run is drawn at: its p99, or the run limit (hollow) when some Pi never booted. */
+function plotted(run: BenchReport['runs'][number]): { ms: number; hollow: boolean } {
+  const p99 = run.summary.bootMs.p99;
+  const hollow = run.summary.neverBooted > 0 || p99 === null;
+  return { ms: hollow ? run.limitMs : p99, hollow };
+}
 
 /** Small multiples, one panel per profile: p99 boot time against N per server, T_min dashed. */
 export function renderSvg(report: BenchReport): string {
   const profiles = [...new Set(report.runs.map((r) => r.profile))];
   const servers = [...new Set(report.runs.map((r) => r.server))];
+  const colors = serverColors(servers);
   const W = 360;
   const H = 260;
   const m = { l: 50, r: 12, t: 28, b: 40 };
@@ -119,7 +134,7 @@ export function renderSvg(report: BenchReport): string {
   profiles.forEach((profile, pi) => {
     const runs = report.runs.filter((r) => r.profile === profile);
     const ns = [...new Set(runs.map((r) => r.pis))].sort((a, b) => a - b);
-    const ys = runs.flatMap((r) => [r.summary.bootMs.p99 ?? r.limitMs, tMin(report, r)]);
+    const ys = runs.flatMap((r) => [plotted(r).ms, tMin(report, r)]);
     const yMax = Math.max(1, ...ys) / 1000;
     const x = (n: number) => m.l + (ns.length <= 1 ? 0.5 : ns.indexOf(n) / (ns.length - 1)) * (W - m.l - m.r);
     const y = (s: number) => H - m.b - (s / yMax) * (H - m.t - m.b);
@@ -140,23 +155,27 @@ export function renderSvg(report: BenchReport): string {
       const points = ns.flatMap((n) => {
         const run = runs.find((r) => r.pis === n && r.server === server);
         if (!run) return [];
-        const p99 = run.summary.bootMs.p99;
-        // A run where some Pi never booted is drawn at its time limit, hollow.
-        return [{ n, v: (run.summary.neverBooted > 0 || p99 === null ? run.limitMs : p99) / 1000, hollow: run.summary.neverBooted > 0 }];
+        const { ms, hollow } = plotted(run);
+        return [{ n, v: ms / 1000, hollow }];
       });
-      const color = COLORS[server] ?? '#9467bd';
+      const color = colors.get(server)!;
       g.push(`<polyline points="${points.map((p) => `${x(p.n)},${y(p.v)}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const p of points) g.push(`<circle cx="${x(p.n)}" cy="${y(p.v)}" r="3.5" fill="${p.hollow ? 'white' : color}" stroke="${color}"/>`);
     }
     g.push('</g>');
     panels.push(g.join('\n'));
   });
-  const legend = servers
-    .map((s, i) => `<g transform="translate(${10 + i * 130},${H + 8})"><rect width="12" height="12" fill="${COLORS[s] ?? '#9467bd'}"/><text x="16" y="11" font-size="12">${s}</text></g>`)
-    .concat([`<g transform="translate(${10 + servers.length * 130},${H + 8})"><line x1="0" x2="14" y1="6" y2="6" stroke="#777" stroke-dasharray="4 3"/><text x="18" y="11" font-size="12">T_min; hollow = some Pis never booted (drawn at the run limit)</text></g>`])
-    .join('\n');
-  const width = Math.max(1, profiles.length) * W;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(width, 900)}" height="${H + 30}" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n${panels.join('\n')}\n${legend}\n</svg>\n`;
+  // Legend in rows that fit the drawing's width, the T_min/hollow key on a row of its own.
+  const width = Math.max(900, Math.max(1, profiles.length) * W);
+  const perRow = Math.max(1, Math.floor((width - 20) / 150));
+  const items = servers.map(
+    (s, i) => `<g transform="translate(${10 + (i % perRow) * 150},${H + 8 + Math.floor(i / perRow) * 18})"><rect width="12" height="12" fill="${colors.get(s)}"/><text x="16" y="11" font-size="12">${s}</text></g>`,
+  );
+  const keyRow = Math.ceil(servers.length / perRow);
+  items.push(`<g transform="translate(10,${H + 8 + keyRow * 18})"><line x1="0" x2="14" y1="6" y2="6" stroke="#777" stroke-dasharray="4 3"/><text x="18" y="11" font-size="12">T_min; hollow = some Pis never booted (drawn at the run limit)</text></g>`);
+  const legend = items.join('\n');
+  const height = H + 16 + (keyRow + 1) * 18;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n${panels.join('\n')}\n${legend}\n</svg>\n`;
 }
 
 export function writeReport(report: BenchReport, basePath: string): string[] {
