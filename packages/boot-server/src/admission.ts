@@ -18,3 +18,189 @@ export function admitNewPi(state: AdmissionState): boolean {
   if (state.bootInProgress) return true;
   return state.activeBoots < state.budget;
 }
+
+/** The `admissionBudget` config value: a fixed number of Pis (0 = off) or `"auto"` (adaptive). */
+export type AdmissionBudget = number | 'auto';
+
+/** The Pi bootloader gives up on a file that takes longer than this (PROTOCOL.md). */
+export const PI_FILE_LIMIT_MS = 30_000;
+
+/** How the adaptive gate steers its capacity on observed kernel transfer times. */
+export interface AdaptiveTuning {
+  /** Capacity at start (and after a switch from a fixed budget). */
+  initial: number;
+  /** Never fewer slots: on a lossy link slow kernels come from loss stalls, not sharing. */
+  min: number;
+  max: number;
+  /** One more slot per kernel served faster than this. */
+  growBelowMs: number;
+  /** Cut to `cutFactor` of the slots when a kernel took longer than this (or its transfer timed out). */
+  cutAboveMs: number;
+  cutFactor: number;
+  /** At most one cut per this long: the kernels in flight at a cut were admitted under the old capacity. */
+  cooldownMs: number;
+}
+
+/**
+ * Thresholds relative to the Pi's 30 s per-file limit (40 % grow, 67 % cut), no link rate needed.
+ * bench/storm/gate.ts measured these on lan100, lan1000 and lossy (floor 8; a floor of 2 starved
+ * the lossy link). The ceiling bounds how many lock-step transfers two cores are asked to drive.
+ */
+export const DEFAULT_ADAPTIVE_TUNING: Readonly<AdaptiveTuning> = Object.freeze({
+  initial: 16,
+  min: 8,
+  max: 256,
+  growBelowMs: PI_FILE_LIMIT_MS * 0.4,
+  cutAboveMs: (PI_FILE_LIMIT_MS * 2) / 3,
+  cutFactor: 0.75,
+  cooldownMs: 10_000,
+});
+
+export type AdmissionMode = { kind: 'off' } | { kind: 'fixed'; budget: number } | { kind: 'adaptive'; tuning: AdaptiveTuning };
+
+export function admissionMode(budget: AdmissionBudget, tuning: AdaptiveTuning = DEFAULT_ADAPTIVE_TUNING): AdmissionMode {
+  if (budget === 'auto') return { kind: 'adaptive', tuning };
+  return budget <= 0 ? { kind: 'off' } : { kind: 'fixed', budget };
+}
+
+/** What a finished (or failed) kernel transfer tells the adaptive gate. */
+export type KernelSample = { kind: 'served'; ms: number } | { kind: 'timed-out' };
+
+export interface SteerState {
+  capacity: number;
+  /** When the capacity was last cut (ms on the gate's clock). */
+  lastCutAt: number;
+}
+
+/**
+ * One steering step (pure): grow by one slot per fast kernel, cut when one was slow or timed out,
+ * at most once per cooldown, always within [min, max].
+ */
+export function steerCapacity(state: SteerState, sample: KernelSample, now: number, tuning: AdaptiveTuning): SteerState {
+  const slow = sample.kind === 'timed-out' || sample.ms > tuning.cutAboveMs;
+  if (slow) {
+    if (now - state.lastCutAt < tuning.cooldownMs) return state;
+    return { capacity: Math.max(tuning.min, Math.floor(state.capacity * tuning.cutFactor)), lastCutAt: now };
+  }
+  if (sample.ms < tuning.growBelowMs) return { ...state, capacity: Math.min(tuning.max, state.capacity + 1) };
+  return state;
+}
+
+/** A Pi waiting for a slot. */
+interface Waiter {
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface AdmissionRequest {
+  /** Serial, else MAC: one per Pi. */
+  key: string;
+  now: number;
+  /** Pis between admission and kernel right now (the boot tracker counts them). */
+  activeBoots: number;
+  bootInProgress: boolean;
+}
+
+export interface AdmissionSnapshot {
+  mode: AdmissionMode['kind'];
+  /** Pis allowed to boot at once; Infinity when the gate is off. */
+  capacity: number;
+  /** Pis that asked within the last `forgetWaiterMs` and were not let in yet. */
+  waiting: number;
+}
+
+export interface GateTiming {
+  /** A waiter whose last DISCOVER is older than this is in its back-off (after a 45 s DHCP timeout) and holds no place in line. */
+  discoverGapMs: number;
+  /** A waiter silent for this long has gone away (or booted from someone else). */
+  forgetWaiterMs: number;
+  /** Bound on remembered waiters (spoofed DISCOVERs must not grow memory). */
+  maxWaiters: number;
+}
+
+export const DEFAULT_GATE_TIMING: Readonly<GateTiming> = Object.freeze({ discoverGapMs: 4500, forgetWaiterMs: 30_000, maxWaiters: 10_000 });
+
+/**
+ * The daemon's boot-storm gate at the proxy offer. Capacity is fixed, off, or adaptive (steered by
+ * kernel transfer times, see steerCapacity). Free slots go to the oldest waiter first: a Pi sends
+ * DISCOVERs for 45 s before its DHCP times out, so first come first served keeps each Pi's wait
+ * short of that whenever slots free up at all. Time comes in with every call (fake clocks in tests).
+ */
+export class AdmissionGate {
+  private mode: AdmissionMode;
+  private steer: SteerState;
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly timing: GateTiming;
+
+  constructor(mode: AdmissionMode, timing: Partial<GateTiming> = {}) {
+    this.mode = mode;
+    this.timing = { ...DEFAULT_GATE_TIMING, ...timing };
+    this.steer = { capacity: mode.kind === 'adaptive' ? mode.tuning.initial : 0, lastCutAt: Number.NEGATIVE_INFINITY };
+  }
+
+  /** SIGHUP: a new mode applies at once; an adaptive gate that stays adaptive keeps what it learnt. */
+  setMode(mode: AdmissionMode): void {
+    const wasAdaptive = this.mode.kind === 'adaptive';
+    this.mode = mode;
+    if (mode.kind !== 'adaptive') return;
+    const { min, max, initial } = mode.tuning;
+    this.steer = { ...this.steer, capacity: wasAdaptive ? Math.min(max, Math.max(min, this.steer.capacity)) : initial };
+  }
+
+  get kind(): AdmissionMode['kind'] {
+    return this.mode.kind;
+  }
+
+  capacity(): number {
+    switch (this.mode.kind) {
+      case 'off':
+        return Number.POSITIVE_INFINITY;
+      case 'fixed':
+        return this.mode.budget;
+      case 'adaptive':
+        return this.steer.capacity;
+    }
+  }
+
+  /** The proxy's question for a DISCOVER: offer now (true) or stay silent (false)? */
+  admit(request: AdmissionRequest): boolean {
+    const { key, now } = request;
+    if (this.mode.kind === 'off' || request.bootInProgress) {
+      this.waiters.delete(key);
+      return true;
+    }
+    this.forget(now);
+    const waiter = this.waiters.get(key) ?? { firstSeen: now, lastSeen: now };
+    waiter.lastSeen = now;
+    if (!this.waiters.has(key)) {
+      if (this.waiters.size >= this.timing.maxWaiters) return false;
+      this.waiters.set(key, waiter);
+    }
+    const free = this.capacity() - request.activeBoots;
+    if (free <= 0) return false;
+    // Older waiters still sending DISCOVERs take the free slots first; one in its back-off keeps
+    // its seniority but does not leave a slot idle meanwhile.
+    let ahead = 0;
+    for (const other of this.waiters.values()) {
+      if (other !== waiter && other.firstSeen < waiter.firstSeen && now - other.lastSeen <= this.timing.discoverGapMs) ahead++;
+    }
+    if (ahead >= free) return false;
+    this.waiters.delete(key);
+    return true;
+  }
+
+  /** A Pi's kernel transfer ended: served in `ms`, or timed out (the Pi gave up on it). */
+  observeKernel(sample: KernelSample, now: number): void {
+    if (this.mode.kind !== 'adaptive') return;
+    this.steer = steerCapacity(this.steer, sample, now, this.mode.tuning);
+  }
+
+  snapshot(now: number): AdmissionSnapshot {
+    this.forget(now);
+    return { mode: this.mode.kind, capacity: this.capacity(), waiting: this.waiters.size };
+  }
+
+  private forget(now: number): void {
+    for (const [key, waiter] of this.waiters) if (now - waiter.lastSeen > this.timing.forgetWaiterMs) this.waiters.delete(key);
+  }
+}

@@ -160,6 +160,11 @@ export class BootTracker {
     return model ? [model] : ['pi3b', 'pi3b+', 'pi4', 'pi5'];
   }
 
+  /** True when `path` (with or without its serial folder) is a kernel image for this Pi. */
+  isKernelFile(serial: string, path: string): boolean {
+    return this.isKernel(serial, splitServedPath(path).file);
+  }
+
   private isKernel(serial: string, file: string): boolean {
     return KERNEL_FILE.test(file) || this.models(serial).some((m) => bootSequence(m).some((r) => r.kernel && r.file === file));
   }

@@ -6,7 +6,7 @@ import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
-import { admitNewPi } from './admission.js';
+import { AdmissionGate, admissionMode } from './admission.js';
 import { buildApi } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
@@ -83,6 +83,7 @@ export class BootServer {
   private api: FastifyInstance | undefined;
   private metrics: BootMetrics | undefined;
   private readonly tracker: BootTracker;
+  private readonly gate: AdmissionGate;
   private tickTimer: NodeJS.Timeout | undefined;
   private neighbourTimer: NodeJS.Timeout | undefined;
   private nfsHealthCache: { at: number; value: Promise<object> } | undefined;
@@ -102,6 +103,13 @@ export class BootServer {
     this.now = deps.now ?? Date.now;
     this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
     this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000 });
+    this.gate = new AdmissionGate(admissionMode(config.admissionBudget));
+  }
+
+  /** The boot-storm gate right now: mode, capacity, Pis booting, Pis waiting (metrics, /healthz). */
+  admissionStatus(): { mode: string; capacity: number; active: number; waiting: number } {
+    const { mode, capacity, waiting } = this.gate.snapshot(this.now());
+    return { mode, capacity, active: this.tracker.activeBoots(), waiting };
   }
 
   get currentConfig(): BootServerConfig {
@@ -149,6 +157,7 @@ export class BootServer {
     this.metrics = createMetrics(this.bus, () => ({
       ...(this.tftp ? { tftp: this.tftp.stats } : {}),
       ...(this.dhcp ? { dhcp: this.dhcp.stats } : {}),
+      admission: this.admissionStatus(),
     }));
     this.wireFleetFacts(fleet);
     this.wireLogs();
@@ -227,11 +236,12 @@ export class BootServer {
     return proxyPolicy(config, {
       isRegistered: (client) => fleet.isRegistered(client),
       admit: (client) => {
-        if (config.admissionBudget <= 0) return true;
+        if (this.gate.kind === 'off') return true;
         // Pi 4/5 and 3B+ carry their serial in option 97; a Pi 3B ROM is known by its MAC.
         const key = client.serial ?? fleet.serialForMac(client.mac) ?? client.mac;
-        const admitted = admitNewPi({ budget: config.admissionBudget, activeBoots: this.tracker.activeBoots(), bootInProgress: this.tracker.inProgress(key) });
-        if (admitted) this.tracker.admit(key, this.now());
+        const now = this.now();
+        const admitted = this.gate.admit({ key, now, activeBoots: this.tracker.activeBoots(), bootInProgress: this.tracker.inProgress(key) });
+        if (admitted) this.tracker.admit(key, now);
         return admitted;
       },
     });
@@ -297,6 +307,7 @@ export class BootServer {
         serverIp: this.config.serverIp,
         pis: fleet.list().length,
         ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued } : {}),
+        admission: this.admissionStatus(),
       }),
       nfsHealth: () => this.nfsHealth(fleet),
     });
@@ -353,11 +364,16 @@ export class BootServer {
       this.bus.on('file-served', (e) => {
         const serial = this.tracker.serialOf(e);
         record('file-served', serial, e);
-        this.publish(this.tracker.observe({ type: 'file-served', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }));
+        const outcomes = this.tracker.observe({ type: 'file-served', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at });
+        // The kernel is the file that meets the Pi's 30 s per-file limit first: its time steers the gate.
+        if (outcomes.some((o) => o.type === 'boot-complete')) this.gate.observeKernel({ kind: 'served', ms: e.ms }, e.at);
+        this.publish(outcomes);
       }),
       this.bus.on('transfer-failed', (e) => {
         const serial = this.tracker.serialOf(e);
         record('transfer-failed', serial, e);
+        // A kernel transfer that timed out: the Pi gave up on it (30 s limit), the clearest sign of too many at once.
+        if (e.kind === 'timeout' && serial && this.tracker.inProgress(serial) && this.tracker.isKernelFile(serial, e.file)) this.gate.observeKernel({ kind: 'timed-out' }, e.at);
         this.publish(this.tracker.observe({ type: 'transfer-failed', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, kind: e.kind, at: e.at }));
       }),
       this.bus.on('boot-complete', (e) => record('boot-complete', e.serial, e)),
@@ -411,6 +427,7 @@ export class BootServer {
     this.logger.level = applied.logLevel;
     for (const child of this.libraryLoggers) child.level = libraryLevel(applied.logLevel);
     this.tracker.setTftpAfterOfferTimeout(applied.tftpAfterOfferTimeout * 1000);
+    this.gate.setMode(admissionMode(applied.admissionBudget));
     if (this.fleet) {
       await this.fleet.reload();
       this.dhcp?.updatePolicy(this.policy(this.fleet));

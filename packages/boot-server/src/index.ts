@@ -14,10 +14,10 @@ export { BootServer, startBootServer, keysNeedingRestart, RESTART_KEYS, StartupE
 export type { BootServerDeps, ListeningSocket } from './daemon.js';
 export { BootTracker, splitServedPath } from './boot-tracker.js';
 export type { BootOutcome, TrackedEvent } from './boot-tracker.js';
-export { admitNewPi } from './admission.js';
+export { AdmissionGate, DEFAULT_ADAPTIVE_TUNING, DEFAULT_GATE_TIMING, PI_FILE_LIMIT_MS, admissionMode, admitNewPi, steerCapacity } from './admission.js';
 export { proxyPolicy, threeSpaceMenuMatcher } from './proxy-policy.js';
 export type { PolicyConfig } from './proxy-policy.js';
-export type { AdmissionState } from './admission.js';
+export type { AdaptiveTuning, AdmissionBudget, AdmissionMode, AdmissionRequest, AdmissionSnapshot, AdmissionState, GateTiming, KernelSample, SteerState } from './admission.js';
 export { fleetPort } from './fleet-adapter.js';
 export type { FleetVerbs } from './fleet-adapter.js';
 export { loadConfig, DEFAULT_CONFIG_FILE } from './load-config.js';

@@ -5,6 +5,8 @@ import type { EventBus } from './events.js';
 export interface LiveStats {
   tftp?: { active: number; queued: number; dropped?: number };
   dhcp?: { received: number; requests: number; ignored?: Partial<Record<string, number>>; dropped?: Partial<Record<string, number>> };
+  /** The boot-storm gate; capacity is Infinity when it is off. */
+  admission?: { capacity: number; active: number; waiting: number };
 }
 
 export interface BootMetrics {
@@ -105,6 +107,31 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     registers: [registry],
     collect() {
       this.set(live().tftp?.queued ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'iot_tofu_admission_capacity',
+    help: 'Boot-storm gate: Pis allowed to boot at once (adaptive or fixed; +Inf when the gate is off)',
+    registers: [registry],
+    collect() {
+      const admission = live().admission;
+      if (admission) this.set(admission.capacity);
+    },
+  });
+  new Gauge({
+    name: 'iot_tofu_admission_active',
+    help: 'Boot-storm gate: Pis between admission and their kernel',
+    registers: [registry],
+    collect() {
+      this.set(live().admission?.active ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'iot_tofu_admission_waiting',
+    help: 'Boot-storm gate: Pis sending DISCOVERs that wait for a slot',
+    registers: [registry],
+    collect() {
+      this.set(live().admission?.waiting ?? 0);
     },
   });
 

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { admitNewPi, type AdmissionState } from '../src/admission.js';
+import {
+  AdmissionGate,
+  DEFAULT_ADAPTIVE_TUNING,
+  PI_FILE_LIMIT_MS,
+  admissionMode,
+  admitNewPi,
+  steerCapacity,
+  type AdmissionBudget,
+  type AdmissionMode,
+  type AdmissionState,
+  type KernelSample,
+  type SteerState,
+} from '../src/admission.js';
 
 describe('admitNewPi', () => {
   const cases: Array<[string, AdmissionState, boolean]> = [
@@ -11,5 +23,130 @@ describe('admitNewPi', () => {
   ];
   it.each(cases)('%s', (_name, state, expected) => {
     expect(admitNewPi(state)).toBe(expected);
+  });
+});
+
+const T = DEFAULT_ADAPTIVE_TUNING;
+
+describe('admissionMode', () => {
+  const cases: Array<[AdmissionBudget, AdmissionMode['kind']]> = [
+    ['auto', 'adaptive'],
+    [0, 'off'],
+    [1, 'fixed'],
+    [148, 'fixed'],
+  ];
+  it.each(cases)('%s → %s', (budget, kind) => expect(admissionMode(budget).kind).toBe(kind));
+});
+
+describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit)', () => {
+  it('derives grow and cut thresholds from the Pi file limit, within floor and ceiling', () => {
+    expect(PI_FILE_LIMIT_MS).toBe(30_000);
+    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256 });
+  });
+  const far = Number.NEGATIVE_INFINITY;
+  const cases: Array<[string, SteerState, KernelSample, number, SteerState]> = [
+    ['fast kernel grows by one', { capacity: 16, lastCutAt: far }, { kind: 'served', ms: 5_000 }, 100_000, { capacity: 17, lastCutAt: far }],
+    ['grow stops at the ceiling', { capacity: 256, lastCutAt: far }, { kind: 'served', ms: 1_000 }, 100_000, { capacity: 256, lastCutAt: far }],
+    ['in-between kernel holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 15_000 }, 100_000, { capacity: 30, lastCutAt: far }],
+    ['exactly the grow threshold holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 12_000 }, 100_000, { capacity: 30, lastCutAt: far }],
+    ['exactly the cut threshold holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 20_000 }, 100_000, { capacity: 30, lastCutAt: far }],
+    ['slow kernel cuts to three quarters', { capacity: 40, lastCutAt: far }, { kind: 'served', ms: 25_000 }, 100_000, { capacity: 30, lastCutAt: 100_000 }],
+    ['a timed-out kernel cuts', { capacity: 40, lastCutAt: far }, { kind: 'timed-out' }, 100_000, { capacity: 30, lastCutAt: 100_000 }],
+    ['cut never goes below the floor', { capacity: 9, lastCutAt: far }, { kind: 'served', ms: 29_000 }, 100_000, { capacity: 8, lastCutAt: 100_000 }],
+    ['second cut within the cooldown is ignored', { capacity: 30, lastCutAt: 95_000 }, { kind: 'served', ms: 29_000 }, 100_000, { capacity: 30, lastCutAt: 95_000 }],
+    ['cut again once the cooldown passed', { capacity: 30, lastCutAt: 90_000 }, { kind: 'timed-out' }, 100_000, { capacity: 22, lastCutAt: 100_000 }],
+    ['growing is not held back by a recent cut', { capacity: 30, lastCutAt: 99_000 }, { kind: 'served', ms: 3_000 }, 100_000, { capacity: 31, lastCutAt: 99_000 }],
+  ];
+  it.each(cases)('%s', (_name, state, sample, now, expected) => {
+    expect(steerCapacity(state, sample, now, T)).toEqual(expected);
+  });
+});
+
+describe('AdmissionGate', () => {
+  const ask = (gate: AdmissionGate, key: string, now: number, activeBoots: number, bootInProgress = false) => gate.admit({ key, now, activeBoots, bootInProgress });
+
+  it('off admits everyone; fixed keeps the budget; a Pi already booting always gets its offer', () => {
+    const off = new AdmissionGate(admissionMode(0));
+    expect(ask(off, 'a', 0, 10_000)).toBe(true);
+    expect(off.snapshot(0)).toEqual({ mode: 'off', capacity: Number.POSITIVE_INFINITY, waiting: 0 });
+    const fixed = new AdmissionGate(admissionMode(2));
+    expect(ask(fixed, 'a', 0, 1)).toBe(true);
+    expect(ask(fixed, 'b', 0, 2)).toBe(false);
+    expect(ask(fixed, 'c', 0, 9, true)).toBe(true);
+    expect(fixed.snapshot(0)).toEqual({ mode: 'fixed', capacity: 2, waiting: 1 });
+  });
+
+  it('gives a freed slot to the oldest waiter still sending DISCOVERs, not to a newcomer', () => {
+    const gate = new AdmissionGate(admissionMode(1));
+    expect(ask(gate, 'old', 0, 1)).toBe(false);
+    expect(ask(gate, 'new', 2_000, 1)).toBe(false);
+    // Slot frees at 3 s; the newer Pi happens to re-send first: it waits for the older one.
+    expect(ask(gate, 'new', 3_000, 0)).toBe(false);
+    expect(ask(gate, 'old', 4_000, 0)).toBe(true);
+    expect(gate.snapshot(4_000).waiting).toBe(1);
+    expect(ask(gate, 'new', 7_000, 1)).toBe(false);
+    expect(ask(gate, 'new', 9_000, 0)).toBe(true);
+    expect(gate.snapshot(9_000).waiting).toBe(0);
+  });
+
+  it('does not hold a slot for an older waiter in its back-off (silent past the DISCOVER gap)', () => {
+    const gate = new AdmissionGate(admissionMode(1), { discoverGapMs: 4_500 });
+    expect(ask(gate, 'old', 0, 1)).toBe(false);
+    expect(ask(gate, 'new', 1_000, 1)).toBe(false);
+    expect(ask(gate, 'new', 6_000, 0)).toBe(true); // old last asked 6 s ago
+    // old comes back and still has its place: it is the only waiter left.
+    expect(ask(gate, 'old', 10_000, 0)).toBe(true);
+  });
+
+  it('lets several waiters in when several slots are free, in age order', () => {
+    const gate = new AdmissionGate(admissionMode(3));
+    for (const [i, key] of ['a', 'b', 'c', 'd'].entries()) expect(ask(gate, key, i * 100, 3)).toBe(false);
+    // Two slots free: the two oldest get them whatever order they re-send in; c and d wait.
+    expect(ask(gate, 'd', 4_000, 1)).toBe(false);
+    expect(ask(gate, 'c', 4_010, 1)).toBe(false);
+    expect(ask(gate, 'b', 4_020, 1)).toBe(true);
+    expect(ask(gate, 'a', 4_030, 2)).toBe(true);
+    expect(ask(gate, 'c', 8_000, 3)).toBe(false);
+  });
+
+  it('forgets waiters that went silent, and bounds how many it remembers', () => {
+    const gate = new AdmissionGate(admissionMode(1), { forgetWaiterMs: 30_000, maxWaiters: 2 });
+    expect(ask(gate, 'a', 0, 1)).toBe(false);
+    expect(ask(gate, 'b', 0, 1)).toBe(false);
+    expect(ask(gate, 'c', 0, 1)).toBe(false);
+    expect(gate.snapshot(0).waiting).toBe(2);
+    expect(gate.snapshot(30_001).waiting).toBe(0);
+    expect(ask(gate, 'c', 30_001, 0)).toBe(true);
+  });
+
+  it('adaptive: starts at the initial capacity, grows on fast kernels, cuts on slow ones, fixed ignores samples', () => {
+    const gate = new AdmissionGate(admissionMode('auto'));
+    expect(gate.capacity()).toBe(16);
+    for (let i = 0; i < 16; i++) expect(ask(gate, `pi${i}`, i, i)).toBe(true);
+    expect(ask(gate, 'pi16', 20, 16)).toBe(false);
+    gate.observeKernel({ kind: 'served', ms: 4_000 }, 5_000);
+    expect(gate.capacity()).toBe(17);
+    expect(ask(gate, 'pi16', 5_000, 16)).toBe(true);
+    gate.observeKernel({ kind: 'served', ms: 24_000 }, 30_000);
+    expect(gate.capacity()).toBe(12);
+    gate.observeKernel({ kind: 'timed-out' }, 35_000); // within the cooldown
+    expect(gate.capacity()).toBe(12);
+    const fixed = new AdmissionGate(admissionMode(5));
+    fixed.observeKernel({ kind: 'timed-out' }, 0);
+    expect(fixed.capacity()).toBe(5);
+  });
+
+  it('SIGHUP: staying adaptive keeps the learnt capacity, fixed → auto starts from the initial value', () => {
+    const gate = new AdmissionGate(admissionMode('auto'));
+    for (let i = 0; i < 10; i++) gate.observeKernel({ kind: 'served', ms: 1_000 }, i);
+    expect(gate.capacity()).toBe(26);
+    gate.setMode(admissionMode('auto'));
+    expect(gate.capacity()).toBe(26);
+    gate.setMode(admissionMode(4));
+    expect(gate.snapshot(0)).toMatchObject({ mode: 'fixed', capacity: 4 });
+    gate.setMode(admissionMode('auto'));
+    expect(gate.capacity()).toBe(16);
+    gate.setMode(admissionMode(0));
+    expect(gate.capacity()).toBe(Number.POSITIVE_INFINITY);
   });
 });

@@ -33,6 +33,12 @@ describe('resolveConfig: layers merge defaults < file < env < flags', () => {
     ['threeSpaceMenu from a comma list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '9f55bbfd, dc:a6:32:01:36:c2' } }, { threeSpaceMenu: ['9f55bbfd', 'dc:a6:32:01:36:c2'] }],
     ['threeSpaceMenu from a JSON list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '["9f55bbfd"]' } }, { threeSpaceMenu: ['9f55bbfd'] }],
     ['threeSpaceMenu off in the environment', { file: { path: '/c.json', data: { threeSpaceMenu: true } }, env: { IOT_TOFU_THREE_SPACE_MENU: 'off' } }, { threeSpaceMenu: false }],
+    ['admission is adaptive by default', {}, { admissionBudget: 'auto' }],
+    ['admissionBudget fixed from the file', { file: { path: '/c.json', data: { admissionBudget: 40 } } }, { admissionBudget: 40 }],
+    ['admissionBudget off from the environment', { env: { IOT_TOFU_ADMISSION_BUDGET: '0' } }, { admissionBudget: 0 }],
+    ['admissionBudget auto from a flag beats the file', { file: { path: '/c.json', data: { admissionBudget: 40 } }, flags: { admissionBudget: 'auto' } }, { admissionBudget: 'auto' }],
+    ['admissionBudget AUTO in any case', { env: { IOT_TOFU_ADMISSION_BUDGET: ' Auto ' } }, { admissionBudget: 'auto' }],
+    ['admissionBudget number as text from a flag', { flags: { admissionBudget: '148' } }, { admissionBudget: 148 }],
     ['neighbour scans off', { file: { path: '/c.json', data: { neighbourScanInterval: 0 } } }, { neighbourScanInterval: 0 }],
     ['the config key itself is not a setting', { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } }, { tftpPort: 69 }],
   ];
@@ -61,6 +67,10 @@ describe('resolveConfig: one clear error naming the key', () => {
     [{ file: { path: '/c.json', data: { threeSpaceMenu: { all: true } } } }, /threeSpaceMenu: expected true, false or a list/],
     [{ env: { IOT_TOFU_THREE_SPACE_MENU: '[9f55' } }, /environment IOT_TOFU_THREE_SPACE_MENU.*threeSpaceMenu: expected true, false, a JSON list/],
     [{ flags: { neighbourScanInterval: -1 } }, /neighbourScanInterval: expected a whole number/],
+    [{ flags: { admissionBudget: 'adaptive' } }, /command line --admission-budget.*admissionBudget: expected "auto" or a whole number ≥ 0 \(0 = off\), got "adaptive"/],
+    [{ file: { path: '/c.json', data: { admissionBudget: -3 } } }, /config file \/c\.json.*admissionBudget: expected "auto" or a whole number/],
+    [{ file: { path: '/c.json', data: { admissionBudget: 2.5 } } }, /admissionBudget: expected "auto" or a whole number/],
+    [{ env: { IOT_TOFU_ADMISSION_BUDGET: 'NaN' } }, /environment IOT_TOFU_ADMISSION_BUDGET.*admissionBudget: expected "auto"/],
   ];
   it.each(bad)('%j', (layers, message) => {
     let thrown: unknown;
