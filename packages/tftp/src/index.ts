@@ -38,8 +38,8 @@ export type {
   OpenOptions,
   FileErrorReason,
 } from './file-source.js';
-export { ReadTransferMachine } from './transfer.js';
-export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult } from './transfer.js';
+export { ReadTransferMachine, updateRtt, retransmissionTimeout } from './transfer.js';
+export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult, AdaptiveTimeoutConfig, RttEstimate } from './transfer.js';
 export { TftpServer, TftpServerError } from './server.js';
 export type {
   TftpServerOptions,

@@ -2,7 +2,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
 import type { NegotiatedOptions } from './options.js';
 import { ReadTransferMachine } from './transfer.js';
-import type { TransferOutcome, TransferSink } from './transfer.js';
+import type { AdaptiveTimeoutConfig, RttEstimate, TransferOutcome, TransferSink } from './transfer.js';
 import type { FileBody, OpenedFile } from './file-source.js';
 import { sanitizeForLog } from './logger.js';
 import type { TftpLogger } from './logger.js';
@@ -45,6 +45,10 @@ export interface TransferHost {
   mayAnswer(ip: string): boolean;
   /** Called once when a transfer ends, whatever the outcome. */
   released(transfer: Transfer): void;
+  /** Round-trip estimate of recent transfers to this client IP, to start from. */
+  recentRtt?(ip: string): RttEstimate | undefined;
+  /** Remembers a finished transfer's round-trip estimate for the next transfer to this IP. */
+  rememberRtt?(ip: string, estimate: RttEstimate): void;
 }
 
 export interface TransferSettings {
@@ -52,6 +56,8 @@ export interface TransferSettings {
   readonly singlePort: boolean;
   readonly timeoutMs: number;
   readonly maxTimeoutMs: number;
+  /** Floor of the adaptive timeout; undefined = fixed `timeoutMs` (no round-trip measurement). */
+  readonly minTimeoutMs: number | undefined;
   readonly maxRetries: number;
   readonly maxTransferMs: number;
   readonly clock: TftpClock;
@@ -86,6 +92,8 @@ export class Transfer implements TransferSink {
   private connected = false;
   private timer: unknown;
   private deadline = 0;
+  /** When the pending timer fires (it may fire before `deadline`, then it re-arms). */
+  private timerDueAt = 0;
   private startedAt = 0;
   private ended = false;
 
@@ -97,7 +105,14 @@ export class Transfer implements TransferSink {
     this.key = init.key;
     this.log = init.log;
     const config = server.config;
-    const timeoutMs = init.negotiated.timeoutSec !== undefined ? init.negotiated.timeoutSec * 1000 : config.timeoutMs;
+    const negotiated = init.negotiated.timeoutSec !== undefined;
+    const timeoutMs = negotiated ? init.negotiated.timeoutSec! * 1000 : config.timeoutMs;
+    // A client that negotiated a timeout (RFC 2349) gets exactly that: no adaptation.
+    let adaptive: AdaptiveTimeoutConfig | undefined;
+    if (!negotiated && config.minTimeoutMs !== undefined) {
+      const initial = server.recentRtt?.(init.client.address);
+      adaptive = { minTimeoutMs: Math.min(config.minTimeoutMs, timeoutMs), ...(initial ? { initial } : {}) };
+    }
     this.oackBytes = init.negotiated.oack ? encodeTftpPacket({ type: 'oack', options: init.negotiated.oack }) : undefined;
     this.machine = new ReadTransferMachine(
       {
@@ -109,6 +124,7 @@ export class Transfer implements TransferSink {
         maxTimeoutMs: Math.max(timeoutMs, config.maxTimeoutMs),
         maxRetries: config.maxRetries,
         maxDurationMs: config.maxTransferMs,
+        ...(adaptive ? { adaptive } : {}),
       },
       this,
     );
@@ -297,19 +313,26 @@ export class Transfer implements TransferSink {
 
   armTimer(ms: number): void {
     const clock = this.server.config.clock;
-    const wasArmed = this.deadline !== 0 && this.timer !== undefined;
-    this.deadline = clock.now() + ms;
-    // One timer per transfer, re-armed lazily: a new deadline per ACK costs no timer churn.
-    if (!wasArmed) this.timer = clock.setTimeout(this.onTimer, ms);
+    const now = clock.now();
+    this.deadline = now + ms;
+    // One timer per transfer, re-armed lazily: a later deadline per ACK costs no timer churn;
+    // only a deadline before the pending timer (the adaptive timeout shrank) replaces it.
+    if (this.timer !== undefined && this.deadline >= this.timerDueAt) return;
+    if (this.timer !== undefined) clock.clearTimeout(this.timer);
+    this.schedule(now, ms);
+  }
+
+  private schedule(now: number, ms: number): void {
+    this.timerDueAt = now + ms;
+    this.timer = this.server.config.clock.setTimeout(this.onTimer, ms);
   }
 
   private readonly onTimer = (): void => {
     this.timer = undefined;
     if (this.ended) return;
-    const clock = this.server.config.clock;
-    const now = clock.now();
+    const now = this.server.config.clock.now();
     if (now < this.deadline) {
-      this.timer = clock.setTimeout(this.onTimer, this.deadline - now);
+      this.schedule(now, this.deadline - now);
       return;
     }
     this.deadline = 0;
@@ -319,6 +342,8 @@ export class Transfer implements TransferSink {
   finish(outcome: TransferOutcome): void {
     const durationMs = this.server.config.clock.now() - this.startedAt;
     if (outcome.kind === 'complete') {
+      const rtt = this.machine.rtt;
+      if (rtt && this.machine.rttSamples > 0) this.server.rememberRtt?.(this.client.address, rtt);
       this.server.emitServed({ ...this.startedEvent, bytes: this.init.body.size, durationMs, retries: this.machine.retransmits });
       this.log.debug({ bytes: this.init.body.size, durationMs, retries: this.machine.retransmits }, 'tftp: file served');
     } else {

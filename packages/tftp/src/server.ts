@@ -15,6 +15,7 @@ import { bindSocket, createUdp4Socket, realClock } from './udp.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import { Transfer } from './read-transfer.js';
 import type { TransferHost, TransferSettings } from './read-transfer.js';
+import type { RttEstimate } from './transfer.js';
 import type {
   DropReason,
   FileServedEvent,
@@ -64,8 +65,20 @@ export interface TftpServerOptions {
   readonly maxQueued?: number;
   /** RRQs accepted per client IP and second, and the burst allowance (default 50/s, burst 100). */
   readonly requestRate?: { readonly perSecond: number; readonly burst: number };
-  /** First retransmission interval (default 1000 ms; a client's `timeout` option overrides it). */
+  /**
+   * First retransmission interval before any round trip was measured, and the ceiling of the
+   * adaptive timeout (default 1000 ms). A client's `timeout` option (RFC 2349) replaces it and
+   * turns adaptation off for that transfer.
+   */
   readonly timeoutMs?: number;
+  /**
+   * Adapt each transfer's retransmission timeout to its measured round trips (RFC 6298: SRTT +
+   * 4·RTTVAR, Karn's rule), starting from recent transfers to the same client IP. Default true;
+   * false = every first retransmission waits `timeoutMs`.
+   */
+  readonly adaptiveTimeout?: boolean;
+  /** Floor of the adaptive timeout (default 30 ms). */
+  readonly minTimeoutMs?: number;
   /** Back-off ceiling (default 5000 ms). */
   readonly maxTimeoutMs?: number;
   /** Retransmissions without progress before a transfer is abandoned (default 5). */
@@ -93,6 +106,10 @@ interface Bucket {
 }
 
 const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MIN_TIMEOUT_MS = 30;
+/** Round-trip estimates kept per client IP (oldest forgotten first) and how long one stays valid. */
+const RTT_MEMORY_ENTRIES = 4096;
+const RTT_MEMORY_MS = 5 * 60_000;
 
 /**
  * The TFTP daemon: one listening socket, a fresh socket (TID) per transfer bound to the same
@@ -116,6 +133,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private readonly queue: Transfer[] = [];
   private readonly perIp = new Map<string, number>();
   private readonly buckets = new Map<string, Bucket>();
+  /** Last round-trip estimate per client IP, insertion-ordered (oldest first). */
+  private readonly rttByIp = new Map<string, { estimate: RttEstimate; at: number }>();
   private counters = { started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
 
   constructor(options: TftpServerOptions) {
@@ -134,12 +153,14 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       maxQueued: options.maxQueued ?? 4096,
       requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },
       timeoutMs: options.timeoutMs ?? 1000,
+      adaptiveTimeout: options.adaptiveTimeout ?? true,
+      minTimeoutMs: options.minTimeoutMs ?? DEFAULT_MIN_TIMEOUT_MS,
       maxTimeoutMs: options.maxTimeoutMs ?? 5000,
       maxRetries: options.maxRetries ?? 5,
       maxTransferMs: options.maxTransferMs ?? 600_000,
       singlePort: options.singlePort ?? false,
     };
-    for (const key of ['maxConcurrent', 'perClientMax', 'timeoutMs'] as const) {
+    for (const key of ['maxConcurrent', 'perClientMax', 'timeoutMs', 'minTimeoutMs'] as const) {
       if (!(this.options[key] >= 1)) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option ${key} must be at least 1`);
     }
   }
@@ -436,13 +457,32 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   mayAnswer(ip: string): boolean {
     return this.takeToken(ip);
   }
+  /** @internal a recent round-trip estimate for this client IP */
+  recentRtt(ip: string): RttEstimate | undefined {
+    const entry = this.rttByIp.get(ip);
+    if (!entry) return undefined;
+    if (this.clock.now() - entry.at <= RTT_MEMORY_MS) return entry.estimate;
+    this.rttByIp.delete(ip);
+    return undefined;
+  }
+  /** @internal */
+  rememberRtt(ip: string, estimate: RttEstimate): void {
+    this.rttByIp.delete(ip);
+    this.rttByIp.set(ip, { estimate, at: this.clock.now() });
+    if (this.rttByIp.size > RTT_MEMORY_ENTRIES) this.rttByIp.delete(this.rttByIp.keys().next().value!);
+  }
   /** @internal the listening socket, shared by transfers in single-port mode */
   get sharedSocket(): UdpSocket | undefined {
     return this.options.singlePort ? this.socket : undefined;
   }
   /** @internal settings shared with transfers */
   get config(): TransferSettings {
-    return (this.settings ??= { ...this.options, clock: this.clock, socketFactory: this.socketFactory });
+    return (this.settings ??= {
+      ...this.options,
+      minTimeoutMs: this.options.adaptiveTimeout ? this.options.minTimeoutMs : undefined,
+      clock: this.clock,
+      socketFactory: this.socketFactory,
+    });
   }
   private settings: TransferSettings | undefined;
 }

@@ -23,14 +23,46 @@ export interface ReadTransferConfig {
   readonly windowsize: number;
   /** True when the transfer opens with an OACK (data waits for ACK 0). */
   readonly oack: boolean;
-  /** First retransmission interval. */
+  /**
+   * First retransmission interval, and the ceiling of the adaptive one. Without `adaptive` (a
+   * client-negotiated RFC 2349 timeout) every first retransmission waits exactly this.
+   */
   readonly timeoutMs: number;
   /** Back-off doubles the interval up to this. */
   readonly maxTimeoutMs: number;
+  /** Measure round trips and derive the timeout from them (RFC 6298); absent = fixed `timeoutMs`. */
+  readonly adaptive?: AdaptiveTimeoutConfig;
   /** Retransmissions in a row without progress before giving up. */
   readonly maxRetries: number;
   /** Whole-transfer limit (also ends transfers kept alive by a trickle of ACKs). */
   readonly maxDurationMs: number;
+}
+
+export interface AdaptiveTimeoutConfig {
+  /** Floor of the retransmission timeout (a LAN round trip is far below it; timers are ~1 ms coarse). */
+  readonly minTimeoutMs: number;
+  /** Estimate to start from (recent transfers to the same client); else `timeoutMs` until the first sample. */
+  readonly initial?: RttEstimate;
+}
+
+/** Smoothed round trip and its mean deviation (RFC 6298 SRTT, RTTVAR), in ms. */
+export interface RttEstimate {
+  readonly srttMs: number;
+  readonly rttvarMs: number;
+}
+
+/** RFC 6298 smoothing: a first sample sets SRTT = R, RTTVAR = R/2; later ones move by 1/8 and 1/4. */
+export function updateRtt(previous: RttEstimate | undefined, sampleMs: number): RttEstimate {
+  if (!previous) return { srttMs: sampleMs, rttvarMs: sampleMs / 2 };
+  return {
+    rttvarMs: 0.75 * previous.rttvarMs + 0.25 * Math.abs(previous.srttMs - sampleMs),
+    srttMs: 0.875 * previous.srttMs + 0.125 * sampleMs,
+  };
+}
+
+/** RTO = SRTT + 4·RTTVAR clamped to [floor, ceiling]. */
+export function retransmissionTimeout(estimate: RttEstimate, minMs: number, maxMs: number): number {
+  return Math.min(maxMs, Math.max(minMs, Math.ceil(estimate.srttMs + 4 * estimate.rttvarMs)));
 }
 
 /** What an incoming ACK did; the shell counts the ignored ones. */
@@ -43,7 +75,16 @@ export class ReadTransferMachine {
   /** Highest block sent so far (0 = only the OACK). */
   private lastSent = 0;
   private retriesInARow = 0;
+  /** Interval the timer is armed with: the base timeout, doubled per consecutive timeout. */
   private currentTimeoutMs: number;
+  /** Timeout derived from the round trips (or `timeoutMs`), before back-off. */
+  private baseTimeoutMs: number;
+  private estimate: RttEstimate | undefined;
+  /** The one packet being timed (Karn: sent once only): its block (0 = the OACK) and send time; −1 = none. */
+  private timedBlock = -1;
+  private timedAt = 0;
+  /** Samples taken (for tests and diagnostics). */
+  rttSamples = 0;
   private startedAt = 0;
   private finished = false;
   /** Retransmissions over the whole transfer (for events and metrics). */
@@ -56,7 +97,19 @@ export class ReadTransferMachine {
     // The last block is short; when the size is a multiple of blksize it is an empty block.
     this.totalBlocks = Math.floor(config.size / config.blksize) + 1;
     this.lastAcked = config.oack ? -1 : 0;
-    this.currentTimeoutMs = config.timeoutMs;
+    this.estimate = config.adaptive?.initial;
+    this.baseTimeoutMs = this.estimate ? this.rtoFrom(this.estimate) : config.timeoutMs;
+    this.currentTimeoutMs = this.baseTimeoutMs;
+  }
+
+  /** The current round-trip estimate (undefined before the first sample, or when not adaptive). */
+  get rtt(): RttEstimate | undefined {
+    return this.config.adaptive ? this.estimate : undefined;
+  }
+
+  /** Interval the timer was last armed with. */
+  get timeoutMs(): number {
+    return this.currentTimeoutMs;
   }
 
   get done(): boolean {
@@ -70,8 +123,11 @@ export class ReadTransferMachine {
 
   start(now: number): void {
     this.startedAt = now;
-    if (this.config.oack) this.sink.sendOack();
-    else this.sendWindowAfter(0);
+    if (this.config.oack) {
+      this.timedBlock = 0;
+      this.timedAt = now;
+      this.sink.sendOack();
+    } else this.sendWindowAfter(0, now);
     this.sink.armTimer(this.currentTimeoutMs);
   }
 
@@ -84,7 +140,18 @@ export class ReadTransferMachine {
     if (block > this.lastSent) return 'out-of-window';
     this.lastAcked = block;
     this.retriesInARow = 0;
-    this.currentTimeoutMs = this.config.timeoutMs;
+    if (this.timedBlock >= 0 && block >= this.timedBlock) {
+      this.timedBlock = -1;
+      if (this.config.adaptive) {
+        this.estimate = updateRtt(this.estimate, now - this.timedAt);
+        this.baseTimeoutMs = this.rtoFrom(this.estimate);
+        this.rttSamples++;
+      }
+      // A clean sample ends any back-off. After an ACK of a retransmitted packet (no sample, Karn)
+      // the backed-off interval stays for the next packet: if the round trip really grew, resetting
+      // now would time out every packet again (a retransmission storm).
+      this.currentTimeoutMs = this.baseTimeoutMs;
+    } else if (!this.config.adaptive) this.currentTimeoutMs = this.baseTimeoutMs;
     if (block === this.totalBlocks) {
       this.end({ kind: 'complete' });
       return 'progress';
@@ -95,7 +162,7 @@ export class ReadTransferMachine {
     }
     // A full-window ACK moves on; an ACK inside the window (RFC 7440: the client lost a block)
     // restarts the window right after it.
-    this.sendWindowAfter(block);
+    this.sendWindowAfter(block, now);
     this.sink.armTimer(this.currentTimeoutMs);
     return 'progress';
   }
@@ -113,6 +180,8 @@ export class ReadTransferMachine {
     }
     this.retriesInARow++;
     this.retransmits++;
+    // Karn's rule: an ACK after a retransmission cannot tell which copy it answers.
+    this.timedBlock = -1;
     this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, this.config.maxTimeoutMs);
     if (this.lastAcked < 0) this.sink.sendOack();
     else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
@@ -124,10 +193,21 @@ export class ReadTransferMachine {
     this.finished = true;
   }
 
-  private sendWindowAfter(block: number): void {
+  private sendWindowAfter(block: number, now: number): void {
     const last = Math.min(block + this.config.windowsize, this.totalBlocks);
-    this.lastSent = last;
+    // A window restarted after a partial ACK resends the timed block: no sample from it (Karn).
+    if (this.timedBlock > block && this.timedBlock <= this.lastSent) this.timedBlock = -1;
+    if (this.timedBlock < 0 && last > this.lastSent) {
+      this.timedBlock = last;
+      this.timedAt = now;
+    }
+    this.lastSent = Math.max(this.lastSent, last);
     this.sink.sendBlocks(block + 1, last);
+  }
+
+  private rtoFrom(estimate: RttEstimate): number {
+    const adaptive = this.config.adaptive;
+    return adaptive ? retransmissionTimeout(estimate, adaptive.minTimeoutMs, this.config.timeoutMs) : this.config.timeoutMs;
   }
 
   private end(outcome: TransferOutcome): void {

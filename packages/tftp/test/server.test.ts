@@ -317,7 +317,8 @@ describe('TftpServer on loopback', () => {
   });
 
   it("accepts padded ACKs and never resends on a duplicate ACK (Sorcerer's Apprentice)", async () => {
-    const { server, port } = await startServer({ timeoutMs: 400 });
+    // Fixed 400 ms timeout: the 250 ms of silence below must not be cut by a retransmission.
+    const { server, port } = await startServer({ timeoutMs: 400, adaptiveTimeout: false });
     const peer = await RawPeer.open();
     try {
       peer.send({ type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: { blksize: '1468' } }, port);
@@ -367,6 +368,57 @@ describe('TftpServer on loopback', () => {
       const started = Date.now();
       expect((await peer.next(2500))?.packet).toEqual({ type: 'oack', options: { timeout: '1' } });
       expect(Date.now() - started).toBeGreaterThan(700);
+    } finally {
+      peer.close();
+    }
+  });
+
+  /** RRQ, ACK 0 and ACK 1 answered at once (two round-trip samples), then silence: when does DATA 2 come again? */
+  async function resendDelayAfterTwoSamples(port: number, options: Record<string, string>, waitMs: number) {
+    const peer = await RawPeer.open();
+    try {
+      peer.send({ type: 'rrq', filename: '300k.bin', mode: 'octet', options: { blksize: '1468', ...options } }, port);
+      const oack = await peer.next();
+      expect(oack?.packet.type).toBe('oack');
+      peer.send({ type: 'ack', block: 0 }, oack!.port);
+      expect((await peer.next())?.packet).toMatchObject({ type: 'data', block: 1 });
+      peer.send({ type: 'ack', block: 1 }, oack!.port);
+      expect((await peer.next())?.packet).toMatchObject({ type: 'data', block: 2 });
+      const silentFrom = Date.now();
+      const again = await peer.next(waitMs);
+      expect(again?.packet).toMatchObject({ type: 'data', block: 2 });
+      return Date.now() - silentFrom;
+    } finally {
+      peer.close();
+    }
+  }
+
+  it('adapts the retransmission timeout to the measured round trip (loopback: the floor, not timeoutMs)', async () => {
+    const { port } = await startServer({ timeoutMs: 2000, minTimeoutMs: 40 });
+    const delay = await resendDelayAfterTwoSamples(port, {}, 1500);
+    expect(delay).toBeGreaterThanOrEqual(35);
+    expect(delay).toBeLessThan(500);
+  });
+
+  it('a negotiated timeout (RFC 2349) is honoured exactly, measured round trips notwithstanding', async () => {
+    const { port } = await startServer({ timeoutMs: 5000, minTimeoutMs: 20 });
+    const delay = await resendDelayAfterTwoSamples(port, { timeout: '1' }, 2500);
+    expect(delay).toBeGreaterThan(900);
+  });
+
+  it('starts a client\'s next transfer from the round trip of its last one', async () => {
+    const { server, port } = await startServer({ timeoutMs: 3000, minTimeoutMs: 30 });
+    const first = await tftpGet({ host: HOST, port, file: 'one.bin', options: { blksize: '1468' }, timeoutMs: 2000 });
+    expect(first.ok).toBe(true);
+    await until(() => server.stats.completed === 1);
+    const peer = await RawPeer.open();
+    try {
+      peer.send({ type: 'rrq', filename: '300k.bin', mode: 'octet', options: { blksize: '1468' } }, port);
+      expect((await peer.next())?.packet.type).toBe('oack');
+      const started = Date.now();
+      // Unanswered OACK: resent after the remembered round trip's timeout (the floor), not 3 s.
+      expect((await peer.next(2000))?.packet.type).toBe('oack');
+      expect(Date.now() - started).toBeLessThan(1000);
     } finally {
       peer.close();
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes, createHash } from 'node:crypto';
-import { ReadTransferMachine } from '../src/index.js';
-import type { ReadTransferConfig, TransferOutcome, TransferSink } from '../src/index.js';
+import { ReadTransferMachine, retransmissionTimeout, updateRtt } from '../src/index.js';
+import type { AdaptiveTimeoutConfig, ReadTransferConfig, TransferOutcome, TransferSink } from '../src/index.js';
 
 type Call = ['oack'] | ['blocks', number, number] | ['timer', number] | ['finish', TransferOutcome['kind']];
 
@@ -138,7 +138,21 @@ describe('ReadTransferMachine (pure)', () => {
  * and reorders packets from a seeded generator, both ends retransmit on their own timers, and
  * the received bytes must equal the file exactly.
  */
-function simulate(opts: { size: number; blksize: number; windowsize: number; oack: boolean; loss: number; dup: number; jitterMs: number; seed: number }) {
+function simulate(opts: {
+  size: number;
+  blksize: number;
+  windowsize: number;
+  oack: boolean;
+  loss: number;
+  dup: number;
+  jitterMs: number;
+  seed: number;
+  /** One-way base delay at a given time (default 0.05 ms). */
+  delayMs?: (now: number) => number;
+  adaptive?: AdaptiveTimeoutConfig;
+  timeoutMs?: number;
+  maxTimeoutMs?: number;
+}) {
   let seed = opts.seed;
   const random = () => {
     seed = (seed * 1664525 + 1013904223) >>> 0;
@@ -187,7 +201,8 @@ function simulate(opts: { size: number; blksize: number; windowsize: number; oac
   const transmit = (deliver: (p: Packet) => void, packet: Packet) => {
     if (random() < opts.loss) return;
     const copies = random() < opts.dup ? 2 : 1;
-    for (let i = 0; i < copies; i++) at(0.05 + random() * opts.jitterMs, () => deliver(packet));
+    const base = opts.delayMs ? opts.delayMs(now) : 0.05;
+    for (let i = 0; i < copies; i++) at(base + random() * opts.jitterMs, () => deliver(packet));
   };
 
   // Client (RFC 1350 lock-step, RFC 7440 windows): ACKs each window, re-ACKs on its own timeout.
@@ -254,7 +269,17 @@ function simulate(opts: { size: number; blksize: number; windowsize: number; oac
     },
   };
   const machine = new ReadTransferMachine(
-    { size: opts.size, blksize: opts.blksize, windowsize: opts.windowsize, oack: opts.oack, timeoutMs: 40, maxTimeoutMs: 200, maxRetries: 12, maxDurationMs: 3_600_000 },
+    {
+      size: opts.size,
+      blksize: opts.blksize,
+      windowsize: opts.windowsize,
+      oack: opts.oack,
+      timeoutMs: opts.timeoutMs ?? 40,
+      maxTimeoutMs: opts.maxTimeoutMs ?? 200,
+      maxRetries: 12,
+      maxDurationMs: 3_600_000,
+      ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
+    },
     sink,
   );
   function toServer(packet: Packet) {
@@ -270,7 +295,15 @@ function simulate(opts: { size: number; blksize: number; windowsize: number; oac
     timer.fn();
   }
   const got = Buffer.concat(received);
-  return { outcome, exact: createHash('sha256').update(got).digest('hex') === createHash('sha256').update(file).digest('hex'), retransmits: machine.retransmits, gotBytes: got.length, now };
+  return {
+    outcome,
+    exact: createHash('sha256').update(got).digest('hex') === createHash('sha256').update(file).digest('hex'),
+    retransmits: machine.retransmits,
+    gotBytes: got.length,
+    now,
+    rtt: machine.rtt,
+    samples: machine.rttSamples,
+  };
 }
 
 describe('ReadTransferMachine over a lossy, duplicating, reordering network (fake clock)', () => {
@@ -299,5 +332,167 @@ describe('ReadTransferMachine over a lossy, duplicating, reordering network (fak
     const result = simulate({ size: 5000, blksize: 512, windowsize: 1, oack: true, loss: 1, dup: 0, jitterMs: 0.1, seed: 9 });
     expect(result.outcome?.kind).toBe('timeout');
     expect(result.retransmits).toBe(12);
+  });
+});
+
+describe('RFC 6298 estimator (pure)', () => {
+  it.each([
+    { name: 'first sample', previous: undefined, sample: 10, srtt: 10, rttvar: 5 },
+    { name: 'steady', previous: { srttMs: 10, rttvarMs: 5 }, sample: 10, srtt: 10, rttvar: 3.75 },
+    { name: 'slower', previous: { srttMs: 10, rttvarMs: 5 }, sample: 18, srtt: 11, rttvar: 5.75 },
+    { name: 'faster', previous: { srttMs: 10, rttvarMs: 5 }, sample: 2, srtt: 9, rttvar: 5.75 },
+  ])('updateRtt: $name', ({ previous, sample, srtt, rttvar }) => {
+    expect(updateRtt(previous, sample)).toEqual({ srttMs: srtt, rttvarMs: rttvar });
+  });
+
+  it.each([
+    { srttMs: 10, rttvarMs: 5, rto: 30 },
+    { srttMs: 0.2, rttvarMs: 0.1, rto: 20 }, // floor
+    { srttMs: 800, rttvarMs: 400, rto: 1000 }, // ceiling
+    { srttMs: 9.25, rttvarMs: 5.25, rto: 31 }, // whole ms, rounded up
+  ])('retransmissionTimeout($srttMs, $rttvarMs) in [20, 1000] = $rto', ({ srttMs, rttvarMs, rto }) => {
+    expect(retransmissionTimeout({ srttMs, rttvarMs }, 20, 1000)).toBe(rto);
+  });
+});
+
+type Step = ['ack', number, number] | ['timeout', number];
+
+describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
+  const adaptive = { timeoutMs: 1000, maxTimeoutMs: 5000, maxRetries: 5, adaptive: { minTimeoutMs: 20 } };
+  const cases: { name: string; config: Partial<ReadTransferConfig>; steps: Step[]; timers: number[]; samples: number; srtt?: number }[] = [
+    { name: 'uses the configured timeout before the first sample', config: adaptive, steps: [], timers: [1000], samples: 0 },
+    {
+      name: 'samples DATA → ACK and arms SRTT + 4·RTTVAR',
+      config: adaptive,
+      steps: [['ack', 1, 10], ['ack', 2, 14]],
+      timers: [1000, 30, 31],
+      samples: 2,
+      srtt: 9.25,
+    },
+    { name: 'samples OACK → ACK 0', config: { ...adaptive, oack: true }, steps: [['ack', 0, 6]], timers: [1000, 20], samples: 1, srtt: 6 },
+    { name: 'clamps to the floor on a fast LAN', config: adaptive, steps: [['ack', 1, 0.2], ['ack', 2, 0.4]], timers: [1000, 20, 20], samples: 2 },
+    { name: 'clamps to the ceiling (timeoutMs) on a slow path', config: adaptive, steps: [['ack', 1, 900]], timers: [1000, 1000], samples: 1, srtt: 900 },
+    {
+      name: 'backs off exponentially on consecutive timeouts, up to maxTimeoutMs',
+      config: { ...adaptive, maxTimeoutMs: 200 },
+      steps: [['ack', 1, 10], ['timeout', 40], ['timeout', 100], ['timeout', 220], ['timeout', 420]],
+      timers: [1000, 30, 60, 120, 200, 200],
+      samples: 1,
+    },
+    {
+      // Karn: ACK 2 may answer either copy of DATA 2, so no sample and the back-off stays for
+      // DATA 3; DATA 3 was sent once, its ACK is a sample and ends the back-off.
+      name: "Karn's rule: no sample from a retransmitted block; back-off kept until a clean sample",
+      config: adaptive,
+      steps: [['ack', 1, 10], ['timeout', 40], ['ack', 2, 200], ['ack', 3, 205]],
+      timers: [1000, 30, 60, 60, 30],
+      samples: 2,
+      srtt: 9.375,
+    },
+    {
+      name: 'starts from a remembered estimate',
+      config: { ...adaptive, adaptive: { minTimeoutMs: 20, initial: { srttMs: 50, rttvarMs: 10 } } },
+      steps: [['ack', 1, 50]],
+      timers: [90, 80],
+      samples: 1,
+      srtt: 50,
+    },
+    {
+      name: 'a window restarted after a partial ACK is not timed from its resent blocks',
+      config: { ...adaptive, windowsize: 4 },
+      steps: [['ack', 2, 5], ['ack', 6, 9]],
+      timers: [1000, 1000, 20],
+      samples: 1,
+      srtt: 4,
+    },
+    {
+      name: 'without `adaptive` (negotiated timeout) the timeout stays fixed whatever the round trip',
+      config: { timeoutMs: 1000, maxTimeoutMs: 5000 },
+      steps: [['ack', 1, 10], ['ack', 2, 14], ['timeout', 1014], ['ack', 3, 1500]],
+      timers: [1000, 1000, 1000, 2000, 1000],
+      samples: 0,
+    },
+  ];
+  it.each(cases)('$name', ({ config, steps, timers, samples, srtt }) => {
+    const { machine, take } = recording({ size: 512 * 20, ...config });
+    machine.start(0);
+    for (const step of steps) {
+      if (step[0] === 'ack') expect(machine.onAck(step[1], step[2])).toBe('progress');
+      else machine.onTimeout(step[1]);
+    }
+    expect(take().filter((c) => c[0] === 'timer').map((c) => c[1])).toEqual(timers);
+    expect(machine.rttSamples).toBe(config.adaptive ? samples : 0);
+    if (srtt !== undefined) expect(machine.rtt?.srttMs).toBeCloseTo(srtt, 6);
+    if (!config.adaptive) expect(machine.rtt).toBeUndefined();
+  });
+
+  it('retry cap and whole-transfer limit are unchanged', () => {
+    const { machine, take } = recording({ size: 5000, ...adaptive, maxRetries: 2 });
+    machine.start(0);
+    machine.onAck(1, 1);
+    machine.onTimeout(21);
+    machine.onTimeout(61);
+    machine.onTimeout(141);
+    expect(take().at(-1)).toEqual(['finish', 'timeout']);
+    expect(machine.retransmits).toBe(2);
+    const limited = recording({ size: 5000, ...adaptive, maxDurationMs: 100 });
+    limited.machine.start(0);
+    limited.machine.onAck(1, 101);
+    expect(limited.take().at(-1)).toEqual(['finish', 'timeout']);
+  });
+});
+
+describe('adaptive timeout over a simulated network (fake clock)', () => {
+  const adaptive = { adaptive: { minTimeoutMs: 20 }, timeoutMs: 1000, maxTimeoutMs: 5000 };
+  const cases = [
+    { name: 'lock-step, 10% loss', size: 30_000, blksize: 512, windowsize: 1, oack: true, loss: 0.1, dup: 0, jitterMs: 0.1 },
+    { name: 'lock-step, 20% duplicates, reordering', size: 30_000, blksize: 1468, windowsize: 1, oack: true, loss: 0, dup: 0.2, jitterMs: 5 },
+    { name: 'lock-step, everything at once', size: 40_000, blksize: 512, windowsize: 1, oack: true, loss: 0.15, dup: 0.15, jitterMs: 5 },
+    { name: 'window 8, 5% loss, reordering', size: 100_000, blksize: 1468, windowsize: 8, oack: true, loss: 0.05, dup: 0.05, jitterMs: 3 },
+    { name: 'window 16, 20% loss', size: 100_000, blksize: 1024, windowsize: 16, oack: true, loss: 0.2, dup: 0.1, jitterMs: 2 },
+  ];
+  it.each(cases)('$name: byte-exact', (c) => {
+    for (const seed of [1, 2, 3]) {
+      const result = simulate({ ...c, ...adaptive, seed });
+      expect(result.outcome).toEqual({ kind: 'complete' });
+      expect(result.exact).toBe(true);
+      expect(result.samples).toBeGreaterThan(0);
+    }
+  });
+
+  it('recovers from loss in tens of ms instead of the configured 1 s (1% loss, lock-step)', () => {
+    const base = { size: 1468 * 2000, blksize: 1468, windowsize: 1, oack: true, loss: 0.01, dup: 0, jitterMs: 0.2, seed: 4, timeoutMs: 1000, maxTimeoutMs: 5000 };
+    const fixed = simulate(base);
+    const adapted = simulate({ ...base, adaptive: { minTimeoutMs: 20 } });
+    expect(fixed.exact && adapted.exact).toBe(true);
+    expect(fixed.retransmits).toBeGreaterThan(10);
+    // Each loss costs ~1 s with the fixed timeout and ~20 ms adapted.
+    expect(adapted.now).toBeLessThan(fixed.now / 10);
+  });
+
+  it.each([
+    { name: 'RTT jumps 1 ms → 200 ms', before: 0.5, after: 100, maxSpurious: 4 },
+    { name: 'RTT jumps 1 ms → 60 ms', before: 0.5, after: 30, maxSpurious: 3 },
+    { name: 'RTT falls 200 ms → 1 ms', before: 100, after: 0.5, maxSpurious: 0 },
+  ])('$name: spurious retransmissions stay bounded (no retransmit storm)', ({ before, after, maxSpurious }) => {
+    const result = simulate({
+      size: 512 * 600,
+      blksize: 512,
+      windowsize: 1,
+      oack: true,
+      loss: 0,
+      dup: 0,
+      jitterMs: 0.1,
+      seed: 5,
+      ...adaptive,
+      delayMs: (now) => (now < 150 ? before : after),
+    });
+    expect(result.outcome).toEqual({ kind: 'complete' });
+    expect(result.exact).toBe(true);
+    // Nothing is lost here, so every retransmission is spurious.
+    expect(result.retransmits).toBeLessThanOrEqual(maxSpurious);
+    // The estimate followed the new round trip.
+    expect(result.rtt!.srttMs).toBeGreaterThan(after * 2 * 0.9);
+    expect(result.rtt!.srttMs).toBeLessThan(after * 2 * 1.1 + 0.3);
   });
 });
