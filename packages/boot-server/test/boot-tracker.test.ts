@@ -79,3 +79,17 @@ describe('BootTracker admission bookkeeping', () => {
     expect(tracker.inProgress(S)).toBe(false);
   });
 });
+
+describe('BootTracker.isKernelFile (which transfers steer the adaptive gate)', () => {
+  const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000 });
+  tracker.observe({ type: 'pi-seen', serial: 'aaaaaaaa', model: 'pi4', at: 0 });
+  it.each([
+    ['aaaaaaaa', 'aaaaaaaa/kernel8.img', true],
+    ['aaaaaaaa', 'kernel7l.img', true],
+    ['aaaaaaaa', 'aaaaaaaa/start4.elf', false],
+    ['aaaaaaaa', 'aaaaaaaa/config.txt', false],
+    ['bbbbbbbb', 'bbbbbbbb/kernel_2712.img', true],
+  ] as const)('%s %s → %s', (serial, path, expected) => {
+    expect(tracker.isKernelFile(serial, path)).toBe(expected);
+  });
+});

@@ -115,3 +115,66 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
     expect(await tftpGet('0a1b2c3d/cmdline.txt')).toMatchObject({ ok: true });
   });
 });
+
+// The gate's wiring: kernel transfer times from the bus steer it, reload() switches its mode.
+describe('BootServer admission wiring', () => {
+  let fixture: FleetFixture;
+  let server: BootServer;
+  let config: BootServerConfig;
+
+  beforeAll(async () => {
+    fixture = fleetFixture();
+    await mkdir(fixture.tftpRoot, { recursive: true });
+    config = {
+      ...DEFAULT_CONFIG,
+      serverIp: '127.0.0.1',
+      tftpRoot: fixture.tftpRoot,
+      nfsRoot: fixture.nfsRoot,
+      stateDir: fixture.stateDir,
+      exportsFile: fixture.exportsFile,
+      exportsClients: '127.0.0.0/8',
+      dhcp: false,
+      tftp: false,
+      apiPort: 0,
+      neighbourScanInterval: 0,
+    };
+    server = (await startBootServer(config, { logger: pino({ level: 'silent' }) })).server;
+  });
+  afterAll(async () => {
+    await server?.close();
+    fixture?.close();
+  });
+
+  const offer = (serial: string, at: number) => server.bus.emit('offer-sent', { serial, mac: 'dc:a6:32:00:00:09', kind: 'pi', messageType: 'offer', repeat: false, at });
+  const kernel = (serial: string, ms: number, at: number) => server.bus.emit('file-served', { serial, clientIp: '127.0.0.9', file: `${serial}/kernel8.img`, bytes: 1, ms, retries: 0, at });
+
+  it('adaptive by default: a slow kernel cuts the capacity, fast ones grow it, other files do not count', async () => {
+    const at = Date.now();
+    expect(server.admissionStatus()).toEqual({ mode: 'adaptive', capacity: 16, active: 0, waiting: 0 });
+    offer('a1b2c3d4', at);
+    offer('a1b2c3d5', at);
+    expect(server.admissionStatus().active).toBe(2);
+    server.bus.emit('file-served', { serial: 'a1b2c3d4', clientIp: '127.0.0.9', file: 'a1b2c3d4/start4.elf', bytes: 1, ms: 29_000, retries: 0, at: at + 100 });
+    expect(server.admissionStatus().capacity).toBe(16);
+    kernel('a1b2c3d4', 25_000, at + 25_000);
+    expect(server.admissionStatus()).toMatchObject({ capacity: 12, active: 1 });
+    kernel('a1b2c3d5', 3_000, at + 26_000);
+    expect(server.admissionStatus()).toMatchObject({ capacity: 13, active: 0 });
+    // A repeated kernel right after the boot ended (initramfs window) is not a new sample.
+    kernel('a1b2c3d5', 3_000, at + 27_000);
+    expect(server.admissionStatus().capacity).toBe(13);
+    // A kernel transfer that timed out mid-boot cuts too (once the cooldown has passed).
+    offer('a1b2c3d6', at + 40_000);
+    server.bus.emit('transfer-failed', { clientIp: '127.0.0.9', file: 'a1b2c3d6/kernel8.img', reason: 'timeout', kind: 'timeout', retries: 5, at: at + 70_000 });
+    expect(server.admissionStatus().capacity).toBe(9);
+  });
+
+  it('reload (SIGHUP) switches between fixed, off and auto', async () => {
+    await server.reload({ ...config, admissionBudget: 3 });
+    expect(server.admissionStatus()).toMatchObject({ mode: 'fixed', capacity: 3 });
+    await server.reload({ ...config, admissionBudget: 0 });
+    expect(server.admissionStatus()).toMatchObject({ mode: 'off', capacity: Number.POSITIVE_INFINITY });
+    await server.reload({ ...config, admissionBudget: 'auto' });
+    expect(server.admissionStatus()).toMatchObject({ mode: 'adaptive', capacity: 16 });
+  });
+});
