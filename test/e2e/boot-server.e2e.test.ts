@@ -174,6 +174,10 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     expect(m.get('iot_tofu_boot_duration_seconds_count')).toBe(2);
     expect(m.get('iot_tofu_dhcp_offers_total{type="offer",kind="pi"}')).toBeGreaterThanOrEqual(2);
     expect(m.get('iot_tofu_tftp_active_transfers')).toBe(0);
+    // The adaptive gate (the default) let both Pis in and grew one slot per fast kernel (16 + 2).
+    expect(m.get('iot_tofu_admission_capacity')).toBe(18);
+    expect(m.get('iot_tofu_admission_active')).toBe(0);
+    expect(m.get('iot_tofu_admission_waiting')).toBe(0);
 
     // A Pi nobody registered gets no offer and shows up as discovered; a registered Pi whose EEPROM
     // sends TFTP elsewhere (TFTP_IP) gets the offer but never asks us: its timeline says so.
@@ -244,6 +248,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     writeFileSync(configFile, JSON.stringify({ ...config, admissionBudget: 1 }));
     daemon!.kill('SIGHUP');
     await waitForOutput(daemon!, /SIGHUP: config reloaded/, 10_000);
+    expect((await metrics()).get('iot_tofu_admission_capacity')).toBe(1);
 
     const pis = simulatedIdentities(2, 'pi4', 20);
     for (const [i, pi] of pis.entries()) expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `gated-${i}`, base: 'bookworm' })).status).toBe(201);
@@ -251,6 +256,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     const out = await simulate(['--pis', '2', '--first-index', '20', '--limit', '40']);
     expect(out.summary).toMatchObject({ pis: 2, booted: 2, failedAttempts: 0 });
     expect((await metrics()).get('iot_tofu_dhcp_ignored_total{reason="deferred"}')).toBeGreaterThan(deferredBefore);
+    expect((await api('GET', '/healthz')).json).toMatchObject({ admission: { mode: 'fixed', capacity: 1, active: 0 } });
 
     // Each Pi's boot (first offer to kernel) ends before the next one's begins.
     const spans: Array<[number, number]> = [];
