@@ -8,7 +8,7 @@
  *   --n 1,10,50             Pis powered on together
  *   --ours script|daemon    which "ours" to run (default: the daemon when it exists; the script also runs as ours-script)
  *   --gate adaptive|fixed:K|off   admission gate of the script variant
- *   --admission-budget K    the daemon's --admission-budget (default: R × 15 s / B for each link)
+ *   --admission-budget K    the daemon's --admission-budget for ours (default: the daemon's own, auto)
  *   --rto-ms MS             first TFTP retransmission timeout of ours (default 50; library default 1000)
  *   --out PATH              results base path (default bench/results/boot-storm[-quick])
  *
@@ -28,7 +28,7 @@ import { buildBootTree, bytesPerBoot } from './storm/tree.js';
 
 const USAGE = `usage: boot-storm.ts [--quick] [--profiles lan100,lan1000,lossy] [--n 1,10,50,100,200]
   [--servers ours,ours-script,ours-nogate,dnsmasq,dnsmasq-max,tftpd-hpa] [--ours daemon|script]
-  [--gate adaptive|off|fixed:K] [--admission-budget K] [--rto-ms MS] [--out BASE]
+  [--gate adaptive|off|fixed:K] [--admission-budget auto|K] [--rto-ms MS] [--out BASE]
 Results: BASE.{json,md,svg} (default bench/results/boot-storm[-quick]). Needs root, dnsmasq, tftpd-hpa, tc, nftables.
 `;
 
@@ -97,12 +97,12 @@ const pis = simulatedIdentities(maxN, model);
 const limitFor = (profile: LinkProfile, n: number) => Math.ceil((2 * n * B * WIRE_OVERHEAD) / (profile.rateBitsPerSecond / 8) * 1000 + 40_000);
 
 /**
- * The daemon's budget for a link: as many big transfers as can each finish a whole boot in ~15 s
- * (half the Pi's 30 s per-file limit) when sharing the link: R × 15 s / B. An operator sets this
- * from the link speed; the daemon does not measure it.
+ * A fixed daemon budget sized for a link (the `ours-fixed` variant): as many big transfers as can
+ * each finish a whole boot in ~15 s (half the Pi's 30 s per-file limit) when sharing the link:
+ * R × 15 s / B. `ours` runs the daemon's default (`auto`, steered by kernel transfer times) unless
+ * --admission-budget is given.
  */
-const admissionBudgetFor = (profile: LinkProfile) =>
-  values['admission-budget'] ? Number(values['admission-budget']) : Math.max(2, Math.floor(((profile.rateBitsPerSecond / 8) * 15) / (B * WIRE_OVERHEAD)));
+const linkBudgetFor = (profile: LinkProfile) => Math.max(2, Math.floor(((profile.rateBitsPerSecond / 8) * 15) / (B * WIRE_OVERHEAD)));
 
 const started = new Date();
 process.stdout.write(
@@ -146,7 +146,7 @@ try {
         const run = await runOnce({
           lab: storm.lab,
           server,
-          context: { lab: storm.lab, tftpRoot, workDir, gate: values.gate ?? 'adaptive', admissionBudget: admissionBudgetFor(profile), oursRtoMs: Number(values['rto-ms']) },
+          context: { lab: storm.lab, tftpRoot, workDir, gate: values.gate ?? 'adaptive', admissionBudget: values['admission-budget'], linkBudget: linkBudgetFor(profile), oursRtoMs: Number(values['rto-ms']) },
           profile,
           pis: n,
           model,

@@ -22,8 +22,10 @@ export interface ServerContext {
   readonly workDir: string;
   /** Admission gate of the library script: 'adaptive', 'fixed:K' or 'off'. */
   readonly gate: string;
-  /** The daemon's --admission-budget for this link (0 = off). */
-  readonly admissionBudget: number;
+  /** --admission-budget for `ours` (auto | K | 0); undefined runs the daemon's default. */
+  readonly admissionBudget: string | undefined;
+  /** The fixed budget sized for this link (R × 15 s / B), for `ours-fixed`. */
+  readonly linkBudget: number;
   /** First TFTP retransmission timeout of the library script (ms). */
   readonly oursRtoMs: number;
 }
@@ -118,8 +120,8 @@ function oursScriptProcess(context: ServerContext, args: string[]): ChildProcess
   return context.lab.spawn('srv', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/storm/ours.ts'), '--server-ip', SERVER_IP, ...args], { cwd: repoRoot });
 }
 
-/** The boot-server daemon (`boot-server start`), with `--admission-budget` as given. */
-export function oursDaemon(name: string, description: string, budget: (context: ServerContext) => number): ServerUnderTest {
+/** The boot-server daemon (`boot-server start`), with `--admission-budget` as given (none: its default). */
+export function oursDaemon(name: string, description: string, budget: (context: ServerContext) => string | number | undefined): ServerUnderTest {
   return {
     name,
     description,
@@ -137,9 +139,10 @@ export function oursDaemon(name: string, description: string, budget: (context: 
         '--dhcp-answer', 'any-pi',
         '--api-port', '0',
         '--log-level', 'warn',
-        '--admission-budget', String(admission),
+        ...(admission === undefined ? [] : ['--admission-budget', String(admission)]),
       ], { cwd: repoRoot });
-      return started(context.lab, [child], [67, 69], `boot-server daemon, --admission-budget ${admission}`, ['boot-server']);
+      const gate = admission === undefined ? 'default admission (auto)' : `--admission-budget ${admission}`;
+      return started(context.lab, [child], [67, 69], `boot-server daemon, ${gate}`, ['boot-server']);
     },
   };
 }
@@ -157,10 +160,10 @@ export function oursScript(name: string, description: string, gate: (context: Se
   };
 }
 
-/** "ours" in the comparison: the daemon with its gate sized for the link, or the script when there is no daemon. */
+/** "ours" in the comparison: the daemon as users run it (default admission gate), or the script when there is no daemon. */
 export function ours(variant: 'script' | 'daemon'): ServerUnderTest {
   return variant === 'daemon'
-    ? oursDaemon('ours', 'boot-server daemon; admission budget = large transfers the link finishes in ~15 s each', (c) => c.admissionBudget)
+    ? oursDaemon('ours', 'boot-server daemon with its defaults (adaptive admission gate unless --admission-budget)', (c) => c.admissionBudget)
     : oursScript('ours', 'our ProxyDhcpServer + TftpServer with the bench admission gate (gate.ts)', (c) => c.gate);
 }
 
@@ -189,7 +192,8 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
 };
 
 export const SERVERS = {
-  'ours-daemon': oursDaemon('ours-daemon', 'boot-server daemon, --admission-budget = R × 15 s / B for the link', (c) => c.admissionBudget),
+  'ours-daemon': oursDaemon('ours-daemon', 'boot-server daemon with its defaults (same as ours)', (c) => c.admissionBudget),
+  'ours-fixed': oursDaemon('ours-fixed', 'boot-server daemon, fixed --admission-budget = R × 15 s / B for the link', (c) => c.linkBudget),
   'ours-nogate': oursDaemon('ours-nogate', 'boot-server daemon without admission gate (--admission-budget 0)', () => 0),
   'ours-script': oursScript('ours-script', 'our libraries + adaptive gate (bench/storm/gate.ts)', () => 'adaptive'),
   dnsmasq: dnsmasq('dnsmasq', 'dnsmasq proxy + TFTP, default tftp-max (50)', []),

@@ -64,7 +64,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'in.tftpd', 'tc'))('rpi-sim
     }
   }
 
-  const context = () => ({ lab: storm.lab, tftpRoot: join(work, 'tftp'), workDir: work, gate: 'adaptive', admissionBudget: 0, oursRtoMs: 1000 });
+  const context = () => ({ lab: storm.lab, tftpRoot: join(work, 'tftp'), workDir: work, gate: 'adaptive', admissionBudget: '0', linkBudget: 0, oursRtoMs: 1000 });
 
   it('Pi 4s get an address from the router and "Raspberry Pi Boot" from dnsmasq, then boot over its TFTP', async () => {
     const out = await withServer(SERVERS.dnsmasq.start(context()), () => simulate('pi4', 3));
