@@ -27,17 +27,9 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
     fixture = fleetFixture();
     await mkdir(fixture.tftpRoot, { recursive: true });
     config = {
-      ...DEFAULT_CONFIG,
-      serverIp: '127.0.0.1',
-      tftpRoot: fixture.tftpRoot,
-      nfsRoot: fixture.nfsRoot,
-      stateDir: fixture.stateDir,
-      exportsFile: fixture.exportsFile,
-      exportsClients: '127.0.0.0/8',
-      dhcp: false,
+      ...loopbackConfig(fixture),
       tftpPort: 0,
       apiPort: await freePort(),
-      neighbourScanInterval: 0,
     };
     const started = await startBootServer(config, { logger });
     server = started.server;
@@ -117,6 +109,22 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
 });
 
 // The gate's wiring: kernel transfer times from the bus steer it, reload() switches its mode.
+
+/** A daemon config on loopback over the fixture's folders: no DHCP, no neighbour scans. */
+function loopbackConfig(fixture: FleetFixture): BootServerConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    serverIp: '127.0.0.1',
+    tftpRoot: fixture.tftpRoot,
+    nfsRoot: fixture.nfsRoot,
+    stateDir: fixture.stateDir,
+    exportsFile: fixture.exportsFile,
+    exportsClients: '127.0.0.0/8',
+    dhcp: false,
+    neighbourScanInterval: 0,
+  };
+}
+
 describe('BootServer admission wiring', () => {
   let fixture: FleetFixture;
   let server: BootServer;
@@ -126,17 +134,9 @@ describe('BootServer admission wiring', () => {
     fixture = fleetFixture();
     await mkdir(fixture.tftpRoot, { recursive: true });
     config = {
-      ...DEFAULT_CONFIG,
-      serverIp: '127.0.0.1',
-      tftpRoot: fixture.tftpRoot,
-      nfsRoot: fixture.nfsRoot,
-      stateDir: fixture.stateDir,
-      exportsFile: fixture.exportsFile,
-      exportsClients: '127.0.0.0/8',
-      dhcp: false,
+      ...loopbackConfig(fixture),
       tftp: false,
       apiPort: 0,
-      neighbourScanInterval: 0,
     };
     server = (await startBootServer(config, { logger: pino({ level: 'silent' }) })).server;
   });
