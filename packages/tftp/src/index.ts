@@ -41,15 +41,11 @@ export type {
 export { ReadTransferMachine, updateRtt, retransmissionTimeout } from './transfer.js';
 export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult, AdaptiveTimeoutConfig, RttEstimate } from './transfer.js';
 export { TftpServer, TftpServerError } from './server.js';
+export type { TftpServerOptions, TftpFileOpener } from './server.js';
 export type {
-  TftpServerOptions,
   TftpServerEvents,
   TftpServerStats,
   TftpClient,
-  TftpClock,
-  TftpFileOpener,
-  UdpSocket,
-  UdpSocketFactory,
   TransferStartedEvent,
   FileServedEvent,
   TransferAbortedEvent,
@@ -57,6 +53,7 @@ export type {
   TransferFailureReason,
   PacketDroppedEvent,
   DropReason,
-} from './server.js';
+} from './events.js';
+export type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 export { silentLogger } from './logger.js';
 export type { TftpLogger } from './logger.js';

@@ -28,19 +28,6 @@ import type {
   TransferStartedEvent,
 } from './events.js';
 
-export type {
-  DropReason,
-  FileServedEvent,
-  PacketDroppedEvent,
-  TftpClient,
-  TftpServerEvents,
-  TftpServerStats,
-  TransferAbortedEvent,
-  TransferFailedEvent,
-  TransferFailureReason,
-  TransferStartedEvent,
-} from './events.js';
-export type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 
 /** What the server needs from a file source (FileSource, or a test double). */
 export interface TftpFileOpener {
