@@ -126,6 +126,10 @@ export class ReadTransferMachine {
     if (this.config.oack) {
       this.timedBlock = 0;
       this.timedAt = now;
+      // The OACK waits the full configured timeout, never a remembered (short) one: clients such
+      // as atftp abort on a second OACK that crosses their ACK 0, and ACK 0 comes after the
+      // client's own option handling, slower than a steady-state ACK.
+      this.currentTimeoutMs = Math.max(this.currentTimeoutMs, this.config.timeoutMs);
       this.sink.sendOack();
     } else this.sendWindowAfter(0, now);
     this.sink.armTimer(this.currentTimeoutMs);

@@ -398,6 +398,21 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
       srtt: 50,
     },
     {
+      // atftp aborts on a duplicate OACK, so the OACK never gets a remembered short timeout.
+      name: 'an OACK waits the configured timeout even with a remembered estimate; data then adapts',
+      config: { ...adaptive, oack: true, adaptive: { minTimeoutMs: 20, initial: { srttMs: 5, rttvarMs: 1 } } },
+      steps: [['ack', 0, 6], ['ack', 1, 12]],
+      timers: [1000, 20, 20],
+      samples: 2,
+    },
+    {
+      name: 'a lost OACK backs off from the configured timeout',
+      config: { ...adaptive, oack: true, adaptive: { minTimeoutMs: 20, initial: { srttMs: 5, rttvarMs: 1 } } },
+      steps: [['timeout', 1000], ['ack', 0, 1010], ['ack', 1, 1012]],
+      timers: [1000, 2000, 2000, 20],
+      samples: 1,
+    },
+    {
       name: 'a window restarted after a partial ACK is not timed from its resent blocks',
       config: { ...adaptive, windowsize: 4 },
       steps: [['ack', 2, 5], ['ack', 6, 9]],
