@@ -5,9 +5,10 @@
  *   node --conditions=@iot-tofu/source --import tsx bench/tftp/serve.ts --root DIR [--address IP] [--port N]
  *        [--max-concurrent N] [--per-client-max N] [--serial-registered SERIAL] [--single-port]
  *        [--cache-mb N] [--memory-sample-ms N]   (adds peak heapUsed / external / arrayBuffers, MiB, to the stats line)
+ *        [--threads auto|N]   (transfer threads besides the main thread; default auto, as the daemon)
  */
 import { parseArgs } from 'node:util';
-import { FileSource, TftpServer } from '@iot-tofu/tftp';
+import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     'memory-sample-ms': { type: 'string', default: '0' },
     /** FileSource read-cache budget; 0 streams every file from disk. Default: the library's. */
     'cache-mb': { type: 'string' },
+    threads: { type: 'string', default: 'auto' },
   },
 });
 if (!values.root) {
@@ -42,6 +44,7 @@ const server = new TftpServer({
   maxConcurrent: Number(values['max-concurrent']),
   perClientMax: Number(values['per-client-max']),
   singlePort: values['single-port'],
+  threads: values.threads === 'auto' ? defaultTransferThreads() : Number(values.threads),
   // A benchmark client fires all its requests from one address at once.
   requestRate: { perSecond: 1000, burst: 1000 },
 });

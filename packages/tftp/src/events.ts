@@ -83,6 +83,8 @@ export interface TftpServerEvents {
 export interface TftpServerStats {
   readonly active: number;
   readonly queued: number;
+  /** Transfer threads running besides the main thread. */
+  readonly threads: number;
   readonly started: number;
   readonly completed: number;
   readonly aborted: number;

@@ -27,6 +27,11 @@ export class TftpFileError extends IotTofuError {
  */
 export interface FileBody {
   readonly size: number;
+  /**
+   * The whole file as a view on a SharedArrayBuffer, when it sits in the read cache: a transfer
+   * thread reads it from there, with no copy and no second cache.
+   */
+  readonly shared?: Uint8Array;
   read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
   /** Gives the file back (drops the cache reference or closes the descriptor); idempotent. */
   release(): void;
@@ -116,16 +121,34 @@ function identityOf(info: Stats): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
+/**
+ * Reads a file into shared memory (transfer threads read cached files without a copy). Reads
+ * what the stat promised; a file that shrank meanwhile yields what was there.
+ */
+async function readShared(handle: FileHandle, size: number): Promise<Buffer> {
+  const data = Buffer.from(new SharedArrayBuffer(size));
+  let filled = 0;
+  while (filled < size) {
+    const { bytesRead } = await handle.read(data, filled, size - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled === size ? data : data.subarray(0, filled);
+}
+
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP';
 }
 
 class MemoryBody implements FileBody {
+  readonly shared: Uint8Array | undefined;
   constructor(
     private readonly data: Uint8Array,
     private readonly onRelease?: () => void,
-  ) {}
+  ) {
+    this.shared = data.buffer instanceof SharedArrayBuffer ? data : undefined;
+  }
   get size(): number {
     return this.data.length;
   }
@@ -410,7 +433,7 @@ export class FileSource {
       handle = await openFile(real, 'r');
       const info = await handle.stat();
       if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
-      const data = await handle.readFile();
+      const data = await readShared(handle, info.size);
       // A file that changed between stat and read gets the identity of what we actually read.
       const identity = data.length === info.size ? identityOf(info) : `${identityOf(info)}:${data.length}`;
       // Filed under the inode actually read (the name may have been replaced since the stat).

@@ -41,6 +41,7 @@ export type {
 export { ReadTransferMachine, updateRtt, retransmissionTimeout } from './transfer.js';
 export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult, AdaptiveTimeoutConfig, RttEstimate } from './transfer.js';
 export { TftpServer, TftpServerError } from './server.js';
+export { defaultTransferThreads } from './transfer-threads.js';
 export type { TftpServerOptions, TftpFileOpener } from './server.js';
 export type {
   TftpServerEvents,

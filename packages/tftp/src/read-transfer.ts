@@ -31,6 +31,23 @@ function dataHeader(block: number): Buffer {
   return header;
 }
 
+/** What the server holds of a transfer, wherever it runs (this thread or a transfer thread). */
+export interface ServerTransfer {
+  readonly id: number;
+  readonly client: TftpClient;
+  /** `ip:port` of the request: one transfer per client TID. */
+  readonly key: string;
+  readonly log: TftpLogger;
+  /** True between start() and the end of the transfer. */
+  readonly running: boolean;
+  /** Bytes the client acknowledged. */
+  readonly bytesSent: number;
+  readonly retries: number;
+  start(): Promise<void> | void;
+  /** Ends the transfer from the server side (shutdown, read error); resolves once it has ended. */
+  fail(reason: TransferFailureReason, message: string): Promise<void>;
+}
+
 /** What a transfer needs from the server that runs it (TftpServer implements it). */
 export interface TransferHost {
   readonly config: TransferSettings;
@@ -44,7 +61,7 @@ export interface TransferHost {
   /** Whether an unsolicited packet from this IP may still get an ERROR reply. */
   mayAnswer(ip: string): boolean;
   /** Called once when a transfer ends, whatever the outcome. */
-  released(transfer: Transfer): void;
+  released(transfer: ServerTransfer): void;
   /** Round-trip estimate of recent transfers to this client IP, to start from. */
   recentRtt?(ip: string): RttEstimate | undefined;
   /** Remembers a finished transfer's round-trip estimate for the next transfer to this IP. */
@@ -76,7 +93,7 @@ export interface TransferInit {
 }
 
 /** One running read transfer: its own socket, the state machine, the timer. */
-export class Transfer implements TransferSink {
+export class Transfer implements TransferSink, ServerTransfer {
   readonly id: number;
   readonly client: TftpClient;
   readonly key: string;

@@ -12,9 +12,11 @@ import { sanitizeTftpPath } from './path.js';
 import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
 import { bindSocket, createUdp4Socket, realClock } from './udp.js';
+import { RequestBudget } from './request-budget.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import { Transfer } from './read-transfer.js';
-import type { TransferHost, TransferSettings } from './read-transfer.js';
+import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
+import { ThreadedTransfer, TransferThread } from './transfer-threads.js';
 import type { RttEstimate } from './transfer.js';
 import type {
   DropReason,
@@ -78,19 +80,19 @@ export interface TftpServerOptions {
    * Default off: a fresh socket (TID) per transfer, as RFC 1350 asks.
    */
   readonly singlePort?: boolean;
+  /**
+   * Worker threads that run transfers besides the main thread (default 0; `defaultTransferThreads()`
+   * is one per spare core). Transfers of cached files go to the least busy thread; the listening
+   * socket, cache, limits and events stay on the main thread. Needs the real sockets and clock,
+   * and is off in single-port mode (one socket cannot be split across threads).
+   */
+  readonly threads?: number;
   readonly logger?: TftpLogger;
   readonly clock?: TftpClock;
   readonly socketFactory?: UdpSocketFactory;
 }
 
 export class TftpServerError extends IotTofuError {}
-
-interface Bucket {
-  tokens: number;
-  last: number;
-  /** Set once the limit was logged, cleared when the client is back under it (one line per episode). */
-  limited: boolean;
-}
 
 const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MIN_TIMEOUT_MS = 30;
@@ -115,11 +117,15 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private closing = false;
   private nextId = 1;
   /** Every request from (ip, port) that is being opened, queued or running: dedupes RRQ retransmissions. */
-  private readonly byClient = new Map<string, Transfer | 'opening'>();
-  private readonly running = new Set<Transfer>();
-  private readonly queue: Transfer[] = [];
+  private readonly byClient = new Map<string, ServerTransfer | 'opening'>();
+  private readonly running = new Set<ServerTransfer>();
+  private readonly queue: ServerTransfer[] = [];
+  /** Worker threads that run transfers; the main thread is one more lane. */
+  private threads: TransferThread[] = [];
+  /** Transfers (queued or running) on the main thread, balanced against each thread's load. */
+  private mainLoad = 0;
   private readonly perIp = new Map<string, number>();
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly budget: RequestBudget;
   /** Last round-trip estimate per client IP, insertion-ordered (oldest first). */
   private readonly rttByIp = new Map<string, { estimate: RttEstimate; at: number }>();
   private counters = { started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
@@ -146,14 +152,25 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       maxRetries: options.maxRetries ?? 5,
       maxTransferMs: options.maxTransferMs ?? 600_000,
       singlePort: options.singlePort ?? false,
+      threads: options.threads ?? 0,
     };
+    if (!(Number.isInteger(this.options.threads) && this.options.threads >= 0)) {
+      throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option threads must be a whole number, 0 or more');
+    }
+    if (this.options.threads > 0 && (options.socketFactory || options.clock)) {
+      throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option threads needs the real sockets and clock (no socketFactory or clock)');
+    }
+    const { perSecond, burst } = this.options.requestRate;
+    this.budget = new RequestBudget(this.options.requestRate, () => this.clock.now(), (ip) =>
+      this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client'),
+    );
     for (const key of ['maxConcurrent', 'perClientMax', 'timeoutMs', 'minTimeoutMs'] as const) {
       if (!(this.options[key] >= 1)) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option ${key} must be at least 1`);
     }
   }
 
   get stats(): TftpServerStats {
-    return { active: this.running.size, queued: this.queue.length, ...this.counters };
+    return { active: this.running.size, queued: this.queue.length, threads: this.threads.filter((t) => t.usable).length, ...this.counters };
   }
 
   /** Binds the listening socket; rejects on bind failure (port in use, no permission, bad address). */
@@ -173,7 +190,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.socket = socket;
     const bound = socket.address();
     this.listening = { address: bound.address, port: bound.port };
-    this.logger.info(this.listening, 'tftp: listening');
+    if (!this.options.singlePort) await this.startThreads(this.options.threads);
+    this.logger.info({ ...this.listening, threads: this.threads.length }, 'tftp: listening');
     return this.listening;
   }
 
@@ -185,7 +203,41 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.socket = undefined;
     for (const transfer of this.queue.splice(0)) transfer.fail('shutdown', 'server shutting down');
     await Promise.all([...this.running].map((t) => t.fail('shutdown', 'server shutting down')));
+    await Promise.all(this.threads.map((thread) => thread.close()));
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
+  private async startThreads(count: number): Promise<void> {
+    const { address, timeoutMs, maxTimeoutMs, maxRetries, maxTransferMs, requestRate } = this.options;
+    const settings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs: this.config.minTimeoutMs, maxRetries, maxTransferMs, requestRate };
+    const threads = Array.from({ length: count }, (_v, i) => new TransferThread(i + 1, settings, this, this.logger));
+    const started = await Promise.allSettled(threads.map((thread) => thread.ready()));
+    started.forEach((result, i) => {
+      if (result.status === 'rejected') {
+        this.logger.error({ err: result.reason, thread: i + 1 }, 'tftp: a transfer thread did not start; running without it');
+        void threads[i]!.close();
+      }
+    });
+    this.threads = threads.filter((_thread, i) => started[i]!.status === 'fulfilled');
+  }
+
+  /** On the least busy lane: a transfer thread when the file is in shared memory, else here. */
+  private createTransfer(init: TransferInit): ServerTransfer {
+    const shared = init.body.shared;
+    let lane: TransferThread | undefined;
+    if (shared) {
+      let least = this.mainLoad;
+      for (const thread of this.threads) {
+        if (thread.usable && thread.load < least) {
+          lane = thread;
+          least = thread.load;
+        }
+      }
+    }
+    if (lane && shared) return new ThreadedTransfer(this, lane, init, shared);
+    this.mainLoad++;
+    return new Transfer(this, init);
   }
 
   private drop(reason: DropReason, client: TftpClient): void {
@@ -255,28 +307,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   }
 
   private takeToken(ip: string): boolean {
-    const { perSecond, burst } = this.options.requestRate;
-    const now = this.clock.now();
-    let bucket = this.buckets.get(ip);
-    if (!bucket) {
-      if (this.buckets.size > 4096) this.pruneBuckets(now);
-      bucket = { tokens: burst, last: now, limited: false };
-      this.buckets.set(ip, bucket);
-    }
-    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.last) / 1000) * perSecond);
-    bucket.last = now;
-    if (bucket.tokens < 1) {
-      if (!bucket.limited) this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client');
-      bucket.limited = true;
-      return false;
-    }
-    bucket.limited = false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  private pruneBuckets(now: number): void {
-    for (const [ip, bucket] of this.buckets) if (now - bucket.last > 60_000) this.buckets.delete(ip);
+    return this.budget.take(ip);
   }
 
   private async prepare(request: TftpRequestPacket, client: TftpClient, key: string): Promise<void> {
@@ -341,21 +372,12 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       { options: request.options, mode, fileSize: body.size },
       { maxBlksize: this.options.maxBlksize, maxWindowsize: this.options.maxWindowsize },
     );
-    const transfer = new Transfer(this, {
-      id,
-      client,
-      key,
-      opened,
-      body,
-      mode,
-      negotiated,
-      log,
-    });
+    const transfer = this.createTransfer({ id, client, key, opened, body, mode, negotiated, log });
     this.byClient.set(key, transfer);
     this.admit(transfer);
   }
 
-  private admit(transfer: Transfer): void {
+  private admit(transfer: ServerTransfer): void {
     if (this.running.size < this.options.maxConcurrent && (this.perIp.get(transfer.client.address) ?? 0) < this.options.perClientMax) {
       this.run(transfer);
     } else {
@@ -367,7 +389,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     }
   }
 
-  private run(transfer: Transfer): void {
+  private run(transfer: ServerTransfer): void {
     this.running.add(transfer);
     this.perIp.set(transfer.client.address, (this.perIp.get(transfer.client.address) ?? 0) + 1);
     this.counters.started++;
@@ -375,8 +397,9 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   }
 
   /** Called by a transfer when it ends, whatever the outcome. */
-  released(transfer: Transfer): void {
+  released(transfer: ServerTransfer): void {
     this.byClient.delete(transfer.key);
+    if (transfer instanceof Transfer) this.mainLoad--;
     if (this.running.delete(transfer)) {
       const left = (this.perIp.get(transfer.client.address) ?? 1) - 1;
       if (left > 0) this.perIp.set(transfer.client.address, left);

@@ -1,0 +1,79 @@
+/**
+ * Worker entry of a transfer thread (see transfer-threads.ts): runs the transfers the main thread
+ * hands over, each with its own sockets and timer, and reports what they do.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { RequestBudget } from './request-budget.js';
+import { Transfer } from './read-transfer.js';
+import type { ServerTransfer, TransferHost } from './read-transfer.js';
+import { createUdp4Socket, realClock } from './udp.js';
+import type { TftpLogger } from './logger.js';
+import type { RttEstimate } from './transfer.js';
+import type { FromThread, LogLevel, ThreadSettings, ToThread } from './transfer-threads.js';
+
+const port = parentPort;
+if (!port) throw new Error('transfer-thread.ts runs as a worker thread only');
+const settings = workerData as ThreadSettings;
+const post = (message: FromThread) => port.postMessage(message);
+
+const transfers = new Map<number, Transfer>();
+const strangerBudget = new RequestBudget(settings.requestRate, () => realClock.now());
+/** Round-trip estimate handed over with the transfer being constructed (read by its constructor). */
+let initialRtt: RttEstimate | undefined;
+
+const host: TransferHost = {
+  config: { ...settings, singlePort: false, clock: realClock, socketFactory: createUdp4Socket },
+  sharedSocket: undefined,
+  emitStarted: (event) => post({ type: 'started', event }),
+  emitServed: (event) => post({ type: 'served', event }),
+  emitAborted: (event) => post({ type: 'aborted', event }),
+  emitFailure: (event) => post({ type: 'failed', event }),
+  dropped: (reason, client) => post({ type: 'dropped', reason, client }),
+  mayAnswer: (ip) => strangerBudget.take(ip),
+  released: (transfer: ServerTransfer) => {
+    transfers.delete(transfer.id);
+    post({ type: 'ended', id: transfer.id, bytesSent: transfer.bytesSent, retries: transfer.retries });
+  },
+  recentRtt: () => initialRtt,
+  rememberRtt: (ip, estimate) => post({ type: 'rtt', ip, estimate }),
+};
+
+/** Errors do not survive postMessage as themselves everywhere: send what a log line shows. */
+function plain(fields: object): object {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    out[key] = value instanceof Error ? { type: value.name, message: value.message, ...((value as NodeJS.ErrnoException).code ? { code: (value as NodeJS.ErrnoException).code } : {}) } : value;
+  }
+  return out;
+}
+
+function loggerFor(id: number): TftpLogger {
+  const at = (level: LogLevel) => (fields: object, msg?: string) => post({ type: 'log', id, level, fields: plain(fields), ...(msg !== undefined ? { msg } : {}) });
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+port.on('message', (message: ToThread) => {
+  if (message.type === 'stop') {
+    void transfers.get(message.id)?.fail(message.reason, message.message);
+    return;
+  }
+  const { data } = message;
+  initialRtt = message.rtt;
+  // The main thread holds the cache reference and releases it when this transfer ends.
+  const body = { size: data.length, shared: data, read: (offset: number, length: number) => data.subarray(offset, Math.min(offset + length, data.length)), release: () => undefined };
+  const transfer = new Transfer(host, {
+    id: message.id,
+    client: message.client,
+    key: message.key,
+    opened: { ...message.file, body },
+    body,
+    mode: message.mode,
+    negotiated: message.negotiated,
+    log: loggerFor(message.id),
+  });
+  initialRtt = undefined;
+  transfers.set(message.id, transfer);
+  void transfer.start();
+});
+
+post({ type: 'ready' });
