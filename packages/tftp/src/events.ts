@@ -85,6 +85,8 @@ export interface TftpServerStats {
   readonly queued: number;
   /** Transfer threads running besides the main thread. */
   readonly threads: number;
+  /** Transfers handed to transfer threads (the rest ran on the main thread). */
+  readonly threaded: number;
   readonly started: number;
   readonly completed: number;
   readonly aborted: number;

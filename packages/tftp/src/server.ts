@@ -128,7 +128,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private readonly budget: RequestBudget;
   /** Last round-trip estimate per client IP, insertion-ordered (oldest first). */
   private readonly rttByIp = new Map<string, { estimate: RttEstimate; at: number }>();
-  private counters = { started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
+  private counters = { threaded: 0, started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
 
   constructor(options: TftpServerOptions) {
     super();
@@ -235,7 +235,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
         }
       }
     }
-    if (lane && shared) return new ThreadedTransfer(this, lane, init, shared);
+    if (lane && shared) {
+      this.counters.threaded++;
+      return new ThreadedTransfer(this, lane, init, shared);
+    }
     this.mainLoad++;
     return new Transfer(this, init);
   }
