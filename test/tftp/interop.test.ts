@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 import type { TftpServerEvents } from '@iot-tofu/tftp';
 import { havePeers } from '../lab/index.js';
+import { parkOnMainLane } from './main-lane.js';
+import type { ParkedTransfer } from './main-lane.js';
 
 /**
  * Real Debian TFTP clients against our server, in-process on loopback (the clients take a port,
@@ -23,16 +25,23 @@ function run(command: string, args: string[], cwd: string, timeoutMs = 20_000): 
 }
 
 const HOST = '127.0.0.1';
-let dir: string;
-let root: string;
-let out: string;
-let server: TftpServer;
-let port: number;
-const served: TftpServerEvents['file-served'][0][] = [];
-const started: TftpServerEvents['transfer-started'][0][] = [];
-const content: Record<string, Buffer> = {};
 
-describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debian TFTP clients (loopback)', () => {
+/**
+ * Each suite runs twice: transfers on the main thread (threads 0), and on a transfer thread
+ * (threads 1, with the main lane kept busy by a parked transfer so the thread gets every cached
+ * file's download; the last test checks that it did).
+ */
+describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl')).each([{ threads: 0 }, { threads: 1 }])('interop with Debian TFTP clients (loopback, threads: $threads)', ({ threads }) => {
+  let dir: string;
+  let root: string;
+  let out: string;
+  let server: TftpServer;
+  let port: number;
+  let parked: ParkedTransfer | undefined;
+  const served: TftpServerEvents['file-served'][0][] = [];
+  const started: TftpServerEvents['transfer-started'][0][] = [];
+  const content: Record<string, Buffer> = {};
+
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tofu-interop-'));
     root = join(dir, 'root');
@@ -47,12 +56,14 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
     content['notes.txt'] = Buffer.from('first line\nsecond line\n\nlast line without newline');
     for (const [name, data] of Object.entries(content)) writeFileSync(join(root, name), data);
     writeFileSync(join(dir, 'secret.txt'), 'must never leave');
-    server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root }) });
+    server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root }), threads });
+    ({ port } = await server.start());
+    if (threads > 0) parked = await parkOnMainLane(HOST, port, 'notes.txt');
     server.on('file-served', (e) => served.push(e));
     server.on('transfer-started', (e) => started.push(e));
-    ({ port } = await server.start());
   });
   afterAll(async () => {
+    await parked?.release();
     await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -159,5 +170,15 @@ describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl'))('interop with Debi
       expect(event.bytes).toBe(event.size);
       expect(event.durationMs).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it(`ran every octet download on ${threads > 0 ? 'the transfer thread' : 'the main thread'}`, () => {
+    const octet = served.filter((event) => event.mode === 'octet').length;
+    expect(octet).toBeGreaterThanOrEqual(8);
+    expect(server.stats.threads).toBe(threads);
+    // Not exactly all with threads: a transfer counts on its thread until the worker's report of
+    // its end arrives, and a client that starts the next download first ties with main (main wins).
+    if (threads > 0) expect(server.stats.threaded).toBeGreaterThanOrEqual(Math.ceil(octet / 2));
+    else expect(server.stats.threaded).toBe(0);
   });
 });

@@ -253,7 +253,7 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(aborted[0]).toMatchObject({ file: '300k.bin', reason: 'client-abort', code: 0, message: 'Early terminate', bytes: 2 * 1024, blksize: 1024 });
     expect(server.stats.threaded).toBe(1);
 
-    await until(() => failed.some((f) => f.file === 'text.txt'));
+    await until(() => failed.some((f) => f.file === 'text.txt') && server.stats.active === 0);
     await parkOnMain(port);
     const peer = await openPeer();
     peer.send({ type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: {} }, port);
@@ -307,7 +307,8 @@ describe('TftpServer with transfer threads (loopback)', () => {
     await parkOnMain(port);
     const first = await tftpGet({ host: HOST, port, file: 'one.bin', options: { blksize: '1468' }, timeoutMs: 2000 });
     expect(first.ok).toBe(true);
-    await until(() => server.stats.completed === 1);
+    // Active back to the parked one: the worker's report of the end arrived (the thread is idle).
+    await until(() => server.stats.completed === 1 && server.stats.active === 1);
     expect(server.stats.threaded).toBe(1);
     const peer = await openPeer();
     // No options, so no OACK (which always waits the full timeout): DATA 1 comes at once.
