@@ -4,20 +4,23 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, canUseNetns, havePeers, repoRoot, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { Lab, canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
 
 /**
  * The server as its own process on the real port 69 inside a namespace with two addresses,
  * bound to the second one: every reply (OACK, DATA, ERROR) must come from that address, or the
  * clients, which only accept packets from the address they asked, never finish (checklist 36).
+ * Runs with transfers on the main thread (threads 0) and on a transfer thread (threads 1: a parked
+ * transfer keeps the main lane busy, so the worker's sockets must also answer from that address).
  */
 const PRIMARY = '10.77.0.1';
 const SERVER = '10.77.0.9';
 
-describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl'))('TFTP server in a network namespace on port 69', () => {
+describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl')).each([{ threads: 0 }, { threads: 1 }])('TFTP server in a network namespace on port 69 (threads: $threads)', ({ threads }) => {
   let lab: Lab;
   let work: string;
   let server: ChildProcess;
+  let output = '';
   const data = randomBytes(1_500_000);
   const sha = createHash('sha256').update(data).digest('hex');
 
@@ -31,8 +34,13 @@ describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl'))('TFTP serv
       { name: 'cli', address: '10.77.0.2/24' },
     ]);
     await lab.run('srv', 'ip', ['addr', 'add', `${SERVER}/24`, 'dev', 'eth0']);
-    server = lab.spawn('srv', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/serve.ts'), '--root', join(work, 'root'), '--address', SERVER, '--port', '69', '--serial-registered', '9ffefdef'], { cwd: repoRoot });
+    server = lab.spawn('srv', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/serve.ts'), '--root', join(work, 'root'), '--address', SERVER, '--port', '69', '--serial-registered', '9ffefdef', '--threads', String(threads)], { cwd: repoRoot });
+    server.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     await waitForOutput(server, /listening/, 30_000);
+    if (threads > 0) {
+      const parker = lab.spawn('cli', process.execPath, [...tsNodeArgs, join(repoRoot, 'test/tftp/main-lane.ts'), SERVER, '69', '9ffefdef/start4.elf'], { cwd: repoRoot });
+      await waitForOutput(parker, /parked/, 30_000);
+    }
   }, 60_000);
   afterAll(async () => {
     await lab?.close();
@@ -65,5 +73,17 @@ describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl'))('TFTP serv
     const result = await lab.run('cli', 'curl', ['-sS', '-v', '-o', join(work, 'x'), `tftp://${SERVER}/12345678/start4.elf`], { timeoutMs: 20_000 });
     expect(result.code).toBe(68);
     expect(result.stderr).toMatch(/not found/i);
+  });
+
+  it(`served the downloads on ${threads > 0 ? 'the transfer thread' : 'the main thread'} (stats printed on SIGTERM)`, async () => {
+    await stopProcess(server);
+    const line = /^stats (.*)$/m.exec(output);
+    expect(line, output).not.toBeNull();
+    const stats = JSON.parse(line![1]!) as { threads: number; threaded: number; completed: number };
+    expect(stats).toMatchObject({ threads, completed: 4 });
+    // Four downloads one after another, each from a new process: the worker's end report is back
+    // long before the next request, so each finds the thread idle and the main lane parked.
+    if (threads > 0) expect(stats.threaded).toBeGreaterThanOrEqual(3);
+    else expect(stats.threaded).toBe(0);
   });
 });
