@@ -5,6 +5,11 @@ export default defineConfig({
     // Workspace packages resolve to their TypeScript sources, so tests never run stale dist/ output.
     conditions: ['@iot-tofu/source'],
   },
+  // Tests run in Vite's SSR environment, which takes its own conditions (without this, one
+  // package's tests import the others' built dist/).
+  ssr: {
+    resolve: { conditions: ['@iot-tofu/source'], externalConditions: ['@iot-tofu/source'] },
+  },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     // Network-namespace tests create and remove their own namespaces; give them room on a 2-core machine.

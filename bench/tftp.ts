@@ -7,6 +7,9 @@
  * not implement RFC 7440 negotiate it away and run lock-step). Plus one 30 MB lock-step download
  * from our server (the Pi's 30 s per-file limit).
  *
+ * Our server runs the daemon's defaults (a transfer thread per spare core); for reference it also
+ * runs with every transfer on the main thread (--threads 0) and in single-port mode.
+ *
  * Prints aggregate throughput, our ratio to each peer, and our server's CPU time and peak RSS
  * (/proc/<pid>/stat utime+stime, /proc/<pid>/status VmHWM). Every loop is bounded in count and
  * time; the lab and every process are removed at the end.
@@ -20,10 +23,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
+import { defaultTransferThreads } from '@iot-tofu/tftp';
 import { Lab, havePeers, canUseNetns, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../test/lab/index.js';
 import { buildMemoryTree, measureMemory, MEMORY_FILE_MB } from './tftp/memory.js';
 import type { MemoryResult } from './tftp/memory.js';
@@ -44,6 +48,7 @@ const MEMORY_CLIENTS = flags.quick ? 50 : 100;
 const SERVER_HOSTS: Record<ServerName, { host: string; ip: string }> = {
   'iot-tofu': { host: 'ours', ip: '10.77.0.1' },
   'iot-tofu-1port': { host: 'ours1p', ip: '10.77.0.5' },
+  'iot-tofu-main': { host: 'oursmain', ip: '10.77.0.6' },
   dnsmasq: { host: 'dnsm', ip: '10.77.0.3' },
   'tftpd-hpa': { host: 'hpa', ip: '10.77.0.4' },
 };
@@ -72,9 +77,13 @@ interface Measurement {
   cpuSeconds?: number;
 }
 
-type ServerName = 'iot-tofu' | 'iot-tofu-1port' | 'dnsmasq' | 'tftpd-hpa';
-/** iot-tofu-1port: our server in single-port mode (every transfer on port 69), shown for reference. */
-const SERVERS: ServerName[] = ['iot-tofu', 'iot-tofu-1port', 'dnsmasq', 'tftpd-hpa'];
+type ServerName = 'iot-tofu' | 'iot-tofu-main' | 'iot-tofu-1port' | 'dnsmasq' | 'tftpd-hpa';
+/**
+ * iot-tofu runs the daemon's defaults (transfer threads: one per spare core). For reference:
+ * iot-tofu-main with every transfer on the main thread (--threads 0), iot-tofu-1port in
+ * single-port mode (every transfer on port 69, which also means the main thread only).
+ */
+const SERVERS: ServerName[] = ['iot-tofu', 'iot-tofu-main', 'iot-tofu-1port', 'dnsmasq', 'tftpd-hpa'];
 
 if (!canUseNetns() || !havePeers('dnsmasq', 'in.tftpd', 'busybox', 'atftp')) {
   console.error('bench:tftp needs root (network namespaces), dnsmasq, tftpd-hpa, busybox and atftp');
@@ -112,12 +121,14 @@ function procPeakRssMb(pid: number): number {
 async function startServer(name: ServerName, serveRoot = root, memory = false, extraArgs: string[] = []): Promise<ChildProcess> {
   let child: ChildProcess;
   const { host, ip } = SERVER_HOSTS[name];
-  if (name === 'iot-tofu' || name === 'iot-tofu-1port') {
+  if (name === 'iot-tofu' || name === 'iot-tofu-1port' || name === 'iot-tofu-main') {
     // All benchmark clients share one source IP, so lift the per-client cap (default 16) to the load.
     const args = [...tsNodeArgs, flags['ours-serve'], '--root', serveRoot, '--address', ip, '--port', '69', '--per-client-max', memory ? '256' : '64'];
     if (memory) args.push('--memory-sample-ms', '50');
     args.push(...extraArgs);
-    child = lab.spawn(host, process.execPath, name === 'iot-tofu-1port' ? [...args, '--single-port'] : args, { cwd: repoRoot });
+    if (name === 'iot-tofu-1port') args.push('--single-port');
+    if (name === 'iot-tofu-main') args.push('--threads', '0');
+    child = lab.spawn(host, process.execPath, args, { cwd: repoRoot });
     await waitForOutput(child, /listening/, 20_000);
   } else if (name === 'dnsmasq') {
     // The memory phase runs more downloads at once than dnsmasq's default tftp-max (50).
@@ -251,15 +262,19 @@ async function throughputPhase(): Promise<void> {
 const find = (server: ServerName, scenario: string) => measurements.find((m) => m.server === server && m.scenario === scenario);
 const lines: string[] = [];
 if (runThroughput) lines.push(`TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-if (runThroughput) lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  single-port MB/s (vs dnsmasq)');
+if (runThroughput) lines.push(`iot-tofu = daemon defaults (${defaultTransferThreads()} transfer thread(s) on this ${availableParallelism()}-core machine); "main thread" = --threads 0`);
+if (runThroughput) lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  main thread MB/s (vs dnsmasq)  single-port MB/s (vs dnsmasq)');
 for (const scenario of scenarios) {
   const o = find('iot-tofu', scenario.name);
   const d = find('dnsmasq', scenario.name);
   const h = find('tftpd-hpa', scenario.name);
   const sp = find('iot-tofu-1port', scenario.name);
-  if (!o || !d || !h || !sp) continue;
+  const mt = find('iot-tofu-main', scenario.name);
+  if (!o || !d || !h || !sp || !mt) continue;
   lines.push(
-    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`.padEnd(16) + `  ${sp.mbPerSec.toFixed(1)} (${(sp.mbPerSec / d.mbPerSec).toFixed(2)}x)${sp.failures ? ` failures ${sp.failures}` : ''}`,
+    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`.padEnd(16) +
+      `  ${`${mt.mbPerSec.toFixed(1)} (${(mt.mbPerSec / d.mbPerSec).toFixed(2)}x)${mt.failures ? ` failures ${mt.failures}` : ''}`.padEnd(29)}` +
+      `  ${sp.mbPerSec.toFixed(1)} (${(sp.mbPerSec / d.mbPerSec).toFixed(2)}x)${sp.failures ? ` failures ${sp.failures}` : ''}`,
   );
 }
 if (ours) {

@@ -124,6 +124,7 @@ export function buildProgram(): Command {
     .option('--api-listen <ip>', 'HTTP API address (default 127.0.0.1)')
     .option('--api-port <n>', 'HTTP API port, 0 = off (default 8067)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))
+    .option('--tftp-threads <auto|n>', 'TFTP transfer threads besides the main thread: auto (one per spare core, at most 3; the default), or N (0 = main thread only)')
     .option('--admission-budget <auto|n>', 'boot-storm gate: auto (capacity steered by kernel transfer times, the default), or at most N Pis booting at once, others wait for a slot (0 = off)')
     .action(async () => runStart(start));
 

@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
-import { FileSource, TftpServer } from '@iot-tofu/tftp';
+import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
 import { AdmissionGate, admissionMode } from './admission.js';
 import { buildApi } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
@@ -56,6 +56,7 @@ export const RESTART_KEYS: readonly (keyof BootServerConfig)[] = [
   'tftpPort',
   'dhcp',
   'tftp',
+  'tftpThreads',
   'apiListen',
   'apiPort',
   'exportsFile',
@@ -176,7 +177,8 @@ export class BootServer {
     const { config } = this;
     const log = this.libraryLogger('tftp');
     const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
-    const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log });
+    const threads = config.tftpThreads === 'auto' ? defaultTransferThreads() : config.tftpThreads;
+    const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log, threads });
     tftp.on('transfer-started', (e) => {
       this.bus.emit('transfer-started', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, at: this.now() });
     });
