@@ -116,6 +116,11 @@ export class TransferThread {
         clearTimeout(timer);
         reject(error);
       });
+      // Terminated (or ended) before its first message: no need to wait out READY_TIMEOUT_MS.
+      this.worker.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited (code ${code}) before it was ready`));
+      });
     });
     this.whenReady.catch(() => undefined);
     this.worker.on('message', (message: FromThread) => this.onMessage(message));

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { decodeTftpPacket, encodeTftpPacket, FileSource, fromNetascii, TftpServer } from '../src/index.js';
 import type { FileSourceOptions, TftpPacket, TftpServerEvents, TftpServerOptions, UdpSocket } from '../src/index.js';
+import { TransferThread } from '../src/transfer-threads.js';
+import type { TransferHost } from '../src/read-transfer.js';
 import { tftpGet } from '../../../test/tftp/client.js';
 import { havePeers } from '../../../test/lab/index.js';
 
@@ -321,6 +323,20 @@ describe('TftpServer with transfer threads (loopback)', () => {
     // This one ran on the thread as well: the estimate crossed to the worker and back.
     expect(server.stats.threaded).toBe(2);
   });
+
+  it('a transfer thread whose worker is gone before it is ready rejects ready() at once (no 30 s wait)', async () => {
+    const errors: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_o: object, msg?: string) => void errors.push(msg ?? '') };
+    const settings = { address: HOST, timeoutMs: 1000, maxTimeoutMs: 5000, minTimeoutMs: 30, maxRetries: 5, maxTransferMs: 60_000, requestRate: { perSecond: 50, burst: 100 } };
+    // Nothing is assigned to it, so the host is never called.
+    const thread = new TransferThread(1, settings, {} as TransferHost, logger);
+    const began = Date.now();
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    await expect(thread.ready()).rejects.toThrow(/before it was ready/);
+    expect(Date.now() - began).toBeLessThan(3000);
+    expect(thread.usable).toBe(false);
+    expect(errors).toHaveLength(1);
+  }, 5000);
 
   it('validates the threads option', () => {
     const source = new FileSource({ root: dir });
