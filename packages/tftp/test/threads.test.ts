@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { decodeTftpPacket, encodeTftpPacket, FileSource, fromNetascii, TftpServer } from '../src/index.js';
-import type { FileSourceOptions, TftpPacket, TftpServerEvents, TftpServerOptions, UdpSocket } from '../src/index.js';
+import type { FileSourceOptions, TftpLogger, TftpPacket, TftpServerEvents, TftpServerOptions, UdpSocket } from '../src/index.js';
 import { TransferThread } from '../src/transfer-threads.js';
 import type { TransferHost } from '../src/read-transfer.js';
 import { tftpGet } from '../../../test/tftp/client.js';
@@ -185,6 +185,18 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(server.stats.threaded).toBeGreaterThan(0);
   });
 
+  it('queues threaded transfers past maxConcurrent and starts them on their threads later', async () => {
+    const { server, port } = await startServer({ threads: 2, maxConcurrent: 2 });
+    let peakQueued = 0;
+    server.on('transfer-started', () => (peakQueued = Math.max(peakQueued, server.stats.queued)));
+    const results = await Promise.all(Array.from({ length: 10 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })));
+    for (const result of results) expect(Buffer.compare(result.data!, files['300k.bin']!)).toBe(0);
+    await until(() => server.stats.completed === 10);
+    expect(peakQueued).toBeGreaterThan(0);
+    expect(server.stats).toMatchObject({ active: 0, queued: 0, failed: 0, bytesSent: 3_000_000 });
+    expect(server.stats.threaded).toBeGreaterThan(0);
+  });
+
   it('runs streamed, provider-generated and netascii bodies on the main thread, byte-exact', async () => {
     const providers = [(request: { file: string }) => (request.file === 'generated.txt' ? 'made for you\n'.repeat(200) : undefined)];
     const { server, port } = await startServer({ threads: 2 }, { providers });
@@ -322,6 +334,26 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     // This one ran on the thread as well: the estimate crossed to the worker and back.
     expect(server.stats.threaded).toBe(2);
+  });
+
+  it('log lines of a threaded transfer reach the injected logger, through the transfer\'s child logger', async () => {
+    const lines: { level: string; bindings: object; obj: object; msg?: string }[] = [];
+    const make = (bindings: object): TftpLogger => ({
+      debug: (obj, msg) => lines.push({ level: 'debug', bindings, obj, msg }),
+      info: (obj, msg) => lines.push({ level: 'info', bindings, obj, msg }),
+      warn: (obj, msg) => lines.push({ level: 'warn', bindings, obj, msg }),
+      error: (obj, msg) => lines.push({ level: 'error', bindings, obj, msg }),
+      child: (more) => make({ ...bindings, ...more }),
+    });
+    const { server, port } = await startServer({ threads: 1, logger: make({ svc: 'tftp' }) });
+    expect(lines[0]).toMatchObject({ level: 'info', msg: 'tftp: listening', obj: { threads: 1 } });
+    await parkOnMain(port);
+    await tftpGet({ host: HOST, port, file: `${SERIAL}/start4.elf`, options: { tsize: '0' }, abortAfterOack: true });
+    await until(() => lines.some((l) => l.msg === 'tftp: client ended the transfer'));
+    expect(server.stats.threaded).toBe(1);
+    const aborted = lines.find((l) => l.msg === 'tftp: client ended the transfer');
+    expect(aborted).toMatchObject({ level: 'debug', bindings: { svc: 'tftp', serial: SERIAL, file: `${SERIAL}/start4.elf` }, obj: { code: 0, message: 'Early terminate' } });
+    expect(lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
   });
 
   it('a transfer thread whose worker is gone before it is ready rejects ready() at once (no 30 s wait)', async () => {
