@@ -298,7 +298,9 @@ describe('TftpServer with transfer threads (loopback)', () => {
   });
 
   it('a transfer thread that dies fails its transfers (io-error); new transfers complete on the other lanes', async () => {
-    const { server, port } = await startServer({ threads: 2, timeoutMs: 5000 });
+    const errors: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_o: object, msg?: string) => void errors.push(msg ?? '') };
+    const { server, port } = await startServer({ threads: 2, timeoutMs: 5000, logger });
     const failed = record(server, 'transfer-failed');
     await parkOnMain(port);
     await stalledTransfer(port);
@@ -309,6 +311,7 @@ describe('TftpServer with transfer threads (loopback)', () => {
     await until(() => failed.length === 1);
     expect(failed[0]).toMatchObject({ file: '300k.bin', reason: 'io-error' });
     expect(server.stats).toMatchObject({ threads: 1, active: 2 });
+    expect(errors).toEqual([expect.stringMatching(/transfer thread 1 exited/)]);
     const results = await Promise.all(Array.from({ length: 6 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })));
     for (const result of results) expect(Buffer.compare(result.data!, files['300k.bin']!)).toBe(0);
     await until(() => server.stats.completed === 6);
@@ -369,6 +372,16 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(thread.usable).toBe(false);
     expect(errors).toHaveLength(1);
   }, 5000);
+
+  it('runs without threads in single-port mode (one socket cannot be split across threads)', async () => {
+    const { server, port } = await startServer({ threads: 2, singlePort: true });
+    expect(server.stats.threads).toBe(0);
+    await parkOnMain(port);
+    const result = await tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true });
+    expect(Buffer.compare(result.data!, files['300k.bin']!)).toBe(0);
+    expect(result.serverPort).toBe(port);
+    expect(server.stats.threaded).toBe(0);
+  });
 
   it('validates the threads option', () => {
     const source = new FileSource({ root: dir });
