@@ -95,6 +95,8 @@ export interface TftpServerOptions {
 export class TftpServerError extends IotTofuError {}
 
 const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
+/** How long close() waits for transfer threads to confirm their transfers stopped. */
+const CLOSE_GRACE_MS = 2000;
 const DEFAULT_MIN_TIMEOUT_MS = 30;
 /** Round-trip estimates kept per client IP (oldest forgotten first) and how long one stays valid. */
 const RTT_MEMORY_ENTRIES = 4096;
@@ -126,6 +128,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private mainLoad = 0;
   private readonly perIp = new Map<string, number>();
   private readonly budget: RequestBudget;
+  /** Answers refused requests from a port other than the listening one (see openRefusalSocket). */
+  private refusals: UdpSocket | undefined;
   /** Last round-trip estimate per client IP, insertion-ordered (oldest first). */
   private readonly rttByIp = new Map<string, { estimate: RttEstimate; at: number }>();
   private counters = { threaded: 0, started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
@@ -185,14 +189,45 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
         { cause: error },
       );
     });
+    if (this.closing) {
+      socket.close();
+      throw new TftpServerError('TFTP_CLOSED', 'TftpServer was closed while starting');
+    }
     socket.on('error', (error) => this.logger.error({ err: error }, 'tftp: listening socket error'));
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     this.socket = socket;
+    if (!this.options.singlePort) {
+      await this.openRefusalSocket();
+      await this.startThreads(this.options.threads);
+    }
+    if (this.closing) throw new TftpServerError('TFTP_CLOSED', 'TftpServer was closed while starting');
     const bound = socket.address();
     this.listening = { address: bound.address, port: bound.port };
-    if (!this.options.singlePort) await this.startThreads(this.options.threads);
     this.logger.info({ ...this.listening, threads: this.threads.length }, 'tftp: listening');
     return this.listening;
+  }
+
+  /**
+   * Like dnsmasq and tftpd-hpa, a refused request is answered from a port other than 69, so
+   * clients that lock onto the first reply's port see a normal transfer end. One socket bound at
+   * start serves every refusal: a socket per refusal cost a bind round trip through the event
+   * loop on each of a Pi's many not-found probes.
+   */
+  private async openRefusalSocket(): Promise<void> {
+    const socket = this.socketFactory('transfer');
+    try {
+      await bindSocket(socket, 0, this.options.address);
+    } catch (error) {
+      // Refusals then come from the listening port, as in single-port mode: still a valid answer.
+      closeQuietly(socket);
+      this.logger.warn({ err: error }, 'tftp: no refusal socket, refused requests are answered from the listening port');
+      return;
+    }
+    // Whatever clients send to it (an ERROR 5 for a late refusal) needs no answer.
+    socket.on('error', (error) => this.logger.debug({ err: error }, 'tftp: refusal socket error'));
+    socket.on('message', () => undefined);
+    if (this.closing) closeQuietly(socket);
+    else this.refusals = socket;
   }
 
   /** Stops listening and ends every transfer (reported as failed with reason `shutdown`). Idempotent. */
@@ -201,14 +236,21 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.closing = true;
     const socket = this.socket;
     this.socket = undefined;
+    if (this.refusals) closeQuietly(this.refusals);
+    this.refusals = undefined;
     for (const transfer of this.queue.splice(0)) transfer.fail('shutdown', 'server shutting down');
-    await Promise.all([...this.running].map((t) => t.fail('shutdown', 'server shutting down')));
+    // A transfer thread that does not confirm in time is terminated; its transfers end here.
+    const stopped = Promise.all([...this.running].map((t) => t.fail('shutdown', 'server shutting down')));
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS).unref()))]);
+    clearTimeout(grace);
     await Promise.all(this.threads.map((thread) => thread.close()));
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
+    if (count === 0) return;
     const { address, timeoutMs, maxTimeoutMs, maxRetries, maxTransferMs, requestRate } = this.options;
     const settings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs: this.config.minTimeoutMs, maxRetries, maxTransferMs, requestRate };
     const threads = Array.from({ length: count }, (_v, i) => new TransferThread(i + 1, settings, this, this.logger));
@@ -219,7 +261,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
         void threads[i]!.close();
       }
     });
-    this.threads = threads.filter((_thread, i) => started[i]!.status === 'fulfilled');
+    const ready = threads.filter((_thread, i) => started[i]!.status === 'fulfilled');
+    // close() ran while the workers were loading: it could not see them, so stop them here.
+    if (this.closing) await Promise.all(ready.map((thread) => thread.close()));
+    else this.threads = ready;
   }
 
   /** On the least busy lane: a transfer thread when the file is in shared memory, else here. */
@@ -429,18 +474,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
 
   private replyError(client: TftpClient, code: number, message: string, freshSocket = false): void {
     const packet = encodeTftpPacket({ type: 'error', code, message });
-    if (!freshSocket || this.closing || this.options.singlePort) {
-      this.socket?.send(packet, client.port, client.address, () => undefined);
-      return;
-    }
-    // Like dnsmasq and tftpd-hpa, answer a request from a new TID so clients that lock onto the
-    // first reply's port see a normal transfer end.
-    const socket = this.socketFactory('transfer');
-    socket.once('error', () => socket.close());
-    bindSocket(socket, 0, this.options.address).then(
-      () => socket.send(packet, client.port, client.address, () => socket.close()),
-      () => socket.close(),
-    );
+    const from = freshSocket && this.refusals ? this.refusals : this.socket;
+    from?.send(packet, client.port, client.address, () => undefined);
   }
 
   /** @internal event plumbing for Transfer */
@@ -506,4 +541,12 @@ function serialOf(filename: string): string | undefined {
   if (!sanitized.ok || sanitized.segments.length < 2) return undefined;
   const first = sanitized.segments[0]!;
   return isSerialFolderName(first) ? first : undefined;
+}
+
+function closeQuietly(socket: UdpSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed or never bound
+  }
 }

@@ -297,6 +297,47 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(failed).toHaveLength(6);
   });
 
+  it('close() while start() waits for its workers stops them; start() rejects TFTP_CLOSED', async () => {
+    const server = new TftpServer({ address: HOST, port: 0, threads: 2, source: new FileSource({ root }) });
+    const starting = server.start();
+    // Let the listening socket bind; the workers are still loading.
+    await new Promise((r) => setTimeout(r, 20));
+    await server.close();
+    await expect(starting).rejects.toMatchObject({ code: 'TFTP_CLOSED' });
+    expect(server.stats.threads).toBe(0);
+    const workers = (server as unknown as { threads: unknown[] }).threads;
+    expect(workers).toHaveLength(0);
+  });
+
+  it('close() does not wait forever for a worker that never confirms: its transfers end as shutdown', async () => {
+    const { server, port } = await startServer({ threads: 1, timeoutMs: 5000 });
+    const failed = record(server, 'transfer-failed');
+    await parkOnMain(port);
+    await stalledTransfer(port);
+    expect(server.stats.threaded).toBe(1);
+    // A stuck worker: the stop request never reaches it (reached by a cast; nothing else can wedge one).
+    const thread = (server as unknown as { threads: { post: (m: unknown) => void }[] }).threads[0]!;
+    thread.post = () => undefined;
+    const closing = Date.now();
+    await server.close();
+    expect(Date.now() - closing).toBeLessThan(5000);
+    expect(failed.map((f) => f.reason)).toEqual(['shutdown', 'shutdown']);
+    expect(server.stats).toMatchObject({ active: 0, threads: 0 });
+  });
+
+  it('answers refused requests from one port of its own, not the listening port', async () => {
+    const { port } = await startServer({ threads: 1 });
+    const peer = await openPeer();
+    peer.send({ type: 'rrq', filename: 'missing-1.bin', mode: 'octet', options: {} }, port);
+    const first = await peer.next();
+    peer.send({ type: 'rrq', filename: 'missing-2.bin', mode: 'octet', options: {} }, port);
+    const second = await peer.next();
+    expect(first?.packet).toMatchObject({ type: 'error', code: 1 });
+    expect(second?.packet).toMatchObject({ type: 'error', code: 1 });
+    expect(first!.port).not.toBe(port);
+    expect(second!.port).toBe(first!.port);
+  });
+
   it('a transfer thread that dies fails its transfers (io-error); new transfers complete on the other lanes', async () => {
     const errors: string[] = [];
     const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_o: object, msg?: string) => void errors.push(msg ?? '') };
