@@ -308,7 +308,7 @@ export class BootServer {
         tftp: !!this.tftp,
         serverIp: this.config.serverIp,
         pis: fleet.list().length,
-        ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued } : {}),
+        ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued, tftpThreads: this.tftp.stats.threads } : {}),
         admission: this.admissionStatus(),
       }),
       nfsHealth: () => this.nfsHealth(fleet),

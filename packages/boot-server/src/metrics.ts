@@ -3,7 +3,7 @@ import type { EventBus } from './events.js';
 
 /** Live numbers the servers keep themselves; read at scrape time. */
 export interface LiveStats {
-  tftp?: { active: number; queued: number; dropped?: number };
+  tftp?: { active: number; queued: number; dropped?: number; threads?: number };
   dhcp?: { received: number; requests: number; ignored?: Partial<Record<string, number>>; dropped?: Partial<Record<string, number>> };
   /** The boot-storm gate; capacity is Infinity when it is off. */
   admission?: { capacity: number; active: number; waiting: number };
@@ -107,6 +107,14 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     registers: [registry],
     collect() {
       this.set(live().tftp?.queued ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'iot_tofu_tftp_threads',
+    help: 'TFTP transfer threads running besides the main thread (fewer than configured: one failed)',
+    registers: [registry],
+    collect() {
+      this.set(live().tftp?.threads ?? 0);
     },
   });
   new Gauge({

@@ -29,6 +29,7 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
     config = {
       ...loopbackConfig(fixture),
       tftpPort: 0,
+      tftpThreads: 1,
       apiPort: await freePort(),
     };
     const started = await startBootServer(config, { logger });
@@ -76,7 +77,8 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
     const metrics = await (await fetch(`${apiBase}/metrics`)).text();
     expect(metrics).toMatch(/^iot_tofu_boots_failed_total\{reason="file-missing"\} 1$/m);
     expect(metrics).toMatch(/^iot_tofu_tftp_transfers_total\{result="missing"\} 1$/m);
-    expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({ status: 'ok', dhcp: false, tftp: true, serverIp: '127.0.0.1', pis: 1 });
+    expect(metrics).toMatch(/^iot_tofu_tftp_threads 1$/m);
+    expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({ status: 'ok', dhcp: false, tftp: true, serverIp: '127.0.0.1', pis: 1, tftpThreads: 1 });
   });
 
   it('announces registry changes, its own and those another process (pxetools) makes', async () => {

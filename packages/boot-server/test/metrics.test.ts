@@ -14,7 +14,7 @@ function parse(text: string): Map<string, number> {
 describe('metrics', () => {
   it('counts bus events and reads live server numbers at scrape time', async () => {
     const bus = new EventBus();
-    let live: LiveStats = { tftp: { active: 3, queued: 7, dropped: 2 }, dhcp: { received: 12, requests: 10, ignored: { 'pi-not-registered': 1, deferred: 1, 'not-pxe': 4 }, dropped: { malformed: 2 } }, admission: { capacity: 21, active: 17, waiting: 40 } };
+    let live: LiveStats = { tftp: { active: 3, queued: 7, dropped: 2, threads: 1 }, dhcp: { received: 12, requests: 10, ignored: { 'pi-not-registered': 1, deferred: 1, 'not-pxe': 4 }, dropped: { malformed: 2 } }, admission: { capacity: 21, active: 17, waiting: 40 } };
     const metrics = createMetrics(bus, () => live, { defaultMetrics: false });
     bus.emit('offer-sent', { serial: 'aaaaaaaa', mac: 'dc:a6:32:00:00:01', kind: 'pi', messageType: 'offer', repeat: false, at: 1 });
     // Ignored packets are counted from the server's stats, not from bus events (the bus skips not-pxe).
@@ -55,6 +55,7 @@ describe('metrics', () => {
       'iot_tofu_boots_failed_total{reason="no-tftp-after-offer"}': 1,
       'iot_tofu_tftp_active_transfers': 3,
       'iot_tofu_tftp_queued_transfers': 7,
+      'iot_tofu_tftp_threads': 1,
       'iot_tofu_admission_capacity': 21,
       'iot_tofu_admission_active': 17,
       'iot_tofu_admission_waiting': 40,
