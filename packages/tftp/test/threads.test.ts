@@ -139,6 +139,7 @@ beforeAll(() => {
   add('1468x3.bin', randomBytes(1468 * 3));
   add('300k.bin', randomBytes(300_000));
   add('1m.bin', randomBytes(1_000_000));
+  add('10m.bin', randomBytes(10_000_000));
   add('base/start4.elf', randomBytes(100_000));
   add('text.txt', Buffer.from('line one\nline two\r\nbare\rcr\n'));
 });
@@ -462,15 +463,16 @@ describe.runIf(havePeers('curl'))('transfer threads really run transfers off the
     expect(statSync(dest, { throwIfNoEntry: false })?.size).toBe(files['300k.bin']!.length);
     expect(await done).toBe(0);
 
-    // Control, same procedure on the main lane (no parked transfer, threads tie → main).
+    // Control, same procedure on the main lane (no parked transfer, threads tie → main). A bigger
+    // file (~0.4 s on loopback): 300k could finish on main before the start event is even polled.
     const control = await startServer({ threads: 1 });
     const controlStarted = record(control.server, 'transfer-started');
     const controlDest = join(dir, 'main.bin');
-    const controlDone = curl(`tftp://${HOST}:${control.port}/300k.bin`, controlDest);
+    const controlDone = curl(`tftp://${HOST}:${control.port}/10m.bin`, controlDest);
     await until(() => controlStarted.length === 1, 5000);
     expect(control.server.stats.threaded).toBe(0);
     blockMainThread(500);
-    expect(statSync(controlDest, { throwIfNoEntry: false })?.size ?? 0).toBeLessThan(files['300k.bin']!.length);
+    expect(statSync(controlDest, { throwIfNoEntry: false })?.size ?? 0).toBeLessThan(files['10m.bin']!.length);
     expect(await controlDone).toBe(0);
   });
 });
