@@ -7,7 +7,10 @@
  * capacity: `fixed:K`, or `adaptive`: start at `initial` and steer on what matters to the Pi, the
  * time its kernel transfer took (the largest file, the one that meets the 30 s per-file limit
  * first): one more slot per kernel served in under 12 s, three quarters of the slots (at most once
- * per cooldown, never below `min`) when one took over 20 s. It needs no knowledge of the link rate.
+ * per cooldown, never below `min`) when one took over 20 s. Until the first cut (the ramp) a kernel
+ * served in `ms` adds floor(24 s / ms) − 1 slots (1..`rampMaxGain`): one round of kernels multiplies
+ * the capacity by 24 s / ms; the ramp only while some Pi waits for a slot. It needs no knowledge of
+ * the link rate. Mirrors steerCapacity in packages/boot-server/src/admission.ts.
  * The floor matters on a lossy link: there loss stalls, not sharing, make kernels slow, and
  * cutting concurrency would only idle the link (a first version with floor 2 and a 15 s target
  * starved the lossy profile at 2 Pis).
@@ -15,11 +18,11 @@
 export type GateMode =
   | { kind: 'off' }
   | { kind: 'fixed'; capacity: number }
-  | { kind: 'adaptive'; initial: number; min: number; max: number; growBelowMs: number; cutAboveMs: number; cooldownMs: number };
+  | { kind: 'adaptive'; initial: number; min: number; max: number; growBelowMs: number; rampTargetMs: number; rampMaxGain: number; cutAboveMs: number; cooldownMs: number };
 
 export function parseGate(text: string): GateMode {
   if (text === 'off') return { kind: 'off' };
-  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 8, max: 1024, growBelowMs: 12_000, cutAboveMs: 20_000, cooldownMs: 10_000 };
+  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 8, max: 1024, growBelowMs: 12_000, rampTargetMs: 24_000, rampMaxGain: 15, cutAboveMs: 20_000, cooldownMs: 10_000 };
   const fixed = /^fixed:(\d+)$/.exec(text);
   if (fixed) return { kind: 'fixed', capacity: Math.max(1, Number(fixed[1])) };
   throw new Error(`--gate ${text}: expected off, adaptive or fixed:<n>`);
@@ -66,7 +69,10 @@ export class AdmissionGate {
       this.lastDecrease = t;
       this.adaptiveCapacity = Math.max(this.mode.min, Math.floor(this.adaptiveCapacity * 0.75));
     } else if (kernelMs < this.mode.growBelowMs) {
-      this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + 1);
+      const ramping = this.waiting.size > 0 && this.lastDecrease === Number.NEGATIVE_INFINITY;
+      const projected = kernelMs > 0 ? Math.floor(this.mode.rampTargetMs / kernelMs) - 1 : this.mode.rampMaxGain;
+      const gain = ramping ? Math.max(1, Math.min(this.mode.rampMaxGain, projected)) : 1;
+      this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + gain);
     }
   }
 
@@ -109,7 +115,10 @@ export class AdmissionGate {
   transferEnded(_id: number, serial: string | undefined, file: string, durationMs: number, complete: boolean): void {
     const t = this.now();
     const isKernel = KERNEL.test(file);
-    if (complete && isKernel) this.steer(durationMs);
+    if (complete && isKernel) {
+      this.expire(t);
+      this.steer(durationMs);
+    }
     const entry = serial ? this.active.get(serial) : undefined;
     if (!entry || !serial) return;
     entry.lastSeen = t;

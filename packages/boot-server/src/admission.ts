@@ -32,8 +32,17 @@ export interface AdaptiveTuning {
   /** Never fewer slots: on a lossy link slow kernels come from loss stalls, not sharing. */
   min: number;
   max: number;
-  /** One more slot per kernel served faster than this. */
+  /** One more slot per kernel served faster than this (more during the ramp, see `rampMaxGain`). */
   growBelowMs: number;
+  /**
+   * Ramp (slow start, until the first cut): a kernel served in `ms` adds floor(rampTargetMs / ms) − 1
+   * slots instead of one (at least 1, at most `rampMaxGain`). One round of kernels multiplies the
+   * capacity by rampTargetMs / ms: had the link been shared that many times more ways, the kernels
+   * would have taken about rampTargetMs.
+   */
+  rampTargetMs: number;
+  /** Most slots one kernel adds during the ramp; 1 = no ramp (additive only). */
+  rampMaxGain: number;
   /** Cut to `cutFactor` of the slots when a kernel took longer than this (or its transfer timed out). */
   cutAboveMs: number;
   cutFactor: number;
@@ -45,12 +54,19 @@ export interface AdaptiveTuning {
  * Thresholds relative to the Pi's 30 s per-file limit (40 % grow, 67 % cut), no link rate needed.
  * bench/storm/gate.ts measured these on lan100, lan1000 and lossy (floor 8; a floor of 2 starved
  * the lossy link). The ceiling bounds how many lock-step transfers two cores are asked to drive.
+ * The ramp projects onto 80 % of the limit, above the cut: the projection overestimates (a
+ * kernel's fixed per-transfer cost does not grow with sharing; on lan1000, 1.8 s at 16 Pis became
+ * 17.7 s at 174, not the 20 s projected), and aimed at 20 s it left ~10 of 200 Pis a whole boot
+ * behind. A ramp that does overshoot meets the cut. Its gain of 15 (×16 per round) is reached by
+ * kernels under 1.5 s (bench/results/boot-storm-gate-*.md).
  */
 export const DEFAULT_ADAPTIVE_TUNING: Readonly<AdaptiveTuning> = Object.freeze({
   initial: 16,
   min: 8,
   max: 256,
   growBelowMs: PI_FILE_LIMIT_MS * 0.4,
+  rampTargetMs: PI_FILE_LIMIT_MS * 0.8,
+  rampMaxGain: 15,
   cutAboveMs: (PI_FILE_LIMIT_MS * 2) / 3,
   cutFactor: 0.75,
   cooldownMs: 10_000,
@@ -68,22 +84,33 @@ export type KernelSample = { kind: 'served'; ms: number } | { kind: 'timed-out' 
 
 export interface SteerState {
   capacity: number;
-  /** When the capacity was last cut (ms on the gate's clock). */
+  /** When the capacity was last cut (ms on the gate's clock); -Infinity = never, the ramp is on. */
   lastCutAt: number;
 }
 
+/** The steering state of a fresh adaptive gate: initial capacity, ramp on. */
+export function initialSteerState(tuning: AdaptiveTuning): SteerState {
+  return { capacity: tuning.initial, lastCutAt: Number.NEGATIVE_INFINITY };
+}
+
 /**
- * One steering step (pure): grow by one slot per fast kernel, cut when one was slow or timed out,
- * at most once per cooldown, always within [min, max].
+ * One steering step (pure). A slow or timed-out kernel cuts (at most once per cooldown, and ends
+ * the ramp for good); a kernel served under the grow threshold adds one slot, or during the ramp
+ * as many as its speed projects (see `rampTargetMs`). The ramp needs `gateLimited` (some Pi is
+ * waiting for a slot): kernels served fast because few Pis boot say little about a storm, and a
+ * multiplied capacity grown on them would let the next storm in unpaced. Always within [min, max].
  */
-export function steerCapacity(state: SteerState, sample: KernelSample, now: number, tuning: AdaptiveTuning): SteerState {
+export function steerCapacity(state: SteerState, sample: KernelSample, now: number, tuning: AdaptiveTuning, gateLimited = true): SteerState {
   const slow = sample.kind === 'timed-out' || sample.ms > tuning.cutAboveMs;
   if (slow) {
     if (now - state.lastCutAt < tuning.cooldownMs) return state;
     return { capacity: Math.max(tuning.min, Math.floor(state.capacity * tuning.cutFactor)), lastCutAt: now };
   }
-  if (sample.ms < tuning.growBelowMs) return { ...state, capacity: Math.min(tuning.max, state.capacity + 1) };
-  return state;
+  if (sample.ms >= tuning.growBelowMs) return state;
+  const ramping = gateLimited && state.lastCutAt === Number.NEGATIVE_INFINITY;
+  const projected = sample.ms > 0 ? Math.floor(tuning.rampTargetMs / sample.ms) - 1 : tuning.rampMaxGain;
+  const gain = ramping ? Math.max(1, Math.min(tuning.rampMaxGain, projected)) : 1;
+  return { ...state, capacity: Math.min(tuning.max, state.capacity + gain) };
 }
 
 /** A Pi waiting for a slot. */
@@ -135,7 +162,7 @@ export class AdmissionGate {
   constructor(mode: AdmissionMode, timing: Partial<GateTiming> = {}) {
     this.mode = mode;
     this.timing = { ...DEFAULT_GATE_TIMING, ...timing };
-    this.steer = { capacity: mode.kind === 'adaptive' ? mode.tuning.initial : 0, lastCutAt: Number.NEGATIVE_INFINITY };
+    this.steer = mode.kind === 'adaptive' ? initialSteerState(mode.tuning) : { capacity: 0, lastCutAt: Number.NEGATIVE_INFINITY };
   }
 
   /** SIGHUP: a new mode applies at once; an adaptive gate that stays adaptive keeps what it learnt. */
@@ -143,8 +170,8 @@ export class AdmissionGate {
     const wasAdaptive = this.mode.kind === 'adaptive';
     this.mode = mode;
     if (mode.kind !== 'adaptive') return;
-    const { min, max, initial } = mode.tuning;
-    this.steer = { ...this.steer, capacity: wasAdaptive ? Math.min(max, Math.max(min, this.steer.capacity)) : initial };
+    const { min, max } = mode.tuning;
+    this.steer = wasAdaptive ? { ...this.steer, capacity: Math.min(max, Math.max(min, this.steer.capacity)) } : initialSteerState(mode.tuning);
   }
 
   get kind(): AdmissionMode['kind'] {
@@ -192,7 +219,8 @@ export class AdmissionGate {
   /** A Pi's kernel transfer ended: served in `ms`, or timed out (the Pi gave up on it). */
   observeKernel(sample: KernelSample, now: number): void {
     if (this.mode.kind !== 'adaptive') return;
-    this.steer = steerCapacity(this.steer, sample, now, this.mode.tuning);
+    this.forget(now);
+    this.steer = steerCapacity(this.steer, sample, now, this.mode.tuning, this.waiters.size > 0);
   }
 
   snapshot(now: number): AdmissionSnapshot {

@@ -5,6 +5,7 @@ import {
   PI_FILE_LIMIT_MS,
   admissionMode,
   admitNewPi,
+  initialSteerState,
   steerCapacity,
   type AdmissionBudget,
   type AdmissionMode,
@@ -41,24 +42,61 @@ describe('admissionMode', () => {
 describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit)', () => {
   it('derives grow and cut thresholds from the Pi file limit, within floor and ceiling', () => {
     expect(PI_FILE_LIMIT_MS).toBe(30_000);
-    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256 });
+    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256, rampTargetMs: 24_000, rampMaxGain: 15 });
+    expect(initialSteerState(T)).toEqual({ capacity: 16, lastCutAt: Number.NEGATIVE_INFINITY });
   });
-  const far = Number.NEGATIVE_INFINITY;
-  const cases: Array<[string, SteerState, KernelSample, number, SteerState]> = [
-    ['fast kernel grows by one', { capacity: 16, lastCutAt: far }, { kind: 'served', ms: 5_000 }, 100_000, { capacity: 17, lastCutAt: far }],
-    ['grow stops at the ceiling', { capacity: 256, lastCutAt: far }, { kind: 'served', ms: 1_000 }, 100_000, { capacity: 256, lastCutAt: far }],
-    ['in-between kernel holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 15_000 }, 100_000, { capacity: 30, lastCutAt: far }],
-    ['exactly the grow threshold holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 12_000 }, 100_000, { capacity: 30, lastCutAt: far }],
-    ['exactly the cut threshold holds', { capacity: 30, lastCutAt: far }, { kind: 'served', ms: 20_000 }, 100_000, { capacity: 30, lastCutAt: far }],
-    ['slow kernel cuts to three quarters', { capacity: 40, lastCutAt: far }, { kind: 'served', ms: 25_000 }, 100_000, { capacity: 30, lastCutAt: 100_000 }],
-    ['a timed-out kernel cuts', { capacity: 40, lastCutAt: far }, { kind: 'timed-out' }, 100_000, { capacity: 30, lastCutAt: 100_000 }],
-    ['cut never goes below the floor', { capacity: 9, lastCutAt: far }, { kind: 'served', ms: 29_000 }, 100_000, { capacity: 8, lastCutAt: 100_000 }],
-    ['second cut within the cooldown is ignored', { capacity: 30, lastCutAt: 95_000 }, { kind: 'served', ms: 29_000 }, 100_000, { capacity: 30, lastCutAt: 95_000 }],
-    ['cut again once the cooldown passed', { capacity: 30, lastCutAt: 90_000 }, { kind: 'timed-out' }, 100_000, { capacity: 22, lastCutAt: 100_000 }],
-    ['growing is not held back by a recent cut', { capacity: 30, lastCutAt: 99_000 }, { kind: 'served', ms: 3_000 }, 100_000, { capacity: 31, lastCutAt: 99_000 }],
+  const ramp = Number.NEGATIVE_INFINITY; // never cut: the ramp is on
+  const served = (ms: number): KernelSample => ({ kind: 'served', ms });
+  // [name, state, sample, now, gateLimited, expected]
+  const cases: Array<[string, SteerState, KernelSample, number, boolean, SteerState]> = [
+    // The ramp (no cut yet): floor(24 s / ms) − 1 slots per kernel, between 1 and 15.
+    ['ramp: kernel in 2 s adds 11 (one round ×12)', { capacity: 16, lastCutAt: ramp }, served(2_000), 5_000, true, { capacity: 27, lastCutAt: ramp }],
+    ['ramp: kernel in 1.5 s adds 15 (one round ×16)', { capacity: 16, lastCutAt: ramp }, served(1_500), 5_000, true, { capacity: 31, lastCutAt: ramp }],
+    ['ramp: kernel in 0.2 s adds at most 15', { capacity: 16, lastCutAt: ramp }, served(200), 5_000, true, { capacity: 31, lastCutAt: ramp }],
+    ['ramp: a zero-time kernel adds at most 15', { capacity: 16, lastCutAt: ramp }, served(0), 5_000, true, { capacity: 31, lastCutAt: ramp }],
+    ['ramp: kernel in 3 s adds 7 (one round ×8)', { capacity: 16, lastCutAt: ramp }, served(3_000), 5_000, true, { capacity: 23, lastCutAt: ramp }],
+    ['ramp: kernel in 7 s adds 2', { capacity: 16, lastCutAt: ramp }, served(7_000), 5_000, true, { capacity: 18, lastCutAt: ramp }],
+    ['ramp: kernel in 11 s adds 1 (near the grow threshold it is additive)', { capacity: 16, lastCutAt: ramp }, served(11_000), 5_000, true, { capacity: 17, lastCutAt: ramp }],
+    ['ramp stops at the ceiling', { capacity: 252, lastCutAt: ramp }, served(1_000), 5_000, true, { capacity: 256, lastCutAt: ramp }],
+    ['ramp: nobody waiting, one slot only', { capacity: 16, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 17, lastCutAt: ramp }],
+    ['ramp: a slow kernel cuts and ends the ramp', { capacity: 120, lastCutAt: ramp }, served(21_000), 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
+    ['ramp: a timed-out kernel cuts', { capacity: 120, lastCutAt: ramp }, { kind: 'timed-out' }, 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
+    ['ramp: a cut needs no waiters', { capacity: 120, lastCutAt: ramp }, served(25_000), 30_000, false, { capacity: 90, lastCutAt: 30_000 }],
+    // After a cut: additive increase, multiplicative decrease.
+    ['after a cut a fast kernel grows by one only', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, true, { capacity: 17, lastCutAt: 50_000 }],
+    ['after a cut: nobody waiting, one slot', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 17, lastCutAt: 50_000 }],
+    ['grow stops at the ceiling', { capacity: 256, lastCutAt: 0 }, served(1_000), 100_000, true, { capacity: 256, lastCutAt: 0 }],
+    ['in-between kernel holds', { capacity: 30, lastCutAt: ramp }, served(15_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
+    ['exactly the grow threshold holds', { capacity: 30, lastCutAt: ramp }, served(12_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
+    ['exactly the cut threshold holds', { capacity: 30, lastCutAt: ramp }, served(20_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
+    ['slow kernel cuts to three quarters', { capacity: 40, lastCutAt: 0 }, served(25_000), 100_000, true, { capacity: 30, lastCutAt: 100_000 }],
+    ['cut never goes below the floor', { capacity: 9, lastCutAt: ramp }, served(29_000), 100_000, true, { capacity: 8, lastCutAt: 100_000 }],
+    ['second cut within the cooldown is ignored', { capacity: 30, lastCutAt: 95_000 }, served(29_000), 100_000, true, { capacity: 30, lastCutAt: 95_000 }],
+    ['cut again once the cooldown passed', { capacity: 30, lastCutAt: 90_000 }, { kind: 'timed-out' }, 100_000, true, { capacity: 22, lastCutAt: 100_000 }],
+    ['growing is not held back by a recent cut', { capacity: 30, lastCutAt: 99_000 }, served(3_000), 100_000, true, { capacity: 31, lastCutAt: 99_000 }],
   ];
-  it.each(cases)('%s', (_name, state, sample, now, expected) => {
-    expect(steerCapacity(state, sample, now, T)).toEqual(expected);
+  it.each(cases)('%s', (_name, state, sample, now, gateLimited, expected) => {
+    expect(steerCapacity(state, sample, now, T, gateLimited)).toEqual(expected);
+  });
+
+  it('rampMaxGain 1 is the plain additive rule', () => {
+    expect(steerCapacity({ capacity: 16, lastCutAt: ramp }, served(500), 0, { ...T, rampMaxGain: 1 })).toEqual({ capacity: 17, lastCutAt: ramp });
+  });
+
+  it('one round of fast kernels multiplies the capacity; a slow kernel mid-ramp cuts and the ramp does not resume', () => {
+    let state = initialSteerState(T);
+    for (let i = 0; i < 16; i++) state = steerCapacity(state, served(2_000), 3_000 + i, T);
+    expect(state.capacity).toBe(192);
+    for (let i = 0; i < 8; i++) state = steerCapacity(state, served(3_000), 7_000 + i, T); // +7 each
+    expect(state.capacity).toBe(248);
+    state = steerCapacity(state, served(22_000), 9_000, T);
+    expect(state).toEqual({ capacity: 186, lastCutAt: 9_000 });
+    state = steerCapacity(state, served(1_500), 9_500, T);
+    expect(state.capacity).toBe(187);
+    state = steerCapacity(state, { kind: 'timed-out' }, 15_000, T); // within the cooldown
+    expect(state.capacity).toBe(187);
+    state = steerCapacity(state, { kind: 'timed-out' }, 19_000, T);
+    expect(state).toEqual({ capacity: 140, lastCutAt: 19_000 });
   });
 });
 
@@ -124,13 +162,15 @@ describe('AdmissionGate', () => {
     expect(gate.capacity()).toBe(16);
     for (let i = 0; i < 16; i++) expect(ask(gate, `pi${i}`, i, i)).toBe(true);
     expect(ask(gate, 'pi16', 20, 16)).toBe(false);
-    gate.observeKernel({ kind: 'served', ms: 4_000 }, 5_000);
-    expect(gate.capacity()).toBe(17);
+    gate.observeKernel({ kind: 'served', ms: 4_000 }, 5_000); // pi16 waits: ramp, +5
+    expect(gate.capacity()).toBe(21);
     expect(ask(gate, 'pi16', 5_000, 16)).toBe(true);
     gate.observeKernel({ kind: 'served', ms: 24_000 }, 30_000);
-    expect(gate.capacity()).toBe(12);
+    expect(gate.capacity()).toBe(15);
     gate.observeKernel({ kind: 'timed-out' }, 35_000); // within the cooldown
-    expect(gate.capacity()).toBe(12);
+    expect(gate.capacity()).toBe(15);
+    gate.observeKernel({ kind: 'served', ms: 1_000 }, 36_000); // after a cut: one slot, no ramp
+    expect(gate.capacity()).toBe(16);
     const fixed = new AdmissionGate(admissionMode(5));
     fixed.observeKernel({ kind: 'timed-out' }, 0);
     expect(fixed.capacity()).toBe(5);
@@ -138,7 +178,8 @@ describe('AdmissionGate', () => {
 
   it('SIGHUP: staying adaptive keeps the learnt capacity, fixed → auto starts from the initial value', () => {
     const gate = new AdmissionGate(admissionMode('auto'));
-    for (let i = 0; i < 10; i++) gate.observeKernel({ kind: 'served', ms: 1_000 }, i);
+    for (let i = 0; i < 17; i++) ask(gate, `pi${i}`, 0, i);
+    for (let i = 0; i < 10; i++) gate.observeKernel({ kind: 'served', ms: 11_000 }, i);
     expect(gate.capacity()).toBe(26);
     gate.setMode(admissionMode('auto'));
     expect(gate.capacity()).toBe(26);
@@ -146,7 +187,27 @@ describe('AdmissionGate', () => {
     expect(gate.snapshot(0)).toMatchObject({ mode: 'fixed', capacity: 4 });
     gate.setMode(admissionMode('auto'));
     expect(gate.capacity()).toBe(16);
+    gate.observeKernel({ kind: 'served', ms: 1_000 }, 20); // the ramp is on again after a fresh start
+    expect(gate.capacity()).toBe(31);
     gate.setMode(admissionMode(0));
     expect(gate.capacity()).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('adaptive ramp: a storm on a fast link opens the gate within one round of kernels; fast kernels with nobody waiting do not ramp', () => {
+    const idle = new AdmissionGate(admissionMode('auto'));
+    for (let i = 0; i < 10; i++) idle.observeKernel({ kind: 'served', ms: 800 }, i * 60_000); // Pis booting one at a time
+    expect(idle.capacity()).toBe(26);
+
+    const gate = new AdmissionGate(admissionMode('auto'));
+    let admitted = 0;
+    for (let i = 0; i < 200; i++) if (ask(gate, `pi${i}`, 0, admitted)) admitted++;
+    expect(admitted).toBe(16);
+    for (let i = 0; i < 16; i++) gate.observeKernel({ kind: 'served', ms: 3_000 }, 3_000 + i);
+    expect(gate.capacity()).toBe(128);
+    // The waiters re-send 4 s after the storm began; the first 16 have booted.
+    let second = 0;
+    for (let i = 16; i < 200; i++) if (ask(gate, `pi${i}`, 4_000, second)) second++;
+    expect(second).toBe(128);
+    expect(gate.snapshot(4_000).waiting).toBe(56);
   });
 });
