@@ -32,7 +32,7 @@ export interface AdaptiveTuning {
   /** Never fewer slots: on a lossy link slow kernels come from loss stalls, not sharing. */
   min: number;
   max: number;
-  /** One more slot per kernel served faster than this (more during the ramp, see `rampMaxGain`). */
+  /** One more slot per kernel served faster than this (more during the ramp, see `rampTargetMs`). */
   growBelowMs: number;
   /**
    * Ramp (slow start, until the first cut): a kernel served in `ms` adds floor(rampTargetMs / ms) − 1
