@@ -9,7 +9,7 @@
  * first): one more slot per kernel served in under 12 s, three quarters of the slots (at most once
  * per cooldown, never below `min`) when one took over 20 s. Until the first cut (the ramp) a kernel
  * served in `ms` adds floor(24 s / ms) − 1 slots (1..`rampMaxGain`): one round of kernels multiplies
- * the capacity by 24 s / ms; the ramp only while some Pi waits for a slot. It needs no knowledge of
+ * the capacity by 24 s / ms. Growth past the initial capacity only while some Pi waits for a slot. It needs no knowledge of
  * the link rate. Mirrors steerCapacity in packages/boot-server/src/admission.ts.
  * The floor matters on a lossy link: there loss stalls, not sharing, make kernels slow, and
  * cutting concurrency would only idle the link (a first version with floor 2 and a 15 s target
@@ -69,7 +69,12 @@ export class AdmissionGate {
       this.lastDecrease = t;
       this.adaptiveCapacity = Math.max(this.mode.min, Math.floor(this.adaptiveCapacity * 0.75));
     } else if (kernelMs < this.mode.growBelowMs) {
-      const ramping = this.waiting.size > 0 && this.lastDecrease === Number.NEGATIVE_INFINITY;
+      // Nobody waiting: back up to the initial capacity at most (the daemon's steerCapacity).
+      if (this.waiting.size === 0) {
+        if (this.adaptiveCapacity < this.mode.initial) this.adaptiveCapacity++;
+        return;
+      }
+      const ramping = this.lastDecrease === Number.NEGATIVE_INFINITY;
       const projected = kernelMs > 0 ? Math.floor(this.mode.rampTargetMs / kernelMs) - 1 : this.mode.rampMaxGain;
       const gain = ramping ? Math.max(1, Math.min(this.mode.rampMaxGain, projected)) : 1;
       this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + gain);

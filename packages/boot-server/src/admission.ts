@@ -96,9 +96,9 @@ export function initialSteerState(tuning: AdaptiveTuning): SteerState {
 /**
  * One steering step (pure). A slow or timed-out kernel cuts (at most once per cooldown, and ends
  * the ramp for good); a kernel served under the grow threshold adds one slot, or during the ramp
- * as many as its speed projects (see `rampTargetMs`). The ramp needs `gateLimited` (some Pi is
- * waiting for a slot): kernels served fast because few Pis boot say little about a storm, and a
- * multiplied capacity grown on them would let the next storm in unpaced. Always within [min, max].
+ * as many as its speed projects (see `rampTargetMs`). Growth past `initial` needs `gateLimited`
+ * (some Pi is waiting for a slot): kernels served fast because few Pis boot say little about a
+ * storm, and a capacity grown on them would let the next storm in unpaced. Always within [min, max].
  */
 export function steerCapacity(state: SteerState, sample: KernelSample, now: number, tuning: AdaptiveTuning, gateLimited = true): SteerState {
   const slow = sample.kind === 'timed-out' || sample.ms > tuning.cutAboveMs;
@@ -107,7 +107,10 @@ export function steerCapacity(state: SteerState, sample: KernelSample, now: numb
     return { capacity: Math.max(tuning.min, Math.floor(state.capacity * tuning.cutFactor)), lastCutAt: now };
   }
   if (sample.ms >= tuning.growBelowMs) return state;
-  const ramping = gateLimited && state.lastCutAt === Number.NEGATIVE_INFINITY;
+  // With nobody waiting, a fast kernel restores the capacity up to its initial value, no further:
+  // months of one-at-a-time boots must not grow it to `max` and let the next storm in unpaced.
+  if (!gateLimited) return state.capacity < tuning.initial ? { ...state, capacity: state.capacity + 1 } : state;
+  const ramping = state.lastCutAt === Number.NEGATIVE_INFINITY;
   const projected = sample.ms > 0 ? Math.floor(tuning.rampTargetMs / sample.ms) - 1 : tuning.rampMaxGain;
   const gain = ramping ? Math.max(1, Math.min(tuning.rampMaxGain, projected)) : 1;
   return { ...state, capacity: Math.min(tuning.max, state.capacity + gain) };

@@ -58,13 +58,15 @@ describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit
     ['ramp: kernel in 7 s adds 2', { capacity: 16, lastCutAt: ramp }, served(7_000), 5_000, true, { capacity: 18, lastCutAt: ramp }],
     ['ramp: kernel in 11 s adds 1 (near the grow threshold it is additive)', { capacity: 16, lastCutAt: ramp }, served(11_000), 5_000, true, { capacity: 17, lastCutAt: ramp }],
     ['ramp stops at the ceiling', { capacity: 252, lastCutAt: ramp }, served(1_000), 5_000, true, { capacity: 256, lastCutAt: ramp }],
-    ['ramp: nobody waiting, one slot only', { capacity: 16, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 17, lastCutAt: ramp }],
+    ['nobody waiting: no growth past the initial capacity', { capacity: 16, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 16, lastCutAt: ramp }],
+    ['nobody waiting: below the initial capacity, one slot back', { capacity: 12, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 13, lastCutAt: ramp }],
     ['ramp: a slow kernel cuts and ends the ramp', { capacity: 120, lastCutAt: ramp }, served(21_000), 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
     ['ramp: a timed-out kernel cuts', { capacity: 120, lastCutAt: ramp }, { kind: 'timed-out' }, 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
     ['ramp: a cut needs no waiters', { capacity: 120, lastCutAt: ramp }, served(25_000), 30_000, false, { capacity: 90, lastCutAt: 30_000 }],
     // After a cut: additive increase, multiplicative decrease.
     ['after a cut a fast kernel grows by one only', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, true, { capacity: 17, lastCutAt: 50_000 }],
-    ['after a cut: nobody waiting, one slot', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 17, lastCutAt: 50_000 }],
+    ['after a cut: nobody waiting, one slot back towards the initial capacity', { capacity: 9, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 10, lastCutAt: 50_000 }],
+    ['after a cut: nobody waiting, never past the initial capacity', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 16, lastCutAt: 50_000 }],
     ['grow stops at the ceiling', { capacity: 256, lastCutAt: 0 }, served(1_000), 100_000, true, { capacity: 256, lastCutAt: 0 }],
     ['in-between kernel holds', { capacity: 30, lastCutAt: ramp }, served(15_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
     ['exactly the grow threshold holds', { capacity: 30, lastCutAt: ramp }, served(12_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
@@ -193,10 +195,10 @@ describe('AdmissionGate', () => {
     expect(gate.capacity()).toBe(Number.POSITIVE_INFINITY);
   });
 
-  it('adaptive ramp: a storm on a fast link opens the gate within one round of kernels; fast kernels with nobody waiting do not ramp', () => {
+  it('adaptive ramp: a storm on a fast link opens the gate within one round of kernels; fast kernels with nobody waiting do not grow it', () => {
     const idle = new AdmissionGate(admissionMode('auto'));
     for (let i = 0; i < 10; i++) idle.observeKernel({ kind: 'served', ms: 800 }, i * 60_000); // Pis booting one at a time
-    expect(idle.capacity()).toBe(26);
+    expect(idle.capacity()).toBe(16);
 
     const gate = new AdmissionGate(admissionMode('auto'));
     let admitted = 0;
