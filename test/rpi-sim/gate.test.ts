@@ -47,22 +47,25 @@ describe('boot-storm admission gate (bench/storm/gate.ts)', () => {
     expect(gate.stats()).toMatchObject({ expired: 1 });
   });
 
-  it('adaptive: starts at 16, grows while kernels arrive fast, cuts back when one nears the Pi limit, never below 8', () => {
+  it('adaptive: starts at 16, grows on fast kernels only while a Pi waits, cuts back when one nears the Pi limit, never below 8', () => {
     const { gate, advance } = gateAt('adaptive');
     expect(gate.capacity()).toBe(16);
     gate.transferEnded(1, undefined, 'x/kernel8.img', 5000, true);
-    gate.transferEnded(2, undefined, 'x/kernel8.img', 11_000, true);
-    expect(gate.capacity()).toBe(18);
+    expect(gate.capacity()).toBe(16); // nobody waiting: never past the initial capacity
+    for (let i = 0; i < 16; i++) expect(gate.admit(`pi${String(i).padStart(6, '0')}`)).toBe(true);
+    expect(gate.admit('waiting0')).toBe(false);
+    gate.transferEnded(2, undefined, 'x/kernel8.img', 5000, true); // ramp: floor(24 s / 5 s) - 1 = 3 more
+    expect(gate.capacity()).toBe(19);
     gate.transferEnded(3, undefined, 'x/kernel8.img', 15_000, true); // between 12 and 20 s: hold
     gate.transferEnded(4, undefined, 'x/start4.elf', 1000, true); // not the kernel: ignored
-    expect(gate.capacity()).toBe(18);
+    expect(gate.capacity()).toBe(19);
     gate.transferEnded(5, undefined, 'x/kernel8.img', 21_000, true);
-    expect(gate.capacity()).toBe(13);
+    expect(gate.capacity()).toBe(14);
     gate.transferEnded(6, undefined, 'x/kernel8.img', 22_000, true); // same slow wave: one cut per cooldown
-    expect(gate.capacity()).toBe(13);
+    expect(gate.capacity()).toBe(14);
     advance(10_000);
     gate.transferEnded(7, undefined, 'x/kernel8.img', 21_000, true);
-    expect(gate.capacity()).toBe(9);
+    expect(gate.capacity()).toBe(10);
     advance(10_000);
     gate.transferEnded(8, undefined, 'x/kernel8.img', 25_000, true);
     expect(gate.capacity()).toBe(8);
