@@ -18,11 +18,11 @@
 export type GateMode =
   | { kind: 'off' }
   | { kind: 'fixed'; capacity: number }
-  | { kind: 'adaptive'; initial: number; min: number; max: number; growBelowMs: number; rampTargetMs: number; rampMaxGain: number; cutAboveMs: number; cooldownMs: number };
+  | { kind: 'adaptive'; initial: number; min: number; max: number; growBelowMs: number; rampTargetMs: number; rampMaxGain: number; rampRearmMs: number; cutAboveMs: number; cooldownMs: number };
 
 export function parseGate(text: string): GateMode {
   if (text === 'off') return { kind: 'off' };
-  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 8, max: 1024, growBelowMs: 12_000, rampTargetMs: 24_000, rampMaxGain: 15, cutAboveMs: 20_000, cooldownMs: 10_000 };
+  if (text === 'adaptive') return { kind: 'adaptive', initial: 16, min: 8, max: 1024, growBelowMs: 12_000, rampTargetMs: 24_000, rampMaxGain: 15, rampRearmMs: 600_000, cutAboveMs: 20_000, cooldownMs: 10_000 };
   const fixed = /^fixed:(\d+)$/.exec(text);
   if (fixed) return { kind: 'fixed', capacity: Math.max(1, Number(fixed[1])) };
   throw new Error(`--gate ${text}: expected off, adaptive or fixed:<n>`);
@@ -74,7 +74,7 @@ export class AdmissionGate {
         if (this.adaptiveCapacity < this.mode.initial) this.adaptiveCapacity++;
         return;
       }
-      const ramping = this.lastDecrease === Number.NEGATIVE_INFINITY;
+      const ramping = t - this.lastDecrease >= this.mode.rampRearmMs;
       const projected = kernelMs > 0 ? Math.floor(this.mode.rampTargetMs / kernelMs) - 1 : this.mode.rampMaxGain;
       const gain = ramping ? Math.max(1, Math.min(this.mode.rampMaxGain, projected)) : 1;
       this.adaptiveCapacity = Math.min(this.mode.max, this.adaptiveCapacity + gain);

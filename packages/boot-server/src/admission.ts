@@ -35,7 +35,7 @@ export interface AdaptiveTuning {
   /** One more slot per kernel served faster than this (more during the ramp, see `rampTargetMs`). */
   growBelowMs: number;
   /**
-   * Ramp (slow start, until the first cut): a kernel served in `ms` adds floor(rampTargetMs / ms) − 1
+   * Ramp (slow start, until a cut; back `rampRearmMs` after it): a kernel served in `ms` adds floor(rampTargetMs / ms) − 1
    * slots instead of one (at least 1, at most `rampMaxGain`). One round of kernels multiplies the
    * capacity by rampTargetMs / ms: had the link been shared that many times more ways, the kernels
    * would have taken about rampTargetMs.
@@ -43,6 +43,11 @@ export interface AdaptiveTuning {
   rampTargetMs: number;
   /** Most slots one kernel adds during the ramp; 1 = no ramp (additive only). */
   rampMaxGain: number;
+  /**
+   * The ramp is back this long after the last cut: a storm days later is a new one and must not
+   * crawl up by one slot per kernel because an old storm once cut.
+   */
+  rampRearmMs: number;
   /** Cut to `cutFactor` of the slots when a kernel took longer than this (or its transfer timed out). */
   cutAboveMs: number;
   cutFactor: number;
@@ -67,6 +72,7 @@ export const DEFAULT_ADAPTIVE_TUNING: Readonly<AdaptiveTuning> = Object.freeze({
   growBelowMs: PI_FILE_LIMIT_MS * 0.4,
   rampTargetMs: PI_FILE_LIMIT_MS * 0.8,
   rampMaxGain: 15,
+  rampRearmMs: 10 * 60_000,
   cutAboveMs: (PI_FILE_LIMIT_MS * 2) / 3,
   cutFactor: 0.75,
   cooldownMs: 10_000,
@@ -95,7 +101,7 @@ export function initialSteerState(tuning: AdaptiveTuning): SteerState {
 
 /**
  * One steering step (pure). A slow or timed-out kernel cuts (at most once per cooldown, and ends
- * the ramp for good); a kernel served under the grow threshold adds one slot, or during the ramp
+ * the ramp until `rampRearmMs` has passed); a kernel served under the grow threshold adds one slot, or during the ramp
  * as many as its speed projects (see `rampTargetMs`). Growth past `initial` needs `gateLimited`
  * (some Pi is waiting for a slot): kernels served fast because few Pis boot say little about a
  * storm, and a capacity grown on them would let the next storm in unpaced. Always within [min, max].
@@ -110,7 +116,7 @@ export function steerCapacity(state: SteerState, sample: KernelSample, now: numb
   // With nobody waiting, a fast kernel restores the capacity up to its initial value, no further:
   // months of one-at-a-time boots must not grow it to `max` and let the next storm in unpaced.
   if (!gateLimited) return state.capacity < tuning.initial ? { ...state, capacity: state.capacity + 1 } : state;
-  const ramping = state.lastCutAt === Number.NEGATIVE_INFINITY;
+  const ramping = now - state.lastCutAt >= tuning.rampRearmMs;
   const projected = sample.ms > 0 ? Math.floor(tuning.rampTargetMs / sample.ms) - 1 : tuning.rampMaxGain;
   const gain = ramping ? Math.max(1, Math.min(tuning.rampMaxGain, projected)) : 1;
   return { ...state, capacity: Math.min(tuning.max, state.capacity + gain) };

@@ -42,7 +42,7 @@ describe('admissionMode', () => {
 describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit)', () => {
   it('derives grow and cut thresholds from the Pi file limit, within floor and ceiling', () => {
     expect(PI_FILE_LIMIT_MS).toBe(30_000);
-    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256, rampTargetMs: 24_000, rampMaxGain: 15 });
+    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256, rampTargetMs: 24_000, rampMaxGain: 15, rampRearmMs: 600_000 });
     expect(initialSteerState(T)).toEqual({ capacity: 16, lastCutAt: Number.NEGATIVE_INFINITY });
   });
   const ramp = Number.NEGATIVE_INFINITY; // never cut: the ramp is on
@@ -75,6 +75,8 @@ describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit
     ['cut never goes below the floor', { capacity: 9, lastCutAt: ramp }, served(29_000), 100_000, true, { capacity: 8, lastCutAt: 100_000 }],
     ['second cut within the cooldown is ignored', { capacity: 30, lastCutAt: 95_000 }, served(29_000), 100_000, true, { capacity: 30, lastCutAt: 95_000 }],
     ['cut again once the cooldown passed', { capacity: 30, lastCutAt: 90_000 }, { kind: 'timed-out' }, 100_000, true, { capacity: 22, lastCutAt: 100_000 }],
+    ['the ramp is back 10 min after the last cut (a new storm)', { capacity: 16, lastCutAt: 50_000 }, served(2_000), 650_000, true, { capacity: 27, lastCutAt: 50_000 }],
+    ['just short of 10 min after a cut: still additive', { capacity: 16, lastCutAt: 50_000 }, served(2_000), 649_999, true, { capacity: 17, lastCutAt: 50_000 }],
     ['growing is not held back by a recent cut', { capacity: 30, lastCutAt: 99_000 }, served(3_000), 100_000, true, { capacity: 31, lastCutAt: 99_000 }],
   ];
   it.each(cases)('%s', (_name, state, sample, now, gateLimited, expected) => {
