@@ -141,6 +141,11 @@ function isMissing(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP';
 }
 
+/** A body over bytes already in memory (a cache entry, a generated or converted file). */
+export function memoryBody(data: Uint8Array, onRelease?: () => void): FileBody {
+  return new MemoryBody(data, onRelease);
+}
+
 class MemoryBody implements FileBody {
   readonly shared: Uint8Array | undefined;
   constructor(

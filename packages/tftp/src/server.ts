@@ -5,7 +5,7 @@ import { isSerialFolderName } from '@iot-tofu/rpi';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode } from './packet.js';
 import type { TftpRequestPacket } from './packet.js';
 import { negotiateOptions, DEFAULT_MAX_BLKSIZE } from './options.js';
-import { TftpFileError } from './file-source.js';
+import { memoryBody, TftpFileError } from './file-source.js';
 import type { FileBody, OpenedFile, OpenOptions } from './file-source.js';
 import { toNetascii } from './netascii.js';
 import { sanitizeTftpPath } from './path.js';
@@ -17,6 +17,7 @@ import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import { Transfer } from './read-transfer.js';
 import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
 import { ThreadedTransfer, TransferThread } from './transfer-threads.js';
+import type { ThreadSettings } from './transfer-threads.js';
 import type { RttEstimate } from './transfer.js';
 import type {
   DropReason,
@@ -251,8 +252,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
     if (count === 0) return;
-    const { address, timeoutMs, maxTimeoutMs, maxRetries, maxTransferMs, requestRate } = this.options;
-    const settings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs: this.config.minTimeoutMs, maxRetries, maxTransferMs, requestRate };
+    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs } = this.config;
+    const settings: ThreadSettings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs, requestRate: this.options.requestRate };
     const threads = Array.from({ length: count }, (_v, i) => new TransferThread(i + 1, settings, this, this.logger));
     const started = await Promise.allSettled(threads.map((thread) => thread.ready()));
     started.forEach((result, i) => {
@@ -366,7 +367,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     const started = this.clock.now();
     const failEarly = (reason: TransferFailureReason, code: number, message: string) => {
       this.byClient.delete(key);
-      this.replyError(client, code, message, true);
+      this.replyError(client, code, message, 'refusal-port');
       this.emitFailure({ id, client, file, ...(serial ? { serial } : {}), reason, message, bytes: 0, durationMs: this.clock.now() - started, retries: 0 });
       log.debug({ reason }, 'tftp: request refused');
     };
@@ -408,7 +409,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
         const raw = await body.read(0, body.size);
         const converted = toNetascii(raw);
         body.release();
-        body = { size: converted.length, read: (offset, length) => converted.subarray(offset, offset + length), release: () => undefined };
+        body = memoryBody(converted);
       } catch (error) {
         body.release();
         failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'Read error');
@@ -472,9 +473,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     }
   }
 
-  private replyError(client: TftpClient, code: number, message: string, freshSocket = false): void {
+  /** Sends an ERROR from the listening port, or from the refusal port (see openRefusalSocket). */
+  private replyError(client: TftpClient, code: number, message: string, via: 'listening-port' | 'refusal-port' = 'listening-port'): void {
     const packet = encodeTftpPacket({ type: 'error', code, message });
-    const from = freshSocket && this.refusals ? this.refusals : this.socket;
+    const from = via === 'refusal-port' && this.refusals ? this.refusals : this.socket;
     from?.send(packet, client.port, client.address, () => undefined);
   }
 

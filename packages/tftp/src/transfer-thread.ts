@@ -3,6 +3,7 @@
  * hands over, each with its own sockets and timer, and reports what they do.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { memoryBody } from './file-source.js';
 import { RequestBudget } from './request-budget.js';
 import { Transfer } from './read-transfer.js';
 import type { ServerTransfer, TransferHost } from './read-transfer.js';
@@ -60,7 +61,7 @@ port.on('message', (message: ToThread) => {
   const { data } = message;
   initialRtt = message.rtt;
   // The main thread holds the cache reference and releases it when this transfer ends.
-  const body = { size: data.length, shared: data, read: (offset: number, length: number) => data.subarray(offset, Math.min(offset + length, data.length)), release: () => undefined };
+  const body = memoryBody(data);
   const transfer = new Transfer(host, {
     id: message.id,
     client: message.client,

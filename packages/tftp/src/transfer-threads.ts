@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { NegotiatedOptions } from './options.js';
 import type { OpenedFile } from './file-source.js';
-import type { ServerTransfer, TransferHost, TransferInit } from './read-transfer.js';
+import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
 import type { RequestRate } from './request-budget.js';
 import type { RttEstimate } from './transfer.js';
 import type { TftpLogger } from './logger.js';
@@ -35,17 +35,11 @@ export function defaultTransferThreads(): number {
   return Math.max(0, Math.min(availableParallelism() - 1, 3));
 }
 
-/** Transfer settings a worker needs (the clock and sockets are its own real ones). */
-export interface ThreadSettings {
-  readonly address: string;
-  readonly timeoutMs: number;
-  readonly maxTimeoutMs: number;
-  readonly minTimeoutMs: number | undefined;
-  readonly maxRetries: number;
-  readonly maxTransferMs: number;
-  /** Budget for ERROR 5 answers to strangers, per worker. */
-  readonly requestRate: RequestRate;
-}
+/**
+ * Transfer settings a worker needs: the main thread's, less what it has of its own (real clock
+ * and sockets; never single-port), plus the budget for ERROR 5 answers to strangers (per worker).
+ */
+export type ThreadSettings = Omit<TransferSettings, 'clock' | 'socketFactory' | 'singlePort'> & { readonly requestRate: RequestRate };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
