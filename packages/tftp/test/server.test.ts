@@ -1,71 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
-import type { RemoteInfo, Socket } from 'node:dgram';
+import type { RemoteInfo } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeTftpPacket, encodeTftpPacket, FileSource, TftpServer, fromNetascii } from '../src/index.js';
-import type { TftpPacket, TftpServerEvents, TftpServerOptions, UdpSocket } from '../src/index.js';
+import { FileSource, TftpServer, fromNetascii } from '../src/index.js';
+import type { TftpServerOptions, UdpSocket } from '../src/index.js';
 import { tftpGet } from '../../../test/tftp/client.js';
-
-const HOST = '127.0.0.1';
-
-/** A raw UDP peer for scripting exact packet sequences. */
-class RawPeer {
-  readonly inbox: { packet: TftpPacket; bytes: Buffer; port: number }[] = [];
-  private waiters: (() => void)[] = [];
-  private constructor(readonly socket: Socket) {
-    socket.on('message', (bytes: Buffer, rinfo: RemoteInfo) => {
-      this.inbox.push({ packet: decodeTftpPacket(bytes), bytes, port: rinfo.port });
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<RawPeer> {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, HOST, resolve));
-    return new RawPeer(socket);
-  }
-  get port(): number {
-    return this.socket.address().port;
-  }
-  send(packet: TftpPacket | Uint8Array, port: number): void {
-    this.socket.send(packet instanceof Uint8Array ? packet : encodeTftpPacket(packet), port, HOST);
-  }
-  /** Next received packet, or undefined after timeoutMs. */
-  async next(timeoutMs = 1000): Promise<{ packet: TftpPacket; port: number } | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.inbox.shift();
-  }
-  close(): void {
-    this.socket.close();
-  }
-}
-
-function record<K extends keyof TftpServerEvents>(server: TftpServer, name: K): TftpServerEvents[K][0][] {
-  const seen: TftpServerEvents[K][0][] = [];
-  (server as unknown as { on(n: string, l: (e: unknown) => void): void }).on(name, (event) => seen.push(event as TftpServerEvents[K][0]));
-  return seen;
-}
-
-async function until(predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 let dir: string;
 let root: string;
@@ -276,21 +219,10 @@ describe('TftpServer on loopback', () => {
       const oack = await peer.next();
       expect(oack?.packet).toMatchObject({ type: 'oack' });
       expect(connects).toEqual([{ port: peer.port, address: HOST }]);
-      const received: Buffer[] = [];
       peer.send({ type: 'ack', block: 0 }, oack!.port);
-      for (let block = 1; block <= 4; block++) {
-        // Strangers poke the transfer's port between blocks: each gets ERROR 5 from that very port.
-        stranger.send({ type: 'ack', block }, oack!.port);
-        const answer = await stranger.next();
-        expect(answer?.packet).toMatchObject({ type: 'error', code: 5 });
-        expect(answer?.port).toBe(oack!.port);
-        const data = await peer.next();
-        expect(data?.packet).toMatchObject({ type: 'data', block });
-        expect(data?.port).toBe(oack!.port);
-        received.push(Buffer.from((data!.packet as { data: Uint8Array }).data));
-        peer.send({ type: 'ack', block }, oack!.port);
-      }
-      expect(Buffer.compare(Buffer.concat(received), files['1468x3.bin']!)).toBe(0);
+      // Strangers poke the transfer's port between blocks: each gets ERROR 5 from that very port.
+      const received = await receiveWhileStrangersPoke(peer, stranger, oack!.port, 4);
+      expect(Buffer.compare(received, files['1468x3.bin']!)).toBe(0);
       await until(() => served.length === 1);
       expect(dropped.filter((d) => d.reason === 'foreign-tid')).toHaveLength(4);
       expect(peer.inbox).toEqual([]);

@@ -1,18 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import type { RemoteInfo, Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { decodeTftpPacket, encodeTftpPacket, FileSource, fromNetascii, TftpServer } from '../src/index.js';
-import type { FileSourceOptions, TftpLogger, TftpPacket, TftpServerEvents, TftpServerOptions, UdpSocket } from '../src/index.js';
+import { FileSource, fromNetascii, TftpServer } from '../src/index.js';
+import type { FileSourceOptions, TftpLogger, TftpServerOptions, UdpSocket } from '../src/index.js';
 import { TransferThread } from '../src/transfer-threads.js';
 import type { TransferHost } from '../src/read-transfer.js';
 import { tftpGet } from '../../../test/tftp/client.js';
 import { havePeers } from '../../../test/lab/index.js';
+import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 /**
  * Transfer threads on loopback, with real sockets and real clients. The main thread is one lane
@@ -20,63 +20,7 @@ import { havePeers } from '../../../test/lab/index.js';
  * (always main) on the main lane: the next cached octet transfer then goes to a thread, which
  * `stats.threaded` confirms.
  */
-const HOST = '127.0.0.1';
 const SERIAL = '9ffefdef';
-
-class RawPeer {
-  readonly inbox: { packet: TftpPacket; port: number }[] = [];
-  private waiters: (() => void)[] = [];
-  private constructor(readonly socket: Socket) {
-    socket.on('message', (bytes: Buffer, rinfo: RemoteInfo) => {
-      this.inbox.push({ packet: decodeTftpPacket(bytes), port: rinfo.port });
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<RawPeer> {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, HOST, resolve));
-    return new RawPeer(socket);
-  }
-  send(packet: TftpPacket, port: number): void {
-    this.socket.send(encodeTftpPacket(packet), port, HOST);
-  }
-  async next(timeoutMs = 1000): Promise<{ packet: TftpPacket; port: number } | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.inbox.shift();
-  }
-  close(): void {
-    try {
-      this.socket.close();
-    } catch {
-      // closed already
-    }
-  }
-}
-
-function record<K extends keyof TftpServerEvents>(server: TftpServer, name: K): TftpServerEvents[K][0][] {
-  const seen: TftpServerEvents[K][0][] = [];
-  (server as unknown as { on(n: string, l: (e: unknown) => void): void }).on(name, (event) => seen.push(event as TftpServerEvents[K][0]));
-  return seen;
-}
-
-async function until(predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 let dir: string;
 let root: string;
@@ -237,18 +181,8 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(oack?.packet).toMatchObject({ type: 'oack', options: { blksize: '1468' } });
     expect(server.stats.threaded).toBe(1);
     peer.send({ type: 'ack', block: 0 }, oack!.port);
-    const received: Buffer[] = [];
-    for (let block = 1; block <= 4; block++) {
-      stranger.send({ type: 'ack', block }, oack!.port);
-      const answer = await stranger.next();
-      expect(answer?.packet).toMatchObject({ type: 'error', code: 5 });
-      expect(answer?.port).toBe(oack!.port);
-      const data = await peer.next();
-      expect(data?.packet).toMatchObject({ type: 'data', block });
-      received.push(Buffer.from((data!.packet as { data: Uint8Array }).data));
-      peer.send({ type: 'ack', block }, oack!.port);
-    }
-    expect(Buffer.compare(Buffer.concat(received), files['1468x3.bin']!)).toBe(0);
+    const received = await receiveWhileStrangersPoke(peer, stranger, oack!.port, 4);
+    expect(Buffer.compare(received, files['1468x3.bin']!)).toBe(0);
     await until(() => served.length === 1);
     expect(served[0]).toMatchObject({ file: '1468x3.bin', bytes: 1468 * 3, retries: 0 });
     expect(dropped.filter((d) => d.reason === 'foreign-tid')).toHaveLength(4);
