@@ -145,6 +145,13 @@ const KEYS: Readonly<Record<string, Kind>> = {
   threeSpaceMenu: 'pis',
 };
 
+/** `"auto"` (any case, padded), or a whole number from 0 to `max` (as a number or its text); else undefined. */
+function autoOrCount(value: unknown, max: number): 'auto' | number | undefined {
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return 'auto';
+  const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max ? n : undefined;
+}
+
 /** More transfer threads than this only add memory: the link is the limit long before. */
 const MAX_TFTP_THREADS = 64;
 
@@ -251,20 +258,10 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
       if (kind === 'port' && n > 65535) return fail('expected a port number 0-65535');
       return n;
     }
-    case 'budget': {
-      if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return 'auto';
-      const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return fail('expected "auto" or a whole number ≥ 0 (0 = off)');
-      return n;
-    }
-    case 'threads': {
-      if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return 'auto';
-      const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_TFTP_THREADS) {
-        return fail(`expected "auto" or a whole number of threads from 0 to ${MAX_TFTP_THREADS} (0 = main thread only)`);
-      }
-      return n;
-    }
+    case 'budget':
+      return autoOrCount(value, Number.POSITIVE_INFINITY) ?? fail('expected "auto" or a whole number ≥ 0 (0 = off)');
+    case 'threads':
+      return autoOrCount(value, MAX_TFTP_THREADS) ?? fail(`expected "auto" or a whole number of threads from 0 to ${MAX_TFTP_THREADS} (0 = main thread only)`);
     case 'bool':
       if (typeof value === 'boolean') return value;
       if (typeof value === 'string' && /^(1|true|yes|on)$/i.test(value)) return true;
