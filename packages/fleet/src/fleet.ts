@@ -21,15 +21,15 @@ import {
   normalizeConfigTxt,
   normalizeMac,
   parseSerial,
-  renderCmdline,
   renderOwnerFile,
 } from '@iot-tofu/rpi';
+import { cmdlineFromBase, migratePi } from './boot-folder.js';
 import { FleetError } from './errors.js';
 import { exists, mountsUnder, removeTree, treeSize, usedBytes } from './fs-util.js';
 import { importSource } from './import.js';
 import { acquireLock } from './lock.js';
 import { LruKeys } from './lru-keys.js';
-import { RegistryStore, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
+import { CURRENT_LAYOUT, RegistryStore, emptyRegistry, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
 import { applyRootfs, planRootfs } from './rootfs.js';
 import type {
   AddRequest,
@@ -129,7 +129,7 @@ export class Fleet {
   private readonly beforeStep: (step: FleetStep) => void | Promise<void>;
   private readonly store: RegistryStore;
 
-  private data: RegistryData = { version: 1, pis: {}, bases: {}, defaultBase: null };
+  private data: RegistryData = emptyRegistry();
   private registeredMacs = new Map<string, string>();
   private seen = new Map<string, SeenRecord>();
   private seenDirty = false;
@@ -167,8 +167,31 @@ export class Fleet {
   static async open(options: FleetOptions): Promise<Fleet> {
     const fleet = new Fleet(options);
     await fleet.reload();
+    await fleet.upgradeLayout();
     await fleet.loadSeen();
     return fleet;
+  }
+
+  /**
+   * Brings the Pis of an older release to the current layout (boot-folder.ts): run by whatever
+   * opens the fleet as root next (any pxetools verb, `boot-server start`). Under the registry lock;
+   * each step is idempotent and the layout is recorded last, so a kill halfway is finished later.
+   */
+  private async upgradeLayout(): Promise<void> {
+    if (this.data.layout >= CURRENT_LAYOUT || !this.isRoot()) return;
+    await this.store.mutate(async (data) => {
+      if (data.layout >= CURRENT_LAYOUT) return { write: false, value: undefined };
+      for (const pi of Object.values(data.pis)) {
+        const tftpDir = join(this.tftpRoot, pi.serial);
+        if (!(await exists(tftpDir))) continue;
+        const base = pi.base && !pi.ownFilesystem ? data.bases[pi.base] : undefined;
+        const { changed } = await migratePi({ serverIp: this.serverIp, tftpDir, nfsDir: join(this.nfsRoot, pi.serial), baseBootDir: base?.bootDir ?? null });
+        this.logger.info({ serial: pi.serial, changed }, 'pi brought to the current layout');
+      }
+      data.layout = CURRENT_LAYOUT;
+      return { write: true, value: undefined };
+    });
+    await this.reload();
   }
 
   // ---------------------------------------------------------------- queries (fast, in memory)
@@ -611,9 +634,11 @@ export class Fleet {
       await mkdir(this.nfsRoot, { recursive: true });
 
       await this.beforeStep('add:boot-files');
-      if (base && this.data.defaultBase !== base.name) await copyTree(this.runner, base.bootDir, tmpTftp);
+      // The Pi's /boot/firmware: every file it boots from, its own copy (boot-folder.ts says why).
+      if (base) await copyTree(this.runner, base.bootDir, tmpTftp);
       else await mkdir(tmpTftp, { mode: 0o755 });
-      await writeFile(join(tmpTftp, 'cmdline.txt'), renderCmdline({ serverIp: this.serverIp, nfsRootPath: nfsDir }));
+      const cmdline = await cmdlineFromBase(base?.bootDir ?? null, this.serverIp, nfsDir);
+      await writeFile(join(tmpTftp, 'cmdline.txt'), cmdline.text);
       if (request.configTxt !== undefined) await writeFile(join(tmpTftp, 'config.txt'), normalizeConfigTxt(request.configTxt));
       await writeFile(join(tmpTftp, 'owner'), renderOwnerFile(owner));
       await writeFile(join(tmpTftp, 'name'), renderOwnerFile(name));
@@ -665,8 +690,8 @@ export class Fleet {
       });
       this.data.pis[short] = entry;
       this.rebuildIndex();
-      this.logger.info({ serial: short, base: entry.base, copyMode }, 'pi added');
-      return { pi: this.toJson(entry), copyMode, ms: Date.now() - started };
+      this.logger.info({ serial: short, base: entry.base, copyMode, cmdlineDropped: cmdline.dropped }, 'pi added');
+      return { pi: this.toJson(entry), copyMode, cmdline: cmdline.text.trimEnd(), cmdlineDropped: cmdline.dropped, ms: Date.now() - started };
     } catch (error) {
       for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'add rollback step failed'));
       throw error;
@@ -771,9 +796,10 @@ export class Fleet {
       data.bases = {};
       data.defaultBase = null;
       data.pis = {};
+      data.layout = CURRENT_LAYOUT;
       return { write: true, value: undefined };
     });
-    this.data = { version: 1, pis: {}, bases: {}, defaultBase: null };
+    this.data = emptyRegistry();
     this.rebuildIndex();
     return { removed, bases };
   }

@@ -22,14 +22,22 @@ export interface RegisteredPi {
 
 export type StoredBase = Omit<BaseJson, 'default'>;
 
+/**
+ * What a Pi's files look like on disk. 1: boot folder with cmdline.txt, owner, name only (firmware
+ * from <tftpRoot>/base) and NFSv4.1 options Pi OS's initramfs rejects; 2: the boot folder holds
+ * every boot file and the NFS options are v3 (boot-folder.ts). Missing in files of layout 1.
+ */
+export const CURRENT_LAYOUT = 2;
+
 export interface RegistryData {
   version: 1;
+  layout: number;
   pis: Record<string, RegisteredPi>;
   bases: Record<string, StoredBase>;
   defaultBase: string | null;
 }
 
-export const emptyRegistry = (): RegistryData => ({ version: 1, pis: {}, bases: {}, defaultBase: null });
+export const emptyRegistry = (): RegistryData => ({ version: 1, layout: CURRENT_LAYOUT, pis: {}, bases: {}, defaultBase: null });
 
 /**
  * registry.json in the state dir: read without a lock (writes are atomic renames), changed only
@@ -56,7 +64,7 @@ export class RegistryStore {
     try {
       const data = JSON.parse(text) as RegistryData;
       if (data.version !== 1 || typeof data.pis !== 'object' || typeof data.bases !== 'object') throw new Error('unexpected shape');
-      return { version: 1, pis: data.pis, bases: data.bases, defaultBase: data.defaultBase ?? null };
+      return { version: 1, layout: typeof data.layout === 'number' ? data.layout : 1, pis: data.pis, bases: data.bases, defaultBase: data.defaultBase ?? null };
     } catch (error) {
       throw new FleetError('REGISTRY_CORRUPT', `${this.file} is not a valid iot-tofu registry: ${(error as Error).message}`, { cause: error });
     }

@@ -142,6 +142,10 @@ export interface AddResult {
   pi: PiJson;
   /** How the root was copied: reflink (copy-on-write) or a full copy; 'none' for own filesystem. */
   copyMode: 'reflink' | 'full' | 'none';
+  /** The cmdline.txt written for the Pi (one line). */
+  cmdline: string;
+  /** Arguments of the base's cmdline.txt left out for the NFS root (e.g. Imager's systemd.run=). */
+  cmdlineDropped: string[];
   ms: number;
 }
 

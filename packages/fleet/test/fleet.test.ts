@@ -43,13 +43,19 @@ describe('Fleet with a directory base', () => {
     const added = await fleet.add({ serial: '0A1B2C3D', owner: 'jo', name: 'rpi4', base: 'lite' });
     expect(added.pi).toMatchObject({ serial: '0a1b2c3d', owner: 'jo', name: 'rpi4', mac: 'b8:27:eb:1b:2c:3d', macDerived: true, ip: null, base: 'lite' });
     const tftp = join(options.tftpRoot, '0a1b2c3d');
-    expect(readdirSync(tftp).sort()).toEqual(['cmdline.txt', 'name', 'owner']);
+    // The Pi's /boot/firmware holds every file it boots from (the base's) plus its own three.
+    expect(readdirSync(tftp).sort()).toEqual([...readdirSync(src.boot), 'name', 'owner'].sort());
+    expect(readFileSync(join(tftp, 'start4.elf'), 'utf8')).toBe('start4.elf contents\n');
+    expect(readFileSync(join(tftp, 'config.txt'), 'utf8')).toBe('[all]\narm_64bit=1\n');
+    expect(readFileSync(join(tftp, 'overlays', 'overlay_map.dtb'), 'utf8')).toBe('map');
+    // The base's line with the SD-card arguments replaced by the NFS root (vers=3,tcp: klibc nfsmount).
     expect(readFileSync(join(tftp, 'cmdline.txt'), 'utf8')).toBe(
-      `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${options.nfsRoot}/0a1b2c3d,vers=4.1,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n`,
+      `console=serial0,115200 root=/dev/nfs nfsroot=10.77.0.2:${options.nfsRoot}/0a1b2c3d,vers=3,tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_enable=memory\n`,
     );
+    expect(added.cmdlineDropped).toEqual(['rootfstype=ext4', 'fsck.repair=yes']);
     const root = join(options.nfsRoot, '0a1b2c3d');
     expect(readFileSync(join(root, 'etc/hostname'), 'utf8')).toBe('rpi4\n');
-    expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toBe(`proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n`);
+    expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toBe(`proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`);
     expect(existsSync(join(root, 'etc/init.d/dphys-swapfile'))).toBe(false);
     expect(existsSync(join(root, 'etc/init.d/keepme'))).toBe(true);
     expect(readlinkSync(join(root, 'etc/systemd/system/dphys-swapfile.service'))).toBe('/dev/null');

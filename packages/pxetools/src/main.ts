@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, FleetError, chooseSetupSource, writeFileAtomic, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
-import { parseSerial, renderCmdline } from '@iot-tofu/rpi';
+import { parseSerial } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
 import { renderTable } from './table.js';
 import { Prompter, progressBar, type CliIo } from './terminal.js';
@@ -185,7 +185,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       out(ctx, `\t${result.pi.tftpDir}`);
       out(ctx, `\t${result.pi.nfsDir}`);
       out(ctx, "I have wrote you a cmdline.txt so don't change it:");
-      out(ctx, renderCmdline({ serverIp: fleet.serverIp, nfsRootPath: result.pi.nfsDir }).trimEnd());
+      out(ctx, result.cmdline);
     }
     out(ctx, 'Should be working, you might have to wait SSH lets you in.');
   });

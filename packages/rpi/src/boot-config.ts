@@ -26,62 +26,29 @@ export function checkHostname(name: string): string {
   return name;
 }
 
-export interface CmdlineOptions {
-  serverIp: string;
-  /** The exported root path, e.g. /nfs/9f55bbfd. */
-  nfsRootPath: string;
-  /** NFS version the kernel mounts with; 4.1 like upstream, '3' for older servers. */
-  nfsVersion?: string;
-  /** Extra kernel arguments appended at the end (e.g. 'quiet'). */
-  extra?: readonly string[];
-}
-
-/**
- * cmdline.txt as ONE line (the firmware only reads the first line, upstream's second line with the
- * cgroup flags was ignored: PXETOOLS.md E9). `elevator=deadline` is obsolete and left out.
- */
-export function renderCmdline(options: CmdlineOptions): string {
-  const version = options.nfsVersion ?? '4.1';
-  const args = [
-    'console=serial0,115200',
-    'console=tty1',
-    'root=/dev/nfs',
-    `nfsroot=${options.serverIp}:${options.nfsRootPath},vers=${version},proto=tcp`,
-    'rw',
-    'ip=dhcp',
-    'rootwait',
-    'cgroup_enable=cpuset',
-    'cgroup_memory=1',
-    'cgroup_enable=memory',
-    ...(options.extra ?? []),
-  ];
-  for (const arg of args) {
-    if (/\s/.test(arg) || arg.length === 0) throw new IotTofuError('INVALID_CMDLINE', `kernel argument ${JSON.stringify(arg)} is empty or contains blanks`);
-  }
-  return `${args.join(' ')}\n`;
-}
-
 export interface FstabOptions {
   serverIp: string;
   /** The exported boot folder of this Pi (its TFTP folder), e.g. /tftpboot/9f55bbfd. */
   bootExportPath: string;
   /** Where the OS expects its boot partition: /boot/firmware (Bookworm+) or /boot (older). */
   bootMountPoint: string;
-  nfsVersion?: string;
   /** Upstream mounted /dev/sda1 on /var/lib/docker; ours is opt-in and never blocks boot (E11). */
   dockerDisk?: boolean;
 }
+
+/**
+ * Options of the /boot/firmware mount: NFSv3 over TCP like the root (the server exports v3; see
+ * NFS_ROOT_MOUNT_OPTIONS), `nolock` because nothing locks boot files across hosts and it spares the
+ * mount a dependency on rpc.statd; `_netdev` orders it after the network.
+ */
+export const BOOT_MOUNT_OPTIONS = 'defaults,_netdev,vers=3,proto=tcp,nolock';
 
 /**
  * fstab for an NFS-root Pi: proc, and the Pi's own TFTP folder over NFS as its boot partition so
  * kernel and firmware updates land in what TFTP serves (PXETOOLS.md E10). No leading blanks.
  */
 export function renderFstab(options: FstabOptions): string {
-  const version = options.nfsVersion ?? '4.1';
-  const lines = [
-    'proc /proc proc defaults 0 0',
-    `${options.serverIp}:${options.bootExportPath} ${options.bootMountPoint} nfs defaults,_netdev,vers=${version},proto=tcp 0 0`,
-  ];
+  const lines = ['proc /proc proc defaults 0 0', `${options.serverIp}:${options.bootExportPath} ${options.bootMountPoint} nfs ${BOOT_MOUNT_OPTIONS} 0 0`];
   if (options.dockerDisk) lines.push('/dev/sda1 /var/lib/docker ext4 noatime,nofail,x-systemd.device-timeout=10s 0 2');
   return `${lines.join('\n')}\n`;
 }

@@ -15,10 +15,13 @@ export type { PiGuid } from './guid.js';
 export { PI_MODELS, MODEL_INFO, isPiModel } from './models.js';
 export type { PiModel, ModelInfo } from './models.js';
 export { bootSequence, requiredBootFiles, allRequiredBootFiles } from './boot-files.js';
-export type { BootRequest } from './boot-files.js';
+export type { BootRequest, BootVariant } from './boot-files.js';
+export { readBootVariant, initramfsFor } from './config-txt.js';
+export { netbootCmdline, splitCmdline, CMDLINE_RULES, CMDLINE_ADDED, DEFAULT_BASE_CMDLINE, NFS_ROOT_MOUNT_OPTIONS } from './cmdline.js';
+export type { CmdlineRule, NetbootCmdline, NetbootCmdlineOptions } from './cmdline.js';
 export {
-  renderCmdline,
   renderFstab,
+  BOOT_MOUNT_OPTIONS,
   renderHostname,
   renderHosts,
   renderConfigTxt,
@@ -28,4 +31,4 @@ export {
   checkHostname,
   InvalidNameError,
 } from './boot-config.js';
-export type { CmdlineOptions, FstabOptions, ConfigTxtSection } from './boot-config.js';
+export type { FstabOptions, ConfigTxtSection } from './boot-config.js';

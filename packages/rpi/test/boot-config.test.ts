@@ -3,7 +3,6 @@ import {
   checkHostname,
   isValidHostname,
   normalizeConfigTxt,
-  renderCmdline,
   renderConfigTxt,
   renderFstab,
   renderHostname,
@@ -12,22 +11,12 @@ import {
 } from '../src/index.js';
 
 describe('boot-config renderers', () => {
-  it('cmdline.txt is one line with the NFS root and the cgroup flags (E9)', () => {
-    const text = renderCmdline({ serverIp: '192.168.10.10', nfsRootPath: '/nfs/9f55bbfd' });
-    expect(text).toBe(
-      'console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=192.168.10.10:/nfs/9f55bbfd,vers=4.1,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n',
-    );
-    expect(text.trimEnd().split('\n')).toHaveLength(1);
-    expect(renderCmdline({ serverIp: '10.0.0.1', nfsRootPath: '/nfs/x', nfsVersion: '3', extra: ['quiet'] })).toContain('vers=3,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory quiet\n');
-    expect(() => renderCmdline({ serverIp: '10.0.0.1', nfsRootPath: '/nfs/x y' })).toThrow(/blanks/);
-  });
-
   it.each([
     { layout: 'bookworm', mount: '/boot/firmware', docker: false },
     { layout: 'legacy', mount: '/boot', docker: true },
   ])('fstab mounts the TFTP folder on $mount (E10), docker disk nofail only on request (E11)', ({ mount, docker }) => {
     const text = renderFstab({ serverIp: '192.168.10.10', bootExportPath: '/tftpboot/9f55bbfd', bootMountPoint: mount, dockerDisk: docker });
-    const lines = ['proc /proc proc defaults 0 0', `192.168.10.10:/tftpboot/9f55bbfd ${mount} nfs defaults,_netdev,vers=4.1,proto=tcp 0 0`];
+    const lines = ['proc /proc proc defaults 0 0', `192.168.10.10:/tftpboot/9f55bbfd ${mount} nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0`];
     if (docker) lines.push('/dev/sda1 /var/lib/docker ext4 noatime,nofail,x-systemd.device-timeout=10s 0 2');
     expect(text).toBe(`${lines.join('\n')}\n`);
   });
