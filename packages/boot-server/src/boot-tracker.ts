@@ -22,6 +22,18 @@ interface BootState {
   endedAt?: number;
   /** A failure was reported; the boot may still recover (e.g. the firmware falls back). */
   failureReported?: boolean;
+  /** The kernel arrived; the firmware loads this initramfs next, and the boot is served after it. */
+  awaiting?: InitramfsPlan;
+}
+
+/** Which initramfs follows `kernel` for this Pi (null: none), e.g. read from its config.txt. */
+export type InitramfsLookup = (serial: string, model: PiModel | undefined, kernel: string) => InitramfsPlan | null;
+
+/** The initramfs a Pi's config.txt makes the firmware load after the kernel. */
+export interface InitramfsPlan {
+  file: string;
+  /** auto_initramfs=1: loaded only when present, so a missing one is no failure. */
+  optional: boolean;
 }
 
 /** Kernel images of every Pi OS flavour (64-bit, 32-bit, Pi 5): serving one whole is the goal of a boot. */
@@ -37,9 +49,11 @@ export function splitServedPath(path: string): { serial?: string; file: string }
 }
 
 /**
- * Follows each Pi's boot from the proxy offer to the kernel, and names what went wrong:
- * "no TFTP after offer" when the Pi never asks for a file, "<file> missing" when a file its model
- * needs does not exist. Pure: time comes in with each event and with tick().
+ * Follows each Pi's boot from the proxy offer to the last file its firmware loads (the initramfs
+ * its config.txt names, else the kernel), and names what went wrong: "no TFTP after offer" when
+ * the Pi never asks for a file, "<file> missing" when a file its model needs does not exist,
+ * "initramfs8: timeout" when the kernel came but the initramfs did not. Pure: time comes in with
+ * each event and with tick(); the initramfs plan comes from `initramfsOf` (config.txt on disk).
  */
 export class BootTracker {
   private readonly boots = new Map<string, BootState>();
@@ -49,8 +63,10 @@ export class BootTracker {
   private tftpTimeoutMs: number;
   private readonly stallMs: number;
   private readonly afterBootMs: number;
+  private readonly initramfsOf: InitramfsLookup;
 
-  constructor(options: { tftpAfterOfferTimeoutMs: number; stallMs?: number; afterBootMs?: number }) {
+  constructor(options: { tftpAfterOfferTimeoutMs: number; stallMs?: number; afterBootMs?: number; initramfsOf?: InitramfsLookup }) {
+    this.initramfsOf = options.initramfsOf ?? (() => null);
     this.tftpTimeoutMs = options.tftpAfterOfferTimeoutMs;
     // A Pi gives up on a file after 30 s; a minute without any request means this boot is over.
     this.stallMs = options.stallMs ?? 60_000;
@@ -73,7 +89,7 @@ export class BootTracker {
     this.boots.set(key, { startedAt: now, lastActivity: now, sawTftp: false, done: false });
   }
 
-  /** Pis between admission/offer and kernel (or failure). */
+  /** Pis between admission/offer and their last boot file (or failure). */
   activeBoots(): number {
     let count = 0;
     for (const state of this.boots.values()) if (!state.done) count++;
@@ -108,19 +124,35 @@ export class BootTracker {
     }
     const serial = this.serialOf(event);
     if (!serial) return [];
-    let state = this.boots.get(serial);
-    if (state?.done && event.at - (state.endedAt ?? state.startedAt) < this.afterBootMs) return [];
+    const known = this.boots.get(serial);
+    if (known?.done && event.at - (known.endedAt ?? known.startedAt) < this.afterBootMs) return [];
+    let state = known;
     if (!state || state.done) {
       // TFTP without an offer we saw (e.g. the daemon restarted mid-boot): track from here.
       state = { startedAt: event.at, lastActivity: event.at, sawTftp: true, done: false };
       this.boots.set(serial, state);
     }
+    const current = state;
     state.sawTftp = true;
     state.lastActivity = event.at;
     const file = splitServedPath(event.file).file;
+    const complete = (): BootOutcome[] => {
+      end(current, event.at);
+      return [{ type: 'boot-complete', serial, ms: event.at - current.startedAt, at: event.at }];
+    };
+    if (state.awaiting && file === state.awaiting.file) {
+      if (event.type === 'file-served') return complete();
+      if (event.type === 'transfer-failed') {
+        if (event.kind === 'missing' && state.awaiting.optional) return complete();
+        end(state, event.at);
+        return [{ type: 'boot-failed', serial, reason: `${file}: ${event.kind} after the kernel`, at: event.at }];
+      }
+    }
     if (event.type === 'file-served' && this.isKernel(serial, file)) {
-      end(state, event.at);
-      return [{ type: 'boot-complete', serial, ms: event.at - state.startedAt, at: event.at }];
+      const initramfs = this.initramfsOf(serial, this.modelBySerial.get(serial), file);
+      if (!initramfs) return complete();
+      state.awaiting = initramfs;
+      return [];
     }
     if (event.type === 'transfer-failed' && event.kind === 'missing' && !state.failureReported && this.isRequired(serial, file)) {
       // Reported once; the boot stays open because the firmware may fall back (unprefixed paths).
@@ -141,7 +173,8 @@ export class BootTracker {
       }
       if (!state.done && state.sawTftp && now - state.lastActivity >= this.stallMs) {
         end(state, now);
-        if (!state.failureReported) out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before the kernel`, at: now });
+        const before = state.awaiting ? state.awaiting.file : 'the kernel';
+        if (!state.failureReported) out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before ${before}`, at: now });
       }
       // Forget finished boots after a while so the map stays small on a long-running server.
       if (state.done && now - state.startedAt > 3_600_000) this.boots.delete(serial);
@@ -149,7 +182,7 @@ export class BootTracker {
     return out;
   }
 
-  /** True while a Pi is between its offer and its kernel (used by admission control). */
+  /** True while a Pi is between its offer and its last boot file (used by admission control). */
   inProgress(serial: string): boolean {
     const state = this.boots.get(serial);
     return !!state && !state.done;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BootTracker, splitServedPath, type TrackedEvent } from '../src/boot-tracker.js';
+import { BootTracker, splitServedPath, type InitramfsLookup, type TrackedEvent } from '../src/boot-tracker.js';
 
 const S = '9f55bbfd';
 const ip = '10.77.0.120';
@@ -32,6 +32,27 @@ describe('BootTracker', () => {
     const out = events.flatMap((e) => tracker.observe(e));
     out.push(...tracker.tick(now));
     expect(out).toEqual(expected);
+  });
+
+  describe('with config.txt naming an initramfs (Pi OS: auto_initramfs=1), the boot is served after it', () => {
+    const auto: InitramfsLookup = (_serial, _model, kernel) => ({ file: kernel === 'kernel_2712.img' ? 'initramfs_2712' : 'initramfs8', optional: true });
+    const explicit: InitramfsLookup = () => ({ file: 'initrd.img', optional: false });
+    const timedOut = (at: number, file: string): TrackedEvent => ({ type: 'transfer-failed', clientIp: ip, file, kind: 'timeout', at });
+    const cases: Array<[string, InitramfsLookup, TrackedEvent[], number, unknown[]]> = [
+      ['kernel then initramfs8', auto, [seen(0), offer(0), served(3000, `${S}/kernel8.img`), served(3800, `${S}/initramfs8`)], 4000, [{ type: 'boot-complete', serial: S, ms: 3800, at: 3800 }]],
+      ['Pi 5: initramfs_2712 after kernel_2712.img', auto, [seen(0, 'pi5'), offer(0), served(2500, `${S}/kernel_2712.img`), served(3000, `${S}/initramfs_2712`)], 4000, [{ type: 'boot-complete', serial: S, ms: 3000, at: 3000 }]],
+      ['the kernel alone is not a served boot yet', auto, [seen(0), offer(0), served(3000, `${S}/kernel8.img`)], 4000, []],
+      ['auto_initramfs with no initramfs in the folder: served at the miss', auto, [seen(0), offer(0), served(3000, `${S}/kernel8.img`), missing(3010, `${S}/initramfs8`)], 4000, [{ type: 'boot-complete', serial: S, ms: 3010, at: 3010 }]],
+      ['an explicit initramfs that is missing fails the boot', explicit, [seen(0), offer(0), served(3000, `${S}/kernel8.img`), missing(3010, `${S}/initrd.img`)], 4000, [{ type: 'boot-failed', serial: S, reason: 'initrd.img: missing after the kernel', at: 3010 }]],
+      ['an initramfs transfer that times out is a failed boot the timeline names', auto, [seen(0), offer(0), served(3000, `${S}/kernel8.img`), timedOut(33_000, `${S}/initramfs8`)], 34_000, [{ type: 'boot-failed', serial: S, reason: 'initramfs8: timeout after the kernel', at: 33_000 }]],
+      ['no request at all after the kernel: a stall before the initramfs', auto, [seen(0), offer(0), served(3000, `${S}/kernel8.img`)], 64_000, [{ type: 'boot-failed', serial: S, reason: 'no TFTP request for 60 s before initramfs8', at: 64_000 }]],
+    ];
+    it.each(cases)('%s', (_name, initramfsOf, events, now, expected) => {
+      const tracker = new BootTracker({ tftpAfterOfferTimeoutMs: 10_000, initramfsOf });
+      const out = events.flatMap((e) => tracker.observe(e));
+      out.push(...tracker.tick(now));
+      expect(out).toEqual(expected);
+    });
   });
 
   it('reports each failure once and tracks a new boot afterwards', () => {

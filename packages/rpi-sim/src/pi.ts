@@ -1,4 +1,4 @@
-import { MODEL_INFO, bootSequence, encodePiGuid, type PiModel } from '@iot-tofu/rpi';
+import { MODEL_INFO, bootSequence, encodePiGuid, readBootVariant, type PiModel } from '@iot-tofu/rpi';
 import { hasRomStage, type PiBehaviour } from './behaviour.js';
 import { sleep, type Clock } from './clock.js';
 import type { FailureReason, PiReport, TimelineEvent } from './timeline.js';
@@ -10,6 +10,8 @@ export interface PiIdentity {
   readonly serial: string;
   readonly mac: string;
   readonly model: PiModel;
+  /** Board facts that add requests: a Pi 4 checking for a VL805 update, a D0-stepping Pi 5. */
+  readonly board?: { readonly vl805?: boolean; readonly d0?: boolean };
 }
 
 export interface DhcpLease {
@@ -46,6 +48,8 @@ export interface FetchRequest {
   readonly rrqResendMs: number;
   readonly ackResendMs: number;
   readonly signal: AbortSignal;
+  /** Return the file's bytes (config.txt: the firmware reads it to know what to load next). */
+  readonly keepContent?: boolean;
 }
 
 export interface FetchOutcome {
@@ -54,6 +58,8 @@ export interface FetchOutcome {
   readonly bytes: number;
   readonly retransmits: number;
   readonly detail?: string;
+  /** The bytes, for a complete transfer asked with keepContent. */
+  readonly content?: Uint8Array;
 }
 
 /** The network a simulated Pi talks through: real sockets in runs, a scripted fake in unit tests. */
@@ -79,8 +85,8 @@ export interface BootPiOptions {
 type AttemptResult = { booted: true } | { booted: false; reason: FailureReason; detail: string; sleep?: boolean };
 
 /**
- * Runs one Pi's bootloader from power-on until the last byte of its kernel arrived, it gave up,
- * or the run was stopped. Failed attempts follow the EEPROM: 5 s back-off, then DHCP again.
+ * Runs one Pi's bootloader from power-on until the last file the firmware loads arrived (the
+ * initramfs when config.txt asks for one, else the kernel), it gave up, or the run was stopped. Failed attempts follow the EEPROM: 5 s back-off, then DHCP again.
  */
 export async function bootPi(options: BootPiOptions): Promise<PiReport> {
   const { identity, behaviour, link, clock, signal } = options;
@@ -113,9 +119,10 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
     return outcome;
   };
 
-  const fetch = async (leased: DhcpLease, path: string, stage: 'rom' | 'firmware', probe: boolean): Promise<FetchOutcome> => {
+  const fetch = async (leased: DhcpLease, path: string, stage: 'rom' | 'firmware', probe: boolean, keepContent = false): Promise<FetchOutcome> => {
     const began = clock.now();
     const outcome = await link.fetch({
+      keepContent,
       server: leased.tftpServer,
       localAddress: leased.address,
       path,
@@ -147,7 +154,10 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
     const first = await lease();
     if (!first.ok) return { booted: false, reason: 'dhcp-timeout', detail: first.detail, sleep: behaviour.romSleepsAfterDhcpFailure };
     let leased = first.lease;
-    const sequence = bootSequence(identity.model);
+    const board = identity.board ?? {};
+    // The firmware learns the kernel, initramfs and overlays from config.txt: the sequence after it follows what it read.
+    let sequence = bootSequence(identity.model, board);
+    let kernelLoaded = false;
     const info = MODEL_INFO[identity.model];
     let prefix = identity.serial;
     let romStage = hasRomStage(identity.model);
@@ -163,11 +173,15 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
         leased = second.lease;
       }
       const path = request.prefixed && prefix ? `${prefix}/${request.file}` : request.file;
-      const outcome = await fetch(leased, path, romStage ? 'rom' : 'firmware', request.probe === true);
+      const isConfig = request.file === 'config.txt' && !request.probe;
+      const outcome = await fetch(leased, path, romStage ? 'rom' : 'firmware', request.probe === true, isConfig);
       if (signal.aborted) return { booted: false, reason: 'file-timeout', detail: 'simulation stopped' };
       if (outcome.result === 'ok' || outcome.result === 'probe') {
         if (request.prefixed && request.file === info.prefixProbe) prefixDecided = true;
-        if (request.kernel) return { booted: true };
+        if (request.kernel && outcome.result === 'ok') kernelLoaded = true;
+        if (isConfig && outcome.content) {
+          sequence = bootSequence(identity.model, { ...board, ...readBootVariant(Buffer.from(outcome.content).toString('utf8'), identity.model) });
+        }
         continue;
       }
       if (outcome.result === 'not-found') {
@@ -194,6 +208,7 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
       }
       return { booted: false, reason: 'file-timeout', detail: `${path}: ${outcome.detail ?? 'timed out'}` };
     }
+    if (kernelLoaded) return { booted: true };
     return { booted: false, reason: 'file-error', detail: 'boot sequence has no kernel request' };
   };
 

@@ -22,6 +22,7 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
     let blksize = 512;
     let expected = 1;
     let bytes = 0;
+    const kept: Uint8Array[] = [];
     let retransmits = 0;
     let serverTid: number | undefined;
     let lastSent: Uint8Array = rrq;
@@ -40,7 +41,7 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
         } catch {
           // already closed after a socket error
         }
-        resolve({ ...outcome, bytes, retransmits });
+        resolve({ ...outcome, bytes, retransmits, ...(request.keepContent && outcome.result === 'ok' ? { content: Buffer.concat(kept) } : {}) });
       };
       if (farewell && serverTid !== undefined) socket.send(farewell, serverTid, request.server, done);
       else done();
@@ -79,6 +80,7 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
         case 'data': {
           if (packet.block === (expected & 0xffff)) {
             bytes += packet.data.length;
+            if (request.keepContent) kept.push(Buffer.from(packet.data));
             if (request.probe) return finish({ result: 'probe' }, EARLY_TERMINATE);
             const ack = encodeTftpPacket({ type: 'ack', block: packet.block });
             // The last block: its ACK goes out before the socket closes (else the server retransmits until it gives up).

@@ -38,6 +38,8 @@ export class FakeClock implements Clock {
 export interface ScriptedFile {
   /** Bytes of the file; undefined = not found. */
   size?: number;
+  /** Text of the file, handed back when the Pi asks to keep it (config.txt). */
+  content?: string;
   /** How long a full transfer takes (ms); past the request's timeoutMs it times out. */
   ms?: number;
 }
@@ -83,7 +85,8 @@ export class ScriptedLink implements PiLink {
         const handle = this.clock.setTimeout(() => resolve({ result: 'timeout', bytes: partial, retransmits: 0, detail: 'file limit' }), request.timeoutMs);
         return this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
       }
-      const handle = this.clock.setTimeout(() => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0 }), ms);
+      const content = request.keepContent && file.content !== undefined ? { content: Buffer.from(file.content) } : {};
+      const handle = this.clock.setTimeout(() => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0, ...content }), ms);
       this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
     });
   }

@@ -184,3 +184,49 @@ describe('boot storm', () => {
     expect(percentile([5], 99)).toBe(5);
   });
 });
+
+describe('a Pi OS boot folder: what config.txt names is fetched, the initramfs ends the boot (PROTOCOL.md 9)', () => {
+  const PI_OS_CONFIG = 'auto_initramfs=1\ndtoverlay=vc4-kms-v3d\narm_64bit=1\n';
+  const piOs =
+    (options: { initramfsMs?: number; initramfs?: boolean } = {}) =>
+    (path: string, attempt: number): ScriptedFile => {
+      const name = path.split('/').slice(1).join('/');
+      if (name === 'config.txt') return { size: PI_OS_CONFIG.length, content: PI_OS_CONFIG, ms: 5 };
+      if (name === 'overlays/vc4-kms-v3d-pi4.dtbo' || name === 'overlays/vc4-kms-v3d-pi5.dtbo') return { size: 4000, ms: 5 };
+      if (name === 'initramfs8' || name === 'initramfs_2712') return options.initramfs === false ? {} : { size: 12_000_000, ms: options.initramfsMs ?? 700 };
+      return tree()(path, attempt);
+    };
+
+  it.each([
+    { identity: pi4!, overlay: 'overlays/vc4-kms-v3d-pi4.dtbo', kernel: 'kernel8.img', initramfs: 'initramfs8' },
+    { identity: pi5!, overlay: 'overlays/vc4-kms-v3d-pi5.dtbo', kernel: 'kernel_2712.img', initramfs: 'initramfs_2712' },
+  ])('$identity.model: overlay after the map, initramfs after the kernel, booted only then', async ({ identity, overlay, kernel, initramfs }) => {
+    const { report, link } = await boot(identity, piOs());
+    const paths = link.fetches.filter((f) => !f.probe).map((f) => f.path.split('/').slice(1).join('/'));
+    expect(paths.indexOf(overlay)).toBe(paths.indexOf('overlays/overlay_map.dtb') + 1);
+    expect(paths.slice(-2)).toEqual([kernel, initramfs]);
+    const files = report.timeline.filter((e) => e.kind === 'file');
+    const booted = report.timeline.find((e) => e.kind === 'booted');
+    expect(booted?.at).toBeGreaterThanOrEqual(files.at(-1)!.at);
+    expect(files.at(-1)).toMatchObject({ path: `${identity.serial}/${initramfs}`, result: 'ok' });
+  });
+
+  it('an initramfs that never arrives is a failed boot, not a booted one', async () => {
+    const { report } = await boot(pi4!, piOs({ initramfsMs: 60_000 }), undefined, 1);
+    expect(report.bootMs).toBeUndefined();
+    expect(report.failures[0]).toMatchObject({ reason: 'file-timeout', detail: expect.stringContaining('initramfs8') });
+  });
+
+  it('auto_initramfs without an initramfs in the folder boots on the kernel alone', async () => {
+    const { report } = await boot(pi4!, piOs({ initramfs: false }));
+    expect(report.bootMs).toBeDefined();
+  });
+
+  it('a Pi 4 with a VL805 check and a D0 Pi 5 ask for their extra files', async () => {
+    const { link } = await boot({ ...pi4!, board: { vl805: true } }, piOs());
+    expect(link.fetches.map((f) => f.path)).toEqual(expect.arrayContaining([`${pi4!.serial}/vl805.sig`, `${pi4!.serial}/vl805.bin`]));
+    const d0 = await boot({ ...pi5!, board: { d0: true } }, (path, attempt) => (path.endsWith('bcm2712d0-rpi-5-b.dtb') ? { size: 76_000, ms: 5 } : piOs()(path, attempt)));
+    expect(d0.link.fetches.map((f) => f.path)).toContain(`${pi5!.serial}/bcm2712d0-rpi-5-b.dtb`);
+    expect(d0.report.bootMs).toBeDefined();
+  });
+});
