@@ -4,7 +4,7 @@ import { renderStatus, type StatusReport } from '../src/status.js';
 describe('renderStatus', () => {
   const base: StatusReport = {
     daemon: { state: 'running', pid: 42, startedAt: '2026-01-01T00:00:00.000Z', addresses: [{ service: 'api', protocol: 'tcp', address: '127.0.0.1', port: 8067 }] },
-    nfs: { nfsdRunning: false, nfsdDetail: 'nfsd not available', exported: [] },
+    nfs: { nfsdRunning: false, nfsdDetail: 'nfsd not available', servesV3: null, exported: [] },
     config: { tftpRoot: '/tftpboot', nfsRoot: '/nfs', stateDir: '/var/lib/iot-tofu' },
   };
 

@@ -13,6 +13,11 @@ export interface NfsHealth {
   nfsdRunning: boolean;
   /** Why nfsd is considered down (missing /proc/fs/nfsd, 0 threads …). */
   nfsdDetail: string;
+  /**
+   * Whether nfsd serves NFSv3, which Pi OS's initramfs mounts the root with (klibc nfsmount knows
+   * no v4): from /proc/fs/nfsd/versions (`+3 +4 +4.1 …`); null when nfsd does not say.
+   */
+  servesV3: boolean | null;
   /** What `exportfs -v` says is exported right now. */
   exported: ActiveExport[];
   /** Set when exportfs itself could not run. */
@@ -39,6 +44,14 @@ export function parseExportfsVerbose(text: string): ActiveExport[] {
   return out;
 }
 
+/** Reads `/proc/fs/nfsd/versions` (e.g. `-2 +3 +4 +4.1 +4.2`): is version 3 on? Pure. */
+export function parseNfsdVersions(text: string): boolean | null {
+  const tokens = text.split(/\s+/).filter(Boolean);
+  if (tokens.includes('+3')) return true;
+  if (tokens.includes('-3')) return false;
+  return null;
+}
+
 /** nfsd state from /proc plus the active exports; never throws. */
 export async function nfsHealth(options: { runner?: CommandRunner; procRoot?: string; exportfs?: string } = {}): Promise<NfsHealth> {
   const runner = options.runner ?? execFileRunner;
@@ -51,10 +64,13 @@ export async function nfsHealth(options: { runner?: CommandRunner; procRoot?: st
   } catch (error) {
     nfsdDetail = `nfsd not available: ${(error as NodeJS.ErrnoException).code ?? String(error)} reading /proc/fs/nfsd/threads`;
   }
+  const versions = await readFile(join(options.procRoot ?? '/proc', 'fs/nfsd/versions'), 'utf8').catch(() => '');
+  const servesV3 = parseNfsdVersions(versions);
+  if (servesV3 === false) nfsdDetail += '; NFSv3 is off (Pi OS mounts its root with v3: set vers3=y in /etc/nfs.conf [nfsd])';
   try {
     const { stdout } = await runner(options.exportfs ?? 'exportfs', ['-v']);
-    return { nfsdRunning, nfsdDetail, exported: parseExportfsVerbose(stdout) };
+    return { nfsdRunning, nfsdDetail, servesV3, exported: parseExportfsVerbose(stdout) };
   } catch (error) {
-    return { nfsdRunning, nfsdDetail, exported: [], exportfsError: error instanceof Error ? error.message : String(error) };
+    return { nfsdRunning, nfsdDetail, servesV3, exported: [], exportfsError: error instanceof Error ? error.message : String(error) };
   }
 }

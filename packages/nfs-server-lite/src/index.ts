@@ -6,6 +6,6 @@ export { classifyExportfsStderr, exportfsFailureIsOurs } from './exportfs-errors
 export type { ExportfsIssue, ExportfsIssueScope, OurExports } from './exportfs-errors.js';
 export { execFileRunner, CommandFailedError } from './runner.js';
 export type { CommandRunner, CommandResult, RunOptions } from './runner.js';
-export { nfsHealth, parseExportfsVerbose } from './health.js';
+export { nfsHealth, parseExportfsVerbose, parseNfsdVersions } from './health.js';
 export type { NfsHealth, ActiveExport } from './health.js';
 export { writeFileAtomic } from './atomic.js';

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canUseNetns, collect, havePeers, repoRoot, tsNodeArgs } from '../../../test/lab/index.js';
+import { collect, repoRoot, tsNodeArgs } from '../../../test/lab/index.js';
+import { needs } from '../../../test/needs.js';
 import {
   ExportsSyntaxError,
   InvalidExportError,
@@ -128,7 +129,11 @@ describe('ManagedExports with an injected runner', () => {
       expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ nfsdRunning: false, exported: [{ path: '/nfs/a', client: '10.0.0.0/24', options: ['rw'] }] });
       mkdirSync(join(dir, 'fs/nfsd'), { recursive: true });
       writeFileSync(join(dir, 'fs/nfsd/threads'), '8\n');
-      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ nfsdRunning: true, nfsdDetail: '8 nfsd threads' });
+      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ nfsdRunning: true, nfsdDetail: '8 nfsd threads', servesV3: null });
+      writeFileSync(join(dir, 'fs/nfsd/versions'), '-2 -3 +4 +4.1 +4.2\n');
+      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ servesV3: false, nfsdDetail: expect.stringContaining('vers3=y') });
+      writeFileSync(join(dir, 'fs/nfsd/versions'), '-2 +3 +4 +4.1 +4.2\n');
+      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ servesV3: true, nfsdDetail: '8 nfsd threads' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -221,7 +226,7 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
 // The real exportfs in a private mount namespace (tmpfs over /etc/exports.d and /var/lib/nfs, an
 // empty /etc/exports): the broken files this writes on purpose are invisible to every other test,
 // and theirs to it, while exportfs still validates for real.
-describe.runIf(process.geteuid?.() === 0 && canUseNetns() && havePeers('exportfs', 'unshare', 'mount'))('generated exports validated by the real exportfs (LAB.md 4), private mount namespace', () => {
+describe('generated exports validated by the real exportfs (LAB.md 4), private mount namespace', needs('root', 'exportfs', 'unshare', 'mount'), () => {
   it('accepts our file, rejects our missing path, tolerates a broken foreign file, forgets us after removal', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
     try {
