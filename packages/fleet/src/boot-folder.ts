@@ -30,7 +30,7 @@ export async function fillBootFolder(baseBootDir: string, dest: string): Promise
 
 /**
  * How the first releases wrote the NFS options (klibc nfsmount in Pi OS's initramfs rejects both
- * parts: PROTOCOL.md 9). Layout 1 = boot folders with only cmdline/owner/name and these options.
+ * parts: docs/pi-os-nfs-root.md). Layout 1 = boot folders with only cmdline/owner/name and these options.
  */
 const LAYOUT1_NFS_OPTIONS = ',vers=4.1,proto=tcp';
 

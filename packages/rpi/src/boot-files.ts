@@ -71,7 +71,7 @@ const SEQUENCES: Readonly<Record<PiModel, readonly BootRequest[]>> = {
 
 /**
  * What a model's firmware loads beyond the fixed files, read from the boot folder (config.txt) or
- * the board: each entry adds requests to the sequence (PROTOCOL.md 9, "Files a real boot also asks for").
+ * the board: each entry adds requests to the sequence (docs/pi-os-nfs-root.md).
  */
 export interface BootVariant {
   /** The kernel the firmware loads (config.txt `kernel=`); default: the model's. */
