@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { fetchFile, systemClock } from '@iot-tofu/rpi-sim';
+import { collect, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { freePort } from '../../packages/boot-server/test/free-port.js';
 
 const CLI = ['packages/boot-server/src/cli.ts'];
@@ -81,10 +83,13 @@ describe('boot-server bin', () => {
       // The token is generated with mode 0600 at first start.
       expect(statSync(join(stateDir, 'api-token')).mode & 0o777).toBe(0o600);
 
-      if (havePeers('curl')) {
-        const got = await collect(spawn('curl', ['-sS', `tftp://127.0.0.1:${tftpPort}/hello.txt`]), 10_000);
-        expect(got.stdout).toBe('hello from tofu\n');
-      }
+      // A plain TFTP read (our simulated Pi's client: no peer program needed).
+      const got = await fetchFile(
+        systemClock,
+        { server: '127.0.0.1', localAddress: '127.0.0.1', path: 'hello.txt', tsize: true, blksize: 1468, probe: false, timeoutMs: 10_000, rrqResendMs: 2000, ackResendMs: 1000, signal: new AbortController().signal },
+        tftpPort,
+      );
+      expect(got).toMatchObject({ result: 'ok', bytes: 'hello from tofu\n'.length });
 
       const status = await collect(bootServer(['status', '--config', configFile]), 60_000);
       expect(status.code, status.stderr).toBe(0);
@@ -129,7 +134,7 @@ describe('boot-server bin', () => {
     const config = JSON.parse(readFileSync(join(root, 'etc/iot-tofu/config.json'), 'utf8'));
     expect(config).toMatchObject({ tftpRoot: '/tftpboot', nfsRoot: '/nfs', stateDir: '/var/lib/iot-tofu', apiListen: '127.0.0.1', apiPort: 8067, dhcpAnswer: 'registered' });
     expect(first.stdout).toMatch(/^nfs-kernel-server: (present|MISSING)$/m);
-    if (havePeers('exportfs', 'rpc.nfsd')) expect(first.stdout).toContain('nfs-kernel-server: present');
+    expect(first.stdout).toContain(`nfs-kernel-server: ${needs.met('exportfs', 'rpc.nfsd') ? 'present' : 'MISSING'}`);
 
     writeFileSync(join(root, 'etc/iot-tofu/config.json'), '{"logLevel":"debug"}\n');
     const second = await collect(bootServer(['install', '--root', root, '--user', 'tofu']), 60_000);

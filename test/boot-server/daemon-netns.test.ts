@@ -3,7 +3,8 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns, collect, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { Lab, collect, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
 import { tempDir } from '../../packages/fleet/test/helpers.js';
 
@@ -15,7 +16,7 @@ const PI_MAC = 'b8:27:eb:55:bb:fd'; // derived from serial 9f55bbfd
  * (dnsmasq), a host whose MAC is a registered Pi's (its IP comes from the kernel's neighbour table),
  * and busybox udhcpc as a plain and as a PXE DHCP client.
  */
-describe.runIf(canUseNetns() && havePeers('dnsmasq', 'busybox', 'curl', 'ping'))('boot-server daemon on a namespace LAN', { timeout: 60_000 }, () => {
+describe('boot-server daemon on a namespace LAN', { timeout: 60_000, ...needs('netns', 'dnsmasq', 'busybox', 'curl', 'ping') }, () => {
   let lab: Lab;
   let dir: string;
   let configFile: string;

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { Lab, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { runClient, startServe, startSiteRouter, type JsonEvent } from './lab.js';
 import { goldenPiOfferHex } from './expected.js';
 
@@ -21,7 +22,7 @@ const PI3 = { mac: 'b8:27:eb:64:24:7d' };
 const STRANGER_PI = { mac: 'e4:5f:01:00:00:77', serial: '77777777' };
 const PLAIN_CLIENT_MAC = '02:00:00:00:0c:01'; // the router ignores it: only our proxy may answer
 
-describe.runIf(canUseNetns() && havePeers('dnsmasq', 'busybox', 'dhclient'))('proxyDHCP beside a site DHCP server (network namespaces)', () => {
+describe('proxyDHCP beside a site DHCP server (network namespaces)', needs('netns', 'dnsmasq', 'busybox', 'dhclient'), () => {
   let lab: Lab;
   let work: string;
   let serveEvents: JsonEvent[];

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeDhcpMessage, offersRaspberryPiBoot, clientMac, messageType } from '@iot-tofu/dhcp';
-import { Lab, canUseNetns, havePeers, stopProcess, waitForOutput } from '../lab/index.js';
+import { Lab, stopProcess, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { startServe, startSiteRouter, type JsonEvent } from './lab.js';
 import { readUdpFrames } from './pcap.js';
 
@@ -37,7 +38,7 @@ function qemuCommand(machine: (typeof machines)[number], work: string): [string,
   return ['qemu-system-aarch64', ['-M', 'virt', '-cpu', 'cortex-a57', '-m', '512', '-bios', AAVMF, '-display', 'none', '-monitor', 'none', ...serial, ...netdev, '-device', `virtio-net-pci,netdev=n0,mac=${machine.mac},romfile=`]];
 }
 
-describe.runIf(canUseNetns() && havePeers('dnsmasq', 'tcpdump', 'qemu-system-x86_64', 'qemu-system-aarch64'))('real PXE firmware in QEMU through our proxy + TFTP', () => {
+describe('real PXE firmware in QEMU through our proxy + TFTP', needs('netns', 'dnsmasq', 'tcpdump', 'qemu-system-x86_64', 'qemu-system-aarch64', OVMF, AAVMF), () => {
   let lab: Lab;
   let work: string;
   let events: JsonEvent[];

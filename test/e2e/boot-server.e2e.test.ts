@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExports } from '@iot-tofu/nfs-server-lite';
 import { simulatedIdentities, type PiReport, type StormSummary } from '@iot-tofu/rpi-sim';
-import { canUseNetns, havePeers, inCI, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { applyProfile, createStormLab, PROFILES, SERVER_IP, type StormLab } from '../../bench/storm/topology.js';
 import { fleetFixture, type FleetFixture } from '../../packages/boot-server/test/fleet-fixture.js';
 
@@ -16,18 +17,11 @@ interface SimOutput {
 const KERNEL_BYTES = 3_000_000;
 const OVMF = '/usr/share/ovmf/OVMF.fd';
 
-/** Same rule as havePeers: a missing firmware image fails in CI instead of skipping. */
-function haveFile(path: string): boolean {
-  if (existsSync(path)) return true;
-  if (inCI) throw new Error(`${path} missing in CI (package ovmf, see .ci/apt-packages.txt)`);
-  return false;
-}
-
 /**
  * The daemon as a child process in its own namespace, dnsmasq as the site router, and simulated
  * Pi 4 bootloaders (rpi-sim) that take their address from the router and their boot files from us.
  */
-describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))('boot-server end to end (netns)', () => {
+describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'tc'), () => {
   let storm: StormLab;
   let fixture: FleetFixture;
   let configFile: string;
@@ -273,7 +267,7 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
 
   // A real PXE firmware (OVMF, x86-64 UEFI, in QEMU under TCG) against the daemon: SIGHUP adds a
   // `pxe.uefiX64` boot file, the firmware gets it in the proxy offer and downloads it over TFTP.
-  it.runIf(havePeers('qemu-system-x86_64') && haveFile(OVMF))('SIGHUP adds a UEFI boot file; OVMF in QEMU downloads it through the daemon', async () => {
+  it('SIGHUP adds a UEFI boot file; OVMF in QEMU downloads it through the daemon', { timeout: 180_000, ...needs('qemu-system-x86_64', OVMF) }, async () => {
     if (!daemon) await startDaemon();
     mkdirSync(join(fixture.tftpRoot, 'uefi'), { recursive: true });
     writeFileSync(join(fixture.tftpRoot, 'uefi', 'boot.efi'), Buffer.alloc(64 * 1024, 0x5a));
@@ -298,5 +292,5 @@ describe.runIf(canUseNetns() && havePeers('dnsmasq', 'exportfs', 'curl', 'tc'))(
     } finally {
       await stopProcess(qemu);
     }
-  }, 180_000);
+  });
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManagedExports } from '@iot-tofu/nfs-server-lite';
-import { collect, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { collect, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { makeBaseTrees, tempDir } from '../../packages/fleet/test/helpers.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
 
@@ -16,7 +17,7 @@ const CLI = 'packages/pxetools/src/cli.ts';
  * parallel CLI adds must all land (registry lock), and a CLI killed with SIGKILL in the middle of
  * an add must leave nothing that blocks the next attempt.
  */
-describe.runIf(process.geteuid?.() === 0 && havePeers('exportfs', 'setfattr'))('fleet across processes (real pxetools processes, real exportfs)', { timeout: 120_000 }, () => {
+describe('fleet across processes (real pxetools processes, real exportfs)', { timeout: 120_000, ...needs('root', 'exportfs', 'exports.d', 'xattr') }, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;

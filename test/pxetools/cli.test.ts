@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManagedExports } from '@iot-tofu/nfs-server-lite';
-import { collect, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { collect, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { makePiImage, tempDir } from '../../packages/fleet/test/helpers.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
 
-const isRoot = process.geteuid?.() === 0;
 const CLI = 'packages/pxetools/src/cli.ts';
 
 interface Run {
@@ -17,7 +17,7 @@ interface Run {
   stderr: string;
 }
 
-describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'setfattr', 'getfattr', 'setpriv', 'script', 'unshare'))('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 120_000 }, () => {
+describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 120_000, ...needs('root', 'exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xattr', 'setpriv', 'script', 'unshare') }, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;
@@ -177,7 +177,7 @@ describe.runIf(isRoot && havePeers('exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', '
         'Serial: c0ffee01\n\nSetting up pi...\n\n' +
         `You opted to prep your own system so please put files in:\n\t${tftp}\n\t${nfs}\n` +
         "I have wrote you a cmdline.txt so don't change it:\n" +
-        `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${nfs},vers=4.1,proto=tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n` +
+        `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${nfs},vers=3,tcp rw ip=dhcp rootwait cgroup_enable=cpuset cgroup_enable=memory\n` +
         'Should be working, you might have to wait SSH lets you in.\n',
       stderr: '',
     });

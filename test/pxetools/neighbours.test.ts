@@ -3,7 +3,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { Lab, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { Fleet } from '../../packages/fleet/src/index.js';
 import { tempDir } from '../../packages/fleet/test/helpers.js';
 
@@ -12,7 +13,7 @@ import { tempDir } from '../../packages/fleet/test/helpers.js';
  * the server (here: a namespace host with a Pi 3 MAC that pings it) shows its address, without
  * any nmap sweep (PXETOOLS.md E4).
  */
-describe.runIf(canUseNetns() && havePeers('ip', 'ping'))('pxetools --list and the neighbour table (netns)', { timeout: 120_000 }, () => {
+describe('pxetools --list and the neighbour table (netns)', { timeout: 120_000, ...needs('netns', 'ping') }, () => {
   let lab: Lab;
   let dir: string;
   let configFile: string;

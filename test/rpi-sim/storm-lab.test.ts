@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedIdentities, type PiReport, type StormSummary } from '@iot-tofu/rpi-sim';
-import { canUseNetns, havePeers, repoRoot, tsNodeArgs } from '../lab/index.js';
+import { repoRoot, tsNodeArgs } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { createStormLab, type StormLab } from '../../bench/storm/topology.js';
 import { SERVERS, ours, type RunningServer } from '../../bench/storm/servers.js';
 import { buildBootTree } from '../../bench/storm/tree.js';
@@ -29,7 +30,7 @@ interface SimOutput {
 }
 
 // The simulated Pis against real peers: dnsmasq as the site router, and as proxy + TFTP server.
-describe.runIf(canUseNetns() && havePeers('dnsmasq', 'in.tftpd', 'tc'))('rpi-sim in the boot-storm lab', () => {
+describe('rpi-sim in the boot-storm lab', needs('netns', 'dnsmasq', 'in.tftpd', 'tc'), () => {
   let work: string;
   let storm: StormLab;
   const pis = [...simulatedIdentities(3, 'pi4'), ...simulatedIdentities(2, 'pi5'), ...simulatedIdentities(1, 'pi3b')];

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, canUseNetns } from '../lab/index.js';
+import { Lab } from '../lab/index.js';
+import { needs } from '../needs.js';
 
-describe.runIf(canUseNetns())('test lab (network namespaces)', () => {
+describe('test lab (network namespaces)', needs('netns'), () => {
   let lab: Lab;
   beforeAll(async () => {
     lab = await Lab.create([

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 import type { TftpServerEvents } from '@iot-tofu/tftp';
-import { havePeers } from '../lab/index.js';
+import { needs } from '../needs.js';
 import { parkOnMainLane } from './main-lane.js';
 import type { ParkedTransfer } from './main-lane.js';
 
@@ -31,7 +31,7 @@ const HOST = '127.0.0.1';
  * (threads 1, with the main lane kept busy by a parked transfer so the thread gets every cached
  * file's download; the last test checks that it did).
  */
-describe.runIf(havePeers('tftp', 'atftp', 'busybox', 'curl')).each([{ threads: 0 }, { threads: 1 }])('interop with Debian TFTP clients (loopback, threads: $threads)', ({ threads }) => {
+describe.each([{ threads: 0 }, { threads: 1 }])('interop with Debian TFTP clients (loopback, threads: $threads)', needs('tftp', 'atftp', 'busybox', 'curl'), ({ threads }) => {
   let dir: string;
   let root: string;
   let out: string;

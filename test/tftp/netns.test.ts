@@ -4,7 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { Lab, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { needs } from '../needs.js';
 
 /**
  * The server as its own process on the real port 69 inside a namespace with two addresses,
@@ -16,7 +17,7 @@ import { Lab, canUseNetns, havePeers, repoRoot, stopProcess, tsNodeArgs, waitFor
 const PRIMARY = '10.77.0.1';
 const SERVER = '10.77.0.9';
 
-describe.runIf(canUseNetns() && havePeers('tftp', 'busybox', 'curl')).each([{ threads: 0 }, { threads: 1 }])('TFTP server in a network namespace on port 69 (threads: $threads)', ({ threads }) => {
+describe.each([{ threads: 0 }, { threads: 1 }])('TFTP server in a network namespace on port 69 (threads: $threads)', needs('netns', 'tftp', 'busybox', 'curl'), ({ threads }) => {
   let lab: Lab;
   let work: string;
   let server: ChildProcess;

@@ -7,7 +7,8 @@ import { buildApi } from '../src/api.js';
 import { EventBus } from '../src/events.js';
 import { createMetrics } from '../src/metrics.js';
 import { fleetPort } from '../src/fleet-adapter.js';
-import { fleetFixture, type FleetFixture } from './fleet-fixture.js';
+import { needs } from '../../../test/needs.js';
+import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -21,7 +22,7 @@ describe('HTTP API', () => {
 
   beforeAll(async () => {
     fixture = fleetFixture();
-    fleet = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1' });
+    fleet = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1', runner: withoutExportfs, isRoot: () => true });
     const metrics = createMetrics(bus, () => ({ tftp: { active: 2, queued: 1 } }), { defaultMetrics: false });
     app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }), nfsHealth: () => fleet.health() });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -79,7 +80,8 @@ describe('HTTP API', () => {
     });
   });
 
-  describe('fleet verbs (real Fleet on temp folders)', () => {
+  // root: the verbs chown what they write to root (see VERB_NEEDS in packages/fleet/test/helpers.ts).
+  describe('fleet verbs (real Fleet on temp folders)', needs('root'), () => {
     it('sets up a base, adds, lists, gets, shows the timeline of and removes a Pi', async () => {
       const setup = await call('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
       expect(setup.status, setup.text).toBe(201);

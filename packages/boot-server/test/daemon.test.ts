@@ -6,16 +6,17 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { Fleet } from '@iot-tofu/fleet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { havePeers } from '../../../test/lab/index.js';
+import { needs } from '../../../test/needs.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
 import { BootServer, StartupError, startBootServer } from '../src/daemon.js';
-import { fleetFixture, type FleetFixture } from './fleet-fixture.js';
+import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';
 import { freePort } from './free-port.js';
 
 const run = promisify(execFile);
 
 // The daemon in-process on loopback (TFTP + API, no DHCP): TFTP events reach timelines and metrics.
-describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
+// root: the daemon's registry verbs (POST /api/v1/pis) refuse to run without it.
+describe('BootServer on loopback', needs('root', 'curl'), () => {
   let fixture: FleetFixture;
   let server: BootServer;
   let config: BootServerConfig;
@@ -32,7 +33,7 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
       tftpThreads: 1,
       apiPort: await freePort(),
     };
-    const started = await startBootServer(config, { logger });
+    const started = await startBootServer(config, { logger, runner: withoutExportfs });
     server = started.server;
     tftpPort = started.addresses.find((a) => a.service === 'tftp')!.port;
     apiBase = `http://127.0.0.1:${config.apiPort}`;
@@ -88,7 +89,7 @@ describe.runIf(havePeers('curl'))('BootServer on loopback', () => {
       expect((await api('POST', '/api/v1/pis', { serial: '0b1b2c3d', owner: 'root', name: 'other', ownFilesystem: true })).status).toBe(201);
       expect(changes).toHaveLength(1);
       // A second Fleet on the same folders stands in for the pxetools CLI.
-      const cli = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1' });
+      const cli = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1', runner: withoutExportfs });
       await cli.remove('0b1b2c3d');
       await cli.close();
       await expect.poll(() => changes.length).toBe(2);

@@ -3,7 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
 import { allRequiredBootFiles } from '@iot-tofu/rpi';
+
+/**
+ * The real runner except for exportfs, which answers as if every export applied: tests of our own
+ * verbs keep their exports in a temp file that the real exportfs would never read anyway (the
+ * e2e and multiprocess tests run the real one over /etc/exports.d).
+ */
+export const withoutExportfs: CommandRunner = async (file, args, options) => (file === 'exportfs' ? { stdout: '', stderr: '' } : execFileRunner(file, args, options));
 
 /**
  * Folders for one test: TFTP root, NFS root, state dir, a tiny base (every boot file a supported

@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecodeError } from '@iot-tofu/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { havePeers } from '../../../test/lab/index.js';
+import { needs } from '../../../test/needs.js';
 import {
   aclToXattr,
   decodeDevice,
@@ -67,7 +67,7 @@ describe('decodeMbr', () => {
   });
 });
 
-describe.runIf(process.geteuid?.() === 0 && havePeers('sfdisk', 'mkfs.ext4', 'mkfs.vfat', 'mcopy', 'setfattr', 'getfattr', 'debugfs'))('ext4 decoders over a real mkfs.ext4 image', () => {
+describe('ext4 decoders over a real mkfs.ext4 image', needs('root', 'sfdisk', 'mkfs.ext4', 'e2fsck', 'mkfs.vfat', 'mcopy', 'xattr', 'debugfs'), () => {
   let dir: string;
   let all: Buffer;
   let fs: Buffer;

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, MASKED_UNITS, chooseSetupSource, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
 import { CommandFailedError } from '@iot-tofu/nfs-server-lite';
-import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
+import { needs } from '../../../test/needs.js';
+import { SPECIAL_ENTRIES, anyUser, makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -24,6 +25,7 @@ async function makeFleet(extra: Partial<FleetOptions> = {}) {
     exportsClients: '10.77.0.0/24',
     serverIp: '10.77.0.2',
     runner,
+    ...anyUser,
     ...extra,
   };
   const fleet = await Fleet.open(options);
@@ -31,7 +33,7 @@ async function makeFleet(extra: Partial<FleetOptions> = {}) {
   return { dir, fleet, calls, options };
 }
 
-describe('Fleet with a directory base', () => {
+describe('Fleet with a directory base', needs(...SPECIAL_ENTRIES), () => {
   it('sets up, adds, lists and removes a Pi', async () => {
     const { dir, fleet, options } = await makeFleet();
     const src = makeBaseTrees(join(dir, 'src'));

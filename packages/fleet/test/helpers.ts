@@ -4,6 +4,29 @@ import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtem
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { needs } from '../../../test/needs.js';
+
+/**
+ * Whether this machine can build the full base fixture (foreign owners, a device node, xattrs
+ * including security.capability): root and an xattr-capable temp dir. Tests that assert those
+ * survive declare `needs(...SPECIAL_ENTRIES)`; the rest run on any machine with a plain fixture.
+ */
+export const SPECIAL_ENTRIES = ['root', 'xattr'] as const;
+const canMakeSpecialEntries = (): boolean => needs.met(...SPECIAL_ENTRIES);
+
+/**
+ * What the mutating verbs (setup, add, remove) need beyond anyUser: they chown the files they
+ * write to root (applyRootfs in src/rootfs.ts), which only root may do. Once that chown is skipped
+ * for a non-root caller, this list empties and those tests run for every developer.
+ */
+export const VERB_NEEDS = ['root'] as const;
+
+/**
+ * Fleet options for tests of our own logic on any machine: the verbs refuse to run without root
+ * (that refusal has its own test), so they are told they have it; the fixture then holds nothing a
+ * non-root copy could not keep.
+ */
+export const anyUser = { isRoot: () => true } as const;
 
 /** A temp folder under /tmp for one test. */
 export function tempDir(prefix: string): string {
@@ -12,10 +35,12 @@ export function tempDir(prefix: string): string {
 
 /**
  * A tiny Raspberry Pi OS look-alike: a boot folder (firmware names, config.txt, cmdline.txt) and a
- * root with odd owners, a setuid binary, symlinks (relative and absolute), a hardlink pair, a
- * character device node and an xattr (security.capability-like user xattr).
+ * root with a setuid binary, symlinks (relative and absolute), a hardlink pair and, where the
+ * machine allows (`special`, default: root and xattrs available), odd owners, a character device
+ * node and xattrs (a user one and security.capability).
  */
-export function makeBaseTrees(dir: string, options: { bookworm?: boolean } = {}): { boot: string; root: string } {
+export function makeBaseTrees(dir: string, options: { bookworm?: boolean; special?: boolean } = {}): { boot: string; root: string } {
+  const special = options.special ?? canMakeSpecialEntries();
   const boot = join(dir, 'boot');
   const root = join(dir, 'root');
   mkdirSync(boot, { recursive: true });
@@ -41,19 +66,23 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean } = {})
   writeFileSync(join(root, 'usr/bin/sudo'), 'ELF sudo');
   chmodSync(join(root, 'usr/bin/sudo'), 0o4755);
   writeFileSync(join(root, 'usr/bin/ping'), 'ELF ping');
-  execFileSync('setfattr', ['-n', 'user.tofu', '-v', 'cap_net_raw', join(root, 'usr/bin/ping')]);
-  // cap_net_raw+ep, as Raspberry Pi OS ships /usr/bin/ping (VFS capability v2 layout).
-  execFileSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(root, 'usr/bin/ping')]);
+  if (special) {
+    execFileSync('setfattr', ['-n', 'user.tofu', '-v', 'cap_net_raw', join(root, 'usr/bin/ping')]);
+    // cap_net_raw+ep, as Raspberry Pi OS ships /usr/bin/ping (VFS capability v2 layout).
+    execFileSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(root, 'usr/bin/ping')]);
+  }
   writeFileSync(join(root, 'usr/bin/perl'), 'ELF perl');
   linkSync(join(root, 'usr/bin/perl'), join(root, 'usr/bin/perl5.36'));
   symlinkSync('perl', join(root, 'usr/bin/perl-link'));
   symlinkSync('/etc/hostname', join(root, 'etc/absolute-link'));
   writeFileSync(join(root, 'home/pi/.bashrc'), 'alias ll="ls -l"\n');
-  chownSync(join(root, 'home/pi'), 1000, 1000);
-  chownSync(join(root, 'home/pi/.bashrc'), 1000, 1000);
-  chownSync(join(root, 'var/empty'), 4242, 4343);
   chmodSync(join(root, 'var/empty'), 0o1777);
-  execFileSync('mknod', ['-m', '666', join(root, 'dev/null'), 'c', '1', '3']);
+  if (special) {
+    chownSync(join(root, 'home/pi'), 1000, 1000);
+    chownSync(join(root, 'home/pi/.bashrc'), 1000, 1000);
+    chownSync(join(root, 'var/empty'), 4242, 4343);
+    execFileSync('mknod', ['-m', '666', join(root, 'dev/null'), 'c', '1', '3']);
+  }
   return { boot, root };
 }
 
@@ -73,6 +102,9 @@ export function recordingRunner(options: { fail?: (file: string, args: readonly 
   };
   return { runner, calls };
 }
+
+/** What makePiImage runs (as any user); pass to needs(). */
+export const IMAGE_TOOLS = ['sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xattr'] as const;
 
 /** Sector layout of the synthetic image: 1 MiB gap, 8 MiB FAT boot, 16 MiB ext4 root. */
 export const IMAGE_LAYOUT = { bootStart: 2048, bootSectors: 16384, rootStart: 18432, rootSectors: 32768 };
@@ -144,6 +176,8 @@ export function treeManifest(root: string, options: { mtimes?: boolean } = {}): 
     if (info.isDirectory()) for (const name of readdirSync(path).sort()) if (!(rel === '' && name === 'lost+found')) walk(rel ? `${rel}/${name}` : name);
   };
   walk('');
+  // xattrs where the machine has them (tests about xattrs declare needs(...SPECIAL_ENTRIES)).
+  if (!needs.met('xattr')) return lines;
   const xattrs = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { encoding: 'utf8' })
     .replaceAll(`# file: ${root}`, '# file: .')
     .split('\n')

@@ -2,14 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { havePeers } from '../../../test/lab/index.js';
+import { needs } from '../../../test/needs.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../src/index.js';
 import { makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
 
-const isRoot = process.geteuid?.() === 0;
 
-describe.runIf(isRoot && havePeers('sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'xz', 'setfattr', 'getfattr'))('setup from a Raspberry Pi OS image (no loop devices, no mounts)', { timeout: 120_000 }, () => {
+describe('setup from a Raspberry Pi OS image (no loop devices, no mounts)', { timeout: 120_000, ...needs('root', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xz', 'xattr') }, () => {
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions } from '../src/index.js';
 import { migrateCmdline, migrateFstab, layout1Cmdline } from '../src/boot-folder.js';
-import { recordingRunner, tempDir } from './helpers.js';
+import { needs } from '../../../test/needs.js';
+import { VERB_NEEDS, recordingRunner, tempDir } from './helpers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -46,7 +47,7 @@ async function world() {
   return { dir, options, open, base: plainBase(join(dir, 'src')) };
 }
 
-describe("a Pi's /boot/firmware is its whole boot folder (layout 2)", () => {
+describe("a Pi's /boot/firmware is its whole boot folder (layout 2)", needs(...VERB_NEEDS), () => {
   it('add copies every base boot file; what the Pi writes there stays its own', async () => {
     const w = await world();
     const fleet = await w.open();

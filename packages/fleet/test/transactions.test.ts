@@ -4,7 +4,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
-import { IMAGE_LAYOUT, makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
+import { needs } from '../../../test/needs.js';
+import { IMAGE_LAYOUT, IMAGE_TOOLS, SPECIAL_ENTRIES, VERB_NEEDS, anyUser, makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -23,6 +24,7 @@ async function world(extra: Partial<FleetOptions> = {}, runnerOptions: Parameter
     exportsClients: '10.77.0.0/24',
     serverIp: '10.77.0.2',
     runner,
+    ...anyUser,
     ...extra,
   };
   const open = async (more: Partial<FleetOptions> = {}) => {
@@ -47,7 +49,7 @@ async function world(extra: Partial<FleetOptions> = {}, runnerOptions: Parameter
 
 const ADD_STEPS: FleetStep[] = ['add:boot-files', 'add:rootfs-copy', 'add:rootfs-tweak', 'add:commit-dirs', 'add:exports', 'add:registry'];
 
-describe('add is transactional', () => {
+describe('add is transactional', needs(...VERB_NEEDS), () => {
   it.each(ADD_STEPS)('a failure at %s leaves no trace', async (failAt) => {
     const w = await world();
     const setupFleet = await w.open();
@@ -194,7 +196,7 @@ describe('add is transactional', () => {
   });
 });
 
-describe('setup is transactional', () => {
+describe('setup is transactional', needs(...VERB_NEEDS, ...IMAGE_TOOLS), () => {
   const SETUP_STEPS: FleetStep[] = ['setup:boot', 'setup:root', 'setup:commit', 'setup:registry'];
   it.each(SETUP_STEPS)('a failure at %s (image source) leaves no trace', async (failAt) => {
     const w = await world();
@@ -242,7 +244,7 @@ describe('setup is transactional', () => {
     expect(w.snapshot().bases).toEqual([]);
   });
 
-  it('imports the official boot/root tarball pair with metadata intact', async () => {
+  it('imports the official boot/root tarball pair with metadata intact', needs('xz', ...SPECIAL_ENTRIES), async () => {
     const w = await world();
     const bootTar = join(w.dir, 'boot.tar.xz');
     const rootTar = join(w.dir, 'root.tar.xz');
@@ -255,7 +257,7 @@ describe('setup is transactional', () => {
   });
 });
 
-describe('registry shared between processes', () => {
+describe('registry shared between processes', needs(...VERB_NEEDS), () => {
   it('parallel adds from two Fleet instances both land; the same serial twice does not', async () => {
     const w = await world();
     const a = await w.open();
@@ -299,7 +301,7 @@ describe('registry shared between processes', () => {
   });
 });
 
-describe('learned facts and timelines', () => {
+describe('learned facts and timelines', needs(...VERB_NEEDS), () => {
   it('records what traffic taught us, debounced to seen.json, and keeps the last N timeline events', async () => {
     const w = await world({ seenFlushMs: 20, timelineLimit: 3 });
     const fleet = await w.open();

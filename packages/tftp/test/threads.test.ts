@@ -11,7 +11,7 @@ import type { FileSourceOptions, TftpLogger, TftpServerOptions, UdpSocket } from
 import { TransferThread } from '../src/transfer-threads.js';
 import type { TransferHost } from '../src/read-transfer.js';
 import { tftpGet } from '../../../test/tftp/client.js';
-import { havePeers } from '../../../test/lab/index.js';
+import { needs } from '../../../test/needs.js';
 import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 /**
@@ -382,7 +382,7 @@ function blockMainThread(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-describe.runIf(havePeers('curl'))('transfer threads really run transfers off the main thread', () => {
+describe('transfer threads really run transfers off the main thread', needs('curl'), () => {
   it('curl finishes a threaded download while the main thread is blocked; a main-lane download does not', async () => {
     // Threaded: the main lane is busy with a parked transfer, so curl's download goes to the worker.
     const { server, port } = await startServer({ threads: 1 });
