@@ -43,6 +43,8 @@ const server = new TftpServer({
   source,
   maxConcurrent: Number(values['max-concurrent']),
   perClientMax: Number(values['per-client-max']),
+  // A benchmark client starts all its downloads from one address at once: none is forged.
+  perClientUnconfirmed: Number(values['per-client-max']),
   singlePort: values['single-port'],
   threads: values.threads === 'auto' ? defaultTransferThreads() : Number(values.threads),
   // A benchmark client fires all its requests from one address at once.

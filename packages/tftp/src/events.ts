@@ -63,6 +63,7 @@ export type DropReason =
   | 'duplicate-request'
   | 'rate-limited'
   | 'queue-full'
+  | 'unconfirmed-limit'
   | 'foreign-tid'
   | 'duplicate-ack'
   | 'out-of-window-ack';

@@ -62,6 +62,8 @@ export interface TransferHost {
   mayAnswer(ip: string): boolean;
   /** Called once when a transfer ends, whatever the outcome. */
   released(transfer: ServerTransfer): void;
+  /** The client acknowledged its first packet (it really is at its address). */
+  confirmed?(transfer: ServerTransfer): void;
   /** Round-trip estimate of recent transfers to this client IP, to start from. */
   recentRtt?(ip: string): RttEstimate | undefined;
   /** Remembers a finished transfer's round-trip estimate for the next transfer to this IP. */
@@ -76,6 +78,8 @@ export interface TransferSettings {
   /** Floor of the adaptive timeout; undefined = fixed `timeoutMs` (no round-trip measurement). */
   readonly minTimeoutMs: number | undefined;
   readonly maxRetries: number;
+  /** Retransmissions of a transfer's first packet before its client has acknowledged anything (default maxRetries). */
+  readonly firstAckRetries?: number;
   readonly maxTransferMs: number;
   readonly clock: TftpClock;
   readonly socketFactory: UdpSocketFactory;
@@ -140,6 +144,7 @@ export class Transfer implements TransferSink, ServerTransfer {
         timeoutMs,
         maxTimeoutMs: Math.max(timeoutMs, config.maxTimeoutMs),
         maxRetries: config.maxRetries,
+        ...(config.firstAckRetries !== undefined ? { firstAckRetries: config.firstAckRetries } : {}),
         maxDurationMs: config.maxTransferMs,
         ...(adaptive ? { adaptive } : {}),
       },
@@ -326,6 +331,10 @@ export class Transfer implements TransferSink, ServerTransfer {
     // pool allocation per block. No send callback either (it costs a nextTick per datagram);
     // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
     this.send([dataHeader(block & 0xffff), data]);
+  }
+
+  confirmed(): void {
+    this.server.confirmed?.(this);
   }
 
   armTimer(ms: number): void {

@@ -47,6 +47,12 @@ export class RequestBudget {
     return true;
   }
 
+  /** Gives back the token of a request that turned out to cost no amplifying answer (a refusal). */
+  refund(ip: string): void {
+    const bucket = this.buckets.get(ip);
+    if (bucket) bucket.tokens = Math.min(this.rate.burst, bucket.tokens + 1);
+  }
+
   private prune(now: number): void {
     for (const [ip, bucket] of this.buckets) if (now - bucket.last > IDLE_MS) this.buckets.delete(ip);
   }

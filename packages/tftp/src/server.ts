@@ -13,6 +13,8 @@ import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
 import { bindSocket, createUdp4Socket, realClock } from './udp.js';
 import { RequestBudget } from './request-budget.js';
+import { acceptsRequest, mayStart, nextToStart } from './client-limits.js';
+import type { ClientLimits } from './client-limits.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import { Transfer } from './read-transfer.js';
 import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
@@ -51,9 +53,25 @@ export interface TftpServerOptions {
   readonly maxConcurrent?: number;
   /** Transfers one client IP may run at once; more wait (default 16). */
   readonly perClientMax?: number;
+  /**
+   * Requests one client IP may have in flight before its first ACK (opening, queued or running;
+   * default 8); more are dropped (`unconfirmed-limit`) until one is acknowledged or ends. Bounds
+   * what RRQs with forged or silent sources can hold; a Pi asks for one file at a time.
+   */
+  readonly perClientUnconfirmed?: number;
+  /**
+   * Retransmissions of a transfer's first packet (OACK or DATA 1) before it is given up, the
+   * back-off capped at `timeoutMs` (default 4: about 5 s). A spoofed RRQ thus reflects at most 5
+   * packets and holds its slot and sockets about 5 s; after the first ACK `maxRetries` applies.
+   */
+  readonly firstAckRetries?: number;
   /** Waiting transfers beyond which new requests are dropped (default 4096). */
   readonly maxQueued?: number;
-  /** RRQs accepted per client IP and second, and the burst allowance (default 50/s, burst 100). */
+  /**
+   * RRQs accepted per client IP and second, and the burst allowance (default 50/s, burst 100). A
+   * refused request (not found, access denied) gets its token back: its ERROR is no bigger than
+   * the request, and a Pi probes many missing files.
+   */
   readonly requestRate?: { readonly perSecond: number; readonly burst: number };
   /**
    * First retransmission interval before any round trip was measured, and the ceiling of the
@@ -128,6 +146,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** Transfers (queued or running) on the main thread, balanced against each thread's load. */
   private mainLoad = 0;
   private readonly perIp = new Map<string, number>();
+  /** Requests (by `ip:port` key) not acknowledged yet, and their count per IP (see perClientUnconfirmed). */
+  private readonly unconfirmedKeys = new Set<string>();
+  private readonly unconfirmedPerIp = new Map<string, number>();
+  private readonly limits: ClientLimits;
   private readonly budget: RequestBudget;
   /** Answers refused requests from a port other than the listening one (see openRefusalSocket). */
   private refusals: UdpSocket | undefined;
@@ -148,6 +170,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       maxWindowsize: options.maxWindowsize ?? 64,
       maxConcurrent: options.maxConcurrent ?? 256,
       perClientMax: options.perClientMax ?? 16,
+      perClientUnconfirmed: options.perClientUnconfirmed ?? 8,
+      firstAckRetries: options.firstAckRetries ?? 4,
       maxQueued: options.maxQueued ?? 4096,
       requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },
       timeoutMs: options.timeoutMs ?? 1000,
@@ -169,7 +193,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.budget = new RequestBudget(this.options.requestRate, () => this.clock.now(), (ip) =>
       this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client'),
     );
-    for (const key of ['maxConcurrent', 'perClientMax', 'timeoutMs', 'minTimeoutMs'] as const) {
+    this.limits = { maxConcurrent: this.options.maxConcurrent, perClientMax: this.options.perClientMax, perClientUnconfirmed: this.options.perClientUnconfirmed };
+    for (const key of ['maxConcurrent', 'perClientMax', 'perClientUnconfirmed', 'timeoutMs', 'minTimeoutMs'] as const) {
       if (!(this.options[key] >= 1)) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option ${key} must be at least 1`);
     }
   }
@@ -252,8 +277,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
     if (count === 0) return;
-    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs } = this.config;
-    const settings: ThreadSettings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs, requestRate: this.options.requestRate };
+    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, firstAckRetries, maxTransferMs } = this.config;
+    const settings: ThreadSettings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs, requestRate: this.options.requestRate, ...(firstAckRetries !== undefined ? { firstAckRetries } : {}) };
     const threads = Array.from({ length: count }, (_v, i) => new TransferThread(i + 1, settings, this, this.logger));
     const started = await Promise.allSettled(threads.map((thread) => thread.ready()));
     started.forEach((result, i) => {
@@ -343,6 +368,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       this.drop('duplicate-request', client);
       return;
     }
+    if (!acceptsRequest(this.unconfirmedPerIp.get(client.address) ?? 0, this.limits)) {
+      this.drop('unconfirmed-limit', client);
+      return;
+    }
     if (!this.takeToken(client.address)) {
       this.drop('rate-limited', client);
       return;
@@ -352,7 +381,21 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       return;
     }
     this.byClient.set(key, 'opening');
+    this.holdUnconfirmed(key, client.address);
     void this.prepare(packet, client, key);
+  }
+
+  private holdUnconfirmed(key: string, ip: string): void {
+    this.unconfirmedKeys.add(key);
+    this.unconfirmedPerIp.set(ip, (this.unconfirmedPerIp.get(ip) ?? 0) + 1);
+  }
+
+  /** The request under `key` got its first ACK or ended: it no longer counts against its IP. */
+  private releaseUnconfirmed(key: string, ip: string): void {
+    if (!this.unconfirmedKeys.delete(key)) return;
+    const left = (this.unconfirmedPerIp.get(ip) ?? 1) - 1;
+    if (left > 0) this.unconfirmedPerIp.set(ip, left);
+    else this.unconfirmedPerIp.delete(ip);
   }
 
   private takeToken(ip: string): boolean {
@@ -367,6 +410,9 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     const started = this.clock.now();
     const failEarly = (reason: TransferFailureReason, code: number, message: string) => {
       this.byClient.delete(key);
+      this.releaseUnconfirmed(key, client.address);
+      // An ERROR is no bigger than the request: a refusal gives its token back (a Pi probes many missing files).
+      this.budget.refund(client.address);
       this.replyError(client, code, message, 'refusal-port');
       this.emitFailure({ id, client, file, ...(serial ? { serial } : {}), reason, message, bytes: 0, durationMs: this.clock.now() - started, retries: 0 });
       log.debug({ reason }, 'tftp: request refused');
@@ -395,6 +441,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     if (this.closing) {
       opened.body.release();
       this.byClient.delete(key);
+      this.releaseUnconfirmed(key, client.address);
       return;
     }
     let body: FileBody = opened.body;
@@ -427,7 +474,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   }
 
   private admit(transfer: ServerTransfer): void {
-    if (this.running.size < this.options.maxConcurrent && (this.perIp.get(transfer.client.address) ?? 0) < this.options.perClientMax) {
+    if (mayStart(this.running.size, this.perIp.get(transfer.client.address) ?? 0, this.limits)) {
       this.run(transfer);
     } else {
       if (this.queue.length === 0) {
@@ -448,6 +495,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** Called by a transfer when it ends, whatever the outcome. */
   released(transfer: ServerTransfer): void {
     this.byClient.delete(transfer.key);
+    this.releaseUnconfirmed(transfer.key, transfer.client.address);
     if (transfer instanceof Transfer) this.mainLoad--;
     if (this.running.delete(transfer)) {
       const left = (this.perIp.get(transfer.client.address) ?? 1) - 1;
@@ -462,14 +510,19 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     if (!this.closing) this.pump();
   }
 
-  /** Starts the oldest waiting transfers whose clients are under their limit. */
+  /** @internal a transfer's client acknowledged its first packet */
+  confirmed(transfer: ServerTransfer): void {
+    this.releaseUnconfirmed(transfer.key, transfer.client.address);
+  }
+
+  /** Starts waiting transfers while slots are free: the least served address first (see nextToStart). */
   private pump(): void {
-    for (let i = 0; i < this.queue.length && this.running.size < this.options.maxConcurrent; ) {
-      const next = this.queue[i]!;
-      if ((this.perIp.get(next.client.address) ?? 0) < this.options.perClientMax) {
-        this.queue.splice(i, 1);
-        this.run(next);
-      } else i++;
+    const runningOf = (ip: string) => this.perIp.get(ip) ?? 0;
+    for (;;) {
+      const i = nextToStart(this.queue.map((t) => t.client.address), runningOf, this.running.size, this.limits);
+      if (i < 0) return;
+      const [next] = this.queue.splice(i, 1);
+      this.run(next!);
     }
   }
 

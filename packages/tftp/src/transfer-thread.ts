@@ -37,6 +37,7 @@ const host: TransferHost = {
   },
   recentRtt: () => initialRtt,
   rememberRtt: (ip, estimate) => post({ type: 'rtt', ip, estimate }),
+  confirmed: (transfer) => post({ type: 'confirmed', id: transfer.id }),
 };
 
 /** Errors do not survive postMessage as themselves everywhere: send what a log line shows. */

@@ -68,6 +68,7 @@ export type FromThread =
   | { readonly type: 'failed'; readonly event: TransferFailedEvent }
   | { readonly type: 'dropped'; readonly reason: DropReason; readonly client: TftpClient }
   | { readonly type: 'rtt'; readonly ip: string; readonly estimate: RttEstimate }
+  | { readonly type: 'confirmed'; readonly id: number }
   | { readonly type: 'log'; readonly id: number; readonly level: LogLevel; readonly fields: object; readonly msg?: string }
   | { readonly type: 'ended'; readonly id: number; readonly bytesSent: number; readonly retries: number };
 
@@ -181,6 +182,11 @@ export class TransferThread {
       case 'log': {
         const log = this.transfers.get(message.id)?.log ?? this.logger;
         log[message.level](message.fields, message.msg);
+        return;
+      }
+      case 'confirmed': {
+        const transfer = this.transfers.get(message.id);
+        if (transfer) this.host.confirmed?.(transfer);
         return;
       }
       case 'ended':

@@ -11,6 +11,8 @@ export interface TransferSink {
   /** (Re)arm the retransmission timer; replaces any earlier deadline. */
   armTimer(ms: number): void;
   finish(outcome: TransferOutcome): void;
+  /** The client acknowledged something for the first time: it is really at its address. */
+  confirmed?(): void;
 }
 
 export type TransferOutcome =
@@ -34,6 +36,13 @@ export interface ReadTransferConfig {
   readonly adaptive?: AdaptiveTimeoutConfig;
   /** Retransmissions in a row without progress before giving up. */
   readonly maxRetries: number;
+  /**
+   * Retransmissions of the first packet (OACK or DATA 1) before giving up, with the back-off
+   * capped at `timeoutMs` (default: `maxRetries`, back-off up to `maxTimeoutMs`). Until its first ACK a client has not
+   * shown it lives at the request's source address (it may be spoofed): such a transfer is
+   * bounded in time and in what it reflects.
+   */
+  readonly firstAckRetries?: number;
   /** Whole-transfer limit (also ends transfers kept alive by a trickle of ACKs). */
   readonly maxDurationMs: number;
 }
@@ -89,6 +98,8 @@ export class ReadTransferMachine {
   private finished = false;
   /** Retransmissions over the whole transfer (for events and metrics). */
   retransmits = 0;
+  /** The client has acknowledged something (see `firstAckRetries`). */
+  private acked = false;
 
   constructor(
     private readonly config: ReadTransferConfig,
@@ -144,6 +155,10 @@ export class ReadTransferMachine {
     if (block > this.lastSent) return 'out-of-window';
     this.lastAcked = block;
     this.retriesInARow = 0;
+    if (!this.acked) {
+      this.acked = true;
+      this.sink.confirmed?.();
+    }
     if (this.timedBlock >= 0 && block >= this.timedBlock) {
       this.timedBlock = -1;
       if (this.config.adaptive) {
@@ -173,7 +188,9 @@ export class ReadTransferMachine {
 
   onTimeout(now: number): void {
     if (this.finished) return;
-    if (this.retriesInARow >= this.config.maxRetries) {
+    const unconfirmed = !this.acked && this.config.firstAckRetries !== undefined;
+    const cap = unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
+    if (this.retriesInARow >= cap) {
       const waitingFor = this.lastAcked < 0 ? 'ACK 0 after OACK' : `ACK of block ${this.lastSent}`;
       this.end({ kind: 'timeout', message: `no ${waitingFor} after ${this.retriesInARow} retransmissions` });
       return;
@@ -186,7 +203,8 @@ export class ReadTransferMachine {
     this.retransmits++;
     // Karn's rule: an ACK after a retransmission cannot tell which copy it answers.
     this.timedBlock = -1;
-    this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, this.config.maxTimeoutMs);
+    // Before the first ACK the back-off stops at `timeoutMs`: a spoofed request must not hold a slot for long.
+    this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, unconfirmed ? Math.max(this.currentTimeoutMs, this.config.timeoutMs) : this.config.maxTimeoutMs);
     if (this.lastAcked < 0) this.sink.sendOack();
     else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
     this.sink.armTimer(this.currentTimeoutMs);
