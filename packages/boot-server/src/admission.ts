@@ -126,6 +126,7 @@ export function steerCapacity(state: SteerState, sample: KernelSample, now: numb
 interface Waiter {
   firstSeen: number;
   lastSeen: number;
+  priority: number;
 }
 
 export interface AdmissionRequest {
@@ -135,6 +136,8 @@ export interface AdmissionRequest {
   /** Pis between admission and kernel right now (the boot tracker counts them). */
   activeBoots: number;
   bootInProgress: boolean;
+  /** Lower goes first (see AdmissionControl): 0 a registered Pi as we know it, 1 other, 2 one whose last offer went unused. */
+  priority?: number;
 }
 
 export interface AdmissionSnapshot {
@@ -206,19 +209,21 @@ export class AdmissionGate {
       return true;
     }
     this.forget(now);
-    const waiter = this.waiters.get(key) ?? { firstSeen: now, lastSeen: now };
+    const waiter = this.waiters.get(key) ?? { firstSeen: now, lastSeen: now, priority: 0 };
     waiter.lastSeen = now;
+    waiter.priority = request.priority ?? 0;
     if (!this.waiters.has(key)) {
       if (this.waiters.size >= this.timing.maxWaiters) return false;
       this.waiters.set(key, waiter);
     }
     const free = this.capacity() - request.activeBoots;
     if (free <= 0) return false;
-    // Older waiters still sending DISCOVERs take the free slots first; one in its back-off keeps
-    // its seniority but does not leave a slot idle meanwhile.
+    // Waiters of a better priority, then older ones, still sending DISCOVERs take the free slots
+    // first; one in its back-off keeps its seniority but does not leave a slot idle meanwhile.
     let ahead = 0;
     for (const other of this.waiters.values()) {
-      if (other !== waiter && other.firstSeen < waiter.firstSeen && now - other.lastSeen <= this.timing.discoverGapMs) ahead++;
+      if (other === waiter || now - other.lastSeen > this.timing.discoverGapMs) continue;
+      if (other.priority < waiter.priority || (other.priority === waiter.priority && other.firstSeen < waiter.firstSeen)) ahead++;
     }
     if (ahead >= free) return false;
     this.waiters.delete(key);
@@ -239,5 +244,128 @@ export class AdmissionGate {
 
   private forget(now: number): void {
     for (const [key, waiter] of this.waiters) if (now - waiter.lastSeen > this.timing.forgetWaiterMs) this.waiters.delete(key);
+  }
+}
+
+/** A Pi let in by the gate, until its boot ends. */
+interface Slot {
+  mac: string;
+  priority: number;
+  since: number;
+  /** Last TFTP request of this Pi; undefined = none since the offer (the slot is tentative). */
+  fetchedAt?: number;
+}
+
+export interface SlotTiming {
+  /**
+   * An offer not followed by a TFTP request within this long frees its slot. A Pi asks for its
+   * first file within milliseconds of the offer; forged DISCOVERs never do, and before this they
+   * held a slot for the 10 s of `tftpAfterOfferTimeout` (issue 19 item 7).
+   */
+  offerGraceMs: number;
+  /** A booting Pi silent on TFTP this long has stopped (a Pi gives up a file after 30 s). */
+  stallMs: number;
+  /** A key whose offer went unused waits behind every other Pi for this long. */
+  strikeMs: number;
+  /** Bound on remembered slots and strikes (spoofed DISCOVERs must not grow memory). */
+  maxEntries: number;
+}
+
+export const DEFAULT_SLOT_TIMING: Readonly<SlotTiming> = Object.freeze({ offerGraceMs: 2_000, stallMs: 60_000, strikeMs: 10 * 60_000, maxEntries: 10_000 });
+
+/** What the daemon knows about a DISCOVER's sender when it asks the gate. */
+export interface PiAtGate {
+  /** Serial, else MAC: one per Pi. */
+  key: string;
+  mac: string;
+  /** Registered, and its MAC is the one the fleet knows for that serial: forging it means copying a real Pi. */
+  known: boolean;
+  now: number;
+}
+
+/**
+ * The gate's slot accounting, so that clients which never fetch cannot hold it (issue 19 item 7):
+ * - a slot is tentative from the offer until the Pi's first TFTP request, and freed `offerGraceMs`
+ *   after an offer nobody used; that key then has a strike and goes behind everyone else;
+ * - known registered Pis go before unknown ones, and take the tentative slot of a lower-priority
+ *   key when the gate is full (it costs at most one extra boot if that key was a real Pi after all);
+ * - one slot per key, and one tentative slot per MAC.
+ * Time comes in with every call; pure otherwise.
+ */
+export class AdmissionControl {
+  readonly gate: AdmissionGate;
+  private readonly slots = new Map<string, Slot>();
+  /** Keys whose last offer went unused, with when. */
+  private readonly strikes = new Map<string, number>();
+  private readonly timing: SlotTiming;
+
+  constructor(gate: AdmissionGate, timing: Partial<SlotTiming> = {}) {
+    this.gate = gate;
+    this.timing = { ...DEFAULT_SLOT_TIMING, ...timing };
+  }
+
+  /** 0 a known registered Pi, 1 any other, 2 a key whose last offer went unused. */
+  priorityOf(pi: PiAtGate): number {
+    const struck = this.strikes.get(pi.key);
+    if (struck !== undefined && pi.now - struck <= this.timing.strikeMs) return 2;
+    return pi.known ? 0 : 1;
+  }
+
+  /** The proxy's question for a DISCOVER: offer now (true) or stay silent (false)? */
+  admit(pi: PiAtGate): boolean {
+    const { key, mac, now } = pi;
+    if (this.gate.kind === 'off') return true;
+    this.expire(now);
+    if (this.slots.has(key)) return true; // a repeated DISCOVER of a Pi already let in
+    const priority = this.priorityOf(pi);
+    for (const [other, slot] of this.slots) if (other !== key && slot.mac === mac && slot.fetchedAt === undefined) return false;
+    if (this.slots.size >= this.gate.capacity()) this.preemptFor(priority);
+    const admitted = this.gate.admit({ key, now, activeBoots: this.slots.size, bootInProgress: false, priority });
+    if (admitted && this.slots.size < this.timing.maxEntries) this.slots.set(key, { mac, priority, since: now });
+    return admitted;
+  }
+
+  /** A TFTP request of this Pi (by serial): its slot is in use; a strike is forgiven. */
+  fetched(key: string, now: number): void {
+    const slot = this.slots.get(key);
+    if (slot) slot.fetchedAt = now;
+    this.strikes.delete(key);
+  }
+
+  /** Its boot ended (kernel served, or failed for good): the slot is free. */
+  release(key: string): void {
+    this.slots.delete(key);
+  }
+
+  /** Pis holding a slot right now. */
+  active(now: number): number {
+    this.expire(now);
+    return this.slots.size;
+  }
+
+  private preemptFor(priority: number): void {
+    let victim: string | undefined;
+    let worst = priority;
+    for (const [key, slot] of this.slots) {
+      if (slot.fetchedAt === undefined && slot.priority > worst) {
+        victim = key;
+        worst = slot.priority;
+      }
+    }
+    if (victim !== undefined) this.slots.delete(victim);
+  }
+
+  private expire(now: number): void {
+    for (const [key, slot] of this.slots) {
+      if (slot.fetchedAt === undefined && now - slot.since > this.timing.offerGraceMs) {
+        this.slots.delete(key);
+        this.strikes.delete(key);
+        this.strikes.set(key, now);
+      } else if (slot.fetchedAt !== undefined && now - slot.fetchedAt > this.timing.stallMs) this.slots.delete(key);
+    }
+    for (const [key, at] of this.strikes) {
+      if (now - at <= this.timing.strikeMs && this.strikes.size <= this.timing.maxEntries) break; // insertion order: oldest first
+      this.strikes.delete(key);
+    }
   }
 }

@@ -6,7 +6,7 @@ import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
 import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
-import { AdmissionGate, admissionMode } from './admission.js';
+import { AdmissionControl, AdmissionGate, admissionMode } from './admission.js';
 import { buildApi } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
@@ -85,6 +85,8 @@ export class BootServer {
   private metrics: BootMetrics | undefined;
   private readonly tracker: BootTracker;
   private readonly gate: AdmissionGate;
+  /** The gate's slots: who holds one, who only got an offer, who left an offer unused. */
+  private readonly admission: AdmissionControl;
   private tickTimer: NodeJS.Timeout | undefined;
   private neighbourTimer: NodeJS.Timeout | undefined;
   private nfsHealthCache: { at: number; value: Promise<object> } | undefined;
@@ -105,11 +107,13 @@ export class BootServer {
     this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
     this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000 });
     this.gate = new AdmissionGate(admissionMode(config.admissionBudget));
+    this.admission = new AdmissionControl(this.gate);
   }
 
   /** The boot-storm gate right now: mode, capacity, Pis booting, Pis waiting (metrics, /healthz). */
   admissionStatus(): { mode: string; capacity: number; active: number; waiting: number } {
     const { mode, capacity, waiting } = this.gate.snapshot(this.now());
+    // Boots as the timeline sees them (offer to kernel); the gate's own slots drop silent offers sooner.
     return { mode, capacity, active: this.tracker.activeBoots(), waiting };
   }
 
@@ -241,10 +245,10 @@ export class BootServer {
         if (this.gate.kind === 'off') return true;
         // Pi 4/5 and 3B+ carry their serial in option 97; a Pi 3B ROM is known by its MAC.
         const key = client.serial ?? fleet.serialForMac(client.mac) ?? client.mac;
-        const now = this.now();
-        const admitted = this.gate.admit({ key, now, activeBoots: this.tracker.activeBoots(), bootInProgress: this.tracker.inProgress(key) });
-        if (admitted) this.tracker.admit(key, now);
-        return admitted;
+        // A registered serial from the MAC the fleet knows for it goes first: anyone can put a
+        // registered serial in a DISCOVER, only a copy of that very Pi also has its MAC.
+        const known = fleet.isRegistered({ serial: key }) && fleet.serialForMac(client.mac) === key;
+        return this.admission.admit({ key, mac: client.mac, known, now: this.now() });
       },
     });
   }
@@ -360,11 +364,13 @@ export class BootServer {
       }),
       this.bus.on('transfer-started', (e) => {
         const serial = this.tracker.serialOf(e);
+        if (serial) this.admission.fetched(serial, e.at);
         this.learnFromTftp(fleet, serial, e.clientIp, e.at);
         this.publish(this.tracker.observe({ type: 'transfer-started', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }));
       }),
       this.bus.on('file-served', (e) => {
         const serial = this.tracker.serialOf(e);
+        if (serial) this.admission.fetched(serial, e.at);
         record('file-served', serial, e);
         const outcomes = this.tracker.observe({ type: 'file-served', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at });
         // The kernel is the file that meets the Pi's 30 s per-file limit first: its time steers the gate.
@@ -396,6 +402,7 @@ export class BootServer {
 
   private publish(outcomes: BootOutcome[]): void {
     for (const outcome of outcomes) {
+      this.admission.release(outcome.serial);
       if (outcome.type === 'boot-complete') this.bus.emit('boot-complete', { serial: outcome.serial, ms: outcome.ms, at: outcome.at });
       else this.bus.emit('boot-failed', { serial: outcome.serial, reason: outcome.reason, at: outcome.at });
     }
