@@ -10,6 +10,11 @@
  *   --gate adaptive|fixed:K|off   admission gate of the script variant
  *   --admission-budget K    the daemon's --admission-budget for ours (default: the daemon's own, auto)
  *   --rto-ms MS             first TFTP retransmission timeout of ours (default 50; library default 1000)
+ *   --layout shared,copies  per-serial folders as hard links to one copy (shared, default) and/or
+ *                           each Pi with its own copy (copies: same bytes, distinct inodes); with
+ *                           both, every server runs on each and its name gets a [layout] suffix
+ *   --initramfs             Pi OS with its initramfs: config.txt auto_initramfs=1, initramfs8 12 MB (~24 MB per boot)
+ *   --threads 0|auto|N      transfer threads of the library script (ours-script; default 0)
  *   --out PATH              results base path (default bench/results/boot-storm[-quick])
  *
  * Results: <out>.json, <out>.md, <out>.svg; one summary line per profile and N on stdout.
@@ -24,11 +29,12 @@ import { runOnce, WIRE_OVERHEAD, type RunResult } from './storm/measure.js';
 import { summaryLines, writeReport, type BenchReport } from './storm/report.js';
 import { SERVERS, daemonEntry, ours, type ServerUnderTest } from './storm/servers.js';
 import { PROFILES, applyProfile, createStormLab, type LinkProfile } from './storm/topology.js';
-import { buildBootTree, bytesPerBoot } from './storm/tree.js';
+import { BOOT_FILE_SIZES, INITRAMFS_FILE_SIZES, buildBootTree, bytesPerBoot, type TreeLayout } from './storm/tree.js';
 
 const USAGE = `usage: boot-storm.ts [--quick] [--profiles lan100,lan1000,lossy] [--n 1,10,50,100,200]
   [--servers ours,ours-script,ours-nogate,dnsmasq,dnsmasq-max,tftpd-hpa] [--ours daemon|script]
   [--gate adaptive|off|fixed:K] [--admission-budget auto|K] [--rto-ms MS] [--out BASE]
+  [--layout shared,copies] [--initramfs] [--threads 0|auto|N]
 Results: BASE.{json,md,svg} (default bench/results/boot-storm[-quick]). Needs root, dnsmasq, tftpd-hpa, tc, nftables.
 `;
 
@@ -50,6 +56,9 @@ const OPTIONS = {
   gate: { type: 'string', default: 'adaptive' },
   'admission-budget': { type: 'string' },
   'rto-ms': { type: 'string', default: '50' },
+  layout: { type: 'string', default: 'shared' },
+  initramfs: { type: 'boolean', default: false },
+  threads: { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -76,6 +85,11 @@ function fail(message: string): never {
 for (const p of profileNames) if (!(p in PROFILES)) fail(`unknown profile ${p} (lan100, lan1000, lossy)`);
 for (const n of counts) if (!Number.isInteger(n) || n < 1 || n > 500) fail(`N must be 1..500, got ${n}`);
 if (oursVariant !== 'script' && oursVariant !== 'daemon') fail('--ours must be script or daemon');
+const layouts = list(values.layout, 'shared') as TreeLayout[];
+for (const l of layouts) if (l !== 'shared' && l !== 'copies') fail(`unknown layout ${l} (shared, copies)`);
+const sizes = values.initramfs ? INITRAMFS_FILE_SIZES : BOOT_FILE_SIZES;
+/** With several layouts every server runs on each; the layout goes into its name. */
+const named = (server: ServerUnderTest, layout: TreeLayout): ServerUnderTest => (layouts.length > 1 ? { ...server, name: `${server.name}[${layout}]` } : server);
 const servers: ServerUnderTest[] = serverNames.map((name) => {
   if (name === 'ours') return ours(oursVariant);
   const server = SERVERS[name as keyof typeof SERVERS];
@@ -86,7 +100,7 @@ if (!canUseNetns()) fail('needs root and iproute2 (network namespaces)');
 if (!havePeers('dnsmasq', 'in.tftpd', 'tc', 'nft', 'ss')) fail('needs dnsmasq, tftpd-hpa, tc, nftables and ss (see .ci/apt-packages.txt)');
 
 const model = 'pi4' as const;
-const B = bytesPerBoot(model);
+const B = bytesPerBoot(model, sizes);
 const maxN = Math.max(...counts);
 const cacheDir = '/var/tmp/iot-tofu-storm';
 const workDir = join(cacheDir, `run-${process.pid}`);
@@ -106,10 +120,16 @@ const linkBudgetFor = (profile: LinkProfile) => Math.max(2, Math.floor(((profile
 
 const started = new Date();
 process.stdout.write(
-  `boot-storm: ${profileNames.join(',')} × ${servers.map((s) => s.name).join(',')} × N=${counts.join(',')}; ${model}, ${(B / 1e6).toFixed(2)} MB per boot; ours = ${oursVariant}${oursVariant === 'script' ? ` (gate ${values.gate})` : ''}\n`,
+  `boot-storm: ${profileNames.join(',')} × ${servers.map((s) => s.name).join(',')} × N=${counts.join(',')} × layout ${layouts.join(',')}; ${model}, ${(B / 1e6).toFixed(2)} MB per boot; ours = ${oursVariant}${oursVariant === 'script' ? ` (gate ${values.gate})` : ''}\n`,
 );
 mkdirSync(workDir, { recursive: true });
-buildBootTree({ root: tftpRoot, cacheDir, pis });
+let builtLayout: TreeLayout | undefined;
+const useLayout = (layout: TreeLayout) => {
+  if (builtLayout === layout) return;
+  buildBootTree({ root: tftpRoot, cacheDir, pis, sizes, layout });
+  builtLayout = layout;
+};
+useLayout(layouts[0]!);
 const storm = await createStormLab({ poolSize: maxN + 16, workDir });
 const runs: RunResult[] = [];
 const singlePiMs: Record<string, number> = {};
@@ -120,7 +140,7 @@ const report = (): BenchReport => ({
   machine: { cpus: cpus().length, node: process.versions.node, kernel: release() },
   model,
   bytesPerBoot: B,
-  servers: servers.map((s) => ({ name: s.name, description: s.description })),
+  servers: layouts.flatMap((layout) => servers.map((s) => named(s, layout))).map((s) => ({ name: s.name, description: layouts.length > 1 ? `${s.description}; ${s.name.endsWith('[copies]') ? 'each Pi its own copy of the boot files' : 'boot files hard-linked (one inode per file)'}` : s.description })),
   singlePiMs,
   runs,
 });
@@ -140,13 +160,14 @@ try {
     const profile = PROFILES[profileName as LinkProfile['name']];
     await applyProfile(storm.lab, profile);
     for (const n of counts) {
-      for (const server of servers) {
+      for (const [layout, server] of layouts.flatMap((l) => servers.map((s) => [l, named(s, l)] as const))) {
         if (interrupted) break;
+        useLayout(layout);
         const t0 = Date.now();
         const run = await runOnce({
           lab: storm.lab,
           server,
-          context: { lab: storm.lab, tftpRoot, workDir, gate: values.gate ?? 'adaptive', admissionBudget: values['admission-budget'], linkBudget: linkBudgetFor(profile), oursRtoMs: Number(values['rto-ms']) },
+          context: { lab: storm.lab, tftpRoot, workDir, gate: values.gate ?? 'adaptive', admissionBudget: values['admission-budget'], linkBudget: linkBudgetFor(profile), oursRtoMs: Number(values['rto-ms']), ...(values.threads === undefined ? {} : { oursThreads: values.threads }) },
           profile,
           pis: n,
           model,

@@ -4,13 +4,14 @@
  * boot-server daemon is not available, and (with --no-tftp) as our proxy in front of tftpd-hpa.
  *
  *   node --conditions=@iot-tofu/source --import tsx bench/storm/ours.ts \
- *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--rto-ms 1000]
+ *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--rto-ms 1000] [--threads 0|auto|N]
  *
- * Prints "ready" once every socket is bound; runs until SIGTERM/SIGINT.
+ * Prints "ready" once every socket is bound; runs until SIGTERM/SIGINT, then prints its gate and
+ * read-cache counters (the bench keeps them in the run's serverTail).
  */
 import { parseArgs } from 'node:util';
 import { ProxyDhcpServer } from '@iot-tofu/dhcp';
-import { FileSource, TftpServer } from '@iot-tofu/tftp';
+import { FileSource, TftpServer, defaultTransferThreads } from '@iot-tofu/tftp';
 import { AdmissionGate, parseGate } from './gate.js';
 
 const { values } = parseArgs({
@@ -20,6 +21,8 @@ const { values } = parseArgs({
     'no-tftp': { type: 'boolean', default: false },
     gate: { type: 'string', default: 'adaptive' },
     'rto-ms': { type: 'string', default: '1000' },
+    // Transfer threads as the daemon's --tftp-threads (auto = one per spare core); 0 keeps every transfer on main.
+    threads: { type: 'string', default: '0' },
   },
 });
 const serverIp = values['server-ip'];
@@ -31,14 +34,17 @@ if (!serverIp || (!tftpRoot && !values['no-tftp'])) {
 
 const gate = new AdmissionGate(parseGate(values.gate ?? 'adaptive'));
 let tftp: TftpServer | undefined;
+let source: FileSource | undefined;
 if (!values['no-tftp'] && tftpRoot) {
+  source = new FileSource({ root: tftpRoot, sharedFolder: null });
   // rto-ms: first retransmission timeout (library default 1 s; on a LAN the round trip is < 1 ms).
   tftp = new TftpServer({
     address: '0.0.0.0',
-    source: new FileSource({ root: tftpRoot, sharedFolder: null }),
+    source,
     maxConcurrent: 1024,
     perClientMax: 16,
     timeoutMs: Number(values['rto-ms']),
+    threads: values.threads === 'auto' ? defaultTransferThreads() : Number(values.threads ?? 0),
   });
   tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial));
   tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, true));
@@ -62,6 +68,7 @@ const dhcp = new ProxyDhcpServer({
 const shutdown = async () => {
   await Promise.allSettled([dhcp.close(), tftp?.close()]);
   process.stdout.write(`gate: ${JSON.stringify(gate.stats())}\n`);
+  if (source) process.stdout.write(`cache: ${JSON.stringify(source.stats)} tftp: ${JSON.stringify(tftp?.stats)}\n`);
   process.exit(0);
 };
 process.once('SIGTERM', () => void shutdown());
@@ -69,4 +76,4 @@ process.once('SIGINT', () => void shutdown());
 
 await dhcp.start();
 await tftp?.start();
-process.stdout.write(`ready (tftp ${tftp ? 'on' : 'off'}, gate ${values.gate})\n`);
+process.stdout.write(`ready (tftp ${tftp ? 'on' : 'off'}, gate ${values.gate}, threads ${tftp?.stats.threads ?? 0})\n`);

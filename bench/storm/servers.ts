@@ -28,6 +28,8 @@ export interface ServerContext {
   readonly linkBudget: number;
   /** First TFTP retransmission timeout of the library script (ms). */
   readonly oursRtoMs: number;
+  /** Transfer threads of the library script (`0`, `auto` or a count); undefined: the script's default (0). */
+  readonly oursThreads?: string;
 }
 
 export interface ServerUnderTest {
@@ -154,8 +156,9 @@ export function oursScript(name: string, description: string, gate: (context: Se
     description,
     start: async (context) => {
       const chosen = gate(context);
-      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen, '--rto-ms', String(context.oursRtoMs)]);
-      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}, TFTP RTO ${context.oursRtoMs} ms`, ['ours.ts']);
+      const threads = context.oursThreads === undefined ? [] : ['--threads', context.oursThreads];
+      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen, '--rto-ms', String(context.oursRtoMs), ...threads]);
+      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}, TFTP RTO ${context.oursRtoMs} ms${context.oursThreads === undefined ? '' : `, threads ${context.oursThreads}`}`, ['ours.ts']);
     },
   };
 }
