@@ -26,7 +26,8 @@ const FOLDER = serialFolder(SERIAL);
 const PI_NAME = 'linux-e2e';
 const GUEST_MAC = '52:54:00:77:00:41';
 const IPXE_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
-const QEMU_TIMEOUT_S = 240;
+// A boot takes 50-80 s under TCG on 2 busy cores; the bounds leave room for a loaded CI machine.
+const QEMU_TIMEOUT_S = 300;
 const SCRIPT_FILE = 'netboot-linux.ipxe';
 
 const kernel = installedKernel();
@@ -162,7 +163,8 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
           return value;
         }
         if (qemu.exitCode !== null || qemu.signalCode !== null) {
-          throw new StepFailure(`step "${name}" failed: QEMU exited (${qemu.exitCode ?? qemu.signalCode}) before it happened; qemu stderr: ${qemuStderr.trim()}\n${evidence()}`);
+          const how = qemu.exitCode === 124 ? `was stopped by its ${QEMU_TIMEOUT_S} s timeout` : `exited (${qemu.exitCode ?? qemu.signalCode})`;
+          throw new StepFailure(`step "${name}" failed: QEMU ${how} before it happened; qemu stderr: ${qemuStderr.trim()}\n${evidence()}`);
         }
         if (Date.now() > deadline) throw new StepFailure(`step "${name}" failed: not seen within ${deadlineMs / 1000} s\n${evidence()}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
@@ -186,17 +188,19 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
       const kernelServed = await tftpStep(`kernel: TFTP of ${FOLDER}/kernel8.img`, `${FOLDER}/kernel8.img`, 90_000);
       const initramfsServed = await tftpStep(`initramfs: TFTP of ${FOLDER}/initramfs8`, `${FOLDER}/initramfs8`, 90_000);
       // With `quiet` (Pi OS's cmdline) the kernel prints little: its initramfs asking dnsmasq again counts too.
-      await step('kernel starts (console output, or the initramfs asks for an address)', 60_000,
+      await step('kernel starts (console output, or the initramfs asks for an address)', 150_000,
         () => (/Linux version|Run \/init|IP-Config|Begin:/.test(consoleText()) || acks().length > 1 ? true : undefined),
         () => `${consoleEvidence()}\n(iPXE reports errors on the VGA screen only)`);
-      await step('NFS mount of the root (initramfs nfsmount from nfs-ganesha)', 90_000, () => {
+      await step('NFS mount of the root (initramfs nfsmount from nfs-ganesha)', 120_000, () => {
         const text = consoleText();
         if (text.includes(INIT_MARKER) || /No init found|doesn't have requested/.test(text)) return true;
         const complaint = nfsComplaint(text);
-        if (complaint) throw new Error(`the console says: ${complaint}`);
+        if (complaint) throw new Error(`the console says: ${complaint}; the Pi's nfsroot: ${/nfsroot=\S+/.exec(cmdline)?.[0] ?? 'none'}`);
         return undefined;
-      }, consoleEvidence);
+      }, () => `${consoleEvidence()}\nganesha log (last lines):\n${tail(ganesha.log(), 10)}`);
       await step('init (marker on the serial console)', 30_000, () => (consoleText().includes(`${INIT_MARKER} ${PI_NAME}`) ? true : undefined), consoleEvidence);
+      // The console file lags the marker by a few writes: wait for the end of init's report.
+      await step('init report (/proc/mounts on the console)', 15_000, () => (/^--- end/m.test(consoleText()) ? true : undefined), consoleEvidence);
 
       const text = consoleText();
       // The root is this Pi's own copy, mounted from us over NFS.
@@ -216,10 +220,20 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
   });
 });
 
-/** The first console line in which the initramfs gives up on, or retries, the NFS root. */
+/** Console complaints of the initramfs about its NFS root, with what they usually mean. */
+const NFS_COMPLAINTS: ReadonlyArray<[pattern: RegExp, meaning: string]> = [
+  [/invalid value for vers|bad NFS version/, 'klibc nfsmount takes vers=2 or vers=3 only (PROTOCOL.md section 9): the nfsroot= options in cmdline.txt'],
+  [/bad option/, "klibc nfsmount rejects that option (e.g. proto=; it wants plain 'tcp'): the nfsroot= options in cmdline.txt"],
+  [/Retrying nfs mount|mount call failed|nfsmount: .+/, 'the server refused or did not answer: see the ganesha log and the exports'],
+  [/ALERT!|Gave up waiting for root/, 'the initramfs looked for a local root device: is root=/dev/nfs in cmdline.txt?'],
+  [/Unable to mount root|Kernel panic/, 'the kernel mounted no root: is the initramfs loaded and root=/dev/nfs set?'],
+];
+
+/** The first console line in which the initramfs gives up on, or retries, the NFS root, with a hint. */
 function nfsComplaint(consoleText: string): string | undefined {
-  const patterns = [/invalid value for \w+/, /bad NFS version/, /bad option/, /Retrying nfs mount/, /nfsmount: .+/, /mount call failed/, /Unable to mount root/, /ALERT!/, /Gave up waiting for root/, /Kernel panic/];
-  const lines = consoleText.split(/\r?\n/);
-  const hit = lines.find((line) => patterns.some((pattern) => pattern.test(line)));
-  return hit ? JSON.stringify(hit.trim()) : undefined;
+  for (const line of consoleText.split(/\r?\n/)) {
+    const known = NFS_COMPLAINTS.find(([pattern]) => pattern.test(line));
+    if (known) return `${JSON.stringify(line.trim())} (${known[1]})`;
+  }
+  return undefined;
 }

@@ -102,7 +102,7 @@ export function ganeshaConfigFromExports(exportsText: string, core: GaneshaCoreO
 }
 
 export interface RunningGanesha {
-  /** ganesha.nfsd itself (the lab kills it on close). */
+  /** The shell that runs rpcbind and ganesha.nfsd (the lab stops it on close; it stops both). */
   child: ChildProcess;
   configFile: string;
   logFile: string;
@@ -122,30 +122,28 @@ export async function startGanesha(lab: Lab, host: string, options: { workDir: s
   mkdirSync(recoveryRoot, { recursive: true });
   const configFile = join(dir, 'ganesha.conf');
   const logFile = join(dir, 'ganesha.log');
-  const rpcbindPidFile = join(dir, 'rpcbind.pid');
+  const pidFiles = { rpcbind: join(dir, 'rpcbind.pid'), ganesha: join(dir, 'ganesha.pid') };
   writeFileSync(configFile, ganeshaConfigFromExports(readFileSync(options.exportsFile, 'utf8'), { bindAddress: options.bindAddress, recoveryRoot }));
   writeFileSync(logFile, '');
-  // unshare (no --fork) and `exec` keep one PID for the lab to kill: it ends up being ganesha.nfsd.
-  const script = [
-    'mount -t tmpfs none /run',
-    'mkdir -p /run/rpcbind /run/ganesha',
-    `rpcbind -w -f & echo $! > '${rpcbindPidFile}'`,
-    'sleep 0.5',
-    `exec ganesha.nfsd -F -L '${logFile}' -f '${configFile}' -p /run/ganesha/ganesha.pid -N NIV_EVENT`,
-  ].join(' && ');
+  // The shell stays the parent of both daemons, so it reaps them; on SIGTERM (the lab's stop)
+  // it stops both by PID (ganesha at once: it has nothing worth a slow shutdown here). unshare
+  // execs the shell, so the lab's child PID is this shell.
+  const script = `
+    mount -t tmpfs none /run && mkdir -p /run/rpcbind /run/ganesha || exit 1
+    rpcbind -w -f & rpcbind_pid=$!
+    echo $rpcbind_pid > '${pidFiles.rpcbind}'
+    sleep 0.5
+    ganesha.nfsd -F -L '${logFile}' -f '${configFile}' -p /run/ganesha/ganesha.pid -N NIV_EVENT & ganesha_pid=$!
+    echo $ganesha_pid > '${pidFiles.ganesha}'
+    trap 'kill -KILL $ganesha_pid; kill $rpcbind_pid; wait' TERM INT
+    wait $ganesha_pid
+    kill $rpcbind_pid 2>/dev/null; wait`;
   const child = lab.spawn(host, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
   const log = () => readFileSync(logFile, 'utf8');
-  const stopRpcbind = () => {
-    try {
-      const pid = Number(readFileSync(rpcbindPidFile, 'utf8').trim());
-      if (pid > 0) process.kill(pid, 'SIGTERM');
-    } catch {
-      // not started, or already gone
-    }
-  };
   const stop = async () => {
     await stopProcess(child);
-    stopRpcbind();
+    // Only if the shell died before it could stop them (e.g. SIGKILL after the grace period).
+    for (const [name, file] of Object.entries(pidFiles)) killIfStill(file, name);
   };
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   while (!/NFS SERVER INITIALIZED/.test(log())) {
@@ -156,4 +154,14 @@ export async function startGanesha(lab: Lab, host: string, options: { workDir: s
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return { child, configFile, logFile, log, stop };
+}
+
+/** Kills the process whose PID is in `pidFile` if it still runs `name` (never a reused PID). */
+function killIfStill(pidFile: string, name: string): void {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(name)) process.kill(pid, 'SIGKILL');
+  } catch {
+    // never started, or already gone
+  }
 }
