@@ -49,7 +49,13 @@ try {
   const boot = join(dir, 'src-boot');
   const root = join(dir, 'src-root');
   mkdirSync(boot, { recursive: true });
-  for (const f of ['start4.elf', 'fixup4.dat', 'kernel8.img', 'bcm2711-rpi-4-b.dtb', 'config.txt']) writeFileSync(join(boot, f), f);
+  // A Pi OS arm64 boot partition's sizes (firmware for every model, two kernels and initramfs, DTBs, overlays): about 70 MB.
+  const bootSizes: Record<string, number> = { 'kernel8.img': 9_400_000, 'kernel_2712.img': 9_600_000, initramfs8: 12_300_000, initramfs_2712: 12_400_000, 'bootcode.bin': 52_000, 'fixup4.dat': 5_400, 'bcm2711-rpi-4-b.dtb': 56_000, 'bcm2712-rpi-5-b.dtb': 80_000, 'config.txt': 1_200 };
+  for (const elf of ['start.elf', 'start_cd.elf', 'start_db.elf', 'start_x.elf', 'start4.elf', 'start4cd.elf', 'start4db.elf', 'start4x.elf']) bootSizes[elf] = 2_900_000;
+  mkdirSync(join(boot, 'overlays'));
+  for (let i = 0; i < 300; i++) bootSizes[`overlays/o${i}.dtbo`] = 18_000;
+  for (const [f, size] of Object.entries(bootSizes)) writeFileSync(join(boot, f), Buffer.alloc(size, f.length));
+  writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n');
   for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'boot/firmware', 'usr/lib']) mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc/hostname'), 'raspberrypi\n');
   // 20 000 small files (~4 KiB) like /usr/share and /usr/lib, the rest in 1 MiB files.
@@ -89,7 +95,7 @@ try {
   // alternated twice each with the page cache flushed and deletes settled in between (this VM's
   // disk discards on delete); the better run of each counts.
   const plain: Array<{ ms: number; bytes: number; du: number }> = [];
-  const adds: Array<{ ms: number; bytes: number; du: number; mode: string }> = [];
+  const adds: Array<{ ms: number; bytes: number; du: number; bootDu: number; mode: string }> = [];
   await settle();
   for (let round = 0; round < 2; round++) {
     let before = used(dir);
@@ -105,7 +111,7 @@ try {
     t = performance.now();
     const result = await fleet.add({ serial, owner: 'bench', name: 'bench', base: 'big' });
     execFileSync('sync');
-    adds.push({ ms: performance.now() - t, bytes: used(dir) - before, du: du(join(dir, 'nfs', serial)) + du(join(dir, 'tftpboot', serial)), mode: result.copyMode });
+    adds.push({ ms: performance.now() - t, bytes: used(dir) - before, du: du(join(dir, 'nfs', serial)) + du(join(dir, 'tftpboot', serial)), bootDu: du(join(dir, 'tftpboot', serial)), mode: result.copyMode });
     await fleet.remove(serial);
     await settle();
   }
@@ -118,6 +124,7 @@ try {
   const secs = (runs: Array<{ ms: number }>) => runs.map((r) => (r.ms / 1000).toFixed(1)).join(', ');
   console.log(`plain cp -a:   ${(p.ms / 1000).toFixed(1)} s (runs ${secs(plain)}), filesystem used +${mib(p.bytes)} MiB, du ${mib(p.du)} MiB`);
   console.log(`Fleet.add:     ${(a.ms / 1000).toFixed(1)} s (runs ${secs(adds)}), filesystem used +${mib(a.bytes)} MiB, du ${mib(a.du)} MiB, copy mode ${a.mode}`);
+  console.log(`of which the boot folder (/boot/firmware): du ${mib(a.bootDu)} MiB`);
   console.log(`ratios add/plain: time ${(a.ms / p.ms).toFixed(2)}, disk (filesystem used) ${(a.bytes / p.bytes).toFixed(3)}, disk (du) ${(a.du / p.du).toFixed(3)}`);
 } finally {
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
