@@ -9,6 +9,7 @@ import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
 import { AdmissionControl, AdmissionGate, admissionMode } from './admission.js';
 import { buildApi } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
+import { initramfsFromBootFolders } from './boot-plan.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
 import { EventBus, type BootEventName, type BootEvents } from './events.js';
@@ -105,7 +106,7 @@ export class BootServer {
     this.logger = deps.logger ?? pino({ level: 'silent' });
     this.now = deps.now ?? Date.now;
     this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
-    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000 });
+    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000, initramfsOf: initramfsFromBootFolders(config.tftpRoot) });
     this.gate = new AdmissionGate(admissionMode(config.admissionBudget));
     this.admission = new AdmissionControl(this.gate);
   }
