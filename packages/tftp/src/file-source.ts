@@ -9,6 +9,8 @@ import { sanitizeTftpPath } from './path.js';
 import type { PathRejection } from './path.js';
 import { silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
+import { ReadCache } from './read-cache.js';
+import type { CachedData } from './read-cache.js';
 
 /** Why a file could not be opened; `reason` is what transfer events report. */
 export type FileErrorReason = 'not-found' | 'access-denied' | 'io-error';
@@ -91,10 +93,17 @@ export interface OpenOptions {
 }
 
 export interface FileSourceStats {
+  /** Inodes in the cache. */
   readonly cachedFiles: number;
+  /** Distinct byte buffers in the cache: inodes with identical contents share one. */
+  readonly cachedBuffers: number;
+  /** Memory of those buffers, each counted once. */
   readonly cachedBytes: number;
   readonly hits: number;
+  /** Files read from disk into the cache (including those then found identical to cached bytes). */
   readonly misses: number;
+  /** Misses whose bytes were already cached under another inode: filed there, no second buffer. */
+  readonly shared: number;
   readonly streamed: number;
 }
 
@@ -105,14 +114,6 @@ const REJECTION_TEXT: Record<PathRejection, string> = {
   'too-long': 'file name too long',
 };
 
-interface CacheEntry {
-  /** The file's inode (`dev:ino`): hard links and other names of one file share one entry. */
-  readonly key: string;
-  readonly identity: string;
-  readonly data: Buffer;
-  refs: number;
-}
-
 function inodeKey(info: Stats): string {
   return `${info.dev}:${info.ino}`;
 }
@@ -121,19 +122,63 @@ function identityOf(info: Stats): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
-/**
- * Reads a file into shared memory (transfer threads read cached files without a copy). Reads
- * what the stat promised; a file that shrank meanwhile yields what was there.
- */
-async function readShared(handle: FileHandle, size: number): Promise<Buffer> {
-  const data = Buffer.from(new SharedArrayBuffer(size));
+/** Reads into `target` from file offset `position` until it is full or the file ends; returns the bytes read. */
+async function readFully(handle: FileHandle, target: Buffer, position: number): Promise<number> {
   let filled = 0;
-  while (filled < size) {
-    const { bytesRead } = await handle.read(data, filled, size - filled, filled);
+  while (filled < target.length) {
+    const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
+  return filled;
+}
+
+/**
+ * A buffer in shared memory (transfer threads read cached files without a copy) holding `prefix`
+ * and then the file from `prefix.length` on. Reads what the stat promised; a file that shrank
+ * meanwhile yields what was there.
+ */
+async function readShared(handle: FileHandle, size: number, prefix: Uint8Array = Buffer.alloc(0)): Promise<Buffer> {
+  const data = Buffer.from(new SharedArrayBuffer(size));
+  data.set(prefix);
+  const filled = prefix.length + (await readFully(handle, data.subarray(prefix.length), prefix.length));
   return filled === size ? data : data.subarray(0, filled);
+}
+
+/** Chunk of a file compared at a time against cached buffers of its size. */
+const COMPARE_CHUNK = 1024 * 1024;
+
+/**
+ * Reads a file while comparing it, chunk by chunk, with cached buffers of its size (memcmp
+ * speed; hashing would cost more than the read on a Pi 4). A copy of cached bytes thus costs one
+ * chunk of memory and no budget. At the first chunk no candidate equals, the bytes so far (equal
+ * to the last candidates') and the chunk go into a fresh buffer, which `reserve` must allow
+ * (false: undefined, the caller streams), and the rest of the file is read into it.
+ */
+async function readComparing(
+  handle: FileHandle,
+  size: number,
+  candidates: readonly CachedData[],
+  reserve: () => boolean,
+): Promise<{ same: CachedData } | { data: Buffer } | undefined> {
+  let matching = candidates;
+  const scratch = Buffer.allocUnsafe(Math.min(COMPARE_CHUNK, size));
+  for (let offset = 0; offset < size; ) {
+    const wanted = Math.min(scratch.length, size - offset);
+    const got = await readFully(handle, scratch.subarray(0, wanted), offset);
+    const chunk = scratch.subarray(0, got);
+    const still = got === wanted ? matching.filter((c) => c.data.subarray(offset, offset + got).equals(chunk)) : [];
+    if (still.length === 0) {
+      if (!reserve()) return undefined;
+      const prefix = Buffer.concat([matching[0]!.data.subarray(0, offset), chunk]);
+      // The file ended early (shrank since its stat): keep what was there, as readShared does.
+      if (got < wanted) return { data: await readShared(handle, offset + got, prefix) };
+      return { data: await readShared(handle, size, prefix) };
+    }
+    matching = still;
+    offset += got;
+  }
+  return { same: matching[0]! };
 }
 
 function isMissing(error: unknown): boolean {
@@ -254,7 +299,8 @@ class StreamedBody implements FileBody {
 /**
  * Where TFTP bytes come from: a jailed root with a per-serial overlay, generated files, and a
  * shared read cache bounded in bytes. Concurrent transfers of one file share one in-memory copy,
- * read from disk once; a change on disk (size, mtime, ctime or inode) makes the next open reload.
+ * read from disk once; files with identical bytes (per-Pi copies of one boot tree) share one copy;
+ * a change on disk (size, mtime, ctime or inode) makes the next open reload.
  */
 export class FileSource {
   readonly root: string;
@@ -265,15 +311,15 @@ export class FileSource {
   private readonly cacheMaxBytes: number;
   private readonly chunkBytes: number;
   private readonly logger: TftpLogger;
-  /** LRU order: first = least recently used. */
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly loading = new Map<string, Promise<CacheEntry | undefined>>();
-  private cachedBytes = 0;
+  private readonly cache: ReadCache;
+  /** Loads in progress per inode: concurrent opens of one file read it once. */
+  private readonly loading = new Map<string, Promise<CachedData | undefined>>();
+  /** Loads in progress per file size: a later load of that size compares against their bytes. */
+  private readonly loadsBySize = new Map<number, Set<Promise<void>>>();
   private readonly jails = new Map<string, { real: string; at: number }>();
-  /** Bytes of cache loads in progress. */
-  private reservedBytes = 0;
   private hits = 0;
   private misses = 0;
+  private shared = 0;
   private streamed = 0;
 
   constructor(options: FileSourceOptions) {
@@ -284,12 +330,14 @@ export class FileSource {
     this.providers = options.providers ?? [];
     this.prefixFallback = options.prefixFallback ?? false;
     this.cacheMaxBytes = options.cacheMaxBytes ?? 256 * 1024 * 1024;
+    this.cache = new ReadCache(this.cacheMaxBytes);
     this.chunkBytes = Math.max(4096, options.chunkBytes ?? 64 * 1024);
     this.logger = options.logger ?? silentLogger;
   }
 
   get stats(): FileSourceStats {
-    return { cachedFiles: this.cache.size, cachedBytes: this.cachedBytes, hits: this.hits, misses: this.misses, streamed: this.streamed };
+    const cache = this.cache.stats;
+    return { cachedFiles: cache.files, cachedBuffers: cache.buffers, cachedBytes: cache.bytes, hits: this.hits, misses: this.misses, shared: this.shared, streamed: this.streamed };
   }
 
   /** Checks that the root exists and is a directory (for a one-line startup error). */
@@ -345,7 +393,7 @@ export class FileSource {
 
   /** Drops every cached file that no transfer is using. */
   clearCache(): void {
-    for (const [key, entry] of this.cache) if (entry.refs === 0) this.evict(key, entry);
+    this.cache.clear();
   }
 
   /**
@@ -390,73 +438,87 @@ export class FileSource {
   }
 
   private async bodyFor(real: string, info: Stats, options: OpenOptions): Promise<FileBody> {
-    const identity = identityOf(info);
-    // Keyed by inode, not path: a fleet's per-serial folders are often hard links (or bind
-    // mounts) of one boot partition, and 200 Pis must not cost 200 copies of one kernel.
+    // Keyed by inode, not path: hard links (or bind mounts) of one boot tree are one entry; copies
+    // (distinct inodes) share one buffer when their bytes are equal (see load).
     const key = inodeKey(info);
-    const cached = this.cache.get(key);
-    if (cached && cached.identity === identity) {
+    const cached = this.cache.lookup(key, identityOf(info));
+    if (cached) {
       this.hits++;
       return this.borrow(cached);
     }
-    if (cached) this.evict(key, cached);
     if (info.size <= this.cacheMaxBytes) {
       let pending = this.loading.get(key);
       if (!pending) {
-        pending = this.load(real, key, info.size).finally(() => this.loading.delete(key));
+        pending = this.load(real, info.size).finally(() => this.loading.delete(key));
         this.loading.set(key, pending);
       }
-      const entry = await pending;
-      if (entry) return this.borrow(entry);
+      const loaded = await pending;
+      if (loaded) return this.borrow(loaded);
     }
     return this.stream(real, options);
   }
 
-  private borrow(entry: CacheEntry): FileBody {
-    entry.refs++;
-    // Touch for LRU order.
-    if (this.cache.get(entry.key) === entry) {
-      this.cache.delete(entry.key);
-      this.cache.set(entry.key, entry);
-    }
-    return new MemoryBody(entry.data, () => {
-      entry.refs--;
-      this.trim();
-    });
+  private borrow(cached: CachedData): FileBody {
+    this.cache.borrow(cached);
+    return new MemoryBody(cached.data, () => this.cache.giveBack(cached));
   }
 
-  /** Reads a whole file into the cache, or returns undefined when the budget cannot hold it now. */
-  private async load(real: string, key: string, expectedSize: number): Promise<CacheEntry | undefined> {
-    this.makeRoom(expectedSize);
-    if (this.cachedBytes + this.reservedBytes + expectedSize > this.cacheMaxBytes) return undefined;
-    // Reserve the bytes while reading, so parallel loads of different files respect the budget too.
-    let reserved = expectedSize;
-    this.reservedBytes += reserved;
-    this.misses++;
+  /**
+   * Reads a whole file into the cache, sharing the bytes of an identical cached file; undefined
+   * when the budget cannot hold it now. Runs after the loads of the same size already in progress
+   * (likely copies of this file): comparing against their bytes then needs no second buffer.
+   */
+  private async load(real: string, expectedSize: number): Promise<CachedData | undefined> {
+    const earlier = [...(this.loadsBySize.get(expectedSize) ?? [])];
+    let done = () => {};
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const sameSize = this.loadsBySize.get(expectedSize) ?? new Set<Promise<void>>();
+    this.loadsBySize.set(expectedSize, sameSize.add(mine));
+    let reserved = 0;
     let handle: FileHandle | undefined;
     try {
+      await Promise.all(earlier);
       handle = await openFile(real, 'r');
       const info = await handle.stat();
       if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
-      const data = await readShared(handle, info.size);
-      // A file that changed between stat and read gets the identity of what we actually read.
-      const identity = data.length === info.size ? identityOf(info) : `${identityOf(info)}:${data.length}`;
       // Filed under the inode actually read (the name may have been replaced since the stat).
-      const entry: CacheEntry = { key: inodeKey(info), identity, data, refs: 0 };
-      this.reservedBytes -= reserved;
+      const key = inodeKey(info);
+      // Compared without pinning: one evicted meanwhile is still in memory, and share() re-indexes it.
+      const candidates = this.cache.sameSize(info.size);
+      // Reserve the bytes of a fresh buffer while reading, so parallel loads respect the budget too.
+      const reserve = () => {
+        if (!this.cache.reserve(info.size)) return false;
+        reserved = info.size;
+        this.misses++;
+        return true;
+      };
+      let read: { same: CachedData } | { data: Buffer } | undefined;
+      if (candidates.length > 0) read = await readComparing(handle, info.size, candidates, reserve);
+      else read = reserve() ? { data: await readShared(handle, info.size) } : undefined;
+      if (!read) return undefined;
+      if ('same' in read) {
+        this.misses++;
+        const filed = this.cache.share(key, identityOf(info), read.same);
+        if (filed) this.shared++;
+        return filed;
+      }
+      // A file that changed between stat and read gets the identity of what we actually read.
+      const identity = read.data.length === info.size ? identityOf(info) : `${identityOf(info)}:${read.data.length}`;
+      this.cache.unreserve(reserved);
       reserved = 0;
-      const previous = this.cache.get(entry.key);
-      if (previous) this.evict(entry.key, previous);
-      this.makeRoom(data.length);
-      this.cache.set(entry.key, entry);
-      this.cachedBytes += data.length;
-      return entry;
+      const filed = this.cache.add(key, identity, read.data);
+      // Another load of these bytes finished first (a copy read at the same time): the fresh buffer goes.
+      if (filed.data !== read.data) this.shared++;
+      return filed;
     } catch (error) {
       if (error instanceof TftpFileError) throw error;
       if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
       throw this.ioError(error);
     } finally {
-      this.reservedBytes -= reserved;
+      this.cache.unreserve(reserved);
+      sameSize.delete(mine);
+      if (sameSize.size === 0 && this.loadsBySize.get(expectedSize) === sameSize) this.loadsBySize.delete(expectedSize);
+      done();
       await handle?.close().catch(() => undefined);
     }
   }
@@ -474,27 +536,6 @@ export class FileSource {
     const blksize = options.blksize ?? 512;
     const chunk = Math.max(blksize, Math.floor(this.chunkBytes / blksize) * blksize);
     return new StreamedBody(handle, info.size, chunk);
-  }
-
-  /** Evicts unused entries, least recently used first, until `incoming` more bytes fit. */
-  private makeRoom(incoming: number): void {
-    for (const [key, entry] of this.cache) {
-      if (this.cachedBytes + this.reservedBytes + incoming <= this.cacheMaxBytes) return;
-      if (entry.refs === 0) this.evict(key, entry);
-    }
-  }
-
-  private trim(): void {
-    this.makeRoom(0);
-  }
-
-  /**
-   * Removes an entry from the index. A stale entry still in use stays readable by the transfers
-   * holding it (they finish with the bytes they started with) and is freed when they end.
-   */
-  private evict(key: string, entry: CacheEntry): void {
-    this.cache.delete(key);
-    this.cachedBytes -= entry.data.length;
   }
 
   private ioError(error: unknown): TftpFileError {
