@@ -314,8 +314,8 @@ export class FileSource {
   private readonly cache: ReadCache;
   /** Loads in progress per inode: concurrent opens of one file read it once. */
   private readonly loading = new Map<string, Promise<CachedData | undefined>>();
-  /** Loads in progress per file size: a later load of that size compares against their bytes. */
-  private readonly loadsBySize = new Map<number, Set<Promise<void>>>();
+  /** Per file size, the load reading bytes no cached buffer of that size had: later loads of that size wait for it. */
+  private readonly producers = new Map<number, Promise<void>>();
   private readonly jails = new Map<string, { real: string; at: number }>();
   private hits = 0;
   private misses = 0;
@@ -449,7 +449,14 @@ export class FileSource {
     if (info.size <= this.cacheMaxBytes) {
       let pending = this.loading.get(key);
       if (!pending) {
-        pending = this.load(real, info.size).finally(() => this.loading.delete(key));
+        // The load's hold keeps fresh bytes from eviction until every open awaiting it has borrowed
+        // them (their continuations run before the immediate): another load's reservation could
+        // otherwise evict them in between, and bytes in use would leave the budget.
+        const release = (loaded: CachedData | undefined) => {
+          if (loaded) setImmediate(() => this.cache.giveBack(loaded));
+          return loaded;
+        };
+        pending = this.load(real, info.size).then(release).finally(() => this.loading.delete(key));
         this.loading.set(key, pending);
       }
       const loaded = await pending;
@@ -465,19 +472,19 @@ export class FileSource {
 
   /**
    * Reads a whole file into the cache, sharing the bytes of an identical cached file; undefined
-   * when the budget cannot hold it now. Runs after the loads of the same size already in progress
-   * (likely copies of this file): comparing against their bytes then needs no second buffer.
+   * when the budget cannot hold it now. While a load of the same size reads bytes nothing cached
+   * had (likely another copy of this file), this one waits for it: comparing against those bytes
+   * then needs no second buffer. Loads that compare run side by side.
    */
   private async load(real: string, expectedSize: number): Promise<CachedData | undefined> {
-    const earlier = [...(this.loadsBySize.get(expectedSize) ?? [])];
-    let done = () => {};
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    const sameSize = this.loadsBySize.get(expectedSize) ?? new Set<Promise<void>>();
-    this.loadsBySize.set(expectedSize, sameSize.add(mine));
+    for (let producer = this.producers.get(expectedSize); producer; producer = this.producers.get(expectedSize)) await producer;
+    let produced: (() => void) | undefined;
+    if (this.cache.sameSize(expectedSize).length === 0) {
+      this.producers.set(expectedSize, new Promise<void>((resolve) => (produced = resolve)));
+    }
     let reserved = 0;
     let handle: FileHandle | undefined;
     try {
-      await Promise.all(earlier);
       handle = await openFile(real, 'r');
       const info = await handle.stat();
       if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
@@ -500,7 +507,7 @@ export class FileSource {
         this.misses++;
         const filed = this.cache.share(key, identityOf(info), read.same);
         if (filed) this.shared++;
-        return filed;
+        return this.held(filed);
       }
       // A file that changed between stat and read gets the identity of what we actually read.
       const identity = read.data.length === info.size ? identityOf(info) : `${identityOf(info)}:${read.data.length}`;
@@ -509,18 +516,25 @@ export class FileSource {
       const filed = this.cache.add(key, identity, read.data);
       // Another load of these bytes finished first (a copy read at the same time): the fresh buffer goes.
       if (filed.data !== read.data) this.shared++;
-      return filed;
+      return this.held(filed);
     } catch (error) {
       if (error instanceof TftpFileError) throw error;
       if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
       throw this.ioError(error);
     } finally {
       this.cache.unreserve(reserved);
-      sameSize.delete(mine);
-      if (sameSize.size === 0 && this.loadsBySize.get(expectedSize) === sameSize) this.loadsBySize.delete(expectedSize);
-      done();
+      if (produced) {
+        this.producers.delete(expectedSize);
+        produced();
+      }
       await handle?.close().catch(() => undefined);
     }
+  }
+
+  /** Bytes a load returns are borrowed once (a hold): bodyFor gives it back (see there). */
+  private held(cached: CachedData | undefined): CachedData | undefined {
+    if (cached) this.cache.borrow(cached);
+    return cached;
   }
 
   private async stream(real: string, options: OpenOptions): Promise<FileBody> {
