@@ -7,6 +7,9 @@ import { DhcpBindError, ProxyConfigError } from './errors.js';
 import { sanitizeForLog, silentLogger, type DhcpLogger } from './logger.js';
 import { decideProxyReply, replyDestination, validateProxyPolicy, type IgnoreReason, type ProxyPolicy, type ProxyPort } from './policy.js';
 import { DEFAULT_RATE_LIMIT, PerClientRateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { ForeignDhcpServerError, probeForeignDhcpServers } from './foreign-probe.js';
+import { FullModeEngine, type FullModeOptions, type FullModeStats, type LeaseEvent } from './full-mode.js';
+import type { FullIgnoreReason } from './full-policy.js';
 
 export interface DhcpClock {
   now(): number;
@@ -61,6 +64,11 @@ export interface ProxyDhcpServerOptions {
   logger?: DhcpLogger;
   clock?: DhcpClock;
   socketFactory?: (options: { reuseAddr: boolean }) => DhcpUdpSocket;
+  /**
+   * Full-DHCP mode (`--dhcp-mode full`): port 67 hands out addresses from a lease pool with the boot
+   * options in the same reply; 4011 stays as in proxy mode. Unset = proxy mode.
+   */
+  full?: FullModeOptions;
 }
 
 export interface BoundSocket {
@@ -97,12 +105,12 @@ export interface OfferSentEvent {
 export interface IgnoredEvent {
   mac?: string;
   kind?: ClientKind;
-  reason: IgnoreReason;
+  reason: IgnoreReason | FullIgnoreReason;
   xid?: number;
   port: ProxyPort;
 }
 
-export type DropReason = 'malformed' | 'policy-error' | 'encode-error' | 'send-failed';
+export type DropReason = 'malformed' | 'policy-error' | 'encode-error' | 'send-failed' | 'persist-failed';
 
 export interface DroppedEvent {
   reason: DropReason;
@@ -117,6 +125,8 @@ export interface ProxyDhcpEvents {
   'offer-sent': [OfferSentEvent];
   ignored: [IgnoredEvent];
   dropped: [DroppedEvent];
+  /** Full mode: an address offered, bound, released, declined, found in use (conflict) or NAKed. */
+  lease: [LeaseEvent];
 }
 
 export interface ProxyDhcpStats {
@@ -126,12 +136,16 @@ export interface ProxyDhcpStats {
   requests: number;
   /** OFFERs sent on 67 (Pi 3B repeats included). */
   offers: number;
-  /** ACKs sent on 4011. */
+  /** ACKs sent (on 4011; in full mode also on 67). */
   acks: number;
+  /** NAKs sent (full mode). */
+  naks: number;
   /** Requests not answered, by reason ('deferred' = admission gate, 'rate-limited' = flood). */
-  ignored: Partial<Record<IgnoreReason, number>>;
+  ignored: Partial<Record<IgnoreReason | FullIgnoreReason, number>>;
   /** Packets thrown away: malformed input, hook or send failures. */
   dropped: Partial<Record<DropReason, number>>;
+  /** Full mode only: lease table and RFC 2131 counters. */
+  full?: FullModeStats;
 }
 
 interface PortSockets {
@@ -159,7 +173,9 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private sockets: Partial<Record<ProxyPort, PortSockets>> = {};
   private started = false;
   private closing: Promise<void> | undefined;
-  private readonly counters: ProxyDhcpStats = { received: 0, requests: 0, offers: 0, acks: 0, ignored: {}, dropped: {} };
+  private readonly counters: ProxyDhcpStats = { received: 0, requests: 0, offers: 0, acks: 0, naks: 0, ignored: {}, dropped: {} };
+  private readonly full: FullModeEngine | undefined;
+  private readonly fullOptions: FullModeOptions | undefined;
 
   constructor(options: ProxyDhcpServerOptions) {
     super();
@@ -177,12 +193,66 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     this.clock = options.clock ?? systemClock;
     this.socketFactory = options.socketFactory ?? defaultSocketFactory;
     this.limiter = options.rateLimit === false ? undefined : new PerClientRateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
+    if (options.full) {
+      if (options.full.policy.serverIp !== this.options.serverIp) throw new ProxyConfigError('serverIp', `full-mode policy says ${options.full.policy.serverIp} but the server sends from ${this.options.serverIp}`);
+      this.fullOptions = options.full;
+      this.full = new FullModeEngine(options.full, this.fullModeHost());
+    }
+  }
+
+  /** The full-mode engine's view of this server: its sockets, counters and events. */
+  private fullModeHost(): ConstructorParameters<typeof FullModeEngine>[1] {
+    return {
+      logger: this.logger,
+      now: () => this.clock.now(),
+      ports: { server: this.options.dhcpPort, client: this.options.clientPort, broadcastAddress: this.options.broadcastAddress },
+      send: (bytes, address, port, messageType, event) => {
+        const sent: OfferSentEvent | undefined = messageType === 'nak' ? undefined : {
+          mac: event.mac,
+          kind: (event.kind ?? 'not-pxe') as ClientKind,
+          xid: event.xid,
+          port: 'dhcp',
+          messageType,
+          to: `${address}:${port}`,
+          repeat: event.repeat,
+          ...(event.serial ? { serial: event.serial } : {}),
+        };
+        this.send('dhcp', bytes, address, port, sent, messageType);
+      },
+      repeat: (afterMs, resend) => {
+        if (this.timers.size >= MAX_PENDING_REPEATS) return;
+        const timer = this.clock.setTimeout(() => {
+          this.timers.delete(timer);
+          resend();
+        }, afterMs);
+        this.timers.add(timer);
+      },
+      ignore: (event) => this.ignore({ ...event, kind: event.kind as ClientKind | undefined, port: 'dhcp' } as IgnoredEvent),
+      drop: (event) => this.drop({ ...event, port: 'dhcp' }),
+      lease: (event) => this.emitSafely('lease', event),
+    };
   }
 
   /** Binds every socket; rejects with DhcpBindError (and holds nothing) if one cannot be bound. */
   async start(): Promise<BoundSocket[]> {
     if (this.started) throw new ProxyConfigError('start', 'ProxyDhcpServer.start() was already called');
     this.started = true;
+    if (this.full && this.fullOptions) {
+      const probe = this.fullOptions.probe;
+      if (probe !== false) {
+        // Two address servers on one segment hand out addresses twice: look before serving.
+        const foreign = await probeForeignDhcpServers({
+          serverIp: this.options.serverIp,
+          serverPort: this.options.dhcpPort,
+          clientPort: this.options.clientPort,
+          broadcastAddress: this.options.broadcastAddress,
+          socketFactory: this.socketFactory,
+          ...(probe?.timeoutMs === undefined ? {} : { timeoutMs: probe.timeoutMs }),
+        });
+        if (foreign.length > 0) throw new ForeignDhcpServerError(foreign);
+      }
+      await this.full.load();
+    }
     try {
       this.sockets.dhcp = await this.bindPort('dhcp', this.options.dhcpPort);
       if (this.options.pxePort !== null) this.sockets.pxe = await this.bindPort('pxe', this.options.pxePort);
@@ -215,7 +285,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   }
 
   get stats(): ProxyDhcpStats {
-    return { ...this.counters, ignored: { ...this.counters.ignored }, dropped: { ...this.counters.dropped } };
+    return { ...this.counters, ignored: { ...this.counters.ignored }, dropped: { ...this.counters.dropped }, ...(this.full ? { full: this.full.stats } : {}) };
   }
 
   close(): Promise<void> {
@@ -223,6 +293,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       for (const timer of this.timers) this.clock.clearTimeout(timer);
       this.timers.clear();
       await this.closeSockets();
+      await this.full?.flush();
     })();
     return this.closing;
   }
@@ -295,6 +366,10 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     const mac = clientMac(request);
     if (mac && request.op === 1 && this.limiter && !this.limiter.allow(mac, this.clock.now())) {
       this.ignore({ mac, reason: 'rate-limited', xid: request.xid, port });
+      return;
+    }
+    if (this.full && port === 'dhcp') {
+      this.full.handle(request, rinfo, this.policy);
       return;
     }
 
@@ -375,17 +450,18 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     }
   }
 
-  private send(port: ProxyPort, bytes: Uint8Array, address: string, destinationPort: number, event: OfferSentEvent): void {
+  private send(port: ProxyPort, bytes: Uint8Array, address: string, destinationPort: number, event: OfferSentEvent | undefined, sent: 'offer' | 'ack' | 'nak' = event?.messageType ?? 'nak'): void {
     const socket = this.sockets[port]?.send;
     if (!socket) return; // closed meanwhile
     const done = (error: Error | null) => {
       if (error) {
-        this.drop({ reason: 'send-failed', peer: event.to, port, detail: error.message });
+        this.drop({ reason: 'send-failed', peer: `${address}:${destinationPort}`, port, detail: error.message });
         return;
       }
-      if (port === 'dhcp') this.counters.offers += 1;
-      else this.counters.acks += 1;
-      this.emitSafely('offer-sent', event);
+      if (sent === 'offer') this.counters.offers += 1;
+      else if (sent === 'ack') this.counters.acks += 1;
+      else this.counters.naks += 1;
+      if (event) this.emitSafely('offer-sent', event);
     };
     try {
       socket.send(bytes, destinationPort, address, done);
