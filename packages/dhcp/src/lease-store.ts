@@ -140,17 +140,17 @@ export class CoalescingWriter {
   constructor(private readonly write: () => Promise<void>) {}
 
   flush(): Promise<void> {
-    if (!this.queued) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.queued = { promise, resolve, reject };
-      if (!this.running) this.kick();
-    }
-    return this.queued.promise;
+    const waiting = this.queued;
+    if (waiting) return waiting.promise;
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.queued = { promise, resolve, reject };
+    if (!this.running) this.kick();
+    return promise;
   }
 
   private kick(): void {
