@@ -34,7 +34,7 @@ describe.each([{ threads: 0 }, { threads: 1 }])('Raspberry Pi bootloader request
     dir = mkdtempSync(join(tmpdir(), 'tofu-pi-'));
     const root = join(dir, 'tftpboot');
     const models: PiModel[] = ['pi3b', 'pi3b+', 'pi4', 'pi5'];
-    for (const file of new Set(models.flatMap(requiredBootFiles))) {
+    for (const file of new Set(models.flatMap((model) => requiredBootFiles(model)))) {
       base[file] = randomBytes(file.startsWith('kernel') ? 3_000_000 : file.endsWith('.elf') ? 700_000 : 20_000);
       mkdirSync(dirname(join(root, 'base', file)), { recursive: true });
       writeFileSync(join(root, 'base', file), base[file]!);

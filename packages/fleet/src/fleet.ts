@@ -24,12 +24,14 @@ import {
   renderOwnerFile,
 } from '@iot-tofu/rpi';
 import { cmdlineFromBase, migratePi } from './boot-folder.js';
+import { childrenDieWithUs } from './child-runner.js';
 import { FleetError } from './errors.js';
+import { IntentLog, type Intent } from './intents.js';
 import { exists, mountsUnder, removeTree, treeSize, usedBytes } from './fs-util.js';
 import { importSource } from './import.js';
 import { acquireLock } from './lock.js';
 import { LruKeys } from './lru-keys.js';
-import { CURRENT_LAYOUT, RegistryStore, emptyRegistry, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
+import { CURRENT_LAYOUT, RegistryStore, emptyRegistry, keyedTable, type RegisteredPi, type RegistryData, type StoredBase } from './registry.js';
 import { applyRootfs, planRootfs } from './rootfs.js';
 import type {
   AddRequest,
@@ -128,6 +130,7 @@ export class Fleet {
   private readonly isRoot: () => boolean;
   private readonly beforeStep: (step: FleetStep) => void | Promise<void>;
   private readonly store: RegistryStore;
+  private readonly intents: IntentLog;
 
   private data: RegistryData = emptyRegistry();
   private registeredMacs = new Map<string, string>();
@@ -150,7 +153,7 @@ export class Fleet {
     this.stateDir = options.stateDir;
     this.serverIp = options.serverIp;
     this.exportsClients = options.exportsClients ?? defaultExportsClients(options.serverIp);
-    this.runner = options.runner ?? execFileRunner;
+    this.runner = options.runner ?? childrenDieWithUs(execFileRunner);
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? (() => new Date());
     this.timelineLimit = options.timelineLimit ?? 100;
@@ -160,6 +163,7 @@ export class Fleet {
     this.isRoot = options.isRoot ?? (() => process.geteuid?.() === 0);
     this.beforeStep = options.beforeStep ?? (() => undefined);
     this.store = new RegistryStore(options.stateDir);
+    this.intents = new IntentLog(join(options.stateDir, 'intents'));
     this.exports = new ManagedExports({ file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports', runner: this.runner, logger: this.logger, clock: this.clock });
   }
 
@@ -167,6 +171,10 @@ export class Fleet {
   static async open(options: FleetOptions): Promise<Fleet> {
     const fleet = new Fleet(options);
     await fleet.reload();
+    if (fleet.isRoot()) {
+      await fleet.settleAll();
+      await fleet.reload();
+    }
     await fleet.upgradeLayout();
     await fleet.loadSeen();
     return fleet;
@@ -434,23 +442,27 @@ export class Fleet {
     this.requireRoot('setup');
     const name = request.base;
     if (!BASE_NAME.test(name) || name === 'base') throw new FleetError('INVALID_REQUEST', `Invalid base name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`);
-    await this.reload();
-    if (this.data.bases[name] || (await exists(join(this.nfsRoot, 'bases', name)))) {
-      throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(this.nfsRoot, 'bases', name)}); remove it with pxetools remove-base ${name} or pick another name`);
-    }
     const tag = randomBytes(4).toString('hex');
     const basesDir = join(this.nfsRoot, 'bases');
     const bootStore = join(this.stateDir, 'bases', name);
     await mkdir(basesDir, { recursive: true });
     await mkdir(join(this.stateDir, 'bases'), { recursive: true });
-    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
     await mkdir(this.tftpRoot, { recursive: true });
     // One setup at a time: they share <tftpRoot>/base and the temp names below.
-    const release = await acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup', code: 'LOCKED' });
-    await this.sweepSetupLeftovers().catch((error: unknown) => {
-      void release();
+    const release = await this.lockSetup();
+    const intent: Intent = { op: 'setup', base: name, tag, makeDefault: false };
+    try {
+      await this.settleSetups();
+      await this.reload();
+      if (this.data.bases[name] || (await exists(join(this.nfsRoot, 'bases', name)))) {
+        throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(this.nfsRoot, 'bases', name)}); remove it with pxetools remove-base ${name} or pick another name`);
+      }
+      intent.makeDefault = request.makeDefault ?? !this.data.defaultBase;
+      await this.intents.record(intent);
+    } catch (error) {
+      await release();
       throw error;
-    });
+    }
     const tmpRoot = join(basesDir, `.${name}.tmp-${tag}`);
     const tmpBoot = join(this.stateDir, 'bases', `.${name}.tmp-${tag}`);
     const tmpTftpBase = join(this.tftpRoot, `.base.tmp-${tag}`);
@@ -463,7 +475,7 @@ export class Fleet {
       const layout: BaseJson['layout'] = (await exists(join(tmpRoot, 'boot', 'firmware'))) ? 'bookworm' : 'legacy';
       if (!(await exists(join(tmpRoot, 'etc')))) throw new FleetError('BASE_INVALID', `the root filesystem of ${name} has no /etc; is it really a Raspberry Pi OS root?`);
       const size = await treeSize(tmpRoot);
-      const makeDefault = request.makeDefault ?? !this.data.defaultBase;
+      const makeDefault = intent.makeDefault;
       if (makeDefault) {
         await copyTree(this.runner, tmpBoot, tmpTftpBase);
       }
@@ -509,15 +521,56 @@ export class Fleet {
       this.data.bases[name] = base;
       if (makeDefault) this.data.defaultBase = name;
       if (oldTftpBase) await rm(oldTftpBase, { recursive: true, force: true });
+      await this.intents.clear(intent);
       this.logger.info({ base: name, layout, bytes: size.bytes }, 'base imported');
       return { base: { ...base, default: makeDefault }, ms: Date.now() - started };
     } catch (error) {
-      for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'setup rollback step failed'));
+      let undone = true;
+      for (const step of undo.reverse()) {
+        await step().catch((e: unknown) => {
+          undone = false;
+          this.logger.error({ err: e }, 'setup rollback step failed');
+        });
+      }
+      if (undone) await this.intents.clear(intent);
       throw error;
     } finally {
       await Promise.all([tmpRoot, tmpBoot, tmpTftpBase, scratch].map((p) => removeTree(p)));
       await release();
     }
+  }
+
+  /** The lock setup and remove-base hold: they share `<tftpRoot>/base` and the temp names. */
+  private async lockSetup(): Promise<() => Promise<void>> {
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
+    return acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup (another setup or remove-base is running)', code: 'LOCKED' });
+  }
+
+  /**
+   * Repairs what killed setups left (the caller holds the setup lock): a base that did not reach
+   * the registry is undone (its folders deleted, the previous `<tftpRoot>/base` put back); one
+   * that did is kept. Then temp trees are swept.
+   */
+  private async settleSetups(): Promise<void> {
+    for (const intent of await this.intents.pending()) {
+      if (intent.op !== 'setup') continue;
+      const registry = await this.store.read();
+      if (!registry.bases[intent.base]) {
+        this.logger.warn({ base: intent.base }, 'undoing a setup that was interrupted');
+        await removeTree(join(this.nfsRoot, 'bases', intent.base));
+        await removeTree(join(this.stateDir, 'bases', intent.base));
+        const previous = join(this.tftpRoot, `.base.old-${intent.tag}`);
+        if (intent.makeDefault && (await exists(previous))) {
+          await removeTree(join(this.tftpRoot, 'base'));
+          await rename(previous, join(this.tftpRoot, 'base'));
+        } else if (intent.makeDefault && !registry.defaultBase) {
+          await removeTree(join(this.tftpRoot, 'base'));
+          await rm(join(this.tftpRoot, 'bootcode.bin'), { force: true });
+        }
+      }
+      await this.intents.clear(intent);
+    }
+    await this.sweepSetupLeftovers();
   }
 
   /**
@@ -549,12 +602,23 @@ export class Fleet {
    */
   async removeBase(name: string): Promise<{ name: string; removed: boolean }> {
     this.requireRoot('remove-base');
-    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    const release = await acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup', code: 'LOCKED' });
+    const release = await this.lockSetup();
     try {
+      await this.settleSetups();
       await this.reload();
       const base = this.data.bases[name];
-      if (!base) return { name, removed: false };
+      if (!base) {
+        // Folders of a base no registry knows (left by an older release's killed setup): the operator asked for them to go.
+        const orphans = BASE_NAME.test(name) ? [join(this.nfsRoot, 'bases', name), join(this.stateDir, 'bases', name)] : [];
+        let removed = false;
+        for (const dir of orphans) {
+          if (await exists(dir)) {
+            await removeTree(dir);
+            removed = true;
+          }
+        }
+        return { name, removed };
+      }
       const isDefault = this.data.defaultBase === name;
       const users = Object.values(this.data.pis).filter((p) => p.base === name || (isDefault && p.base === null));
       if (users.length) {
@@ -612,19 +676,39 @@ export class Fleet {
     }
     const tftpDir = join(this.tftpRoot, short);
     const nfsDir = join(this.nfsRoot, short);
-    for (const dir of [tftpDir, nfsDir]) {
-      if (await exists(dir)) throw new FleetError('PI_EXISTS', `${dir} already exists but Pi ${short} is not registered; remove it with pxetools --remove ${short} or adopt it`);
-    }
-    await mkdir(this.stateDir, { recursive: true });
-    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    const release = await acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short}` });
-    // Temp trees of an add that was killed (its lock was stale, so nobody owns them any more).
-    for (const root of [this.tftpRoot, this.nfsRoot]) {
-      for (const name of await readdir(root).catch(() => [] as string[])) {
-        if (name.startsWith(`.${short}.tmp-`)) await removeTree(join(root, name)).catch((e: unknown) => this.logger.warn({ err: e }, 'cannot remove a stale temp tree'));
+    // The Pi's lock first: a second add of the same serial is told it is busy, not to remove it.
+    const release = await this.lockPi(short);
+    try {
+      await this.settlePi(short);
+      await this.reload();
+      if (this.data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} was registered by someone else meanwhile`);
+      for (const dir of [tftpDir, nfsDir]) {
+        if (await exists(dir)) throw new FleetError('PI_EXISTS', `${dir} already exists but Pi ${short} is not registered; remove it with pxetools --remove ${short} or adopt it`);
       }
+      return await this.addLocked({ short, full: serial.full, owner, name, mac, own, base, tftpDir, nfsDir, request, options, started });
+    } finally {
+      await release();
     }
+  }
+
+  private async addLocked(a: {
+    short: string;
+    full: string;
+    owner: string;
+    name: string;
+    mac: string | null;
+    own: boolean;
+    base: StoredBase | undefined;
+    tftpDir: string;
+    nfsDir: string;
+    request: AddRequest;
+    options: ProgressOptions;
+    started: number;
+  }): Promise<AddResult> {
+    const { short, owner, name, mac, own, base, tftpDir, nfsDir, request, options, started } = a;
     const tag = randomBytes(4).toString('hex');
+    const intent: Intent = { op: 'add', serial: short, tag };
+    await this.intents.record(intent);
     const tmpTftp = join(this.tftpRoot, `.${short}.tmp-${tag}`);
     const tmpNfs = join(this.nfsRoot, `.${short}.tmp-${tag}`);
     const undo: Array<() => Promise<void>> = [];
@@ -664,7 +748,7 @@ export class Fleet {
 
       const entry: RegisteredPi = {
         serial: short,
-        serialFull: serial.full,
+        serialFull: a.full,
         owner,
         name,
         base: base?.name ?? null,
@@ -690,15 +774,80 @@ export class Fleet {
       });
       this.data.pis[short] = entry;
       this.rebuildIndex();
+      await this.intents.clear(intent);
       this.logger.info({ serial: short, base: entry.base, copyMode, cmdlineDropped: cmdline.dropped }, 'pi added');
       return { pi: this.toJson(entry), copyMode, cmdline: cmdline.text.trimEnd(), cmdlineDropped: cmdline.dropped, ms: Date.now() - started };
     } catch (error) {
-      for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'add rollback step failed'));
+      let undone = true;
+      for (const step of undo.reverse()) {
+        await step().catch((e: unknown) => {
+          undone = false;
+          this.logger.error({ err: e }, 'add rollback step failed');
+        });
+      }
+      // A rollback that failed keeps the intent: the next verb on this Pi finishes undoing it.
+      if (undone) await this.intents.clear(intent);
       throw error;
     } finally {
       await rm(tmpTftp, { recursive: true, force: true });
       await removeTree(tmpNfs).catch((e: unknown) => this.logger.error({ err: e, path: tmpNfs }, 'could not remove temp root'));
-      await release();
+    }
+  }
+
+  /** The per-Pi lock every verb that changes one Pi holds (PI_BUSY at once when another has it). */
+  private async lockPi(short: string): Promise<() => Promise<void>> {
+    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
+    return acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short} (another add or remove of it is running)` });
+  }
+
+  /**
+   * Repairs what a killed verb left for this Pi (the caller holds its lock, so no live verb owns
+   * any of it): an add not yet in the registry is undone (its folders and export lines), a remove
+   * is finished, and temp and trash trees of the serial are swept.
+   */
+  private async settlePi(short: string): Promise<void> {
+    const intent = await this.intents.read(`pi-${short}`);
+    const tftpDir = join(this.tftpRoot, short);
+    const nfsDir = join(this.nfsRoot, short);
+    const entry = (await this.store.read()).pis[short];
+    if (intent?.op === 'add' && !entry) {
+      this.logger.warn({ serial: short }, 'undoing an add that was interrupted');
+      await this.unexport([nfsDir, tftpDir]);
+      for (const dir of [tftpDir, nfsDir]) await removeTree(dir);
+    } else if (intent?.op === 'remove') {
+      this.logger.warn({ serial: short }, 'finishing a remove that was interrupted');
+      await this.unexport(entry?.exports ?? [nfsDir, tftpDir]);
+      for (const dir of [tftpDir, nfsDir]) await removeTree(dir);
+      if (entry) {
+        await this.store.mutate((data) => {
+          const had = !!data.pis[short];
+          delete data.pis[short];
+          return { write: had, value: undefined };
+        });
+      }
+    }
+    for (const root of [this.tftpRoot, this.nfsRoot]) {
+      for (const name of await readdir(root).catch(() => [] as string[])) {
+        if (name.startsWith(`.${short}.tmp-`) || name.startsWith(`.${short}.trash-`)) await removeTree(join(root, name));
+      }
+    }
+    if (intent) await this.intents.clear(intent);
+  }
+
+  /**
+   * Repairs every Pi and setup a killed verb left half-done, skipping those another live process
+   * is working on (their lock is held). Run by `open` as root: any verb, and `boot-server start`.
+   */
+  private async settleAll(): Promise<void> {
+    for (const intent of await this.intents.pending()) {
+      const release = await (intent.op === 'setup' ? this.lockSetup() : this.lockPi(intent.serial)).catch(() => undefined);
+      if (!release) continue;
+      try {
+        if (intent.op === 'setup') await this.settleSetups();
+        else await this.settlePi(intent.serial);
+      } finally {
+        await release();
+      }
     }
   }
 
@@ -711,9 +860,9 @@ export class Fleet {
   async remove(serialInput: string): Promise<RemoveResult> {
     const short = parseSerial(serialInput).short;
     this.requireRoot('remove');
-    await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    const release = await acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short}` });
+    const release = await this.lockPi(short);
     try {
+      await this.settlePi(short);
       await this.reload();
       const tftpDir = join(this.tftpRoot, short);
       const nfsDir = join(this.nfsRoot, short);
@@ -726,6 +875,8 @@ export class Fleet {
       const undo: Array<() => Promise<void>> = [];
       const trash: string[] = [];
       let unexported = false;
+      const intent: Intent = { op: 'remove', serial: short, tag: randomBytes(4).toString('hex') };
+      if (present) await this.intents.record(intent);
       try {
         await this.beforeStep('remove:exports');
         const exportPaths = entry?.exports ?? [nfsDir, tftpDir];
@@ -753,7 +904,14 @@ export class Fleet {
           this.rebuildIndex();
         }
       } catch (error) {
-        for (const step of undo.reverse()) await step().catch((e: unknown) => this.logger.error({ err: e }, 'remove rollback step failed'));
+        let undone = true;
+        for (const step of undo.reverse()) {
+          await step().catch((e: unknown) => {
+            undone = false;
+            this.logger.error({ err: e }, 'remove rollback step failed');
+          });
+        }
+        if (undone) await this.intents.clear(intent);
         throw error;
       }
       // Committed: the Pi is gone from the registry and the exports. Deleting the moved-away trees
@@ -762,6 +920,7 @@ export class Fleet {
       await this.beforeStep('remove:delete');
       for (const dir of trash) await removeTree(dir);
       await this.sweepTrash(short);
+      await this.intents.clear(intent);
       this.logger.info({ serial: short, unexported }, 'pi removed');
       return { serial: short, removed: present || unexported };
     } finally {
@@ -793,9 +952,9 @@ export class Fleet {
     await rm(join(this.tftpRoot, 'bootcode.bin'), { force: true });
     await this.exports.removeFile();
     await this.store.mutate((data) => {
-      data.bases = {};
+      data.bases = keyedTable();
       data.defaultBase = null;
-      data.pis = {};
+      data.pis = keyedTable();
       data.layout = CURRENT_LAYOUT;
       return { write: true, value: undefined };
     });

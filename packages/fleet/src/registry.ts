@@ -37,7 +37,15 @@ export interface RegistryData {
   defaultBase: string | null;
 }
 
-export const emptyRegistry = (): RegistryData => ({ version: 1, layout: CURRENT_LAYOUT, pis: {}, bases: {}, defaultBase: null });
+/**
+ * A table keyed by operator input (serials, base names) with no prototype: `bases['constructor']`
+ * is undefined, not Object's constructor (a base named `toString` once answered 500).
+ */
+export function keyedTable<T>(entries: Record<string, T> = {}): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, entries);
+}
+
+export const emptyRegistry = (): RegistryData => ({ version: 1, layout: CURRENT_LAYOUT, pis: keyedTable(), bases: keyedTable(), defaultBase: null });
 
 /**
  * registry.json in the state dir: read without a lock (writes are atomic renames), changed only
@@ -64,7 +72,7 @@ export class RegistryStore {
     try {
       const data = JSON.parse(text) as RegistryData;
       if (data.version !== 1 || typeof data.pis !== 'object' || typeof data.bases !== 'object') throw new Error('unexpected shape');
-      return { version: 1, layout: typeof data.layout === 'number' ? data.layout : 1, pis: data.pis, bases: data.bases, defaultBase: data.defaultBase ?? null };
+      return { version: 1, layout: typeof data.layout === 'number' ? data.layout : 1, pis: keyedTable(data.pis), bases: keyedTable(data.bases), defaultBase: data.defaultBase ?? null };
     } catch (error) {
       throw new FleetError('REGISTRY_CORRUPT', `${this.file} is not a valid iot-tofu registry: ${(error as Error).message}`, { cause: error });
     }

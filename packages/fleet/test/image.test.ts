@@ -49,8 +49,9 @@ describe('setup from a Raspberry Pi OS image (no loop devices, no mounts)', { ti
       expect(readFileSync(join(dir, 'tftpboot', 'base', 'overlays', 'overlay_map.dtb'), 'utf8')).toBe('map');
       expect(existsSync(join(dir, 'tftpboot', 'bootcode.bin'))).toBe(true);
       // Nothing left behind in the scratch space.
-      expect(readdirSync(join(dir, 'state')).sort()).toEqual(['bases', 'locks', 'registry.json']);
+      expect(readdirSync(join(dir, 'state')).sort()).toEqual(['bases', 'intents', 'locks', 'registry.json']);
       expect(readdirSync(join(dir, 'state', 'locks'))).toEqual([]);
+      expect(readdirSync(join(dir, 'state', 'intents'))).toEqual([]);
     });
   }
 });

@@ -1,0 +1,32 @@
+// Runs one fleet verb in its own process for kill.test.ts; with `killAt` it SIGKILLs itself at that
+// step (no catch, no finally, no rollback runs: what a kill -9 or the OOM killer leaves).
+import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
+import { childrenDieWithUs } from '../src/child-runner.js';
+
+interface Job {
+  options: Omit<FleetOptions, 'runner' | 'isRoot' | 'beforeStep'>;
+  verb: 'setup' | 'add' | 'remove';
+  base: { boot: string; root: string };
+  serial: string;
+  killAt?: FleetStep;
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+const real = childrenDieWithUs(execFileRunner);
+// exportfs would touch this machine's NFS state: the exports file is a temp file, the reload a no-op.
+const runner: CommandRunner = (file, args, options) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : real(file, args, options));
+const fleet = await Fleet.open({
+  ...job.options,
+  runner,
+  isRoot: () => true,
+  beforeStep: (step) => {
+    process.stdout.write(`step ${step}\n`);
+    if (step === job.killAt) process.kill(process.pid, 'SIGKILL');
+  },
+});
+if (job.verb === 'setup') await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: job.base.boot, root: job.base.root } });
+else if (job.verb === 'add') await fleet.add({ serial: job.serial, owner: 'jo', name: 'pi', base: 'lite' });
+else await fleet.remove(job.serial);
+process.stdout.write('done\n');
+await fleet.close();
