@@ -123,26 +123,19 @@ describe('boot-server bin', () => {
     }
   }, 120_000);
 
-  it('install writes a systemd unit and a default config, keeps an existing config, checks for nfs-kernel-server', async () => {
+  it('install --dry-run lists the unit, sysusers.d, tmpfiles.d and config it would write, and writes nothing (the real install: install.test.ts)', async () => {
     const root = join(dir, 'root');
-    const first = await collect(bootServer(['install', '--root', root]), 60_000);
-    expect(first.code, first.stderr).toBe(0);
-    const unit = readFileSync(join(root, 'etc/systemd/system/iot-tofu-boot-server.service'), 'utf8');
-    expect(unit).toMatch(/^ExecStart=.*node.* .*packages\/boot-server\/src\/cli\.ts start --config \/etc\/iot-tofu\/config\.json$/m);
-    expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
-    expect(unit).toMatch(/^User=root$/m);
-    const config = JSON.parse(readFileSync(join(root, 'etc/iot-tofu/config.json'), 'utf8'));
-    expect(config).toMatchObject({ tftpRoot: '/tftpboot', nfsRoot: '/nfs', stateDir: '/var/lib/iot-tofu', apiListen: '127.0.0.1', apiPort: 8067, dhcpAnswer: 'registered' });
-    expect(first.stdout).toMatch(/^nfs-kernel-server: (present|MISSING)$/m);
-    expect(first.stdout).toContain(`nfs-kernel-server: ${needs.met('exportfs', 'rpc.nfsd') ? 'present' : 'MISSING'}`);
-
-    writeFileSync(join(root, 'etc/iot-tofu/config.json'), '{"logLevel":"debug"}\n');
-    const second = await collect(bootServer(['install', '--root', root, '--user', 'tofu']), 60_000);
-    expect(second.stdout).toContain('kept existing');
-    expect(readFileSync(join(root, 'etc/iot-tofu/config.json'), 'utf8')).toBe('{"logLevel":"debug"}\n');
-    const unprivileged = readFileSync(join(root, 'etc/systemd/system/iot-tofu-boot-server.service'), 'utf8');
-    expect(unprivileged).toMatch(/^User=tofu$/m);
-    expect(unprivileged).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
-    expect(unprivileged).toMatch(/^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    const dry = await collect(bootServer(['install', '--root', root, '--dry-run']), 60_000);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`would write ${join(root, 'etc/systemd/system/iot-tofu-boot-server.service')}\n`);
+    expect(dry.stdout).toContain(`would write ${join(root, 'etc/sysusers.d/iot-tofu.conf')}\n`);
+    expect(dry.stdout).toContain(`would write ${join(root, 'etc/tmpfiles.d/iot-tofu.conf')}\n`);
+    expect(dry.stdout).toContain(`would write ${join(root, 'etc/iot-tofu/config.json')}\n`);
+    expect(dry.stdout).toMatch(/^the daemon runs as iot-tofu with CAP_NET_BIND_SERVICE only/m);
+    expect(dry.stdout).toContain(`nfs-kernel-server: ${needs.met('exportfs', 'rpc.nfsd') ? 'present' : 'MISSING'}`);
+    expect(existsSync(root)).toBe(false);
+    const refused = await collect(bootServer(['install', '--root', root, '--dry-run', '--user', 'root']), 60_000);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^boot-server: the daemon does not run as root/);
   }, 120_000);
 });

@@ -46,7 +46,7 @@ export function statusForError(error: unknown): number {
 const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   400: 'Invalid request; error.field names the offending field',
   401: 'Missing or wrong bearer token',
-  403: 'The server is not running as root',
+  403: 'The daemon runs unprivileged (the installed service): make this change with sudo pxetools on the server',
   404: 'Unknown Pi or base',
   409: 'Conflicts with what exists (Pi or base already there, base still used by Pis, Pi busy)',
   422: 'The image or tarball could not be imported',

@@ -7,10 +7,12 @@ import { Command, Option, type OptionValues } from 'commander';
 import { IotTofuError } from '@iot-tofu/errors';
 import { DHCP_ANSWERS, LOG_LEVELS, type BootServerConfig } from './config.js';
 import { BootServer, type ListeningSocket } from './daemon.js';
+import { runDoctor, renderDoctor } from './doctor.js';
 import { installBootServer } from './install.js';
 import { loadConfig } from './load-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { RUNTIME_FILE, collectStatus, renderStatus, writeRuntimeFile } from './status.js';
+import { uninstallBootServer } from './uninstall.js';
 
 const VERSION = '0.1.0';
 
@@ -130,21 +132,81 @@ export function buildProgram(): Command {
 
   program
     .command('install')
-    .description('write the systemd unit and a default config, check that nfs-kernel-server is present')
-    .option('--root <dir>', 'install below this root (packaging, tests)', '/')
-    .option('--user <name>', 'run as this user with CAP_NET_BIND_SERVICE instead of root (API registry changes need root)')
+    .description('write the hardened systemd unit (system user iot-tofu, CAP_NET_BIND_SERVICE only), its sysusers.d/tmpfiles.d entries and a default config')
+    .option('--root <dir>', 'install below this root (packaging, tests); users and folders are made there too', '/')
+    .option('--user <name>', 'system user the daemon runs as', 'iot-tofu')
     .option('--config <file>', 'config file path the unit passes to start', '/etc/iot-tofu/config.json')
-    .action(async (options: { root: string; user?: string; config: string }) => {
-      const script = process.argv[1] ? realpathSync(process.argv[1]) : fileURLToPath(import.meta.url);
+    .option('--dry-run', 'print what would be written and run; change nothing')
+    .action(async (options: { root: string; user: string; config: string; dryRun?: boolean }) => {
       try {
-        const result = await installBootServer({ root: options.root, execStart: [process.execPath, ...process.execArgv, script], configFile: options.config, ...(options.user ? { user: options.user } : {}) });
-        process.stdout.write(`wrote ${result.unitPath}\n`);
-        process.stdout.write(result.configWritten ? `wrote ${result.configPath}\n` : `kept existing ${result.configPath}\n`);
+        const result = await installBootServer({ root: options.root, execStart: [process.execPath, ...process.execArgv, cliScript()], configFile: options.config, user: options.user, dryRun: options.dryRun ?? false });
+        const verb = options.dryRun ? 'would ' : '';
+        for (const action of result.actions) {
+          if (action.kind === 'write') process.stdout.write(`${verb}write ${action.what}\n`);
+          else if (action.kind === 'keep') process.stdout.write(`${verb}keep existing ${action.what}\n`);
+          else process.stdout.write(`${verb}run ${action.what}\n`);
+        }
         process.stdout.write(`nfs-kernel-server: ${result.nfsServerPresent ? 'present' : 'MISSING'}\n`);
         for (const note of result.notes) process.stdout.write(`${note}\n`);
       } catch (error) {
         fail(describeError(error));
       }
+    });
+
+  program
+    .command('uninstall')
+    .description('stop and disable the service, remove the unit and its sysusers.d/tmpfiles.d entries; the fleet (Pis, bases, exports) stays')
+    .option('--root <dir>', 'uninstall below this root', '/')
+    .option('--user <name>', 'system user the daemon ran as', 'iot-tofu')
+    .option('--config <file>', 'config file the unit used', '/etc/iot-tofu/config.json')
+    .option('--purge', 'also remove the config file and the system user')
+    .option('--dry-run', 'print what would be removed and run; change nothing')
+    .action(async (options: { root: string; user: string; config: string; purge?: boolean; dryRun?: boolean }) => {
+      try {
+        const result = await uninstallBootServer({ root: options.root, user: options.user, configFile: options.config, purge: options.purge ?? false, dryRun: options.dryRun ?? false });
+        const verb = options.dryRun ? 'would ' : '';
+        for (const action of result.actions) process.stdout.write(action.kind === 'run' ? `${verb}run ${action.what}\n` : `${verb}${action.what}\n`);
+        if (result.actions.length === 0) process.stdout.write('nothing installed\n');
+        process.stdout.write(`kept: ${result.kept.join(' ')}\n`);
+        for (const note of result.notes) process.stdout.write(`${note}\n`);
+      } catch (error) {
+        fail(describeError(error));
+      }
+    });
+
+  program
+    .command('doctor')
+    .description('check ports, nfsd, exports, folders and the service; print the Pi bootloader (EEPROM) settings our layout needs')
+    .option('--config <file>', 'JSON config file')
+    .option('--state-dir <dir>', 'state dir of the daemon')
+    .option('--root <dir>', 'root the service was installed into', '/')
+    .option('--json', 'machine-readable output')
+    .action(async (options: { json?: boolean; root: string }, command: Command) => {
+      const flags = givenFlags(command);
+      delete flags.json;
+      delete flags.root;
+      let config: Omit<BootServerConfig, 'serverIp'> & { serverIp?: string };
+      let file: string | undefined;
+      let serverIpProblem: string | undefined;
+      try {
+        try {
+          const loaded = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
+          config = loaded.config;
+          file = loaded.file;
+        } catch (error) {
+          // Only the server IP may be unknown (several addresses): everything else is still worth checking.
+          if (!(error instanceof IotTofuError) || !/serverIp/.test(error.message)) throw error;
+          serverIpProblem = describeError(error);
+          const loaded = await loadConfig({ flags: { serverIp: '0.0.0.0', ...flags }, env: process.env, cwd: process.cwd() });
+          config = { ...loaded.config, serverIp: undefined };
+          file = loaded.file;
+        }
+      } catch (error) {
+        fail(describeError(error), 2);
+      }
+      const report = await runDoctor({ config, root: options.root, ...(file ? { configFile: file } : {}), ...(serverIpProblem ? { serverIpProblem } : {}) });
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
+      process.exitCode = report.ok ? 0 : 1;
     });
 
   program
@@ -174,6 +236,18 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The script the unit's ExecStart runs: the file node was started with (npm's bin links resolved). */
+function cliScript(): string {
+  return process.argv[1] ? realpathSync(process.argv[1]) : fileURLToPath(import.meta.url);
+}
+
+/** Runs the CLI on `argv` (node and script first, like process.argv): the packaged bin wrappers call this. */
+export async function run(argv: readonly string[] = process.argv): Promise<void> {
+  await buildProgram()
+    .parseAsync([...argv])
+    .catch((error: unknown) => fail(describeError(error)));
+}
+
 function isMainModule(): boolean {
   if (!process.argv[1]) return false;
   try {
@@ -183,11 +257,6 @@ function isMainModule(): boolean {
     return false;
   }
 }
-const isMain = isMainModule();
-if (isMain) {
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((error: unknown) => fail(describeError(error)));
-}
+if (isMainModule()) await run();
 
 export type { Logger };

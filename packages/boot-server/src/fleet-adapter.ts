@@ -26,6 +26,23 @@ function setupSource(input: SetupInput) {
 }
 
 /**
+ * The API's answer when the daemon runs unprivileged (the installed service: user iot-tofu with
+ * CAP_NET_BIND_SERVICE only) and a client asks for a change that needs root: a 403 that names
+ * the privileged path, `pxetools` run as root on the server; the daemon sees its changes at once.
+ */
+export const UNPRIVILEGED_HINT =
+  'this boot server runs unprivileged (the installed service); changes to Pis and bases need root (owners, device nodes, exportfs): run them on the server with sudo pxetools (e.g. sudo pxetools --add SERIAL --owner O --name N --base B); the daemon picks them up without a restart';
+
+async function privileged<T>(verb: () => Promise<T>): Promise<T> {
+  try {
+    return await verb();
+  } catch (error) {
+    if (error instanceof IotTofuError && error.code === 'NOT_ROOT') throw new IotTofuError('NOT_ROOT', UNPRIVILEGED_HINT, { cause: error });
+    throw error;
+  }
+}
+
+/**
  * Presents a Fleet as the API's port: same verbs, same JSON as `pxetools --json`. `onChange` runs
  * after each successful change (the registry watcher only reports other processes' writes).
  */
@@ -38,13 +55,13 @@ export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefi
   return {
     list: async () => fleet.list().map(json),
     get: async (serial) => json(fleet.get(serial)),
-    add: async (input: AddPiInput) => {
+    add: async (input: AddPiInput) => privileged(async () => {
       // Like `pxetools --add` without a terminal: base is required unless ownFilesystem (the fleet says so).
       const { serial, owner, name, base, mac, ownFilesystem, dockerDisk } = input;
       const result = await fleet.add({ serial, owner, name, ...(base ? { base } : {}), ...(mac ? { mac } : {}), ...(ownFilesystem ? { ownFilesystem } : {}), ...(dockerDisk ? { dockerDisk } : {}) });
       return changed(json(result.pi));
-    },
-    remove: async (serial) => changed(json(await fleet.remove(serial))),
+    }),
+    remove: async (serial) => privileged(async () => changed(json(await fleet.remove(serial)))),
     timeline: async (serial) => {
       const short = parseSerial(serial).short;
       const events = fleet.timeline(short);
@@ -56,11 +73,12 @@ export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefi
     },
     discovered: async () => fleet.discovered().map(json),
     bases: async () => fleet.bases().map(json),
-    setup: async (input: SetupInput) => changed(json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base)),
-    reset: async (_input: ResetInput) => changed(json(await fleet.reset())),
-    removeBase: async (name) => {
-      const result = await fleet.removeBase(name);
-      return result.removed ? changed(json(result)) : json(result);
-    },
+    setup: async (input: SetupInput) => privileged(async () => changed(json((await fleet.setup({ base: input.base, source: setupSource(input), ...(input.makeDefault !== undefined ? { makeDefault: input.makeDefault } : {}) })).base))),
+    reset: async (_input: ResetInput) => privileged(async () => changed(json(await fleet.reset()))),
+    removeBase: async (name) =>
+      privileged(async () => {
+        const result = await fleet.removeBase(name);
+        return result.removed ? changed(json(result)) : json(result);
+      }),
   };
 }

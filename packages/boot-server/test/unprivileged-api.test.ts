@@ -1,0 +1,54 @@
+// The installed daemon runs unprivileged: fleet changes through the API end in a 403 that names
+// the privileged path (sudo pxetools), reads keep working.
+import { describe, expect, it } from 'vitest';
+import { IotTofuError } from '@iot-tofu/errors';
+import { FleetError } from '@iot-tofu/fleet';
+import { UNPRIVILEGED_HINT, fleetPort, type FleetVerbs } from '../src/fleet-adapter.js';
+import { statusForError } from '../src/api.js';
+
+function notRoot(verb: string): never {
+  throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
+}
+
+const fleet: FleetVerbs = {
+  list: () => [{ serial: 'abcd1234' }],
+  get: () => ({ serial: 'abcd1234' }),
+  add: async () => notRoot('add'),
+  remove: async () => notRoot('remove'),
+  timeline: () => [],
+  discovered: () => [],
+  bases: () => [],
+  setup: async () => notRoot('setup'),
+  reset: async () => notRoot('reset'),
+  removeBase: async () => notRoot('remove-base'),
+  isRegistered: () => true,
+};
+
+describe('API on an unprivileged daemon', () => {
+  const port = fleetPort(fleet);
+  const changes: Array<[string, () => Promise<unknown>]> = [
+    ['add', () => port.add({ serial: 'abcd1234', owner: 'jo', name: 'pi', base: 'lite' })],
+    ['remove', () => port.remove('abcd1234')],
+    ['setup', () => port.setup({ base: 'lite', image: '/x.img' })],
+    ['reset', () => port.reset({ yes: true })],
+    ['removeBase', () => port.removeBase('lite')],
+  ];
+  it.each(changes)('%s answers 403 with the sudo pxetools path', async (_verb, call) => {
+    const error = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(IotTofuError);
+    expect((error as IotTofuError).code).toBe('NOT_ROOT');
+    expect((error as IotTofuError).message).toBe(UNPRIVILEGED_HINT);
+    expect((error as IotTofuError).message).toContain('sudo pxetools');
+    expect(statusForError(error)).toBe(403);
+  });
+  it('reads still work', async () => {
+    expect(await port.list()).toEqual([{ serial: 'abcd1234' }]);
+  });
+  it('other errors pass through unchanged', async () => {
+    const other = fleetPort({ ...fleet, add: async () => { throw new FleetError('PI_EXISTS', 'Pi abcd1234 is already registered'); } });
+    await expect(other.add({ serial: 'abcd1234', owner: 'jo', name: 'pi', base: 'lite' })).rejects.toMatchObject({ code: 'PI_EXISTS', message: 'Pi abcd1234 is already registered' });
+  });
+});
