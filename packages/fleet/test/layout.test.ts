@@ -118,3 +118,17 @@ describe('layout-1 migration rules (pure)', () => {
     expect(migrateFstab(fstab, '/tftpboot/other')).toBeNull();
   });
 });
+
+describe('base names that are prototype keys are plain names (issue 19 item 5)', () => {
+  it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__'])('%s', async (name) => {
+    const w = await world();
+    const fleet = await w.open();
+    await expect(fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: name })).rejects.toMatchObject({ code: 'BASE_NOT_FOUND' });
+    expect(await fleet.removeBase(name)).toEqual({ name, removed: false });
+    if (name === '__proto__') return; // not a valid base name (it starts with '_'), refused by setup
+    await fleet.setup({ base: name, source: { kind: 'dirs', boot: w.base.boot, root: w.base.root } });
+    expect(fleet.bases().map((b) => b.name)).toEqual([name]);
+    await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: name });
+    expect(fleet.list()[0]).toMatchObject({ base: name });
+  });
+});
