@@ -1,5 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
+import { ProxyConfigError, validatePoolConfig } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
@@ -7,6 +8,10 @@ import type { AdmissionBudget } from './admission.js';
 /** Which Raspberry Pis get a proxy offer. */
 export type DhcpAnswer = 'registered' | 'any-pi' | 'none';
 export const DHCP_ANSWERS: readonly DhcpAnswer[] = ['registered', 'any-pi', 'none'];
+
+/** proxy: beside the site's DHCP server (default); full: we are the segment's DHCP server (issue 12). */
+export type DhcpMode = 'proxy' | 'full';
+export const DHCP_MODES: readonly DhcpMode[] = ['proxy', 'full'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -63,6 +68,20 @@ export interface BootServerConfig {
    * Pis it is for, by serial (8 lower-case hex digits) or MAC (lower-case, colons). Default false.
    */
   threeSpaceMenu: boolean | string[];
+  /** `proxy` (default): proxyDHCP beside the LAN's DHCP server; `full`: addresses and boot options from us. */
+  dhcpMode: DhcpMode;
+  /** Full mode: dynamic pool `first-last` (inclusive), e.g. `10.77.0.100-10.77.0.199`. Required in full mode. */
+  dhcpRange?: string;
+  /** Full mode: option 1 of the LAN (e.g. 255.255.255.0). Required in full mode. */
+  dhcpNetmask?: string;
+  /** Full mode: option 3 (default gateway); unset = none (an isolated boot LAN). */
+  dhcpRouter?: string;
+  /** Full mode: option 6, in order; empty = none. */
+  dhcpDns: string[];
+  /** Full mode: lease time in seconds (default 3600, at least 60). */
+  dhcpLeaseTime: number;
+  /** Full mode: ping a fresh address before offering it (default true; dnsmasq does the same). */
+  dhcpConflictCheck: boolean;
 }
 
 /** The layers as they come in: untrusted shapes, validated by resolveConfig. */
@@ -115,9 +134,13 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   tftpAfterOfferTimeout: 10,
   neighbourScanInterval: 60,
   threeSpaceMenu: false,
+  dhcpMode: 'proxy',
+  dhcpDns: [],
+  dhcpLeaseTime: 3600,
+  dhcpConflictCheck: true,
 });
 
-type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis';
+type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips';
 
 /** Every config key, its type, and its environment variable (IOT_TOFU_ + SNAKE_CASE). */
 const KEYS: Readonly<Record<string, Kind>> = {
@@ -143,6 +166,13 @@ const KEYS: Readonly<Record<string, Kind>> = {
   neighbourScanInterval: 'count',
   option66: 'ip',
   threeSpaceMenu: 'pis',
+  dhcpMode: 'mode',
+  dhcpRange: 'range',
+  dhcpNetmask: 'ip',
+  dhcpRouter: 'ip',
+  dhcpDns: 'ips',
+  dhcpLeaseTime: 'count',
+  dhcpConflictCheck: 'bool',
 };
 
 /** `"auto"` (any case, padded), or a whole number from 0 to `max` (as a number or its text); else undefined. */
@@ -206,7 +236,36 @@ export function resolveConfig(layers: ConfigLayers, host: ConfigHost): BootServe
   }
 
   if (merged.serverIp === undefined) merged.serverIp = defaultServerIp(host.ipv4s);
-  return merged as unknown as BootServerConfig;
+  const config = merged as unknown as BootServerConfig;
+  if (config.dhcpMode === 'full') checkFullMode(config);
+  return config;
+}
+
+/** `10.77.0.100-10.77.0.199` → its two ends (the range key is already validated). */
+export function parseDhcpRange(range: string): { start: string; end: string } {
+  const [start = '', end = ''] = range.split('-');
+  return { start, end };
+}
+
+/** Full mode needs a pool that fits serverIp's subnet; the error names the key (dhcpRange, dhcpNetmask, …). */
+function checkFullMode(config: BootServerConfig): void {
+  const source = 'dhcpMode full';
+  if (config.dhcpRange === undefined) throw new ConfigError('dhcpRange', 'required with dhcpMode full (e.g. "10.77.0.100-10.77.0.199")', source);
+  if (config.dhcpNetmask === undefined) throw new ConfigError('dhcpNetmask', 'required with dhcpMode full (e.g. "255.255.255.0")', source);
+  const { start, end } = parseDhcpRange(config.dhcpRange);
+  try {
+    validatePoolConfig({
+      rangeStart: start,
+      rangeEnd: end,
+      netmask: config.dhcpNetmask,
+      serverIp: config.serverIp,
+      leaseTimeSec: config.dhcpLeaseTime,
+      ...(config.dhcpRouter ? { router: config.dhcpRouter } : {}),
+    });
+  } catch (error) {
+    if (error instanceof ProxyConfigError) throw new ConfigError(error.key, error.message.slice(error.key.length + 2), source);
+    throw error;
+  }
 }
 
 /** The only non-internal IPv4 of the machine, or a ConfigError explaining why there is none. */
@@ -230,6 +289,14 @@ export function nonInternalIPv4s(
     }
   }
   return out;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function parseJson(name: string, text: string): unknown {
@@ -284,6 +351,20 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
       return parsePxe(value, source);
     case 'pis':
       return parsePiSelection(key, value, source);
+    case 'mode':
+      if (typeof value !== 'string' || !(DHCP_MODES as readonly string[]).includes(value.trim())) return fail(`expected one of ${DHCP_MODES.join(', ')}`);
+      return value.trim();
+    case 'range': {
+      const match = typeof value === 'string' ? /^\s*([\d.]+)\s*[-,]\s*([\d.]+)\s*$/.exec(value) : null;
+      if (!match || !isIPv4(match[1]!) || !isIPv4(match[2]!)) return fail('expected FIRST-LAST, two IPv4 addresses');
+      return `${match[1]}-${match[2]}`;
+    }
+    case 'ips': {
+      let list: unknown = value;
+      if (typeof value === 'string') list = value.trim().startsWith('[') ? safeJson(value) : value.split(',').map((entry) => entry.trim()).filter(Boolean);
+      if (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string' && isIPv4(entry.trim()))) return fail('expected a list of IPv4 addresses (JSON list or comma-separated)');
+      return (list as string[]).map((entry) => entry.trim());
+    }
   }
 }
 

@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
 import { EventBus, type BootEventName, type BootEvents } from './events.js';
 import { ensureApiToken } from './files.js';
 import { fleetPort } from './fleet-adapter.js';
+import { fullDhcpOptions } from './full-dhcp.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
 
 export interface BootServerDeps {
@@ -62,6 +63,13 @@ export const RESTART_KEYS: readonly (keyof BootServerConfig)[] = [
   'apiPort',
   'exportsFile',
   'exportsClients',
+  'dhcpMode',
+  'dhcpRange',
+  'dhcpNetmask',
+  'dhcpRouter',
+  'dhcpDns',
+  'dhcpLeaseTime',
+  'dhcpConflictCheck',
 ];
 
 /** Keys that differ between two configs and need a restart to take effect. */
@@ -262,6 +270,8 @@ export class BootServer {
       pxePort: config.pxePort,
       policy: this.policy(fleet),
       logger: this.libraryLogger('dhcp'),
+      // dhcpMode full (issue 12): addresses from our pool, leases in the state dir.
+      ...(config.dhcpMode === 'full' ? { full: fullDhcpOptions(config) } : {}),
     });
     dhcp.on('pi-seen', (e) => {
       // Only registered Pis: spoofed DISCOVERs with made-up serials must not grow this map.
