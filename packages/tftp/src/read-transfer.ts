@@ -46,6 +46,8 @@ export interface ServerTransfer {
   start(): Promise<void> | void;
   /** Ends the transfer from the server side (shutdown, read error); resolves once it has ended. */
   fail(reason: TransferFailureReason, message: string): Promise<void>;
+  /** The client repeated its RRQ (same ip:port): a lost OACK is sent again at once. */
+  requestRepeated(): void;
 }
 
 /** What a transfer needs from the server that runs it (TftpServer implements it). */
@@ -80,6 +82,10 @@ export interface TransferSettings {
   readonly maxRetries: number;
   /** Retransmissions of a transfer's first packet before its client has acknowledged anything (default maxRetries). */
   readonly firstAckRetries?: number;
+  /** After the first ACK, no give-up before this long without progress (see ReadTransferConfig). */
+  readonly stallGiveUpMs?: number;
+  /** Interval before an unanswered OACK is sent again (see ReadTransferConfig). */
+  readonly oackTimeoutMs?: number;
   readonly maxTransferMs: number;
   readonly clock: TftpClock;
   readonly socketFactory: UdpSocketFactory;
@@ -145,6 +151,9 @@ export class Transfer implements TransferSink, ServerTransfer {
         maxTimeoutMs: Math.max(timeoutMs, config.maxTimeoutMs),
         maxRetries: config.maxRetries,
         ...(config.firstAckRetries !== undefined ? { firstAckRetries: config.firstAckRetries } : {}),
+        ...(config.stallGiveUpMs !== undefined ? { stallGiveUpMs: config.stallGiveUpMs } : {}),
+        // A negotiated timeout (RFC 2349) is the client's word for every packet, the OACK included.
+        ...(config.oackTimeoutMs !== undefined && !negotiated ? { oackTimeoutMs: config.oackTimeoutMs } : {}),
         maxDurationMs: config.maxTransferMs,
         ...(adaptive ? { adaptive } : {}),
       },
@@ -331,6 +340,10 @@ export class Transfer implements TransferSink, ServerTransfer {
     // pool allocation per block. No send callback either (it costs a nextTick per datagram);
     // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
     this.send([dataHeader(block & 0xffff), data]);
+  }
+
+  requestRepeated(): void {
+    if (this.running) this.machine.onRequestRepeated();
   }
 
   confirmed(): void {

@@ -65,6 +65,20 @@ export interface TftpServerOptions {
    * packets and holds its slot and sockets about 5 s; after the first ACK `maxRetries` applies.
    */
   readonly firstAckRetries?: number;
+  /**
+   * A client that answers our retransmissions with old ACKs is waiting, not gone: its transfer
+   * goes on past `maxRetries` until it has been silent this long (default 15 s). atftp ignores
+   * duplicate DATA after one extra ACK and re-sends its ACK only on its own 5 s timeout; giving up
+   * after five fast adaptive retransmissions failed most of its downloads under 15 % loss.
+   */
+  readonly stallGiveUpMs?: number;
+  /**
+   * Interval before an unanswered OACK is sent again (default 6 × `timeoutMs`). A client whose
+   * ACK 0 was lost re-sends it on its own timeout (atftp: 5 s) and aborts on a second OACK
+   * ("unexpected OACK": most of atftp's failures under 15 % loss); a client whose OACK was lost
+   * repeats its RRQ (a Pi every ~2 s), which gets the OACK again at once.
+   */
+  readonly oackTimeoutMs?: number;
   /** Waiting transfers beyond which new requests are dropped (default 4096). */
   readonly maxQueued?: number;
   /**
@@ -172,6 +186,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       perClientMax: options.perClientMax ?? 16,
       perClientUnconfirmed: options.perClientUnconfirmed ?? 8,
       firstAckRetries: options.firstAckRetries ?? 4,
+      stallGiveUpMs: options.stallGiveUpMs ?? 15_000,
+      oackTimeoutMs: options.oackTimeoutMs ?? 6 * (options.timeoutMs ?? 1000),
       maxQueued: options.maxQueued ?? 4096,
       requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },
       timeoutMs: options.timeoutMs ?? 1000,
@@ -277,8 +293,19 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
     if (count === 0) return;
-    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, firstAckRetries, maxTransferMs } = this.config;
-    const settings: ThreadSettings = { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs, requestRate: this.options.requestRate, ...(firstAckRetries !== undefined ? { firstAckRetries } : {}) };
+    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, firstAckRetries, stallGiveUpMs, oackTimeoutMs, maxTransferMs } = this.config;
+    const settings: ThreadSettings = {
+      address,
+      timeoutMs,
+      maxTimeoutMs,
+      minTimeoutMs,
+      maxRetries,
+      maxTransferMs,
+      requestRate: this.options.requestRate,
+      ...(firstAckRetries !== undefined ? { firstAckRetries } : {}),
+      ...(stallGiveUpMs !== undefined ? { stallGiveUpMs } : {}),
+      ...(oackTimeoutMs !== undefined ? { oackTimeoutMs } : {}),
+    };
     const threads = Array.from({ length: count }, (_v, i) => new TransferThread(i + 1, settings, this, this.logger));
     const started = await Promise.allSettled(threads.map((thread) => thread.ready()));
     started.forEach((result, i) => {
@@ -364,8 +391,11 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       return;
     }
     const key = `${client.address}:${client.port}`;
-    if (this.byClient.has(key)) {
+    const existing = this.byClient.get(key);
+    if (existing) {
       this.drop('duplicate-request', client);
+      // Its OACK was lost (PROTOCOL.md 3.3): send it again, within the client's request budget.
+      if (existing !== 'opening' && this.takeToken(client.address)) existing.requestRepeated();
       return;
     }
     if (!acceptsRequest(this.unconfirmedPerIp.get(client.address) ?? 0, this.limits)) {

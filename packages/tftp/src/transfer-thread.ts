@@ -59,6 +59,10 @@ port.on('message', (message: ToThread) => {
     void transfers.get(message.id)?.fail(message.reason, message.message);
     return;
   }
+  if (message.type === 'repeat') {
+    transfers.get(message.id)?.requestRepeated();
+    return;
+  }
   const { data } = message;
   initialRtt = message.rtt;
   // The main thread holds the cache reference and releases it when this transfer ends.

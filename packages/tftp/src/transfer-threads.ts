@@ -57,7 +57,8 @@ export type ToThread =
       readonly negotiated: NegotiatedOptions;
       readonly rtt?: RttEstimate;
     }
-  | { readonly type: 'stop'; readonly id: number; readonly reason: TransferFailureReason; readonly message: string };
+  | { readonly type: 'stop'; readonly id: number; readonly reason: TransferFailureReason; readonly message: string }
+  | { readonly type: 'repeat'; readonly id: number };
 
 /** Worker → main thread. Events arrive in the order the transfer emitted them; `ended` is last. */
 export type FromThread =
@@ -253,6 +254,10 @@ export class ThreadedTransfer implements ServerTransfer {
       negotiated,
       ...(rtt ? { rtt } : {}),
     });
+  }
+
+  requestRepeated(): void {
+    if (this.posted && !this.ended && this.thread.usable) this.thread.post({ type: 'repeat', id: this.id });
   }
 
   fail(reason: TransferFailureReason, message: string): Promise<void> {

@@ -43,6 +43,19 @@ export interface ReadTransferConfig {
    * bounded in time and in what it reflects.
    */
   readonly firstAckRetries?: number;
+  /**
+   * A client that answered a retransmission with an old ACK is alive and waiting: `maxRetries`
+   * does not end its transfer until it has been silent this long (default: it does). atftp sends
+   * one extra ACK for a duplicate DATA, then ignores duplicates and re-sends its ACK only on its
+   * own 5 s timeout: five adaptive retransmissions in under a second gave up on it.
+   */
+  readonly stallGiveUpMs?: number;
+  /**
+   * Interval before the OACK is sent again (default `timeoutMs`). atftp aborts on a second OACK
+   * once it has sent ACK 0 ("unexpected OACK") and re-sends a lost ACK 0 itself after its own 5 s
+   * timeout; a lost OACK is recovered sooner by the client's repeated RRQ (see `onRequestRepeated`).
+   */
+  readonly oackTimeoutMs?: number;
   /** Whole-transfer limit (also ends transfers kept alive by a trickle of ACKs). */
   readonly maxDurationMs: number;
 }
@@ -100,6 +113,8 @@ export class ReadTransferMachine {
   retransmits = 0;
   /** The client has acknowledged something (see `firstAckRetries`). */
   private acked = false;
+  /** When an old ACK last came while retransmitting (the client is there); −Infinity = not since the last progress. */
+  private heardWhileRetryingAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly config: ReadTransferConfig,
@@ -140,7 +155,7 @@ export class ReadTransferMachine {
       // The OACK waits the full configured timeout, never a remembered (short) one: clients such
       // as atftp abort on a second OACK that crosses their ACK 0, and ACK 0 comes after the
       // client's own option handling, slower than a steady-state ACK.
-      this.currentTimeoutMs = Math.max(this.currentTimeoutMs, this.config.timeoutMs);
+      this.currentTimeoutMs = Math.max(this.currentTimeoutMs, this.config.oackTimeoutMs ?? this.config.timeoutMs);
       this.sink.sendOack();
     } else this.sendWindowAfter(0, now);
     this.sink.armTimer(this.currentTimeoutMs);
@@ -150,11 +165,14 @@ export class ReadTransferMachine {
     if (this.finished) return 'ignored';
     const delta = (wireBlock - (this.lastAcked & 0xffff)) & 0xffff;
     // delta 0: the ACK we already had (Sorcerer's Apprentice: never resend on it).
-    if (delta === 0) return 'duplicate';
+    if (delta === 0 || this.lastAcked + delta > this.lastSent) {
+      if (this.retriesInARow > 0) this.heardWhileRetryingAt = now;
+      return delta === 0 ? 'duplicate' : 'out-of-window';
+    }
     const block = this.lastAcked + delta;
-    if (block > this.lastSent) return 'out-of-window';
     this.lastAcked = block;
     this.retriesInARow = 0;
+    this.heardWhileRetryingAt = Number.NEGATIVE_INFINITY;
     if (!this.acked) {
       this.acked = true;
       this.sink.confirmed?.();
@@ -190,7 +208,8 @@ export class ReadTransferMachine {
     if (this.finished) return;
     const unconfirmed = !this.acked && this.config.firstAckRetries !== undefined;
     const cap = unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
-    if (this.retriesInARow >= cap) {
+    const waiting = !unconfirmed && this.config.stallGiveUpMs !== undefined && now - this.heardWhileRetryingAt < this.config.stallGiveUpMs;
+    if (this.retriesInARow >= cap && !waiting) {
       const waitingFor = this.lastAcked < 0 ? 'ACK 0 after OACK' : `ACK of block ${this.lastSent}`;
       this.end({ kind: 'timeout', message: `no ${waitingFor} after ${this.retriesInARow} retransmissions` });
       return;
@@ -208,6 +227,17 @@ export class ReadTransferMachine {
     if (this.lastAcked < 0) this.sink.sendOack();
     else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
     this.sink.armTimer(this.currentTimeoutMs);
+  }
+
+  /**
+   * The client sent its request again while the OACK waits for ACK 0: the OACK was lost (a Pi
+   * repeats its RRQ every ~2 s), so send it now rather than at the next timeout. True if sent.
+   */
+  onRequestRepeated(): boolean {
+    if (this.finished || !this.config.oack || this.lastAcked >= 0) return false;
+    this.timedBlock = -1; // Karn: an ACK 0 now may answer either copy
+    this.sink.sendOack();
+    return true;
   }
 
   /** Stops without an outcome event (client abort, shutdown). */

@@ -115,3 +115,50 @@ describe('TftpServer under a flood of RRQs that never ACK', () => {
     }
   });
 });
+
+describe('ReadTransferMachine: loss-tolerant rules (issue 19 item 9)', () => {
+  const sink = () => {
+    const log: string[] = [];
+    let outcome: string | undefined;
+    return {
+      log,
+      get outcome() {
+        return outcome;
+      },
+      sendOack: () => void log.push('oack'),
+      sendBlocks: (a: number, b: number) => void log.push(`data ${a}-${b}`),
+      armTimer: () => undefined,
+      finish: (o: { kind: string }) => void (outcome = o.kind),
+    };
+  };
+  const base = { size: 4096, blksize: 1024, windowsize: 1, timeoutMs: 100, maxTimeoutMs: 400, maxRetries: 2, maxDurationMs: 60_000 };
+
+  it('a client that answers retransmissions with old ACKs is not given up after maxRetries; a silent one is', async () => {
+    const { ReadTransferMachine } = await import('../src/index.js');
+    for (const answering of [true, false]) {
+      const s = sink();
+      const m = new ReadTransferMachine({ ...base, oack: false, stallGiveUpMs: 5_000 }, s);
+      m.start(0);
+      m.onAck(1, 10); // confirmed; DATA 2 out
+      let t = 10;
+      for (let i = 0; i < 4; i++) {
+        t += 400;
+        m.onTimeout(t);
+        if (answering) m.onAck(1, t + 1); // atftp's extra ACK for the duplicate DATA 2
+      }
+      expect(s.outcome).toBe(answering ? undefined : 'timeout');
+    }
+  });
+
+  it('a repeated RRQ while the OACK waits for ACK 0 sends the OACK again at once; after ACK 0 it does nothing', async () => {
+    const { ReadTransferMachine } = await import('../src/index.js');
+    const s = sink();
+    const m = new ReadTransferMachine({ ...base, oack: true, oackTimeoutMs: 600 }, s);
+    m.start(0);
+    expect(m.timeoutMs).toBe(600);
+    expect(m.onRequestRepeated()).toBe(true);
+    m.onAck(0, 50);
+    expect(m.onRequestRepeated()).toBe(false);
+    expect(s.log).toEqual(['oack', 'oack', 'data 1-1']);
+  });
+});

@@ -1,0 +1,13 @@
+/**
+ * Issue 19 item 9: downloads under UDP loss each way (nftables numgen on arrival), ours against
+ * tftpd-hpa in the same run (test/tftp/loss-run.ts). Prints the JSON tallies. TOFU_SERVE=FILE runs
+ * another server launcher as "ours" (an older checkout's bench/tftp/serve-defaults.ts, for a before figure).
+ *   sudo node --conditions=@iot-tofu/source --import tsx bench/tftp/loss.ts [LOSS%] [DOWNLOADS] [BYTES]
+ */
+import { runLossyDownloads } from '../../test/tftp/loss-run.js';
+
+const lossPercent = Math.min(Number(process.argv[2] ?? '15'), 50);
+const downloads = Math.min(Number(process.argv[3] ?? '8'), 50);
+const bytes = Math.min(Number(process.argv[4] ?? '32768'), 50_000_000);
+const result = await runLossyDownloads({ lossPercent, downloads, bytes, clients: ['atftp', 'tftp-hpa', 'curl', 'busybox'], hangMs: 90_000, progress: (line) => process.stderr.write(`${line}\n`), ...(process.env.TOFU_SERVE ? { serve: process.env.TOFU_SERVE } : {}) });
+process.stdout.write(`${JSON.stringify(result)}\n`);
