@@ -7,7 +7,7 @@ import { Fleet, FleetError, chooseSetupSource, writeFileAtomic, type PiJson, typ
 import { parseSerial } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
 import { renderTable } from './table.js';
-import { Prompter, progressBar, type CliIo } from './terminal.js';
+import { Prompter, progressReporter, type CliIo } from './terminal.js';
 
 /** Upstream's usage text, byte for byte (PXETOOLS.md B1 item 3). */
 export const USAGE = 'Usage:\n\tpxetools --add serial\n\tpxetools --remove serial\n\tpxetools --list\n';
@@ -170,12 +170,12 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       });
     }
     if (!ctx.json) ctx.io.stdout.write('\nSetting up pi...\n\n');
-    const bar = ctx.json ? undefined : progressBar(ctx.io);
+    const bar = progressReporter(ctx.io, { json: ctx.json });
     const result = await fleet.add(
       { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}), dockerDisk: options.dockerDisk ?? false },
-      { onProgress: (p) => bar?.update(p) },
+      { onProgress: (p) => bar.update(p) },
     );
-    bar?.done();
+    bar.done();
     if (ctx.json) {
       printJson(ctx, result.pi);
       return;
@@ -264,9 +264,9 @@ async function doSetup(ctx: Context, o: SetupOptions): Promise<void> {
   config.serverIp ??= detectServerIp();
   const fleet = await openFleet(ctx, config, true);
   try {
-    const bar = ctx.json ? undefined : progressBar(ctx.io);
-    const result = await fleet.setup({ base: o.base, source, ...(o.default ? { makeDefault: true } : {}) }, { onProgress: (p) => bar?.update(p) });
-    bar?.done();
+    const bar = progressReporter(ctx.io, { json: ctx.json });
+    const result = await fleet.setup({ base: o.base, source, ...(o.default ? { makeDefault: true } : {}) }, { onProgress: (p) => bar.update(p) });
+    bar.done();
     // The daemon reads the same file: keep its other keys, set the fleet ones.
     const next: Record<string, unknown> = { ...file, tftpRoot: config.tftpRoot, nfsRoot: config.nfsRoot, stateDir: config.stateDir, exportsFile: config.exportsFile, serverIp: config.serverIp };
     if (config.exportsClients) next.exportsClients = config.exportsClients;

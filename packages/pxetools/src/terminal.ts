@@ -43,30 +43,89 @@ export class Prompter {
   }
 }
 
+const KB = 1024;
 const MB = 1024 * 1024;
 
-/** A one-line progress bar on a terminal (stderr); silent otherwise. */
-export function progressBar(io: CliIo): { update: (p: Progress) => void; done: () => void } {
-  if (!io.stderr.isTTY) return { update: () => undefined, done: () => undefined };
+/** Bytes for a progress line: KB below a megabyte (a small base), MB above. */
+export function formatBytes(bytes: number): string {
+  return bytes < MB ? `${Math.round(bytes / KB)} KB` : `${Math.round(bytes / MB)} MB`;
+}
+
+const LABELS: Record<Progress['phase'], string> = { copy: 'Copying root', 'extract-boot': 'Boot files', 'extract-root': 'Extracting root', decompress: 'Decompressing' };
+
+export interface ProgressReporter {
+  update: (p: Progress) => void;
+  done: () => void;
+}
+
+export interface ProgressOptions {
+  /** --json: stdout is for the JSON answer and stderr stays quiet. */
+  json?: boolean;
+  /** Clock for the redraw throttle (tests). */
+  now?: () => number;
+}
+
+/**
+ * Progress for image import, rootfs copy and add, on stderr: a bar redrawn in place (at most every
+ * 100 ms) when stderr is a terminal; plain lines otherwise (a phase's start, each quarter, its end),
+ * so logs and pipes get a readable record; nothing at all with --json.
+ */
+export function progressReporter(io: CliIo, options: ProgressOptions = {}): ProgressReporter {
+  if (options.json) return { update: () => undefined, done: () => undefined };
+  return io.stderr.isTTY ? ttyBar(io, options.now ?? Date.now) : plainLines(io);
+}
+
+function ttyBar(io: CliIo, now: () => number): ProgressReporter {
   let lastDraw = 0;
+  let phase: Progress['phase'] | undefined;
   let drawn = false;
-  const labels: Record<Progress['phase'], string> = { copy: 'Copying root', 'extract-boot': 'Boot files', 'extract-root': 'Extracting root', decompress: 'Decompressing' };
   return {
     update(p) {
-      const now = Date.now();
-      if (now - lastDraw < 100 && p.done < p.total) return;
-      lastDraw = now;
+      const t = now();
+      const newPhase = p.phase !== phase;
+      if (!newPhase && t - lastDraw < 100 && p.done < p.total) return;
+      // A new phase keeps the previous bar on its own line.
+      if (newPhase && drawn) io.stderr.write('\n');
+      phase = p.phase;
+      lastDraw = t;
       drawn = true;
       if (p.total <= 0) {
-        io.stderr.write(`\r${labels[p.phase]}...\x1b[K`);
+        io.stderr.write(`\r${LABELS[p.phase]}...\x1b[K`);
         return;
       }
       const ratio = Math.min(1, p.done / p.total);
       const cells = Math.round(ratio * 30);
-      io.stderr.write(`\r${labels[p.phase]} [${'#'.repeat(cells)}${'.'.repeat(30 - cells)}] ${Math.floor(ratio * 100)}% ${Math.round(p.done / MB)}/${Math.round(p.total / MB)} MB\x1b[K`);
+      io.stderr.write(`\r${LABELS[p.phase]} [${'#'.repeat(cells)}${'.'.repeat(30 - cells)}] ${Math.floor(ratio * 100)}% ${formatBytes(p.done)}/${formatBytes(p.total)}\x1b[K`);
     },
     done() {
       if (drawn) io.stderr.write('\n');
+      drawn = false;
+    },
+  };
+}
+
+function plainLines(io: CliIo): ProgressReporter {
+  let phase: Progress['phase'] | undefined;
+  let quarter = -1;
+  return {
+    update(p) {
+      if (p.phase !== phase) {
+        phase = p.phase;
+        quarter = -1;
+        if (p.total <= 0) {
+          io.stderr.write(`${LABELS[p.phase]}...\n`);
+          return;
+        }
+      }
+      if (p.total <= 0) return;
+      const ratio = Math.min(1, p.done / p.total);
+      const q = Math.floor(ratio * 4);
+      if (q <= quarter) return;
+      quarter = q;
+      io.stderr.write(`${LABELS[p.phase]}: ${q * 25}% (${formatBytes(p.done)} of ${formatBytes(p.total)})\n`);
+    },
+    done() {
+      phase = undefined;
     },
   };
 }
