@@ -40,7 +40,8 @@ const reserved = new Set(statics.values());
 const leaseTimeSec = config.leaseTimeSec ?? 3600;
 const dhcp = new ProxyDhcpServer({
   serverIp: config.serverIp,
-  pxePort: null,
+  // 4011 as in proxy mode: edk2 asks there for its boot file (PXE "BINL" offer: 60 without 43).
+  pxePort: 4011,
   rateLimit: false,
   policy: {
     serverIp: config.serverIp,
