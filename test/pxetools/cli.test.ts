@@ -190,6 +190,11 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     { label: 'a duplicate serial', args: ['--add', '9F55BBFD', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'PI_EXISTS' },
     { label: 'an unknown base', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'x', '--base', 'nope'], code: 'BASE_NOT_FOUND' },
     { label: 'an invalid host name', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'bad_name!', '--base', 'lite'], code: 'INVALID_NAME' },
+    // One rule with the API (issue 19 item 6), checked before "Setting up pi..." is printed.
+    { label: 'an owner with a tab', args: ['--add', 'deadbeef', '--owner', 'jo\tsmith', '--name', 'x', '--base', 'lite'], code: 'INVALID_OWNER' },
+    { label: 'a 65-character owner', args: ['--add', 'deadbeef', '--owner', 'o'.repeat(65), '--name', 'x', '--base', 'lite'], code: 'INVALID_OWNER' },
+    { label: 'a serial with a trailing newline', args: ['--add', 'deadbeef\n', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'INVALID_SERIAL' },
+    { label: 'a one-digit MAC pair', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'x', '--base', 'lite', '--mac', 'dc:a6:32:1:36:c2'], code: 'INVALID_MAC' },
     { label: 'a missing owner without a terminal', args: ['--add', 'deadbeef', '--name', 'x', '--base', 'lite'], code: 'USAGE' },
     { label: 'remove without --yes and without a terminal', args: ['--remove', '9f55bbfd'], code: 'USAGE' },
     { label: 'removing a base that Pis use', args: ['remove-base', 'lite', '--yes'], code: 'BASE_IN_USE' },
@@ -200,6 +205,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(run.code).toBe(1);
     expect(run.stderr.split('\n')).toHaveLength(2);
     expect(run.stderr).toMatch(new RegExp(`^Error: .*\\(${code}\\)\\n$`));
+    expect(run.stdout).not.toContain('Setting up pi');
     expect(snapshot()).toEqual(before);
   });
 

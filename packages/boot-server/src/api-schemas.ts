@@ -1,16 +1,20 @@
 // JSON schemas of the API: fastify validates requests with them and @fastify/swagger turns the
 // same objects into /api/v1/openapi.json, so the document cannot drift from what the server does.
+import { BASE_NAME_PATTERN } from '@iot-tofu/fleet';
+import { HOSTNAME_PATTERN as HOSTNAME_RULE, MAC_PATTERN as MAC_RULE, OWNER_PATTERN as OWNER_RULE, SERIAL_PATTERN as SERIAL_RULE } from '@iot-tofu/rpi';
 import type { AddPiInput, ResetInput, SetupInput } from './fleet-port.js';
 
 export type AddPiBody = AddPiInput;
 export type SetupBody = SetupInput;
 export type ResetBody = ResetInput;
 
-const SERIAL_PATTERN = '^(0[xX])?([0-9a-fA-F]{8}|[0-9a-fA-F]{16})$';
-const MAC_PATTERN = '^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$';
-/** RFC 1123 host label: what `name` becomes on the Pi. */
-const HOSTNAME_PATTERN = '^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$';
-const BASE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+// The field rules are owned next to their types (rpi, fleet); the schemas take their sources, so
+// the API accepts exactly what the CLI and the config accept.
+const SERIAL_PATTERN = SERIAL_RULE.source;
+const MAC_PATTERN = MAC_RULE.source;
+const HOSTNAME_PATTERN = HOSTNAME_RULE.source;
+const OWNER_PATTERN = OWNER_RULE.source;
+const BASE_PATTERN = BASE_NAME_PATTERN.source;
 
 const nullableString = { type: 'string', nullable: true } as const;
 
@@ -116,7 +120,7 @@ export const addPiBody = {
   additionalProperties: false,
   properties: {
     serial: { type: 'string', pattern: SERIAL_PATTERN, description: '8 or 16 hex digits, any case' },
-    owner: { type: 'string', minLength: 1, maxLength: 32, pattern: '^[a-z_][a-z0-9_-]*$', description: 'user on the server who owns the Pi' },
+    owner: { type: 'string', pattern: OWNER_PATTERN, description: "who owns the Pi: 1-64 printable characters, no '/', no control characters, no leading or trailing blank" },
     name: { type: 'string', pattern: HOSTNAME_PATTERN, description: "the Pi's hostname (RFC 1123 label)" },
     base: { type: 'string', pattern: BASE_PATTERN, description: 'default: the default base' },
     mac: { type: 'string', pattern: MAC_PATTERN, description: "the Pi's real MAC (Pi 4/5 MACs are not derived from the serial)" },

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
@@ -31,6 +31,19 @@ const MAX_SSE_BUFFER = 1 << 20;
 
 /** Error codes mapped to HTTP statuses: the fleet's table plus ours; anything else is a 500. */
 const STATUS_BY_CODE: Readonly<Record<string, number>> = { ...HTTP_STATUS_BY_CODE, INVALID_REQUEST: 400 };
+
+/** fastify's client errors under stable codes of ours: clients match on `code`, not on framework internals. */
+const FRAMEWORK_CODES: Readonly<Record<string, string>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_BAD_URL: 'BAD_URL',
+};
+
+function frameworkCode(code: string | undefined): string {
+  return (code && FRAMEWORK_CODES[code]) ?? 'BAD_REQUEST';
+}
 
 /** HTTP status for an error: the stable code decides, a `NOT_FOUND`/`INVALID` suffix is a good hint. */
 export function statusForError(error: unknown): number {
@@ -121,6 +134,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     loggerInstance: options.logger as FastifyBaseLogger | undefined,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true } },
     bodyLimit: 64 * 1024,
+    // A URL fastify cannot decode never reaches a route: answer it in our error shape too.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(400).send({ error: { code: frameworkCode(error.code), message: error.message } });
+    },
+    // Errors Node's HTTP parser meets before fastify sees a request (a 100 kB URL, a bad header).
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return;
+      const tooLarge = (error as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({ error: { code: tooLarge ? 'REQUEST_TOO_LARGE' : 'BAD_REQUEST', message: tooLarge ? 'request line or headers too large' : 'malformed HTTP request' } });
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
   });
 
   await app.register(fastifySwagger, {
@@ -154,7 +179,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       // fastify's own client errors: bad JSON, wrong content type, body too large.
-      return reply.code(error.statusCode).send({ error: { code: error.code ?? 'BAD_REQUEST', message: error.message } });
+      return reply.code(error.statusCode).send({ error: { code: frameworkCode(error.code), message: error.message } });
     }
     const status = statusForError(error);
     if (status === 500) request.log.error({ err: error }, 'request failed');

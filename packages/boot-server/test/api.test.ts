@@ -43,6 +43,19 @@ describe('HTTP API', () => {
     return { status: response.status, headers: response.headers, text, json: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
   };
 
+  /** A plain HTTP/1.1 request (fetch would refuse some of these before sending). */
+  const rawRequest = (request: { method: string; path: string; body?: Buffer }): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(base);
+      const req = http.request({ host: url.hostname, port: url.port, method: request.method, path: request.path, headers: { ...auth, 'content-type': 'application/json', ...(request.body ? { 'content-length': request.body.length } : {}) } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end(request.body);
+    });
+
   describe('auth', () => {
     it.each([
       ['GET', '/api/v1/pis'],
@@ -168,6 +181,12 @@ describe('HTTP API', () => {
       ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', mac: 'not-a-mac' }, 'mac'],
       ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', colour: 'red' }, 'colour'],
       ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo; rm -rf /', name: 'a' }, 'owner'],
+      // The same rules as the CLI (issue 19 item 6): control characters, 65 characters, a newline after the serial.
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo\tsmith', name: 'a' }, 'owner'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo\u001b[31m', name: 'a' }, 'owner'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'x'.repeat(65), name: 'a' }, 'owner'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd\n', owner: 'jo', name: 'a' }, 'serial'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', mac: 'dc:a6:32:1:36:c2' }, 'mac'],
       ['GET', '/api/v1/pis/nope', undefined, 'serial'],
       ['DELETE', '/api/v1/pis/..%2Fetc', undefined, 'serial'],
       ['GET', '/api/v1/pis/nope/timeline', undefined, 'serial'],
@@ -190,6 +209,21 @@ describe('HTTP API', () => {
       for (const body of [{ base: 'b' }, { base: 'b', image: '/a.img', bootDir: '/b', rootfsDir: '/r' }, { base: 'b', bootTarball: '/b.tar' }]) {
         const response = await call('POST', '/api/v1/setup', body);
         expect(response.status).toBe(400);
+      }
+    });
+    it('framework errors use the documented error shape too', async () => {
+      const badEncoding = await call('GET', '/api/v1/pis/%E0%A4%A');
+      expect(badEncoding.status).toBe(400);
+      expect(badEncoding.json.error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+      const long = await rawRequest({ method: 'GET', path: `/api/v1/pis/${'a'.repeat(100_000)}` });
+      expect(long.status).toBeGreaterThanOrEqual(400);
+      expect(JSON.parse(long.body).error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+    });
+    it('a 20 MB body gets its 413 in the error shape, not a connection reset', async () => {
+      for (let i = 0; i < 3; i++) {
+        const big = await rawRequest({ method: 'POST', path: '/api/v1/pis', body: Buffer.alloc(20 * 1024 * 1024, 0x20) });
+        expect(big.status).toBe(413);
+        expect(JSON.parse(big.body).error.code).toBe('BODY_TOO_LARGE');
       }
     });
     it('rejects malformed JSON with a clear 400', async () => {

@@ -16,6 +16,7 @@ import {
 } from '@iot-tofu/nfs-server-lite';
 import {
   checkHostname,
+  checkOwner,
   derivedMacFromSerial,
   isSerialFolderName,
   normalizeConfigTxt,
@@ -53,7 +54,9 @@ import type {
 
 /** Options every Pi export gets: the root must be writable as root (no_root_squash), synchronous. */
 export const PI_EXPORT_OPTIONS = ['rw', 'sync', 'no_subtree_check', 'no_root_squash'];
-const BASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A base name: a folder under <nfsRoot>/bases (the API's schema uses the same pattern). */
+export const BASE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const BASE_NAME = BASE_NAME_PATTERN;
 
 /** What seen.json keeps per MAC: the same fields `discovered()` shows. */
 type SeenRecord = DiscoveredPi;
@@ -1141,12 +1144,6 @@ function safeMac(mac: string): string | undefined {
   }
 }
 
-function checkOwner(owner: string): string {
-  if (!owner || owner.trim() !== owner || /[\n\r\0/]/.test(owner) || owner.length > 64) {
-    throw new FleetError('INVALID_OWNER', `Invalid owner ${JSON.stringify(owner)}: one line, 1-64 characters, no '/' and no leading/trailing blanks`);
-  }
-  return owner;
-}
 
 function describeSource(source: SetupSource): string {
   if (source.kind === 'image') return `image ${source.image}`;

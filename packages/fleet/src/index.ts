@@ -1,4 +1,4 @@
-export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree, parseNeighbours } from './fleet.js';
+export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree, parseNeighbours, BASE_NAME_PATTERN } from './fleet.js';
 export type { Neighbour } from './fleet.js';
 export { FleetError, HTTP_STATUS_BY_CODE } from './errors.js';
 export type { FleetErrorCode } from './errors.js';

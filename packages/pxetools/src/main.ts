@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, FleetError, chooseSetupSource, writeFileAtomic, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
-import { parseSerial } from '@iot-tofu/rpi';
+import { checkHostname, checkOwner, normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
 import { renderTable } from './table.js';
 import { Prompter, progressReporter, type CliIo } from './terminal.js';
@@ -146,8 +146,10 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
     if (fleet.isRegistered({ serial })) throw new FleetError('PI_EXISTS', `Pi ${serial} is already registered (${config.tftpRoot}/${serial} exists)`);
     if (options.ownFilesystem && options.base) throw new UsageError('choose either --base or --own-filesystem, not both');
     if (!ctx.json) out(ctx, `Serial: ${serial}`);
-    const owner = await valueOrPrompt(ctx, options.owner, '--owner', 'Owner name: ');
-    const name = await valueOrPrompt(ctx, options.name, '--name', 'Pi name: ');
+    // Each answer is checked with the same rule as the API before anything says "Setting up".
+    const owner = checkOwner(await valueOrPrompt(ctx, options.owner, '--owner', 'Owner name: '));
+    const name = checkHostname(await valueOrPrompt(ctx, options.name, '--name', 'Pi name: '));
+    if (options.mac) normalizeMac(options.mac);
     let base = options.base;
     let own = options.ownFilesystem ?? false;
     if (!base && !own) {

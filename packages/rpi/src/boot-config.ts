@@ -1,4 +1,5 @@
 import { IotTofuError } from '@iot-tofu/errors';
+import { HOSTNAME_PATTERN } from './fields.js';
 
 /**
  * Text files that make a Pi boot from the network: cmdline.txt, config.txt, fstab, hostname.
@@ -11,11 +12,9 @@ export class InvalidNameError extends IotTofuError {
   }
 }
 
-const HOSTNAME_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-
 /** True for a single RFC 1123 host label (what /etc/hostname of a Pi should hold). */
 export function isValidHostname(name: string): boolean {
-  return HOSTNAME_LABEL.test(name);
+  return HOSTNAME_PATTERN.test(name);
 }
 
 /** Returns the name unchanged or throws INVALID_NAME saying what is wrong with it. */

@@ -32,3 +32,4 @@ export {
   InvalidNameError,
 } from './boot-config.js';
 export type { FstabOptions, ConfigTxtSection } from './boot-config.js';
+export { SERIAL_PATTERN, MAC_PATTERN, HOSTNAME_PATTERN, OWNER_PATTERN, checkOwner, InvalidOwnerError } from './fields.js';

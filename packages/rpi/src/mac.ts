@@ -1,4 +1,5 @@
 import { IotTofuError } from '@iot-tofu/errors';
+import { MAC_PATTERN } from './fields.js';
 
 export class InvalidMacError extends IotTofuError {
   constructor(input: string) {
@@ -6,14 +7,14 @@ export class InvalidMacError extends IotTofuError {
   }
 }
 
-/** Normalises `DC-A6-32-01-36-C2`, `dca632013 6c2`, `dc:a6:32:1:36:c2` forms to `dc:a6:32:01:36:c2`. */
+/**
+ * Normalises `DC-A6-32-01-36-C2`, `dca6320136c2`, `dc:a6:32:01:36:c2` to `dc:a6:32:01:36:c2`;
+ * anything else (blanks, one-digit pairs) is refused: MAC_PATTERN, the rule the API checks too.
+ */
 export function normalizeMac(input: string): string {
-  const text = input.trim().toLowerCase();
-  let pairs: string[];
-  if (/^[0-9a-f]{12}$/.test(text)) pairs = text.match(/../g) ?? [];
-  else pairs = text.split(/[:-]/).map((p) => p.padStart(2, '0'));
-  if (pairs.length !== 6 || !pairs.every((p) => /^[0-9a-f]{2}$/.test(p))) throw new InvalidMacError(input);
-  return pairs.join(':');
+  if (!MAC_PATTERN.test(input)) throw new InvalidMacError(input);
+  const hex = input.toLowerCase().replace(/[:-]/g, '');
+  return hex.match(/../g)!.join(':');
 }
 
 const HEX_PAIRS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));

@@ -1,4 +1,5 @@
 import { IotTofuError } from '@iot-tofu/errors';
+import { SERIAL_PATTERN } from './fields.js';
 
 /**
  * A Raspberry Pi serial as the operator typed it (8 or 16 hex digits, any case, leading zeros
@@ -18,13 +19,13 @@ export class InvalidSerialError extends IotTofuError {
   }
 }
 
-const SERIAL = /^(?:0x)?([0-9a-f]{8}|[0-9a-f]{16})$/;
-
-/** Parses a serial; unlike upstream pxetools it keeps leading zeros and accepts upper case. */
+/**
+ * Parses a serial; unlike upstream pxetools it keeps leading zeros and accepts upper case. The
+ * input is taken as given (SERIAL_PATTERN, the rule the API checks too): a prompt trims its answer.
+ */
 export function parseSerial(input: string): PiSerial {
-  const match = SERIAL.exec(input.trim().toLowerCase());
-  if (!match?.[1]) throw new InvalidSerialError(input);
-  const full = match[1];
+  if (!SERIAL_PATTERN.test(input)) throw new InvalidSerialError(input);
+  const full = input.toLowerCase().replace(/^0x/, '');
   return { full, short: full.slice(-8) };
 }
 

@@ -10,6 +10,11 @@ import {
   requiredBootFiles,
   bootSequence,
   macPrefixFolder,
+  checkOwner,
+  OWNER_PATTERN,
+  SERIAL_PATTERN,
+  MAC_PATTERN,
+  HOSTNAME_PATTERN,
 } from '../src/index.js';
 
 describe('parseSerial', () => {
@@ -20,12 +25,13 @@ describe('parseSerial', () => {
     ['000000009f55bbfd', '000000009f55bbfd', '9f55bbfd'],
     ['100000009F55BBFD', '100000009f55bbfd', '9f55bbfd'],
     ['0x9f55bbfd', '9f55bbfd', '9f55bbfd'],
-    ['  9f55bbfd\n', '9f55bbfd', '9f55bbfd'],
+    ['0X9F55BBFD', '9f55bbfd', '9f55bbfd'],
   ])('%j -> full %s, folder %s', (input, full, short) => {
     expect(parseSerial(input)).toEqual({ full, short });
   });
 
-  it.each(['', '9f55bbf', '9f55bbfd0', 'g f55bbfd', '9f55bbfz', '../etc', '9f55bbfd/..', '1234567890abcdef0'])('rejects %j', (input) => {
+  // One rule with the API (SERIAL_PATTERN): blanks and newlines are refused, not trimmed.
+  it.each(['', '9f55bbf', '9f55bbfd0', 'g f55bbfd', '9f55bbfz', '../etc', '9f55bbfd/..', '1234567890abcdef0', '9f55bbfd\n', '  9f55bbfd', '0x 9f55bbfd'])('rejects %j', (input) => {
     expect(() => parseSerial(input)).toThrow(InvalidSerialError);
     expect(() => parseSerial(input)).toThrow(/Invalid serial number/);
   });
@@ -35,7 +41,9 @@ describe('MAC helpers', () => {
   it('normalises common spellings', () => {
     expect(normalizeMac('DC-A6-32-01-36-C2')).toBe('dc:a6:32:01:36:c2');
     expect(normalizeMac('dca6320136c2')).toBe('dc:a6:32:01:36:c2');
-    expect(normalizeMac('dc:a6:32:1:36:c2')).toBe('dc:a6:32:01:36:c2');
+    // One rule with the API (MAC_PATTERN): no one-digit pairs, no blanks.
+    expect(() => normalizeMac('dc:a6:32:1:36:c2')).toThrow(/Invalid MAC/);
+    expect(() => normalizeMac(' dc:a6:32:01:36:c2\n')).toThrow(/Invalid MAC/);
     expect(() => normalizeMac('dc:a6:32:01:36')).toThrow(/Invalid MAC/);
   });
   it('derives the upstream pxetools MAC (B1 item 23)', () => {
@@ -80,6 +88,38 @@ describe('boot files', () => {
   it('ends every sequence with the kernel load', () => {
     for (const model of ['pi3b', 'pi3b+', 'pi4', 'pi5'] as const) {
       expect(bootSequence(model).at(-1)?.kernel).toBe(true);
+    }
+  });
+});
+
+describe('one rule per field (issue 19 item 6)', () => {
+  it.each([
+    ['jo', true],
+    ['Jo Smith', true],
+    ['müller-lüdenscheid', true],
+    ['a$(rm -rf)`x`;|&', true],
+    ['x'.repeat(64), true],
+    ['x'.repeat(65), false],
+    ['', false],
+    [' jo', false],
+    ['jo ', false],
+    ['jo\tsmith', false],
+    ['jo\u001b[31m', false],
+    ['jo\nsmith', false],
+    ['jo/../x', false],
+    ['jo\u200e', false],
+  ])('owner %j valid: %s', (owner, valid) => {
+    expect(OWNER_PATTERN.test(owner)).toBe(valid);
+    if (valid) expect(checkOwner(owner)).toBe(owner);
+    else expect(() => checkOwner(owner)).toThrow(expect.objectContaining({ code: 'INVALID_OWNER' }));
+  });
+
+  it('the patterns compile the way JSON schema does (u flag) and agree with the checks', () => {
+    for (const pattern of [SERIAL_PATTERN, MAC_PATTERN, HOSTNAME_PATTERN, OWNER_PATTERN]) {
+      const asSchema = new RegExp(pattern.source, 'u');
+      for (const sample of ['9f55bbfd', '0x100000009F55BBFD', 'dc:a6:32:01:36:c2', 'DCA6320136C2', 'rpi4', 'Jo Smith', 'jo\t', '9f55bbfd\n', 'pi-']) {
+        expect(asSchema.test(sample), `${pattern.source} on ${JSON.stringify(sample)}`).toBe(pattern.test(sample));
+      }
     }
   });
 });
