@@ -9,7 +9,7 @@ import { sanitizeTftpPath } from './path.js';
 import type { PathRejection } from './path.js';
 import { silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
-import { ReadCache } from './read-cache.js';
+import { ReadCache, Slots } from './read-cache.js';
 import type { CachedData } from './read-cache.js';
 
 /** Why a file could not be opened; `reason` is what transfer events report. */
@@ -147,6 +147,11 @@ async function readShared(handle: FileHandle, size: number, prefix: Uint8Array =
 
 /** Chunk of a file compared at a time against cached buffers of its size. */
 const COMPARE_CHUNK = 1024 * 1024;
+/**
+ * Comparing loads at once: libuv's default thread pool runs 4 reads at a time, so more would
+ * only queue reads while each holds its scratch chunk (60 Pis × 7 files at once held ~200 MiB).
+ */
+const COMPARE_SLOTS = 4;
 
 /**
  * Reads a file while comparing it, chunk by chunk, with cached buffers of its size (memcmp
@@ -316,6 +321,7 @@ export class FileSource {
   private readonly loading = new Map<string, Promise<CachedData | undefined>>();
   /** Per file size, the load reading bytes no cached buffer of that size had: later loads of that size wait for it. */
   private readonly producers = new Map<number, Promise<void>>();
+  private readonly compareSlots = new Slots(COMPARE_SLOTS);
   private readonly jails = new Map<string, { real: string; at: number }>();
   private hits = 0;
   private misses = 0;
@@ -490,8 +496,6 @@ export class FileSource {
       if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
       // Filed under the inode actually read (the name may have been replaced since the stat).
       const key = inodeKey(info);
-      // Compared without pinning: one evicted meanwhile is still in memory, and share() re-indexes it.
-      const candidates = this.cache.sameSize(info.size);
       // Reserve the bytes of a fresh buffer while reading, so parallel loads respect the budget too.
       const reserve = () => {
         if (!this.cache.reserve(info.size)) return false;
@@ -500,8 +504,15 @@ export class FileSource {
         return true;
       };
       let read: { same: CachedData } | { data: Buffer } | undefined;
-      if (candidates.length > 0) read = await readComparing(handle, info.size, candidates, reserve);
-      else read = reserve() ? { data: await readShared(handle, info.size) } : undefined;
+      const free = this.cache.sameSize(info.size).length > 0 ? await this.compareSlots.take() : undefined;
+      try {
+        // Compared without pinning: one evicted meanwhile is still in memory, and share() re-indexes it.
+        const candidates = this.cache.sameSize(info.size);
+        if (candidates.length > 0) read = await readComparing(handle, info.size, candidates, reserve);
+        else read = reserve() ? { data: await readShared(handle, info.size) } : undefined;
+      } finally {
+        free?.();
+      }
       if (!read) return undefined;
       if ('same' in read) {
         this.misses++;

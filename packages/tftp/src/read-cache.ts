@@ -162,3 +162,26 @@ export class ReadCache {
     }
   }
 }
+
+/** At most `limit` holders at once; the others wait, first come first served. */
+export class Slots {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Resolves when a slot is free, with the function that gives it back (idempotent). */
+  async take(): Promise<() => void> {
+    if (this.busy < this.limit) this.busy++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      // Handed straight to the next waiter: busy stays as it is.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy--;
+    };
+  }
+}

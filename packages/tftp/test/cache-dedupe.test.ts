@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource } from '../src/index.js';
 import type { FileBody, OpenedFile } from '../src/index.js';
-import { ReadCache } from '../src/read-cache.js';
+import { ReadCache, Slots } from '../src/read-cache.js';
 
 /** Bytes that differ from position to position (a fill would hide offset mistakes). */
 function pattern(size: number, seed: number): Buffer {
@@ -80,6 +80,29 @@ describe('ReadCache (index only)', () => {
     expect(cache.lookup('1:3', 'c')).toBe(busy);
     expect(cache.share('1:4', 'd', k)).toBe(k);
     expect(cache.stats).toEqual({ files: 2, buffers: 2, bytes: 1400 });
+  });
+});
+
+describe('Slots (how many loads compare at once)', () => {
+  it('lets `limit` holders in, the next ones in arrival order as slots are given back', async () => {
+    const slots = new Slots(2);
+    const order: number[] = [];
+    const frees = await Promise.all([slots.take(), slots.take()]);
+    const later = [3, 4].map((n) => slots.take().then((free) => (order.push(n), free)));
+    await Promise.resolve();
+    expect(order).toEqual([]);
+    frees[0]!();
+    frees[0]!(); // giving back twice frees one slot only
+    const third = await later[0]!;
+    expect(order).toEqual([3]);
+    frees[1]!();
+    const fourth = await later[1]!;
+    expect(order).toEqual([3, 4]);
+    third();
+    fourth();
+    // all free again: two at once without waiting
+    const again = await Promise.all([slots.take(), slots.take()]);
+    again.forEach((free) => free());
   });
 });
 
