@@ -15,6 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { encodePiGuid } from '@iot-tofu/rpi';
 import { asciiBytes, decodeDhcpMessage, encodeDhcpMessage, offersRaspberryPiBoot } from '@iot-tofu/dhcp';
 import { Lab, collect, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../test/lab/index.js';
+import { fullModeBench } from './dhcp-full.js';
 
 interface ClientPlan {
   latencyCount: number;
@@ -225,6 +226,8 @@ async function main(): Promise<void> {
       `peak offers/s ${(ours.peak / dnsmasq.peak).toFixed(2)}x (ours ${ours.peak.toFixed(0)}, dnsmasq ${dnsmasq.peak.toFixed(0)}; higher is better)`,
   );
   console.log(JSON.stringify({ bench: 'dhcp', ours, dnsmasq, results: results.map(({ server, round, result }) => ({ server, round, flood: result.flood, lost: result.latencyLost, wrong: result.wrong })) }));
+  // Full-DHCP mode (issue 12): DORA latency and leases/s vs dnsmasq in full mode, same run.
+  await fullModeBench(quick);
 }
 
 if (process.argv.includes('--client')) {
