@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseLeaseFile } from '@iot-tofu/dhcp';
+import { LeaseStore } from '@iot-tofu/dhcp';
 import { Lab, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
 import { needs } from '../needs.js';
 import { jsonEvents, parseJsonLines, runClient, type JsonEvent } from './lab.js';
@@ -136,7 +136,7 @@ describe('full-DHCP mode on a dedicated LAN, no other DHCP server (network names
     expect(offers[1]!.hex).toBe(offers[0]!.hex);
     await lab.run('pi3', 'ip', ['addr', 'add', `${offers[0]!.yiaddr}/23`, 'dev', 'eth0']);
     expect(sha(await tftpGet('pi3', 'bootcode.bin'))).toBe(sha(files.get('bootcode.bin')!));
-    const onDisk = parseLeaseFile(readFileSync(join(stateDir, 'dhcp-leases.json'), 'utf8'));
+    const onDisk = (await LeaseStore.inStateDir(stateDir).load());
     expect(onDisk.leases).toContainEqual(expect.objectContaining({ mac: PI3.mac, address: offers[0]!.yiaddr, state: 'bound' }));
   });
 
@@ -194,9 +194,9 @@ describe('full-DHCP mode on a dedicated LAN, no other DHCP server (network names
     expect(events.filter((e) => e.event === 'check-error')).toEqual([]);
   });
 
-  it('nothing dropped; the lease file holds every binding, each address once', () => {
+  it('nothing dropped; the lease file holds every binding, each address once', async () => {
     expect(events.filter((e) => e.event === 'dropped')).toEqual([]);
-    const onDisk = parseLeaseFile(readFileSync(join(stateDir, 'dhcp-leases.json'), 'utf8'));
+    const onDisk = (await LeaseStore.inStateDir(stateDir).load());
     const bound = onDisk.leases.filter((l) => l.state === 'bound');
     expect(bound.length).toBeGreaterThanOrEqual(200 + 3 + 3);
     expect(new Set(bound.map((l) => l.address)).size).toBe(bound.length);
@@ -204,7 +204,7 @@ describe('full-DHCP mode on a dedicated LAN, no other DHCP server (network names
   });
 
   it('a restarted server keeps the leases: the Pi 4 gets its address back', async () => {
-    const before = parseLeaseFile(readFileSync(join(stateDir, 'dhcp-leases.json'), 'utf8')).leases.find((l) => l.mac === PI4.mac)!;
+    const before = (await LeaseStore.inStateDir(stateDir).load()).leases.find((l) => l.mac === PI4.mac)!;
     await stopProcess(serve);
     ({ child: serve, events } = await startFullServe('sut', serveConfig()));
     await lab.run('pi4', 'ip', ['addr', 'flush', 'dev', 'eth0']);

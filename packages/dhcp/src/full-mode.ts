@@ -79,7 +79,19 @@ export class FullModeEngine {
     private readonly host: FullModeHost,
   ) {
     const { store, pool } = options;
-    this.writer = store ? new CoalescingWriter(() => store.save({ leases: pool.leases(), quarantines: pool.quarantines(host.now()) })) : undefined;
+    this.writer = store
+      ? new CoalescingWriter(async () => {
+          // One journal append per batch of ACKs; a snapshot once the journal outgrows the table.
+          const changes = pool.takeChanges();
+          try {
+            if (store.shouldCompact(pool.records)) await store.save({ leases: pool.leases(), quarantines: pool.quarantines(host.now()) });
+            else await store.append(changes);
+          } catch (error) {
+            pool.returnChanges(changes);
+            throw error;
+          }
+        })
+      : undefined;
   }
 
   /** Loads the lease file into the pool (LeaseFileError when it is unreadable). */

@@ -29,6 +29,13 @@ export interface Lease {
 
 export type QuarantineReason = 'declined' | 'conflict';
 
+/** Everything persistent about one address: a journal entry (no lease and no quarantine = free). */
+export interface AddressState {
+  address: string;
+  lease?: Lease;
+  quarantine?: Quarantine;
+}
+
 export interface Quarantine {
   address: string;
   until: number;
@@ -126,6 +133,8 @@ export class LeasePool {
   private readonly byAddress = new Map<number, Lease>();
   private readonly byMac = new Map<string, Lease>();
   private readonly quarantined = new Map<number, Quarantine>();
+  /** Addresses whose persistent state (lease or quarantine) changed since takeChanges(). */
+  private readonly dirty = new Set<number>();
   private readonly mask: number;
   private readonly network: number;
   private readonly broadcast: number;
@@ -151,6 +160,11 @@ export class LeasePool {
     this.offerHoldMs = config.offerHoldMs ?? DEFAULT_OFFER_HOLD_MS;
     this.declineHoldMs = config.declineHoldMs ?? DEFAULT_DECLINE_HOLD_MS;
     this.conflictHoldMs = config.conflictHoldMs ?? DEFAULT_DECLINE_HOLD_MS;
+  }
+
+  /** Records held (leases of any state): the size of a snapshot. */
+  get records(): number {
+    return this.byAddress.size;
   }
 
   get size(): number {
@@ -261,6 +275,7 @@ export class LeasePool {
     if (!lease || lease.address !== address || lease.state === 'released') return false;
     lease.state = 'released';
     lease.expiresAt = now;
+    this.dirty.add(ipv4ToInt(address));
     return true;
   }
 
@@ -318,6 +333,7 @@ export class LeasePool {
       this.put({ ...lease, state: lease.state === 'offered' ? 'released' : lease.state });
     }
     for (const q of quarantines) if (q.until > now && this.isAssignable(q.address)) this.quarantine(q);
+    this.dirty.clear(); // what was just read is on disk already
     return skipped;
   }
 
@@ -383,10 +399,36 @@ export class LeasePool {
     return ipv4ToInt(best.address);
   }
 
+  /**
+   * The persistent state of every address changed since the last call (its lease unless that is a
+   * transient offer, its quarantine), for the lease journal; the set starts empty again.
+   */
+  takeChanges(): AddressState[] {
+    const out: AddressState[] = [];
+    for (const n of this.dirty) out.push(this.stateOf(n));
+    this.dirty.clear();
+    return out;
+  }
+
+  /** A journal write failed: these addresses must go out with the next one. */
+  returnChanges(changes: readonly AddressState[]): void {
+    for (const change of changes) this.dirty.add(ipv4ToInt(change.address));
+  }
+
+  private stateOf(n: number): AddressState {
+    const state: AddressState = { address: intToIpv4(n) };
+    const lease = this.byAddress.get(n);
+    if (lease && lease.state !== 'offered') state.lease = { ...lease };
+    const q = this.quarantined.get(n);
+    if (q) state.quarantine = { ...q };
+    return state;
+  }
+
   private put(lease: Lease): void {
     const previous = this.byMac.get(lease.mac);
     if (previous && previous.address !== lease.address) this.remove(previous);
     const n = ipv4ToInt(lease.address);
+    this.dirty.add(n);
     const holder = this.byAddress.get(n);
     if (holder && holder.mac !== lease.mac) this.byMac.delete(holder.mac);
     this.byAddress.set(n, lease);
@@ -395,12 +437,14 @@ export class LeasePool {
 
   private remove(lease: Lease): void {
     const n = ipv4ToInt(lease.address);
+    this.dirty.add(n);
     if (this.byAddress.get(n) === lease) this.byAddress.delete(n);
     if (this.byMac.get(lease.mac) === lease) this.byMac.delete(lease.mac);
     if (n >= this.start && n < this.cursor) this.cursor = n;
   }
 
   private quarantine(q: Quarantine): void {
+    this.dirty.add(ipv4ToInt(q.address));
     this.quarantined.set(ipv4ToInt(q.address), { ...q });
   }
 }

@@ -118,7 +118,7 @@ describe('full-mode server on loopback', () => {
     const ack = await h.next(2);
     expect(messageType(ack)).toBe('ack');
     // By the time the ACK arrived the lease file held the binding.
-    const onDisk = parseLeaseFile(readFileSync(store.path, 'utf8'));
+    const onDisk = await new LeaseStore(store.path).load();
     expect(onDisk.leases).toEqual([expect.objectContaining({ address: '127.0.0.100', mac: '02:00:00:00:00:01', state: 'bound' })]);
     expect(h.leases.map((e) => e.state)).toEqual(['offered', 'bound']);
     expect(h.server.stats).toMatchObject({ offers: 1, acks: 1, full: { leases: { bound: 1 } } });
@@ -179,9 +179,11 @@ describe('full-mode server on loopback', () => {
 
   it('a lease file that cannot be written withholds the ACK and counts it', async () => {
     const store = LeaseStore.inStateDir(tempDir());
-    store.save = async () => {
+    const full = async () => {
       throw new Error('ENOSPC: no space left on device');
     };
+    store.save = full;
+    store.append = full;
     const h = await harness({ store });
     await h.send(packet('02:00:00:00:00:01', 1));
     await h.next(1);
@@ -269,6 +271,64 @@ describe('ping conflict check', () => {
     const inUse = await check('127.0.0.1');
     // Unprivileged machines may forbid ICMP sockets: then ping fails (reported), never "free" silently.
     expect(inUse || errors.length === 1).toBe(true);
+  });
+});
+
+describe('lease journal', () => {
+  const lease = (n: number, state: 'bound' | 'released' = 'bound') => ({ address: `10.77.0.${n}`, mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`, state, expiresAt: 1_800_000_000_000 + n });
+
+  it('appends replay over the snapshot: last state of an address wins, a free address drops its lease', async () => {
+    const store = LeaseStore.inStateDir(tempDir());
+    await store.append([{ address: '10.77.0.1', lease: lease(1) }, { address: '10.77.0.2', lease: lease(2) }]);
+    await store.append([{ address: '10.77.0.1', lease: lease(1, 'released') }, { address: '10.77.0.2' }, { address: '10.77.0.3', quarantine: { address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' } }]);
+    expect(await new LeaseStore(store.path).load()).toEqual({ leases: [lease(1, 'released')], quarantines: [{ address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' }] });
+  });
+
+  it('a torn last line (crash mid-append) is ignored; a garbled middle line refuses', async () => {
+    const store = LeaseStore.inStateDir(tempDir());
+    await store.append([{ address: '10.77.0.1', lease: lease(1) }]);
+    const good = readFileSync(store.journalPath, 'utf8');
+    writeFileSync(store.journalPath, `${good}{"address":"10.77.0.2","lea`);
+    expect((await new LeaseStore(store.path).load()).leases).toEqual([lease(1)]);
+    writeFileSync(store.journalPath, `${good}{"address":"10.77.0.2","lea\n{"address":"10.77.0.4"}\n`);
+    await expect(new LeaseStore(store.path).load()).rejects.toThrow(/line 3 is not JSON/);
+  });
+
+  it('compaction: a snapshot of the next generation and an empty journal; an old journal is never replayed over it', async () => {
+    const store = LeaseStore.inStateDir(tempDir());
+    await store.append([{ address: '10.77.0.1', lease: lease(1) }]);
+    const oldJournal = readFileSync(store.journalPath, 'utf8');
+    await store.save({ leases: [lease(2)], quarantines: [] });
+    expect(readFileSync(store.journalPath, 'utf8')).toMatch(/"generation":1}\n$/);
+    // Crash between the snapshot and the new journal: the journal of generation 0 is still there.
+    writeFileSync(store.journalPath, oldJournal);
+    const reopened = new LeaseStore(store.path);
+    expect((await reopened.load()).leases).toEqual([lease(2)]);
+    expect(reopened.shouldCompact(1)).toBe(true); // never appends to the stale journal
+    await expect(reopened.append([{ address: '10.77.0.3', lease: lease(3) }])).rejects.toThrow(/older snapshot/);
+  });
+
+  it('compacts once the journal holds max(1000, 2 x records) entries', async () => {
+    const store = LeaseStore.inStateDir(tempDir());
+    await store.append(Array.from({ length: 999 }, (_, i) => ({ address: `10.77.${i >> 8}.${i & 0xff}` })));
+    expect(store.shouldCompact(10)).toBe(false);
+    await store.append([{ address: '10.77.9.9' }]);
+    expect(store.shouldCompact(10)).toBe(true);
+    expect(store.shouldCompact(600)).toBe(false);
+  });
+
+  it('the server journals each ACK batch and compacts on its own; a restart sees every lease', async () => {
+    const store = LeaseStore.inStateDir(tempDir());
+    const h = await harness({ store, pool: new LeasePool({ ...poolConfig, rangeEnd: '127.0.0.250' }) });
+    for (let n = 1; n <= 20; n++) {
+      await h.send(packet(`02:00:00:00:01:${n.toString(16).padStart(2, '0')}`, 1, [], { xid: n }));
+      const offer = await h.next(2 * n - 1);
+      await h.send(packet(`02:00:00:00:01:${n.toString(16).padStart(2, '0')}`, 3, [[50, addr(offer.yiaddr)], [54, addr(S)]], { xid: n }));
+      await h.next(2 * n);
+    }
+    const loaded = await new LeaseStore(store.path).load();
+    expect(loaded.leases.filter((l) => l.state === 'bound')).toHaveLength(20);
+    expect(new Set(loaded.leases.map((l) => l.address)).size).toBe(20);
   });
 });
 
