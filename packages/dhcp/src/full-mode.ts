@@ -1,4 +1,5 @@
 import type { RemoteInfo } from 'node:dgram';
+import type { ClientInfo } from './classify.js';
 import { encodeDhcpMessage, type DhcpMessage } from './codec.js';
 import type { ConflictCheck } from './conflict-check.js';
 import { decideFullReply, type FullDecision, type FullDhcpPolicy, type FullIgnoreReason } from './full-policy.js';
@@ -63,6 +64,8 @@ export interface FullModeHost {
   ignore(event: { mac?: string; kind?: string; reason: FullIgnoreReason; xid: number }): void;
   drop(event: { reason: 'policy-error' | 'encode-error' | 'persist-failed'; peer: string; detail: string }): void;
   lease(event: LeaseEvent): void;
+  /** A Raspberry Pi's request (as proxy mode reports it: timelines, discovered Pis). */
+  piSeen(client: ClientInfo, answered: boolean, from: string): void;
 }
 
 /** Conflicts in a row for one DISCOVER before giving up on it (its retry starts over). */
@@ -122,6 +125,8 @@ export class FullModeEngine {
       this.host.drop({ reason: 'policy-error', peer: from, detail: (error as Error).message });
       return;
     }
+    const client = decision.client;
+    if (client?.kind === 'pi' && client.piEvidence && attempt === 0) this.host.piSeen(client, decision.action === 'reply' && decision.type !== 'nak', from);
     if (decision.action === 'ignore') {
       this.host.ignore({ ...(decision.mac ? { mac: decision.mac } : {}), ...(decision.client ? { kind: decision.client.kind } : {}), reason: decision.reason, xid: request.xid });
       return;

@@ -230,6 +230,12 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       ignore: (event) => this.ignore({ ...event, kind: event.kind as ClientKind | undefined, port: 'dhcp' } as IgnoredEvent),
       drop: (event) => this.drop({ ...event, port: 'dhcp' }),
       lease: (event) => this.emitSafely('lease', event),
+      piSeen: (client, answered, from) => {
+        const seen: PiSeenEvent = { mac: client.mac, xid: client.xid, guidKind: client.guidKind, evidence: client.piEvidence!, answered, port: 'dhcp', from };
+        if (client.model) seen.model = client.model;
+        if (client.serial) seen.serial = client.serial;
+        this.emitSafely('pi-seen', seen);
+      },
     };
   }
 

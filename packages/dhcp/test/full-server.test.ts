@@ -162,6 +162,17 @@ describe('full-mode server on loopback', () => {
     expect(fifth.yiaddr).toBe('127.0.0.100');
   });
 
+  it('a Pi is reported as seen (timelines, discovered Pis) with its serial, as in proxy mode', async () => {
+    const h = await harness();
+    const seen: unknown[] = [];
+    h.server.on('pi-seen', (e) => seen.push(e));
+    const guid = Uint8Array.of(0, 0x52, 0x50, 0x69, 0x34, 0, 0x11, 0x31, 0xc0, 0, 0, 0, 0, 0xab, 0x5a, 0x41, 0x58);
+    await h.send(packet('dc:a6:32:01:36:c2', 1, [[93, Uint8Array.of(0, 0)], [97, guid], [60, Uint8Array.from(Buffer.from('PXEClient:Arch:00000:UNDI:002001'))]]));
+    const offer = await h.next(1);
+    expect(offer.yiaddr).toBe('127.0.0.100');
+    expect(seen).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', answered: true, port: 'dhcp' })]);
+  });
+
   it('a ping that answers quarantines the address and the client is offered the next one', async () => {
     const checked: string[] = [];
     const h = await harness({ conflictCheck: async (a) => (checked.push(a), a === '127.0.0.100') });
