@@ -61,8 +61,14 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
       child.stdout?.on('data', onData);
     } else child.stdin?.end();
     const result = await collect(child, 60_000);
-    return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+    // Without a terminal, progress comes as plain lines on stderr ("Copying root: 50% (…)"): kept
+    // apart, so stderr holds what went wrong and nothing else.
+    const lines = result.stderr.split(/(?<=\n)/);
+    const isProgress = (line: string) => /^[A-Z][\w ]*: \d{1,3}% \(/.test(line);
+    lastProgress = lines.filter(isProgress);
+    return { code: result.code, stdout: result.stdout, stderr: lines.filter((l) => !isProgress(l)).join('') };
   };
+  let lastProgress: string[] = [];
 
   const snapshot = () => ({
     tftp: existsSync(roots.tftpRoot) ? readdirSync(roots.tftpRoot).sort() : [],
@@ -112,6 +118,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     const built = makePiImage(join(dir, 'build'), { bookworm: true });
     const run = await pxetools(['setup', '--base', 'lite', '--image', built.image]);
     expect(run.stderr).toBe('');
+    expect(lastProgress.at(-1)).toMatch(/: 100% \(/);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^Base lite imported: \d+ files, \d+ MB, bookworm layout, default\nConfig written to .*config\.json\nNow run sudo pxetools --add <serial>\n$/);
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
@@ -232,7 +239,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(text).toContain('Pi name: ');
     expect(text).toContain('Select a base image:\n\t1. I will prepare my own filesystem\n\t2. lite\nEnter an option number: ');
     // On a terminal the root copy shows a progress bar (stderr shares the terminal here).
-    expect(text).toMatch(/Copying root \[#{30}\] 100% \d+\/\d+ MB/);
+    expect(text).toMatch(/Copying root \[#{30}\] 100% \d+ [KMG]?B\/\d+ [KMG]?B/);
     expect(text).toContain('Should be working, you might have to wait SSH lets you in.\n');
     expect(readFileSync(join(roots.tftpRoot, 'abcdef01', 'name'), 'utf8')).toBe('pi-tty\n');
     const removed = await pxetools(['--remove', 'abcdef01'], {

@@ -171,6 +171,10 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
         throw new UsageError(`cannot read --config-txt ${options.configTxt}: ${error.code ?? error.message}`);
       });
     }
+    if (base && !fleet.bases().some((b) => b.name === base)) {
+      const known = fleet.bases().map((b) => b.name);
+      throw new FleetError('BASE_NOT_FOUND', `base ${base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`);
+    }
     if (!ctx.json) ctx.io.stdout.write('\nSetting up pi...\n\n');
     const bar = progressReporter(ctx.io, { json: ctx.json });
     const result = await fleet.add(

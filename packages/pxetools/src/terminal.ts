@@ -107,8 +107,10 @@ function ttyBar(io: CliIo, now: () => number): ProgressReporter {
 function plainLines(io: CliIo): ProgressReporter {
   let phase: Progress['phase'] | undefined;
   let quarter = -1;
+  let total = 0;
   return {
     update(p) {
+      total = p.total;
       if (p.phase !== phase) {
         phase = p.phase;
         quarter = -1;
@@ -125,6 +127,9 @@ function plainLines(io: CliIo): ProgressReporter {
       io.stderr.write(`${LABELS[p.phase]}: ${q * 25}% (${formatBytes(p.done)} of ${formatBytes(p.total)})\n`);
     },
     done() {
+      // The verb finished, so its last phase did too, even when the estimate (used blocks, with
+      // metadata) was above the bytes counted.
+      if (phase && total > 0 && quarter < 4) io.stderr.write(`${LABELS[phase]}: 100% (${formatBytes(total)} of ${formatBytes(total)})\n`);
       phase = undefined;
     },
   };
