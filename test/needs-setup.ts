@@ -5,5 +5,5 @@ import { installCommand } from './needs.js';
 
 beforeEach(({ task }) => {
   const unmetNeeds = task.meta.needsUnmet;
-  if (unmetNeeds) throw new Error(`unmet test needs in CI: ${unmetNeeds} (root for root/netns; programs: ${installCommand})`);
+  if (unmetNeeds) throw new Error(`unmet test needs in CI: ${unmetNeeds.join('; ')} (root for root/netns; programs: ${installCommand})`);
 });

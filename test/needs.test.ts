@@ -19,7 +19,7 @@ describe('needs()', () => {
   it('returns no options when met, and skips (or, in CI, marks for failure) with every unmet reason', () => {
     expect(needs('node')).toEqual({});
     const options = needs('node', 'iot-tofu-no-such-program', '/nonexistent/iot-tofu/x', 'iot-tofu-no-such-program');
-    const reason = 'program iot-tofu-no-such-program, file /nonexistent/iot-tofu/x';
+    const reason = ['program iot-tofu-no-such-program', 'file /nonexistent/iot-tofu/x'];
     expect(options).toEqual(inCI ? { meta: { needsUnmet: reason } } : { skip: true, meta: { needsSkipped: reason } });
   });
 });

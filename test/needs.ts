@@ -30,10 +30,10 @@ export type Need = 'root' | 'netns' | 'xattr' | 'exports.d' | (string & {});
 
 /** What needs() puts in the options it returns (suites pass their meta on to their tests). */
 export interface NeedsMeta {
-  /** Outside CI: the unmet needs that skipped this test. */
-  needsSkipped?: string;
-  /** In CI: the unmet needs that must fail this test. */
-  needsUnmet?: string;
+  /** Outside CI: the unmet needs that skipped this test, one reason each. */
+  needsSkipped?: string[];
+  /** In CI: the unmet needs that must fail this test, one reason each. */
+  needsUnmet?: string[];
 }
 
 declare module 'vitest' {
@@ -131,8 +131,7 @@ export interface NeedsOptions {
 export function needs(...list: Need[]): NeedsOptions {
   const reasons = [...new Set(list)].map(unmet).filter((r): r is string => r !== undefined);
   if (reasons.length === 0) return {};
-  const reason = reasons.join(', ');
-  return inCI ? { meta: { needsUnmet: reason } } : { skip: true, meta: { needsSkipped: reason } };
+  return inCI ? { meta: { needsUnmet: reasons } } : { skip: true, meta: { needsSkipped: reasons } };
 }
 
 /** True when every need is met; never skips nor fails anything. */
