@@ -66,10 +66,10 @@ export interface TftpServerOptions {
    */
   readonly firstAckRetries?: number;
   /**
-   * A client that answers our retransmissions with old ACKs is waiting, not gone: its transfer
-   * goes on past `maxRetries` until it has been silent this long (default 15 s). atftp ignores
-   * duplicate DATA after one extra ACK and re-sends its ACK only on its own 5 s timeout; giving up
-   * after five fast adaptive retransmissions failed most of its downloads under 15 % loss.
+   * Once a client has acknowledged, `maxRetries` ends its transfer only after this long without
+   * progress or an old ACK in answer to a retransmission (default 6 × `timeoutMs`). atftp and
+   * tftp-hpa ignore duplicate DATA and re-send their ACK only on their own 5 s timeout; giving up
+   * after five fast adaptive retransmissions failed 6 of 8 atftp downloads under 15 % loss.
    */
   readonly stallGiveUpMs?: number;
   /**
@@ -186,7 +186,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       perClientMax: options.perClientMax ?? 16,
       perClientUnconfirmed: options.perClientUnconfirmed ?? 8,
       firstAckRetries: options.firstAckRetries ?? 4,
-      stallGiveUpMs: options.stallGiveUpMs ?? 15_000,
+      stallGiveUpMs: options.stallGiveUpMs ?? 6 * (options.timeoutMs ?? 1000),
       oackTimeoutMs: options.oackTimeoutMs ?? 6 * (options.timeoutMs ?? 1000),
       maxQueued: options.maxQueued ?? 4096,
       requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },

@@ -44,10 +44,11 @@ export interface ReadTransferConfig {
    */
   readonly firstAckRetries?: number;
   /**
-   * A client that answered a retransmission with an old ACK is alive and waiting: `maxRetries`
-   * does not end its transfer until it has been silent this long (default: it does). atftp sends
-   * one extra ACK for a duplicate DATA, then ignores duplicates and re-sends its ACK only on its
-   * own 5 s timeout: five adaptive retransmissions in under a second gave up on it.
+   * After the first ACK, `maxRetries` ends a transfer only once this long has passed since its
+   * last progress and since the client last answered a retransmission with an old ACK (default:
+   * no such floor). atftp and tftp-hpa ignore duplicate DATA (atftp after one extra ACK) and re-send
+   * their ACK only on their own 5 s timeout: five adaptive retransmissions in under a second gave
+   * up on clients that were still there.
    */
   readonly stallGiveUpMs?: number;
   /**
@@ -113,8 +114,8 @@ export class ReadTransferMachine {
   retransmits = 0;
   /** The client has acknowledged something (see `firstAckRetries`). */
   private acked = false;
-  /** When an old ACK last came while retransmitting (the client is there); −Infinity = not since the last progress. */
-  private heardWhileRetryingAt = Number.NEGATIVE_INFINITY;
+  /** When the transfer last moved, or an old ACK came while retransmitting (the client is there). */
+  private lastSignOfLifeAt = 0;
 
   constructor(
     private readonly config: ReadTransferConfig,
@@ -149,6 +150,7 @@ export class ReadTransferMachine {
 
   start(now: number): void {
     this.startedAt = now;
+    this.lastSignOfLifeAt = now;
     if (this.config.oack) {
       this.timedBlock = 0;
       this.timedAt = now;
@@ -166,13 +168,13 @@ export class ReadTransferMachine {
     const delta = (wireBlock - (this.lastAcked & 0xffff)) & 0xffff;
     // delta 0: the ACK we already had (Sorcerer's Apprentice: never resend on it).
     if (delta === 0 || this.lastAcked + delta > this.lastSent) {
-      if (this.retriesInARow > 0) this.heardWhileRetryingAt = now;
+      if (this.retriesInARow > 0) this.lastSignOfLifeAt = now;
       return delta === 0 ? 'duplicate' : 'out-of-window';
     }
     const block = this.lastAcked + delta;
     this.lastAcked = block;
     this.retriesInARow = 0;
-    this.heardWhileRetryingAt = Number.NEGATIVE_INFINITY;
+    this.lastSignOfLifeAt = now;
     if (!this.acked) {
       this.acked = true;
       this.sink.confirmed?.();
@@ -208,7 +210,7 @@ export class ReadTransferMachine {
     if (this.finished) return;
     const unconfirmed = !this.acked && this.config.firstAckRetries !== undefined;
     const cap = unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
-    const waiting = !unconfirmed && this.config.stallGiveUpMs !== undefined && now - this.heardWhileRetryingAt < this.config.stallGiveUpMs;
+    const waiting = !unconfirmed && this.config.stallGiveUpMs !== undefined && now - this.lastSignOfLifeAt < this.config.stallGiveUpMs;
     if (this.retriesInARow >= cap && !waiting) {
       const waitingFor = this.lastAcked < 0 ? 'ACK 0 after OACK' : `ACK of block ${this.lastSent}`;
       this.end({ kind: 'timeout', message: `no ${waitingFor} after ${this.retriesInARow} retransmissions` });
