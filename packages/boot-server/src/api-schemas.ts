@@ -1,7 +1,14 @@
 // JSON schemas of the API: fastify validates requests with them and @fastify/swagger turns the
 // same objects into /api/v1/openapi.json, so the document cannot drift from what the server does.
 import { BASE_NAME_PATTERN } from '@iot-tofu/fleet';
-import { HOSTNAME_PATTERN as HOSTNAME_RULE, MAC_PATTERN as MAC_RULE, OWNER_PATTERN as OWNER_RULE, SERIAL_PATTERN as SERIAL_RULE } from '@iot-tofu/rpi';
+import {
+  HOSTNAME_PATTERN as HOSTNAME_RULE,
+  MAC_PATTERN as MAC_RULE,
+  OWNER_PATTERN as OWNER_RULE,
+  PASSWORD_HASH_PATTERN as PASSWORD_HASH_RULE,
+  SERIAL_PATTERN as SERIAL_RULE,
+  USER_NAME_PATTERN as USER_NAME_RULE,
+} from '@iot-tofu/rpi';
 import type { AddPiInput, ResetInput, SetupInput } from './fleet-port.js';
 
 export type AddPiBody = AddPiInput;
@@ -15,6 +22,8 @@ const MAC_PATTERN = MAC_RULE.source;
 const HOSTNAME_PATTERN = HOSTNAME_RULE.source;
 const OWNER_PATTERN = OWNER_RULE.source;
 const BASE_PATTERN = BASE_NAME_PATTERN.source;
+const USER_NAME_SOURCE = USER_NAME_RULE.source;
+const PASSWORD_HASH_SOURCE = PASSWORD_HASH_RULE.source;
 
 const nullableString = { type: 'string', nullable: true } as const;
 
@@ -125,7 +134,13 @@ export const addPiBody = {
     base: { type: 'string', pattern: BASE_PATTERN, description: 'default: the default base' },
     mac: { type: 'string', pattern: MAC_PATTERN, description: "the Pi's real MAC (Pi 4/5 MACs are not derived from the serial)" },
     ownFilesystem: { type: 'boolean', description: 'create empty folders; the operator fills the root' },
-    dockerDisk: { type: 'boolean', description: 'mount /dev/sda1 on /var/lib/docker (nofail)' },
+    dockerDisk: {
+      anyOf: [{ type: 'string', pattern: '^[0-9]{1,16} ?([KMGTkmgt](i?B)?)?$' }, { type: 'boolean' }],
+      description: "size of the Pi's docker disk, a sparse ext4 image in its root loop-mounted at /var/lib/docker (e.g. 8G; 0 = none; default: the server's dockerDisk setting); the boolean of earlier releases: true = the default size, false = none",
+    },
+    sshKeys: { type: 'string', maxLength: 65536, description: 'SSH public keys (authorized_keys lines): for the first user when user is given, else for root' },
+    user: { type: 'string', pattern: USER_NAME_SOURCE, description: "first user: Pi OS's userconfig renames its uid-1000 user to this on first boot (userconf.txt); needs passwordHash" },
+    passwordHash: { type: 'string', pattern: PASSWORD_HASH_SOURCE, description: 'crypt(3) hash for user ($6$… from openssl passwd -6, or $y$… yescrypt); plain passwords are refused' },
   },
 } as const;
 

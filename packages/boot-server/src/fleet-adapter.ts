@@ -7,7 +7,7 @@ import type { AddPiInput, FleetPort, Json, ResetInput, SetupInput } from './flee
 export interface FleetVerbs {
   list(): object[];
   get(serial: string): object;
-  add(request: { serial: string; owner: string; name: string; base?: string; mac?: string; ownFilesystem?: boolean; dockerDisk?: boolean }): Promise<{ pi: object }>;
+  add(request: { serial: string; owner: string; name: string; base?: string; mac?: string; ownFilesystem?: boolean; dockerDisk?: string | boolean; sshKeys?: string; user?: string; passwordHash?: string }): Promise<{ pi: object }>;
   remove(serial: string): Promise<object>;
   timeline(serial: string): object[];
   discovered(): object[];
@@ -57,8 +57,19 @@ export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefi
     get: async (serial) => json(fleet.get(serial)),
     add: async (input: AddPiInput) => privileged(async () => {
       // Like `pxetools --add` without a terminal: base is required unless ownFilesystem (the fleet says so).
-      const { serial, owner, name, base, mac, ownFilesystem, dockerDisk } = input;
-      const result = await fleet.add({ serial, owner, name, ...(base ? { base } : {}), ...(mac ? { mac } : {}), ...(ownFilesystem ? { ownFilesystem } : {}), ...(dockerDisk ? { dockerDisk } : {}) });
+      const { serial, owner, name, base, mac, ownFilesystem, dockerDisk, sshKeys, user, passwordHash } = input;
+      const result = await fleet.add({
+        serial,
+        owner,
+        name,
+        ...(base ? { base } : {}),
+        ...(mac ? { mac } : {}),
+        ...(ownFilesystem ? { ownFilesystem } : {}),
+        ...(dockerDisk !== undefined ? { dockerDisk } : {}),
+        ...(sshKeys !== undefined ? { sshKeys } : {}),
+        ...(user !== undefined ? { user } : {}),
+        ...(passwordHash !== undefined ? { passwordHash } : {}),
+      });
       return changed(json(result.pi));
     }),
     remove: async (serial) => privileged(async () => changed(json(await fleet.remove(serial)))),

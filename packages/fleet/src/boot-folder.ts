@@ -1,6 +1,9 @@
 import { constants } from 'node:fs';
 import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FleetCore } from './core.js';
+import { exists } from './fs-util.js';
+import { CURRENT_LAYOUT } from './registry.js';
 import { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
 import { BOOT_MOUNT_OPTIONS, netbootCmdline, NFS_ROOT_MOUNT_OPTIONS, type NetbootCmdline } from '@iot-tofu/rpi';
 
@@ -103,4 +106,26 @@ export async function migratePi(input: MigratePiInput): Promise<{ changed: strin
     changed.push('fstab');
   }
   return { changed };
+}
+
+/**
+ * Brings the Pis of an older release to the current layout (boot-folder.ts): run by whatever
+ * opens the fleet as root next (any pxetools verb, `boot-server start`). Under the registry lock;
+ * each step is idempotent and the layout is recorded last, so a kill halfway is finished later.
+ */
+export async function upgradeLayout(core: FleetCore): Promise<void> {
+  if (core.data.layout >= CURRENT_LAYOUT || !core.isRoot()) return;
+  await core.store.mutate(async (data) => {
+    if (data.layout >= CURRENT_LAYOUT) return { write: false, value: undefined };
+    for (const pi of Object.values(data.pis)) {
+      const tftpDir = join(core.tftpRoot, pi.serial);
+      if (!(await exists(tftpDir))) continue;
+      const base = pi.base && !pi.ownFilesystem ? data.bases[pi.base] : undefined;
+      const { changed } = await migratePi({ serverIp: core.serverIp, tftpDir, nfsDir: join(core.nfsRoot, pi.serial), baseBootDir: base?.bootDir ?? null });
+      core.logger.info({ serial: pi.serial, changed }, 'pi brought to the current layout');
+    }
+    data.layout = CURRENT_LAYOUT;
+    return { write: true, value: undefined };
+  });
+  await core.reload();
 }

@@ -17,7 +17,8 @@ export type FleetErrorCode =
   | 'IMPORT_FAILED'
   | 'COPY_FAILED'
   | 'LOCKED'
-  | 'REGISTRY_CORRUPT';
+  | 'REGISTRY_CORRUPT'
+  | 'DOCKER_DISK_FAILED';
 
 export class FleetError extends IotTofuError {
   declare readonly code: FleetErrorCode;
@@ -48,4 +49,5 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   COPY_FAILED: 500,
   EXPORTFS_FAILED: 500,
   REGISTRY_CORRUPT: 500,
+  DOCKER_DISK_FAILED: 500,
 };

@@ -4,8 +4,20 @@ import { basename, join } from 'node:path';
 import { DecodeError } from '@iot-tofu/errors';
 import { FleetError } from './errors.js';
 import { extractExt4 } from './ext4-extract.js';
-import type { ImportContext } from './import.js';
 import { decodeMbr, findPiPartitions } from './mbr.js';
+import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
+import type { FleetStep, Progress } from './types.js';
+
+/** Where an import writes and what it may use (import.ts fills it for every source kind). */
+export interface ImportContext {
+  bootDest: string;
+  rootDest: string;
+  /** A private temp folder (decompressed images go here); deleted by the caller. */
+  scratch: string;
+  runner: CommandRunner;
+  step: (step: FleetStep) => Promise<void>;
+  onProgress?: ((progress: Progress) => void) | undefined;
+}
 
 /** Streams `xz -dc image` into `dest` (a file descriptor handed to xz: no copy through Node). */
 async function decompressXz(image: string, dest: string): Promise<void> {

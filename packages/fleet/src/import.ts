@@ -1,19 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
 import { FleetError } from './errors.js';
-import { copyTree } from './fleet.js';
-import { importImage } from './image.js';
-import type { FleetStep, Progress, SetupSource } from './types.js';
+import { copyTree } from './copy.js';
+import { importImage, type ImportContext } from './image.js';
+import type { SetupSource } from './types.js';
 
-export interface ImportContext {
-  bootDest: string;
-  rootDest: string;
-  /** A private temp folder (decompressed images go here); deleted by the caller. */
-  scratch: string;
-  runner: CommandRunner;
-  step: (step: FleetStep) => Promise<void>;
-  onProgress?: ((progress: Progress) => void) | undefined;
-}
+export type { ImportContext };
 
 /** Extracts a tarball keeping numeric owners, modes, setuid bits, links, device nodes and xattrs. */
 async function extractTarball(runner: CommandRunner, tarball: string, dest: string): Promise<void> {

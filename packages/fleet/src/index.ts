@@ -2,6 +2,8 @@ export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree, p
 export type { Neighbour } from './fleet.js';
 export { FleetError, HTTP_STATUS_BY_CODE } from './errors.js';
 export type { FleetErrorCode } from './errors.js';
+export { parseDiskSize, planDockerDiskUnits, DOCKER_DISK_IMAGE, DOCKER_DISK_MOUNT_UNIT } from './docker-disk.js';
+export { checkPasswordHash, checkSshKeys } from './first-login.js';
 export { planRootfs, applyRootfs, MASKED_UNITS, REMOVED_INIT_SCRIPTS, SSH_KEYGEN_UNIT } from './rootfs.js';
 export type { RootfsAction, RootfsPlanInput } from './rootfs.js';
 export { decodeMbr, findPiPartitions, FAT_TYPES, LINUX_TYPE } from './mbr.js';
@@ -26,6 +28,9 @@ export type {
   SetupRequest,
   SetupResult,
   RemoveResult,
+  ResizeDockerDiskResult,
+  DockerDiskJson,
+  FirstLoginJson,
   SeenFact,
   TimelineEvent,
   RegistryChange,

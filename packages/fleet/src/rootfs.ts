@@ -17,7 +17,6 @@ export interface RootfsPlanInput {
   layout: 'bookworm' | 'legacy';
   /** Whether the base uses NetworkManager (Bookworm and later). */
   networkManager: boolean;
-  dockerDisk?: boolean;
   /** Path of the base's ssh.service unit (e.g. /usr/lib/systemd/system/ssh.service) to enable; null when absent. */
   sshUnit?: string | null;
 }
@@ -58,7 +57,7 @@ export function planRootfs(input: RootfsPlanInput): RootfsAction[] {
     {
       kind: 'write',
       path: 'etc/fstab',
-      content: renderFstab({ serverIp: input.serverIp, bootExportPath: input.bootExportPath, bootMountPoint, dockerDisk: input.dockerDisk ?? false }),
+      content: renderFstab({ serverIp: input.serverIp, bootExportPath: input.bootExportPath, bootMountPoint }),
       mode: 0o644,
     },
   ];
@@ -80,7 +79,7 @@ export function planRootfs(input: RootfsPlanInput): RootfsAction[] {
  * Makes sure every directory from root down to `relPath`'s parent is a real directory inside the
  * root (never a symlink that could lead onto the server's own /etc), creating missing ones.
  */
-async function safeParent(root: string, relPath: string): Promise<string> {
+export async function safeParent(root: string, relPath: string): Promise<string> {
   if (relPath.startsWith('/') || relPath.split('/').includes('..')) throw new FleetError('INVALID_REQUEST', `path ${relPath} escapes the Pi root`);
   const parts = relPath.split('/').slice(0, -1);
   let current = root;

@@ -30,6 +30,11 @@ export interface FleetOptions {
   seenFlushMs?: number;
   /** Whether we run with root privileges (default: euid === 0); mutating verbs need it. */
   isRoot?: () => boolean;
+  /**
+   * Docker disk size for an add whose request gives none (config key `dockerDisk`, e.g. '8G');
+   * '0' (the default) = no docker disk.
+   */
+  dockerDiskDefault?: string;
   /** Test hook: called before each step of add/remove/setup; throwing there simulates a failure. */
   beforeStep?: (step: FleetStep) => void | Promise<void>;
 }
@@ -38,6 +43,8 @@ export type FleetStep =
   | 'add:boot-files'
   | 'add:rootfs-copy'
   | 'add:rootfs-tweak'
+  | 'add:docker-disk'
+  | 'add:first-login'
   | 'add:commit-dirs'
   | 'add:exports'
   | 'add:registry'
@@ -80,6 +87,24 @@ export interface PiJson {
   addedAt: string;
   tftpDir: string;
   nfsDir: string;
+  /** The Pi's docker disk: an ext4 image in its root, loop-mounted at /var/lib/docker on the Pi; null when none. */
+  dockerDisk: DockerDiskJson | null;
+  /** What add prepared for the first login (never the password hash); null when nothing. */
+  firstLogin: FirstLoginJson | null;
+}
+
+export interface DockerDiskJson {
+  /** The image on the server (`<nfsDir>/var/lib/iot-tofu/docker.img`). */
+  path: string;
+  /** Its size (apparent; the file is sparse). */
+  bytes: number;
+}
+
+export interface FirstLoginJson {
+  /** The user userconf.txt creates on first boot; null when only SSH keys were given (root's). */
+  user: string | null;
+  /** Number of public keys written to authorized_keys. */
+  sshKeys: number;
 }
 
 /** A Pi (or Pi-looking client) seen on the network but not registered. */
@@ -123,8 +148,19 @@ export interface AddRequest {
   ownFilesystem?: boolean;
   /** config.txt content for this Pi only (overrides the base's). */
   configTxt?: string;
-  /** Mount /dev/sda1 on /var/lib/docker (nofail). */
-  dockerDisk?: boolean;
+  /**
+   * Size of the Pi's docker disk ('8G', '512M', bytes; '0' = none): a sparse ext4 image in its
+   * root, loop-mounted at /var/lib/docker. Default: the fleet's `dockerDiskDefault`. The boolean
+   * of earlier releases (a /dev/sda1 fstab line) still reads: true = the default size (8G when
+   * that is 0), false = none.
+   */
+  dockerDisk?: string | boolean;
+  /** Public keys (authorized_keys lines) for SSH: the first user's when `user` is given, else root's. */
+  sshKeys?: string;
+  /** First user: Pi OS's userconfig renames its uid-1000 user to this name on first boot (userconf.txt). */
+  user?: string;
+  /** crypt(3) hash for `user` ($6$ sha512crypt or $y$ yescrypt); a plain password is refused. */
+  passwordHash?: string;
 }
 
 export interface Progress {
@@ -164,6 +200,13 @@ export interface SetupRequest {
 export interface SetupResult {
   base: BaseJson;
   ms: number;
+}
+
+export interface ResizeDockerDiskResult {
+  serial: string;
+  /** Size before and after. */
+  fromBytes: number;
+  bytes: number;
 }
 
 export interface RemoveResult {

@@ -26,7 +26,8 @@ const fleet = await Fleet.open({
   },
 });
 if (job.verb === 'setup') await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: job.base.boot, root: job.base.root } });
-else if (job.verb === 'add') await fleet.add({ serial: job.serial, owner: 'jo', name: 'pi', base: 'lite' });
+// With a docker disk: its image is made in the temp tree, so a kill must leave none of it either.
+else if (job.verb === 'add') await fleet.add({ serial: job.serial, owner: 'jo', name: 'pi', base: 'lite', dockerDisk: '32M' });
 else await fleet.remove(job.serial);
 process.stdout.write('done\n');
 await fleet.close();

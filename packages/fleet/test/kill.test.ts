@@ -123,10 +123,10 @@ function expectConsistent(w: World): void {
 }
 
 const SETUP_STEPS: FleetStep[] = ['setup:boot', 'setup:root', 'setup:commit', 'setup:registry'];
-const ADD_STEPS: FleetStep[] = ['add:boot-files', 'add:rootfs-copy', 'add:rootfs-tweak', 'add:commit-dirs', 'add:exports', 'add:registry'];
+const ADD_STEPS: FleetStep[] = ['add:boot-files', 'add:rootfs-copy', 'add:rootfs-tweak', 'add:docker-disk', 'add:commit-dirs', 'add:exports', 'add:registry'];
 const REMOVE_STEPS: FleetStep[] = ['remove:exports', 'remove:registry', 'remove:delete'];
 
-describe('a verb killed at any point is repaired by the next one (issue 19)', { timeout: 120_000, ...needs('setpriv') }, () => {
+describe('a verb killed at any point is repaired by the next one (issue 19)', { timeout: 120_000, ...needs('setpriv', 'mkfs.ext4') }, () => {
   it.each(SETUP_STEPS)('setup killed at %s: the next setup of the same base succeeds', async (step) => {
     const w = world();
     expect((await runChild(w, 'setup', { atStep: step })).killed).toBe(true);

@@ -40,7 +40,17 @@ export const CMDLINE_RULES: readonly CmdlineRule[] = [
   { arg: 'cgroup_memory', action: 'drop', why: 'obsolete and ignored by current Pi kernels; cgroup_enable=memory is the switch' },
 ];
 
-/** Arguments we add when the base does not have them: the memory and cpuset controllers Docker needs. */
+/**
+ * Arguments we add when the base does not have them: the controllers Docker needs. Current Pi OS
+ * kernels (6.6, 6.12) run cgroup v2 and turn the memory controller off in the device tree's
+ * bootargs (`cgroup_disable=memory`, which the firmware puts before cmdline.txt);
+ * `cgroup_enable=memory` later on the line turns it back on, and `cgroup_memory=1` (the old
+ * downstream switch) is ignored, so it is dropped above. On 6.12 (CONFIG_MEMCG_V1 off) check
+ * /sys/fs/cgroup/cgroup.controllers for `memory`, not /proc/cgroups. `cgroup_enable=cpuset` is
+ * harmless where cpuset is already on and keeps older kernels working.
+ * Sources: raspberrypi/linux PR #6439 and issue #6980; moby#35587; pi-gen#917; k3s#8890
+ * (PROTOCOL.md section 9).
+ */
 export const CMDLINE_ADDED = ['cgroup_enable=cpuset', 'cgroup_enable=memory'] as const;
 
 /** The line used when a base has no cmdline.txt (or an empty one): Pi OS's consoles, then ours. */

@@ -30,6 +30,17 @@ export {
   isValidHostname,
   checkHostname,
   InvalidNameError,
+  renderDockerDiskUnits,
+  renderDockerDiskDropIn,
+  renderUserconf,
+  DOCKER_DISK_PATH,
+  DOCKER_DISK_CONTAINERD_DIR,
+  DOCKER_DISK_FSCK_UNIT,
+  DOCKER_DISK_MOUNT_UNIT,
+  CONTAINERD_MOUNT_UNIT,
+  DOCKER_DISK_DROPIN,
+  USER_NAME_PATTERN,
+  PASSWORD_HASH_PATTERN,
 } from './boot-config.js';
 export type { FstabOptions, ConfigTxtSection } from './boot-config.js';
 export { SERIAL_PATTERN, MAC_PATTERN, HOSTNAME_PATTERN, OWNER_PATTERN, checkOwner, InvalidOwnerError } from './fields.js';
