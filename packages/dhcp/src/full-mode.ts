@@ -139,12 +139,14 @@ export class FullModeEngine {
       });
       return;
     }
+    // A retransmitted DISCOVER while its address is being checked: the offer waits for the check
+    // (its address is no longer "fresh" to the pool, so without this it would skip the check).
+    if (decision.type === 'offer' && this.checking.has(decision.mac)) {
+      this.host.ignore({ mac: decision.mac, reason: 'probe-pending', xid: request.xid });
+      return;
+    }
     const check = this.options.conflictCheck;
     if (decision.probe && check) {
-      if (this.checking.has(decision.mac)) {
-        this.host.ignore({ mac: decision.mac, reason: 'probe-pending', xid: request.xid });
-        return;
-      }
       if (this.checking.size >= (this.options.maxConcurrentChecks ?? 64)) {
         // Free the hold: the client's retry (Pi 4/5 every 4 s) gets its check then.
         this.options.pool.withdrawOffer(decision.mac);

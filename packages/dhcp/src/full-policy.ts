@@ -35,6 +35,8 @@ export type FullIgnoreReason =
   | 'not-our-lease'
   /** A message that cannot be acted on (REQUEST without any address, INFORM without ciaddr, …). */
   | 'bad-request'
+  /** Relayed from a subnet we have no pool for (giaddr off our subnet). */
+  | 'foreign-subnet'
   /** The conflict check of this client's address is still running (a retransmitted DISCOVER). */
   | 'probe-pending'
   /** Too many conflict checks at once: the client's retry gets one. */
@@ -91,6 +93,8 @@ export function decideFullReply(
   const mac = clientMac(request);
   if (!mac) return { action: 'ignore', reason: 'not-ethernet' };
   const type = messageType(request);
+  // One pool, for serverIp's subnet: a relay agent on another subnet needs a pool we do not have.
+  if (request.giaddr !== '0.0.0.0' && !pool.onSubnet(request.giaddr)) return { action: 'ignore', reason: 'foreign-subnet', mac };
   const serverId = optionAddress(request, DhcpOption.ServerId);
   const requested = optionAddress(request, DhcpOption.RequestedIp);
   const bootPart = bootOptions(request, boot, type === 'discover');

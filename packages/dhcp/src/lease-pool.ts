@@ -192,6 +192,11 @@ export class LeasePool {
     return (n & this.mask) >>> 0 === this.network && !this.excluded.has(n);
   }
 
+  /** On the pool's subnet at all (relay agents, ciaddr checks). */
+  onSubnet(address: string): boolean {
+    return isIpv4(address) && (ipv4ToInt(address) & this.mask) >>> 0 === this.network;
+  }
+
   inRange(address: string): boolean {
     if (!isIpv4(address)) return false;
     const n = ipv4ToInt(address);

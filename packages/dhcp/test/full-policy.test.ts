@@ -194,6 +194,11 @@ describe('REQUEST states and NAKs (RFC 2131 4.3.2)', () => {
     expect(wire(relayed)).toMatchObject({ flags: 0x8000, giaddr: '10.77.0.50' });
   });
 
+  it('a DISCOVER relayed from another subnet is ignored (one pool, for our subnet); from ours it is served', () => {
+    expect(decide(newPool(), { mac: PLAIN, type: 1, giaddr: '192.168.5.1' })).toMatchObject({ action: 'ignore', reason: 'foreign-subnet' });
+    expect(decide(newPool(), { mac: PLAIN, type: 1, giaddr: '10.77.0.50' })).toMatchObject({ action: 'reply', type: 'offer', address: '10.77.0.100' });
+  });
+
   it('the offered address is never ACKed to a second client', () => {
     const pool = newPool();
     decide(pool, { mac: 'aa:00:00:00:00:01', type: 1 });

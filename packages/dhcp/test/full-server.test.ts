@@ -188,6 +188,22 @@ describe('full-mode server on loopback', () => {
     expect(checked).toHaveLength(2);
   });
 
+  it('conflict checks beyond the limit: the DISCOVER is ignored (counted) and its offer freed; the retry is served', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const h = await harness({ maxConcurrentChecks: 1, conflictCheck: async () => (await gate, false) });
+    await h.send(packet('02:00:00:00:00:01', 1, [], { xid: 1 }));
+    await settle(50);
+    await h.send(packet('02:00:00:00:00:02', 1, [], { xid: 2 }));
+    await h.send(packet('02:00:00:00:00:01', 1, [], { xid: 1 }));
+    await settle(100);
+    expect(h.server.stats.ignored).toMatchObject({ 'conflict-check-busy': 1, 'probe-pending': 1 });
+    release();
+    expect((await h.next(1)).yiaddr).toBe('127.0.0.100');
+    await h.send(packet('02:00:00:00:00:02', 1, [], { xid: 2 }));
+    expect((await h.next(2)).yiaddr).toBe('127.0.0.101');
+  });
+
   it('a lease file that cannot be written withholds the ACK and counts it', async () => {
     const store = LeaseStore.inStateDir(tempDir());
     const full = async () => {
