@@ -14,6 +14,8 @@ export interface FleetConfig {
   exportsFile: string;
   exportsClients?: string;
   serverIp?: string;
+  /** Docker disk size for --add without --docker-disk ('8G'; '0' = none); checked by the fleet. */
+  dockerDisk?: string;
 }
 
 export const FLEET_DEFAULTS: FleetConfig = {
@@ -56,12 +58,13 @@ export function resolveFleetConfig(file: Record<string, unknown>, env: Readonly<
   const out: FleetConfig = { ...FLEET_DEFAULTS };
   const take = (key: keyof FleetConfig, value: unknown, where: string) => {
     if (value === undefined || value === '') return;
+    if (key === 'dockerDisk' && typeof value === 'number') value = String(value);
     if (typeof value !== 'string') throw new CliConfigError(`${where}: ${key} must be a string`);
     if ((PATH_KEYS as readonly string[]).includes(key) && !value.startsWith('/')) throw new CliConfigError(`${where}: ${key} must be an absolute path, got ${JSON.stringify(value)}`);
     if (key === 'serverIp' && !isIPv4(value)) throw new CliConfigError(`${where}: serverIp must be an IPv4 address, got ${JSON.stringify(value)}`);
     out[key] = value;
   };
-  const keys: Array<keyof FleetConfig> = ['tftpRoot', 'nfsRoot', 'stateDir', 'exportsFile', 'exportsClients', 'serverIp'];
+  const keys: Array<keyof FleetConfig> = ['tftpRoot', 'nfsRoot', 'stateDir', 'exportsFile', 'exportsClients', 'serverIp', 'dockerDisk'];
   for (const key of keys) take(key, file[key], `config file ${source}`);
   for (const key of keys) take(key, env[envName(key)], `environment ${envName(key)}`);
   for (const key of keys) take(key, flags[key], `option --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);

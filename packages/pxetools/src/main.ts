@@ -14,7 +14,7 @@ export const USAGE = 'Usage:\n\tpxetools --add serial\n\tpxetools --remove seria
 export const ROOT_MESSAGE = 'Please run with sudo or as root user';
 export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
 
-const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--own-filesystem', '--config-txt', '--docker-disk', '--discovered']);
+const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--own-filesystem', '--config-txt', '--docker-disk', '--ssh-key', '--user', '--password-hash', '--resize-docker-disk', '--discovered']);
 const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'remove-base', 'discovered', 'adopt', 'help']);
 
 /** The upstream --list table for registered Pis (PXETOOLS.md B1 items 21-25, sorted, no stray rows). */
@@ -108,6 +108,7 @@ async function openFleet(ctx: Context, config: FleetConfig, needServerIp: boolea
     serverIp,
     logger,
     isRoot: ctx.io.isRoot,
+    ...(config.dockerDisk !== undefined ? { dockerDiskDefault: config.dockerDisk } : {}),
   });
 }
 
@@ -132,7 +133,11 @@ interface TopOptions {
   mac?: string;
   ownFilesystem?: boolean;
   configTxt?: string;
-  dockerDisk?: boolean;
+  dockerDisk?: string;
+  sshKey?: string;
+  user?: string;
+  passwordHash?: string;
+  resizeDockerDisk?: string[];
   yes?: boolean;
   json?: boolean;
   config?: string;
@@ -175,10 +180,23 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       const known = fleet.bases().map((b) => b.name);
       throw new FleetError('BASE_NOT_FOUND', `base ${base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`);
     }
+    let sshKeys: string | undefined;
+    if (options.sshKey !== undefined) {
+      const { readFile } = await import('node:fs/promises');
+      sshKeys = await readFile(options.sshKey, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new UsageError(`cannot read --ssh-key ${options.sshKey}: ${error.code ?? error.message}`);
+      });
+    }
+    if ((options.user === undefined) !== (options.passwordHash === undefined)) throw new UsageError('--user and --password-hash go together (a crypt hash: openssl passwd -6)');
     if (!ctx.json) ctx.io.stdout.write('\nSetting up pi...\n\n');
     const bar = progressReporter(ctx.io, { json: ctx.json });
     const result = await fleet.add(
-      { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}), dockerDisk: options.dockerDisk ?? false },
+      { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}),
+        ...(options.dockerDisk !== undefined ? { dockerDisk: options.dockerDisk } : {}),
+        ...(sshKeys !== undefined ? { sshKeys } : {}),
+        ...(options.user !== undefined ? { user: options.user } : {}),
+        ...(options.passwordHash !== undefined ? { passwordHash: options.passwordHash } : {}),
+      },
       { onProgress: (p) => bar.update(p) },
     );
     bar.done();
@@ -194,6 +212,28 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       out(ctx, result.cmdline);
     }
     out(ctx, 'Should be working, you might have to wait SSH lets you in.');
+  });
+}
+
+/**
+ * Grows a Pi's docker disk (e2fsck -f, larger file, resize2fs). The Pi must be off: the server
+ * cannot see whether the Pi has the image mounted, and resizing a mounted image from outside
+ * corrupts it. Hence the question (or --yes).
+ */
+async function doResizeDockerDisk(ctx: Context, options: TopOptions): Promise<void> {
+  const args = options.resizeDockerDisk ?? [];
+  if (args.length !== 2) throw new UsageError('usage: pxetools --resize-docker-disk SERIAL SIZE [--yes] (e.g. 9f55bbfd 16G)');
+  const serial = parseSerial(args[0]!).short;
+  const size = args[1]!;
+  requireRoot(ctx);
+  if (!(await confirm(ctx, options.yes, `IS PI ${serial} SWITCHED OFF? RESIZING THE DOCKER DISK OF A RUNNING PI CORRUPTS IT. Y/N: `, `resize the docker disk of ${serial} (the Pi must be off)`))) {
+    out(ctx, 'Aborting');
+    return;
+  }
+  await withFleet(ctx, false, async (fleet) => {
+    const result = await fleet.resizeDockerDisk(serial, size);
+    if (ctx.json) printJson(ctx, result);
+    else out(ctx, `Docker disk of ${serial}: ${Math.round(result.fromBytes / 1024 / 1024)} MB -> ${Math.round(result.bytes / 1024 / 1024)} MB`);
   });
 }
 
@@ -358,7 +398,11 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .option('--mac <mac>', "the Pi's MAC when known (--add)")
     .option('--own-filesystem', 'create empty folders; you provide the files (--add)')
     .option('--config-txt <file>', 'config.txt for this Pi only (--add)')
-    .option('--docker-disk', 'mount /dev/sda1 on /var/lib/docker, nofail (--add)')
+    .option('--docker-disk <size>', 'docker disk: sparse ext4 image in the Pi root at /var/lib/docker, e.g. 8G, 0 = none (--add; default: config dockerDisk)')
+    .option('--ssh-key <file>', 'SSH public keys for the first user (--user), else root (--add)')
+    .option('--user <name>', "first user: Pi OS renames its uid-1000 user to this on first boot (--add, with --password-hash)")
+    .option('--password-hash <hash>', 'crypt hash for --user, e.g. from openssl passwd -6 (--add; plain passwords are refused)')
+    .addOption(new Option('--resize-docker-disk <serial-and-size...>', 'grow a docker disk offline: SERIAL SIZE (the Pi must be off; asks, or --yes)'))
     .option('--discovered', 'also list Pis seen but not registered (--list)')
     .option('--yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
@@ -370,13 +414,14 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: () => undefined })
     .action((options: TopOptions) => {
       applyGlobals(ctx, options);
-      const verbs = [options.add !== undefined, options.remove !== undefined, !!options.list].filter(Boolean).length;
+      const verbs = [options.add !== undefined, options.remove !== undefined, !!options.list, options.resizeDockerDisk !== undefined].filter(Boolean).length;
       if (verbs !== 1) {
         ctx.io.stdout.write(USAGE);
         return;
       }
       if (options.add !== undefined) run(doAdd(ctx, options));
       else if (options.remove !== undefined) run(doRemove(ctx, options));
+      else if (options.resizeDockerDisk !== undefined) run(doResizeDockerDisk(ctx, options));
       else run(doList(ctx, options));
     });
   const common = (command: Command): Command =>
