@@ -43,6 +43,9 @@ describe('boot-server bin', () => {
       [[...base(), '--tftp-root', join(dir, 'not-a-dir')], /^boot-server: tftpRoot: .*not-a-dir is not a directory$/],
       [[...base(), '--tftp-root', join(dir, 'missing')], /^boot-server: tftpRoot: .*missing does not exist$/],
       [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-answer', 'everyone'], /^boot-server: option '--dhcp-answer <mode>' argument 'everyone' is invalid/],
+      // Full-DHCP flags reach the config checks (which name the key) before anything binds.
+      [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-mode', 'full'], /dhcpRange: required with dhcpMode full/],
+      [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-mode', 'full', '--dhcp-range', '10.77.0.100-nope'], /--dhcp-range\): dhcpRange: expected FIRST-LAST/],
       [['start', '--config', join(dir, 'typo.json')], /^boot-server: invalid config \(config file .*typo\.json\): tftpport: unknown key/],
       [['start', '--config', join(dir, 'broken.json')], /^boot-server: invalid config: config: .*broken\.json is not valid JSON/],
       [['start', '--config', join(dir, 'nope.json')], /^boot-server: invalid config: config: cannot read .*nope\.json: ENOENT$/],

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option, type OptionValues } from 'commander';
 import { IotTofuError } from '@iot-tofu/errors';
-import { DHCP_ANSWERS, LOG_LEVELS, type BootServerConfig } from './config.js';
+import { DHCP_ANSWERS, DHCP_MODES, LOG_LEVELS, type BootServerConfig } from './config.js';
 import { BootServer, type ListeningSocket } from './daemon.js';
 import { runDoctor, renderDoctor } from './doctor.js';
 import { installBootServer } from './install.js';
@@ -123,6 +123,13 @@ export function buildProgram(): Command {
     .option('--no-dhcp', 'do not run the proxyDHCP server')
     .option('--no-tftp', 'do not run the TFTP server')
     .addOption(new Option('--dhcp-answer <mode>', 'which Raspberry Pis get a proxy offer (default registered)').choices(DHCP_ANSWERS as string[]))
+    .addOption(new Option('--dhcp-mode <mode>', 'proxy: PXE answers only, the site router hands out addresses (the default); full: also hand out addresses (a dedicated region LAN)').choices(DHCP_MODES as string[]))
+    .option('--dhcp-range <first-last>', 'full mode: the address pool, e.g. 10.77.0.100-10.77.0.199')
+    .option('--dhcp-netmask <mask>', 'full mode: subnet mask handed out, e.g. 255.255.255.0')
+    .option('--dhcp-router <ip>', 'full mode: default gateway handed out (none by default)')
+    .option('--dhcp-dns <ips>', 'full mode: DNS servers handed out, comma-separated')
+    .option('--dhcp-lease-time <seconds>', 'full mode: lease time (default 3600)')
+    .option('--no-dhcp-conflict-check', 'full mode: offer fresh addresses without pinging them first')
     .option('--api-listen <ip>', 'HTTP API address (default 127.0.0.1)')
     .option('--api-port <n>', 'HTTP API port, 0 = off (default 8067)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))
