@@ -20,8 +20,8 @@ function block(title: string, tests: string[][]): string[] {
   const rows = sorted(byReason).map(([why, n]) => `  ${String(n).padStart(4)}  ${why}`);
   if (withPrograms > 0) rows.push(`  ${String(withPrograms).padStart(4)}  programs: ${sorted(programs).map(([p, n]) => `${p} ${n}`).join(', ')}`);
   const lines = [title, ...rows.sort((a, b) => Number.parseInt(b, 10) - Number.parseInt(a, 10))];
-  const all = [...byReason.keys()].join(' ');
-  if (/\b(root|netns|exports\.d)\b/.test(all)) lines.push('  root, network namespaces, /etc/exports.d: run as root (sudo npm test)');
+  const needRoot = [...byReason.keys()].some((r) => r === 'root' || r === 'netns (needs root)' || r.startsWith('exports.d'));
+  if (needRoot) lines.push('  root, network namespaces, /etc/exports.d: run as root (sudo npm test)');
   if (withPrograms > 0 || /^(file|xattr|netns \(needs ip)/m.test([...byReason.keys()].join('\n'))) lines.push(`  programs and firmware: ${installCommand}`);
   return lines;
 }
