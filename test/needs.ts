@@ -19,7 +19,7 @@
 //
 // needs.met(...) answers the same question as a boolean, for a bench or a helper; it never skips.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 
@@ -93,12 +93,16 @@ function probeXattr(): string | undefined {
 }
 
 function probeExportsD(): string | undefined {
-  try {
-    accessSync('/etc/exports.d', constants.W_OK);
-    return undefined;
-  } catch {
-    return 'exports.d (/etc/exports.d missing or not writable)';
+  // Debian's nfs-kernel-server does not ship the folder: whoever may create it (root) has it.
+  for (const dir of ['/etc/exports.d', '/etc']) {
+    try {
+      accessSync(dir, constants.W_OK);
+      if (dir === '/etc/exports.d' || !existsSync('/etc/exports.d')) return undefined;
+    } catch {
+      // not writable: try the next reason
+    }
   }
+  return 'exports.d (/etc/exports.d missing or not writable)';
 }
 
 const cache = new Map<string, string | undefined>();
