@@ -99,7 +99,7 @@ describe('checkSshKeys (pure)', () => {
   });
 });
 
-describe('docker disk and first login on a real base (issue 11)', { timeout: 120_000, ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs', 'dumpe2fs', 'systemd-analyze') }, () => {
+describe('docker disk and first login on a real base (issue 11)', { timeout: 120_000, ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs', 'dumpe2fs', 'debugfs', 'systemd-analyze') }, () => {
   it('add builds a sparse ext4 image e2fsck finds clean, units systemd-analyze verify accepts, userconf.txt and authorized_keys; resize grows it; remove deletes it', async () => {
     const { fleet, options, calls } = await world({ dockerDiskDefault: '48M' });
     const added = await fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', sshKeys: `${KEY}\n`, user: 'jo', passwordHash: HASH });
