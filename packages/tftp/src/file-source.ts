@@ -430,6 +430,13 @@ export class FileSource {
       throw this.ioError(error);
     }
     if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
+    // Like tftpd-hpa: only files anyone may read are served, so a secret kept in a Pi's boot
+    // folder (userconf.txt with the password hash, mode 0600) never leaves over TFTP, even when
+    // the daemon runs as root.
+    if ((info.mode & 0o004) === 0) {
+      this.logger.warn({ file: real }, 'tftp: file is not world-readable, refused');
+      throw new TftpFileError('access-denied', 'Access violation (not world-readable)');
+    }
     return this.bodyFor(real, info, options);
   }
 

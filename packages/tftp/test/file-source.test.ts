@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, utimesSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +151,15 @@ describe('FileSource', () => {
     expect((await openError(source, 'escape')).reason).toBe('access-denied');
     expect((await openError(source, 'escape-dir/secret')).reason).toBe('access-denied');
     expect(await text(await source.open('inside-link'))).toBe('root bootcode');
+  });
+
+  it('serves world-readable files only, like tftpd-hpa (a Pi\'s userconf.txt, mode 0600, stays on disk)', async () => {
+    writeFileSync(join(root, '9ffefdef', 'userconf.txt'), 'pi:$6$salt$hash\n', { mode: 0o600 });
+    chmodSync(join(root, '9ffefdef', 'userconf.txt'), 0o600);
+    const source = new FileSource({ root });
+    expect((await openError(source, '9ffefdef/userconf.txt')).reason).toBe('access-denied');
+    chmodSync(join(root, '9ffefdef', 'userconf.txt'), 0o644);
+    expect(await text(await source.open('9ffefdef/userconf.txt'))).toBe('pi:$6$salt$hash\n');
   });
 
   it('serves regular files only', async () => {
