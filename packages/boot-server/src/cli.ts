@@ -130,6 +130,7 @@ export function buildProgram(): Command {
     .option('--dhcp-dns <ips>', 'full mode: DNS servers handed out, comma-separated')
     .option('--dhcp-lease-time <seconds>', 'full mode: lease time (default 3600)')
     .option('--no-dhcp-conflict-check', 'full mode: offer fresh addresses without pinging them first')
+    .option('--docker-disk <size>', 'docker disk of a Pi the API adds without naming one, e.g. 8G (0 = none, the default)')
     .option('--api-listen <ip>', 'HTTP API address (default 127.0.0.1)')
     .option('--api-port <n>', 'HTTP API port, 0 = off (default 8067)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))

@@ -2,6 +2,7 @@ import { isIPv4 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { ProxyConfigError, validatePoolConfig } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
+import { parseDiskSize } from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
 
@@ -46,6 +47,11 @@ export interface BootServerConfig {
   exportsFile: string;
   /** Who may mount the NFS roots; undefined = the server's subnet (fleet decides). */
   exportsClients?: string;
+  /**
+   * Size of the docker disk a Pi added without one named gets (API `POST /api/v1/pis`), e.g. `8G`;
+   * `0` = none. The same key pxetools reads from the shared config file.
+   */
+  dockerDisk?: string;
   /**
    * Boot-storm admission: at most this many Pis booting at once (offer to kernel); a Pi beyond it
    * gets no offer until a slot frees and its bootloader re-sends the DISCOVER. `"auto"` = a capacity
@@ -140,7 +146,7 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   dhcpConflictCheck: true,
 });
 
-type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips';
+type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips' | 'size';
 
 /** Every config key, its type, and its environment variable (IOT_TOFU_ + SNAKE_CASE). */
 const KEYS: Readonly<Record<string, Kind>> = {
@@ -160,6 +166,7 @@ const KEYS: Readonly<Record<string, Kind>> = {
   pxe: 'pxe',
   exportsFile: 'path',
   exportsClients: 'string',
+  dockerDisk: 'size',
   admissionBudget: 'budget',
   tftpThreads: 'threads',
   tftpAfterOfferTimeout: 'count',
@@ -354,6 +361,17 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
     case 'mode':
       if (typeof value !== 'string' || !(DHCP_MODES as readonly string[]).includes(value.trim())) return fail(`expected one of ${DHCP_MODES.join(', ')}`);
       return value.trim();
+    case 'size': {
+      // The fleet's rule for disk sizes (8G, 512M, 0 = none); a number is taken as bytes.
+      const text = typeof value === 'number' ? String(value) : value;
+      if (typeof text !== 'string') return fail('expected a size such as 8G, 512M or 0');
+      try {
+        parseDiskSize(text);
+      } catch (error) {
+        return fail((error as Error).message);
+      }
+      return text.trim();
+    }
     case 'range': {
       const match = typeof value === 'string' ? /^\s*([\d.]+)\s*[-,]\s*([\d.]+)\s*$/.exec(value) : null;
       if (!match || !isIPv4(match[1]!) || !isIPv4(match[2]!)) return fail('expected FIRST-LAST, two IPv4 addresses');

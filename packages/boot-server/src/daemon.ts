@@ -154,6 +154,7 @@ export class BootServer {
       stateDir: config.stateDir,
       exportsFile: config.exportsFile,
       ...(config.exportsClients ? { exportsClients: config.exportsClients } : {}),
+      ...(config.dockerDisk !== undefined ? { dockerDiskDefault: config.dockerDisk } : {}),
       serverIp: config.serverIp,
       logger: logger.child({ subsystem: 'fleet' }),
       ...(this.deps.runner ? { runner: this.deps.runner } : {}),

@@ -44,6 +44,8 @@ describe('resolveConfig: layers merge defaults < file < env < flags', () => {
     ['tftpThreads from the environment', { env: { IOT_TOFU_TFTP_THREADS: '2' } }, { tftpThreads: 2 }],
     ['tftpThreads auto from a flag beats the file', { file: { path: '/c.json', data: { tftpThreads: 3 } }, flags: { tftpThreads: 'AUTO' } }, { tftpThreads: 'auto' }],
     ['neighbour scans off', { file: { path: '/c.json', data: { neighbourScanInterval: 0 } } }, { neighbourScanInterval: 0 }],
+    ['dockerDisk from the shared config file (the key pxetools reads too)', { file: { path: '/c.json', data: { dockerDisk: '8G' } } }, { dockerDisk: '8G' }],
+    ['dockerDisk 0 = none, from a flag', { flags: { dockerDisk: '0' } }, { dockerDisk: '0' }],
     ['the config key itself is not a setting', { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } }, { tftpPort: 69 }],
   ];
   it.each(cases)('%s', (_name, layers, expected) => {
@@ -78,6 +80,8 @@ describe('resolveConfig: one clear error naming the key', () => {
     [{ file: { path: '/c.json', data: { admissionBudget: -3 } } }, /config file \/c\.json.*admissionBudget: expected "auto" or a whole number/],
     [{ file: { path: '/c.json', data: { admissionBudget: 2.5 } } }, /admissionBudget: expected "auto" or a whole number/],
     [{ env: { IOT_TOFU_ADMISSION_BUDGET: 'NaN' } }, /environment IOT_TOFU_ADMISSION_BUDGET.*admissionBudget: expected "auto"/],
+    [{ file: { path: '/c.json', data: { dockerDisk: '8X' } } }, /config file \/c\.json.*dockerDisk: docker disk size "8X" is not a size/],
+    [{ env: { IOT_TOFU_DOCKER_DISK: '1M' } }, /environment IOT_TOFU_DOCKER_DISK.*dockerDisk: .*below the minimum/],
   ];
   it.each(bad)('%j', (layers, message) => {
     let thrown: unknown;
