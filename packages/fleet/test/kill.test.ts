@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
 import { repoRoot, tsNodeArgs } from '../../../test/lab/node.js';
 import { needs } from '../../../test/needs.js';
-import { recordingRunner, tempDir } from './helpers.js';
+import { VERB_NEEDS, recordingRunner, tempDir } from './helpers.js';
 
 /**
  * Issue 19 items 2-4: a fleet verb killed at any point (each named step, random moments; the whole
@@ -126,7 +126,7 @@ const SETUP_STEPS: FleetStep[] = ['setup:boot', 'setup:root', 'setup:commit', 's
 const ADD_STEPS: FleetStep[] = ['add:boot-files', 'add:rootfs-copy', 'add:rootfs-tweak', 'add:docker-disk', 'add:commit-dirs', 'add:exports', 'add:registry'];
 const REMOVE_STEPS: FleetStep[] = ['remove:exports', 'remove:registry', 'remove:delete'];
 
-describe('a verb killed at any point is repaired by the next one (issue 19)', { timeout: 120_000, ...needs('setpriv', 'mkfs.ext4') }, () => {
+describe('a verb killed at any point is repaired by the next one (issue 19)', { timeout: 120_000, ...needs(...VERB_NEEDS, 'setpriv', 'mkfs.ext4') }, () => {
   it.each(SETUP_STEPS)('setup killed at %s: the next setup of the same base succeeds', async (step) => {
     const w = world();
     expect((await runChild(w, 'setup', { atStep: step })).killed).toBe(true);

@@ -119,7 +119,7 @@ describe('layout-1 migration rules (pure)', () => {
   });
 });
 
-describe('base names that are prototype keys are plain names (issue 19 item 5)', () => {
+describe('base names that are prototype keys are plain names (issue 19 item 5)', needs(...VERB_NEEDS), () => {
   it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__'])('%s', async (name) => {
     const w = await world();
     const fleet = await w.open();
