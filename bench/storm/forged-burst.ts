@@ -4,7 +4,7 @@
  * for the gate as the daemon wired it before (AdmissionGate counting the boot tracker's boots, a
  * silent offer released after tftpAfterOfferTimeout) and now (AdmissionControl), when the real Pi
  * got its first offer and on which DISCOVER. Both run the same code the daemon runs.
- *   node --conditions=@iot-tofu/source --import tsx bench/storm/forged-burst.ts [FORGED] [RESEND_MS] [once|repeat]
+ *   node --conditions=@iot-tofu/source --import tsx bench/storm/forged-burst.ts [FORGED] [RESEND_MS] [once|repeat] [known|unknown]
  */
 import { AdmissionControl, AdmissionGate, admissionMode } from '../../packages/boot-server/src/admission.js';
 import { BootTracker } from '../../packages/boot-server/src/boot-tracker.js';
@@ -13,6 +13,8 @@ const forgedCount = Math.min(Number(process.argv[2] ?? '200'), 10_000);
 const resendMs = Number(process.argv[3] ?? '4000');
 /** `once`: one burst; `repeat`: the forgers re-send like Pis. */
 const pattern = process.argv[4] === 'repeat' ? 'repeat' : 'once';
+/** `known`: the real Pi is registered and DISCOVERs from the MAC the fleet knows; `unknown`: any-pi mode, a Pi nobody registered. */
+const realKnown = process.argv[5] !== 'unknown';
 const real = { key: '9ffefdef', mac: 'dc:a6:32:01:02:03' };
 const forged = Array.from({ length: forgedCount }, (_, i) => ({ key: `f${String(i).padStart(7, '0')}`, mac: `02:00:00:00:${(i >> 8) & 255}:${i & 255}` }));
 
@@ -21,7 +23,7 @@ function run(admit: (pi: { key: string; mac: string; known: boolean }, now: numb
   for (let t = 0; t <= 60_000; t += 100) {
     tick(t);
     if (t % resendMs === 0 && (t === 0 || pattern === 'repeat')) for (const f of forged) admit({ ...f, known: false }, t);
-    if (t >= 100 && (t - 100) % resendMs === 0 && admit({ ...real, known: true }, t)) return { firstOfferMs: t - 100, discover: (t - 100) / resendMs + 1 };
+    if (t >= 100 && (t - 100) % resendMs === 0 && admit({ ...real, known: realKnown }, t)) return { firstOfferMs: t - 100, discover: (t - 100) / resendMs + 1 };
   }
   return { firstOfferMs: null, discover: null };
 }
@@ -41,4 +43,4 @@ const before = run(
 );
 const control = new AdmissionControl(new AdmissionGate(admissionMode('auto')));
 const after = run((pi, now) => control.admit({ ...pi, now }), () => undefined);
-process.stdout.write(`${JSON.stringify({ forged: forgedCount, resendMs, pattern, before, after })}\n`);
+process.stdout.write(`${JSON.stringify({ forged: forgedCount, resendMs, pattern, realPi: realKnown ? 'known' : 'unknown', before, after })}\n`);
