@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CommandFailedError, type CommandRunner } from '@iot-tofu/nfs-server-lite';
 import {
@@ -16,6 +16,7 @@ import { FleetError } from './errors.js';
 import { safeParent, type RootfsAction } from './rootfs.js';
 import { settlePi } from './settle.js';
 import type { ResizeDockerDiskResult } from './types.js';
+import { ownBy } from './fs-util.js';
 
 /**
  * A Pi's docker disk: a sparse ext4 image inside its own NFS root (`<nfsRoot>/<serial>/var/lib/
@@ -106,7 +107,7 @@ export async function makeDockerDisk(runner: CommandRunner, root: string, bytes:
     } finally {
       await handle.close();
     }
-    await chown(image, 0, 0);
+    await ownBy(image, 0, 0);
     try {
       await runner('mkfs.ext4', ['-F', '-q', '-L', 'docker', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', seed, image]);
     } catch (error) {

@@ -1,8 +1,9 @@
-import { chmod, chown, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PASSWORD_HASH_PATTERN, USER_NAME_PATTERN, renderUserconf } from '@iot-tofu/rpi';
 import { FleetError } from './errors.js';
 import { safeParent } from './rootfs.js';
+import { ownBy } from './fs-util.js';
 
 /**
  * First login on a Pi without a monitor. Pi OS ships no usable user: on first boot its
@@ -77,7 +78,7 @@ export async function applyFirstLogin(root: string, bootDir: string, request: Fi
     const file = join(bootDir, 'userconf.txt');
     await writeFile(file, renderUserconf(request.user, request.passwordHash), { mode: 0o600 });
     await chmod(file, 0o600);
-    await chown(file, 0, 0);
+    await ownBy(file, 0, 0);
   }
   if (request.sshKeys === undefined) return;
   const keys = checkSshKeys(request.sshKeys).text;
@@ -91,11 +92,11 @@ export async function applyFirstLogin(root: string, bootDir: string, request: Fi
   const target = await safeParent(root, `${home}/.ssh/authorized_keys`);
   await mkdir(sshDir, { recursive: true, mode: 0o700 });
   await chmod(sshDir, 0o700);
-  await chown(sshDir, owner.uid, owner.gid);
+  await ownBy(sshDir, owner.uid, owner.gid);
   const existing = await readFile(target, 'utf8').catch(() => '');
   const info = await lstat(target).catch(() => undefined);
   if (info && !info.isFile()) throw new FleetError('BASE_INVALID', `${owner.home}/.ssh/authorized_keys in the base is not a plain file`);
   await writeFile(target, existing && !existing.endsWith('\n') ? `${existing}\n${keys}` : `${existing}${keys}`, { mode: 0o600 });
   await chmod(target, 0o600);
-  await chown(target, owner.uid, owner.gid);
+  await ownBy(target, owner.uid, owner.gid);
 }

@@ -1,7 +1,6 @@
-import { lstat, readdir, readFile, rm, statfs } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { chown, lstat, readdir, readFile, rm, statfs } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
 import { FleetError } from './errors.js';
-import { isInside } from './rootfs.js';
 
 export async function exists(path: string): Promise<boolean> {
   try {
@@ -71,4 +70,20 @@ export async function treeSize(root: string): Promise<{ bytes: number; files: nu
 export async function usedBytes(path: string): Promise<number> {
   const info = await statfs(path);
   return (info.blocks - info.bfree) * info.bsize;
+}
+
+/**
+ * Gives a file we wrote in a Pi's root its owner (root, or the Pi's user). Only root can: the
+ * verbs refuse to run without it (NOT_ROOT), so a caller that is not root is a test that injected
+ * `isRoot`, and its files keep their creator.
+ */
+export async function ownBy(path: string, uid: number, gid: number): Promise<void> {
+  if (process.geteuid?.() !== 0) return;
+  await chown(path, uid, gid);
+}
+
+/** True when `child` is `parent` or inside it (plain path comparison). */
+export function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }

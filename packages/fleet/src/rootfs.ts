@@ -1,7 +1,8 @@
-import { lstat, mkdir, readdir, rm, symlink, writeFile, chmod, chown } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, symlink, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { renderFstab, renderHostname, renderHosts } from '@iot-tofu/rpi';
 import { FleetError } from './errors.js';
+import { ownBy } from './fs-util.js';
 
 /** One change to a Pi's root, relative to that root. */
 export type RootfsAction =
@@ -91,7 +92,7 @@ export async function safeParent(root: string, relPath: string): Promise<string>
     });
     if (!info) {
       await mkdir(current, { mode: 0o755 });
-      await chown(current, 0, 0);
+      await ownBy(current, 0, 0);
     } else if (!info.isDirectory()) {
       throw new FleetError('BASE_INVALID', `${relative(root, current)} in the Pi root is not a directory (symlink or file); refusing to write through it`);
     }
@@ -125,13 +126,7 @@ export async function applyRootfs(root: string, actions: readonly RootfsAction[]
       await removeIfPresent(target);
       await writeFile(target, action.content, { mode: action.mode, flag: 'wx' });
       await chmod(target, action.mode);
-      await chown(target, 0, 0);
+      await ownBy(target, 0, 0);
     }
   }
-}
-
-/** True when `child` is `parent` or inside it (plain path comparison). */
-export function isInside(parent: string, child: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }

@@ -15,11 +15,11 @@ export const SPECIAL_ENTRIES = ['root', 'xattr'] as const;
 const canMakeSpecialEntries = (): boolean => needs.met(...SPECIAL_ENTRIES);
 
 /**
- * What the mutating verbs (setup, add, remove) need beyond anyUser: they chown the files they
- * write to root (applyRootfs in src/rootfs.ts), which only root may do. Once that chown is skipped
- * for a non-root caller, this list empties and those tests run for every developer.
+ * What the mutating verbs (setup, add, remove) need beyond anyUser: nothing since they give files
+ * their owner only when running as root (ownBy); kept as the one place to say so if that changes.
+ * Importing an image still needs root (its owners are kept with lchown).
  */
-export const VERB_NEEDS = ['root'] as const;
+export const VERB_NEEDS = [] as const;
 
 /**
  * Fleet options for tests of our own logic on any machine: the verbs refuse to run without root

@@ -196,7 +196,8 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
   });
 });
 
-describe('setup is transactional', needs(...VERB_NEEDS, ...IMAGE_TOOLS), () => {
+// Importing an image keeps its owners (lchown): root, like the real setup.
+describe('setup is transactional', needs('root', ...IMAGE_TOOLS), () => {
   const SETUP_STEPS: FleetStep[] = ['setup:boot', 'setup:root', 'setup:commit', 'setup:registry'];
   it.each(SETUP_STEPS)('a failure at %s (image source) leaves no trace', async (failAt) => {
     const w = await world();
