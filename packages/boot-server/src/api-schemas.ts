@@ -3,6 +3,7 @@
 import { BASE_NAME_PATTERN } from '@iot-tofu/fleet';
 import {
   HOSTNAME_PATTERN as HOSTNAME_RULE,
+  IPV4_PATTERN as IPV4_RULE,
   MAC_PATTERN as MAC_RULE,
   OWNER_PATTERN as OWNER_RULE,
   PASSWORD_HASH_PATTERN as PASSWORD_HASH_RULE,
@@ -22,6 +23,7 @@ const MAC_PATTERN = MAC_RULE.source;
 const HOSTNAME_PATTERN = HOSTNAME_RULE.source;
 const OWNER_PATTERN = OWNER_RULE.source;
 const BASE_PATTERN = BASE_NAME_PATTERN.source;
+const IPV4_PATTERN = IPV4_RULE.source;
 const USER_NAME_SOURCE = USER_NAME_RULE.source;
 const PASSWORD_HASH_SOURCE = PASSWORD_HASH_RULE.source;
 
@@ -69,6 +71,7 @@ export const pi = {
     addedAt: { type: 'string' },
     tftpDir: { type: 'string' },
     nfsDir: { type: 'string' },
+    staticIp: { ...nullableString, description: 'the fixed address full-DHCP mode hands this Pi (pxetools --add … --ip)' },
   },
 } as const;
 
@@ -133,6 +136,7 @@ export const addPiBody = {
     name: { type: 'string', pattern: HOSTNAME_PATTERN, description: "the Pi's hostname (RFC 1123 label)" },
     base: { type: 'string', pattern: BASE_PATTERN, description: 'default: the default base' },
     mac: { type: 'string', pattern: MAC_PATTERN, description: "the Pi's real MAC (Pi 4/5 MACs are not derived from the serial)" },
+    ip: { type: 'string', pattern: IPV4_PATTERN, description: 'a fixed address for the Pi, handed out in full-DHCP mode (dhcpMode full)' },
     ownFilesystem: { type: 'boolean', description: 'create empty folders; the operator fills the root' },
     dockerDisk: {
       anyOf: [{ type: 'string', pattern: '^[0-9]{1,16} ?([KMGTkmgt](i?B)?)?$' }, { type: 'boolean' }],

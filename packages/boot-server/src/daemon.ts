@@ -272,7 +272,10 @@ export class BootServer {
       policy: this.policy(fleet),
       logger: this.libraryLogger('dhcp'),
       // dhcpMode full (issue 12): addresses from our pool, leases in the state dir.
-      ...(config.dhcpMode === 'full' ? { full: fullDhcpOptions(config) } : {}),
+      // Static addresses (pxetools --add … --ip) come from the live registry; the pool never hands them to others.
+      ...(config.dhcpMode === 'full'
+        ? { full: fullDhcpOptions(config, { staticAddressFor: (mac, serial) => fleet.staticAddressFor(mac, serial), isReserved: (address) => fleet.isStaticAddress(address) }) }
+        : {}),
     });
     dhcp.on('pi-seen', (e) => {
       // Only registered Pis: spoofed DISCOVERs with made-up serials must not grow this map.

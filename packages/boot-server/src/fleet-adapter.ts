@@ -7,7 +7,7 @@ import type { AddPiInput, FleetPort, Json, ResetInput, SetupInput } from './flee
 export interface FleetVerbs {
   list(): object[];
   get(serial: string): object;
-  add(request: { serial: string; owner: string; name: string; base?: string; mac?: string; ownFilesystem?: boolean; dockerDisk?: string | boolean; sshKeys?: string; user?: string; passwordHash?: string }): Promise<{ pi: object }>;
+  add(request: { serial: string; owner: string; name: string; base?: string; mac?: string; ip?: string; ownFilesystem?: boolean; dockerDisk?: string | boolean; sshKeys?: string; user?: string; passwordHash?: string }): Promise<{ pi: object }>;
   remove(serial: string): Promise<object>;
   timeline(serial: string): object[];
   discovered(): object[];
@@ -57,13 +57,14 @@ export function fleetPort(fleet: FleetVerbs, onChange: () => void = () => undefi
     get: async (serial) => json(fleet.get(serial)),
     add: async (input: AddPiInput) => privileged(async () => {
       // Like `pxetools --add` without a terminal: base is required unless ownFilesystem (the fleet says so).
-      const { serial, owner, name, base, mac, ownFilesystem, dockerDisk, sshKeys, user, passwordHash } = input;
+      const { serial, owner, name, base, mac, ip, ownFilesystem, dockerDisk, sshKeys, user, passwordHash } = input;
       const result = await fleet.add({
         serial,
         owner,
         name,
         ...(base ? { base } : {}),
         ...(mac ? { mac } : {}),
+        ...(ip !== undefined ? { ip } : {}),
         ...(ownFilesystem ? { ownFilesystem } : {}),
         ...(dockerDisk !== undefined ? { dockerDisk } : {}),
         ...(sshKeys !== undefined ? { sshKeys } : {}),

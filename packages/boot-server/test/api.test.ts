@@ -187,6 +187,7 @@ describe('HTTP API', () => {
       ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'x'.repeat(65), name: 'a' }, 'owner'],
       ['POST', '/api/v1/pis', { serial: '9f55bbfd\n', owner: 'jo', name: 'a' }, 'serial'],
       ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', mac: 'dc:a6:32:1:36:c2' }, 'mac'],
+      ['POST', '/api/v1/pis', { serial: '9f55bbfd', owner: 'jo', name: 'a', ip: '10.77.0.256' }, 'ip'],
       ['GET', '/api/v1/pis/nope', undefined, 'serial'],
       ['DELETE', '/api/v1/pis/..%2Fetc', undefined, 'serial'],
       ['GET', '/api/v1/pis/nope/timeline', undefined, 'serial'],

@@ -3,6 +3,7 @@ import { IotTofuError } from '@iot-tofu/errors';
 /** Stable codes the CLI prints and the HTTP API maps to statuses. */
 export type FleetErrorCode =
   | 'PI_EXISTS'
+  | 'IP_TAKEN'
   | 'PI_NOT_FOUND'
   | 'PI_BUSY'
   | 'PI_MOUNTED'
@@ -30,6 +31,8 @@ export class FleetError extends IotTofuError {
 /** Suggested HTTP status per code (the API may use it as is). */
 export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   PI_EXISTS: 409,
+  IP_TAKEN: 409,
+  INVALID_IP: 400,
   BASE_EXISTS: 409,
   BASE_IN_USE: 409,
   PI_BUSY: 409,

@@ -138,6 +138,20 @@ export class Fleet {
     return normal ? this.core.facts.serialForMac(normal) : undefined;
   }
 
+  /**
+   * The fixed address full-DHCP mode hands this client (`pxetools --add … --ip`): by the serial it
+   * sent (option 97), else by the MAC the fleet knows for a registered Pi. Per DISCOVER: lookups only.
+   */
+  staticAddressFor(mac: string, serial?: string): string | undefined {
+    const short = serial !== undefined && /^[0-9a-f]{8}$/.test(serial) ? serial : this.serialForMac(mac);
+    return short ? this.core.data.pis[short]?.staticIp : undefined;
+  }
+
+  /** True when some registered Pi has this static address: the pool never hands it to anyone else. */
+  isStaticAddress(address: string): boolean {
+    return Object.values(this.core.data.pis).some((pi) => pi.staticIp === address);
+  }
+
   bases(): BaseJson[] {
     const data = this.core.data;
     return Object.keys(data.bases)

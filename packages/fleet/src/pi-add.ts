@@ -1,7 +1,7 @@
 import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { checkHostname, checkOwner, normalizeConfigTxt, normalizeMac, parseSerial, renderOwnerFile } from '@iot-tofu/rpi';
+import { checkHostname, checkIpv4, checkOwner, normalizeConfigTxt, normalizeMac, parseSerial, renderOwnerFile } from '@iot-tofu/rpi';
 import { cmdlineFromBase } from './boot-folder.js';
 import { copyTree, copyTreeWithProgress } from './copy.js';
 import type { FleetCore } from './core.js';
@@ -47,6 +47,7 @@ export async function addPi(core: FleetCore, request: AddRequest, options: Progr
   const owner = checkOwner(request.owner);
   const name = checkHostname(request.name);
   const mac = request.mac ? normalizeMac(request.mac) : null;
+  if (request.ip !== undefined) checkIpv4(request.ip);
   const own = request.ownFilesystem ?? false;
   // An own-filesystem Pi gets no docker disk from the default (its root is the operator's); asked for explicitly, it is an error.
   const dockerDiskBytes = parseDiskSize(dockerDiskSize(request.dockerDisk, own ? '0' : core.dockerDiskDefault));
@@ -160,9 +161,13 @@ async function addLocked(core: FleetCore, a: {
       exports: [nfsDir, tftpDir],
       ...(dockerDiskBytes > 0 ? { dockerDisk: { path: DOCKER_DISK_IMAGE, bytes: dockerDiskBytes } } : {}),
       ...(firstLogin ? { firstLogin } : {}),
+      ...(request.ip !== undefined ? { staticIp: request.ip } : {}),
     };
     await core.store.mutate(async (data) => {
       if (data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} was registered by someone else meanwhile`);
+      // Checked under the registry lock: two adds racing for one address cannot both get it.
+      const holder = entry.staticIp === undefined ? undefined : Object.values(data.pis).find((pi) => pi.staticIp === entry.staticIp);
+      if (holder) throw new FleetError('IP_TAKEN', `${entry.staticIp} is already the static address of Pi ${holder.serial} (${holder.name})`);
       await core.beforeStep('add:commit-dirs');
       await rename(tmpTftp, tftpDir);
       undo.push(() => rename(tftpDir, tmpTftp));

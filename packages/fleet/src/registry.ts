@@ -18,6 +18,8 @@ export interface RegisteredPi {
   addedAt: string;
   /** Which export paths we created for it (removed again on remove). */
   exports: string[];
+  /** Fixed address in full-DHCP mode; absent when none. */
+  staticIp?: string;
   /** Its docker disk: image path inside its root (relative) and size; absent when none. */
   dockerDisk?: { path: string; bytes: number };
   /** Who add prepared for the first login (user name, number of SSH keys); never a password or hash. */

@@ -79,8 +79,10 @@ export interface PiJson {
   /** True when `mac` is only upstream's guess from the serial (never seen, none configured). */
   macDerived: boolean;
   macSource: MacSource;
-  /** Last IPv4 the Pi used, null if never seen with one. */
+  /** Last IPv4 the Pi used, else its static address, null if neither. */
   ip: string | null;
+  /** The fixed address full-DHCP mode hands this Pi (`--ip`); null when none. */
+  staticIp: string | null;
   /** ISO time of the last packet we saw from it. */
   lastSeen: string | null;
   ownFilesystem: boolean;
@@ -161,6 +163,8 @@ export interface AddRequest {
   user?: string;
   /** crypt(3) hash for `user` ($6$ sha512crypt or $y$ yescrypt); a plain password is refused. */
   passwordHash?: string;
+  /** A fixed address for this Pi, handed out by the daemon in full-DHCP mode (`--ip`). */
+  ip?: string;
 }
 
 export interface Progress {

@@ -132,3 +132,26 @@ describe('base names that are prototype keys are plain names (issue 19 item 5)',
     expect(fleet.list()[0]).toMatchObject({ base: name });
   });
 });
+
+describe('static addresses for full-DHCP mode (issue 12)', needs(...VERB_NEEDS), () => {
+  it('add --ip stores it, list shows it, the DHCP hooks find it by serial or MAC; one address, one Pi', async () => {
+    const w = await world();
+    const fleet = await w.open();
+    await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: w.base.boot, root: w.base.root } });
+    await expect(fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: 'lite', ip: '10.77.0.300' })).rejects.toMatchObject({ code: 'INVALID_IP' });
+    const added = await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: 'lite', mac: 'dc:a6:32:01:36:c2', ip: '10.77.0.50' });
+    expect(added.pi).toMatchObject({ staticIp: '10.77.0.50', ip: '10.77.0.50' });
+    expect(fleet.list()[0]).toMatchObject({ serial: '9f55bbfd', staticIp: '10.77.0.50' });
+    expect(fleet.staticAddressFor('aa:bb:cc:dd:ee:ff', '9f55bbfd')).toBe('10.77.0.50');
+    expect(fleet.staticAddressFor('dc:a6:32:01:36:c2')).toBe('10.77.0.50');
+    expect(fleet.staticAddressFor('aa:bb:cc:dd:ee:ff')).toBeUndefined();
+    expect(fleet.isStaticAddress('10.77.0.50')).toBe(true);
+    expect(fleet.isStaticAddress('10.77.0.51')).toBe(false);
+    await expect(fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'other', base: 'lite', ip: '10.77.0.50' })).rejects.toMatchObject({ code: 'IP_TAKEN', message: expect.stringContaining('9f55bbfd') });
+    // The refused add left nothing behind.
+    expect(fleet.list().map((p) => p.serial)).toEqual(['9f55bbfd']);
+    expect(readdirSync(w.options.tftpRoot).filter((n) => n === '0a1b2c3d')).toEqual([]);
+    await fleet.remove('9f55bbfd');
+    expect(fleet.isStaticAddress('10.77.0.50')).toBe(false);
+  });
+});

@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, FleetError, chooseSetupSource, writeFileAtomic, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
-import { checkHostname, checkOwner, normalizeMac, parseSerial } from '@iot-tofu/rpi';
+import { checkHostname, checkIpv4, checkOwner, normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
 import { renderTable } from './table.js';
 import { Prompter, progressReporter, type CliIo } from './terminal.js';
@@ -14,7 +14,7 @@ export const USAGE = 'Usage:\n\tpxetools --add serial\n\tpxetools --remove seria
 export const ROOT_MESSAGE = 'Please run with sudo or as root user';
 export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
 
-const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--own-filesystem', '--config-txt', '--docker-disk', '--ssh-key', '--user', '--password-hash', '--resize-docker-disk', '--discovered']);
+const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--ip', '--own-filesystem', '--config-txt', '--docker-disk', '--ssh-key', '--user', '--password-hash', '--resize-docker-disk', '--discovered']);
 const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'remove-base', 'discovered', 'adopt', 'help']);
 
 /** The upstream --list table for registered Pis (PXETOOLS.md B1 items 21-25, sorted, no stray rows). */
@@ -131,6 +131,7 @@ interface TopOptions {
   name?: string;
   base?: string;
   mac?: string;
+  ip?: string;
   ownFilesystem?: boolean;
   configTxt?: string;
   dockerDisk?: string;
@@ -155,6 +156,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
     const owner = checkOwner(await valueOrPrompt(ctx, options.owner, '--owner', 'Owner name: '));
     const name = checkHostname(await valueOrPrompt(ctx, options.name, '--name', 'Pi name: '));
     if (options.mac) normalizeMac(options.mac);
+    if (options.ip !== undefined) checkIpv4(options.ip);
     let base = options.base;
     let own = options.ownFilesystem ?? false;
     if (!base && !own) {
@@ -193,6 +195,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
     const result = await fleet.add(
       { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}),
         ...(options.dockerDisk !== undefined ? { dockerDisk: options.dockerDisk } : {}),
+        ...(options.ip !== undefined ? { ip: options.ip } : {}),
         ...(sshKeys !== undefined ? { sshKeys } : {}),
         ...(options.user !== undefined ? { user: options.user } : {}),
         ...(options.passwordHash !== undefined ? { passwordHash: options.passwordHash } : {}),
@@ -396,6 +399,7 @@ function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command
     .option('--name <name>', 'host name of the Pi (--add)')
     .option('--base <base>', 'base to copy the root from (--add)')
     .option('--mac <mac>', "the Pi's MAC when known (--add)")
+    .option('--ip <address>', 'a fixed address for the Pi, handed out by the boot server in full-DHCP mode (--add)')
     .option('--own-filesystem', 'create empty folders; you provide the files (--add)')
     .option('--config-txt <file>', 'config.txt for this Pi only (--add)')
     .option('--docker-disk <size>', 'docker disk: sparse ext4 image in the Pi root at /var/lib/docker, e.g. 8G, 0 = none (--add; default: config dockerDisk)')

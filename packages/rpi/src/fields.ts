@@ -24,6 +24,21 @@ export const HOSTNAME_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$
  */
 export const OWNER_PATTERN = /^(?![\s])(?!.*[\s]$)[^\p{Cc}\p{Cf}/]{1,64}$/u;
 
+/** A dotted-quad IPv4 address without leading zeros (a static address given for a Pi). */
+export const IPV4_PATTERN = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
+
+export class InvalidIpError extends IotTofuError {
+  constructor(input: string) {
+    super('INVALID_IP', `Invalid IPv4 address ${JSON.stringify(input)}: expected four numbers 0-255 like 192.168.10.50`);
+  }
+}
+
+/** Returns the address unchanged or throws INVALID_IP. */
+export function checkIpv4(address: string): string {
+  if (!IPV4_PATTERN.test(address)) throw new InvalidIpError(address);
+  return address;
+}
+
 export class InvalidOwnerError extends IotTofuError {
   constructor(input: string) {
     super('INVALID_OWNER', `Invalid owner ${JSON.stringify(input)}: 1-64 printable characters, no '/', no control characters, no leading or trailing blank`);
