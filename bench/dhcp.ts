@@ -1,6 +1,6 @@
 /**
  * proxyDHCP benchmark: our ProxyDhcpServer vs dnsmasq 2.90 in proxy mode, measured in the same
- * run on the same lab (LAB.md (a)): a server host (10.77.0.2) and an address-less client host
+ * run on the same lab (docs/lab.md (a)): a server host (10.77.0.2) and an address-less client host
  * that broadcasts Pi 4-shaped DISCOVERs from 0.0.0.0:68, like real Pis.
  *   1. latency: one DISCOVER at a time (distinct MAC and xid each), DISCOVER → OFFER round trip;
  *   2. flood: a bounded open-loop burst of DISCOVERs (distinct MACs), offers received per second.

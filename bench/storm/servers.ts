@@ -97,7 +97,7 @@ function dnsmasqProxy(context: ServerContext, extra: string[], withTftp: boolean
   ];
 }
 
-/** dnsmasq in proxy mode with its built-in TFTP server, as LAB.md section 2 runs it. */
+/** dnsmasq in proxy mode with its built-in TFTP server, as docs/lab.md section 2 runs it. */
 function dnsmasq(name: string, description: string, extra: string[]): ServerUnderTest {
   return {
     name,

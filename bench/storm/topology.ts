@@ -4,7 +4,7 @@ import { Lab, waitForOutput } from '../../test/lab/index.js';
 import { addToIpv4 } from '@iot-tofu/rpi-sim';
 
 /**
- * The boot-storm LAN (LAB.md "recommended topology"), all inside namespaces of one Lab:
+ * The boot-storm LAN (docs/lab.md (a), "The recommended topology"), all inside namespaces of one Lab:
  *   router  10.77.0.1/16  dnsmasq, address-only DHCP (the site router)
  *   srv     10.77.0.2/16  the server under test; its eth0 egress is shaped per profile
  *   pis     the simulated Pis: one process, DHCP from 0.0.0.0:68, and every address of the

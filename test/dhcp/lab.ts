@@ -62,7 +62,7 @@ export async function runClient(lab: Lab, host: string, config: ClientConfig): P
   return lease ? { replies, lease, raw: result.stdout } : { replies, raw: result.stdout };
 }
 
-/** dnsmasq handing out addresses only: the "site router" of LAB.md (a). */
+/** dnsmasq handing out addresses only: the "site router" of docs/lab.md (a). */
 export function startSiteRouter(lab: Lab, host: string, workDir: string, extraArgs: string[] = []): ChildProcess {
   return lab.spawn(host, 'dnsmasq', [
     '--conf-file=/dev/null',

@@ -10,7 +10,7 @@ import { runClient, startServe, startSiteRouter, type JsonEvent } from './lab.js
 import { goldenPiOfferHex } from './expected.js';
 
 /**
- * LAB.md (a): a dnsmasq that only hands out addresses plays the site router (10.77.0.1); our
+ * docs/lab.md (a): a dnsmasq that only hands out addresses plays the site router (10.77.0.1); our
  * proxy + TFTP run on a host whose primary address is 10.77.0.9 and whose *secondary* address
  * 10.77.0.2 is the configured server IP, so every reply must leave from 10.77.0.2 (= option 54),
  * not from the address the kernel would pick on its own.

@@ -1,6 +1,6 @@
 /**
  * Scripted PXE / Raspberry Pi DHCP client for lab namespaces (no raw sockets: the address-less
- * namespace sends from 0.0.0.0:68 and hears broadcast replies, LAB.md section 1).
+ * namespace sends from 0.0.0.0:68 and hears broadcast replies, docs/lab.md section 1).
  *   discover: broadcast a DISCOVER shaped like the given firmware, print every reply as a JSON
  *             line; with `requestLease` also REQUEST the address offer and wait for its ACK.
  *   request4011: unicast a PXE REQUEST (ciaddr set) to server:4011 from `sourcePort`.

@@ -10,7 +10,7 @@ import { startServe, startSiteRouter, type JsonEvent } from './lab.js';
 import { readUdpFrames } from './pcap.js';
 
 /**
- * Real PXE firmware under QEMU TCG (LAB.md section 3) netboots through our proxy and our TFTP
+ * Real PXE firmware under QEMU TCG (docs/lab.md section 3) netboots through our proxy and our TFTP
  * server, beside dnsmasq handing out addresses: the iPXE BIOS ROM (gets the iPXE script), OVMF
  * x86-64 UEFI and AAVMF arm64 UEFI (get their NBP, via the 4011 REQUEST). All three boot at once,
  * each bounded; success = our TFTP server served that firmware's file to completion.

@@ -12,7 +12,7 @@ import { INIT_MARKER, installedKernel, ipxeScript, makeBusyboxRoot, makePiOsBoot
 
 /**
  * Issue 17: a current Raspberry Pi OS really boots from us, proven with the closest stand-in this
- * machine can run (PROTOCOL.md section 9). The Pi is made by our CLI (`pxetools setup` from a Pi
+ * machine can run (docs/pi-netboot-protocol.md section 9). The Pi is made by our CLI (`pxetools setup` from a Pi
  * OS-like boot folder + a busybox root, then `pxetools --add`); our daemon answers the PXE firmware
  * (iPXE in QEMU) as proxyDHCP and serves, over TFTP, the Pi's own kernel8.img and initramfs8
  * (Debian's x86-64 kernel and an initramfs-tools initramfs) with the cmdline.txt our fleet wrote
@@ -222,7 +222,7 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
 
 /** Console complaints of the initramfs about its NFS root, with what they usually mean. */
 const NFS_COMPLAINTS: ReadonlyArray<[pattern: RegExp, meaning: string]> = [
-  [/invalid value for vers|bad NFS version/, 'klibc nfsmount takes vers=2 or vers=3 only (PROTOCOL.md section 9): the nfsroot= options in cmdline.txt'],
+  [/invalid value for vers|bad NFS version/, 'klibc nfsmount takes vers=2 or vers=3 only (docs/pi-netboot-protocol.md section 9): the nfsroot= options in cmdline.txt'],
   [/bad option/, "klibc nfsmount rejects that option (e.g. proto=; it wants plain 'tcp'): the nfsroot= options in cmdline.txt"],
   [/Retrying nfs mount|mount call failed|nfsmount: .+/, 'the server refused or did not answer: see the ganesha log and the exports'],
   [/ALERT!|Gave up waiting for root/, 'the initramfs looked for a local root device: is root=/dev/nfs in cmdline.txt?'],

@@ -5,7 +5,7 @@ import { parseExports, type ExportClient, type ExportEntry } from '@iot-tofu/nfs
 import { stopProcess, type Lab } from './netns.js';
 
 /**
- * nfs-ganesha (VFS FSAL) as the NFS server of a namespace lab (LAB.md section 4): the machines have
+ * nfs-ganesha (VFS FSAL) as the NFS server of a namespace lab (docs/lab.md section 4): the machines have
  * no kernel nfsd, so the exports file our fleet writes is translated into ganesha EXPORT blocks and
  * served from userspace. The translation is pure and unit-tested; startGanesha runs it.
  */

@@ -8,7 +8,7 @@ import { allRequiredBootFiles } from '@iot-tofu/rpi';
 /**
  * What a Linux netboot test needs besides our server: Debian's x86-64 kernel posing as a Pi's
  * kernel8.img, an initramfs made by Debian's initramfs-tools posing as initramfs8, a Pi OS-like
- * boot folder and a tiny busybox root whose /sbin/init prints a marker (PROTOCOL.md section 9).
+ * boot folder and a tiny busybox root whose /sbin/init prints a marker (docs/pi-netboot-protocol.md section 9).
  */
 
 export interface InstalledKernel {

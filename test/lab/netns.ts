@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 
 /**
- * A throw-away LAN made of network namespaces (LAB.md section 1): one bridge kept in its own
+ * A throw-away LAN made of network namespaces (docs/lab.md section 1): one bridge kept in its own
  * namespace and one namespace per host, each host with `eth0` on the bridge. Every name carries
  * a random lab id so parallel runs never collide, and close() removes every namespace and kills
  * every process the lab started (by PID).

@@ -11,7 +11,7 @@ import { tempDir } from '../../packages/fleet/test/helpers.js';
 /**
  * `pxetools --list` fills the IP column from the server's neighbour table: a Pi that talked to
  * the server (here: a namespace host with a Pi 3 MAC that pings it) shows its address, without
- * any nmap sweep (PXETOOLS.md E4).
+ * any nmap sweep (docs/pxetools-compat.md E4).
  */
 describe('pxetools --list and the neighbour table (netns)', { timeout: 120_000, ...needs('netns', 'ping') }, () => {
   let lab: Lab;

@@ -12,7 +12,7 @@ import { parkOnMainLane } from './main-lane.js';
 import type { ParkedTransfer } from './main-lane.js';
 
 /**
- * Replays each model's bootloader request pattern (PROTOCOL.md 3.2/3.3) against the server: a
+ * Replays each model's bootloader request pattern (docs/pi-netboot-protocol.md 3.2/3.3) against the server: a
  * tsize probe ended by "Early terminate", the re-request, parallel RRQs for the same file from
  * new ports, many not-found probes — with the boot files coming from the shared `base` folder of
  * a registered serial and one file from the Pi's own folder. Runs on the main thread (threads 0)

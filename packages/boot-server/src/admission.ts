@@ -22,7 +22,7 @@ export function admitNewPi(state: AdmissionState): boolean {
 /** The `admissionBudget` config value: a fixed number of Pis (0 = off) or `"auto"` (adaptive). */
 export type AdmissionBudget = number | 'auto';
 
-/** The Pi bootloader gives up on a file that takes longer than this (PROTOCOL.md). */
+/** The Pi bootloader gives up on a file that takes longer than this (docs/pi-netboot-protocol.md 3.4). */
 export const PI_FILE_LIMIT_MS = 30_000;
 
 /** How the adaptive gate steers its capacity on observed kernel transfer times. */

@@ -17,7 +17,7 @@ export const DHCP_MODES: readonly DhcpMode[] = ['proxy', 'full'];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** Boot files for non-Pi PXE firmware (DESIGN.md); a missing entry means that firmware gets no answer. */
+/** Boot files for non-Pi PXE firmware (docs/design.md); a missing entry means that firmware gets no answer. */
 export interface PxeBootFiles {
   bios?: string;
   uefiX64?: string;
@@ -26,7 +26,7 @@ export interface PxeBootFiles {
   ipxeScript?: string;
 }
 
-/** The one typed configuration object of the daemon (DESIGN.md "Interfaces"). */
+/** The one typed configuration object of the daemon (docs/design.md "Interfaces"). */
 export interface BootServerConfig {
   /** Our address in replies and the address TFTP binds to. */
   serverIp: string;

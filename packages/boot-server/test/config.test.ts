@@ -4,7 +4,7 @@ import { ConfigError, DEFAULT_CONFIG, defaultServerIp, envName, nonInternalIPv4s
 const host = { ipv4s: ['192.168.10.10'], cwd: '/srv/here' };
 
 describe('resolveConfig: layers merge defaults < file < env < flags', () => {
-  it('starts from the DESIGN.md defaults and the only non-internal IPv4', () => {
+  it('starts from the docs/design.md defaults and the only non-internal IPv4', () => {
     expect(resolveConfig({}, host)).toEqual({ ...DEFAULT_CONFIG, serverIp: '192.168.10.10' });
   });
 

@@ -7,7 +7,7 @@ import { proxyPolicy } from '../src/proxy-policy.js';
 const PI4 = { mac: 'dc:a6:32:01:36:c2', serial: 'ab5a4158', guid: encodePiGuid({ kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '00:00:00:00', serial: 'ab5a4158' }, 'dc:a6:32:01:36:c2') };
 const PI3 = { mac: 'b8:27:eb:55:bb:fd', guid: encodePiGuid({ kind: 'pi3-rom' }) };
 
-/** A Pi bootloader's DISCOVER (PROTOCOL.md 2.1), decoded as the server sees it. */
+/** A Pi bootloader's DISCOVER (docs/pi-netboot-protocol.md 2.1), decoded as the server sees it. */
 function discover(pi: { mac: string; guid: Uint8Array }) {
   return decodeDhcpMessage(
     encodeDhcpMessage({

@@ -16,7 +16,7 @@ export type ClientKind =
   | 'unknown-pxe'
   | 'not-pxe';
 
-/** Why a client counts as a Raspberry Pi (PROTOCOL.md 1.5, strongest first). */
+/** Why a client counts as a Raspberry Pi (docs/pi-netboot-protocol.md 1.5, strongest first). */
 export type PiEvidence = 'allow-list' | 'guid' | 'oui';
 
 /** Shape of option 97: the Pi 4/5 FourCC layout, the serial repeated (Pi 3B+), the Pi 3B ROM constant. */

@@ -112,7 +112,7 @@ export function decideFullReply(
       let lease = offered.lease;
       let persist = false;
       if (client?.pi3RomLike) {
-        // The Pi 3B ROM boots from the OFFER and never REQUESTs (PROTOCOL.md 1.1): the offer is its lease.
+        // The Pi 3B ROM boots from the OFFER and never REQUESTs (docs/pi-netboot-protocol.md 1.1): the offer is its lease.
         const bound = pool.commit(info, offered.address, now, { adopt: true });
         if (typeof bound !== 'string') {
           lease = bound;

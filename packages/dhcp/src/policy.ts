@@ -169,7 +169,7 @@ export interface Destination {
 }
 
 /**
- * RFC 2131 4.1 / PROTOCOL.md 2.5: 4011 replies go back to where the request came from; on 67
+ * RFC 2131 4.1 / docs/pi-netboot-protocol.md 2.5: 4011 replies go back to where the request came from; on 67
  * giaddr ≠ 0 → relay:67, ciaddr ≠ 0 → ciaddr:68, else limited broadcast to :68.
  */
 export function replyDestination(

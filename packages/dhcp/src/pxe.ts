@@ -52,7 +52,7 @@ export function encodePxePrompt(timeoutSeconds: number, text: string): Uint8Arra
 }
 
 /**
- * dnsmasq's option 43 for `pxe-service=0,"Raspberry Pi Boot"` (PROTOCOL.md 2.3), byte for byte:
+ * dnsmasq's option 43 for `pxe-service=0,"Raspberry Pi Boot"` (docs/pi-netboot-protocol.md 2.3), byte for byte:
  * discovery control 3, prompt (0, "PXE"), one local-boot menu item, END. `threeSpaces` appends
  * three spaces to the menu text for Pi 3B ROMs with the string-length bug (43 length 0x23).
  */

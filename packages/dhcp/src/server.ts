@@ -158,7 +158,7 @@ interface PortSockets {
 /**
  * proxyDHCP on :67 (DISCOVER → OFFER) and :4011 (REQUEST → ACK) beside the site's own DHCP
  * server. All decisions come from decideProxyReply(); this class only moves bytes, counts and
- * reports (PROTOCOL.md 2.5 for the socket layout).
+ * reports (docs/pi-netboot-protocol.md 2.5 for the socket layout).
  */
 export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private policy: ProxyPolicy;

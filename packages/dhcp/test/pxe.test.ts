@@ -15,7 +15,7 @@ import {
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 describe('PXE option 43 builders', () => {
-  it('builds the 32-byte dnsmasq "Raspberry Pi Boot" blob (PROTOCOL.md 2.3)', () => {
+  it('builds the 32-byte dnsmasq "Raspberry Pi Boot" blob (docs/pi-netboot-protocol.md 2.3)', () => {
     const blob = raspberryPiBootOption();
     expect(blob.length).toBe(32);
     expect(hex(blob)).toBe('060103' + '0a0400505845' + '0914000011' + Buffer.from('Raspberry Pi Boot').toString('hex') + 'ff');

@@ -44,7 +44,7 @@ const policy: ProxyPolicy = { serverIp: S, answer: 'any-pi', isRegistered: () =>
 const flush = () => new Promise((r) => setTimeout(r, 10));
 
 describe('ProxyDhcpServer socket layout (injected sockets)', () => {
-  it('listens on 0.0.0.0 and replies from the socket bound to serverIp (PROTOCOL.md 2.5)', async () => {
+  it('listens on 0.0.0.0 and replies from the socket bound to serverIp (docs/pi-netboot-protocol.md 2.5)', async () => {
     const sockets: FakeSocket[] = [];
     const probes: FakeSocket[] = [];
     const server = new ProxyDhcpServer({

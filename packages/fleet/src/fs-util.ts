@@ -31,7 +31,7 @@ export async function mountsUnder(path: string, mountinfo = '/proc/self/mountinf
 
 /**
  * Deletes a tree without ever leaving it: refuses when anything is mounted inside (upstream's rm -rf
- * could follow fs-gen's bind mounts into the host's /dev, /sys, /proc: PXETOOLS.md E6); symlinks
+ * could follow fs-gen's bind mounts into the host's /dev, /sys, /proc: docs/pxetools-compat.md E6); symlinks
  * are removed, never followed.
  */
 export async function removeTree(path: string): Promise<void> {

@@ -3,7 +3,7 @@ import type { PiModel } from '@iot-tofu/rpi';
 
 export type { CommandRunner, Logger };
 
-/** Everything a Fleet needs; the same keys as the config file (DESIGN.md), plus injected I/O. */
+/** Everything a Fleet needs; the same keys as the config file (docs/design.md), plus injected I/O. */
 export interface FleetOptions {
   tftpRoot: string;
   /** Pi roots live in `<nfsRoot>/<serial>`, bases in `<nfsRoot>/bases/<name>`. */

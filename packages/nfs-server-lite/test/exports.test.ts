@@ -226,7 +226,7 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
 // The real exportfs in a private mount namespace (tmpfs over /etc/exports.d and /var/lib/nfs, an
 // empty /etc/exports): the broken files this writes on purpose are invisible to every other test,
 // and theirs to it, while exportfs still validates for real.
-describe('generated exports validated by the real exportfs (LAB.md 4), private mount namespace', needs('root', 'exportfs', 'unshare', 'mount'), () => {
+describe('generated exports validated by the real exportfs (docs/lab.md 4), private mount namespace', needs('root', 'exportfs', 'unshare', 'mount'), () => {
   it('accepts our file, rejects our missing path, tolerates a broken foreign file, forgets us after removal', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
     try {

@@ -6,7 +6,7 @@ import { IotTofuError } from '@iot-tofu/errors';
 /** Where pxetools and boot-server look for their shared JSON config unless --config says otherwise. */
 export const DEFAULT_CONFIG_FILE = '/etc/iot-tofu/config.json';
 
-/** The fleet keys of the shared config file (DESIGN.md "Interfaces"). */
+/** The fleet keys of the shared config file (docs/design.md "Interfaces"). */
 export interface FleetConfig {
   tftpRoot: string;
   nfsRoot: string;

@@ -9,7 +9,7 @@ import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig
 import { renderTable } from './table.js';
 import { Prompter, progressReporter, type CliIo } from './terminal.js';
 
-/** Upstream's usage text, byte for byte (PXETOOLS.md B1 item 3). */
+/** Upstream's usage text, byte for byte (docs/pxetools-compat.md B1 item 3). */
 export const USAGE = 'Usage:\n\tpxetools --add serial\n\tpxetools --remove serial\n\tpxetools --list\n';
 export const ROOT_MESSAGE = 'Please run with sudo or as root user';
 export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
@@ -17,7 +17,7 @@ export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
 const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--ip', '--own-filesystem', '--config-txt', '--docker-disk', '--ssh-key', '--user', '--password-hash', '--resize-docker-disk', '--discovered']);
 const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'remove-base', 'discovered', 'adopt', 'help']);
 
-/** The upstream --list table for registered Pis (PXETOOLS.md B1 items 21-25, sorted, no stray rows). */
+/** The upstream --list table for registered Pis (docs/pxetools-compat.md B1 items 21-25, sorted, no stray rows). */
 export function listTable(pis: readonly PiJson[]): string {
   return renderTable(
     [...LIST_HEADERS],

@@ -1,6 +1,6 @@
 /**
  * Renders rows exactly like Python tabulate's "simple" format with `headers="firstrow"` (what
- * upstream pxetools prints for --list; PXETOOLS.md B1 item 25):
+ * upstream pxetools prints for --list; docs/pxetools-compat.md B1 item 25):
  * - cells are stripped; a column is as wide as max(widest cell, header length + 2)
  * - columns are joined by two spaces, a dash line follows the header, no trailing blanks
  * - text is left-aligned; a column whose every cell is a number is right-aligned (ints) or

@@ -6,7 +6,7 @@ const HEAD = ['Serial', 'Owner', 'Name', 'MAC', 'IP'];
 describe('renderTable (tabulate "simple", headers="firstrow")', () => {
   it.each([
     {
-      label: 'README example (PXETOOLS.md B1 item 25)',
+      label: 'README example (docs/pxetools-compat.md B1 item 25)',
       rows: [['0x9f55bbfd', 'jo', 'rpi4', 'b8:27:eb:55:bb:fd', 'Not found']],
       out: 'Serial      Owner    Name    MAC                IP\n----------  -------  ------  -----------------  ---------\n0x9f55bbfd  jo       rpi4    b8:27:eb:55:bb:fd  Not found',
     },

@@ -1,7 +1,7 @@
 import { MODEL_INFO, type PiModel } from '@iot-tofu/rpi';
 
 /**
- * What a model's bootloader does on the network, as numbers (PROTOCOL.md 1 and 3). Every value
+ * What a model's bootloader does on the network, as numbers (docs/pi-netboot-protocol.md 1 and 3). Every value
  * can be overridden per run, like the EEPROM properties they mirror.
  */
 export interface PiBehaviour {

@@ -89,7 +89,7 @@ export class DhcpClientPort {
   }
 }
 
-/** A DISCOVER or REQUEST as the Pi bootloaders send it (PROTOCOL.md 2.1: option order 53, 55, 93, 94, 97, 60). */
+/** A DISCOVER or REQUEST as the Pi bootloaders send it (docs/pi-netboot-protocol.md 2.1: option order 53, 55, 93, 94, 97, 60). */
 export function encodePiDhcpRequest(request: Pick<LeaseRequest, 'identity' | 'behaviour' | 'xid' | 'guid'>, select?: { address: string; serverId: string }): Uint8Array {
   const options: [number, Uint8Array][] = [
     [DhcpOption.MessageType, Uint8Array.of(select ? DhcpMessageType.Request : DhcpMessageType.Discover)],

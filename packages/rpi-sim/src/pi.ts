@@ -250,7 +250,7 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
   };
 }
 
-/** Option 97 as each model sends it (PROTOCOL.md 1.3, 2.1). */
+/** Option 97 as each model sends it (docs/pi-netboot-protocol.md 1.3, 2.1). */
 export function piGuid(identity: PiIdentity, behaviour: PiBehaviour): Uint8Array {
   switch (identity.model) {
     case 'pi3b':

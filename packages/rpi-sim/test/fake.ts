@@ -46,7 +46,7 @@ export interface ScriptedFile {
 
 /**
  * A scripted network: DHCP answers after `leaseMs` (or never while `dhcpUp` says no), files come
- * from a table. It records every request so tests can compare the Pi's order with PROTOCOL.md.
+ * from a table. It records every request so tests can compare the Pi's order with docs/pi-netboot-protocol.md 3.2.
  */
 export class ScriptedLink implements PiLink {
   readonly fetches: FetchRequest[] = [];

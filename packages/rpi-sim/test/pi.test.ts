@@ -46,7 +46,7 @@ async function boot(identity = pi4!, files = tree(), dhcpUp?: (n: number) => boo
   return { report, link };
 }
 
-describe('simulated Pi 4 bootloader (PROTOCOL.md 3.2)', () => {
+describe('simulated Pi 4 bootloader (docs/pi-netboot-protocol.md 3.2)', () => {
   it('probes <serial>/start4.elf, then fetches the firmware, DTB, cmdline and kernel with tsize + blksize 1468', async () => {
     const { report, link } = await boot();
     const s = pi4!.serial;
@@ -185,7 +185,7 @@ describe('boot storm', () => {
   });
 });
 
-describe('a Pi OS boot folder: what config.txt names is fetched, the initramfs ends the boot (PROTOCOL.md 9)', () => {
+describe('a Pi OS boot folder: what config.txt names is fetched, the initramfs ends the boot (docs/pi-netboot-protocol.md 9)', () => {
   const PI_OS_CONFIG = 'auto_initramfs=1\ndtoverlay=vc4-kms-v3d\narm_64bit=1\n';
   const piOs =
     (options: { initramfsMs?: number; initramfs?: boolean } = {}) =>

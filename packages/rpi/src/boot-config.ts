@@ -42,7 +42,7 @@ export const BOOT_MOUNT_OPTIONS = 'defaults,_netdev,vers=3,proto=tcp,nolock';
 
 /**
  * fstab for an NFS-root Pi: proc, and the Pi's own TFTP folder over NFS as its boot partition so
- * kernel and firmware updates land in what TFTP serves (PXETOOLS.md E10). No leading blanks.
+ * kernel and firmware updates land in what TFTP serves (docs/pxetools-compat.md E10). No leading blanks.
  */
 export function renderFstab(options: FstabOptions): string {
   // Upstream's /dev/sda1 on /var/lib/docker line is gone: the docker disk is an image file in the
@@ -99,7 +99,7 @@ export function normalizeConfigTxt(text: string): string {
   return unix.endsWith('\n') || unix === '' ? unix : `${unix}\n`;
 }
 
-/** The upstream `owner` / `name` files: the text plus a newline (PXETOOLS.md C7). */
+/** The upstream `owner` / `name` files: the text plus a newline (docs/pxetools-compat.md C7). */
 export function renderOwnerFile(text: string): string {
   if (text.includes('\n')) throw new IotTofuError('INVALID_OWNER', `owner ${JSON.stringify(text)} must be one line`);
   return `${text}\n`;

@@ -1,7 +1,7 @@
 import type { PiModel } from './models.js';
 
 /**
- * One TFTP request in a model's boot sequence (PROTOCOL.md 3.2). `prefixed` requests go under the
+ * One TFTP request in a model's boot sequence (docs/pi-netboot-protocol.md 3.2). `prefixed` requests go under the
  * serial folder once the prefix probe succeeded; `probe` requests are aborted after the OACK
  * ("Early terminate") to learn the size; `optional` files may be missing (ERROR 1 is normal).
  */

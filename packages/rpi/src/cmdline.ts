@@ -49,7 +49,7 @@ export const CMDLINE_RULES: readonly CmdlineRule[] = [
  * /sys/fs/cgroup/cgroup.controllers for `memory`, not /proc/cgroups. `cgroup_enable=cpuset` is
  * harmless where cpuset is already on and keeps older kernels working.
  * Sources: raspberrypi/linux PR #6439 and issue #6980; moby#35587; pi-gen#917; k3s#8890
- * (PROTOCOL.md section 9).
+ * (docs/pi-netboot-protocol.md section 9).
  */
 export const CMDLINE_ADDED = ['cgroup_enable=cpuset', 'cgroup_enable=memory'] as const;
 

@@ -30,7 +30,7 @@ export function macToBytes(mac: string): Uint8Array {
 }
 
 /**
- * Raspberry Pi Ltd / Foundation OUIs seen on Pi Ethernet ports (PROTOCOL.md 1.5). Not complete by
+ * Raspberry Pi Ltd / Foundation OUIs seen on Pi Ethernet ports (docs/pi-netboot-protocol.md 1.5). Not complete by
  * definition (MAC_ADDRESS can override it), so it is one hint among several, never the only one.
  */
 export const RASPBERRY_PI_OUIS: readonly string[] = ['b8:27:eb', 'dc:a6:32', 'e4:5f:01', '28:cd:c1', 'd8:3a:dd', '2c:cf:67'];

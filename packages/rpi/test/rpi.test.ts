@@ -59,7 +59,7 @@ describe('MAC helpers', () => {
 });
 
 describe('option 97 GUID', () => {
-  it('reads the Pi 3B+ serial-x4 layout from the LAB.md capture', () => {
+  it('reads the Pi 3B+ serial-x4 layout from the docs/lab.md 2 capture', () => {
     const bytes = Uint8Array.from(Buffer.from('007d2464557d2464557d2464557d246455', 'hex'));
     expect(parsePiGuid(bytes)).toEqual({ kind: 'serial-x4', serial: '5564247d' });
   });

@@ -72,7 +72,7 @@ export interface FileSourceOptions {
   readonly isRegistered?: (serial: string) => boolean;
   readonly providers?: readonly FileProvider[];
   /**
-   * PROTOCOL.md 3.5, off by default: `<serial>/<file>` falls back to `<root>/<file>` for any serial
+   * docs/pi-netboot-protocol.md 3.5, off by default: `<serial>/<file>` falls back to `<root>/<file>` for any serial
    * (after the shared folder). The Pi's prefix probe then always succeeds, so it keeps its prefix.
    */
   readonly prefixFallback?: boolean;

@@ -1,5 +1,5 @@
 /**
- * Why a requested name was refused before touching the disk (PROTOCOL.md 6). Every refusal maps
+ * Why a requested name was refused before touching the disk (docs/pi-netboot-protocol.md 6). Every refusal maps
  * to a TFTP ERROR 2 "Access violation" except `empty`, which is ERROR 1.
  */
 export type PathRejection = 'empty' | 'control-character' | 'parent-segment' | 'too-long';

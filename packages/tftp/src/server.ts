@@ -108,7 +108,7 @@ export interface TftpServerOptions {
   /** Whole-transfer limit (default 10 min). */
   readonly maxTransferMs?: number;
   /**
-   * Single-port mode (PROTOCOL.md 7): every transfer is answered from the listening socket and
+   * Single-port mode (docs/pi-netboot-protocol.md 7): every transfer is answered from the listening socket and
    * told apart by the client's (ip, port), for NAT and containers that forward only port 69.
    * Default off: a fresh socket (TID) per transfer, as RFC 1350 asks.
    */
@@ -394,7 +394,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     const existing = this.byClient.get(key);
     if (existing) {
       this.drop('duplicate-request', client);
-      // Its OACK was lost (PROTOCOL.md 3.3): send it again, within the client's request budget.
+      // Its OACK was lost (docs/pi-netboot-protocol.md 3.3): send it again, within the client's request budget.
       if (existing !== 'opening' && this.takeToken(client.address)) existing.requestRepeated();
       return;
     }
