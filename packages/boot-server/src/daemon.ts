@@ -283,6 +283,11 @@ export class BootServer {
       const ip = e.from.split(':')[0];
       this.bus.emit('pi-seen', { ...opt('serial', e.serial), mac: e.mac, ...opt('model', e.model), ...(ip && ip !== '0.0.0.0' ? { ip } : {}), answered: e.answered, at: this.now() });
     });
+    dhcp.on('lease', (e) => {
+      // Full mode: a registered Pi's bound address is what --list shows at once (no wait for its traffic).
+      const serial = e.serial ?? fleet.serialForMac(e.mac);
+      if (e.state === 'bound' && serial && fleet.isRegistered({ serial })) fleet.recordSeen({ serial, mac: e.mac, ip: e.address, at: this.now() });
+    });
     dhcp.on('offer-sent', (e) => {
       const serial = e.serial ?? fleet.serialForMac(e.mac);
       this.bus.emit('offer-sent', { ...opt('serial', serial), mac: e.mac, kind: e.kind, messageType: e.messageType, repeat: e.repeat, at: this.now() });
