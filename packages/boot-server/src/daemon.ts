@@ -26,6 +26,8 @@ export interface BootServerDeps {
   /** Wall clock in ms (timelines, boot durations). */
   now?: () => number;
   version?: string;
+  /** Whether fleet verbs may run (default: euid 0); tests of our own logic inject it, as for Fleet. */
+  isRoot?: () => boolean;
 }
 
 /** One socket the daemon listens on; the bin logs one line per entry. */
@@ -158,6 +160,7 @@ export class BootServer {
       serverIp: config.serverIp,
       logger: logger.child({ subsystem: 'fleet' }),
       ...(this.deps.runner ? { runner: this.deps.runner } : {}),
+      ...(this.deps.isRoot ? { isRoot: this.deps.isRoot } : {}),
     }).catch((error: unknown) => {
       throw new StartupError('stateDir', `cannot open the registry in ${config.stateDir}: ${(error as Error).message}`, { cause: error });
     });
