@@ -7,7 +7,7 @@ import { DOCKER_DISK_FSCK_UNIT, DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT } 
 import { Fleet, checkSshKeys, parseDiskSize, type FleetOptions, type FleetStep } from '../src/index.js';
 import { which } from '../../../test/needs.js';
 import { needs } from '../../../test/needs.js';
-import { makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
+import { makeBaseTrees, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 /**
  * Issue 11: a docker disk per Pi (sparse ext4 image in its NFS root, units that mount it on the Pi),
@@ -36,12 +36,7 @@ async function world(extra: Partial<FleetOptions> = {}, fail?: (file: string, ar
   copyFileSync(which('e2fsck')!, join(src.root, 'usr/sbin/e2fsck'));
   const { runner, calls } = recordingRunner({ fakeExportfs: true, ...(fail ? { fail } : {}) });
   const options: FleetOptions = {
-    tftpRoot: join(dir, 'tftpboot'),
-    nfsRoot: join(dir, 'nfs'),
-    stateDir: join(dir, 'state'),
-    exportsFile: join(dir, 'exports.d', 'test.exports'),
-    exportsClients: '10.77.0.0/24',
-    serverIp: '10.77.0.2',
+    ...tempRoots(dir),
     runner,
     isRoot: () => true,
     ...extra,

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, MASKED_UNITS, chooseSetupSource, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
 import { CommandFailedError } from '@iot-tofu/nfs-server-lite';
 import { needs } from '../../../test/needs.js';
-import { SPECIAL_ENTRIES, anyUser, makeBaseTrees, recordingRunner, tempDir } from './helpers.js';
+import { SPECIAL_ENTRIES, anyUser, makeBaseTrees, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -18,12 +18,7 @@ async function makeFleet(extra: Partial<FleetOptions> = {}) {
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const { runner, calls } = recordingRunner({ fakeExportfs: true });
   const options: FleetOptions = {
-    tftpRoot: join(dir, 'tftpboot'),
-    nfsRoot: join(dir, 'nfs'),
-    stateDir: join(dir, 'state'),
-    exportsFile: join(dir, 'exports.d', 'test.exports'),
-    exportsClients: '10.77.0.0/24',
-    serverIp: '10.77.0.2',
+    ...tempRoots(dir),
     runner,
     ...anyUser,
     ...extra,

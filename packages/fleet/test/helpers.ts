@@ -28,6 +28,21 @@ export const VERB_NEEDS = [] as const;
  */
 export const anyUser = { isRoot: () => true } as const;
 
+/**
+ * A fleet's folders under one temp dir, with a private exports file on the lab's 10.77.0.0/24 and
+ * the server at 10.77.0.2: what the verb tests open their Fleet on (plus a runner and anyUser).
+ */
+export function tempRoots(dir: string): { tftpRoot: string; nfsRoot: string; stateDir: string; exportsFile: string; exportsClients: string; serverIp: string } {
+  return {
+    tftpRoot: join(dir, 'tftpboot'),
+    nfsRoot: join(dir, 'nfs'),
+    stateDir: join(dir, 'state'),
+    exportsFile: join(dir, 'exports.d', 'test.exports'),
+    exportsClients: '10.77.0.0/24',
+    serverIp: '10.77.0.2',
+  };
+}
+
 /** A temp folder under /tmp for one test. */
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `iot-tofu-${prefix}-`));

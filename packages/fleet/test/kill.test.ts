@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
 import { repoRoot, tsNodeArgs } from '../../../test/lab/node.js';
 import { needs } from '../../../test/needs.js';
-import { VERB_NEEDS, recordingRunner, tempDir } from './helpers.js';
+import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 /**
  * Issue 19 items 2-4: a fleet verb killed at any point (each named step, random moments; the whole
@@ -36,14 +36,7 @@ function world() {
   }
   mkdirSync(join(root, 'etc'), { recursive: true });
   writeFileSync(join(root, 'etc', 'hostname'), 'raspberrypi\n');
-  const options = {
-    tftpRoot: join(dir, 'tftpboot'),
-    nfsRoot: join(dir, 'nfs'),
-    stateDir: join(dir, 'state'),
-    exportsFile: join(dir, 'exports.d', 'test.exports'),
-    exportsClients: '10.77.0.0/24',
-    serverIp: '10.77.0.2',
-  };
+  const options = tempRoots(dir);
   const open = async () => {
     const fleet = await Fleet.open({ ...options, runner: recordingRunner({ fakeExportfs: true }).runner, isRoot: () => true } satisfies FleetOptions);
     cleanups.push(() => fleet.close());

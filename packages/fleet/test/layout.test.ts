@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions } from '../src/index.js';
 import { migrateCmdline, migrateFstab, layout1Cmdline } from '../src/boot-folder.js';
 import { needs } from '../../../test/needs.js';
-import { VERB_NEEDS, recordingRunner, tempDir } from './helpers.js';
+import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -30,12 +30,7 @@ async function world() {
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const { runner } = recordingRunner({ fakeExportfs: true });
   const options: FleetOptions = {
-    tftpRoot: join(dir, 'tftpboot'),
-    nfsRoot: join(dir, 'nfs'),
-    stateDir: join(dir, 'state'),
-    exportsFile: join(dir, 'exports.d', 'test.exports'),
-    exportsClients: '10.77.0.0/24',
-    serverIp: '10.77.0.2',
+    ...tempRoots(dir),
     runner,
     isRoot: () => true,
   };
