@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { ProxyConfigError, validatePoolConfig } from '@iot-tofu/dhcp';
+import { ProxyConfigError, validatePoolConfig, type LeasePoolConfig } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { parseDiskSize } from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
@@ -249,6 +249,19 @@ export function resolveConfig(layers: ConfigLayers, host: ConfigHost): BootServe
 }
 
 /** `10.77.0.100-10.77.0.199` → its two ends (the range key is already validated). */
+/** The address pool full mode serves, from the config keys: what is checked here is what runs. */
+export function leasePoolConfig(config: BootServerConfig & { dhcpRange: string; dhcpNetmask: string }): LeasePoolConfig {
+  const { start, end } = parseDhcpRange(config.dhcpRange);
+  return {
+    rangeStart: start,
+    rangeEnd: end,
+    netmask: config.dhcpNetmask,
+    serverIp: config.serverIp,
+    leaseTimeSec: config.dhcpLeaseTime,
+    ...(config.dhcpRouter ? { router: config.dhcpRouter } : {}),
+  };
+}
+
 export function parseDhcpRange(range: string): { start: string; end: string } {
   const [start = '', end = ''] = range.split('-');
   return { start, end };
@@ -259,16 +272,8 @@ function checkFullMode(config: BootServerConfig): void {
   const source = 'dhcpMode full';
   if (config.dhcpRange === undefined) throw new ConfigError('dhcpRange', 'required with dhcpMode full (e.g. "10.77.0.100-10.77.0.199")', source);
   if (config.dhcpNetmask === undefined) throw new ConfigError('dhcpNetmask', 'required with dhcpMode full (e.g. "255.255.255.0")', source);
-  const { start, end } = parseDhcpRange(config.dhcpRange);
   try {
-    validatePoolConfig({
-      rangeStart: start,
-      rangeEnd: end,
-      netmask: config.dhcpNetmask,
-      serverIp: config.serverIp,
-      leaseTimeSec: config.dhcpLeaseTime,
-      ...(config.dhcpRouter ? { router: config.dhcpRouter } : {}),
-    });
+    validatePoolConfig(leasePoolConfig({ ...config, dhcpRange: config.dhcpRange, dhcpNetmask: config.dhcpNetmask }));
   } catch (error) {
     if (error instanceof ProxyConfigError) throw new ConfigError(error.key, error.message.slice(error.key.length + 2), source);
     throw error;

@@ -1,5 +1,5 @@
 import { LeasePool, LeaseStore, pingConflictCheck, type FullModeOptions } from '@iot-tofu/dhcp';
-import { parseDhcpRange, type BootServerConfig } from './config.js';
+import { leasePoolConfig, type BootServerConfig } from './config.js';
 
 /**
  * Full-DHCP mode options for the daemon (`dhcpMode: "full"`): the pool from dhcpRange/dhcpNetmask,
@@ -12,14 +12,8 @@ export function fullDhcpOptions(
   hooks: { staticAddressFor?: (mac: string, serial?: string) => string | undefined; isReserved?: (address: string) => boolean; onCheckError?: (address: string, detail: string) => void } = {},
 ): FullModeOptions | undefined {
   if (config.dhcpMode !== 'full' || !config.dhcpRange || !config.dhcpNetmask) return undefined;
-  const { start, end } = parseDhcpRange(config.dhcpRange);
   const pool = new LeasePool({
-    rangeStart: start,
-    rangeEnd: end,
-    netmask: config.dhcpNetmask,
-    serverIp: config.serverIp,
-    leaseTimeSec: config.dhcpLeaseTime,
-    ...(config.dhcpRouter ? { router: config.dhcpRouter } : {}),
+    ...leasePoolConfig({ ...config, dhcpRange: config.dhcpRange, dhcpNetmask: config.dhcpNetmask }),
     ...(hooks.isReserved ? { isReserved: hooks.isReserved } : {}),
   });
   return {
