@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { fastify, type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONTENT_SECURITY_POLICY, defaultWebDir, loadWebAssets, pageWeight, registerWebPage, WEB_FILES, type WebAssets } from '../src/web/index.js';
+
+// The fleet page's server half (assets from memory, headers) and its pure client helpers
+// (web/timeline.js, plain JS the browser loads; imported here by URL as the browser would).
+
+describe('fleet page assets and headers', () => {
+  let app: FastifyInstance;
+  let assets: WebAssets;
+
+  beforeAll(async () => {
+    assets = loadWebAssets();
+    app = fastify();
+    registerWebPage(app, assets);
+    await app.ready();
+  });
+  afterAll(() => app.close());
+
+  it('serves the page at / with a strict CSP, no caching without revalidation, and links to versioned assets', async () => {
+    const response = await app.inject({ url: '/' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(response.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(CONTENT_SECURITY_POLICY).not.toMatch(/unsafe|\*/);
+    expect(response.headers['cache-control']).toBe('no-cache');
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.body).toContain(`src="/web/${assets.version}/app.js"`);
+    expect(response.body).toContain(`href="/web/${assets.version}/app.css"`);
+    expect(response.body).not.toContain('%ASSETS%');
+    // No inline script or style for the CSP to refuse.
+    expect(response.body).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=/i);
+    expect((await app.inject({ url: '/web/' })).body).toBe(response.body);
+  });
+
+  it('answers a matching ETag with 304 and gzips for clients that accept it', async () => {
+    const first = await app.inject({ url: `/web/${assets.version}/app.js`, headers: { 'accept-encoding': 'gzip, br' } });
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(first.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(first.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(first.rawPayload).equals(assets.files.get('app.js')!.body)).toBe(true);
+    const again = await app.inject({ url: `/web/${assets.version}/app.js`, headers: { 'if-none-match': String(first.headers.etag) } });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    const plain = await app.inject({ url: `/web/${assets.version}/app.js` });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body).toBe(assets.files.get('app.js')!.body.toString());
+  });
+
+  it('serves only its own files, and only under the current version', async () => {
+    for (const file of WEB_FILES) expect((await app.inject({ url: `/web/${assets.version}/${file}` })).statusCode, file).toBe(200);
+    expect((await app.inject({ url: '/web/000000000000/app.js' })).statusCode).toBe(404);
+    expect((await app.inject({ url: `/web/${assets.version}/index.html` })).statusCode).toBe(404);
+    expect((await app.inject({ url: `/web/${assets.version}/..%2fpackage.json` })).statusCode).toBe(404);
+  });
+
+  it('changes version when an asset changes, so cached copies are never stale', () => {
+    expect(assets.version).toMatch(/^[0-9a-f]{12}$/);
+    expect(loadWebAssets().version).toBe(assets.version);
+  });
+
+  it('stays small: the whole page under 16 KiB gzipped', () => {
+    expect(pageWeight(assets, true)).toBeLessThan(16 * 1024);
+    expect(pageWeight(assets, true)).toBeLessThan(pageWeight(assets, false));
+  });
+});
+
+interface TimelineHelpers {
+  readSseMessages(buffer: string): { messages: Array<{ event: string; data: any }>; rest: string };
+  serialOfEvent(event: object, serialByIp?: Map<string, string>): string | undefined;
+  nextBootState(previous: object, type: string, event: object): { state: string; lastBoot?: number; gateSince?: number; gateWaitMs?: number; reason?: string };
+  bootStateOf(entries: object[]): { state: string; lastBoot?: number };
+  describeEntry(type: string, event: object, boot?: object): Record<string, string> | null;
+  formatBytes(bytes: number): string;
+}
+
+describe('fleet page helpers (web/timeline.js)', () => {
+  let t: TimelineHelpers;
+  beforeAll(async () => {
+    t = (await import(pathToFileURL(join(defaultWebDir(), 'timeline.js')).href)) as TimelineHelpers;
+  });
+
+  it('reads event-stream messages across chunk boundaries and skips comments', () => {
+    const first = t.readSseMessages(': iot-tofu events\n\nevent: boot-complete\ndata: {"serial":"9f55bbfd","ms":1200,"at":5}\n\nevent: file-ser');
+    expect(first.messages).toEqual([{ event: 'boot-complete', data: { serial: '9f55bbfd', ms: 1200, at: 5 } }]);
+    const second = t.readSseMessages(`${first.rest}ved\r\ndata: {"file":"x"}\r\n\r\n: keep-alive\n\n`);
+    expect(second.messages).toEqual([{ event: 'file-served', data: { file: 'x' } }]);
+    expect(second.rest).toBe('');
+    expect(t.readSseMessages('event: x\ndata: {not json\n\n').messages).toEqual([]);
+  });
+
+  it('finds the serial from the event, the folder of the file, or what the IP asked for before', () => {
+    const byIp = new Map<string, string>();
+    expect(t.serialOfEvent({ file: '9f55bbfd/start4.elf', clientIp: '10.0.0.5' }, byIp)).toBe('9f55bbfd');
+    expect(t.serialOfEvent({ file: 'kernel8.img', clientIp: '10.0.0.5' }, byIp)).toBe('9f55bbfd');
+    expect(t.serialOfEvent({ file: 'kernel8.img', clientIp: '10.0.0.6' }, byIp)).toBeUndefined();
+    expect(t.serialOfEvent({ serial: '0a1b2c3d', mac: 'x' })).toBe('0a1b2c3d');
+  });
+
+  it('follows a boot through the gate: waiting, the wait measured at the offer, booted with its time', () => {
+    let boot = t.nextBootState({}, 'dhcp-ignored', { reason: 'deferred', at: 1000 });
+    boot = t.nextBootState(boot, 'dhcp-ignored', { reason: 'deferred', at: 3000 });
+    expect(boot).toMatchObject({ state: 'waiting', gateSince: 1000 });
+    expect(t.describeEntry('offer-sent', { messageType: 'offer', at: 4500 }, boot)).toMatchObject({ what: 'proxy offer', note: 'waited 3.5 s at the gate' });
+    boot = t.nextBootState(boot, 'offer-sent', { at: 4500 });
+    expect(boot).toMatchObject({ state: 'booting', gateWaitMs: 3500 });
+    boot = t.nextBootState(boot, 'boot-complete', { ms: 9000, at: '1970-01-01T00:00:10.000Z' });
+    expect(boot).toMatchObject({ state: 'booted', lastBoot: 10_000 });
+    // The initramfs after the kernel does not make a booted Pi "booting" again.
+    expect(t.nextBootState(boot, 'file-served', { at: 11_000 }).state).toBe('booted');
+    expect(t.nextBootState(boot, 'file-served', { at: 200_000 }).state).toBe('booting');
+    expect(t.bootStateOf([{ type: 'file-served', at: 1 }, { type: 'boot-failed', reason: 'config.txt missing', at: 2 }])).toMatchObject({ state: 'failed' });
+  });
+
+  it('describes each file with bytes, time and retries, without the serial folder', () => {
+    expect(t.describeEntry('file-served', { file: '9f55bbfd/kernel8.img', bytes: 3_000_000, ms: 1234, retries: 2, at: 1 })).toEqual({
+      what: 'file served',
+      file: 'kernel8.img',
+      bytes: '2.9 MiB',
+      time: '1.2 s',
+      retries: '2',
+      note: '',
+    });
+    expect(t.describeEntry('transfer-failed', { file: '9f55bbfd/config.txt', kind: 'missing', reason: 'config.txt missing', retries: 0, at: 1 })).toMatchObject({ what: 'file missing', file: 'config.txt' });
+    expect(t.describeEntry('transfer-started', { file: 'x', at: 1 })).toBeNull();
+    expect(t.formatBytes(512)).toBe('512 B');
+  });
+});

@@ -1,0 +1,146 @@
+// Pure helpers of the fleet page: reading the event stream, following each Pi's boot state and
+// describing timeline entries. No DOM here, so test/web.test.ts runs them under Node.
+
+/** A folder-prefixed TFTP path (`9f55bbfd/start4.elf`) names the Pi it belongs to. */
+const SERIAL_PREFIX = /^\/?([0-9a-f]{8})\//;
+
+/** Entries kept per Pi; older ones drop off (the server keeps the full timeline). */
+export const TIMELINE_LIMIT = 200;
+
+/**
+ * Splits buffered event-stream text into complete messages; returns them and the unfinished rest.
+ * Comments (`: keep-alive`) and blocks without data are skipped.
+ */
+export function readSseMessages(buffer) {
+  const text = buffer.replace(/\r\n?/g, '\n');
+  const messages = [];
+  let start = 0;
+  for (let cut = text.indexOf('\n\n'); cut >= 0; cut = text.indexOf('\n\n', start)) {
+    const message = parseSseBlock(text.slice(start, cut));
+    if (message) messages.push(message);
+    start = cut + 2;
+  }
+  return { messages, rest: text.slice(start) };
+}
+
+/** One `event:` + `data:` block → { event, data } (data parsed as JSON), or null. */
+export function parseSseBlock(block) {
+  let event = 'message';
+  const data = [];
+  for (const line of block.split('\n')) {
+    if (line === '' || line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return null;
+  try {
+    return { event, data: JSON.parse(data.join('\n')) };
+  } catch {
+    return null;
+  }
+}
+
+/** The serial an event is about: its own field, else its file's folder, else what its IP asked for before. */
+export function serialOfEvent(event, serialByIp) {
+  const fromPath = typeof event.file === 'string' ? SERIAL_PREFIX.exec(event.file)?.[1] : undefined;
+  const serial = event.serial ?? fromPath ?? (event.clientIp ? serialByIp?.get(event.clientIp) : undefined);
+  if (serial && event.clientIp && serialByIp) serialByIp.set(event.clientIp, serial);
+  return serial;
+}
+
+/** Milliseconds since the epoch from the stream's numbers and the stored timeline's ISO strings. */
+export function timeOf(at) {
+  return typeof at === 'number' ? at : Date.parse(at);
+}
+
+/**
+ * A Pi's boot state after one more event: idle, waiting (held at the boot-storm gate), booting,
+ * booted or failed, with the last boot's time and the gate's wait of the current boot.
+ */
+export function nextBootState(previous, type, event) {
+  const boot = { state: 'idle', ...previous };
+  const at = timeOf(event.at);
+  switch (type) {
+    case 'dhcp-ignored':
+      if (event.reason === 'deferred') {
+        if (boot.state !== 'waiting') boot.gateSince = at;
+        boot.state = 'waiting';
+      }
+      return boot;
+    case 'offer-sent':
+      if (boot.gateSince !== undefined) boot.gateWaitMs = at - boot.gateSince;
+      delete boot.gateSince;
+      boot.state = 'booting';
+      return boot;
+    case 'transfer-started':
+    case 'file-served':
+      // Late files (initramfs, overlays) right after a boot still belong to it.
+      if (!(boot.state === 'booted' && boot.lastBoot !== undefined && at - boot.lastBoot < 60_000)) boot.state = 'booting';
+      return boot;
+    case 'boot-complete':
+      return { ...boot, state: 'booted', lastBoot: at, reason: undefined };
+    case 'boot-failed':
+      return { ...boot, state: 'failed', reason: event.reason };
+    default:
+      return boot;
+  }
+}
+
+/** The boot state a stored timeline (oldest first) ends in. */
+export function bootStateOf(entries) {
+  return entries.reduce((boot, entry) => nextBootState(boot, entry.type, entry), { state: 'idle' });
+}
+
+/** `3000000` → `2.9 MiB`. */
+export function formatBytes(bytes) {
+  if (typeof bytes !== 'number') return '';
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** `1234` → `1.2 s`, `87` → `87 ms`. */
+export function formatMs(ms) {
+  if (typeof ms !== 'number') return '';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The file name without its serial folder. */
+function fileName(file) {
+  return typeof file === 'string' ? file.replace(SERIAL_PREFIX, '') : '';
+}
+
+/**
+ * One timeline row: { what, file, bytes, time, retries, note } as text, or null for events the
+ * timeline leaves out (transfer starts: the served or failed entry follows). `boot` is the state
+ * before this event (for the gate's wait).
+ */
+export function describeEntry(type, event, boot = {}) {
+  const row = { what: type, file: fileName(event.file), bytes: '', time: '', retries: '', note: '' };
+  switch (type) {
+    case 'pi-seen':
+      return { ...row, what: 'DHCP discover', note: event.answered ? 'answered' : 'not answered' };
+    case 'dhcp-ignored':
+      if (event.reason === 'deferred') return { ...row, what: 'gate: waiting', note: 'held by the boot-storm gate until a slot frees' };
+      return { ...row, what: 'not answered', note: event.reason ?? '' };
+    case 'offer-sent': {
+      const waited = boot.gateSince !== undefined ? `waited ${formatMs(timeOf(event.at) - boot.gateSince)} at the gate` : '';
+      return { ...row, what: event.messageType === 'ack' ? 'proxy ACK' : 'proxy offer', note: waited };
+    }
+    case 'transfer-started':
+      return null;
+    case 'file-served':
+      return { ...row, what: 'file served', bytes: formatBytes(event.bytes), time: formatMs(event.ms), retries: String(event.retries ?? 0) };
+    case 'transfer-failed':
+      return { ...row, what: `file ${event.kind ?? 'failed'}`, retries: String(event.retries ?? 0), note: event.reason ?? '' };
+    case 'boot-complete':
+      return { ...row, what: 'booted', time: formatMs(event.ms) };
+    case 'boot-failed':
+      return { ...row, what: 'boot failed', note: event.reason ?? '' };
+    default:
+      return { ...row, note: event.reason ?? '' };
+  }
+}
