@@ -16,8 +16,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // needs() (test/needs.ts): in CI an unmet need fails the test; the reporter sums up the skips.
-    setupFiles: ['./test/needs-setup.ts'],
+    // needs() (packages/test-kit): in CI an unmet need fails the test; the reporter sums up the skips.
+    // fail-on-warnings: a process warning or console.warn/error fails the test unless it allowed it.
+    setupFiles: ['./test/needs-setup.ts', './packages/test-kit/src/fail-on-warnings.ts'],
     reporters: ['default', './test/needs-reporter.ts'],
   },
 });

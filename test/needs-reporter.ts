@@ -2,7 +2,7 @@
 // what (or, in CI, how many failed for an unmet need), and how to meet those needs. A test that
 // lacks several things counts once in the total and once on each line.
 import type { Reporter, TestModule } from 'vitest/node';
-import { installCommand, type NeedsMeta } from './needs.js';
+import { installCommand, type NeedsMeta } from '@iot-tofu/test-kit';
 
 function block(title: string, tests: string[][]): string[] {
   const byReason = new Map<string, number>();

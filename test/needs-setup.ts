@@ -1,7 +1,7 @@
 // Setup file (vitest.config.ts setupFiles): in CI a test whose needs are unmet fails with them.
 // Outside CI needs() already skipped it, so this hook finds nothing to do.
 import { beforeEach } from 'vitest';
-import { installCommand } from './needs.js';
+import { installCommand } from '@iot-tofu/test-kit';
 
 beforeEach(({ task }) => {
   const unmetNeeds = task.meta.needsUnmet;

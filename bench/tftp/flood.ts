@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeTftpPacket } from '@iot-tofu/tftp';
-import { tftpGet } from '../../test/tftp/client.js';
+import { tftpGet } from '../../packages/tftp/test/client.js';
 import { repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../../test/lab/index.js';
 
 const { values } = parseArgs({

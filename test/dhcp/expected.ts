@@ -1,6 +1,6 @@
 import { decodeDhcpMessage, encodeDhcpMessage, ipv4ToBytes } from '@iot-tofu/dhcp';
-import { fixturePath } from './fixtures.js';
-import { readUdpFrames } from './pcap.js';
+import { fixturePath } from '../../packages/dhcp/test/fixtures.js';
+import { readUdpFrames } from '../../packages/dhcp/test/pcap.js';
 
 /** dnsmasq's captured Pi offer (frame 2) re-addressed to another server IP, as hex. */
 export function goldenPiOfferHex(serverIp: string): string {

@@ -7,7 +7,7 @@ import { clientMac, decodeDhcpMessage, messageType } from '@iot-tofu/dhcp';
 import { Lab, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../lab/index.js';
 import { needs } from '../needs.js';
 import { jsonEvents, type JsonEvent } from './lab.js';
-import { readUdpFrames } from './pcap.js';
+import { readUdpFrames } from '../../packages/dhcp/test/pcap.js';
 import type { FullServeConfig } from './full-serve.js';
 
 /**

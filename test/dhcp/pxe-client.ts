@@ -20,8 +20,8 @@ import {
   optionText,
   type DhcpMessage,
 } from '@iot-tofu/dhcp';
-import { readUdpFrames } from './pcap.js';
-import { fixturePath } from './fixtures.js';
+import { readUdpFrames } from '../../packages/dhcp/test/pcap.js';
+import { fixturePath } from '../../packages/dhcp/test/fixtures.js';
 
 export type Profile = 'pi3b' | 'pi4' | 'pi5' | 'bios' | 'uefi-x64';
 

@@ -7,7 +7,7 @@ import { decodeDhcpMessage, offersRaspberryPiBoot, clientMac, messageType } from
 import { Lab, stopProcess, waitForOutput } from '../lab/index.js';
 import { needs } from '../needs.js';
 import { startServe, startSiteRouter, type JsonEvent } from './lab.js';
-import { readUdpFrames } from './pcap.js';
+import { readUdpFrames } from '../../packages/dhcp/test/pcap.js';
 
 /**
  * Real PXE firmware under QEMU TCG (docs/lab.md section 3) netboots through our proxy and our TFTP

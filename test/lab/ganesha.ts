@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseExports, type ExportClient, type ExportEntry } from '@iot-tofu/nfs-server-lite';
-import { stopProcess, type Lab } from './netns.js';
+import { stopProcess, type Lab } from '@iot-tofu/test-kit';
 
 /**
  * nfs-ganesha (VFS FSAL) as the NFS server of a namespace lab (docs/lab.md section 4): the machines have

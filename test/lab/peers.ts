@@ -1,5 +1,5 @@
 // Kept for code written before test/needs.ts: new tests declare what they need with needs().
-import { inCI, unmet, which } from '../needs.js';
+import { inCI, unmet, which } from '@iot-tofu/test-kit';
 
 export { inCI, which };
 

@@ -3,8 +3,8 @@
  *   node --conditions=@iot-tofu/source --import tsx test/tftp/get.ts '<GetOptions as JSON>'
  * Prints the GetResult (without the data) as one JSON line; exit code 0 when the download worked.
  */
-import { tftpGet } from './client.js';
-import type { GetOptions } from './client.js';
+import { tftpGet } from '../../packages/tftp/test/client.js';
+import type { GetOptions } from '../../packages/tftp/test/client.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}') as GetOptions;
 const result = await tftpGet({ ...options, keep: false });

@@ -7,7 +7,7 @@ import { bootSequence, MODEL_INFO, requiredBootFiles } from '@iot-tofu/rpi';
 import type { PiModel } from '@iot-tofu/rpi';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 import type { TftpServerEvents } from '@iot-tofu/tftp';
-import { tftpGet } from './client.js';
+import { tftpGet } from '../../packages/tftp/test/client.js';
 import { parkOnMainLane } from './main-lane.js';
 import type { ParkedTransfer } from './main-lane.js';
 

@@ -3,11 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { Fleet } from '@iot-tofu/fleet';
-import { buildApi } from '../src/api.js';
+import { buildApi, fleetPort } from '../src/api.js';
 import { EventBus } from '../src/events.js';
 import { createMetrics } from '../src/metrics.js';
-import { fleetPort } from '../src/fleet-adapter.js';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';
 
 const TOKEN = 'test-token-0123456789abcdef';

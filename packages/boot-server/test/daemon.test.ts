@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { Fleet } from '@iot-tofu/fleet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
 import { BootServer, StartupError, startBootServer } from '../src/daemon.js';
 import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';

@@ -9,8 +9,8 @@ import {
   messageType,
   optionText,
 } from '../src/index.js';
-import { fixturePath } from '../../../test/dhcp/fixtures.js';
-import { readUdpFrames } from '../../../test/dhcp/pcap.js';
+import { fixturePath } from './fixtures.js';
+import { readUdpFrames } from './pcap.js';
 
 const golden = readUdpFrames(fixturePath('dnsmasq-proxy-reply.pcap'));
 const piDiscover = golden[0]!.payload;

@@ -1,8 +1,8 @@
 import { DecodeError } from '@iot-tofu/errors';
 import { describe, expect, it } from 'vitest';
 import { decideProxyReply, decodeDhcpMessage, encodeDhcpMessage, type ProxyPolicy } from '../src/index.js';
-import { fixturePath } from '../../../test/dhcp/fixtures.js';
-import { readUdpFrames } from '../../../test/dhcp/pcap.js';
+import { fixturePath } from './fixtures.js';
+import { readUdpFrames } from './pcap.js';
 
 /** Small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
 function prng(seed: number): () => number {

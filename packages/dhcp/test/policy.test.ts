@@ -15,8 +15,8 @@ import {
   type ProxyPolicy,
   type ProxyPort,
 } from '../src/index.js';
-import { fixturePath } from '../../../test/dhcp/fixtures.js';
-import { readUdpFrames } from '../../../test/dhcp/pcap.js';
+import { fixturePath } from './fixtures.js';
+import { readUdpFrames } from './pcap.js';
 import { PXE_ARCH0, pi3RomGuid, pi4Guid, request } from './requests.js';
 
 const S = '10.77.0.2';

@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecodeError } from '@iot-tofu/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import {
   aclToXattr,
   decodeDevice,

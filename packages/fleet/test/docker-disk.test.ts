@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DOCKER_DISK_FSCK_UNIT, DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT } from '@iot-tofu/rpi';
 import { Fleet, checkSshKeys, parseDiskSize, type FleetOptions, type FleetStep } from '../src/index.js';
-import { which } from '../../../test/needs.js';
-import { needs } from '../../../test/needs.js';
+import { needs, which } from '@iot-tofu/test-kit';
 import { makeBaseTrees, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 /**

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../src/index.js';
 import { makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';

@@ -3,8 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
-import { repoRoot, tsNodeArgs } from '../../../test/lab/node.js';
-import { needs } from '../../../test/needs.js';
+import { needs, repoRoot, tsNodeArgs } from '@iot-tofu/test-kit';
 import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 /**

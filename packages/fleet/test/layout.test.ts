@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions } from '../src/index.js';
 import { migrateCmdline, migrateFstab, layout1Cmdline } from '../src/boot-folder.js';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { IMAGE_LAYOUT, IMAGE_TOOLS, SPECIAL_ENTRIES, VERB_NEEDS, anyUser, makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];

@@ -3,8 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collect, repoRoot, tsNodeArgs } from '../../../test/lab/index.js';
-import { needs } from '../../../test/needs.js';
+import { collect, needs, repoRoot, tsNodeArgs } from '@iot-tofu/test-kit';
 import {
   ExportsSyntaxError,
   InvalidExportError,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource, TftpServer, encodeTftpPacket } from '../src/index.js';
 import { acceptsRequest, mayStart, nextToStart } from '../src/client-limits.js';
-import { tftpGet } from '../../../test/tftp/client.js';
+import { tftpGet } from './client.js';
 import { HOST, RawPeer, record, until } from './loopback.js';
 
 const LIMITS = { maxConcurrent: 4, perClientMax: 2, perClientUnconfirmed: 3 };

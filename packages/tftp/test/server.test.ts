@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource, TftpServer, fromNetascii } from '../src/index.js';
 import type { TftpServerOptions, UdpSocket } from '../src/index.js';
-import { tftpGet } from '../../../test/tftp/client.js';
+import { tftpGet } from './client.js';
 import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 let dir: string;

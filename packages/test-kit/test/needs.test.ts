@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inCI, needs, unmet, which } from './needs.js';
+import { inCI, needs, unmet, which } from '../src/needs.js';
 
 describe('needs()', () => {
   it('finds a program on PATH and names one that is missing', () => {
