@@ -7,14 +7,13 @@ import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
 import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
 import { AdmissionControl, AdmissionGate, admissionMode } from './admission.js';
-import { buildApi } from './api.js';
+import { buildApi, fleetPort } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
 import { initramfsFromBootFolders } from './boot-plan.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
 import { DEFAULT_CONFIG, type BootServerConfig } from './config.js';
 import { EventBus, type BootEventName, type BootEvents } from './events.js';
 import { ensureApiToken } from './files.js';
-import { fleetPort } from './fleet-adapter.js';
 import { fullDhcpOptions } from './full-dhcp.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
 

@@ -3,8 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { IotTofuError } from '@iot-tofu/errors';
 import { FleetError } from '@iot-tofu/fleet';
-import { UNPRIVILEGED_HINT, fleetPort, type FleetVerbs } from '../src/fleet-adapter.js';
-import { statusForError } from '../src/api.js';
+import { UNPRIVILEGED_HINT, fleetPort, statusForError, type FleetVerbs } from '../src/api.js';
 
 function notRoot(verb: string): never {
   throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
