@@ -1,43 +1,23 @@
+/**
+ * Where TFTP bytes come from: a jailed root (jail.ts) with a per-serial overlay and generated
+ * files, decided here in one order (see open); files up to the cache budget come from the shared
+ * read cache (file-cache.ts), bigger ones stream from disk (streamed-body.ts).
+ */
 import { open as openFile, stat } from 'node:fs/promises';
-import { realpathSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { isAbsolute, join, sep } from 'node:path';
-import { IotTofuError } from '@iot-tofu/errors';
+import { isAbsolute, join } from 'node:path';
 import { isSerialFolderName } from '@iot-tofu/rpi';
 import { sanitizeTftpPath } from './path.js';
 import type { PathRejection } from './path.js';
 import { silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
-import { ReadCache, Slots } from './read-cache.js';
-import type { CachedData } from './read-cache.js';
-
-/** Why a file could not be opened; `reason` is what transfer events report. */
-export type FileErrorReason = 'not-found' | 'access-denied' | 'io-error';
-
-export class TftpFileError extends IotTofuError {
-  readonly reason: FileErrorReason;
-  constructor(reason: FileErrorReason, message: string, options?: { cause?: unknown }) {
-    super(`TFTP_${reason.toUpperCase().replace('-', '_')}`, message, options);
-    this.reason = reason;
-  }
-}
-
-/**
- * The bytes of one opened file. `read` answers synchronously when the bytes are in memory (the
- * hot path: cached files never cost an await per block) and with a promise otherwise.
- */
-export interface FileBody {
-  readonly size: number;
-  /**
-   * The whole file as a view on a SharedArrayBuffer, when it sits in the read cache: a transfer
-   * thread reads it from there, with no copy and no second cache.
-   */
-  readonly shared?: Uint8Array;
-  read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
-  /** Gives the file back (drops the cache reference or closes the descriptor); idempotent. */
-  release(): void;
-}
+import { fileIoError, isMissing, TftpFileError } from './file-error.js';
+import { memoryBody } from './file-body.js';
+import type { FileBody } from './file-body.js';
+import { FileCache } from './file-cache.js';
+import { Jails } from './jail.js';
+import { StreamedBody } from './streamed-body.js';
 
 export interface OpenedFile {
   /** Sanitised request path (`/`-joined segments). */
@@ -114,218 +94,16 @@ const REJECTION_TEXT: Record<PathRejection, string> = {
   'too-long': 'file name too long',
 };
 
-function inodeKey(info: Stats): string {
-  return `${info.dev}:${info.ino}`;
-}
-
-function identityOf(info: Stats): string {
-  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
-}
-
-/** Reads into `target` from file offset `position` until it is full or the file ends; returns the bytes read. */
-async function readFully(handle: FileHandle, target: Buffer, position: number): Promise<number> {
-  let filled = 0;
-  while (filled < target.length) {
-    const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return filled;
-}
-
-/**
- * A buffer in shared memory (transfer threads read cached files without a copy) holding `prefix`
- * and then the file from `prefix.length` on. Reads what the stat promised; a file that shrank
- * meanwhile yields what was there.
- */
-async function readShared(handle: FileHandle, size: number, prefix: Uint8Array = Buffer.alloc(0)): Promise<Buffer> {
-  const data = Buffer.from(new SharedArrayBuffer(size));
-  data.set(prefix);
-  const filled = prefix.length + (await readFully(handle, data.subarray(prefix.length), prefix.length));
-  return filled === size ? data : data.subarray(0, filled);
-}
-
-/** Chunk of a file compared at a time against cached buffers of its size. */
-const COMPARE_CHUNK = 1024 * 1024;
-/**
- * Comparing loads at once: libuv's default thread pool runs 4 reads at a time, so more would
- * only queue reads while each holds its scratch chunk (60 Pis × 7 files at once held ~200 MiB).
- */
-const COMPARE_SLOTS = 4;
-
-/**
- * Reads a file while comparing it, chunk by chunk, with cached buffers of its size (memcmp
- * speed; hashing would cost more than the read on a Pi 4). A copy of cached bytes thus costs one
- * chunk of memory and no budget. At the first chunk no candidate equals, the bytes so far (equal
- * to the last candidates') and the chunk go into a fresh buffer, which `reserve` must allow
- * (false: undefined, the caller streams), and the rest of the file is read into it.
- */
-async function readComparing(
-  handle: FileHandle,
-  size: number,
-  candidates: readonly CachedData[],
-  reserve: () => boolean,
-): Promise<{ same: CachedData } | { data: Buffer } | undefined> {
-  let matching = candidates;
-  const scratch = Buffer.allocUnsafe(Math.min(COMPARE_CHUNK, size));
-  for (let offset = 0; offset < size; ) {
-    const wanted = Math.min(scratch.length, size - offset);
-    const got = await readFully(handle, scratch.subarray(0, wanted), offset);
-    const chunk = scratch.subarray(0, got);
-    const still = got === wanted ? matching.filter((c) => c.data.subarray(offset, offset + got).equals(chunk)) : [];
-    if (still.length === 0) {
-      if (!reserve()) return undefined;
-      const prefix = Buffer.concat([matching[0]!.data.subarray(0, offset), chunk]);
-      // The file ended early (shrank since its stat): keep what was there, as readShared does.
-      if (got < wanted) return { data: await readShared(handle, offset + got, prefix) };
-      return { data: await readShared(handle, size, prefix) };
-    }
-    matching = still;
-    offset += got;
-  }
-  return { same: matching[0]! };
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP';
-}
-
-/** A body over bytes already in memory (a cache entry, a generated or converted file). */
-export function memoryBody(data: Uint8Array, onRelease?: () => void): FileBody {
-  return new MemoryBody(data, onRelease);
-}
-
-class MemoryBody implements FileBody {
-  readonly shared: Uint8Array | undefined;
-  constructor(
-    private readonly data: Uint8Array,
-    private readonly onRelease?: () => void,
-  ) {
-    this.shared = data.buffer instanceof SharedArrayBuffer ? data : undefined;
-  }
-  get size(): number {
-    return this.data.length;
-  }
-  read(offset: number, length: number): Uint8Array {
-    return this.data.subarray(offset, Math.min(offset + length, this.data.length));
-  }
-  private released = false;
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.onRelease?.();
-  }
-}
-
-/** A file too big for the cache: read in aligned chunks, the next chunk prefetched. */
-class StreamedBody implements FileBody {
-  private readonly chunks = new Map<number, Promise<Buffer>>();
-  private readonly ready = new Map<number, Buffer>();
-  private closed = false;
-
-  constructor(
-    private readonly handle: FileHandle,
-    readonly size: number,
-    private readonly chunkBytes: number,
-  ) {}
-
-  read(offset: number, length: number): Uint8Array | Promise<Uint8Array> {
-    const end = Math.min(offset + length, this.size);
-    const index = Math.floor(offset / this.chunkBytes);
-    const chunkStart = index * this.chunkBytes;
-    this.prefetch(index + 1);
-    this.forgetBefore(index - 1);
-    if (end <= chunkStart + this.chunkBytes) {
-      const chunk = this.ready.get(index);
-      if (chunk) return chunk.subarray(offset - chunkStart, end - chunkStart);
-      return this.load(index).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
-    }
-    // The range spans chunks (blksize does not divide chunkBytes, or a whole-file read): copy.
-    const lastIndex = Math.floor((end - 1) / this.chunkBytes);
-    const parts: Promise<Buffer>[] = [];
-    for (let i = index; i <= lastIndex; i++) parts.push(this.load(i));
-    return Promise.all(parts).then((chunks) => Buffer.concat(chunks).subarray(offset - chunkStart, end - chunkStart));
-  }
-
-  private prefetch(index: number): void {
-    if (index * this.chunkBytes < this.size) void this.load(index).catch(() => undefined);
-  }
-
-  private forgetBefore(index: number): void {
-    for (const key of this.chunks.keys()) {
-      if (key < index) {
-        this.chunks.delete(key);
-        this.ready.delete(key);
-      }
-    }
-  }
-
-  private load(index: number): Promise<Buffer> {
-    let pending = this.chunks.get(index);
-    if (!pending) {
-      pending = this.readChunk(index);
-      this.chunks.set(index, pending);
-      pending.then(
-        (buffer) => {
-          if (this.chunks.get(index) === pending) this.ready.set(index, buffer);
-        },
-        () => this.chunks.delete(index),
-      );
-    }
-    return pending;
-  }
-
-  private async readChunk(index: number): Promise<Buffer> {
-    if (this.closed) throw new TftpFileError('io-error', 'file already released');
-    const start = index * this.chunkBytes;
-    const length = Math.max(0, Math.min(this.chunkBytes, this.size - start));
-    const buffer = Buffer.allocUnsafe(length);
-    let filled = 0;
-    while (filled < length) {
-      const { bytesRead } = await this.handle.read(buffer, filled, length - filled, start + filled);
-      if (bytesRead === 0) throw new TftpFileError('io-error', 'file shrank while it was being sent');
-      filled += bytesRead;
-    }
-    return buffer;
-  }
-
-  release(): void {
-    if (this.closed) return;
-    this.closed = true;
-    const pending = [...this.chunks.values()];
-    this.chunks.clear();
-    this.ready.clear();
-    // Close only after in-flight reads settle, so no read hits a closed descriptor.
-    void Promise.allSettled(pending).then(() => this.handle.close().catch(() => undefined));
-  }
-}
-
-/**
- * Where TFTP bytes come from: a jailed root with a per-serial overlay, generated files, and a
- * shared read cache bounded in bytes. Concurrent transfers of one file share one in-memory copy,
- * read from disk once; files with identical bytes (per-Pi copies of one boot tree) share one copy;
- * a change on disk (size, mtime, ctime or inode) makes the next open reload.
- */
 export class FileSource {
   readonly root: string;
   private readonly sharedFolder: string | null;
   private readonly isRegistered: (serial: string) => boolean;
   private readonly providers: readonly FileProvider[];
   private readonly prefixFallback: boolean;
-  private readonly cacheMaxBytes: number;
   private readonly chunkBytes: number;
   private readonly logger: TftpLogger;
-  private readonly cache: ReadCache;
-  /** Loads in progress per inode: concurrent opens of one file read it once. */
-  private readonly loading = new Map<string, Promise<CachedData | undefined>>();
-  /** Per file size, the load reading bytes no cached buffer of that size had: later loads of that size wait for it. */
-  private readonly producers = new Map<number, Promise<void>>();
-  private readonly compareSlots = new Slots(COMPARE_SLOTS);
-  private readonly jails = new Map<string, { real: string; at: number }>();
-  private hits = 0;
-  private misses = 0;
-  private shared = 0;
+  private readonly cache: FileCache;
+  private readonly jails: Jails;
   private streamed = 0;
 
   constructor(options: FileSourceOptions) {
@@ -335,15 +113,23 @@ export class FileSource {
     this.isRegistered = options.isRegistered ?? (() => false);
     this.providers = options.providers ?? [];
     this.prefixFallback = options.prefixFallback ?? false;
-    this.cacheMaxBytes = options.cacheMaxBytes ?? 256 * 1024 * 1024;
-    this.cache = new ReadCache(this.cacheMaxBytes);
     this.chunkBytes = Math.max(4096, options.chunkBytes ?? 64 * 1024);
     this.logger = options.logger ?? silentLogger;
+    this.cache = new FileCache(options.cacheMaxBytes ?? 256 * 1024 * 1024, this.logger);
+    this.jails = new Jails(this.logger);
   }
 
   get stats(): FileSourceStats {
     const cache = this.cache.stats;
-    return { cachedFiles: cache.files, cachedBuffers: cache.buffers, cachedBytes: cache.bytes, hits: this.hits, misses: this.misses, shared: this.shared, streamed: this.streamed };
+    return {
+      cachedFiles: cache.files,
+      cachedBuffers: cache.buffers,
+      cachedBytes: cache.bytes,
+      hits: cache.hits,
+      misses: cache.misses,
+      shared: cache.shared,
+      streamed: this.streamed,
+    };
   }
 
   /** Checks that the root exists and is a directory (for a one-line startup error). */
@@ -379,10 +165,11 @@ export class FileSource {
     if (own) return { ...base, origin: 'disk', body: own };
 
     for (const provider of this.providers) {
-      const generated = await provider({ path, file: rest, ...(serial ? { serial } : {}), ...(options.client ? { client: options.client } : {}) });
+      const request = { path, file: rest, ...(serial ? { serial } : {}), ...(options.client ? { client: options.client } : {}) };
+      const generated = await provider(request);
       if (generated !== undefined) {
         const data = typeof generated === 'string' ? Buffer.from(generated, 'utf8') : generated;
-        return { ...base, origin: 'provider', body: new MemoryBody(data) };
+        return { ...base, origin: 'provider', body: memoryBody(data) };
       }
     }
 
@@ -402,157 +189,11 @@ export class FileSource {
     this.cache.clear();
   }
 
-  /**
-   * Resolves a name under a jail. Path resolution uses the synchronous realpath/stat calls on
-   * purpose, like dnsmasq and tftpd-hpa: they are dentry-cache lookups of a few microseconds,
-   * while each trip through libuv's thread pool costs two wake-ups, which under load turned a
-   * Pi's not-found probe into milliseconds. File contents are still read asynchronously.
-   */
+  /** The body of `segments` under `jail`: cached when it fits the budget, else streamed; undefined when missing. */
   private async openUnder(jail: string, segments: readonly string[], options: OpenOptions): Promise<FileBody | undefined> {
-    let jailReal: string;
-    let real: string;
-    let info: Stats;
-    try {
-      jailReal = this.jailRealpath(jail);
-      real = realpathSync.native(join(jailReal, ...segments));
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw this.ioError(error);
-    }
-    if (real !== jailReal && !real.startsWith(jailReal.endsWith(sep) ? jailReal : jailReal + sep)) {
-      this.logger.warn({ jail: jailReal }, 'tftp: request resolves outside its root (symlink), refused');
-      throw new TftpFileError('access-denied', 'Access violation');
-    }
-    try {
-      info = statSync(real);
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw this.ioError(error);
-    }
-    if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
-    // Like tftpd-hpa: only files anyone may read are served, so a secret kept in a Pi's boot
-    // folder (userconf.txt with the password hash, mode 0600) never leaves over TFTP, even when
-    // the daemon runs as root.
-    if ((info.mode & 0o004) === 0) {
-      this.logger.warn({ file: real }, 'tftp: file is not world-readable, refused');
-      throw new TftpFileError('access-denied', 'Access violation (not world-readable)');
-    }
-    return this.bodyFor(real, info, options);
-  }
-
-  /** A jail's realpath, remembered for a second (the root rarely moves; a swapped symlink is seen quickly). */
-  private jailRealpath(jail: string): string {
-    const now = Date.now();
-    const known = this.jails.get(jail);
-    if (known && now - known.at < 1000) return known.real;
-    const real = realpathSync.native(jail);
-    this.jails.set(jail, { real, at: now });
-    return real;
-  }
-
-  private async bodyFor(real: string, info: Stats, options: OpenOptions): Promise<FileBody> {
-    // Keyed by inode, not path: hard links (or bind mounts) of one boot tree are one entry; copies
-    // (distinct inodes) share one buffer when their bytes are equal (see load).
-    const key = inodeKey(info);
-    const cached = this.cache.lookup(key, identityOf(info));
-    if (cached) {
-      this.hits++;
-      return this.borrow(cached);
-    }
-    if (info.size <= this.cacheMaxBytes) {
-      let pending = this.loading.get(key);
-      if (!pending) {
-        // The load's hold keeps fresh bytes from eviction until every open awaiting it has borrowed
-        // them (their continuations run before the immediate): another load's reservation could
-        // otherwise evict them in between, and bytes in use would leave the budget.
-        const release = (loaded: CachedData | undefined) => {
-          if (loaded) setImmediate(() => this.cache.giveBack(loaded));
-          return loaded;
-        };
-        pending = this.load(real, info.size).then(release).finally(() => this.loading.delete(key));
-        this.loading.set(key, pending);
-      }
-      const loaded = await pending;
-      if (loaded) return this.borrow(loaded);
-    }
-    return this.stream(real, options);
-  }
-
-  private borrow(cached: CachedData): FileBody {
-    this.cache.borrow(cached);
-    return new MemoryBody(cached.data, () => this.cache.giveBack(cached));
-  }
-
-  /**
-   * Reads a whole file into the cache, sharing the bytes of an identical cached file; undefined
-   * when the budget cannot hold it now. While a load of the same size reads bytes nothing cached
-   * had (likely another copy of this file), this one waits for it: comparing against those bytes
-   * then needs no second buffer. Loads that compare run side by side.
-   */
-  private async load(real: string, expectedSize: number): Promise<CachedData | undefined> {
-    for (let producer = this.producers.get(expectedSize); producer; producer = this.producers.get(expectedSize)) await producer;
-    let produced: (() => void) | undefined;
-    if (this.cache.sameSize(expectedSize).length === 0) {
-      this.producers.set(expectedSize, new Promise<void>((resolve) => (produced = resolve)));
-    }
-    let reserved = 0;
-    let handle: FileHandle | undefined;
-    try {
-      handle = await openFile(real, 'r');
-      const info = await handle.stat();
-      if (!info.isFile()) throw new TftpFileError('not-found', 'File not found (not a regular file)');
-      // Filed under the inode actually read (the name may have been replaced since the stat).
-      const key = inodeKey(info);
-      // Reserve the bytes of a fresh buffer while reading, so parallel loads respect the budget too.
-      const reserve = () => {
-        if (!this.cache.reserve(info.size)) return false;
-        reserved = info.size;
-        this.misses++;
-        return true;
-      };
-      let read: { same: CachedData } | { data: Buffer } | undefined;
-      const free = this.cache.sameSize(info.size).length > 0 ? await this.compareSlots.take() : undefined;
-      try {
-        // Compared without pinning: one evicted meanwhile is still in memory, and share() re-indexes it.
-        const candidates = this.cache.sameSize(info.size);
-        if (candidates.length > 0) read = await readComparing(handle, info.size, candidates, reserve);
-        else read = reserve() ? { data: await readShared(handle, info.size) } : undefined;
-      } finally {
-        free?.();
-      }
-      if (!read) return undefined;
-      if ('same' in read) {
-        this.misses++;
-        const filed = this.cache.share(key, identityOf(info), read.same);
-        if (filed) this.shared++;
-        return this.held(filed);
-      }
-      // A file that changed between stat and read gets the identity of what we actually read.
-      const identity = read.data.length === info.size ? identityOf(info) : `${identityOf(info)}:${read.data.length}`;
-      this.cache.unreserve(reserved);
-      reserved = 0;
-      const filed = this.cache.add(key, identity, read.data);
-      // Another load of these bytes finished first (a copy read at the same time): the fresh buffer goes.
-      if (filed.data !== read.data) this.shared++;
-      return this.held(filed);
-    } catch (error) {
-      if (error instanceof TftpFileError) throw error;
-      if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
-      throw this.ioError(error);
-    } finally {
-      this.cache.unreserve(reserved);
-      if (produced) {
-        this.producers.delete(expectedSize);
-        produced();
-      }
-      await handle?.close().catch(() => undefined);
-    }
-  }
-
-  /** Bytes a load returns are borrowed once (a hold): bodyFor gives it back (see there). */
-  private held(cached: CachedData | undefined): CachedData | undefined {
-    if (cached) this.cache.borrow(cached);
-    return cached;
+    const found = this.jails.resolve(jail, segments);
+    if (!found) return undefined;
+    return (await this.cache.bodyFor(found.real, found.info)) ?? this.stream(found.real, options);
   }
 
   private async stream(real: string, options: OpenOptions): Promise<FileBody> {
@@ -561,19 +202,12 @@ export class FileSource {
       handle = await openFile(real, 'r');
     } catch (error) {
       if (isMissing(error)) throw new TftpFileError('not-found', 'File not found', { cause: error });
-      throw this.ioError(error);
+      throw fileIoError(error, this.logger);
     }
     const info = await handle.stat();
     this.streamed++;
     const blksize = options.blksize ?? 512;
     const chunk = Math.max(blksize, Math.floor(this.chunkBytes / blksize) * blksize);
     return new StreamedBody(handle, info.size, chunk);
-  }
-
-  private ioError(error: unknown): TftpFileError {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') return new TftpFileError('access-denied', 'Access violation', { cause: error });
-    this.logger.warn({ err: error }, 'tftp: file read failed');
-    return new TftpFileError('io-error', 'Read error', { cause: error });
   }
 }

@@ -27,22 +27,25 @@ export {
 export type { NegotiationInput, NegotiationLimits, NegotiatedOptions } from './options.js';
 export { sanitizeTftpPath } from './path.js';
 export type { SanitizedPath, PathRejection } from './path.js';
-export { FileSource, TftpFileError } from './file-source.js';
+export { FileSource } from './file-source.js';
+export type { FileSourceOptions, FileSourceStats, FileProvider, ProviderRequest, OpenedFile, OpenOptions } from './file-source.js';
+export { TftpFileError } from './file-error.js';
+export type { FileErrorReason } from './file-error.js';
+export type { FileBody } from './file-body.js';
+export { ReadTransferMachine, updateRtt, retransmissionTimeout } from './transfer-machine.js';
 export type {
-  FileSourceOptions,
-  FileSourceStats,
-  FileProvider,
-  ProviderRequest,
-  FileBody,
-  OpenedFile,
-  OpenOptions,
-  FileErrorReason,
-} from './file-source.js';
-export { ReadTransferMachine, updateRtt, retransmissionTimeout } from './transfer.js';
-export type { TransferSink, TransferOutcome, ReadTransferConfig, AckResult, AdaptiveTimeoutConfig, RttEstimate } from './transfer.js';
-export { TftpServer, TftpServerError } from './server.js';
-export { defaultTransferThreads } from './transfer-threads.js';
-export type { TftpServerOptions, TftpFileOpener } from './server.js';
+  TransferSink,
+  TransferOutcome,
+  ReadTransferConfig,
+  AckResult,
+  AdaptiveTimeoutConfig,
+  RttEstimate,
+} from './transfer-machine.js';
+export { TftpServer } from './server.js';
+export { TftpServerError } from './server-options.js';
+export { defaultTransferThreads } from './worker-proxy.js';
+export type { TftpServerOptions } from './server-options.js';
+export type { TftpFileOpener } from './request-file.js';
 export type {
   TftpServerEvents,
   TftpServerStats,

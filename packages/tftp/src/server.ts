@@ -1,13 +1,23 @@
+/**
+ * The TFTP daemon's request path: listening socket, admission (dedupe, rate, unconfirmed and
+ * per-client limits), queue, lanes (main thread or transfer threads) and events. Over 400 lines
+ * on purpose: every step reads and updates the same per-request state (byClient, running, queue,
+ * perIp, unconfirmed), which one class keeps consistent. What stands alone lives elsewhere: the
+ * pure limit decisions (client-limits.ts), options and defaults (server-options.ts), opening the
+ * requested file (request-file.ts), round-trip memory (rtt-memory.ts), transfers (transfer-io.ts).
+ */
 import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { IotTofuError } from '@iot-tofu/errors';
 import { isSerialFolderName } from '@iot-tofu/rpi';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode } from './packet.js';
 import type { TftpRequestPacket } from './packet.js';
-import { negotiateOptions, DEFAULT_MAX_BLKSIZE } from './options.js';
-import { memoryBody, TftpFileError } from './file-source.js';
-import type { FileBody, OpenedFile, OpenOptions } from './file-source.js';
-import { toNetascii } from './netascii.js';
+import { negotiateOptions } from './options.js';
+import { resolveServerOptions, TftpServerError } from './server-options.js';
+import type { ResolvedServerOptions, TftpServerOptions } from './server-options.js';
+import { openRequestedFile } from './request-file.js';
+import type { TftpFileOpener } from './request-file.js';
+import { RttMemory } from './rtt-memory.js';
+
 import { sanitizeTftpPath } from './path.js';
 import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
@@ -16,11 +26,11 @@ import { RequestBudget } from './request-budget.js';
 import { acceptsRequest, mayStart, nextToStart } from './client-limits.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
-import { Transfer } from './read-transfer.js';
-import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
-import { ThreadedTransfer, TransferThread } from './transfer-threads.js';
-import type { ThreadSettings } from './transfer-threads.js';
-import type { RttEstimate } from './transfer.js';
+import { Transfer } from './transfer-io.js';
+import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './transfer-io.js';
+import { ThreadedTransfer, TransferThread } from './worker-proxy.js';
+import type { ThreadSettings } from './worker-proxy.js';
+import type { RttEstimate } from './transfer-machine.js';
 import type {
   DropReason,
   FileServedEvent,
@@ -34,115 +44,15 @@ import type {
 } from './events.js';
 
 
-/** What the server needs from a file source (FileSource, or a test double). */
-export interface TftpFileOpener {
-  open(name: string, options?: OpenOptions): Promise<OpenedFile>;
-}
-
-export interface TftpServerOptions {
-  /** Address to bind; transfer sockets bind here too so every reply comes from it. Default 0.0.0.0. */
-  readonly address?: string;
-  /** Listen port (default 69; 0 picks a free one, see start()). */
-  readonly port?: number;
-  readonly source: TftpFileOpener;
-  /** Largest blksize granted (default 1468 = Ethernet MTU without fragmentation). */
-  readonly maxBlksize?: number;
-  /** Largest RFC 7440 windowsize granted, only to clients that ask (default 64; 0 = off). */
-  readonly maxWindowsize?: number;
-  /** Transfers running at once; more wait in a queue (default 256). */
-  readonly maxConcurrent?: number;
-  /** Transfers one client IP may run at once; more wait (default 16). */
-  readonly perClientMax?: number;
-  /**
-   * Requests one client IP may have in flight before its first ACK (opening, queued or running;
-   * default 8); more are dropped (`unconfirmed-limit`) until one is acknowledged or ends. Bounds
-   * what RRQs with forged or silent sources can hold; a Pi asks for one file at a time.
-   */
-  readonly perClientUnconfirmed?: number;
-  /**
-   * Retransmissions of a transfer's first packet (OACK or DATA 1) before it is given up, the
-   * back-off capped at `timeoutMs` (default 4: about 5 s). A spoofed RRQ thus reflects at most 5
-   * packets and holds its slot and sockets about 5 s; after the first ACK `maxRetries` applies.
-   */
-  readonly firstAckRetries?: number;
-  /**
-   * Once a client has acknowledged, `maxRetries` ends its transfer only after this long without
-   * progress or an old ACK in answer to a retransmission (default 6 × `timeoutMs`). atftp and
-   * tftp-hpa ignore duplicate DATA and re-send their ACK only on their own 5 s timeout; giving up
-   * after five fast adaptive retransmissions failed 6 of 8 atftp downloads under 15 % loss.
-   */
-  readonly stallGiveUpMs?: number;
-  /**
-   * Interval before an unanswered OACK is sent again (default 6 × `timeoutMs`). A client whose
-   * ACK 0 was lost re-sends it on its own timeout (atftp: 5 s) and aborts on a second OACK
-   * ("unexpected OACK": most of atftp's failures under 15 % loss); a client whose OACK was lost
-   * repeats its RRQ (a Pi every ~2 s), which gets the OACK again at once.
-   */
-  readonly oackTimeoutMs?: number;
-  /** Waiting transfers beyond which new requests are dropped (default 4096). */
-  readonly maxQueued?: number;
-  /**
-   * RRQs accepted per client IP and second, and the burst allowance (default 50/s, burst 100). A
-   * refused request (not found, access denied) gets its token back: its ERROR is no bigger than
-   * the request, and a Pi probes many missing files.
-   */
-  readonly requestRate?: { readonly perSecond: number; readonly burst: number };
-  /**
-   * First retransmission interval before any round trip was measured, and the ceiling of the
-   * adaptive timeout (default 1000 ms). A client's `timeout` option (RFC 2349) replaces it and
-   * turns adaptation off for that transfer.
-   */
-  readonly timeoutMs?: number;
-  /**
-   * Adapt each transfer's retransmission timeout to its measured round trips (RFC 6298: SRTT +
-   * 4·RTTVAR, Karn's rule), starting from recent transfers to the same client IP. Default true;
-   * false = every first retransmission waits `timeoutMs`.
-   */
-  readonly adaptiveTimeout?: boolean;
-  /** Floor of the adaptive timeout (default 30 ms). */
-  readonly minTimeoutMs?: number;
-  /** Back-off ceiling (default 5000 ms). */
-  readonly maxTimeoutMs?: number;
-  /** Retransmissions without progress before a transfer is abandoned (default 5). */
-  readonly maxRetries?: number;
-  /** Whole-transfer limit (default 10 min). */
-  readonly maxTransferMs?: number;
-  /**
-   * Single-port mode (docs/pi-netboot-protocol.md 7): every transfer is answered from the listening socket and
-   * told apart by the client's (ip, port), for NAT and containers that forward only port 69.
-   * Default off: a fresh socket (TID) per transfer, as RFC 1350 asks.
-   */
-  readonly singlePort?: boolean;
-  /**
-   * Worker threads that run transfers besides the main thread (default 0; `defaultTransferThreads()`
-   * is one per spare core). Transfers of cached files go to the least busy thread; the listening
-   * socket, cache, limits and events stay on the main thread. Needs the real sockets and clock,
-   * and is off in single-port mode (one socket cannot be split across threads).
-   */
-  readonly threads?: number;
-  readonly logger?: TftpLogger;
-  readonly clock?: TftpClock;
-  readonly socketFactory?: UdpSocketFactory;
-}
-
-export class TftpServerError extends IotTofuError {}
-
-const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
 /** How long close() waits for transfer threads to confirm their transfers stopped. */
 const CLOSE_GRACE_MS = 2000;
-const DEFAULT_MIN_TIMEOUT_MS = 30;
-/** Round-trip estimates kept per client IP (oldest forgotten first) and how long one stays valid. */
-const RTT_MEMORY_ENTRIES = 4096;
-const RTT_MEMORY_MS = 5 * 60_000;
 
 /**
  * The TFTP daemon: one listening socket, a fresh socket (TID) per transfer bound to the same
  * address, a queue past `maxConcurrent`, per-client limits and typed events. Prints nothing.
  */
 export class TftpServer extends EventEmitter<TftpServerEvents> implements TransferHost {
-  private readonly options: Required<Omit<TftpServerOptions, 'logger' | 'clock' | 'socketFactory' | 'source' | 'requestRate'>> & {
-    requestRate: { perSecond: number; burst: number };
-  };
+  private readonly options: ResolvedServerOptions;
   readonly source: TftpFileOpener;
   private readonly logger: TftpLogger;
   private readonly clock: TftpClock;
@@ -167,8 +77,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private readonly budget: RequestBudget;
   /** Answers refused requests from a port other than the listening one (see openRefusalSocket). */
   private refusals: UdpSocket | undefined;
-  /** Last round-trip estimate per client IP, insertion-ordered (oldest first). */
-  private readonly rttByIp = new Map<string, { estimate: RttEstimate; at: number }>();
+  private readonly rtts: RttMemory;
   private counters = { threaded: 0, started: 0, completed: 0, aborted: 0, failed: 0, bytesSent: 0, retransmits: 0, dropped: 0 };
 
   constructor(options: TftpServerOptions) {
@@ -177,42 +86,14 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? realClock;
     this.socketFactory = options.socketFactory ?? createUdp4Socket;
-    this.options = {
-      address: options.address ?? '0.0.0.0',
-      port: options.port ?? 69,
-      maxBlksize: options.maxBlksize ?? DEFAULT_MAX_BLKSIZE,
-      maxWindowsize: options.maxWindowsize ?? 64,
-      maxConcurrent: options.maxConcurrent ?? 256,
-      perClientMax: options.perClientMax ?? 16,
-      perClientUnconfirmed: options.perClientUnconfirmed ?? 8,
-      firstAckRetries: options.firstAckRetries ?? 4,
-      stallGiveUpMs: options.stallGiveUpMs ?? 6 * (options.timeoutMs ?? 1000),
-      oackTimeoutMs: options.oackTimeoutMs ?? 6 * (options.timeoutMs ?? 1000),
-      maxQueued: options.maxQueued ?? 4096,
-      requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },
-      timeoutMs: options.timeoutMs ?? 1000,
-      adaptiveTimeout: options.adaptiveTimeout ?? true,
-      minTimeoutMs: options.minTimeoutMs ?? DEFAULT_MIN_TIMEOUT_MS,
-      maxTimeoutMs: options.maxTimeoutMs ?? 5000,
-      maxRetries: options.maxRetries ?? 5,
-      maxTransferMs: options.maxTransferMs ?? 600_000,
-      singlePort: options.singlePort ?? false,
-      threads: options.threads ?? 0,
-    };
-    if (!(Number.isInteger(this.options.threads) && this.options.threads >= 0)) {
-      throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option threads must be a whole number, 0 or more');
-    }
-    if (this.options.threads > 0 && (options.socketFactory || options.clock)) {
-      throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option threads needs the real sockets and clock (no socketFactory or clock)');
-    }
+    this.rtts = new RttMemory(this.clock);
+    this.options = resolveServerOptions(options);
     const { perSecond, burst } = this.options.requestRate;
     this.budget = new RequestBudget(this.options.requestRate, () => this.clock.now(), (ip) =>
       this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client'),
     );
-    this.limits = { maxConcurrent: this.options.maxConcurrent, perClientMax: this.options.perClientMax, perClientUnconfirmed: this.options.perClientUnconfirmed };
-    for (const key of ['maxConcurrent', 'perClientMax', 'perClientUnconfirmed', 'timeoutMs', 'minTimeoutMs'] as const) {
-      if (!(this.options[key] >= 1)) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option ${key} must be at least 1`);
-    }
+    const { maxConcurrent, perClientMax, perClientUnconfirmed } = this.options;
+    this.limits = { maxConcurrent, perClientMax, perClientUnconfirmed };
   }
 
   get stats(): TftpServerStats {
@@ -293,7 +174,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
     if (count === 0) return;
-    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, firstAckRetries, stallGiveUpMs, oackTimeoutMs, maxTransferMs } = this.config;
+    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs } = this.config;
+    const { firstAckRetries, stallGiveUpMs, oackTimeoutMs } = this.config;
     const settings: ThreadSettings = {
       address,
       timeoutMs,
@@ -372,7 +254,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       // A request we cannot parse, or an opcode TFTP does not have, gets ERROR 4 (checklist 16, 33);
       // a broken DATA/ACK/ERROR on the listening port is only noise. Answers spend the sender's
       // request tokens, so garbage cannot be turned into a stream of replies.
-      const answer = opcode === TftpOpcode.RRQ || opcode === TftpOpcode.WRQ ? 'Malformed request' : opcode === 0 || opcode > TftpOpcode.OACK ? 'Illegal TFTP operation' : undefined;
+      const isRequest = opcode === TftpOpcode.RRQ || opcode === TftpOpcode.WRQ;
+      const answer = isRequest ? 'Malformed request' : opcode === 0 || opcode > TftpOpcode.OACK ? 'Illegal TFTP operation' : undefined;
       if (answer && this.takeToken(client.address)) this.replyError(client, TftpErrorCode.ILLEGAL_OPERATION, answer);
       return;
     }
@@ -382,7 +265,9 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
         return;
       }
       this.replyError(client, TftpErrorCode.ACCESS_VIOLATION, 'Read-only server');
-      this.emitFailure({ id: this.nextId++, client, file: sanitizeForLog(packet.filename), reason: 'write-refused', message: 'write requests are refused', bytes: 0, durationMs: 0, retries: 0 });
+      const file = sanitizeForLog(packet.filename);
+      const message = 'write requests are refused';
+      this.emitFailure({ id: this.nextId++, client, file, reason: 'write-refused', message, bytes: 0, durationMs: 0, retries: 0 });
       return;
     }
     if (packet.type !== 'rrq') {
@@ -444,55 +329,26 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       // An ERROR is no bigger than the request: a refusal gives its token back (a Pi probes many missing files).
       this.budget.refund(client.address);
       this.replyError(client, code, message, 'refusal-port');
-      this.emitFailure({ id, client, file, ...(serial ? { serial } : {}), reason, message, bytes: 0, durationMs: this.clock.now() - started, retries: 0 });
+      const durationMs = this.clock.now() - started;
+      this.emitFailure({ id, client, file, ...(serial ? { serial } : {}), reason, message, bytes: 0, durationMs, retries: 0 });
       log.debug({ reason }, 'tftp: request refused');
     };
     if (request.mode !== 'octet' && request.mode !== 'netascii') {
       failEarly('illegal-mode', TftpErrorCode.ILLEGAL_OPERATION, `Unsupported mode ${sanitizeForLog(request.mode, 20)}`);
       return;
     }
-    let opened: OpenedFile;
-    const requestedBlksize = Number(request.options.blksize);
-    try {
-      opened = await this.source.open(request.filename, {
-        client,
-        blksize: Number.isInteger(requestedBlksize) && requestedBlksize >= 8 ? Math.min(requestedBlksize, this.options.maxBlksize) : 512,
-      });
-    } catch (error) {
-      if (error instanceof TftpFileError) {
-        const code = error.reason === 'not-found' ? TftpErrorCode.FILE_NOT_FOUND : error.reason === 'access-denied' ? TftpErrorCode.ACCESS_VIOLATION : TftpErrorCode.NOT_DEFINED;
-        failEarly(error.reason, code, error.message);
-      } else {
-        log.error({ err: error }, 'tftp: file source failed');
-        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'Read error');
-      }
+    const requested = await openRequestedFile(this.source, request, client, this.options.maxBlksize, log);
+    if (!requested.ok) {
+      failEarly(requested.reason, requested.code, requested.message);
       return;
     }
+    const { opened, body } = requested;
+    const mode = request.mode;
     if (this.closing) {
-      opened.body.release();
+      body.release();
       this.byClient.delete(key);
       this.releaseUnconfirmed(key, client.address);
       return;
-    }
-    let body: FileBody = opened.body;
-    const mode = request.mode;
-    if (mode === 'netascii') {
-      if (body.size > NETASCII_MAX_BYTES) {
-        body.release();
-        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'File too large for netascii');
-        return;
-      }
-      try {
-        const raw = await body.read(0, body.size);
-        const converted = toNetascii(raw);
-        body.release();
-        body = memoryBody(converted);
-      } catch (error) {
-        body.release();
-        failEarly('io-error', TftpErrorCode.NOT_DEFINED, 'Read error');
-        log.warn({ err: error }, 'tftp: netascii read failed');
-        return;
-      }
     }
     const negotiated = negotiateOptions(
       { options: request.options, mode, fileSize: body.size },
@@ -508,7 +364,8 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       this.run(transfer);
     } else {
       if (this.queue.length === 0) {
-        this.logger.info({ active: this.running.size, maxConcurrent: this.options.maxConcurrent, perClientMax: this.options.perClientMax }, 'tftp: transfer limit reached, queuing new transfers');
+        const { maxConcurrent, perClientMax } = this.options;
+        this.logger.info({ active: this.running.size, maxConcurrent, perClientMax }, 'tftp: transfer limit reached, queuing new transfers');
       }
       this.queue.push(transfer);
       transfer.log.debug({ queued: this.queue.length }, 'tftp: transfer queued');
@@ -592,17 +449,11 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   }
   /** @internal a recent round-trip estimate for this client IP */
   recentRtt(ip: string): RttEstimate | undefined {
-    const entry = this.rttByIp.get(ip);
-    if (!entry) return undefined;
-    if (this.clock.now() - entry.at <= RTT_MEMORY_MS) return entry.estimate;
-    this.rttByIp.delete(ip);
-    return undefined;
+    return this.rtts.recent(ip);
   }
   /** @internal */
   rememberRtt(ip: string, estimate: RttEstimate): void {
-    this.rttByIp.delete(ip);
-    this.rttByIp.set(ip, { estimate, at: this.clock.now() });
-    if (this.rttByIp.size > RTT_MEMORY_ENTRIES) this.rttByIp.delete(this.rttByIp.keys().next().value!);
+    this.rtts.remember(ip, estimate);
   }
   /** @internal the listening socket, shared by transfers in single-port mode */
   get sharedSocket(): UdpSocket | undefined {

@@ -1,19 +1,19 @@
 /**
- * Worker entry of a transfer thread (see transfer-threads.ts): runs the transfers the main thread
+ * Worker entry of a transfer thread (see worker-proxy.ts): runs the transfers the main thread
  * hands over, each with its own sockets and timer, and reports what they do.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { memoryBody } from './file-source.js';
+import { memoryBody } from './file-body.js';
 import { RequestBudget } from './request-budget.js';
-import { Transfer } from './read-transfer.js';
-import type { ServerTransfer, TransferHost } from './read-transfer.js';
+import { Transfer } from './transfer-io.js';
+import type { ServerTransfer, TransferHost } from './transfer-io.js';
 import { createUdp4Socket, realClock } from './udp.js';
 import type { TftpLogger } from './logger.js';
-import type { RttEstimate } from './transfer.js';
-import type { FromThread, LogLevel, ThreadSettings, ToThread } from './transfer-threads.js';
+import type { RttEstimate } from './transfer-machine.js';
+import type { FromThread, LogLevel, ThreadSettings, ToThread } from './worker-proxy.js';
 
 const port = parentPort;
-if (!port) throw new Error('transfer-thread.ts runs as a worker thread only');
+if (!port) throw new Error('worker-entry.ts runs as a worker thread only');
 const settings = workerData as ThreadSettings;
 const post = (message: FromThread) => port.postMessage(message);
 
@@ -44,13 +44,15 @@ const host: TransferHost = {
 function plain(fields: object): object {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields)) {
-    out[key] = value instanceof Error ? { type: value.name, message: value.message, ...((value as NodeJS.ErrnoException).code ? { code: (value as NodeJS.ErrnoException).code } : {}) } : value;
+    const code = value instanceof Error ? (value as NodeJS.ErrnoException).code : undefined;
+    out[key] = value instanceof Error ? { type: value.name, message: value.message, ...(code ? { code } : {}) } : value;
   }
   return out;
 }
 
 function loggerFor(id: number): TftpLogger {
-  const at = (level: LogLevel) => (fields: object, msg?: string) => post({ type: 'log', id, level, fields: plain(fields), ...(msg !== undefined ? { msg } : {}) });
+  const at = (level: LogLevel) => (fields: object, msg?: string) =>
+    post({ type: 'log', id, level, fields: plain(fields), ...(msg !== undefined ? { msg } : {}) });
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 

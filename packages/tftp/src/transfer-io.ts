@@ -1,9 +1,16 @@
+/**
+ * The I/O half of a read transfer: runs the pure state machine (transfer-machine.ts) on a socket
+ * and one timer, reads blocks from the file body, reports events to its host. Over 400 lines on
+ * purpose: the socket's message handling, the timer and the end of a transfer (each outcome, its
+ * event, releasing socket, body and slot exactly once) share one object's state and must change together.
+ */
 import type { RemoteInfo } from 'node:dgram';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
 import type { NegotiatedOptions } from './options.js';
-import { ReadTransferMachine } from './transfer.js';
-import type { AdaptiveTimeoutConfig, RttEstimate, TransferOutcome, TransferSink } from './transfer.js';
-import type { FileBody, OpenedFile } from './file-source.js';
+import { ReadTransferMachine } from './transfer-machine.js';
+import type { AdaptiveTimeoutConfig, RttEstimate, TransferOutcome, TransferSink } from './transfer-machine.js';
+import type { FileBody } from './file-body.js';
+import type { OpenedFile } from './file-source.js';
 import { sanitizeForLog } from './logger.js';
 import type { TftpLogger } from './logger.js';
 import { bindSocket, connectSocket } from './udp.js';
@@ -226,7 +233,8 @@ export class Transfer implements TransferSink, ServerTransfer {
     this.running = true;
     this.startedAt = clock.now();
     this.server.emitStarted(this.startedEvent);
-    this.log.debug({ blksize: this.init.negotiated.blksize, windowsize: this.init.negotiated.windowsize, size: this.init.body.size }, 'tftp: transfer started');
+    const { blksize, windowsize } = this.init.negotiated;
+    this.log.debug({ blksize, windowsize, size: this.init.body.size }, 'tftp: transfer started');
     this.machine.start(this.startedAt);
   }
 
@@ -267,7 +275,8 @@ export class Transfer implements TransferSink, ServerTransfer {
   private answerStranger(from: UdpSocket, rinfo: RemoteInfo): void {
     // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
     if (this.server.mayAnswer(rinfo.address)) {
-      from.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address);
+      const unknownTid = encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' });
+      from.send(unknownTid, rinfo.port, rinfo.address);
     }
     this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
   }

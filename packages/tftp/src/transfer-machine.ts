@@ -225,7 +225,8 @@ export class ReadTransferMachine {
     // Karn's rule: an ACK after a retransmission cannot tell which copy it answers.
     this.timedBlock = -1;
     // Before the first ACK the back-off stops at `timeoutMs`: a spoofed request must not hold a slot for long.
-    this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, unconfirmed ? Math.max(this.currentTimeoutMs, this.config.timeoutMs) : this.config.maxTimeoutMs);
+    const ceiling = unconfirmed ? Math.max(this.currentTimeoutMs, this.config.timeoutMs) : this.config.maxTimeoutMs;
+    this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, ceiling);
     if (this.lastAcked < 0) this.sink.sendOack();
     else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
     this.sink.armTimer(this.currentTimeoutMs);

@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { NegotiatedOptions } from './options.js';
 import type { OpenedFile } from './file-source.js';
-import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './read-transfer.js';
+import type { ServerTransfer, TransferHost, TransferInit, TransferSettings } from './transfer-io.js';
 import type { RequestRate } from './request-budget.js';
-import type { RttEstimate } from './transfer.js';
+import type { RttEstimate } from './transfer-machine.js';
 import type { TftpLogger } from './logger.js';
 import type {
   DropReason,
@@ -81,9 +81,9 @@ const READY_TIMEOUT_MS = 30_000;
  * worker threads on Node >= 20.6: privatenumber/tsx#354).
  */
 function spawnWorker(settings: ThreadSettings): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./transfer-thread.js', import.meta.url), { workerData: settings });
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: settings });
   const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
-  const entry = fileURLToPath(new URL('./transfer-thread.ts', import.meta.url));
+  const entry = fileURLToPath(new URL('./worker-entry.ts', import.meta.url));
   const bootstrap = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
   return new Worker(bootstrap, { eval: true, workerData: settings, execArgv: ['--conditions=@iot-tofu/source'] });
 }
@@ -199,7 +199,8 @@ export class TransferThread {
   private died(why: string): void {
     if (!this.alive) return;
     this.alive = false;
-    this.logger.error({ thread: this.index, transfers: this.transfers.size }, `tftp: ${why}; its transfers failed, new ones run on the other threads`);
+    const message = `tftp: ${why}; its transfers failed, new ones run on the other threads`;
+    this.logger.error({ thread: this.index, transfers: this.transfers.size }, message);
     this.failAll('io-error', why);
   }
 
