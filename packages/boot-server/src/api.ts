@@ -5,5 +5,4 @@ export { HTTP_STATUS_BY_CODE, statusForError, sendError } from './api/errors.js'
 export type { ErrorCode, ErrorStatus } from './api/errors.js';
 export { describeValidation, validationField } from './api/validation.js';
 export { fleetPort, UNPRIVILEGED_HINT } from './api/fleet-adapter.js';
-export type { FleetVerbs } from './api/fleet-adapter.js';
-export type { FleetPort, AddPiInput, SetupInput, ResetInput, Json } from './api/fleet-port.js';
+export type { FleetPort, FleetVerbs, AddPiInput, SetupInput, ResetInput } from './api/fleet-port.js';

@@ -2,16 +2,37 @@
 // the privileged path (sudo pxetools), reads keep working.
 import { describe, expect, it } from 'vitest';
 import { IotTofuError } from '@iot-tofu/errors';
-import { FleetError } from '@iot-tofu/fleet';
+import { FleetError, type PiJson } from '@iot-tofu/fleet';
 import { UNPRIVILEGED_HINT, fleetPort, statusForError, type FleetVerbs } from '../src/api.js';
 
 function notRoot(verb: string): never {
   throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
 }
 
+const PI: PiJson = {
+  serial: 'abcd1234',
+  serialFull: 'abcd1234',
+  owner: 'jo',
+  name: 'pi',
+  model: null,
+  base: 'lite',
+  mac: 'b8:27:eb:d1:23:4a',
+  macDerived: true,
+  macSource: 'derived',
+  ip: null,
+  staticIp: null,
+  lastSeen: null,
+  ownFilesystem: false,
+  addedAt: '2026-01-01T00:00:00.000Z',
+  tftpDir: '/srv/tftp/abcd1234',
+  nfsDir: '/srv/nfs/abcd1234',
+  dockerDisk: null,
+  firstLogin: null,
+};
+
 const fleet: FleetVerbs = {
-  list: () => [{ serial: 'abcd1234' }],
-  get: () => ({ serial: 'abcd1234' }),
+  list: () => [PI],
+  get: () => PI,
   add: async () => notRoot('add'),
   remove: async () => notRoot('remove'),
   timeline: () => [],
@@ -44,7 +65,7 @@ describe('API on an unprivileged daemon', () => {
     expect(statusForError(error)).toBe(403);
   });
   it('reads still work', async () => {
-    expect(await port.list()).toEqual([{ serial: 'abcd1234' }]);
+    expect(await port.list()).toEqual([PI]);
   });
   it('other errors pass through unchanged', async () => {
     const other = fleetPort({ ...fleet, add: async () => { throw new FleetError('PI_EXISTS', 'Pi abcd1234 is already registered'); } });

@@ -1,11 +1,12 @@
-import type { AddRequest, SetupSourceFields } from '@iot-tofu/fleet';
+import type { AddRequest, BaseJson, DiscoveredPi, Fleet, PiJson, RemoveResult, SetupSourceFields, TimelineEvent } from '@iot-tofu/fleet';
 
 /**
- * What the API and the daemon need from the fleet, as plain JSON (the same JSON as
- * `pxetools --json`). The real `Fleet` is adapted to this in fleet-adapter.ts; keeping the port
- * narrow lets the API stay a thin shell over the domain verbs.
+ * The Fleet verbs the API uses, typed by @iot-tofu/fleet itself (tests may hand in the real Fleet or
+ * a fake of these). `list` is the one overload we call: without options, the registered Pis.
  */
-export type Json = Record<string, unknown>;
+export type FleetVerbs = Pick<Fleet, UsedVerb> & { list(): PiJson[] };
+
+type UsedVerb = 'get' | 'add' | 'remove' | 'timeline' | 'discovered' | 'bases' | 'setup' | 'reset' | 'removeBase' | 'isRegistered';
 
 /** The fleet's add request without per-Pi config.txt (not offered over HTTP). */
 export type AddPiInput = Omit<AddRequest, 'configTxt'>;
@@ -21,17 +22,24 @@ export interface ResetInput {
   yes: true;
 }
 
+type Answer<Verb extends keyof FleetVerbs> = Awaited<ReturnType<FleetVerbs[Verb]>>;
+
+/**
+ * What the routes need from the fleet: its verbs as the API offers them, answering the same JSON as
+ * `pxetools --json` (the fleet's own result types). fleet-adapter.ts turns a Fleet into this; the
+ * routes stay a thin shell over the domain verbs.
+ */
 export interface FleetPort {
-  list(): Promise<Json[]>;
-  /** Throws an IotTofuError with a NOT_FOUND-like code for an unknown serial. */
-  get(serial: string): Promise<Json>;
-  add(input: AddPiInput): Promise<Json>;
-  remove(serial: string): Promise<Json>;
-  timeline(serial: string): Promise<Json[]>;
-  discovered(): Promise<Json[]>;
-  bases(): Promise<Json[]>;
-  setup(input: SetupInput): Promise<Json>;
+  list(): Promise<PiJson[]>;
+  /** PI_NOT_FOUND for an unknown serial. */
+  get(serial: string): Promise<PiJson>;
+  add(input: AddPiInput): Promise<Answer<'add'>['pi']>;
+  remove(serial: string): Promise<RemoveResult>;
+  timeline(serial: string): Promise<TimelineEvent[]>;
+  discovered(): Promise<DiscoveredPi[]>;
+  bases(): Promise<BaseJson[]>;
+  setup(input: SetupInput): Promise<Answer<'setup'>['base']>;
   /** `{name, removed}`; removed=false when there was no such base. BASE_IN_USE while Pis use it. */
-  removeBase(name: string): Promise<Json>;
-  reset(input: ResetInput): Promise<Json>;
+  removeBase(name: string): Promise<Answer<'removeBase'>>;
+  reset(input: ResetInput): Promise<Answer<'reset'>>;
 }
