@@ -127,6 +127,8 @@ interface Waiter {
   firstSeen: number;
   lastSeen: number;
   priority: number;
+  /** Arrival order (ties in firstSeen are common in a burst). */
+  order: number;
 }
 
 export interface AdmissionRequest {
@@ -170,6 +172,7 @@ export class AdmissionGate {
   private steer: SteerState;
   private readonly waiters = new Map<string, Waiter>();
   private readonly timing: GateTiming;
+  private arrivals = 0;
 
   constructor(mode: AdmissionMode, timing: Partial<GateTiming> = {}) {
     this.mode = mode;
@@ -209,7 +212,7 @@ export class AdmissionGate {
       return true;
     }
     this.forget(now);
-    const waiter = this.waiters.get(key) ?? { firstSeen: now, lastSeen: now, priority: 0 };
+    const waiter = this.waiters.get(key) ?? { firstSeen: now, lastSeen: now, priority: 0, order: this.arrivals++ };
     waiter.lastSeen = now;
     waiter.priority = request.priority ?? 0;
     if (!this.waiters.has(key)) {
@@ -230,6 +233,25 @@ export class AdmissionGate {
     return true;
   }
 
+  /**
+   * The newest waiter still sending DISCOVERs, of this priority or better, is `key` (AdmissionControl's
+   * newcomer lane). Waiters of a worse priority do not count.
+   */
+  isNewestWaiter(key: string, now: number): boolean {
+    const waiter = this.waiters.get(key);
+    if (!waiter) return false;
+    for (const other of this.waiters.values()) {
+      if (other === waiter || now - other.lastSeen > this.timing.discoverGapMs) continue;
+      if (other.priority <= waiter.priority && other.order > waiter.order) return false;
+    }
+    return true;
+  }
+
+  /** A waiter let in by someone else's rule (the newcomer lane) leaves the line. */
+  leave(key: string): void {
+    this.waiters.delete(key);
+  }
+
   /** A Pi's kernel transfer ended: served in `ms`, or timed out (the Pi gave up on it). */
   observeKernel(sample: KernelSample, now: number): void {
     if (this.mode.kind !== 'adaptive') return;
@@ -244,128 +266,5 @@ export class AdmissionGate {
 
   private forget(now: number): void {
     for (const [key, waiter] of this.waiters) if (now - waiter.lastSeen > this.timing.forgetWaiterMs) this.waiters.delete(key);
-  }
-}
-
-/** A Pi let in by the gate, until its boot ends. */
-interface Slot {
-  mac: string;
-  priority: number;
-  since: number;
-  /** Last TFTP request of this Pi; undefined = none since the offer (the slot is tentative). */
-  fetchedAt?: number;
-}
-
-export interface SlotTiming {
-  /**
-   * An offer not followed by a TFTP request within this long frees its slot. A Pi asks for its
-   * first file within milliseconds of the offer; forged DISCOVERs never do, and before this they
-   * held a slot for the 10 s of `tftpAfterOfferTimeout` (issue 19 item 7).
-   */
-  offerGraceMs: number;
-  /** A booting Pi silent on TFTP this long has stopped (a Pi gives up a file after 30 s). */
-  stallMs: number;
-  /** A key whose offer went unused waits behind every other Pi for this long. */
-  strikeMs: number;
-  /** Bound on remembered slots and strikes (spoofed DISCOVERs must not grow memory). */
-  maxEntries: number;
-}
-
-export const DEFAULT_SLOT_TIMING: Readonly<SlotTiming> = Object.freeze({ offerGraceMs: 2_000, stallMs: 60_000, strikeMs: 10 * 60_000, maxEntries: 10_000 });
-
-/** What the daemon knows about a DISCOVER's sender when it asks the gate. */
-export interface PiAtGate {
-  /** Serial, else MAC: one per Pi. */
-  key: string;
-  mac: string;
-  /** Registered, and its MAC is the one the fleet knows for that serial: forging it means copying a real Pi. */
-  known: boolean;
-  now: number;
-}
-
-/**
- * The gate's slot accounting, so that clients which never fetch cannot hold it (issue 19 item 7):
- * - a slot is tentative from the offer until the Pi's first TFTP request, and freed `offerGraceMs`
- *   after an offer nobody used; that key then has a strike and goes behind everyone else;
- * - known registered Pis go before unknown ones, and take the tentative slot of a lower-priority
- *   key when the gate is full (it costs at most one extra boot if that key was a real Pi after all);
- * - one slot per key, and one tentative slot per MAC.
- * Time comes in with every call; pure otherwise.
- */
-export class AdmissionControl {
-  readonly gate: AdmissionGate;
-  private readonly slots = new Map<string, Slot>();
-  /** Keys whose last offer went unused, with when. */
-  private readonly strikes = new Map<string, number>();
-  private readonly timing: SlotTiming;
-
-  constructor(gate: AdmissionGate, timing: Partial<SlotTiming> = {}) {
-    this.gate = gate;
-    this.timing = { ...DEFAULT_SLOT_TIMING, ...timing };
-  }
-
-  /** 0 a known registered Pi, 1 any other, 2 a key whose last offer went unused. */
-  priorityOf(pi: PiAtGate): number {
-    const struck = this.strikes.get(pi.key);
-    if (struck !== undefined && pi.now - struck <= this.timing.strikeMs) return 2;
-    return pi.known ? 0 : 1;
-  }
-
-  /** The proxy's question for a DISCOVER: offer now (true) or stay silent (false)? */
-  admit(pi: PiAtGate): boolean {
-    const { key, mac, now } = pi;
-    if (this.gate.kind === 'off') return true;
-    this.expire(now);
-    if (this.slots.has(key)) return true; // a repeated DISCOVER of a Pi already let in
-    const priority = this.priorityOf(pi);
-    for (const [other, slot] of this.slots) if (other !== key && slot.mac === mac && slot.fetchedAt === undefined) return false;
-    if (this.slots.size >= this.gate.capacity()) this.preemptFor(priority);
-    const admitted = this.gate.admit({ key, now, activeBoots: this.slots.size, bootInProgress: false, priority });
-    if (admitted && this.slots.size < this.timing.maxEntries) this.slots.set(key, { mac, priority, since: now });
-    return admitted;
-  }
-
-  /** A TFTP request of this Pi (by serial): its slot is in use; a strike is forgiven. */
-  fetched(key: string, now: number): void {
-    const slot = this.slots.get(key);
-    if (slot) slot.fetchedAt = now;
-    this.strikes.delete(key);
-  }
-
-  /** Its boot ended (kernel served, or failed for good): the slot is free. */
-  release(key: string): void {
-    this.slots.delete(key);
-  }
-
-  /** Pis holding a slot right now. */
-  active(now: number): number {
-    this.expire(now);
-    return this.slots.size;
-  }
-
-  private preemptFor(priority: number): void {
-    let victim: string | undefined;
-    let worst = priority;
-    for (const [key, slot] of this.slots) {
-      if (slot.fetchedAt === undefined && slot.priority > worst) {
-        victim = key;
-        worst = slot.priority;
-      }
-    }
-    if (victim !== undefined) this.slots.delete(victim);
-  }
-
-  private expire(now: number): void {
-    for (const [key, slot] of this.slots) {
-      if (slot.fetchedAt === undefined && now - slot.since > this.timing.offerGraceMs) {
-        this.slots.delete(key);
-        this.strikes.delete(key);
-        this.strikes.set(key, now);
-      } else if (slot.fetchedAt !== undefined && now - slot.fetchedAt > this.timing.stallMs) this.slots.delete(key);
-    }
-    for (const [key, at] of this.strikes) {
-      if (now - at <= this.timing.strikeMs && this.strikes.size <= this.timing.maxEntries) break; // insertion order: oldest first
-      this.strikes.delete(key);
-    }
   }
 }

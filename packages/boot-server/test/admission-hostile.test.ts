@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AdmissionControl, AdmissionGate, admissionMode } from '../src/admission.js';
+import { AdmissionControl } from '../src/admission-control.js';
+import { AdmissionGate, admissionMode } from '../src/admission.js';
 
 /**
  * Issue 19 item 7: DISCOVERs that look like Pis but never fetch a kernel must not hold the gate.
@@ -80,6 +81,65 @@ describe('AdmissionControl: clients that never fetch cannot hold the gate', () =
     }
     expect(admitted).toBe(16);
     expect(admission.active(1_000)).toBe(16);
+  });
+
+  describe('the newcomer lane (an unregistered Pi in any-pi mode)', () => {
+    const unknownPi = { ...realPi, known: false };
+    /** 200 forgers at 0 (and every 4 s with `repeat`); the real Pi from `after`, every 4 s; which DISCOVER got the offer. */
+    function firstOffer(admission: AdmissionControl, after: number, repeat: boolean): number | undefined {
+      for (let t = 0; t <= 60_000; t += 100) {
+        if (t % 4_000 === 0 && (t === 0 || repeat)) for (let i = 0; i < 200; i++) admission.admit({ ...forged(i), known: false, now: t });
+        if (t >= after && (t - after) % 4_000 === 0 && admission.admit({ ...unknownPi, now: t })) return (t - after) / 4_000 + 1;
+      }
+      return undefined;
+    }
+
+    it.each([
+      { repeat: false, after: 1_500, lane: 1, oldestFirst: 2 },
+      { repeat: true, after: 1_500, lane: 1, oldestFirst: 13 },
+      { repeat: false, after: 100, lane: 2, oldestFirst: 3 },
+      { repeat: true, after: 100, lane: 2, oldestFirst: 13 },
+    ])('forgers re-sending: $repeat, the Pi $after ms after the burst: DISCOVER $lane (oldest first alone: $oldestFirst)', ({ repeat, after, lane, oldestFirst }) => {
+      expect(firstOffer(control(), after, repeat)).toBe(lane);
+      expect(firstOffer(new AdmissionControl(new AdmissionGate(admissionMode('auto')), { newcomerSlots: 0 }), after, repeat)).toBe(oldestFirst);
+    });
+
+    it('forgers inventing new keys churn only the lane: the other slots still go oldest first', () => {
+      const admission = control(16);
+      let key = 0;
+      const burst = (now: number) => {
+        let admitted = 0;
+        for (let i = 0; i < 200; i++) if (admission.admit({ ...forged(key++), known: false, now })) admitted++;
+        return admitted;
+      };
+      expect(burst(0)).toBe(16);
+      const waiting = { key: 'aaaaaaaa', mac: '02:aa:00:00:00:01', known: false };
+      expect(admission.admit({ ...waiting, now: 100 })).toBe(false); // gate full of fresh offers
+      burst(4_000); // the old slots expired at 2 s: the lane is open, 14 slots oldest first, 2 kept
+      expect(admission.active(4_000)).toBeLessThanOrEqual(16);
+      // 8.1 s: the first burst's keys are silent past the DISCOVER gap, so `waiting` is the oldest.
+      burst(8_000);
+      expect(admission.admit({ ...waiting, now: 8_100 })).toBe(true);
+    });
+
+    it('a real storm (every offer used) never opens the lane: a late Pi waits behind the older ones', () => {
+      const admission = control(4);
+      const pi = (i: number) => ({ key: `p${String(i).padStart(7, '0')}`, mac: `dc:a6:32:00:00:${i}`, known: false });
+      for (let i = 0; i < 8; i++) if (admission.admit({ ...pi(i), now: i })) admission.fetched(pi(i).key, i + 5);
+      expect(admission.active(10)).toBe(4);
+      admission.release(pi(0).key);
+      expect(admission.admit({ ...pi(9), now: 3_000 })).toBe(false); // newest, but no unused offer: oldest first
+      expect(admission.admit({ ...pi(4), now: 3_100 })).toBe(true);
+    });
+
+    it('a slow Pi whose tentative slot the lane took is counted again when it fetches', () => {
+      const admission = control(1);
+      expect(admission.admit({ ...forged(1), known: false, now: 0 })).toBe(true); // a real Pi, slow to fetch
+      expect(admission.admit({ ...unknownPi, now: 1_200 })).toBe(true); // past the fetch window: the lane takes it
+      admission.fetched(forged(1).key, 1_300);
+      expect(admission.active(1_300)).toBe(2);
+      expect(admission.priorityOf({ ...forged(1), known: false, now: 1_300 })).toBe(1); // strike forgiven
+    });
   });
 
   it('gate off: everyone, no accounting', () => {
