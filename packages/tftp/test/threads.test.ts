@@ -10,8 +10,8 @@ import { FileSource, fromNetascii, TftpServer } from '../src/index.js';
 import type { FileSourceOptions, TftpLogger, TftpServerOptions, UdpSocket } from '../src/index.js';
 import { TransferThread } from '../src/worker-proxy.js';
 import type { TransferHost } from '../src/transfer-io.js';
-import { tftpGet } from '../../../test/tftp/client.js';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
+import { tftpGet } from './client.js';
 import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 /**
