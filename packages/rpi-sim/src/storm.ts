@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { PiModel } from '@iot-tofu/rpi';
 import { behaviourFor, type PiBehaviour } from './behaviour.js';
 import { sleep, systemClock, type Clock } from './clock.js';
@@ -63,6 +64,9 @@ export async function runBootStorm(options: BootStormOptions): Promise<StormResu
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const stop = new AbortController();
+  // Every Pi in flight listens on this one signal (one lease, fetch or back-off at a time): a wide
+  // storm is not a leak, so the limit is the number of Pis, not Node's default 10.
+  setMaxListeners(options.pis.length + 1, stop.signal);
   const onOuterAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const limit = clock.setTimeout(() => stop.abort(), options.limitMs);

@@ -64,12 +64,12 @@ export class ScriptedLink implements PiLink {
     request.onEvent({ kind: 'discover', xid: request.xid });
     const wait = answered ? this.leaseMs : request.behaviour.dhcpTimeoutMs;
     return new Promise((resolve) => {
-      const handle = this.clock.setTimeout(() => {
+      const answer = () => {
         if (!answered) return resolve({ ok: false, detail: 'no offer' });
         request.onEvent({ kind: 'offer', from: '10.0.0.2', pxe: true });
         resolve({ ok: true, lease: { address: '10.0.1.5', tftpServer: '10.0.0.2' } });
-      }, wait);
-      this.onAbort(request.signal, handle, () => resolve({ ok: false, detail: 'stopped' }));
+      };
+      this.after(request.signal, wait, answer, () => resolve({ ok: false, detail: 'stopped' }));
     });
   }
 
@@ -82,19 +82,28 @@ export class ScriptedLink implements PiLink {
       const ms = file.ms ?? 1;
       if (ms > request.timeoutMs) {
         const partial = Math.floor((file.size * request.timeoutMs) / ms);
-        const handle = this.clock.setTimeout(() => resolve({ result: 'timeout', bytes: partial, retransmits: 0, detail: 'file limit' }), request.timeoutMs);
-        return this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
+        const timedOut = () => resolve({ result: 'timeout', bytes: partial, retransmits: 0, detail: 'file limit' });
+        return this.after(request.signal, request.timeoutMs, timedOut, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
       }
       const content = request.keepContent && file.content !== undefined ? { content: Buffer.from(file.content) } : {};
-      const handle = this.clock.setTimeout(() => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0, ...content }), ms);
-      this.onAbort(request.signal, handle, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
+      const done = () => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0, ...content });
+      this.after(request.signal, ms, done, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
     });
   }
 
-  private onAbort(signal: AbortSignal, handle: unknown, settle: () => void): void {
-    signal.addEventListener('abort', () => {
+  /**
+   * Runs onTime after `ms` of virtual time, or onStop at once if the Pi is stopped first. The abort
+   * listener leaves with the timer: a Pi's signal outlives thousands of requests.
+   */
+  private after(signal: AbortSignal, ms: number, onTime: () => void, onStop: () => void): void {
+    const stop = () => {
       this.clock.clearTimeout(handle);
-      settle();
-    }, { once: true });
+      onStop();
+    };
+    const handle = this.clock.setTimeout(() => {
+      signal.removeEventListener('abort', stop);
+      onTime();
+    }, ms);
+    signal.addEventListener('abort', stop, { once: true });
   }
 }

@@ -170,6 +170,13 @@ describe('boot storm', () => {
     expect(result.summary.elapsedMs).toBe(100_000);
   });
 
+  it('runs a storm wider than the default listener limit of its stop signal without a warning', async () => {
+    // fail-on-warnings (vitest.config.ts) fails this test on a MaxListenersExceededWarning.
+    const clock = new FakeClock();
+    const result = await clock.run(runBootStorm({ pis: simulatedIdentities(40, 'pi4'), link: new ScriptedLink(clock, tree()), clock, limitMs: 100_000 }));
+    expect(result.summary).toMatchObject({ pis: 40, booted: 40 });
+  });
+
   it('gives every simulated Pi a distinct serial and MAC in its model OUI', () => {
     const pis = simulatedIdentities(300, 'pi4');
     expect(new Set(pis.map((p) => p.serial)).size).toBe(300);
