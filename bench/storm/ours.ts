@@ -1,7 +1,8 @@
 /**
  * "ours" assembled from the libraries for the boot-storm bench: ProxyDhcpServer (+ TftpServer
- * unless --no-tftp) in one process, with an admission gate on the proxy offer. Used when the
- * boot-server daemon is not available, and (with --no-tftp) as our proxy in front of tftpd-hpa.
+ * unless --no-tftp) in one process, with the daemon's admission gate on the proxy offer
+ * (daemon-gate.ts). Used when the boot-server daemon is not available, and (with --no-tftp) as our
+ * proxy in front of tftpd-hpa.
  *
  *   node --conditions=@iot-tofu/source --import tsx bench/storm/ours.ts \
  *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--rto-ms 1000] [--threads 0|auto|N]
@@ -12,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { ProxyDhcpServer } from '@iot-tofu/dhcp';
 import { FileSource, TftpServer, defaultTransferThreads } from '@iot-tofu/tftp';
-import { AdmissionGate, parseGate } from './gate.js';
+import { BenchGate, parseGate } from './daemon-gate.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ if (!serverIp || (!tftpRoot && !values['no-tftp'])) {
   process.exit(64);
 }
 
-const gate = new AdmissionGate(parseGate(values.gate ?? 'adaptive'));
+const gate = new BenchGate(parseGate(values.gate ?? 'adaptive'));
 let tftp: TftpServer | undefined;
 let source: FileSource | undefined;
 if (!values['no-tftp'] && tftpRoot) {
@@ -46,10 +47,10 @@ if (!values['no-tftp'] && tftpRoot) {
     timeoutMs: Number(values['rto-ms']),
     threads: values.threads === 'auto' ? defaultTransferThreads() : Number(values.threads ?? 0),
   });
-  tftp.on('transfer-started', (e) => gate.transferStarted(e.id, e.serial));
-  tftp.on('file-served', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, true));
-  tftp.on('transfer-aborted', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, false));
-  tftp.on('transfer-failed', (e) => gate.transferEnded(e.id, e.serial, e.file, e.durationMs, false));
+  tftp.on('transfer-started', (e) => gate.transferStarted(e.serial));
+  tftp.on('file-served', (e) => gate.transferEnded(e.serial, e.file, e.durationMs, 'served'));
+  tftp.on('transfer-aborted', (e) => gate.transferEnded(e.serial, e.file, e.durationMs, 'failed'));
+  tftp.on('transfer-failed', (e) => gate.transferEnded(e.serial, e.file, e.durationMs, e.reason === 'timeout' ? 'timed-out' : 'failed'));
 }
 const dhcp = new ProxyDhcpServer({
   serverIp,
@@ -60,7 +61,7 @@ const dhcp = new ProxyDhcpServer({
     pxe: {},
     pi3RepeatDelayMs: 1200,
     // Without our TFTP server we cannot see load: the proxy then admits everyone.
-    ...(tftp ? { admit: (client) => gate.admit(client.serial ?? client.mac) } : {}),
+    ...(tftp ? { admit: (client) => gate.admit(client.serial ?? client.mac, client.mac) } : {}),
   },
   rateLimit: false,
 });

@@ -149,7 +149,7 @@ export function oursDaemon(name: string, description: string, budget: (context: 
   };
 }
 
-/** bench/storm/ours.ts: our ProxyDhcpServer + TftpServer from the libraries with gate.ts at the offer. */
+/** bench/storm/ours.ts: our ProxyDhcpServer + TftpServer from the libraries with the daemon's gate (daemon-gate.ts) at the offer. */
 export function oursScript(name: string, description: string, gate: (context: ServerContext) => string): ServerUnderTest {
   return {
     name,
@@ -167,7 +167,7 @@ export function oursScript(name: string, description: string, gate: (context: Se
 export function ours(variant: 'script' | 'daemon'): ServerUnderTest {
   return variant === 'daemon'
     ? oursDaemon('ours', 'boot-server daemon with its defaults (adaptive admission gate unless --admission-budget)', (c) => c.admissionBudget)
-    : oursScript('ours', 'our ProxyDhcpServer + TftpServer with the bench admission gate (gate.ts)', (c) => c.gate);
+    : oursScript('ours', 'our ProxyDhcpServer + TftpServer with the daemon admission gate (daemon-gate.ts)', (c) => c.gate);
 }
 
 /** tftpd-hpa serving TFTP, our proxy (no gate: it cannot see tftpd-hpa's load) answering DHCP. */
@@ -198,7 +198,7 @@ export const SERVERS = {
   'ours-daemon': oursDaemon('ours-daemon', 'boot-server daemon with its defaults (same as ours)', (c) => c.admissionBudget),
   'ours-fixed': oursDaemon('ours-fixed', 'boot-server daemon, fixed --admission-budget = R × 15 s / B for the link', (c) => c.linkBudget),
   'ours-nogate': oursDaemon('ours-nogate', 'boot-server daemon without admission gate (--admission-budget 0)', () => 0),
-  'ours-script': oursScript('ours-script', 'our libraries + adaptive gate (bench/storm/gate.ts)', () => 'adaptive'),
+  'ours-script': oursScript('ours-script', 'our libraries + the daemon adaptive gate (daemon-gate.ts)', () => 'adaptive'),
   dnsmasq: dnsmasq('dnsmasq', 'dnsmasq proxy + TFTP, default tftp-max (50)', []),
   'dnsmasq-max': dnsmasq('dnsmasq-max', 'dnsmasq proxy + TFTP, tftp-max raised to 1000', ['--tftp-max=1000']),
   'tftpd-hpa': tftpdHpaBehindOurProxy,

@@ -57,7 +57,7 @@ export interface AdaptiveTuning {
 
 /**
  * Thresholds relative to the Pi's 30 s per-file limit (40 % grow, 67 % cut), no link rate needed.
- * bench/storm/gate.ts measured these on lan100, lan1000 and lossy (floor 8; a floor of 2 starved
+ * The boot-storm bench (bench/storm) measured these on lan100, lan1000 and lossy (floor 8; a floor of 2 starved
  * the lossy link). The ceiling bounds how many lock-step transfers two cores are asked to drive.
  * The ramp projects onto 80 % of the limit, above the cut: the projection overestimates (a
  * kernel's fixed per-transfer cost does not grow with sharing; on lan1000, 1.8 s at 16 Pis became
