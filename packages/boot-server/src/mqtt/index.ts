@@ -1,0 +1,3 @@
+export { backoffDelay, bootPayload, defaultRegion, discoveryConfigs, nextPiState, objectId, REGION_PATTERN, redactUrl, statePayload, topics, type PiState, type Topics } from './messages.js';
+export { MqttBootPublisher, type MqttPublisherOptions, type MqttStats } from './publisher.js';
+export { registerMqttMetrics } from './metrics.js';

@@ -1,0 +1,234 @@
+import { hostname } from 'node:os';
+import { connect, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import { splitServedPath } from '../boot-tracker.js';
+import type { BootEventName, BootEvents, EventBus } from '../events.js';
+import { backoffDelay, bootPayload, discoveryConfigs, nextPiState, PUBLISHED_EVENTS, redactUrl, statePayload, topics, type PiDescription, type PiState, type Topics } from './messages.js';
+
+export interface MqttPublisherOptions {
+  /** mqtt://, mqtts://, ws:// or wss:// (credentials in the URL are never logged). */
+  url: string;
+  /** Topic segment: iot-tofu/<region>/… */
+  region: string;
+  bus: EventBus;
+  /** Only registered Pis are published (a made-up serial in a DISCOVER must not create topics). */
+  isRegistered: (serial: string) => boolean;
+  /** Registered Pis with name and model: their discovery documents go out on every connect. */
+  pis?: () => Array<PiDescription & { serial: string }>;
+  logger?: Logger;
+  /** Boot event messages kept while the broker is away; the oldest are dropped (and counted) beyond this. */
+  maxQueue?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  clientId?: string;
+}
+
+export interface MqttStats {
+  connected: boolean;
+  queued: number;
+  published: number;
+  dropped: number;
+  reconnects: number;
+}
+
+interface Outgoing {
+  topic: string;
+  payload: string;
+  retain: boolean;
+}
+
+/** Publishes in flight at once; the rest wait in the queue. */
+const MAX_IN_FLIGHT = 64;
+const DEFAULT_MAX_QUEUE = 1000;
+const DEFAULT_BACKOFF = { initialMs: 1000, maxMs: 60_000 };
+/** How long close() waits to say "offline" before it cuts the connection. */
+const CLOSE_GRACE_MS = 2000;
+/** Remembered TFTP client IPs (only those of registered Pis are stored). */
+const MAX_KNOWN_IPS = 10_000;
+
+/**
+ * Boot events to an MQTT broker (issue 15): each event of a registered Pi on
+ * `iot-tofu/<region>/pi/<serial>/boot`, its state retained on `.../state`, Home Assistant discovery
+ * for a "booted" binary sensor and a last-boot sensor, availability with a last will. Boot serving
+ * never waits for it: bus listeners only enqueue; while the broker is away boot events wait in a
+ * bounded queue (oldest dropped and counted), and the latest state of every Pi is kept and sent
+ * again on each connect, so the retained state survives a broker restart without persistence.
+ */
+export class MqttBootPublisher {
+  private readonly options: MqttPublisherOptions;
+  private readonly logger: Logger;
+  private readonly topics: Topics;
+  private readonly maxQueue: number;
+  private readonly queue: Outgoing[] = [];
+  private readonly states = new Map<string, PiState>();
+  private readonly serialByIp = new Map<string, string>();
+  private readonly stats = { published: 0, dropped: 0, reconnects: 0 };
+  private inFlight = 0;
+  private failures = 0;
+  private client: MqttClient | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private off: (() => void) | undefined;
+  private closed = false;
+
+  constructor(options: MqttPublisherOptions) {
+    this.options = options;
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.topics = topics(options.region);
+    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+  }
+
+  /** Subscribes to the bus and starts connecting; returns at once (the broker may be down). */
+  start(): void {
+    this.off = this.options.bus.onAny((name, event) => this.onEvent(name, event));
+    const client = connect(this.options.url, {
+      clientId: this.options.clientId ?? `iot-tofu-${this.options.region}-${hostname()}-${process.pid}`,
+      clean: true,
+      // Our own backoff (doubling, jittered) instead of mqtt.js's fixed period; see scheduleReconnect.
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      // mqtt.js would buffer QoS 0 publishes without bound while offline; our queue does that, bounded.
+      queueQoSZero: false,
+      will: { topic: this.topics.availability, payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('connect', () => this.onConnect());
+    client.on('close', () => this.scheduleReconnect());
+    client.on('error', (error) => this.logger.debug({ err: error, broker: redactUrl(this.options.url) }, 'MQTT connection error'));
+  }
+
+  get snapshot(): MqttStats {
+    return { connected: !!this.client?.connected, queued: this.queue.length, ...this.stats };
+  }
+
+  private onEvent<K extends BootEventName>(name: K, event: BootEvents[K]): void {
+    if (!PUBLISHED_EVENTS.has(name)) return;
+    const serial = this.serialOf(event as { serial?: string; clientIp?: string; file?: string });
+    if (!serial || !this.options.isRegistered(serial)) return;
+    this.enqueue({ topic: this.topics.boot(serial), payload: bootPayload(name, event), retain: false });
+    const next = nextPiState(this.states.get(serial), name, event);
+    if (!next) return;
+    const isNew = !this.states.has(serial);
+    this.states.set(serial, next);
+    // State is not queued: the map holds the latest, and every connect sends all of it.
+    if (!this.client?.connected) return;
+    if (isNew) for (const config of discoveryConfigs(this.options.region, serial, this.describe(serial))) this.send({ ...config, retain: true });
+    this.send({ topic: this.topics.state(serial), payload: statePayload(next), retain: true });
+  }
+
+  private serialOf(event: { serial?: string; clientIp?: string; file?: string }): string | undefined {
+    const named = event.serial ?? (event.file ? splitServedPath(event.file).serial : undefined);
+    if (!event.clientIp) return named;
+    if (!named) return this.serialByIp.get(event.clientIp);
+    // The address now belongs to whoever it names; an unregistered one must not inherit a Pi's identity.
+    if (this.options.isRegistered(named)) {
+      if (this.serialByIp.size >= MAX_KNOWN_IPS && !this.serialByIp.has(event.clientIp)) this.serialByIp.clear();
+      this.serialByIp.set(event.clientIp, named);
+    } else {
+      this.serialByIp.delete(event.clientIp);
+    }
+    return named;
+  }
+
+  private describe(serial: string): PiDescription {
+    return this.options.pis?.().find((pi) => pi.serial === serial) ?? {};
+  }
+
+  private enqueue(message: Outgoing): void {
+    this.queue.push(message);
+    if (this.queue.length > this.maxQueue) {
+      this.queue.shift();
+      this.stats.dropped++;
+    }
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.client?.connected && this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) this.send(this.queue.shift()!, true);
+  }
+
+  /**
+   * Hands one message to mqtt.js. Queued boot events go at QoS 1 (mqtt.js resends the unacknowledged
+   * ones after a reconnect; one that fails goes back to the front). State, discovery and availability
+   * go at QoS 0: every connect sends them all again, so mqtt.js need not store them while offline.
+   */
+  private send(message: Outgoing, fromQueue = false): void {
+    const client = this.client;
+    if (!client) return;
+    if (fromQueue) this.inFlight++;
+    const options: IClientPublishOptions = { qos: fromQueue ? 1 : 0, retain: message.retain };
+    client.publish(message.topic, message.payload, options, (error) => {
+      if (fromQueue) this.inFlight--;
+      if (!error) {
+        this.stats.published++;
+      } else if (fromQueue && !this.closed) {
+        this.queue.unshift(message);
+        if (this.queue.length > this.maxQueue) {
+          this.queue.pop();
+          this.stats.dropped++;
+        }
+      }
+      if (fromQueue) this.drain();
+    });
+  }
+
+  private onConnect(): void {
+    if (this.failures > 0 || this.stats.reconnects > 0) this.logger.info({ broker: redactUrl(this.options.url) }, 'MQTT connected');
+    this.failures = 0;
+    this.send({ topic: this.topics.availability, payload: 'online', retain: true });
+    const described = new Map((this.options.pis?.() ?? []).map((pi) => [pi.serial, pi] as const));
+    const serials = new Set([...described.keys(), ...this.states.keys()]);
+    for (const serial of serials) {
+      if (!this.options.isRegistered(serial)) continue;
+      for (const config of discoveryConfigs(this.options.region, serial, described.get(serial) ?? {})) this.send({ ...config, retain: true });
+      const state = this.states.get(serial);
+      if (state) this.send({ topic: this.topics.state(serial), payload: statePayload(state), retain: true });
+    }
+    this.drain();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = backoffDelay(this.failures, this.options.backoff ?? DEFAULT_BACKOFF);
+    if (this.failures === 0) this.logger.warn({ broker: redactUrl(this.options.url), retryInMs: delay }, 'MQTT broker unreachable; boot events queue (bounded) until it is back');
+    this.failures++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closed || !this.client) return;
+      this.stats.reconnects++;
+      this.client.reconnect();
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  /** Says "offline" (retained) when connected, then disconnects; bounded in time. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.off?.();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      await withTimeout(client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true }).then(() => undefined), CLOSE_GRACE_MS);
+    }
+    await withTimeout(client.endAsync(!client.connected), CLOSE_GRACE_MS);
+    if (!client.disconnected) await client.endAsync(true).catch(() => undefined);
+  }
+}
+
+function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}
