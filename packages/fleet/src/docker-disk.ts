@@ -46,6 +46,12 @@ export const DOCKER_DISK_DEFAULT_SIZE = '8G';
 export const DOCKER_DISK_MIN_BYTES = 32 * 1024 * 1024;
 export const DOCKER_DISK_MAX_BYTES = 16 * 1024 ** 4;
 
+/**
+ * A docker disk size as the CLI and the API accept it (the API's schema takes its source): digits,
+ * an optional K/M/G/T, an optional B or iB, any case. No flags, so JSON schema compiles it as is.
+ */
+export const DISK_SIZE_PATTERN = /^(\d{1,16})\s*([KMGTkmgt]?)(?:[iI]?[bB])?$/;
+
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
 /**
@@ -53,7 +59,7 @@ const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 **
  * (no docker disk). Rounded up to whole MiB. Pure; INVALID_REQUEST with the rule otherwise.
  */
 export function parseDiskSize(text: string): number {
-  const match = /^(\d{1,16})\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  const match = DISK_SIZE_PATTERN.exec(text.trim());
   if (!match) throw new FleetError('INVALID_REQUEST', `docker disk size ${JSON.stringify(text)} is not a size: use e.g. 8G, 512M or 0 for none`);
   const bytes = Number(match[1]) * UNITS[match[2]!.toUpperCase()]!;
   if (bytes === 0) return 0;

@@ -1,8 +1,8 @@
 export { Fleet, PI_EXPORT_OPTIONS, networkOf, defaultExportsClients, copyTree, parseNeighbours, BASE_NAME_PATTERN } from './fleet.js';
 export type { Neighbour } from './fleet.js';
-export { FleetError, HTTP_STATUS_BY_CODE } from './errors.js';
+export { FleetError } from './errors.js';
 export type { FleetErrorCode } from './errors.js';
-export { parseDiskSize, planDockerDiskUnits, DOCKER_DISK_IMAGE, DOCKER_DISK_MOUNT_UNIT } from './docker-disk.js';
+export { parseDiskSize, planDockerDiskUnits, DISK_SIZE_PATTERN, DOCKER_DISK_IMAGE, DOCKER_DISK_MOUNT_UNIT } from './docker-disk.js';
 export { checkPasswordHash, checkSshKeys } from './first-login.js';
 export { planRootfs, applyRootfs, MASKED_UNITS, REMOVED_INIT_SCRIPTS, SSH_KEYGEN_UNIT } from './rootfs.js';
 export type { RootfsAction, RootfsPlanInput } from './rootfs.js';

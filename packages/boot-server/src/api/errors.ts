@@ -39,6 +39,7 @@ type TftpFileCode = `TFTP_${UpperSnake<FileErrorReason>}`;
 type ServerSideCode =
   | TftpFileCode
   | 'TFTP_BAD_OPTION'
+  | 'TFTP_BIND_FAILED'
   | 'TFTP_CLOSED'
   | 'DECODE_ERROR'
   | 'CONFIG_INVALID'
@@ -115,6 +116,7 @@ export const HTTP_STATUS_BY_CODE = {
   TFTP_ACCESS_DENIED: 500,
   TFTP_IO_ERROR: 500,
   TFTP_BAD_OPTION: 500,
+  TFTP_BIND_FAILED: 500,
   TFTP_CLOSED: 500,
   USAGE: 500,
 } as const satisfies Record<ErrorCode, ErrorStatus>;
