@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, repoRoot, tsNodeArgs } from '../lab/index.js';
 import { needs, which } from '../needs.js';
 import { makeBaseTrees, tempDir } from '../../packages/fleet/test/helpers.js';
-import { execFileRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner } from '@iot-tofu/host-io';
 import { Fleet } from '../../packages/fleet/src/index.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { processAlive } from '@iot-tofu/fleet';
-import { nfsHealth, type CommandRunner, type NfsHealth } from '@iot-tofu/nfs-server-lite';
+import { processAlive, type CommandRunner } from '@iot-tofu/host-io';
+import { nfsHealth, type NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { BootServerConfig } from './config.js';
 import { SERVICE_USER, UNIT_PATH, below, defaultWhich } from './install.js';
 import { RUNTIME_FILE, type RuntimeFile } from './status.js';

@@ -1,25 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-
-/** Writes a file atomically: temp file in the same folder, fsync, rename; the folder is created if needed. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  // open() honours the umask; the mode we asked for is what the caller means (e.g. 0600 secrets).
-  await chmod(temp, mode);
-  await rename(temp, path);
-}
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '@iot-tofu/host-io';
 
 /**
  * The API bearer token in `<stateDir>/api-token`: generated at first start (mode 0600) and reused

@@ -9,7 +9,7 @@ export type { LoggerOptions } from './logger.js';
 export { buildApi, publicRoutes, statusForError, HTTP_STATUS_BY_CODE, fleetPort } from './api.js';
 export type { ApiOptions, ApiRoutes, ErrorCode, ErrorStatus, FleetVerbs } from './api.js';
 export type { FleetPort, AddPiInput, SetupInput, ResetInput } from './api.js';
-export { ensureApiToken, writeFileAtomic } from './files.js';
+export { ensureApiToken } from './files.js';
 export { BootServer, startBootServer, keysNeedingRestart, RESTART_KEYS, StartupError } from './daemon.js';
 export type { BootServerDeps, ListeningSocket } from './daemon.js';
 export { BootTracker, splitServedPath } from './boot-tracker.js';

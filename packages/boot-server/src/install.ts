@@ -2,9 +2,8 @@ import { access, constants, stat } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner, writeFileAtomic, type CommandRunner } from '@iot-tofu/host-io';
 import { DEFAULT_CONFIG } from './config.js';
-import { writeFileAtomic } from './files.js';
 import { DEFAULT_CONFIG_FILE } from './load-config.js';
 
 export const UNIT_NAME = 'iot-tofu-boot-server.service';
@@ -259,13 +258,13 @@ export async function installBootServer(options: InstallOptions): Promise<Instal
     [below(root, `/${TMPFILES_PATH}`), renderTmpfiles(paths, user), 0o644],
   ];
   for (const [path, text, mode] of files) {
-    if (!dryRun) await writeFileAtomic(path, text, mode);
+    if (!dryRun) await writeFileAtomic(path, text, mode, { createDir: true });
     actions.push({ kind: 'write', what: path });
   }
   let configWritten = false;
   if (existing.exists) actions.push({ kind: 'keep', what: configPath });
   else {
-    if (!dryRun) await writeFileAtomic(configPath, defaultConfigFileText(), 0o644);
+    if (!dryRun) await writeFileAtomic(configPath, defaultConfigFileText(), 0o644, { createDir: true });
     configWritten = !dryRun;
     actions.push({ kind: 'write', what: configPath });
   }

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processAlive } from '@iot-tofu/fleet';
-import { nfsHealth, type CommandRunner, type NfsHealth } from '@iot-tofu/nfs-server-lite';
+import { processAlive, writeFileAtomic, type CommandRunner } from '@iot-tofu/host-io';
+import { nfsHealth, type NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { BootServerConfig } from './config.js';
-import { writeFileAtomic } from './files.js';
 import type { ListeningSocket } from './daemon.js';
 
 /** What a running daemon leaves in its state dir so `status` can find it. */
@@ -17,7 +16,7 @@ export interface RuntimeFile {
 export const RUNTIME_FILE = 'boot-server.json';
 
 export async function writeRuntimeFile(stateDir: string, runtime: RuntimeFile): Promise<void> {
-  await writeFileAtomic(join(stateDir, RUNTIME_FILE), `${JSON.stringify(runtime, null, 2)}\n`, 0o644);
+  await writeFileAtomic(join(stateDir, RUNTIME_FILE), `${JSON.stringify(runtime, null, 2)}\n`, 0o644, { createDir: true });
 }
 
 export interface StatusReport {

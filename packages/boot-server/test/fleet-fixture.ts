@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 import { allRequiredBootFiles } from '@iot-tofu/rpi';
 
 /**

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { IotTofuError } from '@iot-tofu/errors';
+import { writeFileAtomic } from '@iot-tofu/host-io';
 import { isIpv4 } from './codec.js';
 import type { AddressState, Lease, LeaseState, Quarantine } from './lease-pool.js';
 
@@ -81,9 +81,9 @@ export class LeaseStore {
   async save(contents: LeaseFileContents): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const generation = this.generation + 1;
-    await writeAtomic(this.path, renderLeaseFile(contents, generation));
+    await writeFileAtomic(this.path, renderLeaseFile(contents, generation));
     this.generation = generation;
-    await writeAtomic(this.journalPath, journalHeader(generation));
+    await writeFileAtomic(this.journalPath, journalHeader(generation));
     this.journalEntries = 0;
     this.stale = false;
   }
@@ -218,30 +218,6 @@ function parseQuarantine(entry: unknown, path: string, where: string): Quarantin
   const q: Quarantine = { address: e.address, until, reason: e.reason };
   if (typeof e.mac === 'string') q.mac = e.mac;
   return q;
-}
-
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', 0o644);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  const dirHandle = await open(dir, 'r').catch(() => undefined);
-  await dirHandle?.sync().catch(() => undefined);
-  await dirHandle?.close();
 }
 
 /**

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 import { Fleet } from '../src/index.js';
 
 const args = process.argv.slice(2);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner } from '@iot-tofu/host-io';
 import { extractExt4 } from '../src/ext4-extract.js';
 
 const args = process.argv.slice(2);

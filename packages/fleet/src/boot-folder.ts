@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FleetCore } from './core.js';
 import { exists } from './fs-util.js';
 import { CURRENT_LAYOUT } from './registry.js';
-import { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
+import { writeFileAtomic } from '@iot-tofu/host-io';
 import { BOOT_MOUNT_OPTIONS, netbootCmdline, NFS_ROOT_MOUNT_OPTIONS, type NetbootCmdline } from '@iot-tofu/rpi';
 
 /**

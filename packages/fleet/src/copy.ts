@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner } from '@iot-tofu/host-io';
 import { FleetError } from './errors.js';
 import { usedBytes } from './fs-util.js';
 

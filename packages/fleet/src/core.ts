@@ -1,13 +1,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ManagedExports, execFileRunner, silentLogger, type CommandRunner, type ExportClient, type ExportEntry, type Logger } from '@iot-tofu/nfs-server-lite';
+import { acquireLock, childrenDieWithUs, execFileRunner, silentLogger, type CommandRunner, type Logger } from '@iot-tofu/host-io';
+import { ManagedExports, type ExportClient, type ExportEntry } from '@iot-tofu/nfs-server-lite';
 import { derivedMacFromSerial } from '@iot-tofu/rpi';
-import { childrenDieWithUs } from './child-runner.js';
 import { FleetError } from './errors.js';
 import { LearnedFacts } from './facts.js';
 import { IntentLog } from './intents.js';
-import { acquireLock } from './lock.js';
 import { defaultExportsClients } from './net.js';
 import { RegistryStore, emptyRegistry, type RegisteredPi, type RegistryData } from './registry.js';
 import type { FleetOptions, FleetStep, PiJson, RegistryChange } from './types.js';
@@ -89,7 +88,7 @@ export class FleetCore {
   /** The per-Pi lock every verb that changes one Pi holds (PI_BUSY at once when another has it). */
   async lockPi(short: string): Promise<() => Promise<void>> {
     await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    return acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short} (another add or remove of it is running)` });
+    return acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short} (another add or remove of it is running)`, code: 'PI_BUSY' });
   }
 
   /** The lock setup and remove-base hold: they share `<tftpRoot>/base` and the temp names. */

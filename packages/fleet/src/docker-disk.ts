@@ -1,6 +1,6 @@
 import { chmod, mkdir, mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CommandFailedError, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { CommandFailedError, type CommandRunner } from '@iot-tofu/host-io';
 import {
   CONTAINERD_MOUNT_UNIT,
   DOCKER_DISK_CONTAINERD_DIR,

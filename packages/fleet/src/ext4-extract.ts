@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner } from '@iot-tofu/host-io';
 import { DecodeError } from '@iot-tofu/errors';
 import {
   ROOT_INODE,

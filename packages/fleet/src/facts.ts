@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic, type CommandRunner, type Logger } from '@iot-tofu/nfs-server-lite';
+import { writeFileAtomic, type CommandRunner, type Logger } from '@iot-tofu/host-io';
 import { derivedMacFromSerial, normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import { LruKeys } from './lru-keys.js';
 import type { RegisteredPi } from './registry.js';

@@ -5,7 +5,7 @@ import { DecodeError } from '@iot-tofu/errors';
 import { FleetError } from './errors.js';
 import { extractExt4 } from './ext4-extract.js';
 import { decodeMbr, findPiPartitions } from './mbr.js';
-import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner } from '@iot-tofu/host-io';
 import type { FleetStep, Progress } from './types.js';
 
 /** Where an import writes and what it may use (import.ts fills it for every source kind). */

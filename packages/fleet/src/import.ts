@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import type { CommandRunner } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner } from '@iot-tofu/host-io';
 import { FleetError } from './errors.js';
 import { copyTree } from './copy.js';
 import { importImage, type ImportContext } from './image.js';

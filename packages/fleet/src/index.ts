@@ -9,7 +9,6 @@ export type { RootfsAction, RootfsPlanInput } from './rootfs.js';
 export { decodeMbr, findPiPartitions, FAT_TYPES, LINUX_TYPE } from './mbr.js';
 export type { MbrPartition } from './mbr.js';
 export { parseMountinfo } from './fs-util.js';
-export { processAlive } from './lock.js';
 export { chooseSetupSource } from './setup-source.js';
 export type { SetupSourceFields, SetupSourceProblem } from './setup-source.js';
 export type {
@@ -37,6 +36,4 @@ export type {
   CommandRunner,
   Logger,
 } from './types.js';
-/** Atomic file writes (temp, fsync, rename), shared with the CLI for the config file. */
-export { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
 export type { NfsHealth, ActiveExport } from '@iot-tofu/nfs-server-lite';

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
+import { writeFileAtomic } from '@iot-tofu/host-io';
 
 /**
  * What a verb is about to change, written before its first change and deleted after its last (or

@@ -1,8 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@iot-tofu/nfs-server-lite';
+import { acquireLock, writeFileAtomic } from '@iot-tofu/host-io';
 import { FleetError } from './errors.js';
-import { acquireLock } from './lock.js';
 import type { BaseJson } from './types.js';
 
 /** A registered Pi as stored: only what the operator decided; learned facts live in seen.json. */

@@ -1,4 +1,5 @@
-import type { CommandRunner, Logger, NfsHealth } from '@iot-tofu/nfs-server-lite';
+import type { CommandRunner, Logger } from '@iot-tofu/host-io';
+import type { NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { PiModel } from '@iot-tofu/rpi';
 
 export type { CommandRunner, Logger };

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, MASKED_UNITS, chooseSetupSource, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
-import { CommandFailedError } from '@iot-tofu/nfs-server-lite';
+import { CommandFailedError } from '@iot-tofu/host-io';
 import { needs } from '../../../test/needs.js';
 import { SPECIAL_ENTRIES, anyUser, makeBaseTrees, recordingRunner, tempDir, tempRoots } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 import { needs } from '../../../test/needs.js';
 
 /**

@@ -1,8 +1,7 @@
 // Runs one fleet verb in its own process for kill.test.ts; with `killAt` it SIGKILLs itself at that
 // step (no catch, no finally, no rollback runs: what a kill -9 or the OOM killer leaves).
-import { execFileRunner, type CommandRunner } from '@iot-tofu/nfs-server-lite';
+import { childrenDieWithUs, execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
-import { childrenDieWithUs } from '../src/child-runner.js';
 
 interface Job {
   options: Omit<FleetOptions, 'runner' | 'isRoot' | 'beforeStep'>;

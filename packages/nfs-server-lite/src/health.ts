@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileRunner, type CommandRunner } from './runner.js';
+import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 
 export interface ActiveExport {
   path: string;

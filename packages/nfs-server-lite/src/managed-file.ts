@@ -1,10 +1,9 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { IotTofuError } from '@iot-tofu/errors';
-import { writeFileAtomic } from './atomic.js';
+import { execFileRunner, silentLogger, writeFileAtomic, type CommandRunner, type Logger } from '@iot-tofu/host-io';
 import { classifyExportfsStderr, exportfsFailureIsOurs, type ExportfsIssue } from './exportfs-errors.js';
 import { MANAGED_HEADER, parseExports, renderExports, type ExportEntry } from './exports.js';
-import { execFileRunner, type CommandRunner } from './runner.js';
 
 /** exportfs refused our file or could not run; the previous file content has been put back. */
 export class ExportfsFailedError extends IotTofuError {
@@ -12,16 +11,6 @@ export class ExportfsFailedError extends IotTofuError {
     super('EXPORTFS_FAILED', message, options);
   }
 }
-
-/** Minimal pino-compatible logger: libraries log through it and default to silence. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface ManagedExportsOptions {
   /** Our own file, e.g. /etc/exports.d/iot-tofu.exports; never the operator's /etc/exports. */

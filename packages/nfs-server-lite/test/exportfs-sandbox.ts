@@ -6,7 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ManagedExports, execFileRunner, nfsHealth, withExport, type ExportfsIssue } from '../src/index.js';
+import { execFileRunner } from '@iot-tofu/host-io';
+import { ManagedExports, nfsHealth, withExport, type ExportfsIssue } from '../src/index.js';
 
 const work = process.argv[2];
 if (!work) throw new Error('usage: exportfs-sandbox.ts <workdir>');

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { CommandRunner } from '@iot-tofu/host-io';
 import { collect, needs, repoRoot, tsNodeArgs } from '@iot-tofu/test-kit';
 import {
   ExportsSyntaxError,
@@ -16,7 +17,6 @@ import {
   parseExports,
   renderExports,
   withExport,
-  type CommandRunner,
   type ExportEntry,
 } from '../src/index.js';
 

@@ -1,7 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { link, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FleetError } from './errors.js';
+import { IotTofuError } from '@iot-tofu/errors';
+
+/** The lock is held by a live process past the wait allowed; `code` is the caller's (default LOCKED). */
+export class LockBusyError extends IotTofuError {
+  readonly path: string;
+  /** The holder's PID, when the lock file names one. */
+  readonly owner: number | undefined;
+
+  constructor(code: string, message: string, path: string, owner: number | undefined) {
+    super(code, message);
+    this.path = path;
+    this.owner = owner;
+  }
+}
 
 /** Whether a process with this PID exists (EPERM: it does, owned by someone else). */
 export function processAlive(pid: number): boolean {
@@ -84,13 +97,22 @@ async function breakLock(path: string, ino: number): Promise<void> {
   await rm(aside, { force: true });
 }
 
+export interface LockOptions {
+  /** How long to wait for a live holder; 0 = fail at once. */
+  timeoutMs: number;
+  /** What the lock guards, for the error message ("the registry", "Pi 9f55bbfd"). */
+  what: string;
+  /** The error code when the lock stays busy (the caller's vocabulary); default LOCKED. */
+  code?: string;
+}
+
 /**
  * A lock file holding the owner's PID and start time. A lock whose owner died (or whose PID now
  * belongs to another process) is taken over, so a killed CLI never blocks the fleet; the file is
  * never empty, so a kill at any point leaves either no lock or a complete one. Works across
  * processes on one machine (the CLI and the daemon), which is all the registry needs.
  */
-export async function acquireLock(path: string, options: { timeoutMs: number; what: string; code?: 'PI_BUSY' | 'LOCKED' }): Promise<() => Promise<void>> {
+export async function acquireLock(path: string, options: LockOptions): Promise<() => Promise<void>> {
   const deadline = Date.now() + options.timeoutMs;
   const me = `${process.pid} ${(await processStartTime(process.pid)) ?? ''}`.trim();
   for (;;) {
@@ -108,7 +130,8 @@ export async function acquireLock(path: string, options: { timeoutMs: number; wh
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new FleetError(options.code ?? (options.timeoutMs === 0 ? 'PI_BUSY' : 'LOCKED'), `${options.what} is busy (locked by process ${judged.owner ?? '?'}: ${path})`);
+      const message = `${options.what} is busy (locked by process ${judged.owner ?? '?'}: ${path})`;
+      throw new LockBusyError(options.code ?? 'LOCKED', message, path, judged.owner);
     }
     await sleep(25);
   }
