@@ -180,7 +180,10 @@ export const addPiBody = {
   additionalProperties: false,
   properties: {
     serial: matching(SERIAL_PATTERN, '8 or 16 hex digits, any case'),
-    owner: matching(OWNER_PATTERN, "who owns the Pi: 1-64 printable characters, no '/', no control characters, no leading or trailing blank"),
+    owner: matching(
+      OWNER_PATTERN,
+      "who owns the Pi: 1-64 printable characters, no '/', no control characters, no leading or trailing blank",
+    ),
     name: matching(HOSTNAME_PATTERN, "the Pi's hostname (RFC 1123 label)"),
     base: matching(BASE_NAME_PATTERN, 'default: the default base'),
     mac: matching(MAC_PATTERN, "the Pi's real MAC (Pi 4/5 MACs are not derived from the serial)"),
