@@ -11,7 +11,8 @@
 //   2. `npm install --omit=dev` of the third-party runtime dependencies of the three CLIs, at the
 //      versions package-lock.json pins (from npm's cache when it has them);
 //   3. each workspace package the CLIs need, copied to node_modules/@iot-tofu/<name> (package.json
-//      without the source-only export condition and dev fields, dist/ without build info, README);
+//      without the source-only export condition and dev fields, dist/ without build info, web/ when
+//      there is one, README);
 //   4. every dependency listed in bundleDependencies, then `npm pack`.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,6 +83,8 @@ try {
     mkdirSync(dest, { recursive: true });
     cpSync(join(dir, 'dist'), join(dest, 'dist'), { recursive: true, filter: (src) => !src.endsWith('.tsbuildinfo') });
     if (existsSync(join(dir, 'README.md'))) cpSync(join(dir, 'README.md'), join(dest, 'README.md'));
+    // Static files a package reads at run time beside dist/ (boot-server's fleet page).
+    if (existsSync(join(dir, 'web'))) cpSync(join(dir, 'web'), join(dest, 'web'), { recursive: true });
     const exportsField = Object.fromEntries(
       Object.entries(manifest.exports ?? {}).map(([key, conditions]) => [key, typeof conditions === 'object' ? Object.fromEntries(Object.entries(conditions).filter(([c]) => c !== '@iot-tofu/source')) : conditions]),
     );

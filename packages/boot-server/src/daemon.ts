@@ -8,7 +8,7 @@ import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
 import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
 import { AdmissionControl } from './admission-control.js';
 import { AdmissionGate, admissionMode } from './admission.js';
-import { buildApi, fleetPort } from './api.js';
+import { buildApi, fleetPort, publicRoutes } from './api.js';
 import { proxyPolicy } from './proxy-policy.js';
 import { initramfsFromBootFolders } from './boot-plan.js';
 import { BootTracker, type BootOutcome } from './boot-tracker.js';
@@ -17,6 +17,7 @@ import { EventBus, type BootEventName, type BootEvents } from './events.js';
 import { ensureApiToken } from './files.js';
 import { fullDhcpOptions } from './full-dhcp.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
+import { webRoutes } from './web/index.js';
 
 export interface BootServerDeps {
   /** Default: silent. */
@@ -324,6 +325,8 @@ export class BootServer {
     this.apiTokenPath = path;
     if (created) this.logger.info({ path }, `API token written to ${path} (mode 0600)`);
     const api = await buildApi({
+      // The fleet page (issue 15): public page and assets, its data through /api/v1 with the token.
+      routes: [publicRoutes(webRoutes())],
       fleet: fleetPort(fleet, () => this.bus.emit('registry-changed', { at: this.now() })),
       bus: this.bus,
       metrics: this.metrics!,

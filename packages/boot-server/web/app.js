@@ -69,11 +69,13 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-function timeElement(at) {
+/** A <time>: date and time, or (timeline rows) the time of day to the millisecond. */
+function timeElement(at, precise = false) {
   const ms = timeOf(at);
   if (!Number.isFinite(ms)) return el('span', { text: '—' });
   const date = new Date(ms);
-  return el('time', { datetime: date.toISOString(), title: date.toLocaleString(), text: date.toLocaleString(undefined, { hour12: false }) });
+  const text = precise ? date.toLocaleTimeString(undefined, { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 }) : date.toLocaleString(undefined, { hour12: false });
+  return el('time', { datetime: date.toISOString(), title: date.toLocaleString(), text });
 }
 
 // ---- login ------------------------------------------------------------------------------------
@@ -265,7 +267,7 @@ function timelineRow({ type, event }, before) {
   return el(
     'tr',
     { class: `event-${type}` },
-    el('td', {}, timeElement(event.at)),
+    el('td', {}, timeElement(event.at, true)),
     el('td', { text: row.what }),
     el('td', { text: row.file }),
     el('td', { text: row.bytes }),
@@ -297,15 +299,32 @@ function onEvent(type, event) {
   page.boots.set(serial, nextBootState(before, type, event));
   if (type !== 'transfer-started') {
     const entries = page.timelines.get(serial) ?? [];
-    entries.push({ type, event });
-    if (entries.length > TIMELINE_LIMIT) entries.splice(0, entries.length - TIMELINE_LIMIT);
+    const index = insertionIndex(entries, type, event);
+    entries.splice(index, 0, { type, event });
+    const trimmed = Math.max(0, entries.length - TIMELINE_LIMIT);
+    entries.splice(0, trimmed);
     page.timelines.set(serial, entries);
     if (serial === page.selected) {
+      const body = $('timeline').tBodies[0];
       const row = timelineRow({ type, event }, before);
-      if (row) $('timeline').tBodies[0].append(row);
+      if (row) body.insertBefore(row, body.rows[index] ?? null);
+      for (let i = 0; i < trimmed; i++) body.rows[0]?.remove();
     }
   }
   updateStateCell(serial);
+}
+
+const OUTCOMES = new Set(['boot-complete', 'boot-failed']);
+
+/**
+ * Where a live event goes in a timeline: at the end, except before a boot's outcome of the same
+ * moment, which the daemon announces from inside the event that ended the boot (so it streams first).
+ */
+function insertionIndex(entries, type, event) {
+  let index = entries.length;
+  const at = timeOf(event.at);
+  while (index > 0 && !OUTCOMES.has(type) && OUTCOMES.has(entries[index - 1].type) && timeOf(entries[index - 1].event.at) === at) index--;
+  return index;
 }
 
 function updateStateCell(serial) {
