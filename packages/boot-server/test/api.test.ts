@@ -21,9 +21,19 @@ describe('HTTP API', () => {
 
   beforeAll(async () => {
     fixture = fleetFixture();
-    fleet = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1', runner: withoutExportfs, isRoot: () => true });
+    fleet = await Fleet.open({
+      tftpRoot: fixture.tftpRoot,
+      nfsRoot: fixture.nfsRoot,
+      stateDir: fixture.stateDir,
+      exportsFile: fixture.exportsFile,
+      exportsClients: '127.0.0.0/8',
+      serverIp: '127.0.0.1',
+      runner: withoutExportfs,
+      isRoot: () => true,
+    });
     const metrics = createMetrics(bus, () => ({ tftp: { active: 2, queued: 1 } }), { defaultMetrics: false });
-    app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health: () => ({ dhcp: false, tftp: true }), nfsHealth: () => fleet.health() });
+    const health = () => ({ dhcp: false, tftp: true });
+    app = await buildApi({ fleet: fleetPort(fleet), bus, metrics, token: TOKEN, health, nfsHealth: () => fleet.health() });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => {
@@ -39,14 +49,17 @@ describe('HTTP API', () => {
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await response.text();
-    return { status: response.status, headers: response.headers, text, json: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
+    const json = text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined;
+    return { status: response.status, headers: response.headers, text, json };
   };
 
   /** A plain HTTP/1.1 request (fetch would refuse some of these before sending). */
   const rawRequest = (request: { method: string; path: string; body?: Buffer }): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
       const url = new URL(base);
-      const req = http.request({ host: url.hostname, port: url.port, method: request.method, path: request.path, headers: { ...auth, 'content-type': 'application/json', ...(request.body ? { 'content-length': request.body.length } : {}) } }, (res) => {
+      const length = request.body ? { 'content-length': request.body.length } : {};
+      const headers = { ...auth, 'content-type': 'application/json', ...length };
+      const req = http.request({ host: url.hostname, port: url.port, method: request.method, path: request.path, headers }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -82,7 +95,12 @@ describe('HTTP API', () => {
         status: 'ok',
         dhcp: false,
         tftp: true,
-        nfs: expect.objectContaining({ nfsdRunning: expect.any(Boolean), exported: expect.any(Array), exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8' }),
+        nfs: expect.objectContaining({
+          nfsdRunning: expect.any(Boolean),
+          exported: expect.any(Array),
+          exportsFile: fixture.exportsFile,
+          exportsClients: '127.0.0.0/8',
+        }),
       });
       const metrics = await call('GET', '/metrics', undefined, {});
       expect(metrics.status).toBe(200);
@@ -99,11 +117,21 @@ describe('HTTP API', () => {
       expect(setup.status, setup.text).toBe(201);
       expect(setup.json).toMatchObject({ name: 'bookworm', default: true, layout: 'legacy' });
       expect((await call('GET', '/api/v1/bases')).json).toEqual([setup.json]);
-      expect((await call('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir })).json.error.code).toBe('BASE_EXISTS');
+      const sameBase = await call('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
+      expect(sameBase.json.error.code).toBe('BASE_EXISTS');
 
-      const added = await call('POST', '/api/v1/pis', { serial: '9F55BBFD', owner: 'jo', name: 'kitchen', mac: 'DC:A6:32:01:36:C2', base: 'bookworm' });
+      const kitchen = { serial: '9F55BBFD', owner: 'jo', name: 'kitchen', mac: 'DC:A6:32:01:36:C2', base: 'bookworm' };
+      const added = await call('POST', '/api/v1/pis', kitchen);
       expect(added.status, added.text).toBe(201);
-      expect(added.json).toMatchObject({ serial: '9f55bbfd', owner: 'jo', name: 'kitchen', mac: 'dc:a6:32:01:36:c2', macSource: 'configured', base: 'bookworm', ip: null });
+      expect(added.json).toMatchObject({
+        serial: '9f55bbfd',
+        owner: 'jo',
+        name: 'kitchen',
+        mac: 'dc:a6:32:01:36:c2',
+        macSource: 'configured',
+        base: 'bookworm',
+        ip: null,
+      });
       expect(added.json).toEqual(fleet.get('9f55bbfd'));
       expect((await call('GET', '/api/v1/pis')).json).toEqual([added.json]);
       expect((await call('GET', '/api/v1/pis/9F55BBFD')).json).toEqual(added.json);
@@ -129,20 +157,25 @@ describe('HTTP API', () => {
     it('lists discovered Pis from learned facts', async () => {
       fleet.recordSeen({ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', model: 'pi4', at: 5000 });
       const discovered = await call('GET', '/api/v1/discovered');
-      expect(discovered.json).toEqual([{ serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', ip: null, model: 'pi4', firstSeen: new Date(5000).toISOString(), lastSeen: new Date(5000).toISOString() }]);
+      const seenAt = new Date(5000).toISOString();
+      expect(discovered.json).toEqual([
+        { serial: 'deadbeef', mac: 'dc:a6:32:00:00:02', ip: null, model: 'pi4', firstSeen: seenAt, lastSeen: seenAt },
+      ]);
     });
 
     it('answers an unknown base with 404 and a missing setup source folder with an error', async () => {
       const missingBase = await call('POST', '/api/v1/pis', { serial: '0a1b2c3d', owner: 'jo', name: 'desk', base: 'nope' });
       expect(missingBase.status).toBe(404);
       expect(missingBase.json.error.code).toBe('BASE_NOT_FOUND');
-      const badSource = await call('POST', '/api/v1/setup', { base: 'other', bootDir: '/nonexistent/boot', rootfsDir: '/nonexistent/root' });
+      const missingFolders = { base: 'other', bootDir: '/nonexistent/boot', rootfsDir: '/nonexistent/root' };
+      const badSource = await call('POST', '/api/v1/setup', missingFolders);
       expect(badSource.status).toBeGreaterThanOrEqual(400);
       expect(badSource.json.error.message).toMatch(/nonexistent/);
     });
 
     it('removes a base with DELETE /api/v1/bases/{name}: refused while a Pi uses it, idempotent', async () => {
-      expect((await call('POST', '/api/v1/setup', { base: 'spare', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: false })).status).toBe(201);
+      const spare = { base: 'spare', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: false };
+      expect((await call('POST', '/api/v1/setup', spare)).status).toBe(201);
       expect((await call('POST', '/api/v1/pis', { serial: '0c1b2c3d', owner: 'jo', name: 'spare-user', base: 'spare' })).status).toBe(201);
       const inUse = await call('DELETE', '/api/v1/bases/spare');
       expect(inUse.status).toBe(409);
@@ -206,7 +239,9 @@ describe('HTTP API', () => {
       expect(response.json.error.message).toContain(field);
     });
     it('rejects a setup with two sources or none', async () => {
-      for (const body of [{ base: 'b' }, { base: 'b', image: '/a.img', bootDir: '/b', rootfsDir: '/r' }, { base: 'b', bootTarball: '/b.tar' }]) {
+      const twoSources = { base: 'b', image: '/a.img', bootDir: '/b', rootfsDir: '/r' };
+      const wrongSources = [{ base: 'b' }, twoSources, { base: 'b', bootTarball: '/b.tar' }];
+      for (const body of wrongSources) {
         const response = await call('POST', '/api/v1/setup', body);
         expect(response.status).toBe(400);
       }
@@ -256,13 +291,18 @@ describe('HTTP API', () => {
           check();
         });
       await until(/iot-tofu events/);
-      bus.emit('pi-seen', { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 });
-      bus.emit('file-served', { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 });
+      const seen = { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 } as const;
+      const served = { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 };
+      bus.emit('pi-seen', seen);
+      bus.emit('file-served', served);
       await until(/event: file-served\ndata: .*\n\n/);
-      const events = text.split('\n\n').filter((b) => b.startsWith('event: ')).map((b) => ({ name: b.split('\n')[0], data: JSON.parse(b.split('data: ')[1]!) }));
+      const events = text
+        .split('\n\n')
+        .filter((b) => b.startsWith('event: '))
+        .map((b) => ({ name: b.split('\n')[0], data: JSON.parse(b.split('data: ')[1]!) }));
       expect(events).toEqual([
-        { name: 'event: pi-seen', data: { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 } },
-        { name: 'event: file-served', data: { serial: '9f55bbfd', clientIp: '10.0.0.9', file: '9f55bbfd/start4.elf', bytes: 10, ms: 2, retries: 0, at: 2 } },
+        { name: 'event: pi-seen', data: seen },
+        { name: 'event: file-served', data: served },
       ]);
       expect(bus.listenerCount('pi-seen')).toBe(baseline + 1);
       request.destroy();
@@ -293,7 +333,9 @@ describe('HTTP API', () => {
       expect(doc.openapi).toBe('3.0.3');
       expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
       const paths = Object.keys(doc.paths).sort();
-      expect(paths).toEqual(['/api/v1/bases', '/api/v1/bases/{name}', '/api/v1/discovered', '/api/v1/events', '/api/v1/pis', '/api/v1/pis/{serial}', '/api/v1/pis/{serial}/timeline', '/api/v1/reset', '/api/v1/setup'].sort());
+      const bases = ['/api/v1/bases', '/api/v1/bases/{name}', '/api/v1/reset', '/api/v1/setup'];
+      const pis = ['/api/v1/discovered', '/api/v1/pis', '/api/v1/pis/{serial}', '/api/v1/pis/{serial}/timeline'];
+      expect(paths).toEqual([...bases, ...pis, '/api/v1/events'].sort());
 
       const ajv = new Ajv({ strict: false, allErrors: true });
       const check = async (method: string, path: string, template: string, body?: unknown) => {
