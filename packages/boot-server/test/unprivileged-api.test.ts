@@ -68,7 +68,14 @@ describe('API on an unprivileged daemon', () => {
     expect(await port.list()).toEqual([PI]);
   });
   it('other errors pass through unchanged', async () => {
-    const other = fleetPort({ ...fleet, add: async () => { throw new FleetError('PI_EXISTS', 'Pi abcd1234 is already registered'); } });
-    await expect(other.add({ serial: 'abcd1234', owner: 'jo', name: 'pi', base: 'lite' })).rejects.toMatchObject({ code: 'PI_EXISTS', message: 'Pi abcd1234 is already registered' });
+    const exists = new FleetError('PI_EXISTS', 'Pi abcd1234 is already registered');
+    const other = fleetPort({
+      ...fleet,
+      add: async () => {
+        throw exists;
+      },
+    });
+    const added = other.add({ serial: 'abcd1234', owner: 'jo', name: 'pi', base: 'lite' });
+    await expect(added).rejects.toMatchObject({ code: 'PI_EXISTS', message: 'Pi abcd1234 is already registered' });
   });
 });
