@@ -33,9 +33,11 @@ export interface TftpServerOptions {
   readonly firstAckRetries?: number;
   /**
    * Once a client has acknowledged, `maxRetries` ends its transfer only after this long without
-   * progress or an old ACK in answer to a retransmission (default 6 × `timeoutMs`). atftp and
+   * progress or an old ACK in answer to a retransmission (default 18 × `timeoutMs`). atftp and
    * tftp-hpa ignore duplicate DATA and re-send their ACK only on their own 5 s timeout; giving up
-   * after five fast adaptive retransmissions failed 6 of 8 atftp downloads under 15 % loss.
+   * after five fast adaptive retransmissions failed 6 of 8 atftp downloads under 15 % loss. Past
+   * `maxRetries` retransmissions come every `oackTimeoutMs` (longer than that client timeout, so
+   * atftp gets the silence it waits for): 18 s leaves it three such gaps (tftpd-hpa waits 63 s).
    */
   readonly stallGiveUpMs?: number;
   /**
@@ -111,7 +113,7 @@ export function resolveServerOptions(options: TftpServerOptions): ResolvedServer
     perClientMax: options.perClientMax ?? 16,
     perClientUnconfirmed: options.perClientUnconfirmed ?? 8,
     firstAckRetries: options.firstAckRetries ?? 4,
-    stallGiveUpMs: options.stallGiveUpMs ?? 6 * (options.timeoutMs ?? 1000),
+    stallGiveUpMs: options.stallGiveUpMs ?? 18 * (options.timeoutMs ?? 1000),
     oackTimeoutMs: options.oackTimeoutMs ?? 6 * (options.timeoutMs ?? 1000),
     maxQueued: options.maxQueued ?? 4096,
     requestRate: { perSecond: options.requestRate?.perSecond ?? 50, burst: options.requestRate?.burst ?? 100 },

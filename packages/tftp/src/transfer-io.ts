@@ -161,6 +161,8 @@ export class Transfer implements TransferSink, ServerTransfer {
         ...(config.stallGiveUpMs !== undefined ? { stallGiveUpMs: config.stallGiveUpMs } : {}),
         // A negotiated timeout (RFC 2349) is the client's word for every packet, the OACK included.
         ...(config.oackTimeoutMs !== undefined && !negotiated ? { oackTimeoutMs: config.oackTimeoutMs } : {}),
+        // A stalled transfer's quiet gap outlasts a client's own timeout, as the OACK interval does.
+        ...(config.oackTimeoutMs !== undefined && !negotiated ? { stallGapMs: config.oackTimeoutMs } : {}),
         maxDurationMs: config.maxTransferMs,
         ...(adaptive ? { adaptive } : {}),
       },
@@ -352,7 +354,7 @@ export class Transfer implements TransferSink, ServerTransfer {
   }
 
   requestRepeated(): void {
-    if (this.running) this.machine.onRequestRepeated();
+    if (this.running) this.machine.onRequestRepeated(this.server.config.clock.now());
   }
 
   confirmed(): void {

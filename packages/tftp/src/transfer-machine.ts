@@ -57,6 +57,13 @@ export interface ReadTransferConfig {
    * timeout; a lost OACK is recovered sooner by the client's repeated RRQ (see `onRequestRepeated`).
    */
   readonly oackTimeoutMs?: number;
+  /**
+   * Past `maxRetries`, while `stallGiveUpMs` keeps a confirmed transfer, retransmissions are at
+   * least this far apart (default: the back-off alone). atftp answers one repeated DATA with an
+   * extra ACK, ignores the rest, and re-sends its ACK only after 5 s without any packet from us:
+   * every retransmission restarts that wait, so a back-off capped at 5 s never let it answer.
+   */
+  readonly stallGapMs?: number;
   /** Whole-transfer limit (also ends transfers kept alive by a trickle of ACKs). */
   readonly maxDurationMs: number;
 }
@@ -88,6 +95,13 @@ export function retransmissionTimeout(estimate: RttEstimate, minMs: number, maxM
   return Math.min(maxMs, Math.max(minMs, Math.ceil(estimate.srttMs + 4 * estimate.rttvarMs)));
 }
 
+/**
+ * A repeated request this soon after the OACK went out is a copy the network duplicated (it comes
+ * right behind the first); a client repeats its RRQ only after its own timeout (a Pi ~2 s, iPXE
+ * from 250 ms, atftp 5 s). A second OACK there would cross atftp's ACK 0, and atftp aborts on it.
+ */
+export const DUPLICATE_REQUEST_MS = 200;
+
 /** What an incoming ACK did; the shell counts the ignored ones. */
 export type AckResult = 'progress' | 'duplicate' | 'out-of-window' | 'ignored';
 
@@ -116,6 +130,8 @@ export class ReadTransferMachine {
   private acked = false;
   /** When the transfer last moved, or an old ACK came while retransmitting (the client is there). */
   private lastSignOfLifeAt = 0;
+  /** When the OACK was last sent. */
+  private oackSentAt = 0;
 
   constructor(
     private readonly config: ReadTransferConfig,
@@ -158,6 +174,7 @@ export class ReadTransferMachine {
       // as atftp abort on a second OACK that crosses their ACK 0, and ACK 0 comes after the
       // client's own option handling, slower than a steady-state ACK.
       this.currentTimeoutMs = Math.max(this.currentTimeoutMs, this.config.oackTimeoutMs ?? this.config.timeoutMs);
+      this.oackSentAt = now;
       this.sink.sendOack();
     } else this.sendWindowAfter(0, now);
     this.sink.armTimer(this.currentTimeoutMs);
@@ -211,7 +228,8 @@ export class ReadTransferMachine {
     const unconfirmed = !this.acked && this.config.firstAckRetries !== undefined;
     const cap = unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
     const waiting = !unconfirmed && this.config.stallGiveUpMs !== undefined && now - this.lastSignOfLifeAt < this.config.stallGiveUpMs;
-    if (this.retriesInARow >= cap && !waiting) {
+    const stalled = this.retriesInARow >= cap;
+    if (stalled && !waiting) {
       const waitingFor = this.lastAcked < 0 ? 'ACK 0 after OACK' : `ACK of block ${this.lastSent}`;
       this.end({ kind: 'timeout', message: `no ${waitingFor} after ${this.retriesInARow} retransmissions` });
       return;
@@ -227,19 +245,28 @@ export class ReadTransferMachine {
     // Before the first ACK the back-off stops at `timeoutMs`: a spoofed request must not hold a slot for long.
     const ceiling = unconfirmed ? Math.max(this.currentTimeoutMs, this.config.timeoutMs) : this.config.maxTimeoutMs;
     this.currentTimeoutMs = Math.min(this.currentTimeoutMs * 2, ceiling);
-    if (this.lastAcked < 0) this.sink.sendOack();
-    else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
-    this.sink.armTimer(this.currentTimeoutMs);
+    if (this.lastAcked < 0) {
+      this.oackSentAt = now;
+      this.sink.sendOack();
+    } else this.sink.sendBlocks(this.lastAcked + 1, this.lastSent);
+    // Past the cap, leave the client its own timeout of silence; the back-off itself is kept for
+    // the packets after the stall.
+    this.sink.armTimer(stalled ? Math.max(this.currentTimeoutMs, this.config.stallGapMs ?? 0) : this.currentTimeoutMs);
   }
 
   /**
    * The client sent its request again while the OACK waits for ACK 0: the OACK was lost (a Pi
-   * repeats its RRQ every ~2 s), so send it now rather than at the next timeout. True if sent.
+   * repeats its RRQ every ~2 s), so send it now rather than at the next timeout, and time the next
+   * one from this copy (a client whose ACK 0 is lost re-sends it itself before that). A repeat
+   * within `DUPLICATE_REQUEST_MS` of the last OACK is the network's duplicate: ignored. True if sent.
    */
-  onRequestRepeated(): boolean {
+  onRequestRepeated(now: number): boolean {
     if (this.finished || !this.config.oack || this.lastAcked >= 0) return false;
+    if (now - this.oackSentAt < DUPLICATE_REQUEST_MS) return false;
     this.timedBlock = -1; // Karn: an ACK 0 now may answer either copy
+    this.oackSentAt = now;
     this.sink.sendOack();
+    this.sink.armTimer(this.currentTimeoutMs);
     return true;
   }
 

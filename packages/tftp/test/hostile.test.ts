@@ -162,9 +162,9 @@ describe('ReadTransferMachine: loss-tolerant rules (issue 19 item 9)', () => {
     const m = new ReadTransferMachine({ ...base, oack: true, oackTimeoutMs: 600 }, s);
     m.start(0);
     expect(m.timeoutMs).toBe(600);
-    expect(m.onRequestRepeated()).toBe(true);
-    m.onAck(0, 50);
-    expect(m.onRequestRepeated()).toBe(false);
+    expect(m.onRequestRepeated(1000)).toBe(true);
+    m.onAck(0, 1050);
+    expect(m.onRequestRepeated(3000)).toBe(false);
     expect(s.log).toEqual(['oack', 'oack', 'data 1-1']);
   });
 });

@@ -165,12 +165,15 @@ describe('TftpServer on loopback', () => {
       peer.send(rrq, port);
       const oack = await peer.next();
       expect(oack?.packet).toEqual({ type: 'oack', options: { blksize: '1468' } });
+      // a copy right behind the first is the network's duplicate: no second OACK (atftp aborts on one)
       peer.send(rrq, port);
+      await until(() => dropped.filter((d) => d.reason === 'duplicate-request').length === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      // a repeat after a while means the OACK was lost: it comes again, from the same TID
       peer.send(rrq, port);
       await until(() => dropped.filter((d) => d.reason === 'duplicate-request').length === 2);
       expect(server.stats.started).toBe(1);
-      // each repeated RRQ while ACK 0 is awaited means the OACK was lost: it comes again, from the same TID
-      for (let i = 0; i < 2; i++) expect(await peer.next()).toEqual(oack);
+      expect(await peer.next()).toEqual(oack);
       // the transfer carries on normally after the duplicates
       peer.send({ type: 'ack', block: 0 }, oack!.port);
       expect((await peer.next())?.packet).toMatchObject({ type: 'data', block: 1 });
