@@ -5,7 +5,7 @@
  * end from its boot tracker; the bench has no tracker and ends it at the kernel, which is what the
  * tracker does for a Pi 4.
  */
-import { AdmissionControl } from '../../packages/boot-server/src/admission-control.js';
+import { AdmissionControl, type SlotTiming } from '../../packages/boot-server/src/admission-control.js';
 import { AdmissionGate, DEFAULT_ADAPTIVE_TUNING, type AdmissionMode } from '../../packages/boot-server/src/admission.js';
 
 /** `--gate off|adaptive|fixed:K`. Adaptive has a ceiling of 1024 instead of 256, so the bench can see where the CPU gives out. */
@@ -27,12 +27,13 @@ export class BenchGate {
   constructor(
     mode: AdmissionMode,
     private readonly now: () => number = () => performance.now(),
+    slotTiming: Partial<SlotTiming> = {},
   ) {
     this.gate = new AdmissionGate(mode);
-    this.control = new AdmissionControl(this.gate);
+    this.control = new AdmissionControl(this.gate, slotTiming);
   }
 
-  /** The proxy's question for a DISCOVER (key: serial, else MAC). Every Pi is unregistered, as in the daemon's any-pi mode with an empty fleet. */
+  /** The proxy's question for a DISCOVER (key: serial, else MAC). Every Pi is unregistered (any-pi mode, empty fleet). */
   admit(key: string, mac: string): boolean {
     const t = this.now();
     const ok = this.control.admit({ key, mac, known: false, now: t });
@@ -65,6 +66,7 @@ export class BenchGate {
   stats(): Record<string, number> {
     const t = this.now();
     const capacity = this.gate.capacity();
-    return { ...this.counters, active: this.control.active(t), waiting: this.gate.snapshot(t).waiting, capacity: Number.isFinite(capacity) ? capacity : -1 };
+    const active = this.control.active(t);
+    return { ...this.counters, active, waiting: this.gate.snapshot(t).waiting, capacity: Number.isFinite(capacity) ? capacity : -1 };
   }
 }

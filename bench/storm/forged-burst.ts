@@ -25,7 +25,8 @@ const realKnown = process.argv[5] !== 'unknown';
 const realAfterMs = Math.max(100, Math.round(Number(process.argv[6] ?? '100') / 100) * 100);
 const real = { key: '9ffefdef', mac: 'dc:a6:32:01:02:03' };
 const forger = (i: number) => ({ key: `f${String(i).padStart(7, '0')}`, mac: `02:00:00:${(i >> 16) & 255}:${(i >> 8) & 255}:${i & 255}` });
-const forgersOfRound = (round: number) => Array.from({ length: forgedCount }, (_, i) => forger((pattern === 'rotate' ? round * forgedCount : 0) + i));
+const forgersOfRound = (round: number) =>
+  Array.from({ length: forgedCount }, (_, i) => forger((pattern === 'rotate' ? round * forgedCount : 0) + i));
 
 type Admit = (pi: { key: string; mac: string; known: boolean }, now: number) => boolean;
 
@@ -33,7 +34,9 @@ type Admit = (pi: { key: string; mac: string; known: boolean }, now: number) => 
 function run(admit: Admit, tick: (now: number) => void = () => undefined) {
   for (let t = 0; t <= 60_000; t += 100) {
     tick(t);
-    if (t % resendMs === 0 && (t === 0 || pattern !== 'once')) for (const f of forgersOfRound(t / resendMs)) admit({ ...f, known: false }, t);
+    if (t % resendMs === 0 && (t === 0 || pattern !== 'once')) {
+      for (const f of forgersOfRound(t / resendMs)) admit({ ...f, known: false }, t);
+    }
     if (t >= realAfterMs && (t - realAfterMs) % resendMs === 0 && admit({ ...real, known: realKnown }, t)) {
       return { firstOfferMs: t - realAfterMs, discover: (t - realAfterMs) / resendMs + 1 };
     }

@@ -5,7 +5,8 @@
  * proxy in front of tftpd-hpa.
  *
  *   node --conditions=@iot-tofu/source --import tsx bench/storm/ours.ts \
- *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--rto-ms 1000] [--threads 0|auto|N]
+ *     --server-ip 10.77.0.2 --tftp-root DIR [--no-tftp] [--gate off|fixed:K|adaptive] [--newcomer-slots N]
+ *     [--rto-ms 1000] [--threads 0|auto|N]
  *
  * Prints "ready" once every socket is bound; runs until SIGTERM/SIGINT, then prints its gate and
  * read-cache counters (the bench keeps them in the run's serverTail).
@@ -21,6 +22,8 @@ const { values } = parseArgs({
     'tftp-root': { type: 'string' },
     'no-tftp': { type: 'boolean', default: false },
     gate: { type: 'string', default: 'adaptive' },
+    // The gate's newcomer lane (SlotTiming.newcomerSlots); 0 = the gate before it (bench/storm/forged-wire.ts).
+    'newcomer-slots': { type: 'string' },
     'rto-ms': { type: 'string', default: '1000' },
     // Transfer threads as the daemon's --tftp-threads (auto = one per spare core); 0 keeps every transfer on main.
     threads: { type: 'string', default: '0' },
@@ -33,7 +36,8 @@ if (!serverIp || (!tftpRoot && !values['no-tftp'])) {
   process.exit(64);
 }
 
-const gate = new BenchGate(parseGate(values.gate ?? 'adaptive'));
+const newcomerSlots = values['newcomer-slots'] === undefined ? undefined : Number(values['newcomer-slots']);
+const gate = new BenchGate(parseGate(values.gate ?? 'adaptive'), undefined, newcomerSlots === undefined ? {} : { newcomerSlots });
 let tftp: TftpServer | undefined;
 let source: FileSource | undefined;
 if (!values['no-tftp'] && tftpRoot) {

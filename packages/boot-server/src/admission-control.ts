@@ -109,7 +109,8 @@ export class AdmissionControl {
     // Oldest first, leaving the lane's free slots to the newest waiter.
     const laneFree = this.laneOpen(now) ? Math.max(0, this.timing.newcomerSlots - this.laneHeld()) : 0;
     const reserved = Math.min(laneFree, Math.max(0, capacity - this.slots.size));
-    if (this.gate.admit({ key, now, activeBoots: this.slots.size + reserved, bootInProgress: false, priority })) return this.take(key, mac, priority, now, false);
+    const activeBoots = this.slots.size + reserved;
+    if (this.gate.admit({ key, now, activeBoots, bootInProgress: false, priority })) return this.take(key, mac, priority, now, false);
     if (laneFree === 0 || priority > 1 || !this.gate.isNewestWaiter(key, now)) return false;
     if (this.slots.size >= capacity && !this.displaceSuspect(priority, now)) return false;
     this.gate.leave(key);
@@ -122,7 +123,9 @@ export class AdmissionControl {
     if (slot) slot.fetchedAt = now;
     const displaced = this.displaced.get(key);
     // A slow real Pi whose tentative slot the lane took: it boots anyway, so it is counted again.
-    if (!slot && displaced && now - displaced.at <= this.timing.offerGraceMs) this.slots.set(key, { ...displaced, since: now, fetchedAt: now, lane: false });
+    if (!slot && displaced && now - displaced.at <= this.timing.offerGraceMs) {
+      this.slots.set(key, { mac: displaced.mac, priority: displaced.priority, since: now, fetchedAt: now, lane: false });
+    }
     this.displaced.delete(key);
     this.strikes.delete(key);
   }
@@ -167,7 +170,9 @@ export class AdmissionControl {
     if (victim === undefined) return false;
     const slot = this.slots.get(victim);
     this.slots.delete(victim);
-    if (slot && this.displaced.size < this.timing.maxEntries) this.displaced.set(victim, { mac: slot.mac, priority: slot.priority, at: now });
+    if (slot && this.displaced.size < this.timing.maxEntries) {
+      this.displaced.set(victim, { mac: slot.mac, priority: slot.priority, at: now });
+    }
     this.strike(victim, now);
     return true;
   }

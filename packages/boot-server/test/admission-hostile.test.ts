@@ -99,9 +99,10 @@ describe('AdmissionControl: clients that never fetch cannot hold the gate', () =
       { repeat: true, after: 1_500, lane: 1, oldestFirst: 13 },
       { repeat: false, after: 100, lane: 2, oldestFirst: 3 },
       { repeat: true, after: 100, lane: 2, oldestFirst: 13 },
-    ])('forgers re-sending: $repeat, the Pi $after ms after the burst: DISCOVER $lane (oldest first alone: $oldestFirst)', ({ repeat, after, lane, oldestFirst }) => {
-      expect(firstOffer(control(), after, repeat)).toBe(lane);
-      expect(firstOffer(new AdmissionControl(new AdmissionGate(admissionMode('auto')), { newcomerSlots: 0 }), after, repeat)).toBe(oldestFirst);
+    ])('forgers re-sending: $repeat, the Pi $after ms after the burst: DISCOVER $lane (oldest first alone: $oldestFirst)', (c) => {
+      expect(firstOffer(control(), c.after, c.repeat)).toBe(c.lane);
+      const withoutLane = new AdmissionControl(new AdmissionGate(admissionMode('auto')), { newcomerSlots: 0 });
+      expect(firstOffer(withoutLane, c.after, c.repeat)).toBe(c.oldestFirst);
     });
 
     it('forgers inventing new keys churn only the lane: the other slots still go oldest first', () => {
