@@ -3,7 +3,7 @@
  * JSON-schema validation and an OpenAPI document generated from the same route schemas.
  *
  * Adding routes (the convention):
- * - A route module is an `ApiRoutes` function `(app, options) => void`; it declares its routes on
+ * - A route module is an `ApiRoutes` function `(app, options) => void` (./types.ts); it declares its routes on
  *   `app` with fastify's `app.get(...)` etc. The core modules live in ./routes/ and are listed in
  *   CORE_ROUTES below; another module (the web page, say) hands its own in through `ApiOptions.routes`,
  *   and they are added after the core ones, on the same app and port.
@@ -12,44 +12,23 @@
  *   and its assets), wrap it: `routes: [publicRoutes(webRoutes)]`; its routes also stay out of the
  *   OpenAPI document. The check goes by the matched route, so an encoded URL cannot skip it.
  * - Errors: throw an IotTofuError with a code from the table in ./errors.ts (a new code gets a row
- *   there); the error handler answers `{"error":{code,message}}` with the table's status. Routes
- *   that answer something else than JSON (pages, assets) still get JSON errors from the handlers.
+ *   there); the error handler answers `{"error":{code,message}}` with the table's status. To answer
+ *   an error without throwing, `sendError(reply, code, message)` gives the same shape and status.
+ *   Routes that answer something else than JSON (pages, assets) still get JSON errors.
  * - Under `/api/v1` every route has a `schema` (body, params, `responses(...)` from ./openapi.ts):
  *   fastify validates with it and the OpenAPI document is made from it.
  */
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
-import type { EventBus } from '../events.js';
-import type { BootMetrics } from '../metrics.js';
 import { requireBearerToken } from './auth.js';
 import { errorShapeServerOptions, installErrorHandlers } from './errors.js';
-import type { FleetPort } from './fleet-port.js';
 import { openApiRoutes, registerOpenApi } from './openapi.js';
 import { baseRoutes } from './routes/bases.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { piRoutes } from './routes/pis.js';
+import type { ApiOptions, ApiRoutes } from './types.js';
 
-export interface ApiOptions {
-  fleet: FleetPort;
-  bus: EventBus;
-  metrics: BootMetrics;
-  /** The bearer token every non-public request must carry. */
-  token: string;
-  logger?: Logger;
-  /** Extra facts for /healthz (which servers run). */
-  health?: () => Record<string, unknown>;
-  /** nfsd and exports state for /healthz under `nfs` (the fleet's health()). */
-  nfsHealth?: () => Promise<object>;
-  /** Seconds between SSE keep-alive comments. */
-  sseKeepAliveSeconds?: number;
-  version?: string;
-  /** More route modules on the same app, added after the core ones (see the convention above). */
-  routes?: readonly ApiRoutes[];
-}
-
-/** A route module: declares its routes on the app. */
-export type ApiRoutes = (app: FastifyInstance, options: ApiOptions) => void | Promise<void>;
+export type { ApiOptions, ApiRoutes } from './types.js';
 
 const CORE_ROUTES: readonly ApiRoutes[] = [healthRoutes, openApiRoutes, piRoutes, baseRoutes, eventRoutes];
 

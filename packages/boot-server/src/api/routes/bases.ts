@@ -1,7 +1,7 @@
 // /api/v1/bases, /api/v1/setup, /api/v1/reset: the base verbs of pxetools (setup, remove-base, reset).
 import { responses } from '../openapi.js';
 import * as schemas from '../schemas.js';
-import type { ApiRoutes } from '../server.js';
+import type { ApiRoutes } from '../types.js';
 
 export const baseRoutes: ApiRoutes = (app, { fleet }) => {
   app.get(

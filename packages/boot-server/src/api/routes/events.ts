@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { BOOT_EVENT_NAMES } from '../../events.js';
 import { ERROR_DESCRIPTIONS } from '../openapi.js';
 import * as schemas from '../schemas.js';
-import type { ApiRoutes } from '../server.js';
+import type { ApiRoutes } from '../types.js';
 
 /** Bytes an event-stream client may fall behind before it is disconnected. */
 const MAX_SSE_BUFFER = 1 << 20;

@@ -1,5 +1,5 @@
 // Public probes: /healthz for monitors and systemd, /metrics for Prometheus. No token, not in the OpenAPI document.
-import type { ApiRoutes } from '../server.js';
+import type { ApiRoutes } from '../types.js';
 
 export const healthRoutes: ApiRoutes = (app, options) => {
   app.get('/healthz', { schema: { hide: true }, config: { public: true } }, async () => ({

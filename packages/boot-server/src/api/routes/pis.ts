@@ -1,7 +1,7 @@
 // /api/v1/pis and /api/v1/discovered: the Pi verbs of pxetools (--list, --add, --remove) over HTTP.
 import { responses } from '../openapi.js';
 import * as schemas from '../schemas.js';
-import type { ApiRoutes } from '../server.js';
+import type { ApiRoutes } from '../types.js';
 
 const PI_JSON = 'The Pi (same JSON as pxetools --json)';
 
