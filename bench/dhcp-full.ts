@@ -185,8 +185,8 @@ function percentile(values: number[], p: number): number {
 async function startServer(lab: Lab, which: 'ours' | 'dnsmasq', dir: string): Promise<ChildProcess> {
   mkdirSync(dir, { recursive: true });
   if (which === 'ours') {
-    const config = { serverIp: S, range: RANGE, netmask: '255.255.0.0', leaseTimeSec: 3600, stateDir: dir, answer: 'any-pi', quiet: true, conflictCheck: false, probeMs: 0 };
-    const child = lab.spawn('srv', process.execPath, [...tsNodeArgs, 'test/dhcp/full-serve.ts', JSON.stringify(config)], { cwd: repoRoot });
+    const config = { mode: 'full', serverIp: S, range: RANGE, netmask: '255.255.0.0', leaseTimeSec: 3600, stateDir: dir, answer: 'any-pi', quiet: true, conflictCheck: false, probeMs: 0 };
+    const child = lab.spawn('srv', process.execPath, [...tsNodeArgs, 'test/dhcp/serve.ts', JSON.stringify(config)], { cwd: repoRoot });
     await waitForOutput(child, /"event":"ready"/, 30_000);
     return child;
   }

@@ -35,14 +35,20 @@ export function parseJsonLines(text: string): JsonEvent[] {
     .map((line) => JSON.parse(line) as JsonEvent);
 }
 
+/** argv that runs test/dhcp/serve.ts (proxy or full mode, per config.mode) from the repository root. */
+export function serveArgs(config: ServeConfig): string[] {
+  return [...tsNodeArgs, 'test/dhcp/serve.ts', JSON.stringify(config)];
+}
+
 /** Starts test/dhcp/serve.ts in a lab host and waits until it has bound every socket. */
 export async function startServe(lab: Lab, host: string, config: ServeConfig): Promise<{ child: ChildProcess; events: JsonEvent[] }> {
-  const child = lab.spawn(host, process.execPath, [...tsNodeArgs, 'test/dhcp/serve.ts', JSON.stringify(config)], { cwd: repoRoot });
+  const child = lab.spawn(host, process.execPath, serveArgs(config), { cwd: repoRoot });
   const events = jsonEvents(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
-    await waitForOutput(child, /"event":"ready"/, 20_000);
+    // Full mode listens for another DHCP server first (its start-up probe) before it binds.
+    await waitForOutput(child, /"event":"ready"/, 30_000);
   } catch (error) {
     throw new Error(`serve.ts did not start: ${(error as Error).message}\nstderr: ${stderr}`);
   }
