@@ -1,8 +1,6 @@
 import { isIPv4 } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
 import { ProxyConfigError, validatePoolConfig, type LeasePoolConfig } from '@iot-tofu/dhcp';
-import { IotTofuError } from '@iot-tofu/errors';
-import { parseDiskSize } from '@iot-tofu/fleet';
+import { ConfigError, FLEET_DEFAULTS, FLEET_KEYS, VALUE_CHECKS, defaultServerIp, mergeLayers, refuse, type ConfigLayers, type KeySpec } from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
 
@@ -90,14 +88,10 @@ export interface BootServerConfig {
   dhcpConflictCheck: boolean;
 }
 
-/** The layers as they come in: untrusted shapes, validated by resolveConfig. */
-export interface ConfigLayers {
-  /** Parsed JSON of the config file, and the file name (for messages and relative paths). */
-  file?: { path: string; data: unknown };
-  env?: Readonly<Record<string, string | undefined>>;
-  /** CLI flags as commander produced them (camelCase keys, undefined when not given). */
-  flags?: Readonly<Record<string, unknown>>;
-}
+// The shared resolver (fleet keys, environment names, the config file, server address) lives in
+// @iot-tofu/fleet (config.ts); the daemon extends its key table with the keys below.
+export { ConfigError, defaultServerIp, envName, nonInternalIPv4s } from '@iot-tofu/fleet';
+export type { ConfigLayers } from '@iot-tofu/fleet';
 
 export interface ConfigHost {
   /** The non-internal IPv4 addresses of this machine (see nonInternalIPv4s). */
@@ -106,18 +100,8 @@ export interface ConfigHost {
   cwd: string;
 }
 
-export class ConfigError extends IotTofuError {
-  readonly key: string;
-  constructor(key: string, message: string, source?: string) {
-    super('CONFIG_INVALID', `invalid config${source ? ` (${source})` : ''}: ${key}: ${message}`);
-    this.key = key;
-  }
-}
-
 export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Object.freeze({
-  tftpRoot: '/tftpboot',
-  nfsRoot: '/nfs',
-  stateDir: '/var/lib/iot-tofu',
+  ...FLEET_DEFAULTS,
   dhcpPort: 67,
   pxePort: 4011,
   tftpPort: 69,
@@ -128,7 +112,6 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   apiPort: 8067,
   logLevel: 'info',
   pxe: {},
-  exportsFile: '/etc/exports.d/iot-tofu.exports',
   // bench/results/boot-storm: without a gate 50 Pi 4s on 100 Mbit/s mostly miss the 30 s per-file
   // limit (dnsmasq 7/50 booted). A budget sized from the link rate fails where the bottleneck is
   // elsewhere (lan1000, N = 200: 148 slots saturated two cores, 3/200 booted), so the default steers
@@ -146,40 +129,36 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
   dhcpConflictCheck: true,
 });
 
-type Kind = 'ip' | 'path' | 'port' | 'bool' | 'answer' | 'level' | 'string' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips' | 'size';
+/** The daemon's own kinds of value (the fleet's ip, path, string and size checks come from VALUE_CHECKS). */
+type Kind = 'port' | 'bool' | 'answer' | 'level' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips';
+const own = (kind: Kind): KeySpec => ({ parse: (value, at) => parseTyped(at.key, kind, value, at.source), ...(kind === 'pxe' ? { envIsJson: true } : {}) });
 
-/** Every config key, its type, and its environment variable (IOT_TOFU_ + SNAKE_CASE). */
-const KEYS: Readonly<Record<string, Kind>> = {
-  serverIp: 'ip',
-  tftpRoot: 'path',
-  nfsRoot: 'path',
-  stateDir: 'path',
-  dhcpPort: 'port',
-  pxePort: 'port',
-  tftpPort: 'port',
-  dhcp: 'bool',
-  tftp: 'bool',
-  dhcpAnswer: 'answer',
-  apiListen: 'ip',
-  apiPort: 'port',
-  logLevel: 'level',
-  pxe: 'pxe',
-  exportsFile: 'path',
-  exportsClients: 'string',
-  dockerDisk: 'size',
-  admissionBudget: 'budget',
-  tftpThreads: 'threads',
-  tftpAfterOfferTimeout: 'count',
-  neighbourScanInterval: 'count',
-  option66: 'ip',
-  threeSpaceMenu: 'pis',
-  dhcpMode: 'mode',
-  dhcpRange: 'range',
-  dhcpNetmask: 'ip',
-  dhcpRouter: 'ip',
-  dhcpDns: 'ips',
-  dhcpLeaseTime: 'count',
-  dhcpConflictCheck: 'bool',
+/** Every config key and how it is checked: the fleet keys, then the daemon's (environment: IOT_TOFU_ + SNAKE_CASE). */
+const KEYS: Readonly<Record<string, KeySpec>> = {
+  ...FLEET_KEYS,
+  dhcpPort: own('port'),
+  pxePort: own('port'),
+  tftpPort: own('port'),
+  dhcp: own('bool'),
+  tftp: own('bool'),
+  dhcpAnswer: own('answer'),
+  apiListen: VALUE_CHECKS.ip,
+  apiPort: own('port'),
+  logLevel: own('level'),
+  pxe: own('pxe'),
+  admissionBudget: own('budget'),
+  tftpThreads: own('threads'),
+  tftpAfterOfferTimeout: own('count'),
+  neighbourScanInterval: own('count'),
+  option66: VALUE_CHECKS.ip,
+  threeSpaceMenu: own('pis'),
+  dhcpMode: own('mode'),
+  dhcpRange: own('range'),
+  dhcpNetmask: VALUE_CHECKS.ip,
+  dhcpRouter: VALUE_CHECKS.ip,
+  dhcpDns: own('ips'),
+  dhcpLeaseTime: own('count'),
+  dhcpConflictCheck: own('bool'),
 };
 
 /** `"auto"` (any case, padded), or a whole number from 0 to `max` (as a number or its text); else undefined. */
@@ -197,51 +176,13 @@ const IGNORED_FILE_KEYS = new Set(['config']);
 /** `--no-dhcp` in camelCase is `noDhcp`; accept it in files and map it onto `dhcp`. */
 const NEGATED: Readonly<Record<string, string>> = { noDhcp: 'dhcp', noTftp: 'tftp' };
 
-export function envName(key: string): string {
-  return `IOT_TOFU_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-}
-
 /**
  * Merges defaults < JSON file < IOT_TOFU_* environment < CLI flags into one validated config.
  * Pure: the file contents, environment, flags and host facts all come in as arguments.
  * Throws ConfigError naming the offending key and where it came from.
  */
 export function resolveConfig(layers: ConfigLayers, host: ConfigHost): BootServerConfig {
-  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, pxe: { ...DEFAULT_CONFIG.pxe } };
-
-  if (layers.file) {
-    const { path, data } = layers.file;
-    const source = `config file ${path}`;
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-      throw new ConfigError('(file)', 'the config file must hold one JSON object', source);
-    }
-    const baseDir = resolve(host.cwd, path, '..');
-    for (const [rawKey, value] of Object.entries(data)) {
-      if (IGNORED_FILE_KEYS.has(rawKey)) continue;
-      const negated = NEGATED[rawKey];
-      const key = negated ?? rawKey;
-      const kind = KEYS[key];
-      if (!kind) throw new ConfigError(rawKey, `unknown key (known: ${Object.keys(KEYS).join(', ')})`, source);
-      const parsed = parseTyped(key, kind, value, source, baseDir);
-      merged[key] = negated ? !(parsed as boolean) : parsed;
-    }
-  }
-
-  for (const [key, kind] of Object.entries(KEYS)) {
-    const name = envName(key);
-    const text = layers.env?.[name];
-    if (text === undefined || text === '') continue;
-    if (kind === 'pxe') merged.pxe = parseTyped(key, kind, parseJson(name, text), `environment ${name}`, host.cwd);
-    else merged[key] = parseTyped(key, kind, text, `environment ${name}`, host.cwd);
-  }
-
-  for (const [key, value] of Object.entries(layers.flags ?? {})) {
-    if (value === undefined || IGNORED_FILE_KEYS.has(key)) continue;
-    const kind = KEYS[key];
-    if (!kind) throw new ConfigError(key, 'unknown option', 'command line');
-    merged[key] = parseTyped(key, kind, value, `command line --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, host.cwd);
-  }
-
+  const merged = mergeLayers(KEYS, DEFAULT_CONFIG, layers, { cwd: host.cwd, unknownFileKeys: 'reject', ignoredKeys: IGNORED_FILE_KEYS, negated: NEGATED });
   if (merged.serverIp === undefined) merged.serverIp = defaultServerIp(host.ipv4s);
   const config = merged as unknown as BootServerConfig;
   if (config.dhcpMode === 'full') checkFullMode(config);
@@ -280,29 +221,6 @@ function checkFullMode(config: BootServerConfig): void {
   }
 }
 
-/** The only non-internal IPv4 of the machine, or a ConfigError explaining why there is none. */
-export function defaultServerIp(ipv4s: readonly string[]): string {
-  const unique = [...new Set(ipv4s)];
-  if (unique.length === 1 && unique[0]) return unique[0];
-  if (unique.length === 0) {
-    throw new ConfigError('serverIp', 'no non-internal IPv4 address found on this machine; set --server-ip');
-  }
-  throw new ConfigError('serverIp', `several IPv4 addresses (${unique.join(', ')}); choose one with --server-ip`);
-}
-
-/** Non-internal IPv4 addresses from an os.networkInterfaces() result. */
-export function nonInternalIPv4s(
-  interfaces: Readonly<Record<string, ReadonlyArray<{ family: string | number; internal: boolean; address: string }> | undefined>>,
-): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(interfaces)) {
-    for (const entry of list ?? []) {
-      if ((entry.family === 'IPv4' || entry.family === 4) && !entry.internal) out.push(entry.address);
-    }
-  }
-  return out;
-}
-
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -311,25 +229,9 @@ function safeJson(text: string): unknown {
   }
 }
 
-function parseJson(name: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ConfigError(name, 'expected a JSON object');
-  }
-}
-
-function parseTyped(key: string, kind: Kind, value: unknown, source: string, baseDir: string): unknown {
-  const fail = (what: string): never => {
-    throw new ConfigError(key, `${what}, got ${JSON.stringify(value)}`, source);
-  };
+function parseTyped(key: string, kind: Kind, value: unknown, source: string): unknown {
+  const fail = (what: string): never => refuse({ key, source, baseDir: '' }, what, value);
   switch (kind) {
-    case 'ip':
-      if (typeof value !== 'string' || !isIPv4(value.trim())) return fail('expected an IPv4 address');
-      return (value as string).trim();
-    case 'path':
-      if (typeof value !== 'string' || value.trim() === '' || value.includes('\0')) return fail('expected a path');
-      return isAbsolute(value) ? resolve(value) : resolve(baseDir, value);
     case 'port':
     case 'count': {
       const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
@@ -356,9 +258,6 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
         return fail(`expected one of ${LOG_LEVELS.join(', ')}`);
       }
       return value;
-    case 'string':
-      if (typeof value !== 'string' || value.trim() === '') return fail('expected a non-empty string');
-      return value;
     case 'pxe':
       return parsePxe(value, source);
     case 'pis':
@@ -366,17 +265,6 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string, bas
     case 'mode':
       if (typeof value !== 'string' || !(DHCP_MODES as readonly string[]).includes(value.trim())) return fail(`expected one of ${DHCP_MODES.join(', ')}`);
       return value.trim();
-    case 'size': {
-      // The fleet's rule for disk sizes (8G, 512M, 0 = none); a number is taken as bytes.
-      const text = typeof value === 'number' ? String(value) : value;
-      if (typeof text !== 'string') return fail('expected a size such as 8G, 512M or 0');
-      try {
-        parseDiskSize(text);
-      } catch (error) {
-        return fail((error as Error).message);
-      }
-      return text.trim();
-    }
     case 'range': {
       const match = typeof value === 'string' ? /^\s*([\d.]+)\s*[-,]\s*([\d.]+)\s*$/.exec(value) : null;
       if (!match || !isIPv4(match[1]!) || !isIPv4(match[2]!)) return fail('expected FIRST-LAST, two IPv4 addresses');

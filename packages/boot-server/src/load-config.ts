@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { ConfigError, nonInternalIPv4s, resolveConfig, type BootServerConfig } from './config.js';
+import { configFilePath, nonInternalIPv4s, readConfigFile } from '@iot-tofu/fleet';
+import { resolveConfig, type BootServerConfig } from './config.js';
 
-/** Where the daemon and pxetools look for their shared config file when none is named. */
-export const DEFAULT_CONFIG_FILE = '/etc/iot-tofu/config.json';
+/** Where the daemon and pxetools look for their shared config file when none is named (the fleet's one constant). */
+export { DEFAULT_CONFIG_FILE } from '@iot-tofu/fleet';
 
 export interface LoadConfigInput {
   /** CLI flags (camelCase; only the ones the user gave). `config` names the file. */
@@ -19,25 +19,10 @@ export interface LoadConfigInput {
  * the default path when it exists), then merges every layer. Errors are ConfigErrors, one line each.
  */
 export async function loadConfig(input: LoadConfigInput): Promise<{ config: BootServerConfig; file?: string }> {
-  const named = (input.flags.config as string | undefined) ?? input.env.IOT_TOFU_CONFIG;
-  const path = named || DEFAULT_CONFIG_FILE;
-  let file: { path: string; data: unknown } | undefined;
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    // The default file is optional (a fresh machine has none); a named one must exist.
-    if (!(code === 'ENOENT' && !named)) throw new ConfigError('config', `cannot read ${path}: ${code ?? (error as Error).message}`);
-  }
-  if (text !== undefined) {
-    try {
-      // An empty file is an empty config (e.g. --config /dev/null to ignore the default file).
-      file = { path, data: text.trim() === '' ? {} : JSON.parse(text) };
-    } catch (error) {
-      throw new ConfigError('config', `${path} is not valid JSON: ${(error as Error).message}`);
-    }
-  }
+  const { path, named } = configFilePath(input.flags.config as string | undefined, input.env);
+  // The default file is optional (a fresh machine has none); a named one must exist.
+  const read = await readConfigFile(path, { mustExist: named });
+  const file = read.exists ? { path, data: read.data } : undefined;
   const config = resolveConfig(
     { ...(file ? { file } : {}), env: input.env, flags: input.flags },
     { ipv4s: input.ipv4s ?? nonInternalIPv4s(networkInterfaces()), cwd: input.cwd },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FLEET_KEYS, resolveFleetConfig, type FleetConfig } from '@iot-tofu/fleet';
 import { ConfigError, DEFAULT_CONFIG, defaultServerIp, envName, nonInternalIPv4s, resolveConfig, type ConfigLayers } from '../src/config.js';
 
 const host = { ipv4s: ['192.168.10.10'], cwd: '/srv/here' };
@@ -122,5 +123,19 @@ describe('default server IP', () => {
   it('names environment variables after the keys', () => {
     expect(envName('serverIp')).toBe('IOT_TOFU_SERVER_IP');
     expect(envName('tftpAfterOfferTimeout')).toBe('IOT_TOFU_TFTP_AFTER_OFFER_TIMEOUT');
+  });
+});
+
+describe('one resolver: boot-server extends the fleet keys pxetools reads', () => {
+  it('the fleet keys come out the same from both, for the same file, environment and flags', () => {
+    const layers: ConfigLayers = {
+      file: { path: '/etc/iot-tofu/config.json', data: { tftpRoot: 'tftp', serverIp: '10.0.0.1', dockerDisk: '8G', tftpPort: 1069 } },
+      env: { IOT_TOFU_NFS_ROOT: '/env/nfs', IOT_TOFU_EXPORTS_CLIENTS: '10.0.0.0/24' },
+      flags: { stateDir: 'state' },
+    };
+    const fleet = resolveFleetConfig(layers, host);
+    const daemon = resolveConfig(layers, host);
+    for (const key of Object.keys(FLEET_KEYS) as Array<keyof FleetConfig>) expect([key, daemon[key]]).toEqual([key, fleet[key]]);
+    expect(fleet).toMatchObject({ tftpRoot: '/etc/iot-tofu/tftp', stateDir: '/srv/here/state', dockerDisk: '8G', serverIp: '10.0.0.1' });
   });
 });

@@ -10,6 +10,25 @@ export { decodeMbr, findPiPartitions, FAT_TYPES, LINUX_TYPE } from './mbr.js';
 export type { MbrPartition } from './mbr.js';
 export { parseMountinfo } from './fs-util.js';
 export { chooseSetupSource } from './setup-source.js';
+export {
+  CONFIG_FILE_ENV,
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  FLEET_DEFAULTS,
+  FLEET_KEYS,
+  VALUE_CHECKS,
+  configFilePath,
+  defaultServerIp,
+  detectServerIp,
+  envName,
+  flagName,
+  mergeLayers,
+  nonInternalIPv4s,
+  readConfigFile,
+  refuse,
+  resolveFleetConfig,
+} from './config.js';
+export type { ConfigLayers, FleetConfig, KeySpec, MergeOptions, ValueSource } from './config.js';
 export type { SetupSourceFields, SetupSourceProblem } from './setup-source.js';
 export type {
   FleetOptions,

@@ -4,9 +4,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { IotTofuError } from '@iot-tofu/errors';
 import { writeFileAtomic } from '@iot-tofu/host-io';
-import { Fleet, FleetError, chooseSetupSource, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
+import { DEFAULT_CONFIG_FILE, Fleet, FleetError, chooseSetupSource, configFilePath, detectServerIp, type FleetConfig, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem } from '@iot-tofu/fleet';
 import { checkHostname, checkIpv4, checkOwner, normalizeMac, parseSerial } from '@iot-tofu/rpi';
-import { DEFAULT_CONFIG_FILE, detectServerIp, readConfigFile, resolveFleetConfig, type FleetConfig } from './config.js';
+import { loadCliConfig } from './config.js';
 import { renderTable } from './table.js';
 import { Prompter, progressReporter, type CliIo } from './terminal.js';
 
@@ -90,8 +90,7 @@ async function confirm(ctx: Context, yes: boolean | undefined, question: string,
 }
 
 async function loadConfig(ctx: Context, flags: Partial<FleetConfig> = {}): Promise<{ config: FleetConfig; file: Record<string, unknown> }> {
-  const file = await readConfigFile(ctx.configFile);
-  return { config: resolveFleetConfig(file, ctx.io.env, flags, ctx.configFile), file };
+  return loadCliConfig(ctx.configFile, ctx.io.env, flags);
 }
 
 async function openFleet(ctx: Context, config: FleetConfig, needServerIp: boolean): Promise<Fleet> {
@@ -512,7 +511,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     io.stdout.write(USAGE);
     return 0;
   }
-  const ctx: Context = { io, json: false, configFile: io.env.IOT_TOFU_CONFIG || DEFAULT_CONFIG_FILE };
+  const ctx: Context = { io, json: false, configFile: configFilePath(undefined, io.env).path };
   let task: Promise<void> | undefined;
   const program = buildProgram(ctx, (t) => (task = t));
   try {
