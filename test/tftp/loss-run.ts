@@ -1,13 +1,20 @@
 /**
- * Downloads through a lossy LAN (issue 19 item 9): a server namespace and a client namespace,
- * each dropping `lossPercent` of arriving UDP with an nftables `numgen random` rule (this kernel
- * has no netem), our server (bench/tftp/serve-defaults.ts: the daemon's defaults) and tftpd-hpa
- * side by side on two addresses of the server namespace, and real clients run one download at a
- * time against each in turn. A client that does not exit within `hangMs` is killed and counted as
- * hung. Used by test/tftp/loss.test.ts and bench/tftp/loss.ts.
+ * Downloads through a lossy LAN (issue 19 item 9): a server namespace and a client namespace, our
+ * server (bench/tftp/serve-defaults.ts: the daemon's defaults) and tftpd-hpa side by side on two
+ * addresses of the server namespace, and real clients downloading from each. Used by
+ * test/tftp/loss.test.ts and bench/tftp/loss.ts.
+ *
+ * The kernel here has no sch_netem, so both impairments are nftables rules in each namespace
+ * (`lossRules`): `numgen random` drops `lossPercent` of arriving UDP in the input hook, and a
+ * netdev egress chain on eth0 sends `dupPercent` of leaving UDP twice (`dup to "eth0"`; the copy
+ * does not pass the egress hook again). Each copy then meets the receiver's loss on its own.
+ *
+ * Every download is its own client process, bounded by `hangMs` (killed and counted as hung
+ * past it). `parallel` downloads run at once per server, the same for both servers, so a run of
+ * many downloads takes minutes, not an hour (tftpd-hpa needs 10-60 s per download at 15 % loss).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, repoRoot, tsNodeArgs, waitForOutput } from '../lab/index.js';
@@ -24,23 +31,49 @@ export interface LossTally {
 }
 export interface LossResult {
   lossPercent: number;
+  dupPercent: number;
   downloads: number;
+  parallel: number;
   bytes: number;
   ours: Record<string, LossTally>;
   tftpdHpa: Record<string, LossTally>;
+}
+export interface LossOptions {
+  lossPercent: number;
+  /** Share of leaving UDP sent twice (default 0). */
+  dupPercent?: number;
+  /** Downloads per client kind and server. */
+  downloads: number;
+  /** Downloads running at once per server (default 1). */
+  parallel?: number;
+  bytes: number;
+  clients: LossClient[];
+  hangMs: number;
+  /** Launcher run as "ours" (default bench/tftp/serve-defaults.ts). */
+  serve?: string;
+  progress?: (line: string) => void;
 }
 
 const OURS = '10.77.9.1';
 const HPA = '10.77.9.3';
 const CLIENT = '10.77.9.2';
 
-export async function runLossyDownloads(options: { lossPercent: number; downloads: number; bytes: number; clients: LossClient[]; hangMs: number; serve?: string; progress?: (line: string) => void }): Promise<LossResult> {
+/** The nftables ruleset of one namespace: loss on arrival, duplication on departure. */
+export function lossRules(lossPercent: number, dupPercent: number): string {
+  // 'dup' is an nft keyword: the table is named 'twice'.
+  const drop = `table inet loss {\n chain in {\n  type filter hook input priority 0;\n  meta l4proto udp numgen random mod 100 < ${Math.round(lossPercent)} drop\n }\n}\n`;
+  const dup = `table netdev twice {\n chain out {\n  type filter hook egress device "eth0" priority 0;\n  meta l4proto udp numgen random mod 100 < ${Math.round(dupPercent)} dup to "eth0"\n }\n}\n`;
+  return dupPercent > 0 ? drop + dup : drop;
+}
+
+export async function runLossyDownloads(options: LossOptions): Promise<LossResult> {
+  const dupPercent = options.dupPercent ?? 0;
+  const parallel = Math.max(1, options.parallel ?? 1);
   const work = mkdtempSync(join(tmpdir(), 'tofu-loss-'));
   chmodSync(work, 0o755);
   const root = join(work, 'root');
   const data = randomBytes(options.bytes);
   const sha = createHash('sha256').update(data).digest('hex');
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(root, { mode: 0o755 });
   writeFileSync(join(root, 'kernel.img'), data, { mode: 0o644 });
   const lab = await Lab.create([
@@ -50,8 +83,7 @@ export async function runLossyDownloads(options: { lossPercent: number; download
   try {
     await lab.run('srv', 'ip', ['addr', 'add', `${HPA}/24`, 'dev', 'eth0']);
     for (const host of ['srv', 'cli']) {
-      const rules = `table inet loss {\n chain in {\n  type filter hook input priority 0;\n  meta l4proto udp numgen random mod 100 < ${Math.round(options.lossPercent)} drop\n }\n}\n`;
-      const applied = await lab.run(host, 'nft', ['-f', '-'], { input: rules });
+      const applied = await lab.run(host, 'nft', ['-f', '-'], { input: lossRules(options.lossPercent, dupPercent) });
       if (applied.code !== 0) throw new Error(`nft failed: ${applied.stderr}`);
     }
     const ours = lab.spawn('srv', process.execPath, [...tsNodeArgs, options.serve ?? join(repoRoot, 'bench/tftp/serve-defaults.ts'), root, OURS, '69'], { cwd: repoRoot });
@@ -59,35 +91,40 @@ export async function runLossyDownloads(options: { lossPercent: number; download
     lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${HPA}:69`, '--secure', root]);
     await new Promise((r) => setTimeout(r, 500));
     const tally = () => Object.fromEntries(options.clients.map((c) => [c, { ok: 0, corrupt: 0, failed: 0, hung: 0, ms: [] as number[], errors: [] as string[] }])) as Record<string, LossTally>;
-    const result: LossResult = { lossPercent: options.lossPercent, downloads: options.downloads, bytes: options.bytes, ours: tally(), tftpdHpa: tally() };
-    for (let i = 0; i < options.downloads; i++) {
-      for (const client of options.clients) {
-        for (const [server, into] of [[OURS, result.ours], [HPA, result.tftpdHpa]] as const) {
-          const out = join(work, `got-${client}-${server}-${i}`);
-          const [command, args] = clientCommand(client, server, out);
-          const started = Date.now();
-          const run = await lab.run('cli', command, args, { timeoutMs: options.hangMs });
-          const t = into[client]!;
-          const said = `${run.stdout}${run.stderr}`.trim().split('\n').slice(process.env.TOFU_ATFTP_TRACE ? -14 : -2).join(' | ').slice(0, process.env.TOFU_ATFTP_TRACE ? 2000 : 200);
-          if (run.signal) t.hung++;
-          else if (run.code !== 0) t.failed++;
-          if (run.signal || run.code !== 0) t.errors.push(said);
-          else {
-            let got = '';
-            try {
-              got = createHash('sha256').update(readFileSync(out)).digest('hex');
-            } catch {
-              // no file
-            }
-            if (got === sha) {
-              t.ok++;
-              t.ms.push(Date.now() - started);
-            } else t.corrupt++;
+    const result: LossResult = { lossPercent: options.lossPercent, dupPercent, downloads: options.downloads, parallel, bytes: options.bytes, ours: tally(), tftpdHpa: tally() };
+
+    let seq = 0;
+    const download = async (client: LossClient, server: string, into: Record<string, LossTally>): Promise<void> => {
+      const out = join(work, `got-${seq++}`);
+      const [command, args] = clientCommand(client, server, out);
+      const started = Date.now();
+      const run = await lab.run('cli', command, args, { timeoutMs: options.hangMs });
+      const t = into[client]!;
+      const said = `${run.stdout}${run.stderr}`.trim().split('\n').slice(-2).join(' | ').slice(0, 200);
+      if (run.signal) t.hung++;
+      else if (run.code !== 0) t.failed++;
+      if (run.signal || run.code !== 0) t.errors.push(said);
+      else if (sha256Of(out) === sha) {
+        t.ok++;
+        t.ms.push(Date.now() - started);
+      } else t.corrupt++;
+      rmSync(out, { force: true });
+      const verdict = run.signal ? 'hung' : run.code === 0 ? 'done' : `exit ${run.code}`;
+      options.progress?.(`${client} ${server === OURS ? 'ours' : 'tftpd-hpa'}: ${verdict} in ${Date.now() - started} ms`);
+    };
+    for (const client of options.clients) {
+      // Both servers at once, `parallel` downloads each: the same network dice, the same load.
+      const lane = async (server: string, into: Record<string, LossTally>): Promise<void> => {
+        let next = 0;
+        const worker = async () => {
+          while (next < options.downloads) {
+            next++;
+            await download(client, server, into);
           }
-          rmSync(out, { force: true });
-          options.progress?.(`${i + 1}/${options.downloads} ${client} ${server === OURS ? 'ours' : 'tftpd-hpa'}: ${run.signal ? 'hung' : run.code === 0 ? 'done' : `exit ${run.code}`} in ${Date.now() - started} ms`);
-        }
-      }
+        };
+        await Promise.all(Array.from({ length: Math.min(parallel, options.downloads) }, worker));
+      };
+      await Promise.all([lane(OURS, result.ours), lane(HPA, result.tftpdHpa)]);
     }
     return result;
   } finally {
@@ -96,10 +133,18 @@ export async function runLossyDownloads(options: { lossPercent: number; download
   }
 }
 
+function sha256Of(file: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return ''; // no file
+  }
+}
+
 function clientCommand(client: LossClient, server: string, out: string): [string, string[]] {
   switch (client) {
     case 'atftp':
-      return ['atftp', [...(process.env.TOFU_ATFTP_TRACE ? ['--trace', '--verbose'] : []), '--option', 'blksize 1024', '--option', 'tsize 0', '-g', '-r', 'kernel.img', '-l', out, server, '69']];
+      return ['atftp', ['--option', 'blksize 1024', '--option', 'tsize 0', '-g', '-r', 'kernel.img', '-l', out, server, '69']];
     case 'tftp-hpa':
       return ['tftp', ['-m', 'binary', server, '-c', 'get', 'kernel.img', out]];
     case 'curl':
