@@ -1,5 +1,5 @@
 export { resolveConfig, defaultServerIp, nonInternalIPv4s, envName, ConfigError, DEFAULT_CONFIG, DHCP_ANSWERS, LOG_LEVELS } from './config.js';
-export type { BootServerConfig, ConfigLayers, ConfigHost, DhcpAnswer, LogLevel, PxeBootFiles } from './config.js';
+export type { BootServerConfig, ConfigLayers, ConfigHost, LogLevel } from './config.js';
 export { EventBus, BOOT_EVENT_NAMES } from './events.js';
 export type { BootEvents, BootEventName } from './events.js';
 export { createMetrics, fileLabel } from './metrics.js';

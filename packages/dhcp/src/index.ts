@@ -41,7 +41,7 @@ export { classifyClient, PI3_ROM_XID } from './classify.js';
 export type { ClientInfo, ClientKind, PiEvidence, GuidKind, ClassifyContext } from './classify.js';
 export { decideProxyReply, replyDestination, ipxeScriptUrl, maxReplySize, DEFAULT_PI3_REPEAT_DELAY_MS } from './policy.js';
 export type { ProxyPolicy, PiAnswerMode, PxeBootFiles, ProxyPort, IgnoreReason, ProxyDecision, Destination } from './policy.js';
-export { validateProxyPolicy } from './policy.js';
+export { validateProxyPolicy, PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS } from './policy.js';
 export { ProxyDhcpServer } from './server.js';
 export type {
   ProxyDhcpServerOptions,

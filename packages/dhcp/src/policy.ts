@@ -4,8 +4,9 @@ import { classifyClient, type ClientInfo, type ClientKind } from './classify.js'
 import { BROADCAST_FLAG, DEFAULT_MAX_MESSAGE_SIZE, DhcpMessageType, DhcpOption } from './options.js';
 import { raspberryPiBootOption, skipDiscoveryOption } from './pxe.js';
 
-/** Which Raspberry Pis get the proxy offer (`--dhcp-answer`). */
+/** Which Raspberry Pis get the proxy offer (`--dhcp-answer`, config key `dhcpAnswer`). */
 export type PiAnswerMode = 'registered' | 'any-pi' | 'none';
+export const PI_ANSWER_MODES: readonly PiAnswerMode[] = ['registered', 'any-pi', 'none'];
 
 /** Boot files for non-Pi PXE firmware (config key `pxe`); a missing entry means no answer. */
 export interface PxeBootFiles {
@@ -18,6 +19,8 @@ export interface PxeBootFiles {
   /** Handed only to iPXE (loop guard): a URL, or a TFTP path that becomes `tftp://<serverIp>/<path>`. */
   ipxeScript?: string;
 }
+/** The keys of PxeBootFiles, for checking configuration input. */
+export const PXE_BOOT_FILE_KEYS: readonly (keyof PxeBootFiles)[] = ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'];
 
 export interface ProxyPolicy {
   /** Our address: option 54, siaddr for PXE firmware, the TFTP server. */
@@ -188,12 +191,10 @@ export function replyDestination(
   return { address: ports.broadcastAddress, port: ports.client, broadcast: true };
 }
 
-const ANSWER_MODES: readonly PiAnswerMode[] = ['registered', 'any-pi', 'none'];
-
 /** Checks a policy before it goes live; the error names the offending key. */
 export function validateProxyPolicy(policy: ProxyPolicy): ProxyPolicy {
   if (!isIpv4(policy.serverIp) || policy.serverIp === '0.0.0.0') throw new ProxyConfigError('serverIp', `${JSON.stringify(policy.serverIp)} is not a usable IPv4 address`);
-  if (!ANSWER_MODES.includes(policy.answer)) throw new ProxyConfigError('dhcpAnswer', `${JSON.stringify(policy.answer)} is not one of ${ANSWER_MODES.join(', ')}`);
+  if (!PI_ANSWER_MODES.includes(policy.answer)) throw new ProxyConfigError('dhcpAnswer', `${JSON.stringify(policy.answer)} is not one of ${PI_ANSWER_MODES.join(', ')}`);
   if (typeof policy.isRegistered !== 'function') throw new ProxyConfigError('isRegistered', 'must be a function');
   if (!Number.isFinite(policy.pi3RepeatDelayMs) || policy.pi3RepeatDelayMs < 0 || policy.pi3RepeatDelayMs > 10_000) {
     throw new ProxyConfigError('pi3RepeatDelayMs', 'must be between 0 (off) and 10000 ms');
