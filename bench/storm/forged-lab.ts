@@ -37,7 +37,7 @@ export interface FirstOffer {
   /** Which DISCOVER of the Pi (1 = its first) that offer answered. */
   discover: number | null;
   discovers: number;
-  /** From the forgers' first round to the Pi's first DISCOVER, wall clock (rpi-sim's start-up is slow on a loaded machine). */
+  /** From the forgers' first round to the Pi's first DISCOVER, wall clock (< 0: before it); rpi-sim starts slowly here. */
   afterBurstMs?: number;
 }
 
@@ -89,14 +89,20 @@ export async function forgedBurstThenPi(storm: StormLab, run: ForgedRun): Promis
   const forgerArgs = ['--count', String(run.forged), '--rounds', String(rounds), '--pattern', pattern];
   const forger = storm.lab.spawn('pis', process.execPath, [...tsNodeArgs, 'bench/storm/forger.ts', ...forgerArgs], { cwd: repoRoot });
   try {
-    await waitForOutput(forger, /^round 0:/m, 30_000);
-    const burstAt = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, run.realAfterMs));
+    // realAfterMs 0: the Pi starts with the forger (both take ~2 s to start here), so its first
+    // DISCOVER lands within about a second of the burst, before or after it: afterBurstMs says which.
+    let burstAt = Number.NaN;
+    const burst = waitForOutput(forger, /^round 0:/m, 30_000).then(() => (burstAt = performance.now()));
+    if (run.realAfterMs > 0) {
+      await burst;
+      await new Promise((resolve) => setTimeout(resolve, run.realAfterMs));
+    }
     const index = run.realPi === 'registered' ? REGISTERED_PI_INDEX : UNREGISTERED_PI_INDEX;
     const simArgs = ['--model', 'pi4', '--first-index', String(index), '--max-attempts', '1', '--limit', '60', '--json', '-', '--quiet'];
     const simulator = [...tsNodeArgs, 'packages/rpi-sim/src/bin.ts', ...simArgs];
     const sim = await storm.lab.run('pis', process.execPath, simulator, { cwd: repoRoot, timeoutMs: 90_000 });
     const exitedAt = performance.now();
+    await burst;
     const result = JSON.parse(sim.stdout) as { reports: PiReport[]; summary: { elapsedMs: number } };
     const report = result.reports[0];
     if (!report) throw new Error(`rpi-sim printed no report: ${sim.stderr.slice(-500)}`);
