@@ -5,9 +5,17 @@
 import { afterAll, afterEach, beforeEach } from 'vitest';
 import { consoleText, recordWarning, takeUnexpected, testEnded, testStarted, unexpectedWarningsError } from './warnings.js';
 
-process.on('warning', (warning) => {
-  recordWarning({ source: 'process', text: `${warning.name}: ${warning.message}` });
-});
+// Node prints each process warning through its own 'warning' listener: those listeners (kept on
+// globalThis, in case a worker runs this file again) now print only the warnings nobody allowed.
+type WarningListener = (warning: Error) => void;
+const key = Symbol.for('@iot-tofu/test-kit fail-on-warnings');
+const slot = globalThis as { [key]?: { printers: WarningListener[]; ours?: WarningListener } };
+const state = (slot[key] ??= { printers: process.listeners('warning') as WarningListener[] });
+for (const listener of [...state.printers, state.ours]) if (listener) process.removeListener('warning', listener);
+state.ours = (warning) => {
+  if (!recordWarning({ source: 'process', text: `${warning.name}: ${warning.message}` })) for (const print of state.printers) print(warning);
+};
+process.on('warning', state.ours);
 
 for (const level of ['warn', 'error'] as const) {
   const print = console[level].bind(console);

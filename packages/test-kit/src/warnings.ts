@@ -32,7 +32,8 @@ let allowances: Allowance[] = [];
 let unexpected: RecordedWarning[] = [];
 let inTest = false;
 
-const matches = (pattern: RegExp | string, text: string): boolean => (typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text));
+const matches = (pattern: RegExp | string, text: string): boolean =>
+  typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text);
 
 /** Allows warnings whose text matches one of the patterns; returns the texts seen, as they come. */
 export function allowWarnings(...patterns: (RegExp | string)[]): string[] {
