@@ -136,6 +136,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))
     .option('--tftp-threads <auto|n>', 'TFTP transfer threads besides the main thread: auto (one per spare core, at most 3; the default), or N (0 = main thread only)')
     .option('--admission-budget <auto|n>', 'boot-storm gate: auto (capacity steered by kernel transfer times, the default), or at most N Pis booting at once, others wait for a slot (0 = off)')
+    .option('--mqtt-url <url>', 'MQTT broker for boot events and Home Assistant discovery, e.g. mqtt://broker:1883 (off by default)')
+    .option('--region <name>', 'MQTT topic segment: iot-tofu/<region>/pi/<serial>/… (default: the host name)')
     .action(async () => runStart(start));
 
   program

@@ -1,11 +1,13 @@
 import { isIPv4 } from 'node:net';
-import { PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS, ProxyConfigError, validatePoolConfig, type LeasePoolConfig, type PiAnswerMode, type PxeBootFiles } from '@iot-tofu/dhcp';
+import { ProxyConfigError, validatePoolConfig, type LeasePoolConfig } from '@iot-tofu/dhcp';
 import { ConfigError, FLEET_DEFAULTS, FLEET_KEYS, VALUE_CHECKS, defaultServerIp, mergeLayers, refuse, type ConfigLayers, type KeySpec } from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
+import { MQTT_CONFIG_KEYS } from './mqtt/config-keys.js';
 
-/** Which Raspberry Pis get a proxy offer: dhcp's PiAnswerMode (the wire-facing types live there). */
-export const DHCP_ANSWERS = PI_ANSWER_MODES;
+/** Which Raspberry Pis get a proxy offer. */
+export type DhcpAnswer = 'registered' | 'any-pi' | 'none';
+export const DHCP_ANSWERS: readonly DhcpAnswer[] = ['registered', 'any-pi', 'none'];
 
 /** proxy: beside the site's DHCP server (default); full: we are the segment's DHCP server (issue 12). */
 export type DhcpMode = 'proxy' | 'full';
@@ -13,6 +15,15 @@ export const DHCP_MODES: readonly DhcpMode[] = ['proxy', 'full'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Boot files for non-Pi PXE firmware (docs/design.md); a missing entry means that firmware gets no answer. */
+export interface PxeBootFiles {
+  bios?: string;
+  uefiX64?: string;
+  uefiArm64?: string;
+  /** A URL or TFTP path handed only to iPXE. */
+  ipxeScript?: string;
+}
 
 /** The one typed configuration object of the daemon (docs/design.md "Interfaces"). */
 export interface BootServerConfig {
@@ -26,12 +37,11 @@ export interface BootServerConfig {
   tftpPort: number;
   dhcp: boolean;
   tftp: boolean;
-  dhcpAnswer: PiAnswerMode;
+  dhcpAnswer: DhcpAnswer;
   apiListen: string;
   /** 0 = no API. */
   apiPort: number;
   logLevel: LogLevel;
-  /** Boot files for non-Pi PXE firmware (docs/design.md): dhcp's PxeBootFiles. */
   pxe: PxeBootFiles;
   exportsFile: string;
   /** Who may mount the NFS roots; undefined = the server's subnet (fleet decides). */
@@ -77,6 +87,10 @@ export interface BootServerConfig {
   dhcpLeaseTime: number;
   /** Full mode: ping a fresh address before offering it (default true; dnsmasq does the same). */
   dhcpConflictCheck: boolean;
+  /** MQTT broker for boot events (issue 15, README "MQTT"), e.g. mqtt://broker:1883; unset = off. */
+  mqttUrl?: string;
+  /** Topic segment iot-tofu/<region>/…; unset = the host name's first label. */
+  region?: string;
 }
 
 // The shared resolver (fleet keys, environment names, the config file, server address) lives in
@@ -150,6 +164,7 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   dhcpDns: own('ips'),
   dhcpLeaseTime: own('count'),
   dhcpConflictCheck: own('bool'),
+  ...MQTT_CONFIG_KEYS,
 };
 
 /** `"auto"` (any case, padded), or a whole number from 0 to `max` (as a number or its text); else undefined. */
@@ -305,14 +320,16 @@ function parsePiSelection(key: string, value: unknown, source: string): boolean 
   ];
 }
 
+const PXE_KEYS: readonly (keyof PxeBootFiles)[] = ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'];
+
 function parsePxe(value: unknown, source: string): PxeBootFiles {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('pxe', `expected an object with ${PXE_BOOT_FILE_KEYS.join(', ')}, got ${JSON.stringify(value)}`, source);
+    throw new ConfigError('pxe', `expected an object with ${PXE_KEYS.join(', ')}, got ${JSON.stringify(value)}`, source);
   }
   const out: PxeBootFiles = {};
   for (const [key, entry] of Object.entries(value)) {
-    if (!(PXE_BOOT_FILE_KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(`pxe.${key}`, `unknown key (known: ${PXE_BOOT_FILE_KEYS.join(', ')})`, source);
+    if (!(PXE_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`pxe.${key}`, `unknown key (known: ${PXE_KEYS.join(', ')})`, source);
     }
     if (typeof entry !== 'string' || entry.trim() === '' || entry.length > 127) {
       throw new ConfigError(`pxe.${key}`, `expected a TFTP path or URL (1-127 characters), got ${JSON.stringify(entry)}`, source);

@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
@@ -17,6 +18,7 @@ import { EventBus, type BootEventName, type BootEvents } from './events.js';
 import { ensureApiToken } from './files.js';
 import { fullDhcpOptions } from './full-dhcp.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
+import { defaultRegion, MqttBootPublisher, registerMqttMetrics } from './mqtt/index.js';
 import { webRoutes } from './web/index.js';
 
 export interface BootServerDeps {
@@ -73,6 +75,8 @@ export const RESTART_KEYS: readonly (keyof BootServerConfig)[] = [
   'dhcpDns',
   'dhcpLeaseTime',
   'dhcpConflictCheck',
+  'mqttUrl',
+  'region',
 ];
 
 /** Keys that differ between two configs and need a restart to take effect. */
@@ -94,6 +98,7 @@ export class BootServer {
   private tftp: TftpServer | undefined;
   private dhcp: ProxyDhcpServer | undefined;
   private api: FastifyInstance | undefined;
+  private mqtt: MqttBootPublisher | undefined;
   private metrics: BootMetrics | undefined;
   private readonly tracker: BootTracker;
   private readonly gate: AdmissionGate;
@@ -180,6 +185,7 @@ export class BootServer {
     }));
     this.wireFleetFacts(fleet);
     this.wireLogs();
+    if (config.mqttUrl) this.startMqtt(fleet, config.mqttUrl);
 
     if (config.tftp) await this.startTftp(fleet);
     if (config.dhcp) await this.startDhcp(fleet);
@@ -353,6 +359,21 @@ export class BootServer {
     if (address && typeof address === 'object') this.addresses.push({ service: 'api', protocol: 'tcp', address: address.address, port: address.port });
   }
 
+  /** Boot events to the region's MQTT broker (issue 15); connects in the background, never holds up a start or a boot. */
+  private startMqtt(fleet: Fleet, url: string): void {
+    const mqtt = new MqttBootPublisher({
+      url,
+      region: this.config.region ?? defaultRegion(hostname()),
+      bus: this.bus,
+      isRegistered: (serial) => fleet.isRegistered({ serial }),
+      pis: () => fleet.list().map((pi) => ({ serial: pi.serial, name: pi.name, model: pi.model })),
+      logger: this.logger.child({ subsystem: 'mqtt' }),
+    });
+    registerMqttMetrics(this.metrics!.registry, () => mqtt.snapshot);
+    mqtt.start();
+    this.mqtt = mqtt;
+  }
+
   /**
    * Loggers for the servers. At `info` they only speak from `warn` up: the daemon logs the one
    * line per listening socket and the boot events itself; debug and trace show everything.
@@ -485,6 +506,7 @@ export class BootServer {
         }
       };
       await attempt(() => this.api?.close());
+      await attempt(() => this.mqtt?.close());
       await attempt(() => this.dhcp?.close());
       await attempt(() => this.tftp?.close());
       for (const cleanup of this.cleanups.splice(0)) cleanup();

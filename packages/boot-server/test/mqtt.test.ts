@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '@iot-tofu/test-kit';
+import { ConfigError, resolveConfig } from '../src/config.js';
 import { EventBus } from '../src/events.js';
 import { backoffDelay, defaultRegion, discoveryConfigs, MqttBootPublisher, nextPiState, redactUrl, registerMqttMetrics, topics } from '../src/mqtt/index.js';
 import { freePort } from './free-port.js';
@@ -55,6 +56,34 @@ describe('MQTT messages', () => {
     expect([0, 1, 2, 3, 10].map((n) => backoffDelay(n, { initialMs: 100, maxMs: 1000 }, fixed))).toEqual([100, 200, 400, 800, 1000]);
     expect(backoffDelay(0, { initialMs: 1000, maxMs: 1000 }, () => 0)).toBe(800);
     expect(redactUrl('mqtt://ops:s3cret@broker:1883')).toBe('mqtt://ops:***@broker:1883');
+  });
+});
+
+describe('MQTT config keys', () => {
+  const host = { ipv4s: ['10.0.0.2'], cwd: '/' };
+  const resolve = (flags: Record<string, unknown>, env: Record<string, string> = {}) => resolveConfig({ flags, env }, host);
+
+  it('are off by default and take a broker URL and a region from flags, environment or file', () => {
+    expect(resolve({})).not.toHaveProperty('mqttUrl');
+    expect(resolve({ mqttUrl: 'mqtt://broker.lan:1883', region: 'north-2' })).toMatchObject({ mqttUrl: 'mqtt://broker.lan:1883', region: 'north-2' });
+    expect(resolve({}, { IOT_TOFU_MQTT_URL: 'mqtts://ops:pw@broker', IOT_TOFU_REGION: 'lab' })).toMatchObject({ mqttUrl: 'mqtts://ops:pw@broker', region: 'lab' });
+    const fromFile = resolveConfig({ file: { path: '/etc/iot-tofu/config.json', data: { mqttUrl: 'ws://b:9001', region: 'r1' } } }, host);
+    expect(fromFile).toMatchObject({ mqttUrl: 'ws://b:9001', region: 'r1' });
+  });
+
+  it('refuse what would fail at connect time or break the topic, without echoing a password', () => {
+    expect(() => resolve({ mqttUrl: 'http://broker' })).toThrow(ConfigError);
+    expect(() => resolve({ mqttUrl: 'broker:1883' })).toThrow(/mqttUrl: expected mqtt:\/\/host/);
+    expect(() => resolve({ region: 'a/b' })).toThrow(/region: expected 1-64 letters/);
+    expect(() => resolve({ region: '#' })).toThrow(ConfigError);
+    const error = (() => {
+      try {
+        resolve({ mqttUrl: 'https://ops:s3cret@broker' });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.message).not.toContain('s3cret');
   });
 });
 

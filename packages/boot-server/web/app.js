@@ -69,12 +69,14 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+const TIME_OF_DAY = { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 };
+
 /** A <time>: date and time, or (timeline rows) the time of day to the millisecond. */
 function timeElement(at, precise = false) {
   const ms = timeOf(at);
   if (!Number.isFinite(ms)) return el('span', { text: '—' });
   const date = new Date(ms);
-  const text = precise ? date.toLocaleTimeString(undefined, { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 }) : date.toLocaleString(undefined, { hour12: false });
+  const text = precise ? date.toLocaleTimeString(undefined, TIME_OF_DAY) : date.toLocaleString(undefined, { hour12: false });
   return el('time', { datetime: date.toISOString(), title: date.toLocaleString(), text });
 }
 
@@ -119,7 +121,8 @@ async function login(token) {
 
 async function refreshAll() {
   try {
-    const [pis, discovered, bases] = await Promise.all([api('GET', '/api/v1/pis'), api('GET', '/api/v1/discovered'), api('GET', '/api/v1/bases')]);
+    const paths = ['/api/v1/pis', '/api/v1/discovered', '/api/v1/bases'];
+    const [pis, discovered, bases] = await Promise.all(paths.map((path) => api('GET', path)));
     page.pis = pis;
     await loadBootStates(pis.map((pi) => pi.serial).filter((serial) => !page.timelines.has(serial)));
     renderFleet();
@@ -176,8 +179,21 @@ function renderFleet() {
       el(
         'td',
         {},
-        el('button', { type: 'button', class: 'secondary', 'aria-pressed': selected ? 'true' : 'false', 'aria-label': `Timeline of ${pi.name} (${pi.serial})`, text: 'Timeline', onclick: () => selectPi(pi.serial) }),
-        el('button', { type: 'button', class: 'danger', 'aria-label': `Remove ${pi.name} (${pi.serial})`, text: 'Remove', onclick: () => removePi(pi) }),
+        el('button', {
+          type: 'button',
+          class: 'secondary',
+          'aria-pressed': selected ? 'true' : 'false',
+          'aria-label': `Timeline of ${pi.name} (${pi.serial})`,
+          text: 'Timeline',
+          onclick: () => selectPi(pi.serial),
+        }),
+        el('button', {
+          type: 'button',
+          class: 'danger',
+          'aria-label': `Remove ${pi.name} (${pi.serial})`,
+          text: 'Remove',
+          onclick: () => removePi(pi),
+        }),
       ),
     );
   });
@@ -195,18 +211,26 @@ function renderDiscovered(discovered) {
       el('td', { text: pi.ip ?? '—' }),
       el('td', { text: pi.model ?? '—' }),
       el('td', {}, timeElement(pi.lastSeen)),
-      el('td', {}, el('button', { type: 'button', 'aria-label': `Add ${pi.serial ?? pi.mac}`, text: 'Add…', onclick: () => prefillAdd(pi) })),
+      el('td', {}, addButton(pi)),
     ),
   );
   $('discovered').tBodies[0].replaceChildren(...rows);
   $('discovered-count').textContent = String(discovered.length);
 }
 
+function addButton(pi) {
+  return el('button', { type: 'button', 'aria-label': `Add ${pi.serial ?? pi.mac}`, text: 'Add…', onclick: () => prefillAdd(pi) });
+}
+
 function renderBases(bases) {
   const select = $('add-base');
   const current = select.value;
-  select.replaceChildren(el('option', { value: '', text: 'the default base' }), ...bases.map((base) => el('option', { value: base.name, text: base.default ? `${base.name} (default)` : base.name })));
-  select.value = bases.some((b) => b.name === current) ? current : '';
+  // The API wants a base named (as pxetools without a terminal): the default one is preselected.
+  const options = bases.map((base) => el('option', { value: base.name, text: base.default ? `${base.name} (default)` : base.name }));
+  // No base yet: the add is sent without one and the server says what is missing (or 403 when unprivileged).
+  select.replaceChildren(...(options.length > 0 ? options : [el('option', { value: '', text: 'none yet (pxetools setup)' })]));
+  const keep = bases.find((b) => b.name === current) ?? bases.find((b) => b.default) ?? bases[0];
+  if (keep) select.value = keep.name;
 }
 
 function prefillAdd(pi) {
@@ -345,7 +369,8 @@ async function followEvents() {
   let delay = 1000;
   while (!controller.signal.aborted) {
     try {
-      const response = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${page.token}`, accept: 'text/event-stream' }, cache: 'no-store', signal: controller.signal });
+      const headers = { authorization: `Bearer ${page.token}`, accept: 'text/event-stream' };
+      const response = await fetch('/api/v1/events', { headers, cache: 'no-store', signal: controller.signal });
       if (response.status === 401) return logout('The server refused this token: log in again.');
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       $('connection').textContent = 'Live';

@@ -133,7 +133,13 @@ export function describeEntry(type, event, boot = {}) {
     case 'transfer-started':
       return null;
     case 'file-served':
-      return { ...row, what: 'file served', bytes: formatBytes(event.bytes), time: formatMs(event.ms), retries: String(event.retries ?? 0) };
+      return {
+        ...row,
+        what: 'file served',
+        bytes: formatBytes(event.bytes),
+        time: formatMs(event.ms),
+        retries: String(event.retries ?? 0),
+      };
     case 'transfer-failed':
       // The firmware asks for a file's size and ends the transfer after the answer: not a failure.
       if (event.kind === 'aborted' && /Early terminate/i.test(event.reason ?? '')) return { ...row, what: 'size probe' };

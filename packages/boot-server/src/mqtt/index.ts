@@ -1,3 +1,16 @@
-export { backoffDelay, bootPayload, defaultRegion, discoveryConfigs, nextPiState, objectId, REGION_PATTERN, redactUrl, statePayload, topics, type PiState, type Topics } from './messages.js';
+export {
+  backoffDelay,
+  bootPayload,
+  defaultRegion,
+  discoveryConfigs,
+  nextPiState,
+  objectId,
+  REGION_PATTERN,
+  redactUrl,
+  statePayload,
+  topics,
+  type PiState,
+  type Topics,
+} from './messages.js';
 export { MqttBootPublisher, type MqttPublisherOptions, type MqttStats } from './publisher.js';
 export { registerMqttMetrics } from './metrics.js';

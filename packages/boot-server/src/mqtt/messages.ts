@@ -52,7 +52,14 @@ export interface PiState {
 }
 
 /** The bus events published on `.../boot`; the rest are packet-level or not about one Pi. */
-export const PUBLISHED_EVENTS: ReadonlySet<BootEventName> = new Set(['dhcp-ignored', 'offer-sent', 'file-served', 'transfer-failed', 'boot-complete', 'boot-failed']);
+export const PUBLISHED_EVENTS: ReadonlySet<BootEventName> = new Set([
+  'dhcp-ignored',
+  'offer-sent',
+  'file-served',
+  'transfer-failed',
+  'boot-complete',
+  'boot-failed',
+]);
 
 type AnyBootEvent = BootEvents[BootEventName];
 
@@ -72,7 +79,8 @@ export function nextPiState(previous: PiState | undefined, name: BootEventName, 
     }
     case 'boot-complete': {
       const { gateSince: _gate, ...rest } = base;
-      return { ...rest, state: 'booted', lastBoot: updatedAt, lastBootMs: (event as BootEvents['boot-complete']).ms, reason: null, updatedAt };
+      const lastBootMs = (event as BootEvents['boot-complete']).ms;
+      return { ...rest, state: 'booted', lastBoot: updatedAt, lastBootMs, reason: null, updatedAt };
     }
     case 'boot-failed': {
       const { gateSince: _gate, ...rest } = base;

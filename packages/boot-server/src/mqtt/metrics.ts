@@ -30,6 +30,6 @@ export function registerMqttMetrics(registry: Registry, stats: () => MqttStats):
       },
     });
   counter('iot_tofu_mqtt_published_total', 'MQTT messages the broker acknowledged or took (QoS 0)', (s) => s.published);
-  counter('iot_tofu_mqtt_dropped_total', 'Boot event messages dropped because the queue was full while the broker was away', (s) => s.dropped);
+  counter('iot_tofu_mqtt_dropped_total', 'Boot event messages dropped: the queue was full while the broker was away', (s) => s.dropped);
   counter('iot_tofu_mqtt_reconnects_total', 'Reconnect attempts to the MQTT broker', (s) => s.reconnects);
 }

@@ -4,7 +4,19 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { splitServedPath } from '../boot-tracker.js';
 import type { BootEventName, BootEvents, EventBus } from '../events.js';
-import { backoffDelay, bootPayload, discoveryConfigs, nextPiState, PUBLISHED_EVENTS, redactUrl, statePayload, topics, type PiDescription, type PiState, type Topics } from './messages.js';
+import {
+  backoffDelay,
+  bootPayload,
+  discoveryConfigs,
+  nextPiState,
+  PUBLISHED_EVENTS,
+  redactUrl,
+  statePayload,
+  topics,
+  type PiDescription,
+  type PiState,
+  type Topics,
+} from './messages.js';
 
 export interface MqttPublisherOptions {
   /** mqtt://, mqtts://, ws:// or wss:// (credentials in the URL are never logged). */
@@ -112,7 +124,7 @@ export class MqttBootPublisher {
     this.states.set(serial, next);
     // State is not queued: the map holds the latest, and every connect sends all of it.
     if (!this.client?.connected) return;
-    if (isNew) for (const config of discoveryConfigs(this.options.region, serial, this.describe(serial))) this.send({ ...config, retain: true });
+    if (isNew) this.sendDiscovery(serial, this.describe(serial));
     this.send({ topic: this.topics.state(serial), payload: statePayload(next), retain: true });
   }
 
@@ -172,6 +184,10 @@ export class MqttBootPublisher {
     });
   }
 
+  private sendDiscovery(serial: string, pi: PiDescription): void {
+    for (const config of discoveryConfigs(this.options.region, serial, pi)) this.send({ ...config, retain: true });
+  }
+
   private onConnect(): void {
     if (this.failures > 0 || this.stats.reconnects > 0) this.logger.info({ broker: redactUrl(this.options.url) }, 'MQTT connected');
     this.failures = 0;
@@ -180,7 +196,7 @@ export class MqttBootPublisher {
     const serials = new Set([...described.keys(), ...this.states.keys()]);
     for (const serial of serials) {
       if (!this.options.isRegistered(serial)) continue;
-      for (const config of discoveryConfigs(this.options.region, serial, described.get(serial) ?? {})) this.send({ ...config, retain: true });
+      this.sendDiscovery(serial, described.get(serial) ?? {});
       const state = this.states.get(serial);
       if (state) this.send({ topic: this.topics.state(serial), payload: statePayload(state), retain: true });
     }
@@ -190,7 +206,10 @@ export class MqttBootPublisher {
   private scheduleReconnect(): void {
     if (this.closed || this.reconnectTimer) return;
     const delay = backoffDelay(this.failures, this.options.backoff ?? DEFAULT_BACKOFF);
-    if (this.failures === 0) this.logger.warn({ broker: redactUrl(this.options.url), retryInMs: delay }, 'MQTT broker unreachable; boot events queue (bounded) until it is back');
+    if (this.failures === 0) {
+      const broker = redactUrl(this.options.url);
+      this.logger.warn({ broker, retryInMs: delay }, 'MQTT broker unreachable; boot events queue (bounded) until it is back');
+    }
     this.failures++;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -210,7 +229,8 @@ export class MqttBootPublisher {
     const client = this.client;
     if (!client) return;
     if (client.connected) {
-      await withTimeout(client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true }).then(() => undefined), CLOSE_GRACE_MS);
+      const goodbye = client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true });
+      await withTimeout(goodbye, CLOSE_GRACE_MS);
     }
     await withTimeout(client.endAsync(!client.connected), CLOSE_GRACE_MS);
     if (!client.disconnected) await client.endAsync(true).catch(() => undefined);

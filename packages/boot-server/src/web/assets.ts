@@ -46,7 +46,8 @@ export function defaultWebDir(): string {
 function asset(name: string, body: Buffer): WebAsset {
   const zipped = gzipSync(body, { level: 9 });
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
-  return { body, ...(zipped.length < body.length ? { gzip: zipped } : {}), contentType: CONTENT_TYPES[extname(name)] ?? 'application/octet-stream', etag };
+  const contentType = CONTENT_TYPES[extname(name)] ?? 'application/octet-stream';
+  return { body, ...(zipped.length < body.length ? { gzip: zipped } : {}), contentType, etag };
 }
 
 /** Reads the page once (at daemon start); every request is then answered from memory. */

@@ -55,7 +55,8 @@ export function registerWebPage(app: FastifyInstance, assets: WebAssets): void {
     const file = assets.files.get(request.params.file);
     // An old version's URL (a tab open across an upgrade) gets a 404: the page reloads with the new one.
     if (!file || request.params.version !== assets.version) {
-      return reply.code(404).headers(SECURITY_HEADERS).send({ error: { code: 'NOT_FOUND', message: `no asset ${request.url.split('?')[0]}` } });
+      const message = `no asset ${request.url.split('?')[0]}`;
+      return reply.code(404).headers(SECURITY_HEADERS).send({ error: { code: 'NOT_FOUND', message } });
     }
     return send(request, reply, file, ASSET_CACHE);
   });
