@@ -1,13 +1,12 @@
 import { isIPv4 } from 'node:net';
-import { ProxyConfigError, validatePoolConfig, type LeasePoolConfig } from '@iot-tofu/dhcp';
+import { PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS, ProxyConfigError, validatePoolConfig, type LeasePoolConfig, type PiAnswerMode, type PxeBootFiles } from '@iot-tofu/dhcp';
 import { ConfigError, FLEET_DEFAULTS, FLEET_KEYS, VALUE_CHECKS, defaultServerIp, mergeLayers, refuse, type ConfigLayers, type KeySpec } from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
 import { MQTT_CONFIG_KEYS } from './mqtt/config-keys.js';
 
-/** Which Raspberry Pis get a proxy offer. */
-export type DhcpAnswer = 'registered' | 'any-pi' | 'none';
-export const DHCP_ANSWERS: readonly DhcpAnswer[] = ['registered', 'any-pi', 'none'];
+/** Which Raspberry Pis get a proxy offer: dhcp's PiAnswerMode (the wire-facing types live there). */
+export const DHCP_ANSWERS = PI_ANSWER_MODES;
 
 /** proxy: beside the site's DHCP server (default); full: we are the segment's DHCP server (issue 12). */
 export type DhcpMode = 'proxy' | 'full';
@@ -15,15 +14,6 @@ export const DHCP_MODES: readonly DhcpMode[] = ['proxy', 'full'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** Boot files for non-Pi PXE firmware (docs/design.md); a missing entry means that firmware gets no answer. */
-export interface PxeBootFiles {
-  bios?: string;
-  uefiX64?: string;
-  uefiArm64?: string;
-  /** A URL or TFTP path handed only to iPXE. */
-  ipxeScript?: string;
-}
 
 /** The one typed configuration object of the daemon (docs/design.md "Interfaces"). */
 export interface BootServerConfig {
@@ -37,11 +27,12 @@ export interface BootServerConfig {
   tftpPort: number;
   dhcp: boolean;
   tftp: boolean;
-  dhcpAnswer: DhcpAnswer;
+  dhcpAnswer: PiAnswerMode;
   apiListen: string;
   /** 0 = no API. */
   apiPort: number;
   logLevel: LogLevel;
+  /** Boot files for non-Pi PXE firmware (docs/design.md): dhcp's PxeBootFiles. */
   pxe: PxeBootFiles;
   exportsFile: string;
   /** Who may mount the NFS roots; undefined = the server's subnet (fleet decides). */
@@ -320,16 +311,14 @@ function parsePiSelection(key: string, value: unknown, source: string): boolean 
   ];
 }
 
-const PXE_KEYS: readonly (keyof PxeBootFiles)[] = ['bios', 'uefiX64', 'uefiArm64', 'ipxeScript'];
-
 function parsePxe(value: unknown, source: string): PxeBootFiles {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('pxe', `expected an object with ${PXE_KEYS.join(', ')}, got ${JSON.stringify(value)}`, source);
+    throw new ConfigError('pxe', `expected an object with ${PXE_BOOT_FILE_KEYS.join(', ')}, got ${JSON.stringify(value)}`, source);
   }
   const out: PxeBootFiles = {};
   for (const [key, entry] of Object.entries(value)) {
-    if (!(PXE_KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(`pxe.${key}`, `unknown key (known: ${PXE_KEYS.join(', ')})`, source);
+    if (!(PXE_BOOT_FILE_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`pxe.${key}`, `unknown key (known: ${PXE_BOOT_FILE_KEYS.join(', ')})`, source);
     }
     if (typeof entry !== 'string' || entry.trim() === '' || entry.length > 127) {
       throw new ConfigError(`pxe.${key}`, `expected a TFTP path or URL (1-127 characters), got ${JSON.stringify(entry)}`, source);
