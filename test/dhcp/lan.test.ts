@@ -68,9 +68,20 @@ describe('proxyDHCP beside a site DHCP server (network namespaces)', needs('netn
   let files: Map<string, Buffer>;
 
   beforeAll(async () => {
-    const tree: [string, number][] = [[`${PI4.serial}/start4.elf`, 300_000], [`${PI5.serial}/config.txt`, 2_000], ['bootcode.bin', 52_000], ['undionly.kpxe', 70_000]];
-    const hosts = [{ name: 'router', address: '10.77.0.1/24' }, { name: 'sut', address: '10.77.0.9/24' }, { name: 'pi3' }, { name: 'pi4' }, { name: 'pi5' }, { name: 'cli' }, { name: 'peer', address: '10.77.0.50/24' }];
-    ({ lab, work, files } = await openLan('proxy-lan', tree, hosts, [['pi3', PI3.mac], ['pi4', PI4.mac], ['pi5', PI5.mac], ['cli', PLAIN_CLIENT_MAC]]));
+    const tree: [string, number][] = [
+      [`${PI4.serial}/start4.elf`, 300_000],
+      [`${PI5.serial}/config.txt`, 2_000],
+      ['bootcode.bin', 52_000],
+      ['undionly.kpxe', 70_000],
+    ];
+    const hosts = [
+      { name: 'router', address: '10.77.0.1/24' },
+      { name: 'sut', address: '10.77.0.9/24' },
+      ...['pi3', 'pi4', 'pi5', 'cli'].map((name) => ({ name })),
+      { name: 'peer', address: '10.77.0.50/24' },
+    ];
+    const macs: [string, string][] = [['pi3', PI3.mac], ['pi4', PI4.mac], ['pi5', PI5.mac], ['cli', PLAIN_CLIENT_MAC]];
+    ({ lab, work, files } = await openLan('proxy-lan', tree, hosts, macs));
     await lab.run('sut', 'ip', ['addr', 'add', `${S}/24`, 'dev', 'eth0']);
     const router = startSiteRouter(lab, 'router', work, [`--dhcp-host=${PLAIN_CLIENT_MAC},ignore`, `--dhcp-host=${STRANGER_PI.mac},ignore`]);
     await waitForOutput(router, /DHCP, IP range/, 10_000);
@@ -232,8 +243,13 @@ describe('full-DHCP mode on a dedicated LAN, no other DHCP server (network names
 
   beforeAll(async () => {
     const tree: [string, number][] = [[`${PI4.serial}/start4.elf`, 200_000], [`${PI5.serial}/config.txt`, 2_000], ['bootcode.bin', 52_000]];
-    const hosts = [{ name: 'sut', address: `${S}/23` }, { name: 'squat', address: `${SQUATTER}/23` }, ...['pi3', 'pi4', 'pi5', 'dhc', 'udh', 'stat', 'many'].map((name) => ({ name }))];
-    ({ lab, work, files } = await openLan('full-lan', tree, hosts, [['pi3', PI3.mac], ['pi4', PI4.mac], ['pi5', PI5.mac], ['stat', STATIC_MAC]]));
+    const hosts = [
+      { name: 'sut', address: `${S}/23` },
+      { name: 'squat', address: `${SQUATTER}/23` },
+      ...['pi3', 'pi4', 'pi5', 'dhc', 'udh', 'stat', 'many'].map((name) => ({ name })),
+    ];
+    const macs: [string, string][] = [['pi3', PI3.mac], ['pi4', PI4.mac], ['pi5', PI5.mac], ['stat', STATIC_MAC]];
+    ({ lab, work, files } = await openLan('full-lan', tree, hosts, macs));
     stateDir = join(work, 'state');
     mkdirSync(stateDir);
     ({ child: serve, events } = await startServe(lab, 'sut', serveConfig()));

@@ -47,10 +47,12 @@ const modes = [
 function qemuCommand(machine: Machine, work: string): [string, string[]] {
   const netdev = ['-netdev', `tap,id=n0,ifname=${machine.tap},script=no,downscript=no`];
   if (machine.kind === 'ipxe') {
-    const args = ['-accel', 'tcg', '-m', '256', '-nodefaults', '-display', 'none', '-vga', 'std', '-monitor', 'none', '-serial', 'none', '-boot', 'n'];
+    const args = ['-accel', 'tcg', '-m', '256', '-nodefaults', '-display', 'none', '-vga', 'std', '-monitor', 'none', '-serial', 'none'];
+    args.push('-boot', 'n');
     return ['qemu-system-x86_64', [...args, ...netdev, '-device', `e1000,netdev=n0,mac=${machine.mac}`]];
   }
-  const common = ['-m', '512', '-display', 'none', '-monitor', 'none', '-serial', `file:${join(work, `${machine.kind}.serial`)}`, ...netdev];
+  const serial = ['-serial', `file:${join(work, `${machine.kind}.serial`)}`];
+  const common = ['-m', '512', '-display', 'none', '-monitor', 'none', ...serial, ...netdev];
   const nic = ['-device', `virtio-net-pci,netdev=n0,mac=${machine.mac},romfile=`];
   if (machine.kind === 'uefi-x64') return ['qemu-system-x86_64', ['-accel', 'tcg', '-bios', OVMF, ...common, ...nic]];
   return ['qemu-system-aarch64', ['-M', 'virt', '-cpu', 'cortex-a57', '-bios', AAVMF, ...common, ...nic]];
@@ -72,7 +74,8 @@ for (const { mode, title, needs: needed, machines } of modes) {
       writeFileSync(join(root, 'hello.txt'), `hello from the ${mode}-mode host\n`);
       writeFileSync(join(root, 'bootx64.efi'), Buffer.alloc(4096, 0x5a));
       writeFileSync(join(root, 'bootaa64.efi'), Buffer.alloc(4096, 0xa5));
-      lab = await Lab.create(mode === 'proxy' ? [{ name: 'router', address: '10.77.0.1/24' }, { name: 'sut', address: `${S}/24` }] : [{ name: 'sut', address: `${S}/24` }]);
+      const router = mode === 'proxy' ? [{ name: 'router', address: '10.77.0.1/24' }] : [];
+      lab = await Lab.create([...router, { name: 'sut', address: `${S}/24` }]);
       for (const machine of machines) await lab.addTap(machine.tap);
       capture = lab.spawn('sw', 'tcpdump', ['-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap(), 'udp and (port 67 or port 68 or port 4011)']);
       await waitForOutput(capture, /listening on br0/, 10_000);
@@ -83,7 +86,8 @@ for (const { mode, title, needs: needed, machines } of modes) {
         await waitForOutput(router, /DHCP, IP range/, 10_000);
       } else {
         mkdirSync(join(work, 'state'));
-        config = { ...config, mode: 'full', range: ['10.77.0.100', '10.77.0.199'], netmask: '255.255.255.0', stateDir: join(work, 'state'), probeMs: 1500 };
+        const pool = { range: ['10.77.0.100', '10.77.0.199'] as [string, string], netmask: '255.255.255.0' };
+        config = { ...config, mode: 'full', ...pool, stateDir: join(work, 'state'), probeMs: 1500 };
       }
       ({ events } = await startServe(lab, 'sut', config));
     });
@@ -109,13 +113,15 @@ for (const { mode, title, needs: needed, machines } of modes) {
       const qemu = lab.spawn('sw', command, args);
       try {
         const event = await waitForServed(machine.file, qemu, BOOT_DEADLINE_MS);
-        expect(event, `${machine.file} not served within ${BOOT_DEADLINE_MS} ms; last events ${JSON.stringify(events.slice(-8))}`).toBeDefined();
+        const lastEvents = JSON.stringify(events.slice(-8));
+        expect(event, `${machine.file} not served within ${BOOT_DEADLINE_MS} ms; last events ${lastEvents}`).toBeDefined();
         const offers = events.filter((e) => e.event === 'offer-sent' && e.mac === machine.mac);
         if (mode === 'proxy') {
           expect(offers.length).toBeGreaterThan(0);
           expect(offers.every((e) => e.kind === machine.kind)).toBe(true);
           // edk2 asks the proxy again on 4011 (from port 4011) before downloading the NBP.
-          if (machine.kind !== 'ipxe') expect(offers.some((e) => e.port === 'pxe' && e.messageType === 'ack' && String(e.to).endsWith(':4011'))).toBe(true);
+          const ackTo4011 = offers.some((e) => e.port === 'pxe' && e.messageType === 'ack' && String(e.to).endsWith(':4011'));
+          if (machine.kind !== 'ipxe') expect(ackTo4011).toBe(true);
         } else {
           const bound = events.find((e) => e.event === 'lease' && e.mac === machine.mac && e.state === 'bound');
           expect(bound).toBeDefined();
@@ -158,7 +164,8 @@ for (const { mode, title, needs: needed, machines } of modes) {
         // Nobody else answers on this LAN, and each firmware got an ACK with an address.
         expect(replies.every((f) => f.srcIp === S)).toBe(true);
         for (const machine of machines) {
-          const acks = ours.map((f) => decodeDhcpMessage(f.payload)).filter((m) => clientMac(m) === machine.mac && messageType(m) === 'ack' && m.yiaddr !== '0.0.0.0');
+          const messages = ours.map((f) => decodeDhcpMessage(f.payload));
+          const acks = messages.filter((m) => clientMac(m) === machine.mac && messageType(m) === 'ack' && m.yiaddr !== '0.0.0.0');
           expect(acks.length, machine.name).toBeGreaterThan(0);
         }
       }

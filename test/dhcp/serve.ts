@@ -7,7 +7,8 @@
  * refused start prints its one-line error on stderr and exits 2; SIGTERM prints the stats and
  * closes everything.
  */
-import { LeasePool, LeaseStore, ProxyDhcpServer, pingConflictCheck, type FullModeOptions, type PiAnswerMode, type PxeBootFiles } from '@iot-tofu/dhcp';
+import { LeasePool, LeaseStore, ProxyDhcpServer, pingConflictCheck } from '@iot-tofu/dhcp';
+import type { FullModeOptions, PiAnswerMode, PxeBootFiles } from '@iot-tofu/dhcp';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 
 interface CommonServeConfig {
@@ -55,8 +56,16 @@ function fullMode(config: FullServeConfig, print: (event: string, payload: objec
   const reserved = new Set(statics.values());
   const leaseTimeSec = config.leaseTimeSec ?? 3600;
   const router = config.router ? { router: config.router } : {};
+  const checkError = (address: string, detail: string) => print('check-error', { address, detail });
   return {
-    policy: { serverIp: config.serverIp, netmask: config.netmask, dns: config.dns ?? [], leaseTimeSec, ...router, staticAddressFor: (mac) => statics.get(mac) },
+    policy: {
+      serverIp: config.serverIp,
+      netmask: config.netmask,
+      dns: config.dns ?? [],
+      leaseTimeSec,
+      ...router,
+      staticAddressFor: (mac) => statics.get(mac),
+    },
     pool: new LeasePool({
       rangeStart: config.range[0],
       rangeEnd: config.range[1],
@@ -67,7 +76,7 @@ function fullMode(config: FullServeConfig, print: (event: string, payload: objec
       isReserved: (address) => reserved.has(address),
     }),
     store: LeaseStore.inStateDir(config.stateDir),
-    conflictCheck: config.conflictCheck === false ? false : pingConflictCheck({ onError: (address, detail) => print('check-error', { address, detail }) }),
+    conflictCheck: config.conflictCheck === false ? false : pingConflictCheck({ onError: checkError }),
     probe: config.probeMs === 0 ? false : { ...(config.probeMs ? { timeoutMs: config.probeMs } : {}) },
   };
 }
@@ -77,7 +86,7 @@ const print = (event: string, payload: object = {}) => process.stdout.write(`${J
 
 const macs = new Set(config.registeredMacs ?? []);
 const serials = new Set(config.registeredSerials ?? []);
-// Full mode floods (bench/dhcp-full.ts) must not be throttled: the pool is what is measured.
+// Full mode is never throttled (bench/dhcp-full.ts floods it: the pool is what is measured).
 const rateLimit = config.rateLimit === false || config.mode === 'full' ? { rateLimit: false as const } : {};
 const dhcp = new ProxyDhcpServer({
   serverIp: config.serverIp,

@@ -83,7 +83,8 @@ export class ScriptedLink implements PiLink {
       if (ms > request.timeoutMs) {
         const partial = Math.floor((file.size * request.timeoutMs) / ms);
         const timedOut = () => resolve({ result: 'timeout', bytes: partial, retransmits: 0, detail: 'file limit' });
-        return this.after(request.signal, request.timeoutMs, timedOut, () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' }));
+        const stopped = () => resolve({ result: 'timeout', bytes: 0, retransmits: 0, detail: 'stopped' });
+        return this.after(request.signal, request.timeoutMs, timedOut, stopped);
       }
       const content = request.keepContent && file.content !== undefined ? { content: Buffer.from(file.content) } : {};
       const done = () => resolve({ result: 'ok', bytes: file.size ?? 0, retransmits: 0, ...content });

@@ -13,7 +13,8 @@ const slot = globalThis as { [key]?: { printers: WarningListener[]; ours?: Warni
 const state = (slot[key] ??= { printers: process.listeners('warning') as WarningListener[] });
 for (const listener of [...state.printers, state.ours]) if (listener) process.removeListener('warning', listener);
 state.ours = (warning) => {
-  if (!recordWarning({ source: 'process', text: `${warning.name}: ${warning.message}` })) for (const print of state.printers) print(warning);
+  const allowed = recordWarning({ source: 'process', text: `${warning.name}: ${warning.message}` });
+  if (!allowed) for (const print of state.printers) print(warning);
 };
 process.on('warning', state.ours);
 

@@ -5,5 +5,5 @@
 export { inCI, installCommand, needs, unmet, which, type Need, type NeedsMeta, type NeedsOptions } from './needs.js';
 export { collect, stopProcess, waitForOutput, type RunResult } from './process.js';
 export { repoRoot, tsNodeArgs } from './node.js';
-export { Lab, type LabHostSpec } from './netns.js';
+export { Lab, type LabHostSpec, type LabRunOptions } from './netns.js';
 export { allowWarnings, type RecordedWarning } from './warnings.js';

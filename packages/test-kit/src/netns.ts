@@ -19,6 +19,15 @@ export interface LabHostSpec {
   defaultRoute?: boolean;
 }
 
+export interface LabRunOptions {
+  /** Kill the command (by PID) after this long; default 20 s. */
+  timeoutMs?: number;
+  /** Written to the command's stdin, which is then closed. */
+  input?: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 export class Lab {
   readonly id: string;
   private readonly processes = new Set<ChildProcess>();
@@ -88,8 +97,9 @@ export class Lab {
   }
 
   /** Runs a command to completion inside a host namespace, bounded by timeoutMs. */
-  async run(host: string, command: string, args: string[], options: { timeoutMs?: number; input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-    const child = this.spawn(host, command, args, { cwd: options.cwd, env: options.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  async run(host: string, command: string, args: string[], options: LabRunOptions = {}): Promise<RunResult> {
+    const stdin = options.input === undefined ? 'ignore' : 'pipe';
+    const child = this.spawn(host, command, args, { cwd: options.cwd, env: options.env, stdio: [stdin, 'pipe', 'pipe'] });
     if (options.input !== undefined) child.stdin?.end(options.input);
     return collect(child, options.timeoutMs ?? 20_000);
   }
