@@ -13,7 +13,13 @@ import { freePort } from '../../packages/boot-server/test/free-port.js';
 
 // Browser globals used inside page.evaluate callbacks (they run in Chromium; this file compiles
 // without the DOM library, so they are declared here, in this module only).
-declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): { textContent: string | null } | null; cookie: string; activeElement: { id: string } | null };
+type TextNode = { textContent: string | null } | null;
+declare const document: {
+  getElementById(id: string): TextNode;
+  querySelector(selector: string): TextNode;
+  cookie: string;
+  activeElement: { id: string } | null;
+};
 declare const sessionStorage: { getItem(key: string): string | null };
 type HTMLElement = { hidden: boolean };
 type HTMLInputElement = { value: string };
@@ -76,7 +82,8 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     });
     expect(setup.status, await setup.text()).toBe(201);
     // Root needs --no-sandbox; nothing else is loaded into this browser than our page.
-    browser = await puppeteer.launch({ executablePath: which('chromium')!, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const args = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'];
+    browser = await puppeteer.launch({ executablePath: which('chromium')!, headless: true, args });
   });
   afterAll(async () => {
     await browser?.close();
@@ -170,7 +177,8 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
 
     const assets = loadWebAssets();
     console.info(
-      `fleet page: ${pageWeight(assets, true)} bytes gzipped (${pageWeight(assets, false)} plain), ${transferred} bytes over the wire, first contentful paint ${Math.round(firstPaintMs)} ms`,
+      `fleet page: ${pageWeight(assets, true)} bytes gzipped (${pageWeight(assets, false)} plain), ${transferred} bytes over the wire, ` +
+        `first contentful paint ${Math.round(firstPaintMs)} ms`,
     );
     await page.close();
   });
@@ -182,7 +190,8 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     await page.type('#add-name', 'kiosk');
     await page.click('#add-form button[type=submit]');
     await page.waitForFunction(() => (document.getElementById('message')?.textContent ?? '') !== '');
-    expect(await page.$eval('#message', (e) => e.textContent)).toMatch(/^Not allowed here \(403\): this boot server runs unprivileged .*sudo pxetools/);
+    const message = await page.$eval('#message', (e) => e.textContent);
+    expect(message).toMatch(/^Not allowed here \(403\): this boot server runs unprivileged .*sudo pxetools/);
     await page.close();
   });
 
@@ -191,7 +200,8 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect((await fetch(`${base}/api/v1/pis`)).status).toBe(401);
-    const openapi = (await (await fetch(`${base}/api/v1/openapi.json`, { headers: { authorization: `Bearer ${token('root')}` } })).json()) as { paths: object };
+    const document = await fetch(`${base}/api/v1/openapi.json`, { headers: { authorization: `Bearer ${token('root')}` } });
+    const openapi = (await document.json()) as { paths: object };
     expect(Object.keys(openapi.paths).filter((p) => !p.startsWith('/api/v1/'))).toEqual([]);
   });
 });

@@ -56,9 +56,9 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     running = started.server;
     const token = readFileSync(join(config.stateDir, 'api-token'), 'utf8').trim();
     const api = `http://127.0.0.1:${config.apiPort}`;
-    const call = (path: string, body: unknown) =>
-      fetch(`${api}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    expect((await call('/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true })).status).toBe(201);
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const body = JSON.stringify({ base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true });
+    expect((await fetch(`${api}/api/v1/setup`, { method: 'POST', headers, body })).status).toBe(201);
     return { api, tftpPort: started.addresses.find((a) => a.service === 'tftp')!.port, token };
   }
 
@@ -109,7 +109,8 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     expect(dropped).toBeGreaterThanOrEqual(500);
     expect(dropped).toBeLessThan(1500 + 100);
     // The timeline of the boot is there as without MQTT.
-    const timeline = (await (await fetch(`${d.api}/api/v1/pis/${serial}/timeline`, { headers: { authorization: `Bearer ${d.token}` } })).json()) as Array<{ type: string }>;
+    const answer = await fetch(`${d.api}/api/v1/pis/${serial}/timeline`, { headers: { authorization: `Bearer ${d.token}` } });
+    const timeline = (await answer.json()) as Array<{ type: string }>;
     expect(timeline.map((e) => e.type)).toContain('boot-complete');
   });
 });

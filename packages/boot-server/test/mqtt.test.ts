@@ -3,7 +3,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '@iot-tofu/test-kit';
 import { ConfigError, resolveConfig } from '../src/config.js';
 import { EventBus } from '../src/events.js';
-import { backoffDelay, defaultRegion, discoveryConfigs, MqttBootPublisher, nextPiState, redactUrl, registerMqttMetrics, topics } from '../src/mqtt/index.js';
+import {
+  backoffDelay,
+  defaultRegion,
+  discoveryConfigs,
+  MqttBootPublisher,
+  nextPiState,
+  redactUrl,
+  registerMqttMetrics,
+  topics,
+} from '../src/mqtt/index.js';
 import { freePort } from './free-port.js';
 import { Mosquitto, Recorder } from './mqtt-broker.js';
 
@@ -20,6 +29,10 @@ function boot(bus: EventBus, serial: string, at: number): void {
   bus.emit('file-served', { clientIp: '10.0.0.5', file: 'kernel8.img', bytes: 300_000, ms: 80, retries: 1, at: at + 200 });
   bus.emit('boot-complete', { serial, ms: 1500, at: at + 1500 });
 }
+
+/** The event names a recorder saw on the Pi's boot topic, and the Pi's last state there. */
+const events = (r: Recorder) => r.on(t.boot(PI)).map((m) => (JSON.parse(m.payload) as { event: string }).event);
+const state = (r: Recorder) => JSON.parse(r.last(t.state(PI)) ?? '{}') as Record<string, unknown>;
 
 describe('MQTT messages', () => {
   it('names topics under the region and Home Assistant ids per Pi', () => {
@@ -44,9 +57,16 @@ describe('MQTT messages', () => {
   });
 
   it('describes two Home Assistant entities on one device, unavailable with the daemon', () => {
-    const [binary, sensor] = discoveryConfigs(REGION, PI, { name: 'kiosk', model: 'pi4' }).map((c) => ({ topic: c.topic, config: JSON.parse(c.payload) }));
-    expect(binary!.config).toMatchObject({ state_topic: t.state(PI), availability_topic: t.availability, device_class: 'running', unique_id: 'iot_tofu_lab_1_9f55bbfd_booted' });
-    expect(sensor!.config).toMatchObject({ state_topic: t.state(PI), device_class: 'timestamp', value_template: '{{ value_json.lastBoot }}' });
+    const configs = discoveryConfigs(REGION, PI, { name: 'kiosk', model: 'pi4' });
+    const [binary, sensor] = configs.map((c) => ({ topic: c.topic, config: JSON.parse(c.payload) }));
+    expect(binary!.config).toMatchObject({
+      state_topic: t.state(PI),
+      availability_topic: t.availability,
+      device_class: 'running',
+      unique_id: 'iot_tofu_lab_1_9f55bbfd_booted',
+    });
+    const lastBoot = { state_topic: t.state(PI), device_class: 'timestamp', value_template: '{{ value_json.lastBoot }}' };
+    expect(sensor!.config).toMatchObject(lastBoot);
     expect(binary!.config.device).toEqual(sensor!.config.device);
     expect(binary!.config.device).toMatchObject({ name: 'kiosk (9f55bbfd)', model: 'pi4' });
   });
@@ -65,8 +85,10 @@ describe('MQTT config keys', () => {
 
   it('are off by default and take a broker URL and a region from flags, environment or file', () => {
     expect(resolve({})).not.toHaveProperty('mqttUrl');
-    expect(resolve({ mqttUrl: 'mqtt://broker.lan:1883', region: 'north-2' })).toMatchObject({ mqttUrl: 'mqtt://broker.lan:1883', region: 'north-2' });
-    expect(resolve({}, { IOT_TOFU_MQTT_URL: 'mqtts://ops:pw@broker', IOT_TOFU_REGION: 'lab' })).toMatchObject({ mqttUrl: 'mqtts://ops:pw@broker', region: 'lab' });
+    const flags = { mqttUrl: 'mqtt://broker.lan:1883', region: 'north-2' };
+    expect(resolve(flags)).toMatchObject(flags);
+    const env = resolve({}, { IOT_TOFU_MQTT_URL: 'mqtts://ops:pw@broker', IOT_TOFU_REGION: 'lab' });
+    expect(env).toMatchObject({ mqttUrl: 'mqtts://ops:pw@broker', region: 'lab' });
     const fromFile = resolveConfig({ file: { path: '/etc/iot-tofu/config.json', data: { mqttUrl: 'ws://b:9001', region: 'r1' } } }, host);
     expect(fromFile).toMatchObject({ mqttUrl: 'ws://b:9001', region: 'r1' });
   });
@@ -132,10 +154,11 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     boot(bus, PI, Date.UTC(2026, 0, 1));
     boot(bus, STRANGER, Date.UTC(2026, 0, 1));
 
-    await expect.poll(() => live.on(t.boot(PI)).map((m) => JSON.parse(m.payload).event)).toEqual(['offer-sent', 'file-served', 'file-served', 'boot-complete']);
+    await expect.poll(() => events(live)).toEqual(['offer-sent', 'file-served', 'file-served', 'boot-complete']);
     // kernel8.img carried no serial folder: its IP asked for the Pi's start4.elf before.
-    expect(JSON.parse(live.on(t.boot(PI))[2]!.payload)).toMatchObject({ file: 'kernel8.img', bytes: 300_000, retries: 1, at: '2026-01-01T00:00:00.200Z' });
-    await expect.poll(() => JSON.parse(live.last(t.state(PI)) ?? '{}')).toMatchObject({ state: 'booted', lastBoot: '2026-01-01T00:00:01.500Z', lastBootMs: 1500 });
+    const kernel = JSON.parse(live.on(t.boot(PI))[2]!.payload);
+    expect(kernel).toMatchObject({ file: 'kernel8.img', bytes: 300_000, retries: 1, at: '2026-01-01T00:00:00.200Z' });
+    await expect.poll(() => state(live)).toMatchObject({ state: 'booted', lastBoot: '2026-01-01T00:00:01.500Z', lastBootMs: 1500 });
     expect(live.messages.filter((m) => m.topic.includes(STRANGER))).toEqual([]);
 
     // A subscriber that comes later gets state, discovery and availability from the retained copies.
@@ -178,14 +201,15 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     // No persistence in this broker: what a new subscriber finds was published again after the restart.
     const after = await recorder();
     await expect.poll(() => p.snapshot.connected, { timeout: 15_000 }).toBe(true);
-    await expect.poll(() => JSON.parse(after.last(t.state(PI)) ?? '{}')).toMatchObject({ state: 'failed', reason: 'config.txt missing', lastBoot: '2026-01-02T00:00:01.500Z' });
+    const failed = { state: 'failed', reason: 'config.txt missing', lastBoot: '2026-01-02T00:00:01.500Z' };
+    await expect.poll(() => state(after)).toMatchObject(failed);
     // The event queued while the broker was down went out (a subscriber may connect after it did).
     await expect.poll(() => p.snapshot.queued).toBe(0);
     expect(after.last(t.availability)).toBe('online');
     expect(after.on(t.binarySensorConfig(PI)).length).toBeGreaterThanOrEqual(1);
 
     boot(bus, PI, Date.UTC(2026, 0, 3));
-    await expect.poll(() => after.on(t.boot(PI)).map((m) => JSON.parse(m.payload).event).slice(-4)).toEqual(['offer-sent', 'file-served', 'file-served', 'boot-complete']);
+    await expect.poll(() => events(after).slice(-4)).toEqual(['offer-sent', 'file-served', 'file-served', 'boot-complete']);
     expect(after.on(t.boot(PI)).map((m) => JSON.parse(m.payload).at)).not.toContain('2026-01-02T00:00:01.500Z');
     expect(p.snapshot).toMatchObject({ dropped: 0, queued: 0 });
     expect(p.snapshot.reconnects).toBeGreaterThanOrEqual(1);

@@ -3,7 +3,15 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { fastify, type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONTENT_SECURITY_POLICY, defaultWebDir, loadWebAssets, pageWeight, registerWebPage, WEB_FILES, type WebAssets } from '../src/web/index.js';
+import {
+  CONTENT_SECURITY_POLICY,
+  defaultWebDir,
+  loadWebAssets,
+  pageWeight,
+  registerWebPage,
+  WEB_FILES,
+  type WebAssets,
+} from '../src/web/index.js';
 
 // The fleet page's server half (assets from memory, headers) and its pure client helpers
 // (web/timeline.js, plain JS the browser loads; imported here by URL as the browser would).
@@ -69,10 +77,18 @@ describe('fleet page assets and headers', () => {
   });
 });
 
+interface BootState {
+  state: string;
+  lastBoot?: number;
+  gateSince?: number;
+  gateWaitMs?: number;
+  reason?: string;
+}
+
 interface TimelineHelpers {
   readSseMessages(buffer: string): { messages: Array<{ event: string; data: any }>; rest: string };
   serialOfEvent(event: object, serialByIp?: Map<string, string>): string | undefined;
-  nextBootState(previous: object, type: string, event: object): { state: string; lastBoot?: number; gateSince?: number; gateWaitMs?: number; reason?: string };
+  nextBootState(previous: object, type: string, event: object): BootState;
   bootStateOf(entries: object[]): { state: string; lastBoot?: number };
   describeEntry(type: string, event: object, boot?: object): Record<string, string> | null;
   formatBytes(bytes: number): string;
@@ -85,7 +101,8 @@ describe('fleet page helpers (web/timeline.js)', () => {
   });
 
   it('reads event-stream messages across chunk boundaries and skips comments', () => {
-    const first = t.readSseMessages(': iot-tofu events\n\nevent: boot-complete\ndata: {"serial":"9f55bbfd","ms":1200,"at":5}\n\nevent: file-ser');
+    const stream = ': iot-tofu events\n\nevent: boot-complete\ndata: {"serial":"9f55bbfd","ms":1200,"at":5}\n\nevent: file-ser';
+    const first = t.readSseMessages(stream);
     expect(first.messages).toEqual([{ event: 'boot-complete', data: { serial: '9f55bbfd', ms: 1200, at: 5 } }]);
     const second = t.readSseMessages(`${first.rest}ved\r\ndata: {"file":"x"}\r\n\r\n: keep-alive\n\n`);
     expect(second.messages).toEqual([{ event: 'file-served', data: { file: 'x' } }]);
@@ -105,7 +122,8 @@ describe('fleet page helpers (web/timeline.js)', () => {
     let boot = t.nextBootState({}, 'dhcp-ignored', { reason: 'deferred', at: 1000 });
     boot = t.nextBootState(boot, 'dhcp-ignored', { reason: 'deferred', at: 3000 });
     expect(boot).toMatchObject({ state: 'waiting', gateSince: 1000 });
-    expect(t.describeEntry('offer-sent', { messageType: 'offer', at: 4500 }, boot)).toMatchObject({ what: 'proxy offer', note: 'waited 3.5 s at the gate' });
+    const offer = t.describeEntry('offer-sent', { messageType: 'offer', at: 4500 }, boot);
+    expect(offer).toMatchObject({ what: 'proxy offer', note: 'waited 3.5 s at the gate' });
     boot = t.nextBootState(boot, 'offer-sent', { at: 4500 });
     expect(boot).toMatchObject({ state: 'booting', gateWaitMs: 3500 });
     boot = t.nextBootState(boot, 'boot-complete', { ms: 9000, at: '1970-01-01T00:00:10.000Z' });
@@ -113,7 +131,8 @@ describe('fleet page helpers (web/timeline.js)', () => {
     // The initramfs after the kernel does not make a booted Pi "booting" again.
     expect(t.nextBootState(boot, 'file-served', { at: 11_000 }).state).toBe('booted');
     expect(t.nextBootState(boot, 'file-served', { at: 200_000 }).state).toBe('booting');
-    expect(t.bootStateOf([{ type: 'file-served', at: 1 }, { type: 'boot-failed', reason: 'config.txt missing', at: 2 }])).toMatchObject({ state: 'failed' });
+    const stored = [{ type: 'file-served', at: 1 }, { type: 'boot-failed', reason: 'config.txt missing', at: 2 }];
+    expect(t.bootStateOf(stored)).toMatchObject({ state: 'failed' });
   });
 
   it('describes each file with bytes, time and retries, without the serial folder', () => {
@@ -125,7 +144,8 @@ describe('fleet page helpers (web/timeline.js)', () => {
       retries: '2',
       note: '',
     });
-    expect(t.describeEntry('transfer-failed', { file: '9f55bbfd/config.txt', kind: 'missing', reason: 'config.txt missing', retries: 0, at: 1 })).toMatchObject({ what: 'file missing', file: 'config.txt' });
+    const missing = { file: '9f55bbfd/config.txt', kind: 'missing', reason: 'config.txt missing', retries: 0, at: 1 };
+    expect(t.describeEntry('transfer-failed', missing)).toMatchObject({ what: 'file missing', file: 'config.txt' });
     expect(t.describeEntry('transfer-started', { file: 'x', at: 1 })).toBeNull();
     expect(t.formatBytes(512)).toBe('512 B');
   });
