@@ -154,6 +154,11 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
 
     await page.click(`${row} button[aria-pressed]`);
     await page.waitForSelector('#timeline:not([hidden])');
+    // The gate's part as the DHCP half reports it: held back 1.5 s, then offered (no DHCP in the host namespace).
+    const offeredAt = Date.now();
+    server.bus.emit('dhcp-ignored', { serial: pi!.serial, mac: pi!.mac, kind: 'rpi', reason: 'deferred', at: offeredAt - 1500 });
+    server.bus.emit('offer-sent', { serial: pi!.serial, mac: pi!.mac, kind: 'rpi', messageType: 'offer', repeat: false, at: offeredAt });
+    await page.waitForFunction(() => (document.querySelector('#timeline tbody')?.textContent ?? '').includes('waited 1.5 s at the gate'));
     const storm = await runBootStorm({
       pis: [pi!],
       link: new NetworkLink({ tftpPort, staticAddress: () => ({ address: '127.0.0.1', tftpServer: '127.0.0.1' }) }),

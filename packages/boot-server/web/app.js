@@ -134,10 +134,13 @@ async function refreshAll() {
   }
 }
 
-/** Registry changes come in bursts (an add writes several facts): one refresh per quiet moment. */
+/** Registry changes and unknown Pis' DISCOVERs come in bursts: at most one refresh per 300 ms, even when they never stop. */
 function refreshSoon() {
-  clearTimeout(page.refreshTimer);
-  page.refreshTimer = setTimeout(refreshAll, 300);
+  if (page.refreshTimer) return;
+  page.refreshTimer = setTimeout(() => {
+    page.refreshTimer = 0;
+    refreshAll();
+  }, 300);
 }
 
 /** Stored timelines give each Pi's state and last boot; a few requests at a time. */
