@@ -1,10 +1,10 @@
-// Kept for code written before test/needs.ts: new tests declare what they need with needs().
+// Kept for the benches written before needs(): tests declare what they need with needs() (@iot-tofu/test-kit).
 import { inCI, unmet, which } from '@iot-tofu/test-kit';
 
 export { inCI, which };
 
 /**
- * @deprecated use `needs(...programs)` from test/needs.ts as the suite's options: it skips with a
+ * @deprecated use `needs(...programs)` from @iot-tofu/test-kit as the suite's options: it skips with a
  * reason outside CI and fails each test in CI. This throws in CI, failing the whole file.
  */
 export function havePeers(...commands: string[]): boolean {
@@ -14,7 +14,7 @@ export function havePeers(...commands: string[]): boolean {
   return false;
 }
 
-/** @deprecated use `needs('netns')` from test/needs.ts. */
+/** @deprecated use `needs('netns')` from @iot-tofu/test-kit. */
 export function canUseNetns(): boolean {
   const reason = unmet('netns');
   if (reason && inCI) throw new Error(`network-namespace tests need ${reason} in CI`);
