@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,17 +7,13 @@ import { writeFileAtomic } from '../src/atomic.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
-  for (const dir of dirs.splice(0)) {
-    chmodSync(dir, 0o755);
-    await rm(dir, { recursive: true, force: true });
-  }
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 const tempDir = () => {
   const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-atomic-'));
   dirs.push(dir);
   return dir;
 };
-const isRoot = process.getuid?.() === 0;
 
 describe('writeFileAtomic', () => {
   it('replaces the content whole, with the mode asked for (not the umask), and leaves no temp file', async () => {
@@ -59,14 +55,5 @@ describe('writeFileAtomic', () => {
     await expect(writeFileAtomic(path, 42 as unknown as string)).rejects.toThrow();
     expect(readdirSync(dir)).toEqual(['leases.json']);
     expect(readFileSync(path, 'utf8')).toBe('old');
-  });
-
-  it.skipIf(isRoot)('a folder it may not write into: an error, and nothing left behind', async () => {
-    const dir = tempDir();
-    writeFileSync(join(dir, 'config.json'), 'old');
-    chmodSync(dir, 0o555);
-    await expect(writeFileAtomic(join(dir, 'config.json'), 'new')).rejects.toMatchObject({ code: 'EACCES' });
-    expect(readdirSync(dir)).toEqual(['config.json']);
-    expect(readFileSync(join(dir, 'config.json'), 'utf8')).toBe('old');
   });
 });
