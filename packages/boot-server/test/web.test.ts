@@ -61,7 +61,10 @@ describe('fleet page assets and headers', () => {
 
   it('serves only its own files, and only under the current version', async () => {
     for (const file of WEB_FILES) expect((await app.inject({ url: `/web/${assets.version}/${file}` })).statusCode, file).toBe(200);
-    expect((await app.inject({ url: '/web/000000000000/app.js' })).statusCode).toBe(404);
+    const stale = await app.inject({ url: '/web/000000000000/app.js?v=1' });
+    expect(stale.statusCode).toBe(404);
+    expect(stale.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no asset /web/000000000000/app.js' } });
+    expect(stale.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
     expect((await app.inject({ url: `/web/${assets.version}/index.html` })).statusCode).toBe(404);
     expect((await app.inject({ url: `/web/${assets.version}/..%2fpackage.json` })).statusCode).toBe(404);
   });

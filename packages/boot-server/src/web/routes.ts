@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendError } from '../api/errors.js';
 import { ASSET_PREFIX, loadWebAssets, type WebAsset, type WebAssets } from './assets.js';
 
 /**
@@ -55,8 +56,7 @@ export function registerWebPage(app: FastifyInstance, assets: WebAssets): void {
     const file = assets.files.get(request.params.file);
     // An old version's URL (a tab open across an upgrade) gets a 404: the page reloads with the new one.
     if (!file || request.params.version !== assets.version) {
-      const message = `no asset ${request.url.split('?')[0]}`;
-      return reply.code(404).headers(SECURITY_HEADERS).send({ error: { code: 'NOT_FOUND', message } });
+      return sendError(reply.headers(SECURITY_HEADERS), 'NOT_FOUND', `no asset ${request.url.split('?')[0]}`);
     }
     return send(request, reply, file, ASSET_CACHE);
   });
