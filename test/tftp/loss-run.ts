@@ -10,7 +10,10 @@
  * does not pass the egress hook again). Each copy then meets the receiver's loss on its own.
  *
  * Every download is its own client process, bounded by `hangMs` (killed and counted as hung
- * past it). `parallel` downloads run at once per server, the same for both servers, so a run of
+ * past it). Each server's downloads come from their own client namespace: a client port that the
+ * kernel hands out again must not receive a lingering transfer of the other server (tftpd-hpa
+ * retransmits a lost final ACK's DATA for up to 63 s, and atftp takes the first packet that
+ * arrives as its server's). `parallel` downloads run at once per server, the same for both servers, so a run of
  * many downloads takes minutes, not an hour (tftpd-hpa needs 10-60 s per download at 15 % loss).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -57,6 +60,7 @@ export interface LossOptions {
 const OURS = '10.77.9.1';
 const HPA = '10.77.9.3';
 const CLIENT = '10.77.9.2';
+const HPA_CLIENT = '10.77.9.4';
 
 /** The nftables ruleset of one namespace: loss on arrival, duplication on departure. */
 export function lossRules(lossPercent: number, dupPercent: number): string {
@@ -79,10 +83,11 @@ export async function runLossyDownloads(options: LossOptions): Promise<LossResul
   const lab = await Lab.create([
     { name: 'srv', address: `${OURS}/24` },
     { name: 'cli', address: `${CLIENT}/24` },
+    { name: 'clh', address: `${HPA_CLIENT}/24` },
   ]);
   try {
     await lab.run('srv', 'ip', ['addr', 'add', `${HPA}/24`, 'dev', 'eth0']);
-    for (const host of ['srv', 'cli']) {
+    for (const host of ['srv', 'cli', 'clh']) {
       const applied = await lab.run(host, 'nft', ['-f', '-'], { input: lossRules(options.lossPercent, dupPercent) });
       if (applied.code !== 0) throw new Error(`nft failed: ${applied.stderr}`);
     }
@@ -98,7 +103,7 @@ export async function runLossyDownloads(options: LossOptions): Promise<LossResul
       const out = join(work, `got-${seq++}`);
       const [command, args] = clientCommand(client, server, out);
       const started = Date.now();
-      const run = await lab.run('cli', command, args, { timeoutMs: options.hangMs });
+      const run = await lab.run(server === OURS ? 'cli' : 'clh', command, args, { timeoutMs: options.hangMs });
       const t = into[client]!;
       const said = `${run.stdout}${run.stderr}`.trim().split('\n').slice(-2).join(' | ').slice(0, 200);
       if (run.signal) t.hung++;
