@@ -447,6 +447,7 @@ export class BootServer {
     if (mac) fleet.recordSeen({ serial, mac, ip, at });
   }
 
+  /** Called from bus listeners: the bus delivers these after the event that ended the boot (see EventBus). */
   private publish(outcomes: BootOutcome[]): void {
     for (const outcome of outcomes) {
       this.admission.release(outcome.serial);

@@ -27,10 +27,17 @@ export const BOOT_EVENT_NAMES: readonly BootEventName[] = [
   'registry-changed',
 ];
 
-/** A typed EventEmitter; listeners that throw are isolated so one bad subscriber cannot stop a server. */
+/**
+ * A typed EventEmitter; listeners that throw are isolated so one bad subscriber cannot stop a server.
+ * Every listener sees events in the order they were emitted: an event emitted from inside a listener
+ * (the daemon's boot-complete, concluded from the kernel's file-served) is delivered once the event
+ * being delivered has reached every listener, still before the outer emit() returns.
+ */
 export class EventBus {
   private readonly emitter = new EventEmitter();
   private readonly onListenerError: (error: unknown, name: string) => void;
+  private readonly queue: Array<() => void> = [];
+  private delivering = false;
 
   constructor(onListenerError: (error: unknown, name: string) => void = () => undefined) {
     this.emitter.setMaxListeners(0);
@@ -56,7 +63,14 @@ export class EventBus {
   }
 
   emit<K extends BootEventName>(name: K, event: BootEvents[K]): void {
-    this.emitter.emit(name, event);
+    this.queue.push(() => this.emitter.emit(name, event));
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) next();
+    } finally {
+      this.delivering = false;
+    }
   }
 
   listenerCount(name: BootEventName): number {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '@iot-tofu/test-kit';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
 import { BootServer, StartupError, startBootServer } from '../src/daemon.js';
+import { EventBus } from '../src/events.js';
 import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';
 import { freePort } from './free-port.js';
 
@@ -128,6 +129,35 @@ function loopbackConfig(fixture: FleetFixture): BootServerConfig {
   };
 }
 
+describe('EventBus', () => {
+  it('delivers an event emitted inside a listener after the current one reached every listener, before emit returns', () => {
+    const bus = new EventBus();
+    const order: string[] = [];
+    bus.on('file-served', (e) => {
+      order.push(`first ${e.file}`);
+      bus.emit('boot-complete', { serial: 'a1b2c3d4', ms: 1, at: e.at });
+    });
+    bus.on('file-served', (e) => order.push(`second ${e.file}`));
+    bus.on('boot-complete', () => order.push('boot-complete'));
+    bus.emit('file-served', { clientIp: '127.0.0.9', file: 'kernel8.img', bytes: 1, ms: 1, retries: 0, at: 0 });
+    expect(order).toEqual(['first kernel8.img', 'second kernel8.img', 'boot-complete']);
+  });
+
+  it('keeps delivering after a listener throws', () => {
+    const errors: string[] = [];
+    const bus = new EventBus((_error, name) => errors.push(name));
+    const got: number[] = [];
+    bus.on('registry-changed', () => {
+      throw new Error('bad subscriber');
+    });
+    bus.on('registry-changed', (e) => got.push(e.at));
+    bus.emit('registry-changed', { at: 1 });
+    bus.emit('registry-changed', { at: 2 });
+    expect(got).toEqual([1, 2]);
+    expect(errors).toEqual(['registry-changed', 'registry-changed']);
+  });
+});
+
 describe('BootServer admission wiring', () => {
   let fixture: FleetFixture;
   let server: BootServer;
@@ -170,6 +200,19 @@ describe('BootServer admission wiring', () => {
     offer('a1b2c3d6', at + 40_000);
     server.bus.emit('transfer-failed', { clientIp: '127.0.0.9', file: 'a1b2c3d6/kernel8.img', reason: 'timeout', kind: 'timeout', retries: 5, at: at + 70_000 });
     expect(server.admissionStatus().capacity).toBe(9);
+  });
+
+  it("announces a boot's end after the file that ended it, to subscribers that came after the daemon's own", () => {
+    const seen: string[] = [];
+    const off = server.bus.onAny((name, event) => seen.push(`${name} ${(event as { serial?: string }).serial}`));
+    try {
+      const at = Date.now() + 200_000;
+      offer('a1b2c3e0', at);
+      kernel('a1b2c3e0', 2_000, at + 2_000);
+      expect(seen).toEqual(['offer-sent a1b2c3e0', 'file-served a1b2c3e0', 'boot-complete a1b2c3e0']);
+    } finally {
+      off();
+    }
   });
 
   it('reload (SIGHUP) switches between fixed, off and auto', async () => {

@@ -326,32 +326,18 @@ function onEvent(type, event) {
   page.boots.set(serial, nextBootState(before, type, event));
   if (type !== 'transfer-started') {
     const entries = page.timelines.get(serial) ?? [];
-    const index = insertionIndex(entries, type, event);
-    entries.splice(index, 0, { type, event });
+    entries.push({ type, event });
     const trimmed = Math.max(0, entries.length - TIMELINE_LIMIT);
     entries.splice(0, trimmed);
     page.timelines.set(serial, entries);
     if (serial === page.selected) {
       const body = $('timeline').tBodies[0];
       const row = timelineRow({ type, event }, before);
-      if (row) body.insertBefore(row, body.rows[index] ?? null);
+      if (row) body.append(row);
       for (let i = 0; i < trimmed; i++) body.rows[0]?.remove();
     }
   }
   updateStateCell(serial);
-}
-
-const OUTCOMES = new Set(['boot-complete', 'boot-failed']);
-
-/**
- * Where a live event goes in a timeline: at the end, except before a boot's outcome of the same
- * moment, which the daemon announces from inside the event that ended the boot (so it streams first).
- */
-function insertionIndex(entries, type, event) {
-  let index = entries.length;
-  const at = timeOf(event.at);
-  while (index > 0 && !OUTCOMES.has(type) && OUTCOMES.has(entries[index - 1].type) && timeOf(entries[index - 1].event.at) === at) index--;
-  return index;
 }
 
 function updateStateCell(serial) {
