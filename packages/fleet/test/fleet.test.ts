@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, MASKED_UNITS, chooseSetupSource, parseNeighbours, planRootfs, type FleetOptions } from '../src/index.js';
 import { CommandFailedError } from '@iot-tofu/host-io';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 import { SPECIAL_ENTRIES, anyUser, makeBaseTrees, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -66,7 +66,7 @@ describe('Fleet with a directory base', needs(...SPECIAL_ENTRIES), () => {
     expect(lstatSync(join(root, 'usr/bin/perl')).ino).toBe(lstatSync(join(root, 'usr/bin/perl5.36')).ino);
     expect(lstatSync(join(root, 'dev/null')).isCharacterDevice()).toBe(true);
     expect(readlinkSync(join(root, 'etc/absolute-link'))).toBe('/etc/hostname');
-    expect(execFileSync('getfattr', ['--only-values', '-n', 'user.tofu', join(root, 'usr/bin/ping')], { encoding: 'utf8' })).toBe('cap_net_raw');
+    expect(execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.tofu', join(root, 'usr/bin/ping')], { encoding: 'utf8' })).toBe('cap_net_raw');
 
     const exportsText = readFileSync(options.exportsFile!, 'utf8');
     expect(exportsText).toContain(`${root} 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n`);

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtem
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
-import { needs } from '../../../test/needs.js';
+import { needs } from '@iot-tofu/test-kit';
 
 /**
  * Whether this machine can build the full base fixture (foreign owners, a device node, xattrs
