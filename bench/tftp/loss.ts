@@ -11,10 +11,10 @@ import { runLossyDownloads } from '../../test/tftp/loss-run.js';
 import type { LossClient } from '../../test/tftp/loss-run.js';
 
 const lossPercent = Math.min(Number(process.argv[2] ?? '15'), 50);
-const downloads = Math.min(Number(process.argv[3] ?? '8'), 100);
+const downloads = Math.min(Number(process.argv[3] ?? '16'), 100);
 const bytes = Math.min(Number(process.argv[4] ?? '32768'), 50_000_000);
 const dupPercent = Math.min(Number(process.argv[5] ?? '0'), 50);
-const parallel = Math.min(Number(process.argv[6] ?? '4'), 16);
+const parallel = Math.min(Number(process.argv[6] ?? '8'), 16);
 const result = await runLossyDownloads({
   lossPercent,
   dupPercent,
