@@ -19,6 +19,7 @@ import { ensureApiToken } from './files.js';
 import { fullDhcpOptions } from './full-dhcp.js';
 import { createMetrics, type BootMetrics } from './metrics.js';
 import { defaultRegion, MqttBootPublisher, registerMqttMetrics } from './mqtt/index.js';
+import type { MqttHealth } from './status.js';
 import { webRoutes } from './web/index.js';
 
 export interface BootServerDeps {
@@ -346,6 +347,7 @@ export class BootServer {
         pis: fleet.list().length,
         ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued, tftpThreads: this.tftp.stats.threads } : {}),
         admission: this.admissionStatus(),
+        mqtt: this.mqttHealth(),
       }),
       nfsHealth: () => this.nfsHealth(fleet),
     });
@@ -357,6 +359,13 @@ export class BootServer {
     }
     const address = api.server.address();
     if (address && typeof address === 'object') this.addresses.push({ service: 'api', protocol: 'tcp', address: address.address, port: address.port });
+  }
+
+  /** The MQTT link for /healthz (boot-server status and doctor read it there). */
+  private mqttHealth(): MqttHealth {
+    if (!this.mqtt) return { state: 'off' };
+    const { connected, queued, dropped, reconnects } = this.mqtt.snapshot;
+    return { state: connected ? 'connected' : 'reconnecting', queued, dropped, reconnects };
   }
 
   /** Boot events to the region's MQTT broker (issue 15); connects in the background, never holds up a start or a boot. */

@@ -4,7 +4,8 @@ import { processAlive, type CommandRunner } from '@iot-tofu/host-io';
 import { nfsHealth, type NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { BootServerConfig } from './config.js';
 import { SERVICE_USER, UNIT_PATH, below, defaultWhich } from './install.js';
-import { RUNTIME_FILE, type RuntimeFile } from './status.js';
+import { redactUrl } from './mqtt/index.js';
+import { RUNTIME_FILE, describeMqtt, fetchHealth, mqttHealthOf, type RuntimeFile } from './status.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -147,6 +148,29 @@ async function isFile(path: string): Promise<boolean> {
   );
 }
 
+/** What the running daemon's /healthz said, or why it said nothing. */
+export type DaemonHealth = { running: false } | { running: true; health?: Record<string, unknown>; healthError?: string };
+
+/**
+ * The MQTT check (pure): the running daemon's link when it reports one (connected ok, reconnecting
+ * a warning: boots are served, events queue and the oldest drop), else what the config asks for.
+ */
+export function mqttCheck(mqttUrl: string | undefined, daemon: DaemonHealth): { status: CheckStatus; detail: string } {
+  const broker = mqttUrl ? redactUrl(mqttUrl) : undefined;
+  const mqtt = daemon.running ? mqttHealthOf(daemon.health) : undefined;
+  if (daemon.running && daemon.healthError) return { status: 'warn', detail: `the daemon's API did not answer (${daemon.healthError})` };
+  if (!mqtt && !broker) return { status: 'ok', detail: 'off (no mqttUrl)' };
+  if (!mqtt) return { status: 'ok', detail: `${broker} (${daemon.running ? 'the running daemon does not report its link' : 'daemon not running'})` };
+  if (mqtt.state === 'off') {
+    if (broker) return { status: 'warn', detail: `the running daemon has no broker: restart it to publish to ${broker}` };
+    return { status: 'ok', detail: describeMqtt(mqtt) };
+  }
+  const where = broker ? ` to ${broker}` : '';
+  if (mqtt.state === 'connected') return { status: 'ok', detail: `${describeMqtt(mqtt)}${where}` };
+  const why = 'the broker does not answer; boots are still served, events wait in a bounded queue (oldest dropped)';
+  return { status: 'warn', detail: `${describeMqtt(mqtt)}${where}: ${why}` };
+}
+
 function holderText(h: PortHolder): string {
   if (h.pid === undefined) return 'another process (run doctor as root to name it)';
   return `${h.command ?? 'process'} (pid ${h.pid})`;
@@ -179,13 +203,24 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
   // Which daemon runs (its own sockets are not a conflict).
   let daemonPid: number | undefined;
+  let runtime: RuntimeFile | undefined;
   try {
-    const runtime = JSON.parse(await readFile(join(config.stateDir, RUNTIME_FILE), 'utf8')) as RuntimeFile;
+    runtime = JSON.parse(await readFile(join(config.stateDir, RUNTIME_FILE), 'utf8')) as RuntimeFile;
     if (processAlive(runtime.pid)) daemonPid = runtime.pid;
   } catch {
     // not running
   }
   add('daemon', daemonPid ? 'ok' : 'warn', daemonPid ? `running (pid ${daemonPid})` : 'not running (systemctl start iot-tofu-boot-server, or boot-server start)');
+  let daemon: DaemonHealth = { running: false };
+  if (daemonPid && runtime) {
+    const live = runtime;
+    daemon = await fetchHealth(live).then(
+      (health) => ({ running: true, ...(health ? { health } : {}) }),
+      (error: unknown) => ({ running: true, healthError: (error as Error).message }),
+    );
+  }
+  const mqtt = mqttCheck(config.mqttUrl, daemon);
+  add('mqtt', mqtt.status, mqtt.detail);
 
   const ports: Array<{ name: string; protocol: 'udp' | 'tcp'; port: number; hint: string }> = [];
   if (config.dhcp) {

@@ -4,6 +4,7 @@ import { processAlive, writeFileAtomic, type CommandRunner } from '@iot-tofu/hos
 import { nfsHealth, type NfsHealth } from '@iot-tofu/nfs-server-lite';
 import type { BootServerConfig } from './config.js';
 import type { ListeningSocket } from './daemon.js';
+import type { MqttLinkState } from './mqtt/index.js';
 
 /** What a running daemon leaves in its state dir so `status` can find it. */
 export interface RuntimeFile {
@@ -17,6 +18,36 @@ export const RUNTIME_FILE = 'boot-server.json';
 
 export async function writeRuntimeFile(stateDir: string, runtime: RuntimeFile): Promise<void> {
   await writeFileAtomic(join(stateDir, RUNTIME_FILE), `${JSON.stringify(runtime, null, 2)}\n`, 0o644, { createDir: true });
+}
+
+/** The MQTT link as /healthz reports it under `mqtt`; the counts are absent when it is off. */
+export interface MqttHealth {
+  state: MqttLinkState;
+  queued?: number;
+  dropped?: number;
+  reconnects?: number;
+}
+
+/** The `mqtt` object of a /healthz answer, when it has a readable one (older daemons have none). */
+export function mqttHealthOf(health: Record<string, unknown> | undefined): MqttHealth | undefined {
+  const mqtt = health?.mqtt as MqttHealth | undefined;
+  return mqtt && ['off', 'connected', 'reconnecting'].includes(mqtt.state) ? mqtt : undefined;
+}
+
+/** `connected (queued 0, dropped 0, reconnects 0)`, or `off` / `off (no mqttUrl)`. */
+export function describeMqtt(mqtt: MqttHealth): string {
+  if (mqtt.state === 'off') return 'off (no mqttUrl)';
+  return `${mqtt.state} (queued ${mqtt.queued ?? 0}, dropped ${mqtt.dropped ?? 0}, reconnects ${mqtt.reconnects ?? 0})`;
+}
+
+/** GET /healthz of the daemon a runtime file names (a wildcard address is asked on loopback); throws when it does not answer. */
+export async function fetchHealth(runtime: RuntimeFile, timeoutMs = 2000): Promise<Record<string, unknown> | undefined> {
+  const api = runtime.addresses.find((a) => a.service === 'api');
+  if (!api) return undefined;
+  const anyAddress = api.address === '0.0.0.0' || api.address === '::';
+  const host = anyAddress ? '127.0.0.1' : api.address.includes(':') ? `[${api.address}]` : api.address;
+  const response = await fetch(`http://${host}:${api.port}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+  return (await response.json()) as Record<string, unknown>;
 }
 
 export interface StatusReport {
@@ -49,15 +80,11 @@ export async function collectStatus(options: {
     return report;
   }
   report.daemon = { state: 'running', pid: runtime.pid, startedAt: runtime.startedAt, addresses: runtime.addresses };
-  const api = runtime.addresses.find((a) => a.service === 'api');
-  if (api) {
-    const host = api.address === '0.0.0.0' ? '127.0.0.1' : api.address;
-    try {
-      const response = await fetch(`http://${host}:${api.port}/healthz`, { signal: AbortSignal.timeout(options.fetchTimeoutMs ?? 2000) });
-      report.daemon.health = (await response.json()) as Record<string, unknown>;
-    } catch (error) {
-      report.daemon.healthError = (error as Error).message;
-    }
+  try {
+    const health = await fetchHealth(runtime, options.fetchTimeoutMs);
+    if (health) report.daemon.health = health;
+  } catch (error) {
+    report.daemon.healthError = (error as Error).message;
   }
   return report;
 }
@@ -73,6 +100,8 @@ export function renderStatus(report: StatusReport): string {
       lines.push(`  health: ${Object.entries(d.health).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
       const foreign = (d.health.nfs as { foreignExportsIssues?: { at: string; messages: string[] } } | undefined)?.foreignExportsIssues;
       if (foreign) lines.push(`  exportfs complained about exports that are not ours (${foreign.at}): ${foreign.messages.join('; ')}`);
+      const mqtt = mqttHealthOf(d.health);
+      if (mqtt) lines.push(`  mqtt: ${describeMqtt(mqtt)}`);
     }
     if (d.healthError) lines.push(`  health: API not answering (${d.healthError})`);
   } else if (d.state === 'stale') {

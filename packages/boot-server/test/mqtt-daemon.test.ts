@@ -5,8 +5,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkLink, runBootStorm, simulatedIdentities } from '@iot-tofu/rpi-sim';
 import { needs } from '@iot-tofu/test-kit';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
-import { startBootServer, type BootServer } from '../src/daemon.js';
+import { startBootServer, type BootServer, type ListeningSocket } from '../src/daemon.js';
+import { runDoctor } from '../src/doctor.js';
 import { topics } from '../src/mqtt/index.js';
+import { collectStatus, renderStatus, writeRuntimeFile } from '../src/status.js';
 import { fleetFixture, withoutExportfs, type FleetFixture } from './fleet-fixture.js';
 import { freePort } from './free-port.js';
 import { Mosquitto, Recorder } from './mqtt-broker.js';
@@ -33,7 +35,15 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     fixture?.close();
   });
 
-  async function daemon(name: string, mqttUrl: string): Promise<{ api: string; tftpPort: number; token: string }> {
+  interface Running {
+    api: string;
+    tftpPort: number;
+    token: string;
+    config: BootServerConfig;
+    addresses: ListeningSocket[];
+  }
+
+  async function daemon(name: string, mqttUrl: string): Promise<Running> {
     const dir = join(fixture.dir, name);
     const config: BootServerConfig = {
       ...DEFAULT_CONFIG,
@@ -59,10 +69,11 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const body = JSON.stringify({ base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true });
     expect((await fetch(`${api}/api/v1/setup`, { method: 'POST', headers, body })).status).toBe(201);
-    return { api, tftpPort: started.addresses.find((a) => a.service === 'tftp')!.port, token };
+    const tftpPort = started.addresses.find((a) => a.service === 'tftp')!.port;
+    return { api, tftpPort, token, config, addresses: started.addresses };
   }
 
-  async function addAndBoot(d: { api: string; tftpPort: number; token: string }, index: number): Promise<string> {
+  async function addAndBoot(d: Running, index: number): Promise<string> {
     const [pi] = simulatedIdentities(1, 'pi4', index);
     const added = await fetch(`${d.api}/api/v1/pis`, {
       method: 'POST',
@@ -74,6 +85,15 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     const storm = await runBootStorm({ pis: [pi!], link, limitMs: 60_000 });
     expect(storm.summary.booted).toBe(1);
     return pi!.serial;
+  }
+
+  /** `boot-server status` (text) and doctor's mqtt check, for this process as the daemon its runtime file names. */
+  async function statusAndDoctor(d: Running) {
+    await writeRuntimeFile(d.config.stateDir, { pid: process.pid, startedAt: new Date().toISOString(), addresses: d.addresses, serverIp: '127.0.0.1' });
+    const status = renderStatus(await collectStatus({ config: d.config, runner: withoutExportfs }));
+    const nfs = async () => ({ nfsdRunning: true, nfsdDetail: 'stub', servesV3: true, exported: [] });
+    const doctor = await runDoctor({ config: d.config, root: fixture.dir, which: async () => undefined, nfs });
+    return { status, mqtt: doctor.checks.find((c) => c.name === 'mqtt') };
   }
 
   it('publishes a Pi booted over TFTP: its boot events, retained state and discovery', async () => {
@@ -91,6 +111,9 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
       expect(live.last(t.availability)).toBe('online');
       const metrics = await (await fetch(`${d.api}/metrics`)).text();
       expect(metrics).toMatch(/^iot_tofu_mqtt_connected 1$/m);
+      const { status, mqtt } = await statusAndDoctor(d);
+      expect(status).toMatch(/^ {2}mqtt: connected \(queued 0, dropped 0, reconnects 0\)$/m);
+      expect(mqtt).toEqual({ name: 'mqtt', status: 'ok', detail: `connected (queued 0, dropped 0, reconnects 0) to ${broker.url}` });
     } finally {
       await live.close();
     }
@@ -108,6 +131,11 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     // The boot itself published some events too (offer-less TFTP boot: file events + boot-complete).
     expect(dropped).toBeGreaterThanOrEqual(500);
     expect(dropped).toBeLessThan(1500 + 100);
+    const { status, mqtt } = await statusAndDoctor(d);
+    const line = /^ {2}mqtt: reconnecting \(queued 1000, dropped (\d+), reconnects \d+\)$/m.exec(status);
+    // Late events of the boot may still drop one or two more between the two reads.
+    expect(Number(line?.[1]), status).toBeGreaterThanOrEqual(dropped);
+    expect(mqtt).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^reconnecting \(queued 1000, .* the broker does not answer; boots are still served/) });
     // The timeline of the boot is there as without MQTT.
     const answer = await fetch(`${d.api}/api/v1/pis/${serial}/timeline`, { headers: { authorization: `Bearer ${d.token}` } });
     const timeline = (await answer.json()) as Array<{ type: string }>;

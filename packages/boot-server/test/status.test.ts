@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mqttCheck } from '../src/doctor.js';
 import { renderStatus, type StatusReport } from '../src/status.js';
 
 describe('renderStatus', () => {
@@ -25,5 +26,43 @@ describe('renderStatus', () => {
     const text = renderStatus({ ...base, daemon: { ...base.daemon, health: { status: 'ok', nfs: { exportsFile: '/x' } } } });
     expect(text).toContain('  health: status=ok\n');
     expect(text).not.toContain('not ours');
+  });
+
+  it('prints the MQTT link under the daemon: off, connected or reconnecting with its queue and drops', () => {
+    const withMqtt = (mqtt: unknown) => renderStatus({ ...base, daemon: { ...base.daemon, health: { status: 'ok', mqtt } } });
+    expect(withMqtt({ state: 'off' })).toContain('  health: status=ok\n  mqtt: off (no mqttUrl)\n');
+    expect(withMqtt({ state: 'connected', queued: 0, dropped: 0, reconnects: 1 })).toContain('  mqtt: connected (queued 0, dropped 0, reconnects 1)\n');
+    expect(withMqtt({ state: 'reconnecting', queued: 1000, dropped: 37, reconnects: 4 })).toContain('  mqtt: reconnecting (queued 1000, dropped 37, reconnects 4)\n');
+    // A daemon from before MQTT (no mqtt in /healthz), or something unreadable: no line rather than a wrong one.
+    expect(renderStatus({ ...base, daemon: { ...base.daemon, health: { status: 'ok' } } })).not.toContain('mqtt');
+    expect(withMqtt({ state: 'sideways' })).not.toContain('mqtt');
+  });
+});
+
+describe("doctor's mqtt check", () => {
+  const url = 'mqtt://iot:secret@broker.lab:1883';
+  const running = (mqtt: unknown) => ({ running: true as const, health: { status: 'ok', mqtt } });
+
+  it('reads the running daemon: connected is ok, reconnecting a warning that says boots go on', () => {
+    const connected = { state: 'connected', queued: 0, dropped: 2, reconnects: 1 };
+    expect(mqttCheck(url, running(connected))).toEqual({
+      status: 'ok',
+      detail: 'connected (queued 0, dropped 2, reconnects 1) to mqtt://iot:***@broker.lab:1883',
+    });
+    const away = mqttCheck(url, running({ state: 'reconnecting', queued: 12, dropped: 0, reconnects: 3 }));
+    expect(away.status).toBe('warn');
+    expect(away.detail).toMatch(/^reconnecting \(queued 12, dropped 0, reconnects 3\) to mqtt:\/\/iot:\*\*\*@broker\.lab:1883: .*boots are still served/);
+    expect(away.detail).not.toContain('secret');
+  });
+
+  it('off is ok; a configured broker the running daemon does not use is a warning (mqttUrl needs a restart)', () => {
+    expect(mqttCheck(undefined, running({ state: 'off' }))).toEqual({ status: 'ok', detail: 'off (no mqttUrl)' });
+    expect(mqttCheck(url, running({ state: 'off' }))).toMatchObject({ status: 'warn', detail: expect.stringContaining('restart it') });
+  });
+
+  it('without a running daemon, or one that does not answer, says what the config asks for', () => {
+    expect(mqttCheck(undefined, { running: false })).toEqual({ status: 'ok', detail: 'off (no mqttUrl)' });
+    expect(mqttCheck(url, { running: false })).toEqual({ status: 'ok', detail: 'mqtt://iot:***@broker.lab:1883 (daemon not running)' });
+    expect(mqttCheck(url, { running: true, healthError: 'fetch failed' })).toMatchObject({ status: 'warn', detail: expect.stringContaining('fetch failed') });
   });
 });

@@ -12,5 +12,5 @@ export {
   type PiState,
   type Topics,
 } from './messages.js';
-export { MqttBootPublisher, type MqttPublisherOptions, type MqttStats } from './publisher.js';
+export { MqttBootPublisher, type MqttLinkState, type MqttPublisherOptions, type MqttStats } from './publisher.js';
 export { registerMqttMetrics } from './metrics.js';

@@ -35,6 +35,9 @@ export interface MqttPublisherOptions {
   clientId?: string;
 }
 
+/** Where the daemon's MQTT link stands: off (no mqttUrl), connected, or reconnecting with backoff. */
+export type MqttLinkState = 'off' | 'connected' | 'reconnecting';
+
 export interface MqttStats {
   connected: boolean;
   queued: number;
