@@ -1,15 +1,14 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetworkLink, runBootStorm, simulatedIdentities } from '@iot-tofu/rpi-sim';
-import { needs, which } from '@iot-tofu/test-kit';
-import { DEFAULT_CONFIG, type BootServerConfig } from '../../packages/boot-server/src/config.js';
-import { startBootServer, type BootServer } from '../../packages/boot-server/src/daemon.js';
+import { simulatedIdentities, type StormSummary } from '@iot-tofu/rpi-sim';
+import { repoRoot, stopProcess, tsNodeArgs, waitForOutput, which } from '../lab/index.js';
+import { needs } from '../needs.js';
+import { createStormLab, POOL_FIRST, SERVER_IP, type StormLab } from '../../bench/storm/topology.js';
 import { loadWebAssets, pageWeight } from '../../packages/boot-server/src/web/index.js';
-import { fleetFixture, withoutExportfs, type FleetFixture } from '../../packages/boot-server/test/fleet-fixture.js';
-import { freePort } from '../../packages/boot-server/test/free-port.js';
+import { fleetFixture, type FleetFixture } from '../../packages/boot-server/test/fleet-fixture.js';
 
 // Browser globals used inside page.evaluate callbacks (they run in Chromium; this file compiles
 // without the DOM library, so they are declared here, in this module only).
@@ -26,69 +25,111 @@ type HTMLInputElement = { value: string };
 
 /** Where the closing note of issue 15 finds the picture of the page after a live boot. */
 const SCREENSHOT = process.env.WEB_SCREENSHOT ?? '/tmp/notes/web-screenshot.png';
+const CLI = 'packages/boot-server/src/cli.ts';
+const API_PORT = 8067;
+/** The unprivileged daemon's API, beside the root one in the server's namespace. */
+const UNPRIVILEGED_PORT = 8068;
+/** The operator's machine on the LAN: the browser runs there and talks to the server's address. */
+const OPS_IP = '10.77.0.3';
+const NOBODY = 65534;
+const KERNEL_BYTES = 2_000_000;
 
 /**
- * The fleet page in headless Chromium against the daemon on loopback (TFTP + API, no DHCP in the
- * host namespace): log in with the token, add a discovered Pi, watch it boot live from rpi-sim's
- * TFTP-only path (static address, as an EEPROM with CLIENT_IP/TFTP_IP), remove it; and the 403 of
- * an unprivileged daemon shown as such.
+ * The fleet page in headless Chromium, on a namespace LAN (docs/lab.md): the site router (dnsmasq,
+ * address-only DHCP), the daemon (proxyDHCP + TFTP + API on the server's address) started by its
+ * CLI, a simulated Pi 4 (rpi-sim: DHCP + TFTP) and the operator's browser in a namespace of its own.
+ * Log in, see the Pi's DISCOVER turn up as a discovered Pi, add it, watch its boot live (the proxy
+ * offer and the TFTP files), remove it; and the 403 of a daemon running as an unprivileged user.
  */
-describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') }, () => {
-  const logger = pino({ level: 'silent' });
+describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ...needs('chromium', 'netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'setpriv') }, () => {
   let fixture: FleetFixture;
-  let server: BootServer;
-  let unprivileged: BootServer;
-  let browser: Browser;
-  let base: string;
-  let unprivilegedBase: string;
-  let tftpPort: number;
+  let storm: StormLab;
+  let daemon: ChildProcess | undefined;
+  let unprivileged: ChildProcess | undefined;
+  let unprivilegedState: string;
+  let browser: Browser | undefined;
+  const base = `http://${SERVER_IP}:${API_PORT}`;
+  const unprivilegedBase = `http://${SERVER_IP}:${UNPRIVILEGED_PORT}`;
 
-  async function daemon(root: boolean, apiPort: number): Promise<{ server: BootServer; tftpPort: number }> {
-    const dir = join(fixture.dir, root ? 'root' : 'unprivileged');
-    const config: BootServerConfig = {
-      ...DEFAULT_CONFIG,
-      serverIp: '127.0.0.1',
-      tftpRoot: join(dir, 'tftpboot'),
-      nfsRoot: join(dir, 'nfs'),
-      stateDir: join(dir, 'state'),
-      exportsFile: join(dir, 'iot-tofu.exports'),
-      exportsClients: '127.0.0.0/8',
-      dhcp: false,
-      tftpPort: 0,
-      tftpThreads: 1,
-      apiPort,
-      neighbourScanInterval: 0,
-      tftpAfterOfferTimeout: 5,
-    };
-    mkdirSync(config.tftpRoot, { recursive: true });
-    const started = await startBootServer(config, { logger, runner: withoutExportfs, isRoot: () => root });
-    return { server: started.server, tftpPort: started.addresses.find((a) => a.service === 'tftp')!.port };
+  const token = () => readFileSync(join(fixture.stateDir, 'api-token'), 'utf8').trim();
+
+  /** curl from the server's namespace (this process is outside the LAN): status and body. */
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+    const args = ['-sS', '-X', method, '-H', `authorization: Bearer ${token()}`, '-w', '\n%{http_code}', `${base}${path}`];
+    if (body !== undefined) args.push('-H', 'content-type: application/json', '--data', JSON.stringify(body));
+    const result = await storm.lab.run('srv', 'curl', args, { timeoutMs: 30_000 });
+    const cut = result.stdout.lastIndexOf('\n');
+    return { status: Number(result.stdout.slice(cut + 1)), text: result.stdout.slice(0, cut) };
   }
 
-  const token = (which: 'root' | 'unprivileged') => readFileSync(join(fixture.dir, which, 'state', 'api-token'), 'utf8').trim();
+  /** One simulated Pi 4 (identity `index`) powered on in the Pis' namespace until it boots or `limit` seconds pass. */
+  function powerOn(index: number, limitSeconds: number): Promise<StormSummary> {
+    const args = [...tsNodeArgs, 'packages/rpi-sim/src/bin.ts', '--model', 'pi4', '--json', '-', '--quiet'];
+    args.push('--pis', '1', '--first-index', String(index), '--limit', String(limitSeconds));
+    return storm.lab.run('pis', process.execPath, args, { cwd: repoRoot, timeoutMs: (limitSeconds + 30) * 1000 }).then((result) => {
+      expect(result.stderr).toContain('summary:');
+      return (JSON.parse(result.stdout) as { summary: StormSummary }).summary;
+    });
+  }
 
   beforeAll(async () => {
-    fixture = fleetFixture({ kernelBytes: 2_000_000 });
-    const apiPort = await freePort();
-    ({ server, tftpPort } = await daemon(true, apiPort));
-    base = `http://127.0.0.1:${apiPort}`;
-    const otherPort = await freePort();
-    unprivileged = (await daemon(false, otherPort)).server;
-    unprivilegedBase = `http://127.0.0.1:${otherPort}`;
-    const setup = await fetch(`${base}/api/v1/setup`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token('root')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true }),
-    });
-    expect(setup.status, await setup.text()).toBe(201);
+    fixture = fleetFixture({ exportsInEtc: true, kernelBytes: KERNEL_BYTES });
+    // The unprivileged daemon (another user) reads the repository's sources and writes its own state here.
+    chmodSync(fixture.dir, 0o755);
+    storm = await createStormLab({ poolSize: 8, workDir: join(fixture.dir, 'lab') });
+    await storm.lab.addHost({ name: 'ops', address: `${OPS_IP}/16` });
+    mkdirSync(fixture.tftpRoot, { recursive: true });
+    const configFile = join(fixture.dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        serverIp: SERVER_IP,
+        tftpRoot: fixture.tftpRoot,
+        nfsRoot: fixture.nfsRoot,
+        stateDir: fixture.stateDir,
+        exportsFile: fixture.exportsFile,
+        exportsClients: '10.77.0.0/16',
+        apiListen: SERVER_IP,
+        apiPort: API_PORT,
+        logLevel: 'info',
+        tftpAfterOfferTimeout: 5,
+        neighbourScanInterval: 0,
+      }),
+    );
+    daemon = storm.lab.spawn('srv', process.execPath, [...tsNodeArgs, CLI, 'start', '--config', configFile], { cwd: repoRoot });
+    await waitForOutput(daemon, /"msg":"serving /, 30_000);
+
+    // The same CLI as an ordinary user: no DHCP (port 67 needs privileges), its API beside ours.
+    unprivilegedState = join(fixture.dir, 'unprivileged');
+    mkdirSync(join(unprivilegedState, 'tftpboot'), { recursive: true });
+    chownSync(unprivilegedState, NOBODY, NOBODY);
+    chownSync(join(unprivilegedState, 'tftpboot'), NOBODY, NOBODY);
+    const asNobody = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, ...tsNodeArgs, CLI, 'start'];
+    const flags = ['--config', '/dev/null', '--no-dhcp', '--server-ip', SERVER_IP, '--tftp-port', '0', '--api-listen', SERVER_IP];
+    flags.push('--api-port', String(UNPRIVILEGED_PORT), '--tftp-root', join(unprivilegedState, 'tftpboot'));
+    flags.push('--nfs-root', join(unprivilegedState, 'nfs'), '--state-dir', join(unprivilegedState, 'state'));
+    const env = { ...process.env, HOME: unprivilegedState };
+    unprivileged = storm.lab.spawn('srv', 'setpriv', [...asNobody, ...flags], { cwd: repoRoot, env });
+    await waitForOutput(unprivileged, /"msg":"serving /, 30_000);
+
+    const setup = await api('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true });
+    expect(setup.status, setup.text).toBe(201);
+
+    // Chromium in the operator's namespace: `ip netns exec` keeps the DevTools pipe (fds 3 and 4)
+    // open across its exec, so puppeteer drives a browser whose network is the LAN.
+    const launcher = join(fixture.dir, 'chromium-in-ops');
+    writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${storm.lab.ns('ops')} ${which('chromium')!} "$@"\n`, { mode: 0o755 });
     // Root needs --no-sandbox; nothing else is loaded into this browser than our page.
     const args = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'];
-    browser = await puppeteer.launch({ executablePath: which('chromium')!, headless: true, args });
+    browser = await puppeteer.launch({ executablePath: launcher, pipe: true, headless: true, args });
   });
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await unprivileged?.close();
+    const chromium = browser?.process();
+    await browser?.close().catch(() => undefined);
+    if (chromium) await stopProcess(chromium);
+    if (unprivileged) await stopProcess(unprivileged);
+    if (daemon) await stopProcess(daemon);
+    await storm?.close();
     fixture?.close();
   });
 
@@ -105,7 +146,7 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
   }
 
   async function logIn(url: string, value: string): Promise<{ page: Page; firstPaintMs: number; transferred: number }> {
-    const page = await browser.newPage();
+    const page = await browser!.newPage();
     let transferred = 0;
     page.on('response', (response) => {
       const length = Number(response.headers()['content-length'] ?? 0);
@@ -120,10 +161,10 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     return { page, firstPaintMs, transferred };
   }
 
-  it('logs in, adds a discovered Pi, shows its boot live from rpi-sim, removes it', async () => {
-    const [pi] = simulatedIdentities(1, 'pi4');
+  it('logs in, sees a Pi its DISCOVER revealed, adds it, shows its DHCP + TFTP boot live, removes it', async () => {
+    const [pi] = simulatedIdentities(1, 'pi4', 0);
     // The token is refused when wrong: the login form says so and the app stays hidden.
-    const wrong = await browser.newPage();
+    const wrong = await browser!.newPage();
     await wrong.goto(`${base}/`);
     await wrong.type('#token', 'not-the-token');
     await wrong.click('#login-form button[type=submit]');
@@ -131,14 +172,18 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     expect(await wrong.$eval('#app', (e) => (e as HTMLElement).hidden)).toBe(true);
     await wrong.close();
 
-    const { page, firstPaintMs, transferred } = await logIn(base, token('root'));
-    expect(await page.evaluate(() => sessionStorage.getItem('iot-tofu.api-token'))).toBe(token('root'));
+    const { page, firstPaintMs, transferred } = await logIn(base, token());
+    expect(await page.evaluate(() => sessionStorage.getItem('iot-tofu.api-token'))).toBe(token());
     expect(await page.evaluate(() => document.cookie)).toBe('');
 
-    // The Pi's DISCOVER as the DHCP half would report it (no DHCP in the host namespace).
-    server.bus.emit('pi-seen', { serial: pi!.serial, mac: pi!.mac, model: 'pi4', answered: false, at: Date.now() });
-    const addButton = await page.waitForSelector(`#discovered tr[data-mac="${pi!.mac}"] button`);
-    await addButton!.click();
+    // Powered on unregistered: the router leases it an address, we do not answer, its DISCOVERs make it "discovered".
+    const unanswered = powerOn(0, 8);
+    const discovered = `#discovered tr[data-mac="${pi!.mac}"]`;
+    await page.waitForSelector(discovered, { timeout: 30_000 });
+    expect(await unanswered).toMatchObject({ pis: 1, booted: 0, neverBooted: 1 });
+    // Each DISCOVER re-renders the list (at most every 300 ms): the row is looked up again when clicked.
+    expect(await page.$eval(`${discovered} th`, (e) => e.textContent)).toBe(pi!.serial);
+    await page.click(`${discovered} button`);
     expect(await page.$eval('#add-serial', (e) => (e as HTMLInputElement).value)).toBe(pi!.serial);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('add-owner');
     await page.keyboard.type('root');
@@ -147,27 +192,21 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     await page.click('#add-form button[type=submit]');
     const row = `#fleet tr[data-serial="${pi!.serial}"]`;
     await page.waitForSelector(row);
-    expect(await page.$eval(row, (e) => [...e.children].map((c) => c.textContent))).toEqual([
-      pi!.serial, 'kiosk', 'root', 'pi4', pi!.mac, '—', 'bookworm', '—', '—', 'TimelineRemove',
-    ]);
+    const cells = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
+    expect([...cells.slice(0, 5), ...cells.slice(6)]).toEqual([pi!.serial, 'kiosk', 'root', 'pi4', pi!.mac, 'bookworm', '—', '—', 'TimelineRemove']);
     await page.waitForFunction((mac) => !document.querySelector(`#discovered tr[data-mac="${mac}"]`), {}, pi!.mac);
 
     await page.click(`${row} button[aria-pressed]`);
     await page.waitForSelector('#timeline:not([hidden])');
-    // The gate's part as the DHCP half reports it: held back 1.5 s, then offered (no DHCP in the host namespace).
-    const offeredAt = Date.now();
-    server.bus.emit('dhcp-ignored', { serial: pi!.serial, mac: pi!.mac, kind: 'rpi', reason: 'deferred', at: offeredAt - 1500 });
-    server.bus.emit('offer-sent', { serial: pi!.serial, mac: pi!.mac, kind: 'rpi', messageType: 'offer', repeat: false, at: offeredAt });
-    await page.waitForFunction(() => (document.querySelector('#timeline tbody')?.textContent ?? '').includes('waited 1.5 s at the gate'));
-    const storm = await runBootStorm({
-      pis: [pi!],
-      link: new NetworkLink({ tftpPort, staticAddress: () => ({ address: '127.0.0.1', tftpServer: '127.0.0.1' }) }),
-      limitMs: 60_000,
-    });
-    expect(storm.summary.booted).toBe(1);
+    // Powered on again, registered now: the router's lease, our proxy offer, TFTP from us.
+    expect(await powerOn(0, 60)).toMatchObject({ pis: 1, booted: 1 });
 
     await page.waitForFunction((r) => document.querySelector(`${r} td.state`)?.textContent === 'booted', { timeout: 30_000 }, row);
     const timeline = await page.$$eval('#timeline tbody tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    const what = timeline.map((cells) => cells[1]);
+    expect(what).toContain('DHCP discover');
+    expect(what).toContain('proxy offer');
+    expect(what.indexOf('proxy offer')).toBeLessThan(what.indexOf('file served'));
     const files = timeline.filter((cells) => cells[1] === 'file served').map((cells) => cells[2]);
     expect(files).toContain('start4.elf');
     expect(files).toContain('kernel8.img');
@@ -175,13 +214,15 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     expect(kernel[3]).toBe('1.9 MiB');
     expect(kernel[4]).toMatch(/^\d+(\.\d)? (ms|s)$/);
     expect(kernel[5]).toMatch(/^\d+$/);
-    // The boot ends with the kernel's last byte: its entry comes right before "booted", whatever the stream's order.
-    const kernelAt = timeline.indexOf(kernel);
-    expect(timeline[kernelAt + 1]![1]).toBe('booted');
+    // The boot ends with the kernel's last byte, and the stream says so in that order (the page keeps it).
+    expect(timeline[timeline.indexOf(kernel) + 1]![1]).toBe('booted');
     expect(timeline.filter((cells) => cells[1] === 'size probe').map((cells) => cells[2])).toContain('kernel8.img');
     expect(timeline[0]![0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3}$/);
     expect(await page.$eval(`${row} td.last-boot time`, (e) => e.getAttribute('datetime'))).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(await page.$eval('#timeline tbody', (e) => e.getAttribute('aria-live'))).toBe('polite');
+    // The address the router leased it, learned from its TFTP requests.
+    const poolPrefix = POOL_FIRST.split('.').slice(0, 3).join('.');
+    await page.waitForFunction((r, prefix) => (document.querySelector(`${r} td:nth-child(6)`)?.textContent ?? '').startsWith(`${prefix}.`), { timeout: 10_000 }, row, poolPrefix);
     await page.setViewport({ width: 1280, height: 900 });
     mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT as `${string}.png`, fullPage: true });
@@ -189,11 +230,10 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     page.on('dialog', (dialog) => void dialog.accept());
     await page.click(`${row} button.danger`);
     await page.waitForFunction((r) => !document.querySelector(r), {}, row);
-    const gone = await fetch(`${base}/api/v1/pis/${pi!.serial}`, { headers: { authorization: `Bearer ${token('root')}` } });
-    expect(gone.status).toBe(404);
+    expect((await api('GET', `/api/v1/pis/${pi!.serial}`)).status).toBe(404);
 
     // A peer measured in the same run: the plain-text /healthz rendered by the same browser.
-    const peer = await browser.newPage();
+    const peer = await browser!.newPage();
     await peer.goto(`${base}/healthz`, { waitUntil: 'load' });
     const peerPaintMs = await firstPaint(peer);
     await peer.close();
@@ -205,8 +245,9 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
     await page.close();
   });
 
-  it('an unprivileged daemon refuses changes with 403, and the page says so', async () => {
-    const { page } = await logIn(unprivilegedBase, token('unprivileged'));
+  it('a daemon running as an ordinary user refuses changes with 403, and the page says so', async () => {
+    const value = readFileSync(join(unprivilegedState, 'state', 'api-token'), 'utf8').trim();
+    const { page } = await logIn(unprivilegedBase, value);
     await page.type('#add-serial', '0a1b2c3d');
     await page.type('#add-owner', 'root');
     await page.type('#add-name', 'kiosk');
@@ -218,12 +259,11 @@ describe('fleet web page in Chromium', { timeout: 120_000, ...needs('chromium') 
   });
 
   it('serves the page without the token and nothing else: data needs the token, assets carry a strict CSP', async () => {
-    const page = await fetch(`${base}/`);
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
-    expect((await fetch(`${base}/api/v1/pis`)).status).toBe(401);
-    const document = await fetch(`${base}/api/v1/openapi.json`, { headers: { authorization: `Bearer ${token('root')}` } });
-    const openapi = (await document.json()) as { paths: object };
+    const page = await storm.lab.run('srv', 'curl', ['-sS', '-D', '-', '-o', '/dev/null', `${base}/`]);
+    expect(page.stdout).toMatch(/^HTTP\/1\.1 200/);
+    expect(page.stdout).toMatch(/^content-security-policy: .*script-src 'self'/m);
+    expect((await storm.lab.run('srv', 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `${base}/api/v1/pis`])).stdout).toBe('401');
+    const openapi = JSON.parse((await api('GET', '/api/v1/openapi.json')).text) as { paths: object };
     expect(Object.keys(openapi.paths).filter((p) => !p.startsWith('/api/v1/'))).toEqual([]);
   });
 });
