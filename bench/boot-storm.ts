@@ -155,7 +155,7 @@ process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
 try {
-  let firstIndex = 0;
+  const firstIndex = 0;
   for (const profileName of profileNames) {
     const profile = PROFILES[profileName as LinkProfile['name']];
     await applyProfile(storm.lab, profile);

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { encodePiGuid } from '@iot-tofu/rpi';
-import { asciiBytes, decodeDhcpMessage, encodeDhcpMessage, messageType, offersRaspberryPiBoot } from '@iot-tofu/dhcp';
+import { asciiBytes, decodeDhcpMessage, encodeDhcpMessage, messageType, offersRaspberryPiBoot, type DhcpMessage } from '@iot-tofu/dhcp';
 import { Lab, collect, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../test/lab/index.js';
 
 const S = '10.77.0.2';
@@ -98,7 +98,7 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
     const xid = bytes.readUInt32BE(4);
     const client = pending.get(xid);
     if (!client) return;
-    let m;
+    let m: DhcpMessage;
     try {
       m = decodeDhcpMessage(bytes);
     } catch {
@@ -123,7 +123,8 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
       // one and the second REQUEST is NAKed. A real client starts over; so do we (at most 3 times).
       naks += 1;
       client.requested = false;
-      if ((client.restarts = (client.restarts ?? 0) + 1) <= 3) socket.send(encodeDhcpMessage({ op: 1, xid, chaddr: client.mac, options: [[53, Uint8Array.of(1)], ...client.options] }), 67, '255.255.255.255');
+      client.restarts = (client.restarts ?? 0) + 1;
+      if (client.restarts <= 3) socket.send(encodeDhcpMessage({ op: 1, xid, chaddr: client.mac, options: [[53, Uint8Array.of(1)], ...client.options] }), 67, '255.255.255.255');
     }
   });
   const discover = (xid: number, c: ReturnType<typeof pi4>) => encodeDhcpMessage({ op: 1, xid, chaddr: c.mac, options: [[53, Uint8Array.of(1)], ...c.options] });
@@ -137,7 +138,10 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
     const bytes = discover(c.xid, c);
     const got = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 1000);
-      pending.set(c.xid, { mac: c.mac, options: c.options, startedAt: performance.now(), requested: false, done: () => (clearTimeout(timer), resolve(true)) });
+      pending.set(c.xid, { mac: c.mac, options: c.options, startedAt: performance.now(), requested: false, done: () => {
+        clearTimeout(timer);
+        resolve(true);
+      } });
     });
     socket.send(bytes, 67, '255.255.255.255');
     if (!(await got)) {

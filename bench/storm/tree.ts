@@ -90,7 +90,7 @@ export function buildBootTree(options: { root: string; cacheDir: string; pis: re
   const sizes = options.sizes ?? BOOT_FILE_SIZES;
   const shared = join(options.cacheDir, 'shared');
   // With an initramfs the config.txt must be text the firmware (rpi-sim) reads; kept apart from the random one.
-  const textConfig = sizes['initramfs8'] !== undefined;
+  const textConfig = sizes.initramfs8 !== undefined;
   const sourceName = (name: string) => (name === 'config.txt' && textConfig ? `${name}.text.${sizes[name]}` : `${name}.${sizes[name]}`);
   for (const [name, size] of Object.entries(sizes)) {
     if (name === 'config.txt' && textConfig) ensureConfigTxt(join(shared, sourceName(name)), size);

@@ -81,7 +81,10 @@ describe('install and uninstall with injected commands', () => {
 
   it('--dry-run lists what it would do and writes nothing', async () => {
     const calls: string[] = [];
-    const result = await installBootServer({ root: join(root, 'dry'), execStart: ['/usr/bin/node', '/x/cli.js'], dryRun: true, which, runner: async (file, args) => (calls.push([file, ...args].join(' ')), { stdout: '', stderr: '' }) });
+    const result = await installBootServer({ root: join(root, 'dry'), execStart: ['/usr/bin/node', '/x/cli.js'], dryRun: true, which, runner: async (file, args) => {
+      calls.push([file, ...args].join(' '));
+      return { stdout: '', stderr: '' };
+    } });
     expect(calls).toEqual([]);
     expect(existsSync(join(root, 'dry'))).toBe(false);
     expect(result.actions.map((a) => a.kind)).toEqual(['write', 'write', 'write', 'write', 'run', 'run']);
@@ -91,7 +94,10 @@ describe('install and uninstall with injected commands', () => {
 
   it('writes unit, sysusers.d, tmpfiles.d and config, runs sysusers and tmpfiles below the root; takes the folders from an existing config', async () => {
     const calls: string[][] = [];
-    const runner = async (file: string, args: readonly string[]) => (calls.push([file, ...args]), { stdout: '', stderr: '' });
+    const runner = async (file: string, args: readonly string[]) => {
+      calls.push([file, ...args]);
+      return { stdout: '', stderr: '' };
+    };
     mkdirSync(join(root, 'r1/etc/iot-tofu'), { recursive: true });
     writeFileSync(join(root, 'r1/etc/iot-tofu/config.json'), JSON.stringify({ tftpRoot: '/srv/tftp', stateDir: '/srv/state', logLevel: 'debug' }));
     const result = await installBootServer({ root: join(root, 'r1'), execStart: ['/usr/bin/node', '/x/cli.js'], which, runner, systemdRunning: async () => true });

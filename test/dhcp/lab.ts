@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { Lab, repoRoot, tsNodeArgs, waitForOutput } from '../lab/index.js';
+import { type Lab, repoRoot, tsNodeArgs, waitForOutput } from '../lab/index.js';
 import type { ServeConfig } from './serve.js';
 import type { ClientConfig, ReplySummary } from './pxe-client.js';
 

@@ -6,7 +6,7 @@
  *   node … test/dhcp/many-clients.ts '{"count":200,"deadlineMs":30000}'
  */
 import { createSocket } from 'node:dgram';
-import { decodeDhcpMessage, encodeDhcpMessage, ipv4ToBytes, messageType } from '@iot-tofu/dhcp';
+import { decodeDhcpMessage, encodeDhcpMessage, ipv4ToBytes, messageType, type DhcpMessage } from '@iot-tofu/dhcp';
 
 export interface ManyClientsConfig {
   count: number;
@@ -45,7 +45,7 @@ function request(c: Client): Uint8Array {
 }
 
 socket.on('message', (bytes) => {
-  let m;
+  let m: DhcpMessage;
   try {
     m = decodeDhcpMessage(bytes);
   } catch {

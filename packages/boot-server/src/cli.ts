@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option, type OptionValues } from 'commander';
 import { IotTofuError } from '@iot-tofu/errors';

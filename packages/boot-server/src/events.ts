@@ -59,7 +59,9 @@ export class EventBus {
   /** Subscribes to every event; returns the unsubscribe function. */
   onAny(listener: <K extends BootEventName>(name: K, event: BootEvents[K]) => void): () => void {
     const offs = BOOT_EVENT_NAMES.map((name) => this.on(name, (event) => listener(name, event)));
-    return () => offs.forEach((off) => off());
+    return () => {
+      for (const off of offs) off();
+    };
   }
 
   emit<K extends BootEventName>(name: K, event: BootEvents[K]): void {

@@ -166,6 +166,8 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     registry,
     contentType: registry.contentType,
     render: () => registry.metrics(),
-    close: () => offs.forEach((off) => off()),
+    close: () => {
+      for (const off of offs) off();
+    },
   };
 }

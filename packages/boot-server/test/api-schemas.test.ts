@@ -23,7 +23,9 @@ const OWNED_RULES: Record<string, RegExp> = {
 const API_OWN_PATTERNS = ['^/'];
 
 function patternsIn(value: unknown, path: string, out: Array<{ path: string; pattern: string }>): typeof out {
-  if (Array.isArray(value)) value.forEach((item, i) => patternsIn(item, `${path}[${i}]`, out));
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) patternsIn(item, `${path}[${i}]`, out);
+  }
   else if (value && typeof value === 'object') {
     for (const [key, child] of Object.entries(value)) {
       if (key === 'pattern' && typeof child === 'string') out.push({ path, pattern: child });

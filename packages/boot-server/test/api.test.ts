@@ -285,10 +285,14 @@ describe('HTTP API', () => {
       let text = '';
       const until = (pattern: RegExp) =>
         new Promise<void>((resolve) => {
-          const check = () => (pattern.test(text) ? (response.off('data', onData), resolve()) : undefined);
-          const onData = (chunk: string) => ((text += chunk), check());
+          const onData = (chunk: string) => {
+            text += chunk;
+            if (!pattern.test(text)) return;
+            response.off('data', onData);
+            resolve();
+          };
           response.on('data', onData);
-          check();
+          onData(''); // the text already read may match
         });
       await until(/iot-tofu events/);
       const seen = { serial: '9f55bbfd', mac: 'dc:a6:32:01:36:c2', model: 'pi4', answered: true, at: 1 } as const;

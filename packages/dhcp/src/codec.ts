@@ -259,6 +259,7 @@ function nulTrimmed(bytes: Uint8Array, offset: number, length: number): string {
 function textField(name: string, text: string, length: number): Uint8Array {
   // Keep room for a terminating NUL: some PXE ROMs read these fields as C strings.
   if (text.length > length - 1) throw new DhcpEncodeError(`${name} is ${text.length} characters, at most ${length - 1} fit`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point: any Latin-1 byte but NUL
   if (/[^\x01-\xff]/.test(text)) throw new DhcpEncodeError(`${name} must be Latin-1 text without NUL`);
   return asciiBytes(text);
 }

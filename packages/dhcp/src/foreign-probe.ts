@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { IotTofuError } from '@iot-tofu/errors';
-import { clientMac, decodeDhcpMessage, encodeDhcpMessage, ipv4FromBytes, messageType } from './codec.js';
+import { clientMac, decodeDhcpMessage, encodeDhcpMessage, ipv4FromBytes, messageType, type DhcpMessage } from './codec.js';
 import { BROADCAST_FLAG, DhcpMessageType, DhcpOption } from './options.js';
 import type { DhcpUdpSocket } from './server.js';
 
@@ -60,7 +60,7 @@ export async function probeForeignDhcpServers(options: ForeignProbeOptions): Pro
   const xid = randomBytes(4).readUInt32BE(0);
   const found = new Map<string, ForeignDhcpServer>();
   const onMessage = (bytes: Buffer, rinfo: RemoteInfo) => {
-    let message;
+    let message: DhcpMessage;
     try {
       message = decodeDhcpMessage(bytes);
     } catch {

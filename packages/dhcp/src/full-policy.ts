@@ -278,7 +278,7 @@ function addressReply(request: DhcpMessage, type: 'offer' | 'ack', yiaddr: strin
   if (policy.router) options.set(DhcpOption.Router, ipv4ToBytes(policy.router));
   if (policy.dns.length > 0) {
     const dns = new Uint8Array(policy.dns.length * 4);
-    policy.dns.forEach((server, i) => dns.set(ipv4ToBytes(server), i * 4));
+    for (const [i, server] of policy.dns.entries()) dns.set(ipv4ToBytes(server), i * 4);
     options.set(DhcpOption.DnsServers, dns);
   }
   const clientId = request.options.get(DhcpOption.ClientId);

@@ -287,7 +287,7 @@ export class LeasePool {
   /** The client took another server's offer (REQUEST naming a foreign server id): free our offer. */
   withdrawOffer(mac: string): boolean {
     const lease = this.byMac.get(mac);
-    if (!lease || lease.state !== 'offered') return false;
+    if (lease?.state !== 'offered') return false;
     this.remove(lease);
     return true;
   }

@@ -193,8 +193,10 @@ function parseSnapshot(text: string, path: string): LeaseFileContents & { genera
   if (!Array.isArray(leases) || !(quarantines === undefined || Array.isArray(quarantines))) throw new LeaseFileError(path, '"leases" must be a list');
   const generation = (data as { generation?: unknown }).generation;
   const out: LeaseFileContents & { generation: number } = { leases: [], quarantines: [], generation: typeof generation === 'number' ? generation : 0 };
-  leases.forEach((entry: unknown, index) => out.leases.push(parseLease(entry, path, `leases[${index}]`)));
-  (quarantines ?? []).forEach((entry: unknown, index: number) => out.quarantines.push(parseQuarantine(entry, path, `quarantines[${index}]`)));
+  for (const [index, entry] of (leases as unknown[]).entries()) out.leases.push(parseLease(entry, path, `leases[${index}]`));
+  for (const [index, entry] of ((quarantines ?? []) as unknown[]).entries()) {
+    out.quarantines.push(parseQuarantine(entry, path, `quarantines[${index}]`));
+  }
   return out;
 }
 

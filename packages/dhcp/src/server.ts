@@ -1,11 +1,11 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { PiModel } from '@iot-tofu/rpi';
-import { clientMac, decodeDhcpMessage, encodeDhcpMessage, isIpv4 } from './codec.js';
+import { clientMac, decodeDhcpMessage, encodeDhcpMessage, isIpv4, type DhcpMessage } from './codec.js';
 import type { ClientKind, GuidKind, PiEvidence } from './classify.js';
 import { DhcpBindError, ProxyConfigError } from './errors.js';
 import { sanitizeForLog, silentLogger, type DhcpLogger } from './logger.js';
-import { decideProxyReply, replyDestination, validateProxyPolicy, type IgnoreReason, type ProxyPolicy, type ProxyPort } from './policy.js';
+import { decideProxyReply, replyDestination, validateProxyPolicy, type IgnoreReason, type ProxyDecision, type ProxyPolicy, type ProxyPort } from './policy.js';
 import { DEFAULT_RATE_LIMIT, PerClientRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { ForeignDhcpServerError, probeForeignDhcpServers } from './foreign-probe.js';
 import { FullModeEngine, type FullModeOptions, type FullModeStats, type LeaseEvent } from './full-mode.js';
@@ -361,7 +361,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private onMessage(port: ProxyPort, bytes: Buffer, rinfo: RemoteInfo): void {
     this.counters.received += 1;
     const from = `${rinfo.address}:${rinfo.port}`;
-    let request;
+    let request: DhcpMessage;
     try {
       request = decodeDhcpMessage(bytes);
     } catch (error) {
@@ -379,7 +379,7 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       return;
     }
 
-    let decision;
+    let decision: ProxyDecision;
     try {
       decision = decideProxyReply(request, { port, policy: this.policy });
     } catch (error) {

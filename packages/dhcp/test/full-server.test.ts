@@ -175,7 +175,10 @@ describe('full-mode server on loopback', () => {
 
   it('a ping that answers quarantines the address and the client is offered the next one', async () => {
     const checked: string[] = [];
-    const h = await harness({ conflictCheck: async (a) => (checked.push(a), a === '127.0.0.100') });
+    const h = await harness({ conflictCheck: async (a) => {
+      checked.push(a);
+      return a === '127.0.0.100';
+    } });
     await h.send(packet('02:00:00:00:00:01', 1));
     const offer = await h.next(1);
     expect(offer.yiaddr).toBe('127.0.0.101');
@@ -190,8 +193,13 @@ describe('full-mode server on loopback', () => {
 
   it('conflict checks beyond the limit: the DISCOVER is ignored (counted) and its offer freed; the retry is served', async () => {
     let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const h = await harness({ maxConcurrentChecks: 1, conflictCheck: async () => (await gate, false) });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const h = await harness({ maxConcurrentChecks: 1, conflictCheck: async () => {
+      await gate;
+      return false;
+    } });
     await h.send(packet('02:00:00:00:00:01', 1, [], { xid: 1 }));
     await settle(50);
     await h.send(packet('02:00:00:00:00:02', 1, [], { xid: 2 }));
@@ -286,7 +294,10 @@ describe('ping conflict check', () => {
   ] as const)('ping exit %s → in use %s', async (code, inUse, error) => {
     const calls: string[][] = [];
     const errors: string[] = [];
-    const check = pingConflictCheck({ timeoutMs: 300, runner: async (file, args) => (calls.push([file, ...args]), code), onError: (_a, d) => errors.push(d) });
+    const check = pingConflictCheck({ timeoutMs: 300, runner: async (file, args) => {
+      calls.push([file, ...args]);
+      return code;
+    }, onError: (_a, d) => errors.push(d) });
     expect(await check('10.77.0.5')).toBe(inUse);
     expect(calls).toEqual([['ping', '-n', '-q', '-c', '1', '-W', '0.3', '10.77.0.5']]);
     expect(errors).toEqual(error ? [error] : []);

@@ -1,6 +1,6 @@
 import { DecodeError } from '@iot-tofu/errors';
 import { describe, expect, it } from 'vitest';
-import { decideFullReply, decideProxyReply, decodeDhcpMessage, encodeDhcpMessage, LeasePool, type FullDhcpPolicy, type ProxyPolicy } from '../src/index.js';
+import { decideFullReply, decideProxyReply, decodeDhcpMessage, encodeDhcpMessage, LeasePool, type DhcpMessage, type FullDhcpPolicy, type ProxyPolicy } from '../src/index.js';
 import { fixturePath } from './fixtures.js';
 import { readUdpFrames } from './pcap.js';
 
@@ -36,7 +36,7 @@ const seeds = [
 
 /** Runs one datagram through everything the server does; returns whether it would be answered. */
 function process(bytes: Uint8Array, port: 'dhcp' | 'pxe'): boolean {
-  let message;
+  let message: DhcpMessage;
   try {
     message = decodeDhcpMessage(bytes);
   } catch (error) {
@@ -148,7 +148,7 @@ describe('full mode decision fuzz', () => {
         bytes = bytes.slice();
         for (let flips = 0; flips < 3; flips++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
       }
-      let request;
+      let request: DhcpMessage;
       try {
         request = decodeDhcpMessage(bytes);
       } catch (error) {

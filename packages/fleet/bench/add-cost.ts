@@ -86,7 +86,7 @@ try {
     serverIp: '10.77.0.2',
     runner: noExportfs,
   });
-  let t = performance.now();
+  const t = performance.now();
   await fleet.setup({ base: 'big', source: { kind: 'dirs', boot, root } });
   const setupMs = performance.now() - t;
   rmSync(root, { recursive: true, force: true });

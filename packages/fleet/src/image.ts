@@ -56,7 +56,7 @@ export async function importImage(image: string, context: ImportContext): Promis
       throw new FleetError('IMPORT_FAILED', `cannot decompress ${image}: ${(error as Error).message}`, { cause: error });
     }
   }
-  let parts;
+  let parts: ReturnType<typeof findPiPartitions>;
   const handle = await open(raw, 'r');
   try {
     const sector = Buffer.alloc(512);

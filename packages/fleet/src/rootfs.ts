@@ -1,5 +1,5 @@
 import { lstat, mkdir, readdir, rm, symlink, writeFile, chmod } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, } from 'node:path';
 import { renderFstab, renderHostname, renderHosts } from '@iot-tofu/rpi';
 import { FleetError } from './errors.js';
 import { ownBy } from './fs-util.js';

@@ -164,7 +164,7 @@ async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
       const bases = fleet.bases().map((b) => b.name);
       out(ctx, 'Select a base image:');
       const items = ['I will prepare my own filesystem', ...bases];
-      items.forEach((item, i) => out(ctx, `\t${i + 1}. ${item}`));
+      for (const [i, item] of items.entries()) out(ctx, `\t${i + 1}. ${item}`);
       const answer = await prompter(ctx).ask('Enter an option number: ');
       const choice = /^\s*-?\d+\s*$/.test(answer) ? Number.parseInt(answer, 10) : Number.NaN;
       if (!Number.isInteger(choice) || choice < 1 || choice > items.length) throw new UsageError(`Invalid image choice ${answer}`);

@@ -10,7 +10,8 @@ import { consoleText, recordWarning, takeUnexpected, testEnded, testStarted, une
 type WarningListener = (warning: Error) => void;
 const key = Symbol.for('@iot-tofu/test-kit fail-on-warnings');
 const slot = globalThis as { [key]?: { printers: WarningListener[]; ours?: WarningListener } };
-const state = (slot[key] ??= { printers: process.listeners('warning') as WarningListener[] });
+slot[key] ??= { printers: process.listeners('warning') as WarningListener[] };
+const state = slot[key];
 for (const listener of [...state.printers, state.ours]) if (listener) process.removeListener('warning', listener);
 state.ours = (warning) => {
   const allowed = recordWarning({ source: 'process', text: `${warning.name}: ${warning.message}` });
