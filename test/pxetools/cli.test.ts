@@ -131,7 +131,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
   it('adds Pis non-interactively, exports them (validated by exportfs) and lists the exact table', async () => {
     const a = await pxetools(['--add', '9f55bbfd', '--owner', 'jo', '--name', 'rpi4', '--base', 'lite']);
     expect(a).toEqual({ code: 0, stdout: 'Serial: 9f55bbfd\n\nSetting up pi...\n\nShould be working, you might have to wait SSH lets you in.\n', stderr: '' });
-    // Leading zeros, 16 digits, upper case: all fine now (E1).
+    // Leading zeros, 16 digits, upper case: all fine now (docs/pxetools-compat.md E1).
     const b = await pxetools(['--add', '100000000A1B2C3D', '--owner', 'gordon', '--name', 'pi-two', '--base', 'lite', '--mac', 'DC-A6-32-01-36-C2']);
     expect(b.code).toBe(0);
     const list = await pxetools(['--list']);
@@ -256,7 +256,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(existsSync(join(roots.nfsRoot, 'abcdef01'))).toBe(true);
   });
 
-  it('refuses to remove a Pi with something mounted inside its root (E6), deleting nothing', async () => {
+  it('refuses to remove a Pi with something mounted inside its root (docs/pxetools-compat.md E6), deleting nothing', async () => {
     const precious = join(dir, 'precious');
     mkdirSync(precious);
     writeFileSync(join(precious, 'keep'), 'keep');

@@ -89,7 +89,7 @@ export async function setupBase(core: FleetCore, request: SetupRequest, options:
       await rename(tmpTftpBase, join(core.tftpRoot, 'base'));
       undo.push(() => rename(join(core.tftpRoot, 'base'), tmpTftpBase));
       if (await exists(join(bootStore, 'bootcode.bin'))) {
-        // Pi 3 ROMs ask for /bootcode.bin at the TFTP root before any serial folder (E13).
+        // Pi 3 ROMs ask for /bootcode.bin at the TFTP root before any serial folder (docs/pxetools-compat.md E13).
         const tmpCode = join(core.tftpRoot, `.bootcode.bin.tmp-${tag}`);
         await copyFile(join(bootStore, 'bootcode.bin'), tmpCode);
         await chmod(tmpCode, 0o644);
