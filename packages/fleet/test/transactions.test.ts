@@ -64,7 +64,7 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
     await expect(fleet.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).rejects.toThrow(`injected failure at ${failAt}`);
     expect(w.snapshot()).toEqual(before);
     expect(fleet.isRegistered({ serial: '22222222' })).toBe(false);
-    // ... and a retry works (no "already exists" leftovers: E5).
+    // ... and a retry works (no "already exists" leftovers: docs/pxetools-compat.md E5).
     const retry = await w.open();
     await expect(retry.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).resolves.toMatchObject({ pi: { serial: '22222222' } });
   });

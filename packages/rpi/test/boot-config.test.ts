@@ -21,7 +21,7 @@ describe('boot-config renderers', () => {
   it.each([
     { layout: 'bookworm', mount: '/boot/firmware' },
     { layout: 'legacy', mount: '/boot' },
-  ])('fstab mounts the TFTP folder on $mount (E10) and nothing else (the docker disk is mounted by units)', ({ mount }) => {
+  ])('fstab mounts the TFTP folder on $mount (docs/pxetools-compat.md E10) and nothing else (the docker disk is mounted by units)', ({ mount }) => {
     const text = renderFstab({ serverIp: '192.168.10.10', bootExportPath: '/tftpboot/9f55bbfd', bootMountPoint: mount });
     const lines = ['proc /proc proc defaults 0 0', `192.168.10.10:/tftpboot/9f55bbfd ${mount} nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0`];
     expect(text).toBe(`${lines.join('\n')}\n`);

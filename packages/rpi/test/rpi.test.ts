@@ -46,7 +46,7 @@ describe('MAC helpers', () => {
     expect(() => normalizeMac(' dc:a6:32:01:36:c2\n')).toThrow(/Invalid MAC/);
     expect(() => normalizeMac('dc:a6:32:01:36')).toThrow(/Invalid MAC/);
   });
-  it('derives the upstream pxetools MAC (B1 item 23)', () => {
+  it('derives the upstream pxetools MAC (docs/pxetools-compat.md B1 item 23)', () => {
     expect(derivedMacFromSerial('9f55bbfd')).toBe('b8:27:eb:55:bb:fd');
   });
   it('knows Raspberry Pi OUIs', () => {
