@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedIdentities, type StormSummary } from '@iot-tofu/rpi-sim';
 import { repoRoot, stopProcess, tsNodeArgs, waitForOutput, which } from '../lab/index.js';
 import { needs } from '../needs.js';
-import { createStormLab, POOL_FIRST, SERVER_IP, type StormLab } from '../../bench/storm/topology.js';
+import { applyProfile, createStormLab, POOL_FIRST, PROFILES, SERVER_IP, type StormLab } from '../../bench/storm/topology.js';
 import { loadWebAssets, pageWeight } from '../../packages/boot-server/src/web/index.js';
 import { fleetFixture, type FleetFixture } from '../../packages/boot-server/test/fleet-fixture.js';
 
@@ -33,6 +33,8 @@ const UNPRIVILEGED_PORT = 8068;
 const OPS_IP = '10.77.0.3';
 const NOBODY = 65534;
 const KERNEL_BYTES = 2_000_000;
+/** The server's link while the gate is shown: a 2 MB kernel takes about 8 s, ample time for a second Pi to be held. */
+const SLOW_LINK_BITS_PER_SECOND = 2e6;
 
 /**
  * The fleet page in headless Chromium, on a namespace LAN (docs/lab.md): the site router (dnsmasq,
@@ -41,7 +43,7 @@ const KERNEL_BYTES = 2_000_000;
  * Log in, see the Pi's DISCOVER turn up as a discovered Pi, add it, watch its boot live (the proxy
  * offer and the TFTP files), remove it; and the 403 of a daemon running as an unprivileged user.
  */
-describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ...needs('chromium', 'netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'setpriv') }, () => {
+describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ...needs('chromium', 'netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'setpriv', 'tc') }, () => {
   let fixture: FleetFixture;
   let storm: StormLab;
   let daemon: ChildProcess | undefined;
@@ -94,6 +96,8 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
         logLevel: 'info',
         tftpAfterOfferTimeout: 5,
         neighbourScanInterval: 0,
+        // One Pi boots at a time: a second one waits at the gate, and the page shows the wait.
+        admissionBudget: 1,
       }),
     );
     daemon = storm.lab.spawn('srv', process.execPath, [...tsNodeArgs, CLI, 'start', '--config', configFile], { cwd: repoRoot });
@@ -198,14 +202,29 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
 
     await page.click(`${row} button[aria-pressed]`);
     await page.waitForSelector('#timeline:not([hidden])');
-    // Powered on again, registered now: the router's lease, our proxy offer, TFTP from us.
-    expect(await powerOn(0, 60)).toMatchObject({ pis: 1, booted: 1 });
+    // Another registered Pi takes the gate's only slot and keeps it while its kernel crosses a slow link.
+    const [other] = simulatedIdentities(1, 'pi4', 1);
+    const body = { serial: other!.serial, owner: 'root', name: 'first', mac: other!.mac, base: 'bookworm' };
+    const added = await api('POST', '/api/v1/pis', body);
+    expect(added.status, added.text).toBe(201);
+    await applyProfile(storm.lab, { ...PROFILES.lan100, rateBitsPerSecond: SLOW_LINK_BITS_PER_SECOND });
+    const first = powerOn(1, 90);
+    const fetching = async () => (await api('GET', `/api/v1/pis/${other!.serial}/timeline`)).text.includes('start4.elf');
+    await expect.poll(fetching, { timeout: 30_000, interval: 250 }).toBe(true);
+    // Powered on again, registered now: the router's lease, the gate's wait, our proxy offer, TFTP from us.
+    const second = powerOn(0, 90);
+    await page.waitForFunction((r) => document.querySelector(`${r} td.state`)?.textContent === 'waiting at the gate', { timeout: 30_000 }, row);
+    expect(await first).toMatchObject({ pis: 1, booted: 1 });
+    expect(await second).toMatchObject({ pis: 1, booted: 1 });
 
     await page.waitForFunction((r) => document.querySelector(`${r} td.state`)?.textContent === 'booted', { timeout: 30_000 }, row);
     const timeline = await page.$$eval('#timeline tbody tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
     const what = timeline.map((cells) => cells[1]);
     expect(what).toContain('DHCP discover');
-    expect(what).toContain('proxy offer');
+    expect(what).toContain('gate: waiting');
+    const offer = timeline.find((cells) => cells[1] === 'proxy offer')!;
+    expect(what.indexOf('gate: waiting')).toBeLessThan(timeline.indexOf(offer));
+    expect(offer[6]).toMatch(/^waited \d+(\.\d)? (ms|s) at the gate$/);
     expect(what.indexOf('proxy offer')).toBeLessThan(what.indexOf('file served'));
     const files = timeline.filter((cells) => cells[1] === 'file served').map((cells) => cells[2]);
     expect(files).toContain('start4.elf');
