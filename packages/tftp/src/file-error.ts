@@ -7,7 +7,15 @@ export type FileErrorReason = 'not-found' | 'access-denied' | 'io-error';
 export class TftpFileError extends IotTofuError {
   readonly reason: FileErrorReason;
   constructor(reason: FileErrorReason, message: string, options?: { cause?: unknown }) {
-    super(`TFTP_${reason.toUpperCase().replace('-', '_')}`, message, options);
+    // A refusal (not found, access denied) is an answer to the client, not a fault: nobody reads
+    // its stack, and capturing one was a measurable share of a Pi's not-found probe.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (reason !== 'io-error') Error.stackTraceLimit = 0;
+    try {
+      super(`TFTP_${reason.toUpperCase().replace('-', '_')}`, message, options);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.reason = reason;
   }
 }

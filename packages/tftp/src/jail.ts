@@ -34,7 +34,11 @@ export class Jails {
     let info: Stats;
     try {
       jailReal = this.jailRealpath(jail);
-      real = realpathSync.native(join(jailReal, ...segments));
+      const path = join(jailReal, ...segments);
+      // Most requests a Pi makes name files that do not exist: a stat that answers "none" without
+      // throwing spares building an exception per probe (realpath has no such mode).
+      if (statSync(path, { throwIfNoEntry: false }) === undefined) return undefined;
+      real = realpathSync.native(path);
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw fileIoError(error, this.logger);
