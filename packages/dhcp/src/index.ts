@@ -43,19 +43,8 @@ export { decideProxyReply, replyDestination, ipxeScriptUrl, maxReplySize, DEFAUL
 export type { ProxyPolicy, PiAnswerMode, PxeBootFiles, ProxyPort, IgnoreReason, ProxyDecision, Destination } from './policy.js';
 export { validateProxyPolicy, PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS } from './policy.js';
 export { ProxyDhcpServer } from './server.js';
-export type {
-  ProxyDhcpServerOptions,
-  ProxyDhcpEvents,
-  ProxyDhcpStats,
-  PiSeenEvent,
-  OfferSentEvent,
-  IgnoredEvent,
-  DroppedEvent,
-  DropReason,
-  BoundSocket,
-  DhcpClock,
-  DhcpUdpSocket,
-} from './server.js';
+export type { ProxyDhcpServerOptions, BoundSocket, DhcpClock, DhcpUdpSocket } from './server.js';
+export type { ProxyDhcpEvents, ProxyDhcpStats, PiSeenEvent, OfferSentEvent, IgnoredEvent, DroppedEvent, DropReason } from './server-events.js';
 export { PerClientRateLimiter, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 export type { RateLimitOptions } from './rate-limit.js';
 export { silentLogger, sanitizeForLog } from './logger.js';

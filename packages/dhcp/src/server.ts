@@ -1,15 +1,21 @@
+/**
+ * The proxyDHCP server's sockets and request path (its events and counters: server-events.ts).
+ * Over 400 lines on purpose: start, the message handler, sending, the Pi 3B repeat timers and close
+ * share one object's sockets, timers and counters, and the full-mode host hooks write to the same
+ * state; split apart they would need that state passed around. The decisions stay pure elsewhere
+ * (policy.ts, full-policy.ts, lease-pool.ts).
+ */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import type { PiModel } from '@iot-tofu/rpi';
 import { clientMac, decodeDhcpMessage, encodeDhcpMessage, isIpv4, type DhcpMessage } from './codec.js';
-import type { ClientKind, GuidKind, PiEvidence } from './classify.js';
+import type { ClientKind } from './classify.js';
 import { DhcpBindError, ProxyConfigError } from './errors.js';
 import { sanitizeForLog, silentLogger, type DhcpLogger } from './logger.js';
-import { decideProxyReply, replyDestination, validateProxyPolicy, type IgnoreReason, type ProxyDecision, type ProxyPolicy, type ProxyPort } from './policy.js';
+import { decideProxyReply, replyDestination, validateProxyPolicy, type ProxyDecision, type ProxyPolicy, type ProxyPort } from './policy.js';
 import { DEFAULT_RATE_LIMIT, PerClientRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { ForeignDhcpServerError, probeForeignDhcpServers } from './foreign-probe.js';
-import { FullModeEngine, type FullModeOptions, type FullModeStats, type LeaseEvent } from './full-mode.js';
-import type { FullIgnoreReason } from './full-policy.js';
+import { FullModeEngine, type FullModeOptions } from './full-mode.js';
+import type { DroppedEvent, IgnoredEvent, OfferSentEvent, PiSeenEvent, ProxyDhcpEvents, ProxyDhcpStats } from './server-events.js';
 
 export interface DhcpClock {
   now(): number;
@@ -75,77 +81,6 @@ export interface BoundSocket {
   address: string;
   port: number;
   role: 'dhcp' | 'pxe';
-}
-
-export interface PiSeenEvent {
-  mac: string;
-  model?: PiModel;
-  serial?: string;
-  xid: number;
-  guidKind: GuidKind;
-  evidence: PiEvidence;
-  /** Whether this request gets a reply (false: unregistered, answer none, deferred …). */
-  answered: boolean;
-  port: ProxyPort;
-  from: string;
-}
-
-export interface OfferSentEvent {
-  mac: string;
-  kind: ClientKind;
-  serial?: string;
-  xid: number;
-  port: ProxyPort;
-  messageType: 'offer' | 'ack';
-  to: string;
-  /** The Pi 3B ROM repeat of an earlier offer. */
-  repeat: boolean;
-}
-
-export interface IgnoredEvent {
-  mac?: string;
-  kind?: ClientKind;
-  reason: IgnoreReason | FullIgnoreReason;
-  xid?: number;
-  port: ProxyPort;
-}
-
-export type DropReason = 'malformed' | 'policy-error' | 'encode-error' | 'send-failed' | 'persist-failed';
-
-export interface DroppedEvent {
-  reason: DropReason;
-  /** The requester (or, for send-failed, the reply's destination) as address:port. */
-  peer: string;
-  port: ProxyPort;
-  detail?: string;
-}
-
-export interface ProxyDhcpEvents {
-  'pi-seen': [PiSeenEvent];
-  'offer-sent': [OfferSentEvent];
-  ignored: [IgnoredEvent];
-  dropped: [DroppedEvent];
-  /** Full mode: an address offered, bound, released, declined, found in use (conflict) or NAKed. */
-  lease: [LeaseEvent];
-}
-
-export interface ProxyDhcpStats {
-  /** Datagrams received on any socket. */
-  received: number;
-  /** Datagrams that decoded as DHCP messages. */
-  requests: number;
-  /** OFFERs sent on 67 (Pi 3B repeats included). */
-  offers: number;
-  /** ACKs sent (on 4011; in full mode also on 67). */
-  acks: number;
-  /** NAKs sent (full mode). */
-  naks: number;
-  /** Requests not answered, by reason ('deferred' = admission gate, 'rate-limited' = flood). */
-  ignored: Partial<Record<IgnoreReason | FullIgnoreReason, number>>;
-  /** Packets thrown away: malformed input, hook or send failures. */
-  dropped: Partial<Record<DropReason, number>>;
-  /** Full mode only: lease table and RFC 2131 counters. */
-  full?: FullModeStats;
 }
 
 interface PortSockets {
