@@ -43,7 +43,10 @@ const SLOW_LINK_BITS_PER_SECOND = 2e6;
  * Log in, see the Pi's DISCOVER turn up as a discovered Pi, add it, watch its boot live (the proxy
  * offer and the TFTP files), remove it; and the 403 of a daemon running as an unprivileged user.
  */
-describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ...needs('chromium', 'netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'setpriv', 'tc') }, () => {
+describe('fleet web page in Chromium on a namespace LAN', {
+  timeout: 240_000,
+  ...needs('chromium', 'netns', 'dnsmasq', 'exportfs', 'exports.d', 'curl', 'setpriv', 'tc'),
+}, () => {
   let fixture: FleetFixture;
   let storm: StormLab;
   let daemon: ChildProcess | undefined;
@@ -108,7 +111,17 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
     mkdirSync(join(unprivilegedState, 'tftpboot'), { recursive: true });
     chownSync(unprivilegedState, NOBODY, NOBODY);
     chownSync(join(unprivilegedState, 'tftpboot'), NOBODY, NOBODY);
-    const asNobody = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, ...tsNodeArgs, CLI, 'start'];
+    const asNobody = [
+      '--reuid',
+      String(NOBODY),
+      '--regid',
+      String(NOBODY),
+      '--clear-groups',
+      process.execPath,
+      ...tsNodeArgs,
+      CLI,
+      'start',
+    ];
     const flags = ['--config', '/dev/null', '--no-dhcp', '--server-ip', SERVER_IP, '--tftp-port', '0', '--api-listen', SERVER_IP];
     flags.push('--api-port', String(UNPRIVILEGED_PORT), '--tftp-root', join(unprivilegedState, 'tftpboot'));
     flags.push('--nfs-root', join(unprivilegedState, 'nfs'), '--state-dir', join(unprivilegedState, 'state'));
@@ -116,7 +129,12 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
     unprivileged = storm.lab.spawn('srv', 'setpriv', [...asNobody, ...flags], { cwd: repoRoot, env });
     await waitForOutput(unprivileged, /"msg":"serving /, 30_000);
 
-    const setup = await api('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir, makeDefault: true });
+    const setup = await api('POST', '/api/v1/setup', {
+      base: 'bookworm',
+      bootDir: fixture.bootDir,
+      rootfsDir: fixture.rootfsDir,
+      makeDefault: true,
+    });
     expect(setup.status, setup.text).toBe(201);
 
     // Chromium in the operator's namespace: `ip netns exec` keeps the DevTools pipe (fds 3 and 4)
@@ -197,7 +215,17 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
     const row = `#fleet tr[data-serial="${pi!.serial}"]`;
     await page.waitForSelector(row);
     const cells = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
-    expect([...cells.slice(0, 5), ...cells.slice(6)]).toEqual([pi!.serial, 'kiosk', 'root', 'pi4', pi!.mac, 'bookworm', '—', '—', 'TimelineRemove']);
+    expect([...cells.slice(0, 5), ...cells.slice(6)]).toEqual([
+      pi!.serial,
+      'kiosk',
+      'root',
+      'pi4',
+      pi!.mac,
+      'bookworm',
+      '—',
+      '—',
+      'TimelineRemove',
+    ]);
     await page.waitForFunction((mac) => !document.querySelector(`#discovered tr[data-mac="${mac}"]`), {}, pi!.mac);
 
     await page.click(`${row} button[aria-pressed]`);
@@ -213,7 +241,11 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
     await expect.poll(fetching, { timeout: 30_000, interval: 250 }).toBe(true);
     // Powered on again, registered now: the router's lease, the gate's wait, our proxy offer, TFTP from us.
     const second = powerOn(0, 90);
-    await page.waitForFunction((r) => document.querySelector(`${r} td.state`)?.textContent === 'waiting at the gate', { timeout: 30_000 }, row);
+    await page.waitForFunction(
+      (r) => document.querySelector(`${r} td.state`)?.textContent === 'waiting at the gate',
+      { timeout: 30_000 },
+      row,
+    );
     expect(await first).toMatchObject({ pis: 1, booted: 1 });
     expect(await second).toMatchObject({ pis: 1, booted: 1 });
 
@@ -241,7 +273,12 @@ describe('fleet web page in Chromium on a namespace LAN', { timeout: 240_000, ..
     expect(await page.$eval('#timeline tbody', (e) => e.getAttribute('aria-live'))).toBe('polite');
     // The address the router leased it, learned from its TFTP requests.
     const poolPrefix = POOL_FIRST.split('.').slice(0, 3).join('.');
-    await page.waitForFunction((r, prefix) => (document.querySelector(`${r} td:nth-child(6)`)?.textContent ?? '').startsWith(`${prefix}.`), { timeout: 10_000 }, row, poolPrefix);
+    await page.waitForFunction(
+      (r, prefix) => (document.querySelector(`${r} td:nth-child(6)`)?.textContent ?? '').startsWith(`${prefix}.`),
+      { timeout: 10_000 },
+      row,
+      poolPrefix,
+    );
     await page.setViewport({ width: 1280, height: 900 });
     mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT as `${string}.png`, fullPage: true });
