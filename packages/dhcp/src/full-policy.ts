@@ -1,7 +1,8 @@
 import { clientMac, ipv4FromBytes, ipv4ToBytes, isIpv4, messageType, type DhcpMessage, type DhcpMessageInit } from './codec.js';
 import type { ClientInfo } from './classify.js';
 import { ProxyConfigError } from './errors.js';
-import { ipv4ToInt, intToIpv4, isNetmask, validatePoolConfig, type CommitFailure, type Lease, type LeasePool, type LeasePoolConfig } from './lease-pool.js';
+import type { CommitFailure, Lease, LeasePool } from './lease-pool.js';
+import { ipv4ToInt, intToIpv4, isNetmask, validatePoolConfig, type LeasePoolConfig } from './pool-config.js';
 import { BROADCAST_FLAG, DhcpMessageType, DhcpOption } from './options.js';
 import { decideProxyReply, maxReplySize, type ProxyPolicy } from './policy.js';
 
