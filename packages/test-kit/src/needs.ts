@@ -62,19 +62,25 @@ const isRoot = (): boolean => process.geteuid?.() === 0;
 function probeNetns(): string | undefined {
   if (!isRoot()) return 'netns (needs root)';
   if (!which('ip')) return 'netns (needs ip, package iproute2)';
-  const name = `iot-tofu-needs-${process.pid}`;
-  try {
-    execFileSync('ip', ['netns', 'add', name], { stdio: 'ignore', timeout: 10_000 });
-    execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore', timeout: 10_000 });
-    return undefined;
-  } catch {
+  // Three tries: on a loaded machine `ip netns add` can lose a race with another test's namespace
+  // setup (the shared /run/netns mount) or take long; a capability probe must not flake.
+  let lastError = '';
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const name = `iot-tofu-needs-${process.pid}-${attempt}`;
     try {
-      execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore', timeout: 10_000 });
-    } catch {
-      // never created
+      execFileSync('ip', ['netns', 'add', name], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+      return undefined;
+    } catch (error) {
+      lastError = String((error as { stderr?: Buffer }).stderr ?? (error as Error).message).trim();
+    } finally {
+      try {
+        execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore', timeout: 30_000 });
+      } catch {
+        // never created
+      }
     }
-    return 'netns (ip netns add refused)';
   }
+  return `netns (ip netns add refused: ${lastError || 'no reason given'})`;
 }
 
 function probeXattr(): string | undefined {
