@@ -86,8 +86,13 @@ export function keysNeedingRestart(before: BootServerConfig, after: BootServerCo
 }
 
 /**
- * The daemon: fleet registry, proxyDHCP, TFTP, HTTP API and metrics wired to one event bus and
- * one logger. `start()` resolves with every listening socket; `close()` is idempotent.
+ * The daemon: fleet registry, proxyDHCP, TFTP, HTTP API, MQTT and metrics wired to one event bus
+ * and one logger. `start()` resolves with every listening socket; `close()` is idempotent.
+ *
+ * Over 400 lines on purpose: this is the one place where the servers meet. Starting, reloading
+ * and closing must see every part (a failed start closes what already listens, a reload compares
+ * every key), so the wiring stays in one class; what each part does lives in its own module
+ * (admission*.ts, boot-tracker.ts, api/, mqtt/, web/, and the dhcp, tftp and fleet packages).
  */
 export class BootServer {
   readonly bus: EventBus;
@@ -536,7 +541,7 @@ export async function startBootServer(config: BootServerConfig, deps: BootServer
 }
 
 async function prepareFolder(key: string, path: string, create: boolean): Promise<void> {
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);
   } catch (error) {
