@@ -57,7 +57,7 @@ export function requireRoot(ctx: Context): void {
   }
 }
 
-/** A value from a flag, else a prompt on a terminal, else a clear error (never hangs: E7). */
+/** A value from a flag, else a prompt on a terminal, else a clear error (never hangs: docs/pxetools-compat.md E7). */
 export async function valueOrPrompt(ctx: Context, given: string | undefined, flag: string, question: string): Promise<string> {
   if (given !== undefined) return given;
   if (!tty(ctx)) throw new UsageError(`${flag} is required when stdin is not a terminal`);

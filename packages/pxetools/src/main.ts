@@ -24,7 +24,7 @@ function errorLine(error: unknown): string {
 /** Runs the CLI with `argv` (without node and script). Resolves to the exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.length === 0 || !(TOP_LEVEL.has(argv[0]!.split('=')[0]!) || SUBCOMMANDS.has(argv[0]!))) {
-    // Upstream dispatches on argv[1] only and prints the usage for anything else (B1 item 3).
+    // Upstream dispatches on argv[1] only and prints the usage for anything else (docs/pxetools-compat.md B1 item 3).
     io.stdout.write(USAGE);
     return 0;
   }
