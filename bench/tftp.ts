@@ -20,6 +20,8 @@
  *
  *   npm run bench:tftp [-- --quick] [-- --json FILE] [-- --only memory|throughput]
  *     [-- --ours-serve FILE]   (another serve.ts for our server, e.g. an older checkout's, for before/after)
+ *   npm run bench:tftp -- --clients curl [-- --quick] [-- --json FILE] [-- --ours-serve-before FILE]
+ *     (the throughput and probe figures with curl clients on loopback, no netns: bench/tftp/curl.ts)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +33,7 @@ import { defaultTransferThreads } from '@iot-tofu/tftp';
 import { Lab, havePeers, canUseNetns, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../test/lab/index.js';
 import { buildMemoryTree, measureMemory, MEMORY_FILE_MB } from './tftp/memory.js';
 import type { MemoryResult } from './tftp/memory.js';
+import { runCurlBench } from './tftp/curl.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -38,8 +41,25 @@ const { values: flags } = parseArgs({
     json: { type: 'string' },
     only: { type: 'string' },
     'ours-serve': { type: 'string', default: join(repoRoot, 'bench/tftp/serve.ts') },
+    /** busybox (default): the netns benchmark below; curl: loopback, see bench/tftp/curl.ts. */
+    clients: { type: 'string', default: 'busybox' },
+    'ours-serve-before': { type: 'string' },
   },
 });
+if (flags.clients === 'curl') {
+  const before = flags['ours-serve-before'];
+  await runCurlBench({
+    quick: flags.quick,
+    oursServe: flags['ours-serve'],
+    ...(flags.json ? { json: flags.json } : {}),
+    ...(before ? { beforeServe: before } : {}),
+  });
+  process.exit(0);
+}
+if (flags.clients !== 'busybox') {
+  console.error('bench:tftp --clients must be busybox or curl');
+  process.exit(2);
+}
 const runMemory = flags.only !== 'throughput';
 const runThroughput = flags.only !== 'memory';
 const MEMORY_CLIENTS = flags.quick ? 50 : 100;
@@ -123,7 +143,18 @@ async function startServer(name: ServerName, serveRoot = root, memory = false, e
   const { host, ip } = SERVER_HOSTS[name];
   if (name === 'iot-tofu' || name === 'iot-tofu-1port' || name === 'iot-tofu-main') {
     // All benchmark clients share one source IP, so lift the per-client cap (default 16) to the load.
-    const args = [...tsNodeArgs, flags['ours-serve'], '--root', serveRoot, '--address', ip, '--port', '69', '--per-client-max', memory ? '256' : '64'];
+    const args = [
+      ...tsNodeArgs,
+      flags['ours-serve'],
+      '--root',
+      serveRoot,
+      '--address',
+      ip,
+      '--port',
+      '69',
+      '--per-client-max',
+      memory ? '256' : '64',
+    ];
     if (memory) args.push('--memory-sample-ms', '50');
     args.push(...extraArgs);
     if (name === 'iot-tofu-1port') args.push('--single-port');
@@ -133,7 +164,18 @@ async function startServer(name: ServerName, serveRoot = root, memory = false, e
   } else if (name === 'dnsmasq') {
     // The memory phase runs more downloads at once than dnsmasq's default tftp-max (50).
     const max = memory ? ['--tftp-max=1000'] : [];
-    child = lab.spawn(host, 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', `--listen-address=${ip}`, '--bind-interfaces', '--enable-tftp', `--tftp-root=${serveRoot}`, '--log-facility=-', '--pid-file=', ...max]);
+    child = lab.spawn(host, 'dnsmasq', [
+      '--conf-file=/dev/null',
+      '--no-daemon',
+      '--port=0',
+      `--listen-address=${ip}`,
+      '--bind-interfaces',
+      '--enable-tftp',
+      `--tftp-root=${serveRoot}`,
+      '--log-facility=-',
+      '--pid-file=',
+      ...max,
+    ]);
     await waitForOutput(child, /TFTP root is/, 10_000);
   } else {
     child = lab.spawn(host, 'in.tftpd', ['--foreground', '--listen', '--address', `${ip}:69`, '--secure', serveRoot]);
@@ -152,7 +194,22 @@ async function load(server: ServerName, scenario: Scenario, file: string): Promi
     const dest = i === 0 ? join(out, `${server}-${scenario.concurrency}-${scenario.windowsize}.bin`) : '/dev/null';
     const args =
       scenario.windowsize > 1
-        ? ['atftp', ['--option', `blksize ${BLKSIZE}`, '--option', `windowsize ${scenario.windowsize}`, '-g', '-r', file, '-l', dest, SERVER_IP, '69']]
+        ? [
+            'atftp',
+            [
+              '--option',
+              `blksize ${BLKSIZE}`,
+              '--option',
+              `windowsize ${scenario.windowsize}`,
+              '-g',
+              '-r',
+              file,
+              '-l',
+              dest,
+              SERVER_IP,
+              '69',
+            ],
+          ]
         : ['busybox', ['tftp', '-b', String(BLKSIZE), '-g', '-r', file, '-l', dest, SERVER_IP]];
     return lab.run('cli', args[0] as string, args[1] as string[], { timeoutMs: CLIENT_TIMEOUT_MS }).then((result) => ({ result, dest }));
   });
@@ -169,7 +226,9 @@ async function load(server: ServerName, scenario: Scenario, file: string): Promi
 }
 
 const scenarios: Scenario[] = [];
-for (const windowsize of [1, 16]) for (const concurrency of CONCURRENCY) scenarios.push({ name: `${concurrency}x ${windowsize === 1 ? 'lock-step' : `window ${windowsize}`}`, concurrency, windowsize });
+for (const windowsize of [1, 16])
+  for (const concurrency of CONCURRENCY)
+    scenarios.push({ name: `${concurrency}x ${windowsize === 1 ? 'lock-step' : `window ${windowsize}`}`, concurrency, windowsize });
 
 const measurements: Measurement[] = [];
 /** Every round's measurement (measurements keeps each server's best). */
@@ -200,7 +259,9 @@ try {
       const server = { name: label, ...SERVER_HOSTS[name], start: (dir: string) => startServer(name, dir, true, extra) };
       const result = await measureMemory(lab, 'cli', server, memoryRoot, serials, CLIENT_TIMEOUT_MS);
       memoryResults.push(result);
-      console.error(`memory ${label.padEnd(10)} ${result.clients}x ${MEMORY_FILE_MB} MiB: peak RSS ${result.peakRssMb.toFixed(1)} MiB, ${result.seconds.toFixed(1)} s, failures ${result.failures}${result.inside ? ` (inside: ${JSON.stringify(result.inside)})` : ''}`);
+      console.error(
+        `memory ${label.padEnd(10)} ${result.clients}x ${MEMORY_FILE_MB} MiB: peak RSS ${result.peakRssMb.toFixed(1)} MiB, ${result.seconds.toFixed(1)} s, failures ${result.failures}${result.inside ? ` (inside: ${JSON.stringify(result.inside)})` : ''}`,
+      );
     }
   }
   if (runThroughput) await throughputPhase();
@@ -241,9 +302,12 @@ async function throughputPhase(): Promise<void> {
         everyRound.push(m);
         const key = `${name}|${scenario.name}`;
         const previous = best.get(key);
-        if (!previous || (m.failures === 0 && m.mbPerSec > previous.mbPerSec)) best.set(key, { ...m, failures: m.failures + (previous?.failures ?? 0) });
+        if (!previous || (m.failures === 0 && m.mbPerSec > previous.mbPerSec))
+          best.set(key, { ...m, failures: m.failures + (previous?.failures ?? 0) });
         else previous.failures += m.failures;
-        console.error(`round ${round} ${name.padEnd(10)} ${scenario.name.padEnd(18)} ${m.mbPerSec.toFixed(1).padStart(7)} MB/s  cpu ${cpuSeconds?.toFixed(2) ?? '-'} s  failures ${m.failures}`);
+        console.error(
+          `round ${round} ${name.padEnd(10)} ${scenario.name.padEnd(18)} ${m.mbPerSec.toFixed(1).padStart(7)} MB/s  cpu ${cpuSeconds?.toFixed(2) ?? '-'} s  failures ${m.failures}`,
+        );
       }
     }
   }
@@ -251,7 +315,12 @@ async function throughputPhase(): Promise<void> {
   measurements.push(...best.values());
   // Not-found latency: the answer a Pi gets for each of its many probes for missing files.
   for (const name of SERVERS) {
-    const result = await lab.run('cli', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/probe.ts'), SERVER_HOSTS[name].ip, '69', flags.quick ? '100' : '300'], { cwd: repoRoot, timeoutMs: 60_000 });
+    const result = await lab.run(
+      'cli',
+      process.execPath,
+      [...tsNodeArgs, join(repoRoot, 'bench/tftp/probe.ts'), SERVER_HOSTS[name].ip, '69', flags.quick ? '100' : '300'],
+      { cwd: repoRoot, timeoutMs: 60_000 },
+    );
     try {
       probes.set(name, JSON.parse(result.stdout) as Probe);
     } catch {
@@ -259,14 +328,29 @@ async function throughputPhase(): Promise<void> {
     }
   }
   const big = await load('iot-tofu', { name: 'big', concurrency: 1, windowsize: 1 }, 'file30m.bin');
-  ours = { cpuSeconds: procCpuSeconds(pid('iot-tofu')) - ourCpuStart, peakRssMb: procPeakRssMb(pid('iot-tofu')), bigSeconds: big.failures === 0 ? big.seconds : NaN };
+  ours = {
+    cpuSeconds: procCpuSeconds(pid('iot-tofu')) - ourCpuStart,
+    peakRssMb: procPeakRssMb(pid('iot-tofu')),
+    bigSeconds: big.failures === 0 ? big.seconds : NaN,
+  };
 }
 
 const find = (server: ServerName, scenario: string) => measurements.find((m) => m.server === server && m.scenario === scenario);
 const lines: string[] = [];
-if (runThroughput) lines.push(`TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-if (runThroughput) lines.push(`iot-tofu = daemon defaults (${defaultTransferThreads()} transfer thread(s) on this ${availableParallelism()}-core machine); "main thread" = --threads 0`);
-if (runThroughput) lines.push('scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  main thread MB/s (vs dnsmasq)  single-port MB/s (vs dnsmasq)');
+if (runThroughput)
+  lines.push(
+    `TFTP benchmark: ${FILE_MB} MiB file, blksize ${BLKSIZE}; each server in its own netns, clients (busybox tftp lock-step, atftp windowsize) in another; best of ${ROUNDS} interleaved rounds; load average at end ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+if (runThroughput)
+  lines.push(
+    `iot-tofu = daemon defaults (${defaultTransferThreads()} transfer thread(s) on this ${availableParallelism()}-core machine); "main thread" = --threads 0`,
+  );
+if (runThroughput)
+  lines.push(
+    'scenario            iot-tofu MB/s  dnsmasq MB/s  tftpd-hpa MB/s  vs dnsmasq  vs tftpd-hpa  CPU s ours/dnsmasq  failures(o/d/h)  main thread MB/s (vs dnsmasq)  single-port MB/s (vs dnsmasq)',
+  );
 for (const scenario of scenarios) {
   const o = find('iot-tofu', scenario.name);
   const d = find('dnsmasq', scenario.name);
@@ -275,7 +359,9 @@ for (const scenario of scenarios) {
   const mt = find('iot-tofu-main', scenario.name);
   if (!o || !d || !h || !sp || !mt) continue;
   lines.push(
-    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`.padEnd(16) +
+    `${scenario.name.padEnd(18)}  ${o.mbPerSec.toFixed(1).padStart(13)}  ${d.mbPerSec.toFixed(1).padStart(12)}  ${h.mbPerSec.toFixed(1).padStart(14)}  ${(o.mbPerSec / d.mbPerSec).toFixed(2).padStart(9)}x  ${(o.mbPerSec / h.mbPerSec).toFixed(2).padStart(11)}x  ${`${(o.cpuSeconds ?? NaN).toFixed(2)}/${(d.cpuSeconds ?? NaN).toFixed(2)}`.padStart(17)}  ${o.failures}/${d.failures}/${h.failures}`.padEnd(
+      16,
+    ) +
       `  ${`${mt.mbPerSec.toFixed(1)} (${(mt.mbPerSec / d.mbPerSec).toFixed(2)}x)${mt.failures ? ` failures ${mt.failures}` : ''}`.padEnd(29)}` +
       `  ${sp.mbPerSec.toFixed(1)} (${(sp.mbPerSec / d.mbPerSec).toFixed(2)}x)${sp.failures ? ` failures ${sp.failures}` : ''}`,
   );
@@ -293,18 +379,25 @@ for (const scenario of scenarios) {
   if (ratios.length === 0) continue;
   const sorted = [...ratios].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
-  lines.push(`${scenario.name.padEnd(18)}  iot-tofu/dnsmasq per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}  (median ${median.toFixed(2)}x)`);
+  lines.push(
+    `${scenario.name.padEnd(18)}  iot-tofu/dnsmasq per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}  (median ${median.toFixed(2)}x)`,
+  );
 }
 if (ours) {
-  lines.push(`iot-tofu server process: CPU ${ours.cpuSeconds.toFixed(2)} s over all rounds, peak RSS ${ours.peakRssMb.toFixed(1)} MiB (${ourIdleRssMb.toFixed(1)} MiB right after start, under tsx; the read cache then holds ${FILE_MB + BIG_MB} MiB)`);
+  lines.push(
+    `iot-tofu server process: CPU ${ours.cpuSeconds.toFixed(2)} s over all rounds, peak RSS ${ours.peakRssMb.toFixed(1)} MiB (${ourIdleRssMb.toFixed(1)} MiB right after start, under tsx; the read cache then holds ${FILE_MB + BIG_MB} MiB)`,
+  );
   lines.push(`${BIG_MB} MiB file, 1 lock-step download at blksize ${BLKSIZE}: ${ours.bigSeconds?.toFixed(2)} s (Pi limit 30 s per file)`);
 }
 if (runThroughput) lines.push('(windowsize rows: dnsmasq and tftpd-hpa do not implement RFC 7440 and run those downloads lock-step)');
 const ourProbe = probes.get('iot-tofu');
 const dnsProbe = probes.get('dnsmasq');
 if (ourProbe) {
-  const text = (p: Probe | undefined) => (p ? `p50 ${p.p50.toFixed(0)} µs, p99 ${p.p99.toFixed(0)} µs${p.lost ? `, ${p.lost} lost` : ''}` : 'n/a');
-  lines.push(`not-found probe (RRQ → ERROR 1) latency: iot-tofu ${text(ourProbe)}; dnsmasq ${text(dnsProbe)}; tftpd-hpa ${text(probes.get('tftpd-hpa'))}${dnsProbe ? `; p50 ratio ours/dnsmasq ${(ourProbe.p50 / dnsProbe.p50).toFixed(2)}` : ''}`);
+  const text = (p: Probe | undefined) =>
+    p ? `p50 ${p.p50.toFixed(0)} µs, p99 ${p.p99.toFixed(0)} µs${p.lost ? `, ${p.lost} lost` : ''}` : 'n/a';
+  lines.push(
+    `not-found probe (RRQ → ERROR 1) latency: iot-tofu ${text(ourProbe)}; dnsmasq ${text(dnsProbe)}; tftpd-hpa ${text(probes.get('tftpd-hpa'))}${dnsProbe ? `; p50 ratio ours/dnsmasq ${(ourProbe.p50 / dnsProbe.p50).toFixed(2)}` : ''}`,
+  );
 }
 if (memoryResults.length > 0) {
   const mine = memoryResults.find((m) => m.server === 'iot-tofu');
@@ -316,10 +409,18 @@ if (memoryResults.length > 0) {
   lines.push(
     `memory, ${MEMORY_CLIENTS} concurrent lock-step downloads of an ${MEMORY_FILE_MB} MiB file via hard-linked <serial>/ folders, each server fresh: ` +
       `peak RSS iot-tofu ${mine?.peakRssMb.toFixed(1)} MiB; dnsmasq ${ratio('dnsmasq')}; tftpd-hpa (process tree) ${ratio('tftpd-hpa')}` +
-      (mine?.inside ? `; ours inside: peak heapUsed ${mine.inside.heapUsed.toFixed(1)}, external ${mine.inside.external.toFixed(1)}, arrayBuffers ${mine.inside.arrayBuffers.toFixed(1)} MiB` : '') +
-      (streamed ? `; ours without read cache (every transfer streams): ${streamed.peakRssMb.toFixed(1)} MiB, arrayBuffers ${streamed.inside?.arrayBuffers.toFixed(1)} MiB` : '') +
+      (mine?.inside
+        ? `; ours inside: peak heapUsed ${mine.inside.heapUsed.toFixed(1)}, external ${mine.inside.external.toFixed(1)}, arrayBuffers ${mine.inside.arrayBuffers.toFixed(1)} MiB`
+        : '') +
+      (streamed
+        ? `; ours without read cache (every transfer streams): ${streamed.peakRssMb.toFixed(1)} MiB, arrayBuffers ${streamed.inside?.arrayBuffers.toFixed(1)} MiB`
+        : '') +
       `; failures ${memoryResults.map((m) => `${m.server} ${m.failures}`).join(', ')}`,
   );
 }
 console.log(lines.join('\n'));
-if (flags.json) writeFileSync(flags.json, JSON.stringify({ measurements, rounds: everyRound, ours, probes: Object.fromEntries(probes), memory: memoryResults }, null, 2));
+if (flags.json)
+  writeFileSync(
+    flags.json,
+    JSON.stringify({ measurements, rounds: everyRound, ours, probes: Object.fromEntries(probes), memory: memoryResults }, null, 2),
+  );
