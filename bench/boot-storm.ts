@@ -70,7 +70,11 @@ if (values.help) {
 }
 
 const quick = values.quick ?? false;
-const list = (text: string | undefined, fallback: string) => (text ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+const list = (text: string | undefined, fallback: string) =>
+  (text ?? fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const profileNames = list(values.profiles, quick ? 'lan100' : 'lan100,lan1000,lossy');
 const serverNames = list(values.servers, quick ? 'ours,dnsmasq,dnsmasq-max,tftpd-hpa' : 'ours,ours-script,dnsmasq,dnsmasq-max,tftpd-hpa');
 const counts = list(values.n, quick ? '1,10' : '1,10,50,100,200').map(Number);
@@ -89,7 +93,8 @@ const layouts = list(values.layout, 'shared') as TreeLayout[];
 for (const l of layouts) if (l !== 'shared' && l !== 'copies') fail(`unknown layout ${l} (shared, copies)`);
 const sizes = values.initramfs ? INITRAMFS_FILE_SIZES : BOOT_FILE_SIZES;
 /** With several layouts every server runs on each; the layout goes into its name. */
-const named = (server: ServerUnderTest, layout: TreeLayout): ServerUnderTest => (layouts.length > 1 ? { ...server, name: `${server.name}[${layout}]` } : server);
+const named = (server: ServerUnderTest, layout: TreeLayout): ServerUnderTest =>
+  layouts.length > 1 ? { ...server, name: `${server.name}[${layout}]` } : server;
 const servers: ServerUnderTest[] = serverNames.map((name) => {
   if (name === 'ours') return ours(oursVariant);
   const server = SERVERS[name as keyof typeof SERVERS];
@@ -108,7 +113,8 @@ const tftpRoot = join(cacheDir, `tftp-${process.pid}`);
 const pis = simulatedIdentities(maxN, model);
 
 /** Generous bound per run: twice the link-bound time plus 40 s (a Pi's file limit and back-off). */
-const limitFor = (profile: LinkProfile, n: number) => Math.ceil((2 * n * B * WIRE_OVERHEAD) / (profile.rateBitsPerSecond / 8) * 1000 + 40_000);
+const limitFor = (profile: LinkProfile, n: number) =>
+  Math.ceil(((2 * n * B * WIRE_OVERHEAD) / (profile.rateBitsPerSecond / 8)) * 1000 + 40_000);
 
 /**
  * A fixed daemon budget sized for a link (the `ours-fixed` variant): as many big transfers as can
@@ -140,7 +146,15 @@ const report = (): BenchReport => ({
   machine: { cpus: cpus().length, node: process.versions.node, kernel: release() },
   model,
   bytesPerBoot: B,
-  servers: layouts.flatMap((layout) => servers.map((s) => named(s, layout))).map((s) => ({ name: s.name, description: layouts.length > 1 ? `${s.description}; ${s.name.endsWith('[copies]') ? 'each Pi its own copy of the boot files' : 'boot files hard-linked (one inode per file)'}` : s.description })),
+  servers: layouts
+    .flatMap((layout) => servers.map((s) => named(s, layout)))
+    .map((s) => ({
+      name: s.name,
+      description:
+        layouts.length > 1
+          ? `${s.description}; ${s.name.endsWith('[copies]') ? 'each Pi its own copy of the boot files' : 'boot files hard-linked (one inode per file)'}`
+          : s.description,
+    })),
   singlePiMs,
   runs,
 });
@@ -167,7 +181,16 @@ try {
         const run = await runOnce({
           lab: storm.lab,
           server,
-          context: { lab: storm.lab, tftpRoot, workDir, gate: values.gate ?? 'adaptive', admissionBudget: values['admission-budget'], linkBudget: linkBudgetFor(profile), oursRtoMs: Number(values['rto-ms']), ...(values.threads === undefined ? {} : { oursThreads: values.threads }) },
+          context: {
+            lab: storm.lab,
+            tftpRoot,
+            workDir,
+            gate: values.gate ?? 'adaptive',
+            admissionBudget: values['admission-budget'],
+            linkBudget: linkBudgetFor(profile),
+            oursRtoMs: Number(values['rto-ms']),
+            ...(values.threads === undefined ? {} : { oursThreads: values.threads }),
+          },
           profile,
           pis: n,
           model,
@@ -176,7 +199,8 @@ try {
           firstIndex,
         });
         runs.push(run);
-        if (n === 1 && run.summary.bootMs.p50 !== null) singlePiMs[profile.name] = Math.min(singlePiMs[profile.name] ?? Infinity, run.summary.bootMs.p50);
+        if (n === 1 && run.summary.bootMs.p50 !== null)
+          singlePiMs[profile.name] = Math.min(singlePiMs[profile.name] ?? Infinity, run.summary.bootMs.p50);
         const s = run.summary;
         process.stdout.write(
           `  ${profile.name} N=${n} ${server.name}: ${s.booted}/${n} booted, ${s.failedAttempts} failed attempts, p50 ${((s.bootMs.p50 ?? NaN) / 1000).toFixed(1)} s p99 ${((s.bootMs.p99 ?? NaN) / 1000).toFixed(1)} s, ` +
@@ -196,4 +220,6 @@ try {
 }
 const files = writeReport(report(), outBase);
 const elapsed = (Date.now() - started.getTime()) / 1000;
-process.stdout.write(`boot-storm: ${runs.length} runs in ${elapsed.toFixed(0)} s; T_min uses ${(B / 1e6).toFixed(2)} MB per boot; wrote ${files.map((f) => f.replace(repoRoot, '')).join(', ')}\n`);
+process.stdout.write(
+  `boot-storm: ${runs.length} runs in ${elapsed.toFixed(0)} s; T_min uses ${(B / 1e6).toFixed(2)} MB per boot; wrote ${files.map((f) => f.replace(repoRoot, '')).join(', ')}\n`,
+);

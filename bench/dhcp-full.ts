@@ -58,7 +58,10 @@ function pi4(index: number, seed: number): { mac: string; xid: number; options: 
   const low = ((seed << 20) | index) & 0xffffff;
   const mac = `dc:a6:32:${[16, 8, 0].map((s) => ((low >> s) & 0xff).toString(16).padStart(2, '0')).join(':')}`;
   const xid = ((seed << 24) ^ Math.imul(index + 1, 2654435761)) >>> 0;
-  const guid = encodePiGuid({ kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '', serial: (0x20000000 + index).toString(16) }, mac);
+  const guid = encodePiGuid(
+    { kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '', serial: (0x20000000 + index).toString(16) },
+    mac,
+  );
   return {
     mac,
     xid,
@@ -109,7 +112,12 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
     if (type === 'offer' && !client.requested) {
       if (m.yiaddr === '0.0.0.0' || (checked++ < 300 && !offersRaspberryPiBoot(m.options.get(43)))) wrong += 1;
       client.requested = true;
-      const request = encodeDhcpMessage({ op: 1, xid, chaddr: client.mac, options: [[53, Uint8Array.of(3)], [50, bytes.subarray(16, 20)], [54, m.options.get(54) ?? new Uint8Array(4)], ...client.options] });
+      const request = encodeDhcpMessage({
+        op: 1,
+        xid,
+        chaddr: client.mac,
+        options: [[53, Uint8Array.of(3)], [50, bytes.subarray(16, 20)], [54, m.options.get(54) ?? new Uint8Array(4)], ...client.options],
+      });
       socket.send(request, 67, '255.255.255.255');
     } else if (type === 'ack' && client.requested) {
       if (leasedAddresses.has(m.yiaddr)) duplicates += 1;
@@ -124,10 +132,16 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
       naks += 1;
       client.requested = false;
       client.restarts = (client.restarts ?? 0) + 1;
-      if (client.restarts <= 3) socket.send(encodeDhcpMessage({ op: 1, xid, chaddr: client.mac, options: [[53, Uint8Array.of(1)], ...client.options] }), 67, '255.255.255.255');
+      if (client.restarts <= 3)
+        socket.send(
+          encodeDhcpMessage({ op: 1, xid, chaddr: client.mac, options: [[53, Uint8Array.of(1)], ...client.options] }),
+          67,
+          '255.255.255.255',
+        );
     }
   });
-  const discover = (xid: number, c: ReturnType<typeof pi4>) => encodeDhcpMessage({ op: 1, xid, chaddr: c.mac, options: [[53, Uint8Array.of(1)], ...c.options] });
+  const discover = (xid: number, c: ReturnType<typeof pi4>) =>
+    encodeDhcpMessage({ op: 1, xid, chaddr: c.mac, options: [[53, Uint8Array.of(1)], ...c.options] });
 
   // 1. sequential DORA
   let index = 0;
@@ -138,10 +152,16 @@ async function runClient(plan: FullPlan): Promise<FullResult> {
     const bytes = discover(c.xid, c);
     const got = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 1000);
-      pending.set(c.xid, { mac: c.mac, options: c.options, startedAt: performance.now(), requested: false, done: () => {
-        clearTimeout(timer);
-        resolve(true);
-      } });
+      pending.set(c.xid, {
+        mac: c.mac,
+        options: c.options,
+        startedAt: performance.now(),
+        requested: false,
+        done: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      });
     });
     socket.send(bytes, 67, '255.255.255.255');
     if (!(await got)) {
@@ -189,15 +209,37 @@ function percentile(values: number[], p: number): number {
 async function startServer(lab: Lab, which: 'ours' | 'dnsmasq', dir: string): Promise<ChildProcess> {
   mkdirSync(dir, { recursive: true });
   if (which === 'ours') {
-    const config = { mode: 'full', serverIp: S, range: RANGE, netmask: '255.255.0.0', leaseTimeSec: 3600, stateDir: dir, answer: 'any-pi', quiet: true, conflictCheck: false, probeMs: 0 };
+    const config = {
+      mode: 'full',
+      serverIp: S,
+      range: RANGE,
+      netmask: '255.255.0.0',
+      leaseTimeSec: 3600,
+      stateDir: dir,
+      answer: 'any-pi',
+      quiet: true,
+      conflictCheck: false,
+      probeMs: 0,
+    };
     const child = lab.spawn('srv', process.execPath, [...tsNodeArgs, 'test/dhcp/serve.ts', JSON.stringify(config)], { cwd: repoRoot });
     await waitForOutput(child, /"event":"ready"/, 30_000);
     return child;
   }
   const child = lab.spawn('srv', 'dnsmasq', [
-    '--conf-file=/dev/null', '--no-daemon', '--port=0', '--interface=eth0', '--bind-interfaces',
-    `--dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`, '--dhcp-lease-max=70000', '--no-ping',
-    '--dhcp-broadcast', '--pxe-service=0,Raspberry Pi Boot', '--quiet-dhcp', '--log-facility=-', '--pid-file=', `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
+    '--conf-file=/dev/null',
+    '--no-daemon',
+    '--port=0',
+    '--interface=eth0',
+    '--bind-interfaces',
+    `--dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
+    '--dhcp-lease-max=70000',
+    '--no-ping',
+    '--dhcp-broadcast',
+    '--pxe-service=0,Raspberry Pi Boot',
+    '--quiet-dhcp',
+    '--log-facility=-',
+    '--pid-file=',
+    `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
   ]);
   await waitForOutput(child, /started, version|DHCP, IP range/, 10_000);
   await new Promise((r) => setTimeout(r, 300));
@@ -207,7 +249,9 @@ async function startServer(lab: Lab, which: 'ours' | 'dnsmasq', dir: string): Pr
 async function measure(lab: Lab, which: 'ours' | 'dnsmasq', plan: FullPlan, dir: string): Promise<FullResult> {
   const server = await startServer(lab, which, dir);
   try {
-    const client = lab.spawn('cli', process.execPath, [...tsNodeArgs, 'bench/dhcp-full.ts', '--full-client', JSON.stringify(plan)], { cwd: repoRoot });
+    const client = lab.spawn('cli', process.execPath, [...tsNodeArgs, 'bench/dhcp-full.ts', '--full-client', JSON.stringify(plan)], {
+      cwd: repoRoot,
+    });
     const result = await collect(client, (plan.rates.length * (plan.stepSeconds + 2) + plan.doraCount + 60) * 1000);
     const line = result.stdout.split('\n').find((l) => l.startsWith('{'));
     if (!line) throw new Error(`full-mode client produced no result: ${result.stderr}`);
@@ -240,12 +284,16 @@ export async function fullModeBench(quick: boolean): Promise<object> {
   console.log('server   round    p50     p95     p99   lost  wrong  dup  naks');
   for (const { server, round, result } of results) {
     const d = result.doraMs;
-    console.log(`${server.padEnd(8)} ${String(round).padStart(5)} ${[50, 95, 99].map((p) => percentile(d, p).toFixed(3).padStart(7)).join(' ')} ${String(result.doraLost).padStart(6)} ${String(result.wrong).padStart(6)} ${String(result.duplicates).padStart(4)} ${String(result.naks).padStart(5)}`);
+    console.log(
+      `${server.padEnd(8)} ${String(round).padStart(5)} ${[50, 95, 99].map((p) => percentile(d, p).toFixed(3).padStart(7)).join(' ')} ${String(result.doraLost).padStart(6)} ${String(result.wrong).padStart(6)} ${String(result.duplicates).padStart(4)} ${String(result.naks).padStart(5)}`,
+    );
   }
   console.log('\nfull mode: leases per second completed at each offered rate of new clients (1 s steps)');
   console.log(`server   round ${rates.map((r) => `${r}/s`.padStart(9)).join(' ')}`);
   for (const { server, round, result } of results) {
-    console.log(`${server.padEnd(8)} ${String(round).padStart(5)} ${result.steps.map((s) => s.leasesPerSecond.toFixed(0).padStart(9)).join(' ')}`);
+    console.log(
+      `${server.padEnd(8)} ${String(round).padStart(5)} ${result.steps.map((s) => s.leasesPerSecond.toFixed(0).padStart(9)).join(' ')}`,
+    );
   }
   const summary = (server: 'ours' | 'dnsmasq') => {
     const mine = results.filter((r) => r.server === server).map((r) => r.result);
@@ -264,7 +312,22 @@ export async function fullModeBench(quick: boolean): Promise<object> {
       `peak leases/s ${(ours.peakLeasesPerSecond / dnsmasq.peakLeasesPerSecond).toFixed(2)}x (ours ${ours.peakLeasesPerSecond.toFixed(0)}, dnsmasq ${dnsmasq.peakLeasesPerSecond.toFixed(0)}; higher is better); ` +
       `duplicate addresses ours ${ours.duplicates}, dnsmasq ${dnsmasq.duplicates}`,
   );
-  const report = { bench: 'dhcp-full', date: new Date().toISOString(), ours, dnsmasq, results: results.map(({ server, round, result }) => ({ server, round, steps: result.steps, doraLost: result.doraLost, wrong: result.wrong, duplicates: result.duplicates, naks: result.naks, doraP50: percentile(result.doraMs, 50) })) };
+  const report = {
+    bench: 'dhcp-full',
+    date: new Date().toISOString(),
+    ours,
+    dnsmasq,
+    results: results.map(({ server, round, result }) => ({
+      server,
+      round,
+      steps: result.steps,
+      doraLost: result.doraLost,
+      wrong: result.wrong,
+      duplicates: result.duplicates,
+      naks: result.naks,
+      doraP50: percentile(result.doraMs, 50),
+    })),
+  };
   console.log(JSON.stringify(report));
   writeFileSync(join(repoRoot, 'bench', 'results', `dhcp-full${quick ? '-quick' : ''}.json`), `${JSON.stringify(report, null, 1)}\n`);
   return report;

@@ -49,7 +49,10 @@ function piDiscover(index: number, seed: number): { bytes: Uint8Array; xid: numb
   const low = ((seed << 20) | index) & 0xffffff;
   const mac = `dc:a6:32:${[16, 8, 0].map((shift) => ((low >> shift) & 0xff).toString(16).padStart(2, '0')).join(':')}`;
   const xid = ((seed << 24) ^ (index * 2654435761)) >>> 0;
-  const guid = encodePiGuid({ kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '', serial: (0x10000000 + index).toString(16) }, mac);
+  const guid = encodePiGuid(
+    { kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '', serial: (0x10000000 + index).toString(16) },
+    mac,
+  );
   const bytes = encodeDhcpMessage({
     op: 1,
     xid,
@@ -96,7 +99,8 @@ async function runClient(plan: ClientPlan): Promise<ClientResult> {
     latencies.set(xid, at - sentAt);
     waiters.get(xid)?.();
   });
-  const send = (bytes: Uint8Array) => new Promise<void>((resolve, reject) => socket.send(bytes, 67, '255.255.255.255', (e) => (e ? reject(e) : resolve())));
+  const send = (bytes: Uint8Array) =>
+    new Promise<void>((resolve, reject) => socket.send(bytes, 67, '255.255.255.255', (e) => (e ? reject(e) : resolve())));
 
   // 1. sequential latency: one DISCOVER in flight at a time
   const latencyMs: number[] = [];
@@ -160,9 +164,17 @@ async function startServer(lab: Lab, which: 'ours' | 'dnsmasq'): Promise<ChildPr
     return child;
   }
   const child = lab.spawn('srv', 'dnsmasq', [
-    '--conf-file=/dev/null', '--no-daemon', '--port=0', '--interface=eth0', '--bind-interfaces',
-    '--dhcp-range=10.77.0.0,proxy', '--pxe-service=0,Raspberry Pi Boot', '--quiet-dhcp',
-    '--log-facility=-', '--pid-file=', '--dhcp-leasefile=/dev/null',
+    '--conf-file=/dev/null',
+    '--no-daemon',
+    '--port=0',
+    '--interface=eth0',
+    '--bind-interfaces',
+    '--dhcp-range=10.77.0.0,proxy',
+    '--pxe-service=0,Raspberry Pi Boot',
+    '--quiet-dhcp',
+    '--log-facility=-',
+    '--pid-file=',
+    '--dhcp-leasefile=/dev/null',
   ]);
   await waitForOutput(child, /started, version|DHCP, proxy/, 10_000);
   await new Promise((r) => setTimeout(r, 300));
@@ -172,7 +184,9 @@ async function startServer(lab: Lab, which: 'ours' | 'dnsmasq'): Promise<ChildPr
 async function measure(lab: Lab, which: 'ours' | 'dnsmasq', plan: ClientPlan) {
   const server = await startServer(lab, which);
   try {
-    const client = lab.spawn('cli', process.execPath, [...tsNodeArgs, 'bench/dhcp.ts', '--client', JSON.stringify(plan)], { cwd: repoRoot });
+    const client = lab.spawn('cli', process.execPath, [...tsNodeArgs, 'bench/dhcp.ts', '--client', JSON.stringify(plan)], {
+      cwd: repoRoot,
+    });
     const result = await collect(client, (plan.floodRates.length * (plan.stepSeconds + 1) + 40) * 1000);
     const line = result.stdout.split('\n').find((l) => l.startsWith('{'));
     if (!line) throw new Error(`client produced no result: ${result.stderr}`);
@@ -191,7 +205,12 @@ async function main(): Promise<void> {
     const rounds = quick ? 1 : 2;
     for (let round = 1; round <= rounds; round++) {
       for (const which of ['ours', 'dnsmasq'] as const) {
-        const plan: ClientPlan = { latencyCount: quick ? 100 : 300, floodRates, stepSeconds: 1, macSeed: round * 2 + (which === 'ours' ? 0 : 1) };
+        const plan: ClientPlan = {
+          latencyCount: quick ? 100 : 300,
+          floodRates,
+          stepSeconds: 1,
+          macSeed: round * 2 + (which === 'ours' ? 0 : 1),
+        };
         results.push({ server: which, round, result: await measure(lab, which, plan) });
       }
     }
@@ -203,12 +222,16 @@ async function main(): Promise<void> {
   console.log('server   round    p50     p95     p99   lost  wrong');
   for (const { server, round, result } of results) {
     const l = result.latencyMs;
-    console.log(`${server.padEnd(8)} ${String(round).padStart(5)} ${[50, 95, 99].map((p) => percentile(l, p).toFixed(3).padStart(7)).join(' ')} ${String(result.latencyLost).padStart(6)} ${String(result.wrong).padStart(6)}`);
+    console.log(
+      `${server.padEnd(8)} ${String(round).padStart(5)} ${[50, 95, 99].map((p) => percentile(l, p).toFixed(3).padStart(7)).join(' ')} ${String(result.latencyLost).padStart(6)} ${String(result.wrong).padStart(6)}`,
+    );
   }
   console.log('\nflood: offers per second answered at each offered DISCOVER rate (1 s steps, new client per DISCOVER)');
   console.log(`server   round ${floodRates.map((r) => `${r}/s`.padStart(9)).join(' ')}`);
   for (const { server, round, result } of results) {
-    console.log(`${server.padEnd(8)} ${String(round).padStart(5)} ${result.flood.map((f) => f.offersPerSecond.toFixed(0).padStart(9)).join(' ')}`);
+    console.log(
+      `${server.padEnd(8)} ${String(round).padStart(5)} ${result.flood.map((f) => f.offersPerSecond.toFixed(0).padStart(9)).join(' ')}`,
+    );
   }
   // Per server: best p50 over rounds, best peak offers/s over rounds and steps.
   const summary = (server: 'ours' | 'dnsmasq') => {
@@ -225,7 +248,20 @@ async function main(): Promise<void> {
     `\nours/dnsmasq: p50 latency ${(ours.p50 / dnsmasq.p50).toFixed(2)}x (ours ${ours.p50.toFixed(3)} ms, dnsmasq ${dnsmasq.p50.toFixed(3)} ms; lower is better), ` +
       `peak offers/s ${(ours.peak / dnsmasq.peak).toFixed(2)}x (ours ${ours.peak.toFixed(0)}, dnsmasq ${dnsmasq.peak.toFixed(0)}; higher is better)`,
   );
-  console.log(JSON.stringify({ bench: 'dhcp', ours, dnsmasq, results: results.map(({ server, round, result }) => ({ server, round, flood: result.flood, lost: result.latencyLost, wrong: result.wrong })) }));
+  console.log(
+    JSON.stringify({
+      bench: 'dhcp',
+      ours,
+      dnsmasq,
+      results: results.map(({ server, round, result }) => ({
+        server,
+        round,
+        flood: result.flood,
+        lost: result.latencyLost,
+        wrong: result.wrong,
+      })),
+    }),
+  );
   // Full-DHCP mode (issue 12): DORA latency and leases/s vs dnsmasq in full mode, same run.
   await fullModeBench(quick);
 }

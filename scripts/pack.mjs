@@ -74,7 +74,11 @@ try {
   const template = readJson(join(staging, 'package.json'));
 
   writeFileSync(join(staging, 'package.json'), `${JSON.stringify({ ...template, dependencies: pinned }, null, 2)}\n`);
-  execFileSync(npm, ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', '--loglevel=error'], { cwd: staging, stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(
+    npm,
+    ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', '--loglevel=error'],
+    { cwd: staging, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
 
   const version = template.version;
   for (const name of needed) {
@@ -86,9 +90,16 @@ try {
     // Static files a package reads at run time beside dist/ (boot-server's fleet page).
     if (existsSync(join(dir, 'web'))) cpSync(join(dir, 'web'), join(dest, 'web'), { recursive: true });
     const exportsField = Object.fromEntries(
-      Object.entries(manifest.exports ?? {}).map(([key, conditions]) => [key, typeof conditions === 'object' ? Object.fromEntries(Object.entries(conditions).filter(([c]) => c !== '@iot-tofu/source')) : conditions]),
+      Object.entries(manifest.exports ?? {}).map(([key, conditions]) => [
+        key,
+        typeof conditions === 'object'
+          ? Object.fromEntries(Object.entries(conditions).filter(([c]) => c !== '@iot-tofu/source'))
+          : conditions,
+      ]),
     );
-    const dependencies = Object.fromEntries(Object.entries(manifest.dependencies ?? {}).map(([dep, range]) => [dep, dep.startsWith(SCOPE) ? version : range]));
+    const dependencies = Object.fromEntries(
+      Object.entries(manifest.dependencies ?? {}).map(([dep, range]) => [dep, dep.startsWith(SCOPE) ? version : range]),
+    );
     const { devDependencies: _dev, scripts: _scripts, ...rest } = manifest;
     writeFileSync(join(dest, 'package.json'), `${JSON.stringify({ ...rest, version, exports: exportsField, dependencies }, null, 2)}\n`);
   }
@@ -98,10 +109,16 @@ try {
   writeFileSync(join(staging, 'package.json'), `${JSON.stringify(final, null, 2)}\n`);
 
   mkdirSync(out, { recursive: true });
-  const packed = execFileSync(npm, ['pack', '--json', '--pack-destination', out, '--loglevel=error'], { cwd: staging, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const packed = execFileSync(npm, ['pack', '--json', '--pack-destination', out, '--loglevel=error'], {
+    cwd: staging,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const [info] = JSON.parse(packed);
   process.stdout.write(`${join(out, info.filename)}\n`);
-  process.stderr.write(`${info.filename}: ${info.entryCount} files, ${(info.size / 1024 / 1024).toFixed(1)} MB packed, ${(info.unpackedSize / 1024 / 1024).toFixed(1)} MB unpacked; bundles ${needed.size} workspace packages and ${thirdParty.size} direct dependencies\n`);
+  process.stderr.write(
+    `${info.filename}: ${info.entryCount} files, ${(info.size / 1024 / 1024).toFixed(1)} MB packed, ${(info.unpackedSize / 1024 / 1024).toFixed(1)} MB unpacked; bundles ${needed.size} workspace packages and ${thirdParty.size} direct dependencies\n`,
+  );
 } finally {
   rmSync(staging, { recursive: true, force: true });
 }

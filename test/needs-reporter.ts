@@ -18,11 +18,17 @@ function block(title: string, tests: string[][]): string[] {
   }
   const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const rows = sorted(byReason).map(([why, n]) => `  ${String(n).padStart(4)}  ${why}`);
-  if (withPrograms > 0) rows.push(`  ${String(withPrograms).padStart(4)}  programs: ${sorted(programs).map(([p, n]) => `${p} ${n}`).join(', ')}`);
+  if (withPrograms > 0)
+    rows.push(
+      `  ${String(withPrograms).padStart(4)}  programs: ${sorted(programs)
+        .map(([p, n]) => `${p} ${n}`)
+        .join(', ')}`,
+    );
   const lines = [title, ...rows.sort((a, b) => Number.parseInt(b, 10) - Number.parseInt(a, 10))];
   const needRoot = [...byReason.keys()].some((r) => r === 'root' || r === 'netns (needs root)' || r.startsWith('exports.d'));
   if (needRoot) lines.push('  root, network namespaces, /etc/exports.d: run as root (sudo npm test)');
-  if (withPrograms > 0 || /^(file|xattr|netns \(needs ip)/m.test([...byReason.keys()].join('\n'))) lines.push(`  programs and firmware: ${installCommand}`);
+  if (withPrograms > 0 || /^(file|xattr|netns \(needs ip)/m.test([...byReason.keys()].join('\n')))
+    lines.push(`  programs and firmware: ${installCommand}`);
   return lines;
 }
 
@@ -39,7 +45,8 @@ export default class NeedsReporter implements Reporter {
     }
     const lines: string[] = [];
     if (skipped.length > 0) lines.push(...block(`Test needs: ${skipped.length} tests skipped, for lack of:`, skipped));
-    if (unmetInCI.length > 0) lines.push(...block(`Test needs: ${unmetInCI.length} tests FAILED in CI for lack of (CI never skips):`, unmetInCI));
+    if (unmetInCI.length > 0)
+      lines.push(...block(`Test needs: ${unmetInCI.length} tests FAILED in CI for lack of (CI never skips):`, unmetInCI));
     if (lines.length > 0) console.log(`\n${lines.join('\n')}\n`);
   }
 }

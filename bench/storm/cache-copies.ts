@@ -53,7 +53,9 @@ async function storm(root: string): Promise<Sample> {
   const source = new FileSource({ root, sharedFolder: null, cacheMaxBytes });
   const before = process.memoryUsage().arrayBuffers;
   const t0 = performance.now();
-  const opened: OpenedFile[] = await Promise.all(pis.flatMap((pi) => PI4_FILES.map((file) => source.open(`${pi.serial}/${file}`, { blksize: 1468 }))));
+  const opened: OpenedFile[] = await Promise.all(
+    pis.flatMap((pi) => PI4_FILES.map((file) => source.open(`${pi.serial}/${file}`, { blksize: 1468 }))),
+  );
   const ms = performance.now() - t0;
   const externalMiB = (process.memoryUsage().arrayBuffers - before) / 2 ** 20;
   for (const o of opened) o.body.release();
@@ -77,7 +79,9 @@ try {
       );
     }
     const ratio = (f: (s: Sample) => number) => (f(samples.shared) > 0 ? (f(samples.copies) / f(samples.shared)).toFixed(2) : '–');
-    process.stdout.write(`  round ${round} copies ÷ shared: time ×${ratio((s) => s.ms)}, external memory ×${ratio((s) => s.externalMiB)}, streamed ${samples.copies.stats.streamed} vs ${samples.shared.stats.streamed}\n`);
+    process.stdout.write(
+      `  round ${round} copies ÷ shared: time ×${ratio((s) => s.ms)}, external memory ×${ratio((s) => s.externalMiB)}, streamed ${samples.copies.stats.streamed} vs ${samples.shared.stats.streamed}\n`,
+    );
   }
 } finally {
   rmSync(join(cacheDir, `cache-copies-${process.pid}`), { recursive: true, force: true });

@@ -32,16 +32,19 @@ const servers: Record<string, ForgedServer> = {
 };
 const togetherRun: ForgedRun = { forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 0 };
 const together = Array.from({ length: Math.min(20, Number(values.together)) }, () => togetherRun);
-const cases: ForgedRun[] = values.together !== '0' ? together : values.quick
-  ? [{ forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 1500 }]
-  : [
-      { forged: 200, pattern: 'once', realPi: 'unregistered', realAfterMs: 200 },
-      { forged: 200, pattern: 'once', realPi: 'unregistered', realAfterMs: 1500 },
-      { forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 200 },
-      { forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 1500 },
-      { forged: 200, pattern: 'rotate', realPi: 'unregistered', realAfterMs: 1500 },
-      { forged: 200, pattern: 'repeat', realPi: 'registered', realAfterMs: 200 },
-    ];
+const cases: ForgedRun[] =
+  values.together !== '0'
+    ? together
+    : values.quick
+      ? [{ forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 1500 }]
+      : [
+          { forged: 200, pattern: 'once', realPi: 'unregistered', realAfterMs: 200 },
+          { forged: 200, pattern: 'once', realPi: 'unregistered', realAfterMs: 1500 },
+          { forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 200 },
+          { forged: 200, pattern: 'repeat', realPi: 'unregistered', realAfterMs: 1500 },
+          { forged: 200, pattern: 'rotate', realPi: 'unregistered', realAfterMs: 1500 },
+          { forged: 200, pattern: 'repeat', realPi: 'registered', realAfterMs: 200 },
+        ];
 
 interface Row extends ForgedRun {
   caseIndex: number;

@@ -62,16 +62,26 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
   try {
     meter = new ProcessMeter(running.pids);
     const wireBefore = await linkBytesSent(lab);
-    const sim = lab.spawn('pis', process.execPath, [
-      ...tsNodeArgs,
-      join(repoRoot, 'packages/rpi-sim/src/bin.ts'),
-      '--pis', String(plan.pis),
-      '--model', plan.model,
-      '--first-index', String(plan.firstIndex),
-      '--limit', String(Math.ceil(plan.limitMs / 1000)),
-      '--json', jsonFile,
-      '--quiet',
-    ], { cwd: repoRoot });
+    const sim = lab.spawn(
+      'pis',
+      process.execPath,
+      [
+        ...tsNodeArgs,
+        join(repoRoot, 'packages/rpi-sim/src/bin.ts'),
+        '--pis',
+        String(plan.pis),
+        '--model',
+        plan.model,
+        '--first-index',
+        String(plan.firstIndex),
+        '--limit',
+        String(Math.ceil(plan.limitMs / 1000)),
+        '--json',
+        jsonFile,
+        '--quiet',
+      ],
+      { cwd: repoRoot },
+    );
     const simResult = await collect(sim, plan.limitMs + 30_000);
     const usage = meter.finish();
     meter = undefined;

@@ -79,7 +79,10 @@ export class ProcessMeter {
   private readonly timer: NodeJS.Timeout;
 
   /** Start it once the servers are ready: their start-up CPU is not part of the storm. */
-  constructor(private readonly roots: readonly number[], intervalMs = 250) {
+  constructor(
+    private readonly roots: readonly number[],
+    intervalMs = 250,
+  ) {
     this.perRoot = roots.map(() => ({ baseline: 0, ticks: 0, peakKiB: 0 }));
     this.sample();
     for (const root of this.perRoot) root.baseline = root.ticks;

@@ -16,7 +16,10 @@ const first = reports[0]!;
 const merged: BenchReport = {
   ...first,
   startedAt: reports.map((r) => r.startedAt).sort()[0]!,
-  finishedAt: reports.map((r) => r.finishedAt).sort().at(-1)!,
+  finishedAt: reports
+    .map((r) => r.finishedAt)
+    .sort()
+    .at(-1)!,
   servers: [...new Map(reports.flatMap((r) => r.servers).map((s) => [s.name, s])).values()],
   singlePiMs: Object.assign({}, ...reports.map((r) => r.singlePiMs)),
   runs: reports.flatMap((r) => r.runs),

@@ -48,8 +48,8 @@ export function renderMarkdown(report: BenchReport): string {
     `# Boot storm: ${report.model}, ${(report.bytesPerBoot / 1e6).toFixed(1)} MB per boot${report.quick ? ' (quick run)' : ''}`,
     '',
     `Run ${report.startedAt} → ${report.finishedAt} on ${report.machine.cpus} CPUs, Node ${report.machine.node}, Linux ${report.machine.kernel}.`,
-    'Times are from each Pi\'s power-on to its last kernel byte. T_min = max(fastest single-Pi boot, N × B / R).',
-    'Failed attempts: a file past the Pi\'s 30 s limit, a DHCP timeout (45 s) or a missing file; each costs the Pi a 5 s back-off and a restart.',
+    "Times are from each Pi's power-on to its last kernel byte. T_min = max(fastest single-Pi boot, N × B / R).",
+    "Failed attempts: a file past the Pi's 30 s limit, a DHCP timeout (45 s) or a missing file; each costs the Pi a 5 s back-off and a restart.",
     'p50/p99/max are over the Pis that booted; the ratios below use p99 over all N Pis (a Pi that never booted counts as infinitely late).',
     '',
     '| profile | N | server | booted | never | failed attempts (dhcp/file) | wasted MB | p50 s | p99 s | max s | T_min s | p99/T_min | goodput/link | wire/link | CPU s | peak RSS MiB | load before/after |',
@@ -66,7 +66,9 @@ export function renderMarkdown(report: BenchReport): string {
   if (split.length > 0) {
     lines.push('', 'Per process (CPU s / peak RSS MiB) where a server is several processes:', '');
     for (const run of split) {
-      lines.push(`- ${run.profile} N=${run.pis} ${run.server}: ${run.processes.map((p) => `${p.label} ${p.cpuSeconds.toFixed(1)} s / ${p.peakRssMiB.toFixed(0)} MiB`).join(', ')}`);
+      lines.push(
+        `- ${run.profile} N=${run.pis} ${run.server}: ${run.processes.map((p) => `${p.label} ${p.cpuSeconds.toFixed(1)} s / ${p.peakRssMiB.toFixed(0)} MiB`).join(', ')}`,
+      );
     }
   }
   lines.push('', '## Servers', '');
@@ -94,7 +96,12 @@ export function summaryLines(report: Pick<BenchReport, 'singlePiMs' | 'runs'>): 
       .filter((r) => r !== ours)
       .map((peer) => {
         const peerP99 = p99(peer);
-        const ratio = oursP99 !== null && peerP99 !== null ? (oursP99 / peerP99).toFixed(2) : oursP99 === null ? '∞ (our p99 Pi never booted)' : `0 (peer's p99 Pi never booted: ${peer.summary.neverBooted}/${peer.pis} did not)`;
+        const ratio =
+          oursP99 !== null && peerP99 !== null
+            ? (oursP99 / peerP99).toFixed(2)
+            : oursP99 === null
+              ? '∞ (our p99 Pi never booted)'
+              : `0 (peer's p99 Pi never booted: ${peer.summary.neverBooted}/${peer.pis} did not)`;
         // The peer's own TFTP server process (tftpd-hpa's run also holds our proxy, listed second).
         const main = peer.processes?.[0] ?? peer;
         return `${peer.server} p99 ×${ratio}, failed ${ours.summary.failedAttempts} vs ${peer.summary.failedAttempts}, booted ${ours.summary.booted} vs ${peer.summary.booted}, CPU ×${main.cpuSeconds > 0 ? (ours.cpuSeconds / main.cpuSeconds).toFixed(2) : '–'}, RSS ×${main.peakRssMiB > 0 ? (ours.peakRssMiB / main.peakRssMiB).toFixed(2) : '–'}`;
@@ -138,11 +145,18 @@ export function renderSvg(report: BenchReport): string {
     const yMax = Math.max(1, ...ys) / 1000;
     const x = (n: number) => m.l + (ns.length <= 1 ? 0.5 : ns.indexOf(n) / (ns.length - 1)) * (W - m.l - m.r);
     const y = (s: number) => H - m.b - (s / yMax) * (H - m.t - m.b);
-    const g: string[] = [`<g transform="translate(${pi * W},0)">`, `<text x="${W / 2}" y="16" text-anchor="middle" font-weight="bold">${profile}: p99 boot time (s) vs N</text>`];
-    g.push(`<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="#333"/><line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#333"/>`);
+    const g: string[] = [
+      `<g transform="translate(${pi * W},0)">`,
+      `<text x="${W / 2}" y="16" text-anchor="middle" font-weight="bold">${profile}: p99 boot time (s) vs N</text>`,
+    ];
+    g.push(
+      `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="#333"/><line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#333"/>`,
+    );
     for (let k = 0; k <= 4; k++) {
       const v = (yMax * k) / 4;
-      g.push(`<text x="${m.l - 4}" y="${y(v) + 4}" text-anchor="end" font-size="10">${v.toFixed(0)}</text><line x1="${m.l}" x2="${W - m.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+      g.push(
+        `<text x="${m.l - 4}" y="${y(v) + 4}" text-anchor="end" font-size="10">${v.toFixed(0)}</text><line x1="${m.l}" x2="${W - m.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
+      );
     }
     for (const n of ns) g.push(`<text x="${x(n)}" y="${H - m.b + 14}" text-anchor="middle" font-size="10">${n}</text>`);
     g.push(`<text x="${W / 2}" y="${H - 6}" text-anchor="middle" font-size="11">Pis powered on together</text>`);
@@ -160,7 +174,8 @@ export function renderSvg(report: BenchReport): string {
       });
       const color = colors.get(server)!;
       g.push(`<polyline points="${points.map((p) => `${x(p.n)},${y(p.v)}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`);
-      for (const p of points) g.push(`<circle cx="${x(p.n)}" cy="${y(p.v)}" r="3.5" fill="${p.hollow ? 'white' : color}" stroke="${color}"/>`);
+      for (const p of points)
+        g.push(`<circle cx="${x(p.n)}" cy="${y(p.v)}" r="3.5" fill="${p.hollow ? 'white' : color}" stroke="${color}"/>`);
     }
     g.push('</g>');
     panels.push(g.join('\n'));
@@ -169,10 +184,13 @@ export function renderSvg(report: BenchReport): string {
   const width = Math.max(900, Math.max(1, profiles.length) * W);
   const perRow = Math.max(1, Math.floor((width - 20) / 150));
   const items = servers.map(
-    (s, i) => `<g transform="translate(${10 + (i % perRow) * 150},${H + 8 + Math.floor(i / perRow) * 18})"><rect width="12" height="12" fill="${colors.get(s)}"/><text x="16" y="11" font-size="12">${s}</text></g>`,
+    (s, i) =>
+      `<g transform="translate(${10 + (i % perRow) * 150},${H + 8 + Math.floor(i / perRow) * 18})"><rect width="12" height="12" fill="${colors.get(s)}"/><text x="16" y="11" font-size="12">${s}</text></g>`,
   );
   const keyRow = Math.ceil(servers.length / perRow);
-  items.push(`<g transform="translate(10,${H + 8 + keyRow * 18})"><line x1="0" x2="14" y1="6" y2="6" stroke="#777" stroke-dasharray="4 3"/><text x="18" y="11" font-size="12">T_min; hollow = some Pis never booted (drawn at the run limit)</text></g>`);
+  items.push(
+    `<g transform="translate(10,${H + 8 + keyRow * 18})"><line x1="0" x2="14" y1="6" y2="6" stroke="#777" stroke-dasharray="4 3"/><text x="18" y="11" font-size="12">T_min; hollow = some Pis never booted (drawn at the run limit)</text></g>`,
+  );
   const legend = items.join('\n');
   const height = H + 16 + (keyRow + 1) * 18;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n${panels.join('\n')}\n${legend}\n</svg>\n`;

@@ -119,11 +119,20 @@ export function daemonEntry(): string[] | undefined {
 }
 
 function oursScriptProcess(context: ServerContext, args: string[]): ChildProcess {
-  return context.lab.spawn('srv', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/storm/ours.ts'), '--server-ip', SERVER_IP, ...args], { cwd: repoRoot });
+  return context.lab.spawn(
+    'srv',
+    process.execPath,
+    [...tsNodeArgs, join(repoRoot, 'bench/storm/ours.ts'), '--server-ip', SERVER_IP, ...args],
+    { cwd: repoRoot },
+  );
 }
 
 /** The boot-server daemon (`boot-server start`), with `--admission-budget` as given (none: its default). */
-export function oursDaemon(name: string, description: string, budget: (context: ServerContext) => string | number | undefined): ServerUnderTest {
+export function oursDaemon(
+  name: string,
+  description: string,
+  budget: (context: ServerContext) => string | number | undefined,
+): ServerUnderTest {
   return {
     name,
     description,
@@ -131,18 +140,30 @@ export function oursDaemon(name: string, description: string, budget: (context: 
       const entry = daemonEntry();
       if (!entry) throw new Error('packages/boot-server has no CLI yet (src/cli.ts); run with --ours script');
       const admission = budget(context);
-      const child = context.lab.spawn('srv', process.execPath, [
-        ...entry,
-        'start',
-        '--server-ip', SERVER_IP,
-        '--tftp-root', context.tftpRoot,
-        '--nfs-root', join(context.workDir, 'nfs'),
-        '--state-dir', join(context.workDir, 'state'),
-        '--dhcp-answer', 'any-pi',
-        '--api-port', '0',
-        '--log-level', 'warn',
-        ...(admission === undefined ? [] : ['--admission-budget', String(admission)]),
-      ], { cwd: repoRoot });
+      const child = context.lab.spawn(
+        'srv',
+        process.execPath,
+        [
+          ...entry,
+          'start',
+          '--server-ip',
+          SERVER_IP,
+          '--tftp-root',
+          context.tftpRoot,
+          '--nfs-root',
+          join(context.workDir, 'nfs'),
+          '--state-dir',
+          join(context.workDir, 'state'),
+          '--dhcp-answer',
+          'any-pi',
+          '--api-port',
+          '0',
+          '--log-level',
+          'warn',
+          ...(admission === undefined ? [] : ['--admission-budget', String(admission)]),
+        ],
+        { cwd: repoRoot },
+      );
       const gate = admission === undefined ? 'default admission (auto)' : `--admission-budget ${admission}`;
       return started(context.lab, [child], [67, 69], `boot-server daemon, ${gate}`, ['boot-server']);
     },
@@ -157,8 +178,22 @@ export function oursScript(name: string, description: string, gate: (context: Se
     start: async (context) => {
       const chosen = gate(context);
       const threads = context.oursThreads === undefined ? [] : ['--threads', context.oursThreads];
-      const child = oursScriptProcess(context, ['--tftp-root', context.tftpRoot, '--gate', chosen, '--rto-ms', String(context.oursRtoMs), ...threads]);
-      return started(context.lab, [child], [67, 69], `bench/storm/ours.ts, gate ${chosen}, TFTP RTO ${context.oursRtoMs} ms${context.oursThreads === undefined ? '' : `, threads ${context.oursThreads}`}`, ['ours.ts']);
+      const child = oursScriptProcess(context, [
+        '--tftp-root',
+        context.tftpRoot,
+        '--gate',
+        chosen,
+        '--rto-ms',
+        String(context.oursRtoMs),
+        ...threads,
+      ]);
+      return started(
+        context.lab,
+        [child],
+        [67, 69],
+        `bench/storm/ours.ts, gate ${chosen}, TFTP RTO ${context.oursRtoMs} ms${context.oursThreads === undefined ? '' : `, threads ${context.oursThreads}`}`,
+        ['ours.ts'],
+      );
     },
   };
 }
@@ -166,7 +201,11 @@ export function oursScript(name: string, description: string, gate: (context: Se
 /** "ours" in the comparison: the daemon as users run it (default admission gate), or the script when there is no daemon. */
 export function ours(variant: 'script' | 'daemon'): ServerUnderTest {
   return variant === 'daemon'
-    ? oursDaemon('ours', 'boot-server daemon with its defaults (adaptive admission gate unless --admission-budget)', (c) => c.admissionBudget)
+    ? oursDaemon(
+        'ours',
+        'boot-server daemon with its defaults (adaptive admission gate unless --admission-budget)',
+        (c) => c.admissionBudget,
+      )
     : oursScript('ours', 'our ProxyDhcpServer + TftpServer with the daemon admission gate (daemon-gate.ts)', (c) => c.gate);
 }
 
@@ -175,13 +214,22 @@ export const tftpdHpaBehindOurProxy: ServerUnderTest = {
   name: 'tftpd-hpa',
   description: 'tftpd-hpa for TFTP behind our proxyDHCP',
   start: async (context) => {
-    const tftpd = context.lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${SERVER_IP}:69`, '--secure', context.tftpRoot]);
+    const tftpd = context.lab.spawn('srv', 'in.tftpd', [
+      '--foreground',
+      '--listen',
+      '--address',
+      `${SERVER_IP}:69`,
+      '--secure',
+      context.tftpRoot,
+    ]);
     const proxy = oursScriptProcess(context, ['--no-tftp', '--gate', 'off']);
     const running = await started(context.lab, [tftpd], [69], 'in.tftpd defaults', ['in.tftpd']);
-    const proxyRunning = await started(context.lab, [proxy], [67], 'our proxy, no gate', ['our proxy (ours.ts --no-tftp)']).catch(async (error: unknown) => {
-      await running.stop();
-      throw error;
-    });
+    const proxyRunning = await started(context.lab, [proxy], [67], 'our proxy, no gate', ['our proxy (ours.ts --no-tftp)']).catch(
+      async (error: unknown) => {
+        await running.stop();
+        throw error;
+      },
+    );
     return {
       pids: [...running.pids, ...proxyRunning.pids],
       labels: [...running.labels, ...proxyRunning.labels],

@@ -44,7 +44,12 @@ export async function createStormLab(options: { poolSize: number; workDir: strin
     if (added.code !== 0) throw new Error(`adding ${options.poolSize} addresses to the Pi namespace failed: ${added.stderr}`);
     // Hundreds of Pis in one neighbour table: raise the GC thresholds so no entry is evicted mid-boot.
     for (const host of ['srv', 'pis', 'router']) {
-      await lab.run(host, 'sysctl', ['-qw', 'net.ipv4.neigh.default.gc_thresh1=4096', 'net.ipv4.neigh.default.gc_thresh2=8192', 'net.ipv4.neigh.default.gc_thresh3=16384']);
+      await lab.run(host, 'sysctl', [
+        '-qw',
+        'net.ipv4.neigh.default.gc_thresh1=4096',
+        'net.ipv4.neigh.default.gc_thresh2=8192',
+        'net.ipv4.neigh.default.gc_thresh3=16384',
+      ]);
     }
     const router = lab.spawn('router', 'dnsmasq', [
       '--conf-file=/dev/null',
@@ -90,7 +95,20 @@ export const PROFILES: Readonly<Record<LinkProfile['name'], LinkProfile>> = {
 export async function applyProfile(lab: Lab, profile: LinkProfile): Promise<void> {
   await lab.run('srv', 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']); // none yet is fine
   const burst = profile.rateBitsPerSecond >= 1e9 ? '512kb' : '64kb';
-  const tc = await lab.run('srv', 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${profile.rateBitsPerSecond / 1e6}mbit`, 'burst', burst, 'latency', '50ms']);
+  const tc = await lab.run('srv', 'tc', [
+    'qdisc',
+    'add',
+    'dev',
+    'eth0',
+    'root',
+    'tbf',
+    'rate',
+    `${profile.rateBitsPerSecond / 1e6}mbit`,
+    'burst',
+    burst,
+    'latency',
+    '50ms',
+  ]);
   if (tc.code !== 0) throw new Error(`tc tbf failed: ${tc.stderr}`);
   await lab.run('srv', 'nft', ['delete', 'table', 'inet', 'storm']);
   if (profile.lossPercent > 0) {

@@ -1,6 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, constants, copyFileSync, existsSync, linkSync, mkdirSync, openSync, closeSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { PiIdentity } from '@iot-tofu/rpi-sim';
 
@@ -44,11 +58,27 @@ export function bytesPerBoot(model: 'pi4' | 'pi5' | 'pi3b' | 'pi3b+', sizes = BO
   const s = (name: string) => sizes[name] ?? 0;
   switch (model) {
     case 'pi4':
-      return s('start4.elf') + s('fixup4.dat') + 3 * s('config.txt') + s('bcm2711-rpi-4-b.dtb') + s('cmdline.txt') + s('kernel8.img') + s('initramfs8');
+      return (
+        s('start4.elf') +
+        s('fixup4.dat') +
+        3 * s('config.txt') +
+        s('bcm2711-rpi-4-b.dtb') +
+        s('cmdline.txt') +
+        s('kernel8.img') +
+        s('initramfs8')
+      );
     case 'pi5':
       return s('config.txt') + s('bcm2712-rpi-5-b.dtb') + s('cmdline.txt') + s('kernel_2712.img');
     default:
-      return s('bootcode.bin') + s('start.elf') + s('fixup.dat') + 2 * s('config.txt') + s('bcm2710-rpi-3-b.dtb') + s('cmdline.txt') + s('kernel8.img');
+      return (
+        s('bootcode.bin') +
+        s('start.elf') +
+        s('fixup.dat') +
+        2 * s('config.txt') +
+        s('bcm2710-rpi-3-b.dtb') +
+        s('cmdline.txt') +
+        s('kernel8.img')
+      );
   }
 }
 
@@ -86,7 +116,13 @@ function ensureConfigTxt(path: string, size: number): void {
  * same page-cached bytes. Layout `copies`: each Pi gets its own copy (reflink where the file system
  * offers it, like the fleet's `cp --reflink=auto`): identical bytes, distinct inodes.
  */
-export function buildBootTree(options: { root: string; cacheDir: string; pis: readonly PiIdentity[]; sizes?: Readonly<Record<string, number>>; layout?: TreeLayout }): void {
+export function buildBootTree(options: {
+  root: string;
+  cacheDir: string;
+  pis: readonly PiIdentity[];
+  sizes?: Readonly<Record<string, number>>;
+  layout?: TreeLayout;
+}): void {
   const sizes = options.sizes ?? BOOT_FILE_SIZES;
   const shared = join(options.cacheDir, 'shared');
   // With an initramfs the config.txt must be text the firmware (rpi-sim) reads; kept apart from the random one.

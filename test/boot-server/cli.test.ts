@@ -11,7 +11,11 @@ import { freePort } from '../../packages/boot-server/test/free-port.js';
 const CLI = ['packages/boot-server/src/cli.ts'];
 
 function bootServer(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [...tsNodeArgs, ...CLI, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [...tsNodeArgs, ...CLI, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** JSON log lines printed so far. */
@@ -34,22 +38,48 @@ describe('boot-server bin', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const base = () => ['start', '--config', '/dev/null', '--server-ip', '127.0.0.1', '--no-dhcp', '--api-port', '0', '--state-dir', join(dir, 'state-bad'), '--nfs-root', join(dir, 'nfs')];
+  const base = () => [
+    'start',
+    '--config',
+    '/dev/null',
+    '--server-ip',
+    '127.0.0.1',
+    '--no-dhcp',
+    '--api-port',
+    '0',
+    '--state-dir',
+    join(dir, 'state-bad'),
+    '--nfs-root',
+    join(dir, 'nfs'),
+  ];
 
   it('refuses bad flags and unusable roots with one clear line and a non-zero exit', async () => {
     const cases: Array<[string[], RegExp, NodeJS.ProcessEnv?]> = [
       [['start', '--bogus'], /^boot-server: unknown option '--bogus'$/],
-      [[...base(), '--tftp-port', 'abc', '--tftp-root', join(dir, 'tftp')], /^boot-server: invalid config \(command line --tftp-port\): tftpPort: expected a whole number ≥ 0, got "abc"$/],
+      [
+        [...base(), '--tftp-port', 'abc', '--tftp-root', join(dir, 'tftp')],
+        /^boot-server: invalid config \(command line --tftp-port\): tftpPort: expected a whole number ≥ 0, got "abc"$/,
+      ],
       [[...base(), '--tftp-root', join(dir, 'not-a-dir')], /^boot-server: tftpRoot: .*not-a-dir is not a directory$/],
       [[...base(), '--tftp-root', join(dir, 'missing')], /^boot-server: tftpRoot: .*missing does not exist$/],
-      [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-answer', 'everyone'], /^boot-server: option '--dhcp-answer <mode>' argument 'everyone' is invalid/],
+      [
+        [...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-answer', 'everyone'],
+        /^boot-server: option '--dhcp-answer <mode>' argument 'everyone' is invalid/,
+      ],
       // Full-DHCP flags reach the config checks (which name the key) before anything binds.
       [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-mode', 'full'], /dhcpRange: required with dhcpMode full/],
-      [[...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-mode', 'full', '--dhcp-range', '10.77.0.100-nope'], /--dhcp-range\): dhcpRange: expected FIRST-LAST/],
+      [
+        [...base(), '--tftp-root', join(dir, 'tftp'), '--dhcp-mode', 'full', '--dhcp-range', '10.77.0.100-nope'],
+        /--dhcp-range\): dhcpRange: expected FIRST-LAST/,
+      ],
       [['start', '--config', join(dir, 'typo.json')], /^boot-server: invalid config \(config file .*typo\.json\): tftpport: unknown key/],
       [['start', '--config', join(dir, 'broken.json')], /^boot-server: invalid config: config: .*broken\.json is not valid JSON/],
       [['start', '--config', join(dir, 'nope.json')], /^boot-server: invalid config: config: cannot read .*nope\.json: ENOENT$/],
-      [[...base(), '--tftp-root', join(dir, 'tftp')], /^boot-server: invalid config \(environment IOT_TOFU_API_LISTEN\): apiListen: expected an IPv4 address, got "localhost"$/, { IOT_TOFU_API_LISTEN: 'localhost' }],
+      [
+        [...base(), '--tftp-root', join(dir, 'tftp')],
+        /^boot-server: invalid config \(environment IOT_TOFU_API_LISTEN\): apiListen: expected an IPv4 address, got "localhost"$/,
+        { IOT_TOFU_API_LISTEN: 'localhost' },
+      ],
     ];
     // Three at a time: each is a Node start-up with tsx, and CI runs other suites beside this one.
     const results: Awaited<ReturnType<typeof collect>>[] = [];
@@ -69,7 +99,18 @@ describe('boot-server bin', () => {
     const apiPort = await freePort();
     const stateDir = join(dir, 'state');
     const configFile = join(dir, 'config.json');
-    const config = { serverIp: '127.0.0.1', tftpRoot: join(dir, 'tftp'), nfsRoot: join(dir, 'nfs'), stateDir, exportsFile: join(dir, 'exports'), dhcp: false, tftpPort: 0, apiPort, logLevel: 'info', neighbourScanInterval: 0 };
+    const config = {
+      serverIp: '127.0.0.1',
+      tftpRoot: join(dir, 'tftp'),
+      nfsRoot: join(dir, 'nfs'),
+      stateDir,
+      exportsFile: join(dir, 'exports'),
+      dhcp: false,
+      tftpPort: 0,
+      apiPort,
+      logLevel: 'info',
+      neighbourScanInterval: 0,
+    };
     writeFileSync(configFile, JSON.stringify(config));
     const child = bootServer(['start', '--config', configFile]);
     let output = '';
@@ -79,7 +120,11 @@ describe('boot-server bin', () => {
       await waitForOutput(child, /"msg":"serving /, 60_000);
       const listening = logLines(output).filter((l) => String(l.msg).startsWith('listening on'));
       expect(listening.map((l) => l.listen).sort()).toEqual(['api', 'tftp']);
-      expect(listening.find((l) => l.listen === 'api')).toMatchObject({ address: '127.0.0.1', port: apiPort, msg: `listening on tcp 127.0.0.1:${apiPort} (api)` });
+      expect(listening.find((l) => l.listen === 'api')).toMatchObject({
+        address: '127.0.0.1',
+        port: apiPort,
+        msg: `listening on tcp 127.0.0.1:${apiPort} (api)`,
+      });
       const tftpPort = listening.find((l) => l.listen === 'tftp')!.port as number;
       expect(tftpPort).toBeGreaterThan(0);
 
@@ -89,7 +134,18 @@ describe('boot-server bin', () => {
       // A plain TFTP read (our simulated Pi's client: no peer program needed).
       const got = await fetchFile(
         systemClock,
-        { server: '127.0.0.1', localAddress: '127.0.0.1', path: 'hello.txt', tsize: true, blksize: 1468, probe: false, timeoutMs: 10_000, rrqResendMs: 2000, ackResendMs: 1000, signal: new AbortController().signal },
+        {
+          server: '127.0.0.1',
+          localAddress: '127.0.0.1',
+          path: 'hello.txt',
+          tsize: true,
+          blksize: 1468,
+          probe: false,
+          timeoutMs: 10_000,
+          rrqResendMs: 2000,
+          ackResendMs: 1000,
+          signal: new AbortController().signal,
+        },
         tftpPort,
       );
       expect(got).toMatchObject({ result: 'ok', bytes: 'hello from tofu\n'.length });

@@ -48,18 +48,34 @@ describe('boot-server daemon on a namespace LAN', { timeout: 60_000, ...needs('n
 
   const api = async (path: string) => {
     const token = readFileSync(join(dir, 'state', 'api-token'), 'utf8').trim();
-    const result = await lab.run('srv', 'curl', ['-sS', '-H', `authorization: Bearer ${token}`, `http://127.0.0.1:8067${path}`], { timeoutMs: 10_000 });
+    const result = await lab.run('srv', 'curl', ['-sS', '-H', `authorization: Bearer ${token}`, `http://127.0.0.1:8067${path}`], {
+      timeoutMs: 10_000,
+    });
     return result.stdout;
   };
 
   it('with another DHCP server on port 67, start fails in one line that suggests --no-dhcp', async () => {
-    const dnsmasq = lab.spawn('srv', 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', '--interface=eth0', '--dhcp-range=10.77.0.100,10.77.0.150', '--pid-file=', `--dhcp-leasefile=${join(dir, 'leases')}`, '--log-facility=-']);
+    const dnsmasq = lab.spawn('srv', 'dnsmasq', [
+      '--conf-file=/dev/null',
+      '--no-daemon',
+      '--port=0',
+      '--interface=eth0',
+      '--dhcp-range=10.77.0.100,10.77.0.150',
+      '--pid-file=',
+      `--dhcp-leasefile=${join(dir, 'leases')}`,
+      '--log-facility=-',
+    ]);
     try {
       await waitForOutput(dnsmasq, /DHCP, IP range/, 10_000);
-      const run = await collect(lab.spawn('srv', process.execPath, [...tsNodeArgs, CLI, 'start', '--config', configFile], { cwd: repoRoot }), 30_000);
+      const run = await collect(
+        lab.spawn('srv', process.execPath, [...tsNodeArgs, CLI, 'start', '--config', configFile], { cwd: repoRoot }),
+        30_000,
+      );
       expect(run.code).toBe(1);
       expect(run.stderr.trimEnd().split('\n'), run.stderr).toHaveLength(1);
-      expect(run.stderr).toMatch(/^boot-server: dhcpPort: cannot bind UDP [\d.]+:67: .*EADDRINUSE.*another DHCP server runs here\? .*--no-dhcp/);
+      expect(run.stderr).toMatch(
+        /^boot-server: dhcpPort: cannot bind UDP [\d.]+:67: .*EADDRINUSE.*another DHCP server runs here\? .*--no-dhcp/,
+      );
     } finally {
       await stopProcess(dnsmasq);
     }
@@ -69,14 +85,49 @@ describe('boot-server daemon on a namespace LAN', { timeout: 60_000, ...needs('n
     daemon = lab.spawn('srv', process.execPath, [...tsNodeArgs, CLI, 'start', '--config', configFile], { cwd: repoRoot });
     await waitForOutput(daemon, /"msg":"serving /, 30_000);
     const token = readFileSync(join(dir, 'state', 'api-token'), 'utf8').trim();
-    const events = lab.spawn('srv', 'curl', ['-sSN', '--max-time', '8', '-H', `authorization: Bearer ${token}`, 'http://127.0.0.1:8067/api/v1/events']);
+    const events = lab.spawn('srv', 'curl', [
+      '-sSN',
+      '--max-time',
+      '8',
+      '-H',
+      `authorization: Bearer ${token}`,
+      'http://127.0.0.1:8067/api/v1/events',
+    ]);
     const streamed = collect(events, 15_000);
     await waitForOutput(events, /iot-tofu events/, 5_000);
 
     // A plain DHCP client (no PXE options), then a PXE one with the registered Pi's MAC.
-    const plain = await lab.run('pi', 'busybox', ['udhcpc', '-i', 'eth0', '-f', '-n', '-q', '-t', '1', '-T', '1', '-s', '/bin/true'], { timeoutMs: 10_000 });
+    const plain = await lab.run('pi', 'busybox', ['udhcpc', '-i', 'eth0', '-f', '-n', '-q', '-t', '1', '-T', '1', '-s', '/bin/true'], {
+      timeoutMs: 10_000,
+    });
     expect(plain.code).not.toBe(0); // nobody hands out addresses here
-    await lab.run('pi', 'busybox', ['udhcpc', '-i', 'eth0', '-f', '-n', '-q', '-t', '1', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000', '-x', '0x5e:010201', '-O', '43', '-s', '/bin/true'], { timeoutMs: 10_000 });
+    await lab.run(
+      'pi',
+      'busybox',
+      [
+        'udhcpc',
+        '-i',
+        'eth0',
+        '-f',
+        '-n',
+        '-q',
+        '-t',
+        '1',
+        '-T',
+        '1',
+        '-V',
+        'PXEClient:Arch:00000:UNDI:002001',
+        '-x',
+        '0x5d:0000',
+        '-x',
+        '0x5e:010201',
+        '-O',
+        '43',
+        '-s',
+        '/bin/true',
+      ],
+      { timeoutMs: 10_000 },
+    );
 
     // The Pi talks to the server: the kernel learns its MAC, the daemon's next scan its IP.
     expect((await lab.run('pi', 'ping', ['-c', '1', '-W', '2', '10.77.0.2'])).code).toBe(0);
@@ -91,6 +142,12 @@ describe('boot-server daemon on a namespace LAN', { timeout: 60_000, ...needs('n
     expect(Number(/^iot_tofu_dhcp_ignored_total\{reason="not-pxe"\} (\d+)$/m.exec(metrics.stdout)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
 
     const health = JSON.parse((await lab.run('srv', 'curl', ['-sS', 'http://127.0.0.1:8067/healthz'])).stdout);
-    expect(health).toMatchObject({ status: 'ok', dhcp: true, tftp: true, pis: 1, nfs: { exportsFile: join(dir, 'exports'), exportsClients: '10.77.0.0/24', nfsdRunning: expect.any(Boolean) } });
+    expect(health).toMatchObject({
+      status: 'ok',
+      dhcp: true,
+      tftp: true,
+      pis: 1,
+      nfs: { exportsFile: join(dir, 'exports'), exportsClients: '10.77.0.0/24', nfsdRunning: expect.any(Boolean) },
+    });
   });
 });

@@ -56,7 +56,11 @@ export async function startServe(lab: Lab, host: string, config: ServeConfig): P
 }
 
 /** Runs test/dhcp/pxe-client.ts in a lab host; returns its replies (and lease, if any). */
-export async function runClient(lab: Lab, host: string, config: ClientConfig): Promise<{ replies: ReplySummary[]; lease?: { address: string; server: string }; raw: string }> {
+export async function runClient(
+  lab: Lab,
+  host: string,
+  config: ClientConfig,
+): Promise<{ replies: ReplySummary[]; lease?: { address: string; server: string }; raw: string }> {
   const result = await lab.run(host, process.execPath, [...tsNodeArgs, 'test/dhcp/pxe-client.ts', JSON.stringify(config)], {
     cwd: repoRoot,
     timeoutMs: (config.listenMs ?? 1500) + 15_000,

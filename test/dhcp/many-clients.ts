@@ -19,7 +19,8 @@ export interface ManyClientsConfig {
 const config = JSON.parse(process.argv[2] ?? '{}') as ManyClientsConfig;
 const count = Math.min(Math.max(config.count, 1), 1000);
 const seed = (config.seed ?? 0x77) & 0xff;
-const macOf = (i: number) => `02:${seed.toString(16).padStart(2, '0')}:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+const macOf = (i: number) =>
+  `02:${seed.toString(16).padStart(2, '0')}:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 const xidOf = (i: number) => ((seed << 24) | (0x5a << 16) | i) >>> 0;
 
 interface Client {
@@ -38,10 +39,27 @@ const socket = createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 <
 const send = (bytes: Uint8Array) => new Promise<void>((resolve) => socket.send(bytes, 67, '255.255.255.255', () => resolve()));
 
 function discover(c: Client): Uint8Array {
-  return encodeDhcpMessage({ op: 1, xid: c.xid, chaddr: c.mac, options: [[53, Uint8Array.of(1)], [55, Uint8Array.of(1, 3, 6, 51)]] });
+  return encodeDhcpMessage({
+    op: 1,
+    xid: c.xid,
+    chaddr: c.mac,
+    options: [
+      [53, Uint8Array.of(1)],
+      [55, Uint8Array.of(1, 3, 6, 51)],
+    ],
+  });
 }
 function request(c: Client): Uint8Array {
-  return encodeDhcpMessage({ op: 1, xid: c.xid, chaddr: c.mac, options: [[53, Uint8Array.of(3)], [50, ipv4ToBytes(c.offered!.address)], [54, c.offered!.server]] });
+  return encodeDhcpMessage({
+    op: 1,
+    xid: c.xid,
+    chaddr: c.mac,
+    options: [
+      [53, Uint8Array.of(3)],
+      [50, ipv4ToBytes(c.offered!.address)],
+      [54, c.offered!.server],
+    ],
+  });
 }
 
 socket.on('message', (bytes) => {
@@ -79,5 +97,7 @@ while (Date.now() < deadline && clients.some((c) => !c.acked)) {
   while (Date.now() < until && clients.some((c) => !c.acked)) await new Promise((r) => setTimeout(r, 20));
 }
 const acked = Object.fromEntries(clients.filter((c) => c.acked).map((c) => [c.mac, c.acked!]));
-process.stdout.write(`${JSON.stringify({ event: 'result', acked, offers, naks, missing: clients.filter((c) => !c.acked).map((c) => c.mac), ms: Date.now() - started })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ event: 'result', acked, offers, naks, missing: clients.filter((c) => !c.acked).map((c) => c.mac), ms: Date.now() - started })}\n`,
+);
 socket.close(() => process.exit(0));

@@ -72,16 +72,53 @@ function discoverOptions(profile: Profile, type: number, extra: Array<[number, U
   switch (profile) {
     case 'pi4':
     case 'pi5': {
-      const guid = encodePiGuid({ kind: 'fourcc', model: profile, boardRevision: profile === 'pi4' ? 0xc03111 : 0xd04170, macLow: '', serial }, config.mac);
+      const guid = encodePiGuid(
+        { kind: 'fourcc', model: profile, boardRevision: profile === 'pi4' ? 0xc03111 : 0xd04170, macLow: '', serial },
+        config.mac,
+      );
       const list = profile === 'pi4' ? [...PI_REQUEST_LIST_3B, 1, 3] : PI_REQUEST_LIST_5;
-      return [[53, Uint8Array.of(type)], [55, Uint8Array.from(list)], [93, u16(0)], [94, Uint8Array.of(1, 2, 1)], [97, guid], [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')], ...extra];
+      return [
+        [53, Uint8Array.of(type)],
+        [55, Uint8Array.from(list)],
+        [93, u16(0)],
+        [94, Uint8Array.of(1, 2, 1)],
+        [97, guid],
+        [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')],
+        ...extra,
+      ];
     }
     case 'pi3b':
-      return [[53, Uint8Array.of(type)], [55, Uint8Array.from(PI_REQUEST_LIST_3B)], [93, u16(0)], [94, Uint8Array.of(1, 2, 1)], [97, encodePiGuid({ kind: 'pi3-rom' })], [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')], ...extra];
+      return [
+        [53, Uint8Array.of(type)],
+        [55, Uint8Array.from(PI_REQUEST_LIST_3B)],
+        [93, u16(0)],
+        [94, Uint8Array.of(1, 2, 1)],
+        [97, encodePiGuid({ kind: 'pi3-rom' })],
+        [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')],
+        ...extra,
+      ];
     case 'bios':
-      return [[53, Uint8Array.of(type)], [57, u16(1260)], [93, u16(0)], [94, Uint8Array.of(1, 2, 1)], [97, new Uint8Array(17)], [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')], [55, Uint8Array.of(1, 3, 43, 60, 66, 67, 128, 129, 130)], ...extra];
+      return [
+        [53, Uint8Array.of(type)],
+        [57, u16(1260)],
+        [93, u16(0)],
+        [94, Uint8Array.of(1, 2, 1)],
+        [97, new Uint8Array(17)],
+        [60, asciiBytes('PXEClient:Arch:00000:UNDI:002001')],
+        [55, Uint8Array.of(1, 3, 43, 60, 66, 67, 128, 129, 130)],
+        ...extra,
+      ];
     case 'uefi-x64':
-      return [[53, Uint8Array.of(type)], [57, u16(1472)], [55, Uint8Array.of(1, 3, 43, 60, 66, 67)], [97, new Uint8Array(17).fill(0x31)], [94, Uint8Array.of(1, 3, 0)], [93, u16(7)], [60, asciiBytes('PXEClient:Arch:00007:UNDI:003000')], ...extra];
+      return [
+        [53, Uint8Array.of(type)],
+        [57, u16(1472)],
+        [55, Uint8Array.of(1, 3, 43, 60, 66, 67)],
+        [97, new Uint8Array(17).fill(0x31)],
+        [94, Uint8Array.of(1, 3, 0)],
+        [93, u16(7)],
+        [60, asciiBytes('PXEClient:Arch:00007:UNDI:003000')],
+        ...extra,
+      ];
   }
 }
 
@@ -92,7 +129,10 @@ function buildDiscover(xid: number, relay?: string): Uint8Array {
   if (config.profile === 'pi3b') {
     // The byte-exact Pi 3B-shaped DISCOVER of the reference capture, with this client's MAC.
     const golden = readUdpFrames(fixturePath('dnsmasq-proxy-reply.pcap'))[0]!.payload.slice();
-    golden.set(Uint8Array.from(config.mac.split(':'), (p) => parseInt(p, 16)), 28);
+    golden.set(
+      Uint8Array.from(config.mac.split(':'), (p) => parseInt(p, 16)),
+      28,
+    );
     return golden;
   }
   return encodeDhcpMessage({ op: 1, xid, chaddr: config.mac, options: discoverOptions(config.profile, 1) });
@@ -155,11 +195,15 @@ socket.on('message', (bytes, rinfo) => {
       op: 1,
       xid,
       chaddr: config.mac,
-      options: discoverOptions(config.profile, 3, [[50, ipv4ToBytes(message.yiaddr)], [54, serverId]]),
+      options: discoverOptions(config.profile, 3, [
+        [50, ipv4ToBytes(message.yiaddr)],
+        [54, serverId],
+      ]),
     });
     socket.send(request, 67, '255.255.255.255');
   }
-  if (config.requestLease && type === 'ack' && message.yiaddr !== '0.0.0.0') print('lease', { address: message.yiaddr, server: rinfo.address });
+  if (config.requestLease && type === 'ack' && message.yiaddr !== '0.0.0.0')
+    print('lease', { address: message.yiaddr, server: rinfo.address });
 });
 
 if (config.mode === 'discover') {

@@ -108,33 +108,37 @@ for (const { mode, title, needs: needed, machines } of modes) {
       return served(file);
     }
 
-    it.concurrent.each(machines)('$name netboots and fetches $file from us', async (machine) => {
-      const [command, args] = qemuCommand(machine, work);
-      const qemu = lab.spawn('sw', command, args);
-      try {
-        const event = await waitForServed(machine.file, qemu, BOOT_DEADLINE_MS);
-        const lastEvents = JSON.stringify(events.slice(-8));
-        expect(event, `${machine.file} not served within ${BOOT_DEADLINE_MS} ms; last events ${lastEvents}`).toBeDefined();
-        const offers = events.filter((e) => e.event === 'offer-sent' && e.mac === machine.mac);
-        if (mode === 'proxy') {
-          expect(offers.length).toBeGreaterThan(0);
-          expect(offers.every((e) => e.kind === machine.kind)).toBe(true);
-          // edk2 asks the proxy again on 4011 (from port 4011) before downloading the NBP.
-          const ackTo4011 = offers.some((e) => e.port === 'pxe' && e.messageType === 'ack' && String(e.to).endsWith(':4011'));
-          if (machine.kind !== 'ipxe') expect(ackTo4011).toBe(true);
-        } else {
-          const bound = events.find((e) => e.event === 'lease' && e.mac === machine.mac && e.state === 'bound');
-          expect(bound).toBeDefined();
-          expect(String(bound!.address)).toMatch(/^10\.77\.0\.1\d\d$/);
-          // The TFTP request came from the address we leased.
-          expect(JSON.stringify(event)).toContain(String(bound!.address));
+    it.concurrent.each(machines)(
+      '$name netboots and fetches $file from us',
+      async (machine) => {
+        const [command, args] = qemuCommand(machine, work);
+        const qemu = lab.spawn('sw', command, args);
+        try {
+          const event = await waitForServed(machine.file, qemu, BOOT_DEADLINE_MS);
+          const lastEvents = JSON.stringify(events.slice(-8));
+          expect(event, `${machine.file} not served within ${BOOT_DEADLINE_MS} ms; last events ${lastEvents}`).toBeDefined();
+          const offers = events.filter((e) => e.event === 'offer-sent' && e.mac === machine.mac);
+          if (mode === 'proxy') {
+            expect(offers.length).toBeGreaterThan(0);
+            expect(offers.every((e) => e.kind === machine.kind)).toBe(true);
+            // edk2 asks the proxy again on 4011 (from port 4011) before downloading the NBP.
+            const ackTo4011 = offers.some((e) => e.port === 'pxe' && e.messageType === 'ack' && String(e.to).endsWith(':4011'));
+            if (machine.kind !== 'ipxe') expect(ackTo4011).toBe(true);
+          } else {
+            const bound = events.find((e) => e.event === 'lease' && e.mac === machine.mac && e.state === 'bound');
+            expect(bound).toBeDefined();
+            expect(String(bound!.address)).toMatch(/^10\.77\.0\.1\d\d$/);
+            // The TFTP request came from the address we leased.
+            expect(JSON.stringify(event)).toContain(String(bound!.address));
+          }
+          // The script's own imgfetch proves iPXE ran what we handed it.
+          if (machine.kind === 'ipxe') expect(await waitForServed('hello.txt', qemu, 20_000)).toBeDefined();
+        } finally {
+          await stopProcess(qemu);
         }
-        // The script's own imgfetch proves iPXE ran what we handed it.
-        if (machine.kind === 'ipxe') expect(await waitForServed('hello.txt', qemu, 20_000)).toBeDefined();
-      } finally {
-        await stopProcess(qemu);
-      }
-    }, BOOT_DEADLINE_MS + 40_000);
+      },
+      BOOT_DEADLINE_MS + 40_000,
+    );
 
     it('on the wire: our replies came from 10.77.0.2 and each firmware DISCOVER was answered', async () => {
       await stopProcess(capture);
@@ -145,12 +149,20 @@ for (const { mode, title, needs: needed, machines } of modes) {
       const ours = replies.filter((f) => f.srcIp === S);
       expect(ours.length).toBeGreaterThanOrEqual(machines.length);
       for (const machine of machines) {
-        const discovers = frames.filter((f) => f.dstPort === 67 && f.payload[0] === 1 && (() => {
-          const m = decodeDhcpMessage(f.payload);
-          return clientMac(m) === machine.mac && messageType(m) === 'discover';
-        })());
+        const discovers = frames.filter(
+          (f) =>
+            f.dstPort === 67 &&
+            f.payload[0] === 1 &&
+            (() => {
+              const m = decodeDhcpMessage(f.payload);
+              return clientMac(m) === machine.mac && messageType(m) === 'discover';
+            })(),
+        );
         expect(discovers.length, machine.name).toBeGreaterThan(0);
-        expect(ours.some((f) => clientMac(decodeDhcpMessage(f.payload)) === machine.mac), machine.name).toBe(true);
+        expect(
+          ours.some((f) => clientMac(decodeDhcpMessage(f.payload)) === machine.mac),
+          machine.name,
+        ).toBe(true);
       }
       if (mode === 'proxy') {
         // A proxy hands out no address and never the Pi menu to PC firmware.

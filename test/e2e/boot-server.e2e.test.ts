@@ -57,7 +57,9 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
 
   async function startDaemon(): Promise<void> {
     daemonOutput = '';
-    daemon = storm.lab.spawn('srv', process.execPath, [...tsNodeArgs, 'packages/boot-server/src/cli.ts', 'start', '--config', configFile], { cwd: repoRoot });
+    daemon = storm.lab.spawn('srv', process.execPath, [...tsNodeArgs, 'packages/boot-server/src/cli.ts', 'start', '--config', configFile], {
+      cwd: repoRoot,
+    });
     daemon.stdout?.on('data', (d: Buffer) => (daemonOutput += d.toString()));
     daemon.stderr?.on('data', (d: Buffer) => (daemonOutput += d.toString()));
     await waitForOutput(daemon, /"msg":"serving /, 20_000);
@@ -90,34 +92,59 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
   }
 
   function pxetools(args: string[]) {
-    return storm.lab.run('srv', process.execPath, [...tsNodeArgs, 'packages/pxetools/src/cli.ts', ...args, '--config', configFile], { cwd: repoRoot, timeoutMs: 30_000 });
+    return storm.lab.run('srv', process.execPath, [...tsNodeArgs, 'packages/pxetools/src/cli.ts', ...args, '--config', configFile], {
+      cwd: repoRoot,
+      timeoutMs: 30_000,
+    });
   }
 
   function simulate(args: string[], timeoutMs = 60_000): Promise<SimOutput> {
-    return storm.lab.run('pis', process.execPath, [...tsNodeArgs, 'packages/rpi-sim/src/bin.ts', '--model', 'pi4', '--json', '-', ...args], { cwd: repoRoot, timeoutMs }).then((result) => {
-      expect(result.stderr).toContain('summary:');
-      return JSON.parse(result.stdout) as SimOutput;
-    });
+    return storm.lab
+      .run('pis', process.execPath, [...tsNodeArgs, 'packages/rpi-sim/src/bin.ts', '--model', 'pi4', '--json', '-', ...args], {
+        cwd: repoRoot,
+        timeoutMs,
+      })
+      .then((result) => {
+        expect(result.stderr).toContain('summary:');
+        return JSON.parse(result.stdout) as SimOutput;
+      });
   }
 
   it('a Pi added through the API and one added with pxetools boot; MAC, IP, timeline and metrics follow', async () => {
     await startDaemon();
-    expect(daemonOutput).toContain(`"msg":"serving ${fixture.tftpRoot} as ${SERVER_IP}, proxyDHCP answering registered Pis (config ${configFile})"`);
+    expect(daemonOutput).toContain(
+      `"msg":"serving ${fixture.tftpRoot} as ${SERVER_IP}, proxyDHCP answering registered Pis (config ${configFile})"`,
+    );
     // One line per listening socket: proxyDHCP 67 and 4011, TFTP 69, API 8067.
     const listening = daemonOutput.split('\n').filter((l) => l.includes('"msg":"listening on'));
     expect(listening.map((l) => JSON.parse(l).msg).sort()).toEqual(
-      [`listening on udp 0.0.0.0:67 (dhcp)`, `listening on udp ${SERVER_IP}:67 (dhcp)`, `listening on udp 0.0.0.0:4011 (pxe)`, `listening on udp ${SERVER_IP}:4011 (pxe)`, `listening on udp ${SERVER_IP}:69 (tftp)`, 'listening on tcp 127.0.0.1:8067 (api)'].sort(),
+      [
+        `listening on udp 0.0.0.0:67 (dhcp)`,
+        `listening on udp ${SERVER_IP}:67 (dhcp)`,
+        `listening on udp 0.0.0.0:4011 (pxe)`,
+        `listening on udp ${SERVER_IP}:4011 (pxe)`,
+        `listening on udp ${SERVER_IP}:69 (tftp)`,
+        'listening on tcp 127.0.0.1:8067 (api)',
+      ].sort(),
     );
 
     const [viaApi, viaCli, stranger, misdirected] = simulatedIdentities(4, 'pi4');
     const setup = await api('POST', '/api/v1/setup', { base: 'bookworm', bootDir: fixture.bootDir, rootfsDir: fixture.rootfsDir });
     expect(setup.status, setup.text).toBe(201);
-    const added = await api('POST', '/api/v1/pis', { serial: viaApi!.serial, owner: 'root', name: 'api-pi', mac: viaApi!.mac, base: 'bookworm' });
+    const added = await api('POST', '/api/v1/pis', {
+      serial: viaApi!.serial,
+      owner: 'root',
+      name: 'api-pi',
+      mac: viaApi!.mac,
+      base: 'bookworm',
+    });
     expect(added.status, added.text).toBe(201);
     // The CLI writes the registry behind the daemon's back; the daemon must pick it up unrestarted.
     const cli = await pxetools(['--add', viaCli!.serial, '--owner', 'root', '--name', 'cli-pi', '--base', 'bookworm', '--yes']);
     expect(cli.code, cli.stderr).toBe(0);
-    await expect.poll(async () => (await api('GET', '/api/v1/pis')).json.map((p: { serial: string }) => p.serial), { timeout: 5000 }).toEqual([viaApi!.serial, viaCli!.serial].sort());
+    await expect
+      .poll(async () => (await api('GET', '/api/v1/pis')).json.map((p: { serial: string }) => p.serial), { timeout: 5000 })
+      .toEqual([viaApi!.serial, viaCli!.serial].sort());
 
     const out = await simulate(['--pis', '2', '--limit', '40']);
     expect(out.summary).toMatchObject({ pis: 2, booted: 2, neverBooted: 0, failedAttempts: 0 });
@@ -128,7 +155,13 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
       const leased = bound?.kind === 'bound' ? bound.address : '';
       // Learned facts reach the registry: the real MAC (also for the Pi added without one) and the IP.
       const pi = await api('GET', `/api/v1/pis/${report.serial}`);
-      expect(pi.json).toMatchObject({ serial: report.serial, mac: report.mac, macSource: expect.stringMatching(/learned|configured/), ip: leased, model: 'pi4' });
+      expect(pi.json).toMatchObject({
+        serial: report.serial,
+        mac: report.mac,
+        macSource: expect.stringMatching(/learned|configured/),
+        ip: leased,
+        model: 'pi4',
+      });
       expect(pi.json.lastSeen).toEqual(expect.any(String));
 
       const timeline = (await api('GET', `/api/v1/pis/${report.serial}/timeline`)).json as Array<Record<string, unknown>>;
@@ -141,8 +174,15 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
       // The same files, but not necessarily in the same order: the server logs a file when its last
       // ACK arrives on the transfer's socket, which can race the Pi's next RRQ on port 69.
       expect(served.map((e) => e.file).sort()).toEqual(okFiles.map((e) => (e.kind === 'file' ? e.path : '')).sort());
-      expect(served.find((e) => e.file === `${report.serial}/kernel8.img`)).toMatchObject({ bytes: KERNEL_BYTES, clientIp: leased, retries: expect.any(Number), ms: expect.any(Number) });
-      expect(timeline.some((e) => e.type === 'transfer-failed' && e.kind === 'aborted' && e.file === `${report.serial}/start4.elf`)).toBe(true);
+      expect(served.find((e) => e.file === `${report.serial}/kernel8.img`)).toMatchObject({
+        bytes: KERNEL_BYTES,
+        clientIp: leased,
+        retries: expect.any(Number),
+        ms: expect.any(Number),
+      });
+      expect(timeline.some((e) => e.type === 'transfer-failed' && e.kind === 'aborted' && e.file === `${report.serial}/start4.elf`)).toBe(
+        true,
+      );
     }
 
     // pxetools --list shows what the daemon learned (MAC and IP columns); the daemon saves learned
@@ -150,10 +190,13 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
     for (const report of out.reports) {
       const bound = report.timeline.find((e) => e.kind === 'bound');
       await expect
-        .poll(async () => {
-          const list = await pxetools(['--list']);
-          return list.stdout.split('\n').find((l) => l.includes(report.serial.slice(-6))) ?? list.stderr;
-        }, { timeout: 10_000, interval: 500 })
+        .poll(
+          async () => {
+            const list = await pxetools(['--list']);
+            return list.stdout.split('\n').find((l) => l.includes(report.serial.slice(-6))) ?? list.stderr;
+          },
+          { timeout: 10_000, interval: 500 },
+        )
         .toMatch(new RegExp(`${report.mac}\\s+${(bound?.kind === 'bound' ? bound.address : '?').replaceAll('.', '\\.')}`));
     }
 
@@ -178,7 +221,9 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
 
     // A Pi nobody registered gets no offer and shows up as discovered; a registered Pi whose EEPROM
     // sends TFTP elsewhere (TFTP_IP) gets the offer but never asks us: its timeline says so.
-    expect((await api('POST', '/api/v1/pis', { serial: misdirected!.serial, owner: 'root', name: 'lost', base: 'bookworm' })).status).toBe(201);
+    expect((await api('POST', '/api/v1/pis', { serial: misdirected!.serial, owner: 'root', name: 'lost', base: 'bookworm' })).status).toBe(
+      201,
+    );
     const lonely = await simulate(['--pis', '2', '--first-index', '2', '--server', '10.77.0.99', '--limit', '5', '--max-attempts', '1']);
     expect(lonely.summary).toMatchObject({ booted: 0, neverBooted: 2 });
     const discovered = await api('GET', '/api/v1/discovered');
@@ -201,18 +246,25 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
   it('kill -9 during a boot storm: registry and exports stay whole, the Pis retry and boot after a restart', async () => {
     if (!daemon) await startDaemon();
     const pis = simulatedIdentities(4, 'pi4', 10);
-    for (const [i, pi] of pis.entries()) expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `storm-${i}`, base: 'bookworm' })).status).toBe(201);
+    for (const [i, pi] of pis.entries())
+      expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `storm-${i}`, base: 'bookworm' })).status).toBe(
+        201,
+      );
     const registeredBefore = (await api('GET', '/api/v1/pis')).json.map((p: { serial: string }) => p.serial);
     await applyProfile(storm.lab, PROFILES.lan100);
 
     const storming = simulate(['--pis', '4', '--first-index', '10', '--limit', '60', '--file-timeout', '5000'], 90_000);
     // Kill once the storm has file data in flight.
-    await expect.poll(async () => (await metrics()).get('iot_tofu_tftp_active_transfers') ?? 0, { timeout: 20_000, interval: 50 }).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await metrics()).get('iot_tofu_tftp_active_transfers') ?? 0, { timeout: 20_000, interval: 50 })
+      .toBeGreaterThan(0);
     // A registry write racing with the kill.
     const racing = api('POST', '/api/v1/pis', { serial: '7e57c0de', owner: 'root', name: 'racer', base: 'bookworm' });
     await new Promise((resolve) => setTimeout(resolve, 30));
     daemon!.kill('SIGKILL');
-    await new Promise<void>((resolve) => (daemon!.exitCode !== null || daemon!.signalCode !== null ? resolve() : daemon!.once('exit', () => resolve())));
+    await new Promise<void>((resolve) =>
+      daemon!.exitCode !== null || daemon!.signalCode !== null ? resolve() : daemon!.once('exit', () => resolve()),
+    );
     expect(daemon!.signalCode).toBe('SIGKILL');
     await racing.catch(() => undefined);
 
@@ -248,7 +300,10 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
     expect((await metrics()).get('iot_tofu_admission_capacity')).toBe(1);
 
     const pis = simulatedIdentities(2, 'pi4', 20);
-    for (const [i, pi] of pis.entries()) expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `gated-${i}`, base: 'bookworm' })).status).toBe(201);
+    for (const [i, pi] of pis.entries())
+      expect((await api('POST', '/api/v1/pis', { serial: pi.serial, owner: 'root', name: `gated-${i}`, base: 'bookworm' })).status).toBe(
+        201,
+      );
     const deferredBefore = (await metrics()).get('iot_tofu_dhcp_ignored_total{reason="deferred"}') ?? 0;
     const out = await simulate(['--pis', '2', '--first-index', '20', '--limit', '40']);
     expect(out.summary).toMatchObject({ pis: 2, booted: 2, failedAttempts: 0 });
@@ -269,7 +324,10 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
 
   // A real PXE firmware (OVMF, x86-64 UEFI, in QEMU under TCG) against the daemon: SIGHUP adds a
   // `pxe.uefiX64` boot file, the firmware gets it in the proxy offer and downloads it over TFTP.
-  it('SIGHUP adds a UEFI boot file; OVMF in QEMU downloads it through the daemon', { timeout: 180_000, ...needs('qemu-system-x86_64', OVMF) }, async () => {
+  it('SIGHUP adds a UEFI boot file; OVMF in QEMU downloads it through the daemon', {
+    timeout: 180_000,
+    ...needs('qemu-system-x86_64', OVMF),
+  }, async () => {
     if (!daemon) await startDaemon();
     mkdirSync(join(fixture.tftpRoot, 'uefi'), { recursive: true });
     writeFileSync(join(fixture.tftpRoot, 'uefi', 'boot.efi'), Buffer.alloc(64 * 1024, 0x5a));
@@ -281,16 +339,35 @@ describe('boot-server end to end (netns)', needs('netns', 'dnsmasq', 'exportfs',
     await storm.lab.addTap('tap0');
     const serial = join(fixture.dir, 'ovmf.serial');
     const qemu = storm.lab.spawn('sw', 'qemu-system-x86_64', [
-      '-accel', 'tcg', '-m', '256', '-bios', OVMF, '-display', 'none', '-serial', `file:${serial}`, '-monitor', 'none',
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:31,romfile=',
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-bios',
+      OVMF,
+      '-display',
+      'none',
+      '-serial',
+      `file:${serial}`,
+      '-monitor',
+      'none',
+      '-netdev',
+      'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device',
+      'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:31,romfile=',
     ]);
     try {
       await expect
-        .poll(async () => (await metrics()).get('iot_tofu_tftp_file_duration_seconds_count{file="uefi/boot.efi"}') ?? 0, { timeout: 90_000, interval: 1000 })
+        .poll(async () => (await metrics()).get('iot_tofu_tftp_file_duration_seconds_count{file="uefi/boot.efi"}') ?? 0, {
+          timeout: 90_000,
+          interval: 1000,
+        })
         .toBeGreaterThanOrEqual(1);
       const m = await metrics();
       expect(m.get('iot_tofu_dhcp_offers_total{type="offer",kind="uefi-x64"}')).toBeGreaterThanOrEqual(1);
-      await expect.poll(() => (existsSync(serial) ? readFileSync(serial, 'latin1') : ''), { timeout: 20_000 }).toContain('NBP file downloaded successfully');
+      await expect
+        .poll(() => (existsSync(serial) ? readFileSync(serial, 'latin1') : ''), { timeout: 20_000 })
+        .toContain('NBP file downloaded successfully');
     } finally {
       await stopProcess(qemu);
     }

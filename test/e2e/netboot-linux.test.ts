@@ -33,9 +33,20 @@ const SCRIPT_FILE = 'netboot-linux.ipxe';
 const kernel = installedKernel();
 /** Kernel, firmware, busybox and the ganesha FSAL are files; the rest are programs (test/needs.ts). */
 const NEEDS = [
-  'netns', 'dnsmasq', 'qemu-system-x86_64', 'ganesha.nfsd', 'rpcbind', 'mkinitramfs', 'exportfs', 'unshare', 'timeout', 'ldd',
+  'netns',
+  'dnsmasq',
+  'qemu-system-x86_64',
+  'ganesha.nfsd',
+  'rpcbind',
+  'mkinitramfs',
+  'exportfs',
+  'unshare',
+  'timeout',
+  'ldd',
   kernel?.vmlinuz ?? '/boot/vmlinuz-VERSION (package linux-image-amd64)',
-  IPXE_ROM, '/bin/busybox', '/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so',
+  IPXE_ROM,
+  '/bin/busybox',
+  '/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so',
 ];
 
 /** One step of the boot, as observed from outside the guest. */
@@ -79,18 +90,42 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
     const started = Date.now();
     const mark = (step: string) => preparation.push({ step, atMs: Date.now() - started });
     work = mkdtempSync(join(tmpdir(), 'tofu-netboot-linux-'));
-    config = { tftpRoot: join(work, 'tftpboot'), nfsRoot: join(work, 'nfs'), stateDir: join(work, 'state'), exportsFile: join(work, 'iot-tofu.exports') };
+    config = {
+      tftpRoot: join(work, 'tftpboot'),
+      nfsRoot: join(work, 'nfs'),
+      stateDir: join(work, 'state'),
+      exportsFile: join(work, 'iot-tofu.exports'),
+    };
     configFile = join(work, 'config.json');
     writeFileSync(
       configFile,
-      JSON.stringify({ ...config, exportsClients: '10.77.0.0/24', serverIp: SERVER_IP, dhcpAnswer: 'any-pi', pxe: { ipxeScript: SCRIPT_FILE }, apiPort: 0, logLevel: 'debug', neighbourScanInterval: 0 }),
+      JSON.stringify({
+        ...config,
+        exportsClients: '10.77.0.0/24',
+        serverIp: SERVER_IP,
+        dhcpAnswer: 'any-pi',
+        pxe: { ipxeScript: SCRIPT_FILE },
+        apiPort: 0,
+        logLevel: 'debug',
+        neighbourScanInterval: 0,
+      }),
     );
 
     const initramfs = netbootInitramfs(kernel);
     mark(`initramfs ${initramfs.built ? `built by mkinitramfs in ${initramfs.ms} ms` : 'from cache'}`);
     makePiOsBootDir(join(work, 'base-boot'), { kernel: kernel.vmlinuz, initramfs: initramfs.path });
     makeBusyboxRoot(join(work, 'base-root'));
-    await pxetools(['setup', '--base', 'pios', '--boot-dir', join(work, 'base-boot'), '--rootfs-dir', join(work, 'base-root'), '--server-ip', SERVER_IP]);
+    await pxetools([
+      'setup',
+      '--base',
+      'pios',
+      '--boot-dir',
+      join(work, 'base-boot'),
+      '--rootfs-dir',
+      join(work, 'base-root'),
+      '--server-ip',
+      SERVER_IP,
+    ]);
     mark('pxetools setup');
     await pxetools(['--add', SERIAL, '--owner', 'root', '--name', PI_NAME, '--base', 'pios', '--yes']);
     mark('pxetools --add');
@@ -109,7 +144,9 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
     await waitForOutput(router, /DHCP, IP range/, 10_000);
     ganesha = await startGanesha(lab, 'sut', { workDir: work, exportsFile: config.exportsFile, bindAddress: SERVER_IP });
     mark('nfs-ganesha up');
-    daemon = lab.spawn('sut', process.execPath, [...tsNodeArgs, 'packages/boot-server/src/cli.ts', 'start', '--config', configFile], { cwd: repoRoot });
+    daemon = lab.spawn('sut', process.execPath, [...tsNodeArgs, 'packages/boot-server/src/cli.ts', 'start', '--config', configFile], {
+      cwd: repoRoot,
+    });
     events = jsonEvents(daemon);
     daemon.stdout?.on('data', (d: Buffer) => (daemonLog += d.toString()));
     daemon.stderr?.on('data', (d: Buffer) => (daemonLog += d.toString()));
@@ -125,17 +162,38 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
     if (work && !process.env.IOT_TOFU_KEEP_WORK) rmSync(work, { recursive: true, force: true });
   });
 
-  it('boots kernel8.img + initramfs8 from the Pi\'s TFTP folder and reaches the root\'s init over NFS', { timeout: (QEMU_TIMEOUT_S + 60) * 1000 }, async () => {
+  it("boots kernel8.img + initramfs8 from the Pi's TFTP folder and reaches the root's init over NFS", {
+    timeout: (QEMU_TIMEOUT_S + 60) * 1000,
+  }, async () => {
     const consoleFile = join(work, 'console.log');
     writeFileSync(consoleFile, '');
     const consoleText = () => readFileSync(consoleFile, 'utf8');
     const timings: StepTiming[] = [];
     const qemuStarted = Date.now();
     const qemu = lab.spawn('sw', 'timeout', [
-      '--kill-after=5', String(QEMU_TIMEOUT_S),
-      'qemu-system-x86_64', '-accel', 'tcg', '-m', '768', '-nodefaults', '-display', 'none', '-vga', 'std', '-monitor', 'none',
-      '-serial', `file:${consoleFile}`, '-boot', 'n', '-no-reboot',
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', `e1000,netdev=n0,mac=${GUEST_MAC},romfile=${IPXE_ROM}`,
+      '--kill-after=5',
+      String(QEMU_TIMEOUT_S),
+      'qemu-system-x86_64',
+      '-accel',
+      'tcg',
+      '-m',
+      '768',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-vga',
+      'std',
+      '-monitor',
+      'none',
+      '-serial',
+      `file:${consoleFile}`,
+      '-boot',
+      'n',
+      '-no-reboot',
+      '-netdev',
+      'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device',
+      `e1000,netdev=n0,mac=${GUEST_MAC},romfile=${IPXE_ROM}`,
     ]);
     let qemuStderr = '';
     qemu.stderr?.on('data', (d: Buffer) => (qemuStderr += d.toString()));
@@ -163,44 +221,80 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
           return value;
         }
         if (qemu.exitCode !== null || qemu.signalCode !== null) {
-          const how = qemu.exitCode === 124 ? `was stopped by its ${QEMU_TIMEOUT_S} s timeout` : `exited (${qemu.exitCode ?? qemu.signalCode})`;
+          const how =
+            qemu.exitCode === 124 ? `was stopped by its ${QEMU_TIMEOUT_S} s timeout` : `exited (${qemu.exitCode ?? qemu.signalCode})`;
           throw new StepFailure(`step "${name}" failed: QEMU ${how} before it happened; qemu stderr: ${qemuStderr.trim()}\n${evidence()}`);
         }
         if (Date.now() > deadline) throw new StepFailure(`step "${name}" failed: not seen within ${deadlineMs / 1000} s\n${evidence()}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
-    const daemonEvidence = () => `our daemon's last events:\n${events.slice(-8).map((e) => JSON.stringify(e)).join('\n')}`;
+    const daemonEvidence = () =>
+      `our daemon's last events:\n${events
+        .slice(-8)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}`;
     const consoleEvidence = () => `serial console (last lines):\n${tail(consoleText())}`;
     const tftpStep = (name: string, suffix: string, deadlineMs: number) =>
-      step(name, deadlineMs, () => {
-        const failed = failedTransfer(suffix);
-        if (failed && !served(suffix)) throw new Error(`our TFTP server failed ${String(failed.file)}: ${String(failed.reason)}`);
-        return served(suffix);
-      }, daemonEvidence);
+      step(
+        name,
+        deadlineMs,
+        () => {
+          const failed = failedTransfer(suffix);
+          if (failed && !served(suffix)) throw new Error(`our TFTP server failed ${String(failed.file)}: ${String(failed.reason)}`);
+          return served(suffix);
+        },
+        daemonEvidence,
+      );
 
     try {
-      await step('proxy offer (our proxyDHCP answers the PXE firmware)', 60_000,
+      await step(
+        'proxy offer (our proxyDHCP answers the PXE firmware)',
+        60_000,
         () => events.find((e) => e.event === 'offer-sent' && e.mac === GUEST_MAC),
-        () => `${daemonEvidence()}\nqemu stderr: ${qemuStderr}`);
-      await step('DHCP address (dnsmasq, the site router, leases one)', 60_000, () => acks()[0], () => `dnsmasq log:\n${tail(routerLog)}`);
+        () => `${daemonEvidence()}\nqemu stderr: ${qemuStderr}`,
+      );
+      await step(
+        'DHCP address (dnsmasq, the site router, leases one)',
+        60_000,
+        () => acks()[0],
+        () => `dnsmasq log:\n${tail(routerLog)}`,
+      );
       await tftpStep(`TFTP of the iPXE script ${SCRIPT_FILE}`, SCRIPT_FILE, 60_000);
       const kernelServed = await tftpStep(`kernel: TFTP of ${FOLDER}/kernel8.img`, `${FOLDER}/kernel8.img`, 90_000);
       const initramfsServed = await tftpStep(`initramfs: TFTP of ${FOLDER}/initramfs8`, `${FOLDER}/initramfs8`, 90_000);
       // With `quiet` (Pi OS's cmdline) the kernel prints little: its initramfs asking dnsmasq again counts too.
-      await step('kernel starts (console output, or the initramfs asks for an address)', 150_000,
+      await step(
+        'kernel starts (console output, or the initramfs asks for an address)',
+        150_000,
         () => (/Linux version|Run \/init|IP-Config|Begin:/.test(consoleText()) || acks().length > 1 ? true : undefined),
-        () => `${consoleEvidence()}\n(iPXE reports errors on the VGA screen only)`);
-      await step('NFS mount of the root (initramfs nfsmount from nfs-ganesha)', 120_000, () => {
-        const text = consoleText();
-        if (text.includes(INIT_MARKER) || /No init found|doesn't have requested/.test(text)) return true;
-        const complaint = nfsComplaint(text);
-        if (complaint) throw new Error(`the console says: ${complaint}; the Pi's nfsroot: ${/nfsroot=\S+/.exec(cmdline)?.[0] ?? 'none'}`);
-        return undefined;
-      }, () => `${consoleEvidence()}\nganesha log (last lines):\n${tail(ganesha.log(), 10)}`);
-      await step('init (marker on the serial console)', 30_000, () => (consoleText().includes(`${INIT_MARKER} ${PI_NAME}`) ? true : undefined), consoleEvidence);
+        () => `${consoleEvidence()}\n(iPXE reports errors on the VGA screen only)`,
+      );
+      await step(
+        'NFS mount of the root (initramfs nfsmount from nfs-ganesha)',
+        120_000,
+        () => {
+          const text = consoleText();
+          if (text.includes(INIT_MARKER) || /No init found|doesn't have requested/.test(text)) return true;
+          const complaint = nfsComplaint(text);
+          if (complaint) throw new Error(`the console says: ${complaint}; the Pi's nfsroot: ${/nfsroot=\S+/.exec(cmdline)?.[0] ?? 'none'}`);
+          return undefined;
+        },
+        () => `${consoleEvidence()}\nganesha log (last lines):\n${tail(ganesha.log(), 10)}`,
+      );
+      await step(
+        'init (marker on the serial console)',
+        30_000,
+        () => (consoleText().includes(`${INIT_MARKER} ${PI_NAME}`) ? true : undefined),
+        consoleEvidence,
+      );
       // The console file lags the marker by a few writes: wait for the end of init's report.
-      await step('init report (/proc/mounts on the console)', 15_000, () => (/^--- end/m.test(consoleText()) ? true : undefined), consoleEvidence);
+      await step(
+        'init report (/proc/mounts on the console)',
+        15_000,
+        () => (/^--- end/m.test(consoleText()) ? true : undefined),
+        consoleEvidence,
+      );
 
       const text = consoleText();
       // The root is this Pi's own copy, mounted from us over NFS.
@@ -209,7 +303,9 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
       expect(Number(initramfsServed.bytes)).toBe(readFileSync(join(work, 'base-boot', 'initramfs8')).length);
     } finally {
       const all = [...preparation.map((t) => ({ ...t, step: `prep: ${t.step}` })), ...timings];
-      console.log(`netboot-linux timings (prep: ms since test start; boot: ms since QEMU start):\n${all.map((t) => `  ${String(t.atMs).padStart(7)} ms  ${t.step}`).join('\n')}`);
+      console.log(
+        `netboot-linux timings (prep: ms since test start; boot: ms since QEMU start):\n${all.map((t) => `  ${String(t.atMs).padStart(7)} ms  ${t.step}`).join('\n')}`,
+      );
       const marker = timings.find((t) => t.step.startsWith('init ('));
       if (marker) console.log(`netboot-linux: end to end (QEMU start -> init marker) ${(marker.atMs / 1000).toFixed(1)} s`);
       // Kept with IOT_TOFU_KEEP_WORK=1 for a look after a failure.
@@ -222,7 +318,10 @@ describe('a Pi OS-shaped Linux netboots through our server into the root pxetool
 
 /** Console complaints of the initramfs about its NFS root, with what they usually mean. */
 const NFS_COMPLAINTS: ReadonlyArray<[pattern: RegExp, meaning: string]> = [
-  [/invalid value for vers|bad NFS version/, 'klibc nfsmount takes vers=2 or vers=3 only (docs/pi-netboot-protocol.md section 9): the nfsroot= options in cmdline.txt'],
+  [
+    /invalid value for vers|bad NFS version/,
+    'klibc nfsmount takes vers=2 or vers=3 only (docs/pi-netboot-protocol.md section 9): the nfsroot= options in cmdline.txt',
+  ],
   [/bad option/, "klibc nfsmount rejects that option (e.g. proto=; it wants plain 'tcp'): the nfsroot= options in cmdline.txt"],
   [/Retrying nfs mount|mount call failed|nfsmount: .+/, 'the server refused or did not answer: see the ganesha log and the exports'],
   [/ALERT!|Gave up waiting for root/, 'the initramfs looked for a local root device: is root=/dev/nfs in cmdline.txt?'],

@@ -18,16 +18,27 @@ const CLI = 'packages/pxetools/src/cli.ts';
  * an add must leave nothing that blocks the next attempt.
  */
 /** Without a terminal pxetools reports progress as plain lines on stderr ("Copying root: 50% (…)"); what is left is what went wrong. */
-const withoutProgress = (stderr: string) => stderr.split(/(?<=\n)/).filter((line) => !/^[A-Z][\w ]*: \d{1,3}% \(/.test(line)).join('');
+const withoutProgress = (stderr: string) =>
+  stderr
+    .split(/(?<=\n)/)
+    .filter((line) => !/^[A-Z][\w ]*: \d{1,3}% \(/.test(line))
+    .join('');
 
-describe('fleet across processes (real pxetools processes, real exportfs)', { timeout: 120_000, ...needs('root', 'exportfs', 'exports.d', 'xattr') }, () => {
+describe('fleet across processes (real pxetools processes, real exportfs)', {
+  timeout: 120_000,
+  ...needs('root', 'exportfs', 'exports.d', 'xattr'),
+}, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;
   let roots: { tftpRoot: string; nfsRoot: string; stateDir: string };
 
   const spawnCli = (args: string[]) =>
-    spawn(process.execPath, [...tsNodeArgs, CLI, ...args, '--config', configFile], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    spawn(process.execPath, [...tsNodeArgs, CLI, ...args, '--config', configFile], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
 
   beforeAll(async () => {
     dir = tempDir('multi');
@@ -82,7 +93,9 @@ describe('fleet across processes (real pxetools processes, real exportfs)', { ti
   it('an add killed with SIGKILL mid-copy blocks nothing: the retry cleans up and succeeds', async () => {
     const child = spawnCli(['--add', 'b0000001', '--owner', 'ops', '--name', 'killed', '--base', 'lite']);
     const done = collect(child, 60_000);
-    await expect.poll(() => readdirSync(roots.nfsRoot).some((n) => n.startsWith('.b0000001.tmp-')), { timeout: 20_000, interval: 20 }).toBe(true);
+    await expect
+      .poll(() => readdirSync(roots.nfsRoot).some((n) => n.startsWith('.b0000001.tmp-')), { timeout: 20_000, interval: 20 })
+      .toBe(true);
     // The whole process group: node and the cp it started, like a power cut of that session.
     process.kill(-child.pid!, 'SIGKILL');
     expect((await done).signal).toBe('SIGKILL');

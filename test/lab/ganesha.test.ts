@@ -5,7 +5,9 @@ import { parseExports } from '@iot-tofu/nfs-server-lite';
 describe('ganesha config from our exports file', () => {
   it('turns each exports line into an EXPORT block whose CLIENT blocks carry access and squash', () => {
     const blocks = ganeshaExportBlocks(
-      parseExports('# Managed by iot-tofu\n/srv/nfs/c0ffee42 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n/srv/tftp/c0ffee42 10.77.0.5(ro) *(rw,all_squash,anonuid=65534,anongid=65534)\n'),
+      parseExports(
+        '# Managed by iot-tofu\n/srv/nfs/c0ffee42 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n/srv/tftp/c0ffee42 10.77.0.5(ro) *(rw,all_squash,anonuid=65534,anongid=65534)\n',
+      ),
     );
     expect(blocks).toBe(
       [

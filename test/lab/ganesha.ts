@@ -54,7 +54,12 @@ function quoted(text: string): string {
 
 function clientBlock(client: ExportClient): string {
   // exportfs writes "everyone" as '*'; ganesha spells it the same way.
-  const lines = [`Clients = ${client.host};`, `Access_Type = ${accessOf(client.options)};`, `Squash = ${squashOf(client.options)};`, ...anonIdsOf(client.options)];
+  const lines = [
+    `Clients = ${client.host};`,
+    `Access_Type = ${accessOf(client.options)};`,
+    `Squash = ${squashOf(client.options)};`,
+    ...anonIdsOf(client.options),
+  ];
   return `    CLIENT {\n${lines.map((l) => `      ${l}\n`).join('')}    }\n`;
 }
 
@@ -116,14 +121,21 @@ export interface RunningGanesha {
  * Starts rpcbind + ganesha.nfsd in a lab host with a private /run (so their sockets never meet the
  * host's rpcbind), serving what `exportsFile` exports. Resolves once ganesha says it is up.
  */
-export async function startGanesha(lab: Lab, host: string, options: { workDir: string; exportsFile: string; bindAddress: string; readyTimeoutMs?: number }): Promise<RunningGanesha> {
+export async function startGanesha(
+  lab: Lab,
+  host: string,
+  options: { workDir: string; exportsFile: string; bindAddress: string; readyTimeoutMs?: number },
+): Promise<RunningGanesha> {
   const dir = join(options.workDir, 'ganesha');
   const recoveryRoot = join(dir, 'recovery');
   mkdirSync(recoveryRoot, { recursive: true });
   const configFile = join(dir, 'ganesha.conf');
   const logFile = join(dir, 'ganesha.log');
   const pidFiles = { rpcbind: join(dir, 'rpcbind.pid'), ganesha: join(dir, 'ganesha.pid') };
-  writeFileSync(configFile, ganeshaConfigFromExports(readFileSync(options.exportsFile, 'utf8'), { bindAddress: options.bindAddress, recoveryRoot }));
+  writeFileSync(
+    configFile,
+    ganeshaConfigFromExports(readFileSync(options.exportsFile, 'utf8'), { bindAddress: options.bindAddress, recoveryRoot }),
+  );
   writeFileSync(logFile, '');
   // The shell stays the parent of both daemons, so it reaps them; on SIGTERM (the lab's stop)
   // it stops both by PID (ganesha at once: it has nothing worth a slow shutdown here). unshare
@@ -149,7 +161,9 @@ export async function startGanesha(lab: Lab, host: string, options: { workDir: s
   while (!/NFS SERVER INITIALIZED/.test(log())) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`nfs-ganesha did not start (${child.exitCode !== null ? `exit ${child.exitCode}` : 'timeout'}); log:\n${log().slice(-3000)}`);
+      throw new Error(
+        `nfs-ganesha did not start (${child.exitCode !== null ? `exit ${child.exitCode}` : 'timeout'}); log:\n${log().slice(-3000)}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }

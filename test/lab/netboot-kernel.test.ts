@@ -10,8 +10,14 @@ describe('netboot-kernel helpers', () => {
     expect(withSerialConsole('root=/dev/nfs rw')).toBe('console=ttyS0,115200 root=/dev/nfs rw');
   });
 
-  it('writes an iPXE script that fetches the Pi\'s own kernel8.img and initramfs8 by absolute URL', () => {
-    expect(ipxeScript({ serverIp: '10.77.0.2', folder: 'c0ffee42', cmdline: 'console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:/nfs/c0ffee42,vers=3,tcp ip=dhcp\n' }).split('\n')).toEqual([
+  it("writes an iPXE script that fetches the Pi's own kernel8.img and initramfs8 by absolute URL", () => {
+    expect(
+      ipxeScript({
+        serverIp: '10.77.0.2',
+        folder: 'c0ffee42',
+        cmdline: 'console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:/nfs/c0ffee42,vers=3,tcp ip=dhcp\n',
+      }).split('\n'),
+    ).toEqual([
       '#!ipxe',
       'echo iot-tofu: netbooting c0ffee42 like its Pi firmware would',
       'kernel tftp://10.77.0.2/c0ffee42/kernel8.img console=ttyS0,115200 root=/dev/nfs nfsroot=10.77.0.2:/nfs/c0ffee42,vers=3,tcp ip=dhcp',
@@ -22,8 +28,13 @@ describe('netboot-kernel helpers', () => {
   });
 
   it('reads the libraries out of ldd output (vdso has no path and is skipped)', () => {
-    const ldd = '\tlinux-vdso.so.1 (0x00007ffd)\n\tlibresolv.so.2 => /lib/x86_64-linux-gnu/libresolv.so.2 (0x00007fd507901000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fd50771f000)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007fd5079e4000)\n';
-    expect(sharedLibraries(ldd)).toEqual(['/lib/x86_64-linux-gnu/libresolv.so.2', '/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']);
+    const ldd =
+      '\tlinux-vdso.so.1 (0x00007ffd)\n\tlibresolv.so.2 => /lib/x86_64-linux-gnu/libresolv.so.2 (0x00007fd507901000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fd50771f000)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007fd5079e4000)\n';
+    expect(sharedLibraries(ldd)).toEqual([
+      '/lib/x86_64-linux-gnu/libresolv.so.2',
+      '/lib/x86_64-linux-gnu/libc.so.6',
+      '/lib64/ld-linux-x86-64.so.2',
+    ]);
     expect(sharedLibraries('\tnot a dynamic executable\n')).toEqual([]);
   });
 

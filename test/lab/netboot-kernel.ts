@@ -1,6 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { allRequiredBootFiles } from '@iot-tofu/rpi';
@@ -40,12 +51,25 @@ function readdirSafe(dir: string): string[] {
  * takes their dependencies too). MODULES=netboot would add every network driver: 27 MB instead
  * of 7 MB, 65 s instead of 5 s to build, and a slower TFTP download.
  */
-export const INITRAMFS_CONF = ['MODULES=list', 'BUSYBOX=y', 'KEYMAP=n', 'COMPRESS=gzip', 'DEVICE=', 'NFSROOT=auto', 'RUNSIZE=10%', 'FSTYPE=auto', ''].join('\n');
+export const INITRAMFS_CONF = [
+  'MODULES=list',
+  'BUSYBOX=y',
+  'KEYMAP=n',
+  'COMPRESS=gzip',
+  'DEVICE=',
+  'NFSROOT=auto',
+  'RUNSIZE=10%',
+  'FSTYPE=auto',
+  '',
+].join('\n');
 export const INITRAMFS_MODULES = ['e1000', 'nfs', 'nfsv3', ''].join('\n');
 
 /** Cache key: kernel version, the kernel file and our config, so a kernel update rebuilds. */
 export function initramfsCacheKey(kernel: InstalledKernel, kernelStat: { size: number; mtimeMs: number }): string {
-  const hash = createHash('sha256').update(`${kernel.version}\n${kernelStat.size}\n${kernelStat.mtimeMs}\n${INITRAMFS_CONF}\n${INITRAMFS_MODULES}`).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(`${kernel.version}\n${kernelStat.size}\n${kernelStat.mtimeMs}\n${INITRAMFS_CONF}\n${INITRAMFS_MODULES}`)
+    .digest('hex')
+    .slice(0, 16);
   return `${kernel.version}-${hash}`;
 }
 
@@ -140,7 +164,8 @@ export function sharedLibraries(lddOutput: string): string[] {
  * fresh Pi OS points init= there).
  */
 export function makeBusyboxRoot(dir: string, busybox = '/bin/busybox'): void {
-  for (const sub of ['bin', 'sbin', 'etc', 'dev', 'proc', 'sys', 'run', 'tmp', 'boot/firmware', 'usr/lib/raspberrypi-sys-mods']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['bin', 'sbin', 'etc', 'dev', 'proc', 'sys', 'run', 'tmp', 'boot/firmware', 'usr/lib/raspberrypi-sys-mods'])
+    mkdirSync(join(dir, sub), { recursive: true });
   copyFileSync(busybox, join(dir, 'bin', 'busybox'));
   chmodSync(join(dir, 'bin', 'busybox'), 0o755);
   for (const library of sharedLibraries(execFileSync('ldd', [busybox], { encoding: 'utf8' }))) {
@@ -168,5 +193,12 @@ export function withSerialConsole(cmdline: string): string {
 /** The iPXE script that stands in for the Pi firmware: the Pi's own kernel, initramfs and cmdline. */
 export function ipxeScript(options: { serverIp: string; folder: string; cmdline: string }): string {
   const url = (file: string) => `tftp://${options.serverIp}/${options.folder}/${file}`;
-  return ['#!ipxe', `echo iot-tofu: netbooting ${options.folder} like its Pi firmware would`, `kernel ${url('kernel8.img')} ${withSerialConsole(options.cmdline)}`, `initrd ${url('initramfs8')}`, 'boot', ''].join('\n');
+  return [
+    '#!ipxe',
+    `echo iot-tofu: netbooting ${options.folder} like its Pi firmware would`,
+    `kernel ${url('kernel8.img')} ${withSerialConsole(options.cmdline)}`,
+    `initrd ${url('initramfs8')}`,
+    'boot',
+    '',
+  ].join('\n');
 }

@@ -39,14 +39,22 @@ describe('the iot-tofu package tarball', { timeout: 600_000, ...needs('npm') }, 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('packs, installs offline into an empty prefix, and its commands run with no repository around', async () => {
-    const packed = await run(process.execPath, [join(repoRoot, 'scripts/pack.mjs'), '--out', join(work, 'out')], { cwd: repoRoot, env: cleanEnv(), maxBuffer: 16 << 20 });
+    const packed = await run(process.execPath, [join(repoRoot, 'scripts/pack.mjs'), '--out', join(work, 'out')], {
+      cwd: repoRoot,
+      env: cleanEnv(),
+      maxBuffer: 16 << 20,
+    });
     const tarball = packed.stdout.trim().split('\n').at(-1)!;
     expect(tarball).toMatch(/iot-tofu-\d+\.\d+\.\d+\.tgz$/);
 
     // The tarball alone, in a folder of its own; --offline: nothing may come from a registry.
     const copy = join(empty, 'iot-tofu.tgz');
     writeFileSync(copy, readFileSync(tarball));
-    await run('npm', ['install', '-g', copy, '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: empty, env: cleanEnv(), maxBuffer: 16 << 20 });
+    await run('npm', ['install', '-g', copy, '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+      cwd: empty,
+      env: cleanEnv(),
+      maxBuffer: 16 << 20,
+    });
     rmSync(copy);
 
     const installed = join(prefix, 'lib/node_modules/iot-tofu');
@@ -55,7 +63,9 @@ describe('the iot-tofu package tarball', { timeout: 600_000, ...needs('npm') }, 
       expect(readlinkSync(join(prefix, 'bin', bin))).toBe(`../lib/node_modules/iot-tofu/bin/${bin}.js`);
     }
     expect(realpathSync(join(installed, 'node_modules/@iot-tofu/boot-server/dist/cli.js')).startsWith(repoRoot)).toBe(false);
-    expect(JSON.parse(readFileSync(join(installed, 'node_modules/@iot-tofu/fleet/package.json'), 'utf8')).exports['.']).not.toHaveProperty('@iot-tofu/source');
+    expect(JSON.parse(readFileSync(join(installed, 'node_modules/@iot-tofu/fleet/package.json'), 'utf8')).exports['.']).not.toHaveProperty(
+      '@iot-tofu/source',
+    );
 
     const env = cleanEnv({ PATH: binPath, HOME: work });
     const help = await run('pxetools', ['--help'], { cwd: empty, env });
@@ -76,7 +86,24 @@ describe('the iot-tofu package tarball', { timeout: 600_000, ...needs('npm') }, 
     const apiPort = await freePort();
     const child = spawn(
       'boot-server',
-      ['start', '--no-dhcp', '--config', '/dev/null', '--server-ip', '127.0.0.1', '--tftp-port', '0', '--api-port', String(apiPort), '--tftp-root', tftpRoot, '--nfs-root', join(work, 'nfs'), '--state-dir', join(work, 'state')],
+      [
+        'start',
+        '--no-dhcp',
+        '--config',
+        '/dev/null',
+        '--server-ip',
+        '127.0.0.1',
+        '--tftp-port',
+        '0',
+        '--api-port',
+        String(apiPort),
+        '--tftp-root',
+        tftpRoot,
+        '--nfs-root',
+        join(work, 'nfs'),
+        '--state-dir',
+        join(work, 'state'),
+      ],
       { cwd: empty, env: { ...env, IOT_TOFU_NEIGHBOUR_SCAN_INTERVAL: '0' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -92,13 +119,31 @@ describe('the iot-tofu package tarball', { timeout: 600_000, ...needs('npm') }, 
       expect(tftp?.port).toBeGreaterThan(0);
       const got = await fetchFile(
         systemClock,
-        { server: '127.0.0.1', localAddress: '127.0.0.1', path: 'hello.txt', tsize: true, blksize: 1468, probe: false, timeoutMs: 10_000, rrqResendMs: 2000, ackResendMs: 1000, signal: new AbortController().signal },
+        {
+          server: '127.0.0.1',
+          localAddress: '127.0.0.1',
+          path: 'hello.txt',
+          tsize: true,
+          blksize: 1468,
+          probe: false,
+          timeoutMs: 10_000,
+          rrqResendMs: 2000,
+          ackResendMs: 1000,
+          signal: new AbortController().signal,
+        },
         tftp!.port!,
       );
       expect(got).toMatchObject({ result: 'ok', bytes: 'from the installed package\n'.length });
       const health = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
       expect(health.status).toBe(200);
-      const status = await collect(spawn('boot-server', ['status', '--config', '/dev/null', '--state-dir', join(work, 'state')], { cwd: empty, env, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+      const status = await collect(
+        spawn('boot-server', ['status', '--config', '/dev/null', '--state-dir', join(work, 'state')], {
+          cwd: empty,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+        60_000,
+      );
       expect(status.stdout).toMatch(new RegExp(`^boot-server: running \\(pid ${child.pid}, `));
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));

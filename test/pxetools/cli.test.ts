@@ -17,14 +17,20 @@ interface Run {
   stderr: string;
 }
 
-describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 120_000, ...needs('root', 'exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xattr', 'setpriv', 'script', 'unshare') }, () => {
+describe('pxetools CLI (child process, temp roots, real exportfs)', {
+  timeout: 120_000,
+  ...needs('root', 'exportfs', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xattr', 'setpriv', 'script', 'unshare'),
+}, () => {
   let dir: string;
   let configFile: string;
   let exportsFile: string;
   let fakeBin: string;
   let roots: { tftpRoot: string; nfsRoot: string; stateDir: string };
 
-  const pxetools = async (args: string[], options: { dialog?: Array<[prompt: string, answer: string]>; env?: Record<string, string>; tty?: boolean; asUser?: number } = {}): Promise<Run> => {
+  const pxetools = async (
+    args: string[],
+    options: { dialog?: Array<[prompt: string, answer: string]>; env?: Record<string, string>; tty?: boolean; asUser?: number } = {},
+  ): Promise<Run> => {
     let command = process.execPath;
     let argv = [...tsNodeArgs, CLI, ...args];
     if (options.asUser !== undefined) {
@@ -109,7 +115,7 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(run).toEqual({ code: 0, stdout: 'Serial    Owner    Name    MAC    IP\n--------  -------  ------  -----  ----\n', stderr: '' });
   });
 
-  it('refuses --add without root with upstream\'s message', async () => {
+  it("refuses --add without root with upstream's message", async () => {
     const run = await pxetools(['--add', '9f55bbfd', '--owner', 'jo', '--name', 'rpi4', '--base', 'lite'], { asUser: 65534 });
     expect(run).toEqual({ code: 1, stdout: '', stderr: 'Please run with sudo or as root user\n' });
   });
@@ -120,7 +126,9 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(run.stderr).toBe('');
     expect(lastProgress.at(-1)).toMatch(/: 100% \(/);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^Base lite imported: \d+ files, \d+ MB, bookworm layout, default\nConfig written to .*config\.json\nNow run sudo pxetools --add <serial>\n$/);
+    expect(run.stdout).toMatch(
+      /^Base lite imported: \d+ files, \d+ MB, bookworm layout, default\nConfig written to .*config\.json\nNow run sudo pxetools --add <serial>\n$/,
+    );
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
     expect(config).toMatchObject({ ...roots, serverIp: '10.77.0.2', apiPort: 0 });
     const bases = JSON.parse((await pxetools(['bases', '--json'])).stdout) as Array<{ name: string; default: boolean }>;
@@ -130,9 +138,24 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
 
   it('adds Pis non-interactively, exports them (validated by exportfs) and lists the exact table', async () => {
     const a = await pxetools(['--add', '9f55bbfd', '--owner', 'jo', '--name', 'rpi4', '--base', 'lite']);
-    expect(a).toEqual({ code: 0, stdout: 'Serial: 9f55bbfd\n\nSetting up pi...\n\nShould be working, you might have to wait SSH lets you in.\n', stderr: '' });
+    expect(a).toEqual({
+      code: 0,
+      stdout: 'Serial: 9f55bbfd\n\nSetting up pi...\n\nShould be working, you might have to wait SSH lets you in.\n',
+      stderr: '',
+    });
     // Leading zeros, 16 digits, upper case: all fine now (docs/pxetools-compat.md E1).
-    const b = await pxetools(['--add', '100000000A1B2C3D', '--owner', 'gordon', '--name', 'pi-two', '--base', 'lite', '--mac', 'DC-A6-32-01-36-C2']);
+    const b = await pxetools([
+      '--add',
+      '100000000A1B2C3D',
+      '--owner',
+      'gordon',
+      '--name',
+      'pi-two',
+      '--base',
+      'lite',
+      '--mac',
+      'DC-A6-32-01-36-C2',
+    ]);
     expect(b.code).toBe(0);
     const list = await pxetools(['--list']);
     expect(list).toEqual({
@@ -155,7 +178,9 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
       expect(active).toMatch(new RegExp(`${path.replaceAll('/', '\\/')}\\s+10\\.77\\.0\\.0/24\\(.*rw.*no_root_squash`));
     }
     expect(readFileSync(join(roots.tftpRoot, '9f55bbfd', 'owner'), 'utf8')).toBe('jo\n');
-    expect(readFileSync(join(roots.nfsRoot, '9f55bbfd', 'etc', 'fstab'), 'utf8')).toContain(`10.77.0.2:${roots.tftpRoot}/9f55bbfd /boot/firmware nfs`);
+    expect(readFileSync(join(roots.nfsRoot, '9f55bbfd', 'etc', 'fstab'), 'utf8')).toContain(
+      `10.77.0.2:${roots.tftpRoot}/9f55bbfd /boot/firmware nfs`,
+    );
   });
 
   it('shows what the server learned from traffic instead of the derived MAC', async () => {
@@ -171,7 +196,16 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
         '0x9f55bbfd  jo       rpi4    d8:3a:dd:00:11:22  10.77.0.57\n',
     );
     const discovered = JSON.parse((await pxetools(['discovered', '--json'])).stdout) as Array<Record<string, unknown>>;
-    expect(discovered).toEqual([{ serial: 'cafe0001', mac: 'd8:3a:dd:00:11:99', ip: '10.77.0.58', model: null, firstSeen: '2026-11-27T00:00:01.000Z', lastSeen: '2026-11-27T00:00:01.000Z' }]);
+    expect(discovered).toEqual([
+      {
+        serial: 'cafe0001',
+        mac: 'd8:3a:dd:00:11:99',
+        ip: '10.77.0.58',
+        model: null,
+        firstSeen: '2026-11-27T00:00:01.000Z',
+        lastSeen: '2026-11-27T00:00:01.000Z',
+      },
+    ]);
   });
 
   it("--own-filesystem mirrors upstream's option 1 and prints where the files go", async () => {
@@ -196,16 +230,40 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     { label: 'a bad serial', args: ['--add', '12345', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'INVALID_SERIAL' },
     { label: 'a duplicate serial', args: ['--add', '9F55BBFD', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'PI_EXISTS' },
     { label: 'an unknown base', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'x', '--base', 'nope'], code: 'BASE_NOT_FOUND' },
-    { label: 'an invalid host name', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'bad_name!', '--base', 'lite'], code: 'INVALID_NAME' },
+    {
+      label: 'an invalid host name',
+      args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'bad_name!', '--base', 'lite'],
+      code: 'INVALID_NAME',
+    },
     // One rule with the API (issue 19 item 6), checked before "Setting up pi..." is printed.
-    { label: 'an owner with a tab', args: ['--add', 'deadbeef', '--owner', 'jo\tsmith', '--name', 'x', '--base', 'lite'], code: 'INVALID_OWNER' },
-    { label: 'a 65-character owner', args: ['--add', 'deadbeef', '--owner', 'o'.repeat(65), '--name', 'x', '--base', 'lite'], code: 'INVALID_OWNER' },
-    { label: 'a serial with a trailing newline', args: ['--add', 'deadbeef\n', '--owner', 'jo', '--name', 'x', '--base', 'lite'], code: 'INVALID_SERIAL' },
-    { label: 'a one-digit MAC pair', args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'x', '--base', 'lite', '--mac', 'dc:a6:32:1:36:c2'], code: 'INVALID_MAC' },
+    {
+      label: 'an owner with a tab',
+      args: ['--add', 'deadbeef', '--owner', 'jo\tsmith', '--name', 'x', '--base', 'lite'],
+      code: 'INVALID_OWNER',
+    },
+    {
+      label: 'a 65-character owner',
+      args: ['--add', 'deadbeef', '--owner', 'o'.repeat(65), '--name', 'x', '--base', 'lite'],
+      code: 'INVALID_OWNER',
+    },
+    {
+      label: 'a serial with a trailing newline',
+      args: ['--add', 'deadbeef\n', '--owner', 'jo', '--name', 'x', '--base', 'lite'],
+      code: 'INVALID_SERIAL',
+    },
+    {
+      label: 'a one-digit MAC pair',
+      args: ['--add', 'deadbeef', '--owner', 'jo', '--name', 'x', '--base', 'lite', '--mac', 'dc:a6:32:1:36:c2'],
+      code: 'INVALID_MAC',
+    },
     { label: 'a missing owner without a terminal', args: ['--add', 'deadbeef', '--name', 'x', '--base', 'lite'], code: 'USAGE' },
     { label: 'remove without --yes and without a terminal', args: ['--remove', '9f55bbfd'], code: 'USAGE' },
     { label: 'removing a base that Pis use', args: ['remove-base', 'lite', '--yes'], code: 'BASE_IN_USE' },
-    { label: 'a second base under an existing name', args: ['setup', '--base', 'lite', '--boot-dir', '/nonexistent', '--rootfs-dir', '/nonexistent'], code: 'BASE_EXISTS' },
+    {
+      label: 'a second base under an existing name',
+      args: ['setup', '--base', 'lite', '--boot-dir', '/nonexistent', '--rootfs-dir', '/nonexistent'],
+      code: 'BASE_EXISTS',
+    },
   ])('fails with one clear line and changes nothing for $label', async ({ args, code }) => {
     const before = snapshot();
     const run = await pxetools(args);
@@ -218,7 +276,9 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
 
   it('a failing exportfs makes --add fail and leaves nothing behind', async () => {
     const before = snapshot();
-    const run = await pxetools(['--add', 'deadbeef', '--owner', 'jo', '--name', 'pi3', '--base', 'lite'], { env: { PATH: `${fakeBin}:${process.env.PATH ?? ''}` } });
+    const run = await pxetools(['--add', 'deadbeef', '--owner', 'jo', '--name', 'pi3', '--base', 'lite'], {
+      env: { PATH: `${fakeBin}:${process.env.PATH ?? ''}` },
+    });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^Error: exportfs -ra failed: .*injected failure.*\(EXPORTFS_FAILED\)\n$/);
     expect(snapshot()).toEqual(before);
@@ -264,15 +324,37 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     // A private mount namespace: the bind mount exists only for this pxetools run.
     const script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"';
     const run = await collect(
-      spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', precious, home, process.execPath, ...tsNodeArgs, CLI, '--remove', 'abcdef01', '--yes'], {
-        cwd: repoRoot,
-        env: { ...process.env, IOT_TOFU_CONFIG: configFile },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        'unshare',
+        [
+          '-m',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          script,
+          'sh',
+          precious,
+          home,
+          process.execPath,
+          ...tsNodeArgs,
+          CLI,
+          '--remove',
+          'abcdef01',
+          '--yes',
+        ],
+        {
+          cwd: repoRoot,
+          env: { ...process.env, IOT_TOFU_CONFIG: configFile },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
       60_000,
     );
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe(`Error: refusing to remove abcdef01: ${home} is mounted inside ${join(roots.nfsRoot, 'abcdef01')}; unmount it first (PI_MOUNTED)\n`);
+    expect(run.stderr).toBe(
+      `Error: refusing to remove abcdef01: ${home} is mounted inside ${join(roots.nfsRoot, 'abcdef01')}; unmount it first (PI_MOUNTED)\n`,
+    );
     expect(readFileSync(join(precious, 'keep'), 'utf8')).toBe('keep');
     expect(existsSync(join(roots.nfsRoot, 'abcdef01', 'etc', 'hostname'))).toBe(true);
   });
@@ -282,7 +364,11 @@ describe('pxetools CLI (child process, temp roots, real exportfs)', { timeout: 1
     expect(removed).toEqual({ code: 0, stdout: `Removing from ${exportsFile}\nRemoved 9f55bbfd\n`, stderr: '' });
     expect(existsSync(join(roots.nfsRoot, '9f55bbfd'))).toBe(false);
     expect(readFileSync(exportsFile, 'utf8')).not.toContain('9f55bbfd');
-    expect(await pxetools(['--remove', '9f55bbfd', '--yes'])).toEqual({ code: 0, stdout: '9f55bbfd is not registered; nothing to remove\n', stderr: '' });
+    expect(await pxetools(['--remove', '9f55bbfd', '--yes'])).toEqual({
+      code: 0,
+      stdout: '9f55bbfd is not registered; nothing to remove\n',
+      stderr: '',
+    });
     const reset = await pxetools(['reset', '--yes']);
     expect(reset).toEqual({ code: 0, stdout: 'Reset done: removed 2 Pi(s) and 1 base(s)\n', stderr: '' });
     expect(snapshot()).toMatchObject({ tftp: [], nfs: ['bases'], exports: null });

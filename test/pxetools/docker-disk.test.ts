@@ -19,7 +19,10 @@ const MiB = 1024 * 1024;
 const HASH = '$6$c70VpvPsVNCG0YR5$l5vWWLsLko9Kj65gcQ8qvMkuOoRkEagI90qi3F/Y7rm8eNYZHW8CY6BOIKwMH7a3YYzZYL90zf304cAHLFaZE0';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk5d0N5j1b2bq5kX7oVb8tS0W5y3mQ3lJ0mYc8l8v7W jo@laptop';
 
-describe('pxetools docker disk and first login (child process, temp roots)', { timeout: 120_000, ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs') }, () => {
+describe('pxetools docker disk and first login (child process, temp roots)', {
+  timeout: 120_000,
+  ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs'),
+}, () => {
   let dir: string;
   let configFile: string;
   let keyFile: string;
@@ -27,7 +30,11 @@ describe('pxetools docker disk and first login (child process, temp roots)', { t
   let nfsRoot: string;
 
   const pxetools = async (args: string[]) => {
-    const child = spawn(process.execPath, [...tsNodeArgs, CLI, ...args, '--config', configFile], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...tsNodeArgs, CLI, ...args, '--config', configFile], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return collect(child, 60_000);
   };
 
@@ -42,8 +49,19 @@ describe('pxetools docker disk and first login (child process, temp roots)', { t
     writeFileSync(join(fakeBin, 'exportfs'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     env = { PATH: `${fakeBin}:${process.env.PATH ?? ''}` };
     nfsRoot = join(dir, 'nfs');
-    const roots = { tftpRoot: join(dir, 'tftpboot'), nfsRoot, stateDir: join(dir, 'state'), exportsFile: join(dir, 'exports.d', 'iot-tofu.exports'), exportsClients: '10.77.0.0/24', serverIp: '10.77.0.2' };
-    const real = await Fleet.open({ ...roots, isRoot: () => true, runner: (file, a, o) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : execFileRunner(file, a, o)) });
+    const roots = {
+      tftpRoot: join(dir, 'tftpboot'),
+      nfsRoot,
+      stateDir: join(dir, 'state'),
+      exportsFile: join(dir, 'exports.d', 'iot-tofu.exports'),
+      exportsClients: '10.77.0.0/24',
+      serverIp: '10.77.0.2',
+    };
+    const real = await Fleet.open({
+      ...roots,
+      isRoot: () => true,
+      runner: (file, a, o) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : execFileRunner(file, a, o)),
+    });
     await real.setup({ base: 'lite', source: { kind: 'dirs', boot: src.boot, root: src.root } });
     await real.close();
     configFile = join(dir, 'config.json');
@@ -54,15 +72,37 @@ describe('pxetools docker disk and first login (child process, temp roots)', { t
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('add uses the config default, list --json shows it, resize asks then grows it, remove deletes it', async () => {
-    const add = await pxetools(['--add', SERIAL, '--owner', 'jo', '--name', 'rpi4', '--base', 'lite', '--ssh-key', keyFile, '--user', 'jo', '--password-hash', HASH, '--json']);
+    const add = await pxetools([
+      '--add',
+      SERIAL,
+      '--owner',
+      'jo',
+      '--name',
+      'rpi4',
+      '--base',
+      'lite',
+      '--ssh-key',
+      keyFile,
+      '--user',
+      'jo',
+      '--password-hash',
+      HASH,
+      '--json',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     const image = join(nfsRoot, SERIAL, 'var/lib/iot-tofu/docker.img');
-    expect(JSON.parse(add.stdout)).toMatchObject({ serial: SERIAL, dockerDisk: { path: image, bytes: 40 * MiB }, firstLogin: { user: 'jo', sshKeys: 1 } });
+    expect(JSON.parse(add.stdout)).toMatchObject({
+      serial: SERIAL,
+      dockerDisk: { path: image, bytes: 40 * MiB },
+      firstLogin: { user: 'jo', sshKeys: 1 },
+    });
     expect(statSync(image).size).toBe(40 * MiB);
 
     const list = await pxetools(['--list', '--json']);
     expect(list.code, list.stderr).toBe(0);
-    expect((JSON.parse(list.stdout) as Array<{ dockerDisk: unknown }>).map((p) => p.dockerDisk)).toEqual([{ path: image, bytes: 40 * MiB }]);
+    expect((JSON.parse(list.stdout) as Array<{ dockerDisk: unknown }>).map((p) => p.dockerDisk)).toEqual([
+      { path: image, bytes: 40 * MiB },
+    ]);
 
     // Not on a terminal and no --yes: refused, nothing changed (the Pi might be running).
     const refused = await pxetools(['--resize-docker-disk', SERIAL, '64M']);

@@ -23,8 +23,17 @@ describe('pxetools --list and the neighbour table (netns)', { timeout: 120_000, 
     chmodSync(dir, 0o755);
     const roots = { tftpRoot: join(dir, 'tftpboot'), nfsRoot: join(dir, 'nfs'), stateDir: join(dir, 'state') };
     configFile = join(dir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ ...roots, exportsFile: join(dir, 'exports'), serverIp: '10.77.0.2', exportsClients: '10.77.0.0/24' }));
-    const fleet = await Fleet.open({ ...roots, exportsFile: join(dir, 'exports'), serverIp: '10.77.0.2', exportsClients: '10.77.0.0/24', runner: async () => ({ stdout: '', stderr: '' }) });
+    writeFileSync(
+      configFile,
+      JSON.stringify({ ...roots, exportsFile: join(dir, 'exports'), serverIp: '10.77.0.2', exportsClients: '10.77.0.0/24' }),
+    );
+    const fleet = await Fleet.open({
+      ...roots,
+      exportsFile: join(dir, 'exports'),
+      serverIp: '10.77.0.2',
+      exportsClients: '10.77.0.0/24',
+      runner: async () => ({ stdout: '', stderr: '' }),
+    });
     await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', ownFilesystem: true });
     await fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'quiet', ownFilesystem: true });
     await fleet.close();
@@ -44,7 +53,10 @@ describe('pxetools --list and the neighbour table (netns)', { timeout: 120_000, 
   it('shows the IP of a Pi that talked to the server, Not found for one that did not', async () => {
     const ping = await lab.run('pi', 'ping', ['-c', '1', '-W', '2', '10.77.0.2']);
     expect(ping.code).toBe(0);
-    const list = await lab.run('srv', process.execPath, [...tsNodeArgs, 'packages/pxetools/src/cli.ts', '--list', '--config', configFile], { cwd: repoRoot, timeoutMs: 60_000 });
+    const list = await lab.run('srv', process.execPath, [...tsNodeArgs, 'packages/pxetools/src/cli.ts', '--list', '--config', configFile], {
+      cwd: repoRoot,
+      timeoutMs: 60_000,
+    });
     expect(list.stderr).toBe('');
     expect(list.stdout).toBe(
       'Serial      Owner    Name    MAC                IP\n' +

@@ -21,7 +21,17 @@ describe('pxetools progress on a terminal, in a pipe and with --json', { timeout
     mkdirSync(fakeBin);
     writeFileSync(join(fakeBin, 'exportfs'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     const config = join(dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ tftpRoot: join(dir, 'tftpboot'), nfsRoot: join(dir, 'nfs'), stateDir: join(dir, 'state'), exportsFile: join(dir, 'exports.d', 'iot-tofu.exports'), exportsClients: '10.77.0.0/24', serverIp: '10.77.0.2' }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tftpRoot: join(dir, 'tftpboot'),
+        nfsRoot: join(dir, 'nfs'),
+        stateDir: join(dir, 'state'),
+        exportsFile: join(dir, 'exports.d', 'iot-tofu.exports'),
+        exportsClients: '10.77.0.0/24',
+        serverIp: '10.77.0.2',
+      }),
+    );
     env = { ...process.env, IOT_TOFU_CONFIG: config, PATH: `${fakeBin}:${process.env.PATH ?? ''}` };
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +39,9 @@ describe('pxetools progress on a terminal, in a pipe and with --json', { timeout
   const pxetools = (args: string[], tty = false) => {
     const argv = [process.execPath, ...tsNodeArgs, CLI, ...args];
     const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-    const child = tty ? spawn('script', ['-qec', quoted, '/dev/null'], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = tty
+      ? spawn('script', ['-qec', quoted, '/dev/null'], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     if (tty) child.stdin?.end();
     return collect(child, 120_000);
   };

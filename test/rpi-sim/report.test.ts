@@ -26,7 +26,13 @@ function run(server: string, pis: number, p99: number | null, failed: number, bo
     wireBytes: 1e9,
     cpuSeconds: server === 'ours' ? 4 : 2,
     peakRssMiB: server === 'ours' ? 100 : 5,
-    processes: server === 'tftpd-hpa' ? [{ label: 'in.tftpd', cpuSeconds: 1, peakRssMiB: 2 }, { label: 'our proxy', cpuSeconds: 1, peakRssMiB: 80 }] : [{ label: server, cpuSeconds: 2, peakRssMiB: 5 }],
+    processes:
+      server === 'tftpd-hpa'
+        ? [
+            { label: 'in.tftpd', cpuSeconds: 1, peakRssMiB: 2 },
+            { label: 'our proxy', cpuSeconds: 1, peakRssMiB: 80 },
+          ]
+        : [{ label: server, cpuSeconds: 2, peakRssMiB: 5 }],
     limitMs: 140_000,
     strayDhcp: 0,
     loadAverage: [1, 2],
@@ -48,7 +54,13 @@ const report: BenchReport = {
     { name: 'tftpd-hpa', description: 'tftpd-hpa' },
   ],
   singlePiMs: { lan100: 1000 },
-  runs: [run('ours', 1, 1000, 0), run('dnsmasq', 1, 1020, 0), run('ours', 50, 60_000, 2), run('dnsmasq', 50, null, 140, 0), run('tftpd-hpa', 50, 120_000, 90, 30)],
+  runs: [
+    run('ours', 1, 1000, 0),
+    run('dnsmasq', 1, 1020, 0),
+    run('ours', 50, 60_000, 2),
+    run('dnsmasq', 50, null, 140, 0),
+    run('tftpd-hpa', 50, 120_000, 90, 30),
+  ],
 };
 
 describe('boot-storm result rendering', () => {
@@ -64,7 +76,9 @@ describe('boot-storm result rendering', () => {
     expect(lines[0]).toContain('dnsmasq p99 ×0.98, failed 0 vs 0, booted 1 vs 1');
     expect(lines[1]).toContain("dnsmasq p99 ×0 (peer's p99 Pi never booted: 50/50 did not), failed 2 vs 140, booted 50 vs 0");
     // 30 of 50 booted: the p99 Pi of all 50 never did, whatever the p99 of the 30 was; CPU/RSS against in.tftpd itself.
-    expect(lines[1]).toContain("tftpd-hpa p99 ×0 (peer's p99 Pi never booted: 20/50 did not), failed 2 vs 90, booted 50 vs 30, CPU ×4.00, RSS ×50.00");
+    expect(lines[1]).toContain(
+      "tftpd-hpa p99 ×0 (peer's p99 Pi never booted: 20/50 did not), failed 2 vs 90, booted 50 vs 30, CPU ×4.00, RSS ×50.00",
+    );
   });
 
   it('renders a Markdown table row per run and a well-formed SVG', () => {

@@ -49,7 +49,19 @@ describe('rpi-sim in the boot-storm lab', needs('netns', 'dnsmasq', 'in.tftpd', 
     const result = await storm.lab.run(
       'pis',
       process.execPath,
-      [...tsNodeArgs, join(repoRoot, 'packages/rpi-sim/src/bin.ts'), '--pis', String(count), '--model', model, '--limit', '40', '--json', '-', ...extra],
+      [
+        ...tsNodeArgs,
+        join(repoRoot, 'packages/rpi-sim/src/bin.ts'),
+        '--pis',
+        String(count),
+        '--model',
+        model,
+        '--limit',
+        '40',
+        '--json',
+        '-',
+        ...extra,
+      ],
       { timeoutMs: 60_000, cwd: repoRoot },
     );
     expect(result.stderr).toContain('summary:');
@@ -65,7 +77,15 @@ describe('rpi-sim in the boot-storm lab', needs('netns', 'dnsmasq', 'in.tftpd', 
     }
   }
 
-  const context = () => ({ lab: storm.lab, tftpRoot: join(work, 'tftp'), workDir: work, gate: 'adaptive', admissionBudget: '0', linkBudget: 0, oursRtoMs: 1000 });
+  const context = () => ({
+    lab: storm.lab,
+    tftpRoot: join(work, 'tftp'),
+    workDir: work,
+    gate: 'adaptive',
+    admissionBudget: '0',
+    linkBudget: 0,
+    oursRtoMs: 1000,
+  });
 
   it('Pi 4s get an address from the router and "Raspberry Pi Boot" from dnsmasq, then boot over its TFTP', async () => {
     const out = await withServer(SERVERS.dnsmasq.start(context()), () => simulate('pi4', 3));
@@ -86,7 +106,9 @@ describe('rpi-sim in the boot-storm lab', needs('netns', 'dnsmasq', 'in.tftpd', 
     expect(out.summary).toMatchObject({ pis: 2, booted: 2 });
     for (const report of out.reports) {
       expect(report.timeline.some((e) => e.kind === 'file' && e.path.endsWith('start4.elf'))).toBe(false);
-      expect(report.timeline.some((e) => e.kind === 'file' && e.path === `${report.serial}/kernel_2712.img` && e.result === 'ok')).toBe(true);
+      expect(report.timeline.some((e) => e.kind === 'file' && e.path === `${report.serial}/kernel_2712.img` && e.result === 'ok')).toBe(
+        true,
+      );
     }
   });
 

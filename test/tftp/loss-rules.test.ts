@@ -18,7 +18,11 @@ const DEFAULTS = { timeoutMs: 30, maxTimeoutMs: 5000, maxRetries: 5, maxDuration
  * says (n counts every ACK the client sends). Every DATA reaches the client. Returns the outcome
  * and when it came.
  */
-function simulate(config: Partial<typeof DEFAULTS>, blocks: number, lost: (n: number) => boolean): { outcome: TransferOutcome | undefined; at: number } {
+function simulate(
+  config: Partial<typeof DEFAULTS>,
+  blocks: number,
+  lost: (n: number) => boolean,
+): { outcome: TransferOutcome | undefined; at: number } {
   let now = 0;
   let timerAt = Infinity;
   let outcome: TransferOutcome | undefined;
@@ -35,7 +39,9 @@ function simulate(config: Partial<typeof DEFAULTS>, blocks: number, lost: (n: nu
       sendBlocks: (first, last) => {
         for (let b = first; b <= last; b++) pending.push(b);
       },
-      armTimer: (ms) => void (timerAt = now + ms),
+      armTimer: (ms) => {
+        timerAt = now + ms;
+      },
       finish: (o) => {
         outcome = o;
         endedAt = now;
@@ -109,7 +115,10 @@ describe('TFTP loss rules against an atftp-like client (fake clock)', () => {
     m.start(0);
     m.onAck(1, 10);
     let t = 10;
-    for (let i = 0; i < 6; i++) m.onTimeout((t += 1000));
+    for (let i = 0; i < 6; i++) {
+      t += 1000;
+      m.onTimeout(t);
+    }
     expect(armed.at(-1)).toBe(6000); // the sixth retransmission (past maxRetries 5): quiet gap
     m.onAck(2, t + 4000);
     expect(armed.at(-1)).toBeLessThanOrEqual(5000); // the back-off, never the gap
@@ -120,8 +129,23 @@ describe('a repeated RRQ while the OACK waits for ACK 0', () => {
   const machine = () => {
     const log: string[] = [];
     const m = new ReadTransferMachine(
-      { size: 4096, blksize: 512, windowsize: 1, oack: true, timeoutMs: 1000, maxTimeoutMs: 5000, maxRetries: 5, maxDurationMs: 60_000, oackTimeoutMs: 6000 },
-      { sendOack: () => void log.push('oack'), sendBlocks: () => undefined, armTimer: (ms) => void log.push(`timer ${ms}`), finish: () => undefined },
+      {
+        size: 4096,
+        blksize: 512,
+        windowsize: 1,
+        oack: true,
+        timeoutMs: 1000,
+        maxTimeoutMs: 5000,
+        maxRetries: 5,
+        maxDurationMs: 60_000,
+        oackTimeoutMs: 6000,
+      },
+      {
+        sendOack: () => void log.push('oack'),
+        sendBlocks: () => undefined,
+        armTimer: (ms) => void log.push(`timer ${ms}`),
+        finish: () => undefined,
+      },
     );
     return { m, log };
   };

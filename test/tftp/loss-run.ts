@@ -91,12 +91,28 @@ export async function runLossyDownloads(options: LossOptions): Promise<LossResul
       const applied = await lab.run(host, 'nft', ['-f', '-'], { input: lossRules(options.lossPercent, dupPercent) });
       if (applied.code !== 0) throw new Error(`nft failed: ${applied.stderr}`);
     }
-    const ours = lab.spawn('srv', process.execPath, [...tsNodeArgs, options.serve ?? join(repoRoot, 'bench/tftp/serve-defaults.ts'), root, OURS, '69'], { cwd: repoRoot });
+    const ours = lab.spawn(
+      'srv',
+      process.execPath,
+      [...tsNodeArgs, options.serve ?? join(repoRoot, 'bench/tftp/serve-defaults.ts'), root, OURS, '69'],
+      { cwd: repoRoot },
+    );
     await waitForOutput(ours, /listening/, 30_000);
     lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${HPA}:69`, '--secure', root]);
     await new Promise((r) => setTimeout(r, 500));
-    const tally = () => Object.fromEntries(options.clients.map((c) => [c, { ok: 0, corrupt: 0, failed: 0, hung: 0, ms: [] as number[], errors: [] as string[] }])) as Record<string, LossTally>;
-    const result: LossResult = { lossPercent: options.lossPercent, dupPercent, downloads: options.downloads, parallel, bytes: options.bytes, ours: tally(), tftpdHpa: tally() };
+    const tally = () =>
+      Object.fromEntries(
+        options.clients.map((c) => [c, { ok: 0, corrupt: 0, failed: 0, hung: 0, ms: [] as number[], errors: [] as string[] }]),
+      ) as Record<string, LossTally>;
+    const result: LossResult = {
+      lossPercent: options.lossPercent,
+      dupPercent,
+      downloads: options.downloads,
+      parallel,
+      bytes: options.bytes,
+      ours: tally(),
+      tftpdHpa: tally(),
+    };
 
     let seq = 0;
     const download = async (client: LossClient, server: string, into: Record<string, LossTally>): Promise<void> => {

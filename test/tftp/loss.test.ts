@@ -19,7 +19,14 @@ const DOWNLOADS = 24;
 
 describe('TFTP under 15 % loss each way, ours vs tftpd-hpa in the same run', needs('netns', 'nft', 'in.tftpd', 'atftp', 'tftp'), () => {
   it('no client hangs, no corrupt bytes, and ours completes at least as many downloads as tftpd-hpa', async () => {
-    const result = await runLossyDownloads({ lossPercent: 15, downloads: DOWNLOADS, parallel: 8, bytes: 32_768, clients: ['atftp', 'tftp-hpa'], hangMs: 120_000 });
+    const result = await runLossyDownloads({
+      lossPercent: 15,
+      downloads: DOWNLOADS,
+      parallel: 8,
+      bytes: 32_768,
+      clients: ['atftp', 'tftp-hpa'],
+      hangMs: 120_000,
+    });
     for (const [client, ours] of Object.entries(result.ours)) {
       const peer = result.tftpdHpa[client]!;
       const said = `ours ${ours.ok}/${DOWNLOADS} (${ours.errors.join(' / ')}), tftpd-hpa ${peer.ok}/${DOWNLOADS} (${peer.errors.join(' / ')})`;

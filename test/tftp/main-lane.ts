@@ -51,7 +51,9 @@ export function parkOnMainLane(host: string, port: number, file: string, timeout
         },
       });
     });
-    socket.bind(0, () => socket.send(encodeTftpPacket({ type: 'rrq', filename: file, mode: 'netascii', options: { timeout: '255' } }), port, host));
+    socket.bind(0, () =>
+      socket.send(encodeTftpPacket({ type: 'rrq', filename: file, mode: 'netascii', options: { timeout: '255' } }), port, host),
+    );
   });
 }
 

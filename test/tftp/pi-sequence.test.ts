@@ -28,7 +28,11 @@ describe.each([{ threads: 0 }, { threads: 1 }])('Raspberry Pi bootloader request
   let parked: ParkedTransfer | undefined;
   const base: Record<string, Buffer> = {};
   const own = Buffer.from('console=serial0,115200 root=/dev/nfs nfsroot=10.0.0.1:/nfs/9ffefdef,vers=3 rw ip=dhcp rootwait\n');
-  const events = { served: [] as TftpServerEvents['file-served'][0][], aborted: [] as TftpServerEvents['transfer-aborted'][0][], failed: [] as TftpServerEvents['transfer-failed'][0][] };
+  const events = {
+    served: [] as TftpServerEvents['file-served'][0][],
+    aborted: [] as TftpServerEvents['transfer-aborted'][0][],
+    failed: [] as TftpServerEvents['transfer-failed'][0][],
+  };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tofu-pi-'));
@@ -58,7 +62,12 @@ describe.each([{ threads: 0 }, { threads: 1 }])('Raspberry Pi bootloader request
 
   it.each(['pi3b', 'pi3b+', 'pi4', 'pi5'] as PiModel[])('%s boot sequence completes', async (model) => {
     const info = MODEL_INFO[model];
-    const before = { served: events.served.length, aborted: events.aborted.length, failed: events.failed.length, threaded: server.stats.threaded };
+    const before = {
+      served: events.served.length,
+      aborted: events.aborted.length,
+      failed: events.failed.length,
+      threaded: server.stats.threaded,
+    };
     let probes = 0;
     let kernelPairs = 0;
     let missing = 0;
@@ -66,7 +75,8 @@ describe.each([{ threads: 0 }, { threads: 1 }])('Raspberry Pi bootloader request
     for (const request of bootSequence(model)) {
       const file = request.prefixed ? `${SERIAL}/${request.file}` : request.file;
       // The Pi 3 ROM asks without options and 512-byte blocks; everything later asks tsize + blksize.
-      const options: Record<string, string> = info.stage1 === 'rom' && !request.prefixed ? {} : { tsize: '0', blksize: String(info.blksize === 512 ? 512 : 1468) };
+      const options: Record<string, string> =
+        info.stage1 === 'rom' && !request.prefixed ? {} : { tsize: '0', blksize: String(info.blksize === 512 ? 512 : 1468) };
       if (request.probe) {
         probes++;
         const probe = await tftpGet({ host: HOST, port, file, options, abortAfterOack: true });

@@ -106,7 +106,13 @@ export function initialSteerState(tuning: AdaptiveTuning): SteerState {
  * (some Pi is waiting for a slot): kernels served fast because few Pis boot say little about a
  * storm, and a capacity grown on them would let the next storm in unpaced. Always within [min, max].
  */
-export function steerCapacity(state: SteerState, sample: KernelSample, now: number, tuning: AdaptiveTuning, gateLimited = true): SteerState {
+export function steerCapacity(
+  state: SteerState,
+  sample: KernelSample,
+  now: number,
+  tuning: AdaptiveTuning,
+  gateLimited = true,
+): SteerState {
   const slow = sample.kind === 'timed-out' || sample.ms > tuning.cutAboveMs;
   if (slow) {
     if (now - state.lastCutAt < tuning.cooldownMs) return state;
@@ -186,7 +192,9 @@ export class AdmissionGate {
     this.mode = mode;
     if (mode.kind !== 'adaptive') return;
     const { min, max } = mode.tuning;
-    this.steer = wasAdaptive ? { ...this.steer, capacity: Math.min(max, Math.max(min, this.steer.capacity)) } : initialSteerState(mode.tuning);
+    this.steer = wasAdaptive
+      ? { ...this.steer, capacity: Math.min(max, Math.max(min, this.steer.capacity)) }
+      : initialSteerState(mode.tuning);
   }
 
   get kind(): AdmissionMode['kind'] {

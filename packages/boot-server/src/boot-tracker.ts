@@ -174,7 +174,13 @@ export class BootTracker {
       if (!state.done && state.sawTftp && now - state.lastActivity >= this.stallMs) {
         end(state, now);
         const before = state.awaiting ? state.awaiting.file : 'the kernel';
-        if (!state.failureReported) out.push({ type: 'boot-failed', serial, reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before ${before}`, at: now });
+        if (!state.failureReported)
+          out.push({
+            type: 'boot-failed',
+            serial,
+            reason: `no TFTP request for ${Math.round(this.stallMs / 1000)} s before ${before}`,
+            at: now,
+          });
       }
       // Forget finished boots after a while so the map stays small on a long-running server.
       if (state.done && now - state.startedAt > 3_600_000) this.boots.delete(serial);

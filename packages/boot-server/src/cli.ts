@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join, } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option, type OptionValues } from 'commander';
 import { IotTofuError } from '@iot-tofu/errors';
@@ -80,12 +80,26 @@ async function runStart(command: Command): Promise<void> {
     logger.flush();
     fail(describeError(error), 1);
   }
-  for (const socket of addresses) logger.info({ listen: socket.service, protocol: socket.protocol, address: socket.address, port: socket.port }, socketLine(socket));
-  await writeRuntimeFile(config.stateDir, { pid: process.pid, startedAt: new Date().toISOString(), addresses, serverIp: config.serverIp }).catch((error: unknown) =>
+  for (const socket of addresses)
+    logger.info({ listen: socket.service, protocol: socket.protocol, address: socket.address, port: socket.port }, socketLine(socket));
+  await writeRuntimeFile(config.stateDir, {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    addresses,
+    serverIp: config.serverIp,
+  }).catch((error: unknown) =>
     logger.warn({ err: error }, 'could not write the runtime file (boot-server status will not see this daemon)'),
   );
   logger.info(
-    { serverIp: config.serverIp, tftpRoot: config.tftpRoot, nfsRoot: config.nfsRoot, stateDir: config.stateDir, dhcpAnswer: config.dhcpAnswer, configFile: loaded.file ?? null, apiToken: server.tokenPath ?? null },
+    {
+      serverIp: config.serverIp,
+      tftpRoot: config.tftpRoot,
+      nfsRoot: config.nfsRoot,
+      stateDir: config.stateDir,
+      dhcpAnswer: config.dhcpAnswer,
+      configFile: loaded.file ?? null,
+      apiToken: server.tokenPath ?? null,
+    },
     `serving ${config.tftpRoot} as ${config.serverIp}${config.dhcp ? `, proxyDHCP answering ${config.dhcpAnswer} Pis` : ', proxyDHCP off'}${loaded.file ? ` (config ${loaded.file})` : ' (no config file: defaults)'}`,
   );
 
@@ -94,7 +108,10 @@ async function runStart(command: Command): Promise<void> {
       try {
         const next = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
         const restart = await server.reload(next.config);
-        logger.info({ needsRestart: restart }, restart.length ? `SIGHUP: config reloaded; restart needed for ${restart.join(', ')}` : 'SIGHUP: config reloaded');
+        logger.info(
+          { needsRestart: restart },
+          restart.length ? `SIGHUP: config reloaded; restart needed for ${restart.join(', ')}` : 'SIGHUP: config reloaded',
+        );
       } catch (error) {
         logger.error({ err: error }, `SIGHUP: config not reloaded: ${describeError(error)}`);
       }
@@ -122,8 +139,15 @@ export function buildProgram(): Command {
     .option('--tftp-port <n>', 'TFTP port (default 69)')
     .option('--no-dhcp', 'do not run the proxyDHCP server')
     .option('--no-tftp', 'do not run the TFTP server')
-    .addOption(new Option('--dhcp-answer <mode>', 'which Raspberry Pis get a proxy offer (default registered)').choices(DHCP_ANSWERS as string[]))
-    .addOption(new Option('--dhcp-mode <mode>', 'proxy: PXE answers only, the site router hands out addresses (the default); full: also hand out addresses (a dedicated region LAN)').choices(DHCP_MODES as string[]))
+    .addOption(
+      new Option('--dhcp-answer <mode>', 'which Raspberry Pis get a proxy offer (default registered)').choices(DHCP_ANSWERS as string[]),
+    )
+    .addOption(
+      new Option(
+        '--dhcp-mode <mode>',
+        'proxy: PXE answers only, the site router hands out addresses (the default); full: also hand out addresses (a dedicated region LAN)',
+      ).choices(DHCP_MODES as string[]),
+    )
     .option('--dhcp-range <first-last>', 'full mode: the address pool, e.g. 10.77.0.100-10.77.0.199')
     .option('--dhcp-netmask <mask>', 'full mode: subnet mask handed out, e.g. 255.255.255.0')
     .option('--dhcp-router <ip>', 'full mode: default gateway handed out (none by default)')
@@ -134,22 +158,36 @@ export function buildProgram(): Command {
     .option('--api-listen <ip>', 'HTTP API address (default 127.0.0.1)')
     .option('--api-port <n>', 'HTTP API port, 0 = off (default 8067)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS as string[]))
-    .option('--tftp-threads <auto|n>', 'TFTP transfer threads besides the main thread: auto (one per spare core, at most 3; the default), or N (0 = main thread only)')
-    .option('--admission-budget <auto|n>', 'boot-storm gate: auto (capacity steered by kernel transfer times, the default), or at most N Pis booting at once, others wait for a slot (0 = off)')
+    .option(
+      '--tftp-threads <auto|n>',
+      'TFTP transfer threads besides the main thread: auto (one per spare core, at most 3; the default), or N (0 = main thread only)',
+    )
+    .option(
+      '--admission-budget <auto|n>',
+      'boot-storm gate: auto (capacity steered by kernel transfer times, the default), or at most N Pis booting at once, others wait for a slot (0 = off)',
+    )
     .option('--mqtt-url <url>', 'MQTT broker for boot events and Home Assistant discovery, e.g. mqtt://broker:1883 (off by default)')
     .option('--region <name>', 'MQTT topic segment: iot-tofu/<region>/pi/<serial>/… (default: the host name)')
     .action(async () => runStart(start));
 
   program
     .command('install')
-    .description('write the hardened systemd unit (system user iot-tofu, CAP_NET_BIND_SERVICE only), its sysusers.d/tmpfiles.d entries and a default config')
+    .description(
+      'write the hardened systemd unit (system user iot-tofu, CAP_NET_BIND_SERVICE only), its sysusers.d/tmpfiles.d entries and a default config',
+    )
     .option('--root <dir>', 'install below this root (packaging, tests); users and folders are made there too', '/')
     .option('--user <name>', 'system user the daemon runs as', 'iot-tofu')
     .option('--config <file>', 'config file path the unit passes to start', '/etc/iot-tofu/config.json')
     .option('--dry-run', 'print what would be written and run; change nothing')
     .action(async (options: { root: string; user: string; config: string; dryRun?: boolean }) => {
       try {
-        const result = await installBootServer({ root: options.root, execStart: [process.execPath, ...process.execArgv, cliScript()], configFile: options.config, user: options.user, dryRun: options.dryRun ?? false });
+        const result = await installBootServer({
+          root: options.root,
+          execStart: [process.execPath, ...process.execArgv, cliScript()],
+          configFile: options.config,
+          user: options.user,
+          dryRun: options.dryRun ?? false,
+        });
         const verb = options.dryRun ? 'would ' : '';
         for (const action of result.actions) {
           if (action.kind === 'write') process.stdout.write(`${verb}write ${action.what}\n`);
@@ -165,7 +203,9 @@ export function buildProgram(): Command {
 
   program
     .command('uninstall')
-    .description('stop and disable the service, remove the unit and its sysusers.d/tmpfiles.d entries; the fleet (Pis, bases, exports) stays')
+    .description(
+      'stop and disable the service, remove the unit and its sysusers.d/tmpfiles.d entries; the fleet (Pis, bases, exports) stays',
+    )
     .option('--root <dir>', 'uninstall below this root', '/')
     .option('--user <name>', 'system user the daemon ran as', 'iot-tofu')
     .option('--config <file>', 'config file the unit used', '/etc/iot-tofu/config.json')
@@ -173,9 +213,16 @@ export function buildProgram(): Command {
     .option('--dry-run', 'print what would be removed and run; change nothing')
     .action(async (options: { root: string; user: string; config: string; purge?: boolean; dryRun?: boolean }) => {
       try {
-        const result = await uninstallBootServer({ root: options.root, user: options.user, configFile: options.config, purge: options.purge ?? false, dryRun: options.dryRun ?? false });
+        const result = await uninstallBootServer({
+          root: options.root,
+          user: options.user,
+          configFile: options.config,
+          purge: options.purge ?? false,
+          dryRun: options.dryRun ?? false,
+        });
         const verb = options.dryRun ? 'would ' : '';
-        for (const action of result.actions) process.stdout.write(action.kind === 'run' ? `${verb}run ${action.what}\n` : `${verb}${action.what}\n`);
+        for (const action of result.actions)
+          process.stdout.write(action.kind === 'run' ? `${verb}run ${action.what}\n` : `${verb}${action.what}\n`);
         if (result.actions.length === 0) process.stdout.write('nothing installed\n');
         process.stdout.write(`kept: ${result.kept.join(' ')}\n`);
         for (const note of result.notes) process.stdout.write(`${note}\n`);
@@ -214,7 +261,12 @@ export function buildProgram(): Command {
       } catch (error) {
         fail(describeError(error), 2);
       }
-      const report = await runDoctor({ config, root: options.root, ...(file ? { configFile: file } : {}), ...(serverIpProblem ? { serverIpProblem } : {}) });
+      const report = await runDoctor({
+        config,
+        root: options.root,
+        ...(file ? { configFile: file } : {}),
+        ...(serverIpProblem ? { serverIpProblem } : {}),
+      });
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
       process.exitCode = report.ok ? 0 : 1;
     });

@@ -1,6 +1,24 @@
 import { isIPv4 } from 'node:net';
-import { PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS, ProxyConfigError, validatePoolConfig, type LeasePoolConfig, type PiAnswerMode, type PxeBootFiles } from '@iot-tofu/dhcp';
-import { ConfigError, FLEET_DEFAULTS, FLEET_KEYS, VALUE_CHECKS, defaultServerIp, mergeLayers, refuse, type ConfigLayers, type KeySpec } from '@iot-tofu/fleet';
+import {
+  PI_ANSWER_MODES,
+  PXE_BOOT_FILE_KEYS,
+  ProxyConfigError,
+  validatePoolConfig,
+  type LeasePoolConfig,
+  type PiAnswerMode,
+  type PxeBootFiles,
+} from '@iot-tofu/dhcp';
+import {
+  ConfigError,
+  FLEET_DEFAULTS,
+  FLEET_KEYS,
+  VALUE_CHECKS,
+  defaultServerIp,
+  mergeLayers,
+  refuse,
+  type ConfigLayers,
+  type KeySpec,
+} from '@iot-tofu/fleet';
 import { normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import type { AdmissionBudget } from './admission.js';
 import { MQTT_CONFIG_KEYS } from './mqtt/config-keys.js';
@@ -127,7 +145,10 @@ export const DEFAULT_CONFIG: Readonly<Omit<BootServerConfig, 'serverIp'>> = Obje
 
 /** The daemon's own kinds of value (the fleet's ip, path, string and size checks come from VALUE_CHECKS). */
 type Kind = 'port' | 'bool' | 'answer' | 'level' | 'count' | 'budget' | 'threads' | 'pxe' | 'pis' | 'mode' | 'range' | 'ips';
-const own = (kind: Kind): KeySpec => ({ parse: (value, at) => parseTyped(at.key, kind, value, at.source), ...(kind === 'pxe' ? { envIsJson: true } : {}) });
+const own = (kind: Kind): KeySpec => ({
+  parse: (value, at) => parseTyped(at.key, kind, value, at.source),
+  ...(kind === 'pxe' ? { envIsJson: true } : {}),
+});
 
 /** Every config key and how it is checked: the fleet keys, then the daemon's (environment: IOT_TOFU_ + SNAKE_CASE). */
 const KEYS: Readonly<Record<string, KeySpec>> = {
@@ -179,7 +200,12 @@ const NEGATED: Readonly<Record<string, string>> = { noDhcp: 'dhcp', noTftp: 'tft
  * Throws ConfigError naming the offending key and where it came from.
  */
 export function resolveConfig(layers: ConfigLayers, host: ConfigHost): BootServerConfig {
-  const merged = mergeLayers(KEYS, DEFAULT_CONFIG, layers, { cwd: host.cwd, unknownFileKeys: 'reject', ignoredKeys: IGNORED_FILE_KEYS, negated: NEGATED });
+  const merged = mergeLayers(KEYS, DEFAULT_CONFIG, layers, {
+    cwd: host.cwd,
+    unknownFileKeys: 'reject',
+    ignoredKeys: IGNORED_FILE_KEYS,
+    negated: NEGATED,
+  });
   if (merged.serverIp === undefined) merged.serverIp = defaultServerIp(host.ipv4s);
   const config = merged as unknown as BootServerConfig;
   if (config.dhcpMode === 'full') checkFullMode(config);
@@ -208,7 +234,8 @@ export function parseDhcpRange(range: string): { start: string; end: string } {
 /** Full mode needs a pool that fits serverIp's subnet; the error names the key (dhcpRange, dhcpNetmask, …). */
 function checkFullMode(config: BootServerConfig): void {
   const source = 'dhcpMode full';
-  if (config.dhcpRange === undefined) throw new ConfigError('dhcpRange', 'required with dhcpMode full (e.g. "10.77.0.100-10.77.0.199")', source);
+  if (config.dhcpRange === undefined)
+    throw new ConfigError('dhcpRange', 'required with dhcpMode full (e.g. "10.77.0.100-10.77.0.199")', source);
   if (config.dhcpNetmask === undefined) throw new ConfigError('dhcpNetmask', 'required with dhcpMode full (e.g. "255.255.255.0")', source);
   try {
     validatePoolConfig(leasePoolConfig({ ...config, dhcpRange: config.dhcpRange, dhcpNetmask: config.dhcpNetmask }));
@@ -239,7 +266,10 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string): un
     case 'budget':
       return autoOrCount(value, Number.POSITIVE_INFINITY) ?? fail('expected "auto" or a whole number ≥ 0 (0 = off)');
     case 'threads':
-      return autoOrCount(value, MAX_TFTP_THREADS) ?? fail(`expected "auto" or a whole number of threads from 0 to ${MAX_TFTP_THREADS} (0 = main thread only)`);
+      return (
+        autoOrCount(value, MAX_TFTP_THREADS) ??
+        fail(`expected "auto" or a whole number of threads from 0 to ${MAX_TFTP_THREADS} (0 = main thread only)`)
+      );
     case 'bool':
       if (typeof value === 'boolean') return value;
       if (typeof value === 'string' && /^(1|true|yes|on)$/i.test(value)) return true;
@@ -260,7 +290,8 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string): un
     case 'pis':
       return parsePiSelection(key, value, source);
     case 'mode':
-      if (typeof value !== 'string' || !(DHCP_MODES as readonly string[]).includes(value.trim())) return fail(`expected one of ${DHCP_MODES.join(', ')}`);
+      if (typeof value !== 'string' || !(DHCP_MODES as readonly string[]).includes(value.trim()))
+        return fail(`expected one of ${DHCP_MODES.join(', ')}`);
       return value.trim();
     case 'range': {
       const match = typeof value === 'string' ? /^\s*([\d.]+)\s*[-,]\s*([\d.]+)\s*$/.exec(value) : null;
@@ -269,8 +300,15 @@ function parseTyped(key: string, kind: Kind, value: unknown, source: string): un
     }
     case 'ips': {
       let list: unknown = value;
-      if (typeof value === 'string') list = value.trim().startsWith('[') ? safeJson(value) : value.split(',').map((entry) => entry.trim()).filter(Boolean);
-      if (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string' && isIPv4(entry.trim()))) return fail('expected a list of IPv4 addresses (JSON list or comma-separated)');
+      if (typeof value === 'string')
+        list = value.trim().startsWith('[')
+          ? safeJson(value)
+          : value
+              .split(',')
+              .map((entry) => entry.trim())
+              .filter(Boolean);
+      if (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string' && isIPv4(entry.trim())))
+        return fail('expected a list of IPv4 addresses (JSON list or comma-separated)');
       return (list as string[]).map((entry) => entry.trim());
     }
   }
@@ -287,12 +325,18 @@ function parsePiSelection(key: string, value: unknown, source: string): boolean 
     if (/^(1|true|yes|on)$/i.test(value.trim())) return true;
     if (/^(0|false|no|off)$/i.test(value.trim())) return false;
     try {
-      list = value.trim().startsWith('[') ? JSON.parse(value) : value.split(',').map((entry) => entry.trim()).filter(Boolean);
+      list = value.trim().startsWith('[')
+        ? JSON.parse(value)
+        : value
+            .split(',')
+            .map((entry) => entry.trim())
+            .filter(Boolean);
     } catch {
       throw new ConfigError(key, `expected true, false, a JSON list or a comma-separated list, got ${JSON.stringify(value)}`, source);
     }
   }
-  if (!Array.isArray(list)) throw new ConfigError(key, `expected true, false or a list of Pi serials and MACs, got ${JSON.stringify(value)}`, source);
+  if (!Array.isArray(list))
+    throw new ConfigError(key, `expected true, false or a list of Pi serials and MACs, got ${JSON.stringify(value)}`, source);
   return [
     ...new Set(
       list.map((entry: unknown, index) => {
@@ -305,7 +349,11 @@ function parsePiSelection(key: string, value: unknown, source: string): boolean 
             // fall through to the error below
           }
         }
-        throw new ConfigError(`${key}[${index}]`, `expected a Pi serial (8 or 16 hex digits) or a MAC, got ${JSON.stringify(entry)}`, source);
+        throw new ConfigError(
+          `${key}[${index}]`,
+          `expected a Pi serial (8 or 16 hex digits) or a MAC, got ${JSON.stringify(entry)}`,
+          source,
+        );
       }),
     ),
   ];

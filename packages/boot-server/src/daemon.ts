@@ -1,3 +1,11 @@
+/**
+ * The boot server daemon (`boot-server start`): the BootServer class and startBootServer().
+ *
+ * Over 400 lines on purpose: this is the one place where the servers meet. Starting, reloading
+ * and closing must see every part (a failed start closes what already listens, a reload compares
+ * every key), so the wiring stays in one class; what each part does lives in its own module
+ * (admission*.ts, boot-tracker.ts, api/, mqtt/, web/, and the dhcp, tftp and fleet packages).
+ */
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -88,11 +96,6 @@ export function keysNeedingRestart(before: BootServerConfig, after: BootServerCo
 /**
  * The daemon: fleet registry, proxyDHCP, TFTP, HTTP API, MQTT and metrics wired to one event bus
  * and one logger. `start()` resolves with every listening socket; `close()` is idempotent.
- *
- * Over 400 lines on purpose: this is the one place where the servers meet. Starting, reloading
- * and closing must see every part (a failed start closes what already listens, a reload compares
- * every key), so the wiring stays in one class; what each part does lives in its own module
- * (admission*.ts, boot-tracker.ts, api/, mqtt/, web/, and the dhcp, tftp and fleet packages).
  */
 export class BootServer {
   readonly bus: EventBus;
@@ -128,7 +131,10 @@ export class BootServer {
     this.logger = deps.logger ?? pino({ level: 'silent' });
     this.now = deps.now ?? Date.now;
     this.bus = new EventBus((error, name) => this.logger.error({ err: error, event: name }, 'event listener failed'));
-    this.tracker = new BootTracker({ tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000, initramfsOf: initramfsFromBootFolders(config.tftpRoot) });
+    this.tracker = new BootTracker({
+      tftpAfterOfferTimeoutMs: config.tftpAfterOfferTimeout * 1000,
+      initramfsOf: initramfsFromBootFolders(config.tftpRoot),
+    });
     this.gate = new AdmissionGate(admissionMode(config.admissionBudget));
     this.admission = new AdmissionControl(this.gate);
   }
@@ -213,15 +219,39 @@ export class BootServer {
       this.bus.emit('transfer-started', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, at: this.now() });
     });
     tftp.on('file-served', (e) => {
-      this.bus.emit('file-served', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, bytes: e.bytes, ms: round(e.durationMs), retries: e.retries, at: this.now() });
+      this.bus.emit('file-served', {
+        ...opt('serial', e.serial),
+        clientIp: e.client.address,
+        file: e.file,
+        bytes: e.bytes,
+        ms: round(e.durationMs),
+        retries: e.retries,
+        at: this.now(),
+      });
     });
     tftp.on('transfer-aborted', (e) => {
-      this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason: `client ended the transfer: ${e.message || `error ${e.code}`}`, kind: 'aborted', retries: 0, at: this.now() });
+      this.bus.emit('transfer-failed', {
+        ...opt('serial', e.serial),
+        clientIp: e.client.address,
+        file: e.file,
+        reason: `client ended the transfer: ${e.message || `error ${e.code}`}`,
+        kind: 'aborted',
+        retries: 0,
+        at: this.now(),
+      });
     });
     tftp.on('transfer-failed', (e) => {
       const kind = e.reason === 'not-found' ? 'missing' : e.reason === 'timeout' ? 'timeout' : 'error';
       const reason = kind === 'missing' ? `${e.file} missing` : `${e.reason}: ${e.message}`;
-      this.bus.emit('transfer-failed', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, reason, kind, retries: e.retries, at: this.now() });
+      this.bus.emit('transfer-failed', {
+        ...opt('serial', e.serial),
+        clientIp: e.client.address,
+        file: e.file,
+        reason,
+        kind,
+        retries: e.retries,
+        at: this.now(),
+      });
     });
     const bound = await tftp.start().catch((error: unknown) => {
       throw new StartupError('tftpPort', (error as Error).message, { cause: error });
@@ -290,30 +320,56 @@ export class BootServer {
       // dhcpMode full (issue 12): addresses from our pool, leases in the state dir.
       // Static addresses (pxetools --add … --ip) come from the live registry; the pool never hands them to others.
       ...(config.dhcpMode === 'full'
-        ? { full: fullDhcpOptions(config, { staticAddressFor: (mac, serial) => fleet.staticAddressFor(mac, serial), isReserved: (address) => fleet.isStaticAddress(address) }) }
+        ? {
+            full: fullDhcpOptions(config, {
+              staticAddressFor: (mac, serial) => fleet.staticAddressFor(mac, serial),
+              isReserved: (address) => fleet.isStaticAddress(address),
+            }),
+          }
         : {}),
     });
     dhcp.on('pi-seen', (e) => {
       // Only registered Pis: spoofed DISCOVERs with made-up serials must not grow this map.
       if (e.serial && fleet.isRegistered({ serial: e.serial })) this.macBySerial.set(e.serial, e.mac);
       const ip = e.from.split(':')[0];
-      this.bus.emit('pi-seen', { ...opt('serial', e.serial), mac: e.mac, ...opt('model', e.model), ...(ip && ip !== '0.0.0.0' ? { ip } : {}), answered: e.answered, at: this.now() });
+      this.bus.emit('pi-seen', {
+        ...opt('serial', e.serial),
+        mac: e.mac,
+        ...opt('model', e.model),
+        ...(ip && ip !== '0.0.0.0' ? { ip } : {}),
+        answered: e.answered,
+        at: this.now(),
+      });
     });
     dhcp.on('lease', (e) => {
       // Full mode: a registered Pi's bound address is what --list shows at once (no wait for its traffic).
       const serial = e.serial ?? fleet.serialForMac(e.mac);
-      if (e.state === 'bound' && serial && fleet.isRegistered({ serial })) fleet.recordSeen({ serial, mac: e.mac, ip: e.address, at: this.now() });
+      if (e.state === 'bound' && serial && fleet.isRegistered({ serial }))
+        fleet.recordSeen({ serial, mac: e.mac, ip: e.address, at: this.now() });
     });
     dhcp.on('offer-sent', (e) => {
       const serial = e.serial ?? fleet.serialForMac(e.mac);
-      this.bus.emit('offer-sent', { ...opt('serial', serial), mac: e.mac, kind: e.kind, messageType: e.messageType, repeat: e.repeat, at: this.now() });
+      this.bus.emit('offer-sent', {
+        ...opt('serial', serial),
+        mac: e.mac,
+        kind: e.kind,
+        messageType: e.messageType,
+        repeat: e.repeat,
+        at: this.now(),
+      });
     });
     dhcp.on('ignored', (e) => {
       // Every ignored packet is counted by the server (metrics read its stats); the bus, the SSE
       // stream and the logs only hear about ones that concern a network-booting client.
       if (QUIET_IGNORE_REASONS.has(e.reason)) return;
       const serial = e.mac ? fleet.serialForMac(e.mac) : undefined;
-      this.bus.emit('dhcp-ignored', { ...opt('mac', e.mac), ...opt('serial', serial), ...opt('kind', e.kind), reason: e.reason, at: this.now() });
+      this.bus.emit('dhcp-ignored', {
+        ...opt('mac', e.mac),
+        ...opt('serial', serial),
+        ...opt('kind', e.kind),
+        reason: e.reason,
+        at: this.now(),
+      });
     });
     const bound = await dhcp.start().catch((error: unknown) => {
       const inUse = (error as { cause?: { code?: unknown } }).cause?.code === 'EADDRINUSE';
@@ -350,7 +406,9 @@ export class BootServer {
         tftp: !!this.tftp,
         serverIp: this.config.serverIp,
         pis: fleet.list().length,
-        ...(this.tftp ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued, tftpThreads: this.tftp.stats.threads } : {}),
+        ...(this.tftp
+          ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued, tftpThreads: this.tftp.stats.threads }
+          : {}),
         admission: this.admissionStatus(),
         mqtt: this.mqttHealth(),
       }),
@@ -360,10 +418,13 @@ export class BootServer {
     try {
       await api.listen({ host: config.apiListen, port: config.apiPort });
     } catch (error) {
-      throw new StartupError('apiPort', `cannot listen on ${config.apiListen}:${config.apiPort}: ${(error as Error).message}`, { cause: error });
+      throw new StartupError('apiPort', `cannot listen on ${config.apiListen}:${config.apiPort}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     const address = api.server.address();
-    if (address && typeof address === 'object') this.addresses.push({ service: 'api', protocol: 'tcp', address: address.address, port: address.port });
+    if (address && typeof address === 'object')
+      this.addresses.push({ service: 'api', protocol: 'tcp', address: address.address, port: address.port });
   }
 
   /** The MQTT link for /healthz (boot-server status and doctor read it there). */
@@ -407,9 +468,16 @@ export class BootServer {
     };
     this.cleanups.push(
       this.bus.on('pi-seen', (e) => {
-        fleet.recordSeen({ ...opt('serial', e.serial), mac: e.mac, ...opt('ip', e.ip), ...(e.model ? { model: e.model as never } : {}), at: e.at });
+        fleet.recordSeen({
+          ...opt('serial', e.serial),
+          mac: e.mac,
+          ...opt('ip', e.ip),
+          ...(e.model ? { model: e.model as never } : {}),
+          at: e.at,
+        });
         record('pi-seen', e.serial ?? fleet.serialForMac(e.mac), e);
-        if (e.serial && fleet.isRegistered({ serial: e.serial })) this.publish(this.tracker.observe({ type: 'pi-seen', serial: e.serial, ...opt('model', e.model), at: e.at }));
+        if (e.serial && fleet.isRegistered({ serial: e.serial }))
+          this.publish(this.tracker.observe({ type: 'pi-seen', serial: e.serial, ...opt('model', e.model), at: e.at }));
       }),
       this.bus.on('offer-sent', (e) => {
         if (e.serial) this.lastIgnored.delete(e.serial);
@@ -427,13 +495,21 @@ export class BootServer {
         const serial = this.tracker.serialOf(e);
         if (serial) this.admission.fetched(serial, e.at);
         this.learnFromTftp(fleet, serial, e.clientIp, e.at);
-        this.publish(this.tracker.observe({ type: 'transfer-started', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }));
+        this.publish(
+          this.tracker.observe({ type: 'transfer-started', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at }),
+        );
       }),
       this.bus.on('file-served', (e) => {
         const serial = this.tracker.serialOf(e);
         if (serial) this.admission.fetched(serial, e.at);
         record('file-served', serial, e);
-        const outcomes = this.tracker.observe({ type: 'file-served', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, at: e.at });
+        const outcomes = this.tracker.observe({
+          type: 'file-served',
+          ...opt('serial', serial),
+          clientIp: e.clientIp,
+          file: e.file,
+          at: e.at,
+        });
         // The kernel is the file that meets the Pi's 30 s per-file limit first: its time steers the gate.
         if (outcomes.some((o) => o.type === 'boot-complete')) this.gate.observeKernel({ kind: 'served', ms: e.ms }, e.at);
         this.publish(outcomes);
@@ -442,8 +518,18 @@ export class BootServer {
         const serial = this.tracker.serialOf(e);
         record('transfer-failed', serial, e);
         // A kernel transfer that timed out: the Pi gave up on it (30 s limit), the clearest sign of too many at once.
-        if (e.kind === 'timeout' && serial && this.tracker.inProgress(serial) && this.tracker.isKernelFile(serial, e.file)) this.gate.observeKernel({ kind: 'timed-out' }, e.at);
-        this.publish(this.tracker.observe({ type: 'transfer-failed', ...opt('serial', serial), clientIp: e.clientIp, file: e.file, kind: e.kind, at: e.at }));
+        if (e.kind === 'timeout' && serial && this.tracker.inProgress(serial) && this.tracker.isKernelFile(serial, e.file))
+          this.gate.observeKernel({ kind: 'timed-out' }, e.at);
+        this.publish(
+          this.tracker.observe({
+            type: 'transfer-failed',
+            ...opt('serial', serial),
+            clientIp: e.clientIp,
+            file: e.file,
+            kind: e.kind,
+            at: e.at,
+          }),
+        );
       }),
       this.bus.on('boot-complete', (e) => record('boot-complete', e.serial, e)),
       this.bus.on('boot-failed', (e) => record('boot-failed', e.serial, e)),
@@ -534,7 +620,10 @@ export class BootServer {
 }
 
 /** Starts a BootServer; rejects (with everything closed again) when any part cannot start. */
-export async function startBootServer(config: BootServerConfig, deps: BootServerDeps = {}): Promise<{ server: BootServer; addresses: ListeningSocket[] }> {
+export async function startBootServer(
+  config: BootServerConfig,
+  deps: BootServerDeps = {},
+): Promise<{ server: BootServer; addresses: ListeningSocket[] }> {
   const server = new BootServer(config, deps);
   const addresses = await server.start();
   return { server, addresses };
@@ -545,7 +634,8 @@ async function prepareFolder(key: string, path: string, create: boolean): Promis
   try {
     info = await stat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StartupError(key, `cannot use ${path}: ${(error as Error).message}`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new StartupError(key, `cannot use ${path}: ${(error as Error).message}`, { cause: error });
     if (!create) throw new StartupError(key, `${path} does not exist`);
     await mkdir(path, { recursive: true }).catch((cause: unknown) => {
       throw new StartupError(key, `cannot create ${path}: ${(cause as Error).message}`, { cause });

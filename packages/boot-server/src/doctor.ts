@@ -23,7 +23,10 @@ export interface DoctorCheck {
  */
 export const EEPROM_SETTINGS = [
   { line: 'BOOT_ORDER=0xf21', why: 'SD card first, then network boot, then start over (0xf2: network only)' },
-  { line: 'TFTP_PREFIX=0', why: 'TFTP folder = the serial (8 hex digits), the <tftpRoot>/<serial>/ folders pxetools makes (0 is the default)' },
+  {
+    line: 'TFTP_PREFIX=0',
+    why: 'TFTP folder = the serial (8 hex digits), the <tftpRoot>/<serial>/ folders pxetools makes (0 is the default)',
+  },
 ] as const;
 
 /** The bootloader advice as text lines (also in --json). */
@@ -56,8 +59,17 @@ function hexIPv4(hex: string): string {
 
 function hexIPv6(hex: string): string {
   // Four 32-bit words, each in host order.
-  const words = [0, 8, 16, 24].map((i) => hex.slice(i, i + 8).match(/../g)!.reverse().join(''));
-  const groups = words.join('').match(/..../g)!.map((g) => g.replace(/^0+(?=.)/, ''));
+  const words = [0, 8, 16, 24].map((i) =>
+    hex
+      .slice(i, i + 8)
+      .match(/../g)!
+      .reverse()
+      .join(''),
+  );
+  const groups = words
+    .join('')
+    .match(/..../g)!
+    .map((g) => g.replace(/^0+(?=.)/, ''));
   const text = groups.join(':');
   return text === '0:0:0:0:0:0:0:0' ? '::' : text.replace(/(^|:)0(:0)+(:|$)/, '::');
 }
@@ -72,7 +84,13 @@ export function parseProcNet(text: string, protocol: 'udp' | 'tcp'): ProcSocket[
     if (!address || !port) continue;
     const inode = Number.parseInt(fields[9]!, 10);
     if (!Number.isInteger(inode)) continue;
-    sockets.push({ protocol, address: address.length === 8 ? hexIPv4(address) : hexIPv6(address), port: Number.parseInt(port, 16), state: fields[3]!.toUpperCase(), inode });
+    sockets.push({
+      protocol,
+      address: address.length === 8 ? hexIPv4(address) : hexIPv6(address),
+      port: Number.parseInt(port, 16),
+      state: fields[3]!.toUpperCase(),
+      inode,
+    });
   }
   return sockets;
 }
@@ -160,7 +178,8 @@ export function mqttCheck(mqttUrl: string | undefined, daemon: DaemonHealth): { 
   const mqtt = daemon.running ? mqttHealthOf(daemon.health) : undefined;
   if (daemon.running && daemon.healthError) return { status: 'warn', detail: `the daemon's API did not answer (${daemon.healthError})` };
   if (!mqtt && !broker) return { status: 'ok', detail: 'off (no mqttUrl)' };
-  if (!mqtt) return { status: 'ok', detail: `${broker} (${daemon.running ? 'the running daemon does not report its link' : 'daemon not running'})` };
+  if (!mqtt)
+    return { status: 'ok', detail: `${broker} (${daemon.running ? 'the running daemon does not report its link' : 'daemon not running'})` };
   if (mqtt.state === 'off') {
     if (broker) return { status: 'warn', detail: `the running daemon has no broker: restart it to publish to ${broker}` };
     return { status: 'ok', detail: describeMqtt(mqtt) };
@@ -196,7 +215,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const user = /^User=(.+)$/m.exec(unit)?.[1] ?? 'root';
     const passwd = await readFile(below(root, '/etc/passwd'), 'utf8').catch(() => '');
     const known = passwd.split('\n').some((line) => line.startsWith(`${user}:`));
-    if (user === 'root') add('service', 'warn', 'the unit runs the daemon as root: run sudo boot-server install again for the hardened unit');
+    if (user === 'root')
+      add('service', 'warn', 'the unit runs the daemon as root: run sudo boot-server install again for the hardened unit');
     else if (!known) add('service', 'fail', `the unit runs as ${user}, but no such user exists: run sudo boot-server install again`);
     else add('service', 'ok', `unit installed, runs as ${user}${user === SERVICE_USER ? '' : ' (not the default iot-tofu)'}`);
   }
@@ -210,7 +230,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } catch {
     // not running
   }
-  add('daemon', daemonPid ? 'ok' : 'warn', daemonPid ? `running (pid ${daemonPid})` : 'not running (systemctl start iot-tofu-boot-server, or boot-server start)');
+  add(
+    'daemon',
+    daemonPid ? 'ok' : 'warn',
+    daemonPid ? `running (pid ${daemonPid})` : 'not running (systemctl start iot-tofu-boot-server, or boot-server start)',
+  );
   let daemon: DaemonHealth = { running: false };
   if (daemonPid && runtime) {
     const live = runtime;
@@ -224,11 +248,23 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
   const ports: Array<{ name: string; protocol: 'udp' | 'tcp'; port: number; hint: string }> = [];
   if (config.dhcp) {
-    ports.push({ name: 'dhcp', protocol: 'udp', port: config.dhcpPort, hint: 'another DHCP server (dnsmasq?) owns it: stop it, or run boot-server with --no-dhcp (TFTP and the API only)' });
+    ports.push({
+      name: 'dhcp',
+      protocol: 'udp',
+      port: config.dhcpPort,
+      hint: 'another DHCP server (dnsmasq?) owns it: stop it, or run boot-server with --no-dhcp (TFTP and the API only)',
+    });
     ports.push({ name: 'pxe', protocol: 'udp', port: config.pxePort, hint: 'another PXE server owns it: stop it, or run with --no-dhcp' });
   }
-  if (config.tftp) ports.push({ name: 'tftp', protocol: 'udp', port: config.tftpPort, hint: 'another TFTP server (tftpd-hpa, dnsmasq?) owns it: stop and disable it, or run with --no-tftp' });
-  if (config.apiPort > 0) ports.push({ name: 'api', protocol: 'tcp', port: config.apiPort, hint: 'another program listens there: choose another --api-port' });
+  if (config.tftp)
+    ports.push({
+      name: 'tftp',
+      protocol: 'udp',
+      port: config.tftpPort,
+      hint: 'another TFTP server (tftpd-hpa, dnsmasq?) owns it: stop and disable it, or run with --no-tftp',
+    });
+  if (config.apiPort > 0)
+    ports.push({ name: 'api', protocol: 'tcp', port: config.apiPort, hint: 'another program listens there: choose another --api-port' });
   for (const p of ports) {
     const label = `port ${p.port}/${p.protocol} (${p.name})`;
     if (p.port === 0) {
@@ -262,15 +298,22 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   if (!exportfs) add('exports', 'fail', 'exportfs not found: apt-get install nfs-kernel-server');
   else if (!(await isDir(exportsDir))) add('exports', 'fail', `${exportsDir} missing (nfs-kernel-server creates it)`);
   else if (nfs.exportfsError) add('exports', 'warn', `exportfs -v failed: ${nfs.exportfsError.split('\n')[0]}`);
-  else if (!(await isFile(config.exportsFile))) add('exports', 'warn', `${config.exportsFile} not written yet (the first pxetools --add writes it)`);
+  else if (!(await isFile(config.exportsFile)))
+    add('exports', 'warn', `${config.exportsFile} not written yet (the first pxetools --add writes it)`);
   else add('exports', 'ok', `${config.exportsFile}; ${ours.length} root(s) under ${config.nfsRoot} exported now`);
 
-  return { checks, eeprom: { settings: EEPROM_SETTINGS.map((s) => ({ ...s })), advice: eepromAdvice() }, ok: !checks.some((c) => c.status === 'fail') };
+  return {
+    checks,
+    eeprom: { settings: EEPROM_SETTINGS.map((s) => ({ ...s })), advice: eepromAdvice() },
+    ok: !checks.some((c) => c.status === 'fail'),
+  };
 }
 
 /** Human-readable report: one check a line, then the bootloader settings. */
 export function renderDoctor(report: DoctorReport): string {
   const width = Math.max(...report.checks.map((c) => c.name.length));
-  const lines = report.checks.map((c) => `${(c.status === 'ok' ? 'ok' : c.status.toUpperCase()).padEnd(5)} ${c.name.padEnd(width)}  ${c.detail}`);
+  const lines = report.checks.map(
+    (c) => `${(c.status === 'ok' ? 'ok' : c.status.toUpperCase()).padEnd(5)} ${c.name.padEnd(width)}  ${c.detail}`,
+  );
   return `${lines.join('\n')}\n\n${report.eeprom.advice.join('\n')}\n`;
 }

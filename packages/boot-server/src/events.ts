@@ -8,7 +8,15 @@ export interface BootEvents {
   'transfer-started': { serial?: string; clientIp: string; file: string; at: number };
   'file-served': { serial?: string; clientIp: string; file: string; bytes: number; ms: number; retries: number; at: number };
   /** Ended early: client "Early terminate" probes, timeouts, missing files. */
-  'transfer-failed': { serial?: string; clientIp: string; file: string; reason: string; kind: 'missing' | 'aborted' | 'timeout' | 'error'; retries: number; at: number };
+  'transfer-failed': {
+    serial?: string;
+    clientIp: string;
+    file: string;
+    reason: string;
+    kind: 'missing' | 'aborted' | 'timeout' | 'error';
+    retries: number;
+    at: number;
+  };
   'boot-complete': { serial: string; ms: number; at: number };
   'boot-failed': { serial: string; reason: string; at: number };
   'registry-changed': { at: number };

@@ -9,7 +9,11 @@ import { leasePoolConfig, type BootServerConfig } from './config.js';
  */
 export function fullDhcpOptions(
   config: BootServerConfig,
-  hooks: { staticAddressFor?: (mac: string, serial?: string) => string | undefined; isReserved?: (address: string) => boolean; onCheckError?: (address: string, detail: string) => void } = {},
+  hooks: {
+    staticAddressFor?: (mac: string, serial?: string) => string | undefined;
+    isReserved?: (address: string) => boolean;
+    onCheckError?: (address: string, detail: string) => void;
+  } = {},
 ): FullModeOptions | undefined {
   if (config.dhcpMode !== 'full' || !config.dhcpRange || !config.dhcpNetmask) return undefined;
   const pool = new LeasePool({

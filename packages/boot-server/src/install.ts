@@ -92,7 +92,7 @@ export function renderSystemdUnit(options: UnitOptions): string {
     'PrivateTmp=yes',
     'PrivateDevices=yes',
     'PrivateMounts=yes',
-    '# Other users\' processes are hidden; a lock held by a root pxetools still counts as alive (kill(pid, 0) says EPERM).',
+    "# Other users' processes are hidden; a lock held by a root pxetools still counts as alive (kill(pid, 0) says EPERM).",
     'ProtectProc=invisible',
     'ProtectKernelTunables=yes',
     'ProtectKernelModules=yes',
@@ -153,7 +153,8 @@ export function defaultConfigFileText(): string {
 /** The fleet folders a config file names (defaults for what it leaves out). */
 export function fleetPathsOf(data: unknown): FleetPaths {
   const file = data && typeof data === 'object' ? (data as Record<string, unknown>) : {};
-  const pick = (key: keyof FleetPaths): string => (typeof file[key] === 'string' && (file[key] as string).startsWith('/') ? (file[key] as string) : DEFAULT_CONFIG[key]);
+  const pick = (key: keyof FleetPaths): string =>
+    typeof file[key] === 'string' && (file[key] as string).startsWith('/') ? (file[key] as string) : DEFAULT_CONFIG[key];
   return { tftpRoot: pick('tftpRoot'), nfsRoot: pick('nfsRoot'), stateDir: pick('stateDir'), exportsFile: pick('exportsFile') };
 }
 
@@ -247,10 +248,14 @@ export async function installBootServer(options: InstallOptions): Promise<Instal
   const notes: string[] = [];
   const configPath = below(root, configFile);
   const existing = await readJson(configPath);
-  if (existing.exists && existing.data === undefined) notes.push(`${configPath} is not valid JSON: the unit uses the default folders; fix it before starting`);
+  if (existing.exists && existing.data === undefined)
+    notes.push(`${configPath} is not valid JSON: the unit uses the default folders; fix it before starting`);
   const paths = fleetPathsOf(existing.data);
   const programInHome = options.execStart.some((part) => part.startsWith('/') && underHome(part));
-  if (programInHome) notes.push(`node or the boot-server script lives below /home, /root or /run/user (${options.execStart.join(' ')}): the unit says ProtectHome=read-only; install the package globally (README "Install") for ProtectHome=yes`);
+  if (programInHome)
+    notes.push(
+      `node or the boot-server script lives below /home, /root or /run/user (${options.execStart.join(' ')}): the unit says ProtectHome=read-only; install the package globally (README "Install") for ProtectHome=yes`,
+    );
 
   const files: Array<[string, string, number]> = [
     [below(root, `/${UNIT_PATH}`), renderSystemdUnit({ execStart: options.execStart, configFile, user, paths, programInHome }), 0o644],
@@ -276,7 +281,11 @@ export async function installBootServer(options: InstallOptions): Promise<Instal
   if (sysusers) commands.push([sysusers, [...rootArgs, below(root, `/${SYSUSERS_PATH}`)]]);
   else {
     const useradd = await which('useradd');
-    if (useradd && root === '/') commands.push([useradd, ['--system', '--user-group', '--home-dir', paths.stateDir, '--no-create-home', '--shell', '/usr/sbin/nologin', user]]);
+    if (useradd && root === '/')
+      commands.push([
+        useradd,
+        ['--system', '--user-group', '--home-dir', paths.stateDir, '--no-create-home', '--shell', '/usr/sbin/nologin', user],
+      ]);
     else notes.push(`neither systemd-sysusers nor useradd found: create the system user ${user} by hand`);
   }
   const tmpfiles = await which('systemd-tmpfiles');
@@ -300,8 +309,13 @@ export async function installBootServer(options: InstallOptions): Promise<Instal
 
   const [exportfs, nfsd] = await Promise.all([which('exportfs'), which('rpc.nfsd')]);
   const nfsServerPresent = !!exportfs && !!nfsd;
-  if (!nfsServerPresent) notes.push('nfs-kernel-server is not installed (no exportfs/rpc.nfsd): Pis cannot mount their roots. Install it: apt-get install nfs-kernel-server');
-  notes.push(`the daemon runs as ${user} with CAP_NET_BIND_SERVICE only; add and remove Pis with sudo pxetools (the API refuses changes with a 403 that says so)`);
+  if (!nfsServerPresent)
+    notes.push(
+      'nfs-kernel-server is not installed (no exportfs/rpc.nfsd): Pis cannot mount their roots. Install it: apt-get install nfs-kernel-server',
+    );
+  notes.push(
+    `the daemon runs as ${user} with CAP_NET_BIND_SERVICE only; add and remove Pis with sudo pxetools (the API refuses changes with a 403 that says so)`,
+  );
   notes.push(`enable and start: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME}`);
   notes.push('check the machine and the Pi bootloader settings: boot-server doctor');
   return { unitPath: files[0]![0], configPath, configWritten, nfsServerPresent, user, paths, actions, notes };

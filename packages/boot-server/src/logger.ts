@@ -16,7 +16,17 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const base = { level: options.level };
   if (options.pretty) {
-    return pino(base, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, destination: options.destination ?? process.stdout, sync: true }));
+    return pino(
+      base,
+      pretty({
+        colorize: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname',
+        singleLine: true,
+        destination: options.destination ?? process.stdout,
+        sync: true,
+      }),
+    );
   }
   return pino(base, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }

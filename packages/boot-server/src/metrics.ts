@@ -73,12 +73,30 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
       this.inc(live().tftp?.dropped ?? 0);
     },
   });
-  const dhcpOffers = new Counter({ name: 'iot_tofu_dhcp_offers_total', help: 'Proxy OFFERs (port 67) and ACKs (port 4011) sent, by client kind', labelNames: ['type', 'kind'], registers: [registry] });
+  const dhcpOffers = new Counter({
+    name: 'iot_tofu_dhcp_offers_total',
+    help: 'Proxy OFFERs (port 67) and ACKs (port 4011) sent, by client kind',
+    labelNames: ['type', 'kind'],
+    registers: [registry],
+  });
   const pisSeen = new Counter({ name: 'iot_tofu_pis_seen_total', help: 'Raspberry Pi DISCOVERs recognised', registers: [registry] });
-  const transfers = new Counter({ name: 'iot_tofu_tftp_transfers_total', help: 'TFTP transfers ended, by result', labelNames: ['result'], registers: [registry] });
-  const bytes = new Counter({ name: 'iot_tofu_tftp_bytes_total', help: 'File bytes sent over TFTP by completed transfers', registers: [registry] });
+  const transfers = new Counter({
+    name: 'iot_tofu_tftp_transfers_total',
+    help: 'TFTP transfers ended, by result',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'iot_tofu_tftp_bytes_total',
+    help: 'File bytes sent over TFTP by completed transfers',
+    registers: [registry],
+  });
   const retries = new Counter({ name: 'iot_tofu_tftp_retries_total', help: 'TFTP retransmissions', registers: [registry] });
-  const aborts = new Counter({ name: 'iot_tofu_tftp_aborts_total', help: 'TFTP transfers the client ended early (e.g. "Early terminate" probes)', registers: [registry] });
+  const aborts = new Counter({
+    name: 'iot_tofu_tftp_aborts_total',
+    help: 'TFTP transfers the client ended early (e.g. "Early terminate" probes)',
+    registers: [registry],
+  });
   const fileDuration = new Histogram({
     name: 'iot_tofu_tftp_file_duration_seconds',
     help: 'Time to serve one file, by file name (serial folder stripped)',
@@ -92,7 +110,12 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300],
     registers: [registry],
   });
-  const bootsFailed = new Counter({ name: 'iot_tofu_boots_failed_total', help: 'Boots that went wrong, by reason kind', labelNames: ['reason'], registers: [registry] });
+  const bootsFailed = new Counter({
+    name: 'iot_tofu_boots_failed_total',
+    help: 'Boots that went wrong, by reason kind',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'iot_tofu_tftp_active_transfers',
     help: 'TFTP transfers in progress',
@@ -159,7 +182,11 @@ export function createMetrics(bus: EventBus, live: () => LiveStats, options: { d
     }),
     bus.on('boot-complete', (e) => bootDuration.observe(e.ms / 1000)),
     // The reason text holds file names; the label keeps only its kind so cardinality stays bounded.
-    bus.on('boot-failed', (e) => bootsFailed.inc({ reason: e.reason.includes('missing') ? 'file-missing' : e.reason.startsWith('no TFTP') ? 'no-tftp-after-offer' : 'other' })),
+    bus.on('boot-failed', (e) =>
+      bootsFailed.inc({
+        reason: e.reason.includes('missing') ? 'file-missing' : e.reason.startsWith('no TFTP') ? 'no-tftp-after-offer' : 'other',
+      }),
+    ),
   ];
 
   return {

@@ -16,7 +16,10 @@ export function threeSpaceMenuMatcher(selection: BootServerConfig['threeSpaceMen
  * The dhcp package's proxy policy for a config, pure: the daemon hands in the fleet lookup and the
  * admission gate. Rebuilt on every SIGHUP.
  */
-export function proxyPolicy(config: PolicyConfig, hooks: { isRegistered: ProxyPolicy['isRegistered']; admit?: ProxyPolicy['admit'] }): ProxyPolicy {
+export function proxyPolicy(
+  config: PolicyConfig,
+  hooks: { isRegistered: ProxyPolicy['isRegistered']; admit?: ProxyPolicy['admit'] },
+): ProxyPolicy {
   const threeSpaceMenu = threeSpaceMenuMatcher(config.threeSpaceMenu);
   return {
     serverIp: config.serverIp,

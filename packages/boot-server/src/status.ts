@@ -51,7 +51,14 @@ export async function fetchHealth(runtime: RuntimeFile, timeoutMs = 2000): Promi
 }
 
 export interface StatusReport {
-  daemon: { state: 'running' | 'stopped' | 'stale'; pid?: number; startedAt?: string; addresses?: ListeningSocket[]; health?: Record<string, unknown>; healthError?: string };
+  daemon: {
+    state: 'running' | 'stopped' | 'stale';
+    pid?: number;
+    startedAt?: string;
+    addresses?: ListeningSocket[];
+    health?: Record<string, unknown>;
+    healthError?: string;
+  };
   nfs: NfsHealth;
   config: { file?: string; tftpRoot: string; nfsRoot: string; stateDir: string; serverIp?: string };
 }
@@ -67,7 +74,13 @@ export async function collectStatus(options: {
   const report: StatusReport = {
     daemon: { state: 'stopped' },
     nfs: await nfsHealth(options.runner ? { runner: options.runner } : {}),
-    config: { ...(options.configFile ? { file: options.configFile } : {}), tftpRoot: config.tftpRoot, nfsRoot: config.nfsRoot, stateDir: config.stateDir, ...(config.serverIp ? { serverIp: config.serverIp } : {}) },
+    config: {
+      ...(options.configFile ? { file: options.configFile } : {}),
+      tftpRoot: config.tftpRoot,
+      nfsRoot: config.nfsRoot,
+      stateDir: config.stateDir,
+      ...(config.serverIp ? { serverIp: config.serverIp } : {}),
+    },
   };
   let runtime: RuntimeFile | undefined;
   try {
@@ -97,7 +110,12 @@ export function renderStatus(report: StatusReport): string {
     lines.push(`boot-server: running (pid ${d.pid}, since ${d.startedAt})`);
     for (const a of d.addresses ?? []) lines.push(`  ${a.service.padEnd(5)} ${a.protocol} ${a.address}:${a.port}`);
     if (d.health) {
-      lines.push(`  health: ${Object.entries(d.health).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+      lines.push(
+        `  health: ${Object.entries(d.health)
+          .filter(([, v]) => typeof v !== 'object' || v === null)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(' ')}`,
+      );
       const foreign = (d.health.nfs as { foreignExportsIssues?: { at: string; messages: string[] } } | undefined)?.foreignExportsIssues;
       if (foreign) lines.push(`  exportfs complained about exports that are not ours (${foreign.at}): ${foreign.messages.join('; ')}`);
       const mqtt = mqttHealthOf(d.health);
@@ -109,7 +127,9 @@ export function renderStatus(report: StatusReport): string {
   } else {
     lines.push('boot-server: not running');
   }
-  lines.push(`config: ${report.config.file ?? '(defaults, no config file)'}; tftpRoot ${report.config.tftpRoot}, nfsRoot ${report.config.nfsRoot}, stateDir ${report.config.stateDir}${report.config.serverIp ? `, serverIp ${report.config.serverIp}` : ''}`);
+  lines.push(
+    `config: ${report.config.file ?? '(defaults, no config file)'}; tftpRoot ${report.config.tftpRoot}, nfsRoot ${report.config.nfsRoot}, stateDir ${report.config.stateDir}${report.config.serverIp ? `, serverIp ${report.config.serverIp}` : ''}`,
+  );
   lines.push(`nfsd: ${report.nfs.nfsdRunning ? 'running' : 'not running'} (${report.nfs.nfsdDetail})`);
   if (report.nfs.exportfsError) lines.push(`exports: exportfs failed: ${report.nfs.exportfsError}`);
   else if (report.nfs.exported.length === 0) lines.push('exports: none');

@@ -1,7 +1,19 @@
 import { readFile, rm } from 'node:fs/promises';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
 import { DEFAULT_CONFIG_FILE } from './load-config.js';
-import { SERVICE_USER, SYSUSERS_PATH, TMPFILES_PATH, UNIT_NAME, UNIT_PATH, below, defaultWhich, fleetPathsOf, systemdRunning, type FleetPaths, type InstallAction } from './install.js';
+import {
+  SERVICE_USER,
+  SYSUSERS_PATH,
+  TMPFILES_PATH,
+  UNIT_NAME,
+  UNIT_PATH,
+  below,
+  defaultWhich,
+  fleetPathsOf,
+  systemdRunning,
+  type FleetPaths,
+  type InstallAction,
+} from './install.js';
 
 export interface UninstallOptions {
   root: string;

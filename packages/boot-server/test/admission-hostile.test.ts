@@ -26,7 +26,7 @@ describe('AdmissionControl: clients that never fetch cannot hold the gate', () =
     expect(admission.active(600)).toBe(16);
   });
 
-  it('a full copy of a registered Pi (its serial and MAC) holds only that Pi\'s key: the real one is let in as a repeat', () => {
+  it("a full copy of a registered Pi (its serial and MAC) holds only that Pi's key: the real one is let in as a repeat", () => {
     const admission = control(1);
     expect(admission.admit({ ...realPi, known: true, now: 0 })).toBe(true); // the forger's copy
     expect(admission.admit({ ...realPi, known: true, now: 100 })).toBe(true); // the real Pi

@@ -42,7 +42,16 @@ describe('admissionMode', () => {
 describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit)', () => {
   it('derives grow and cut thresholds from the Pi file limit, within floor and ceiling', () => {
     expect(PI_FILE_LIMIT_MS).toBe(30_000);
-    expect(T).toMatchObject({ growBelowMs: 12_000, cutAboveMs: 20_000, initial: 16, min: 8, max: 256, rampTargetMs: 24_000, rampMaxGain: 15, rampRearmMs: 600_000 });
+    expect(T).toMatchObject({
+      growBelowMs: 12_000,
+      cutAboveMs: 20_000,
+      initial: 16,
+      min: 8,
+      max: 256,
+      rampTargetMs: 24_000,
+      rampMaxGain: 15,
+      rampRearmMs: 600_000,
+    });
     expect(initialSteerState(T)).toEqual({ capacity: 16, lastCutAt: Number.NEGATIVE_INFINITY });
   });
   const ramp = Number.NEGATIVE_INFINITY; // never cut: the ramp is on
@@ -50,41 +59,205 @@ describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit
   // [name, state, sample, now, gateLimited, expected]
   const cases: Array<[string, SteerState, KernelSample, number, boolean, SteerState]> = [
     // The ramp (no cut yet): floor(24 s / ms) − 1 slots per kernel, between 1 and 15.
-    ['ramp: kernel in 2 s adds 11 (one round ×12)', { capacity: 16, lastCutAt: ramp }, served(2_000), 5_000, true, { capacity: 27, lastCutAt: ramp }],
-    ['ramp: kernel in 1.5 s adds 15 (one round ×16)', { capacity: 16, lastCutAt: ramp }, served(1_500), 5_000, true, { capacity: 31, lastCutAt: ramp }],
-    ['ramp: kernel in 0.2 s adds at most 15', { capacity: 16, lastCutAt: ramp }, served(200), 5_000, true, { capacity: 31, lastCutAt: ramp }],
-    ['ramp: a zero-time kernel adds at most 15', { capacity: 16, lastCutAt: ramp }, served(0), 5_000, true, { capacity: 31, lastCutAt: ramp }],
-    ['ramp: kernel in 3 s adds 7 (one round ×8)', { capacity: 16, lastCutAt: ramp }, served(3_000), 5_000, true, { capacity: 23, lastCutAt: ramp }],
+    [
+      'ramp: kernel in 2 s adds 11 (one round ×12)',
+      { capacity: 16, lastCutAt: ramp },
+      served(2_000),
+      5_000,
+      true,
+      { capacity: 27, lastCutAt: ramp },
+    ],
+    [
+      'ramp: kernel in 1.5 s adds 15 (one round ×16)',
+      { capacity: 16, lastCutAt: ramp },
+      served(1_500),
+      5_000,
+      true,
+      { capacity: 31, lastCutAt: ramp },
+    ],
+    [
+      'ramp: kernel in 0.2 s adds at most 15',
+      { capacity: 16, lastCutAt: ramp },
+      served(200),
+      5_000,
+      true,
+      { capacity: 31, lastCutAt: ramp },
+    ],
+    [
+      'ramp: a zero-time kernel adds at most 15',
+      { capacity: 16, lastCutAt: ramp },
+      served(0),
+      5_000,
+      true,
+      { capacity: 31, lastCutAt: ramp },
+    ],
+    [
+      'ramp: kernel in 3 s adds 7 (one round ×8)',
+      { capacity: 16, lastCutAt: ramp },
+      served(3_000),
+      5_000,
+      true,
+      { capacity: 23, lastCutAt: ramp },
+    ],
     ['ramp: kernel in 7 s adds 2', { capacity: 16, lastCutAt: ramp }, served(7_000), 5_000, true, { capacity: 18, lastCutAt: ramp }],
-    ['ramp: kernel in 11 s adds 1 (near the grow threshold it is additive)', { capacity: 16, lastCutAt: ramp }, served(11_000), 5_000, true, { capacity: 17, lastCutAt: ramp }],
+    [
+      'ramp: kernel in 11 s adds 1 (near the grow threshold it is additive)',
+      { capacity: 16, lastCutAt: ramp },
+      served(11_000),
+      5_000,
+      true,
+      { capacity: 17, lastCutAt: ramp },
+    ],
     ['ramp stops at the ceiling', { capacity: 252, lastCutAt: ramp }, served(1_000), 5_000, true, { capacity: 256, lastCutAt: ramp }],
-    ['nobody waiting: no growth past the initial capacity', { capacity: 16, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 16, lastCutAt: ramp }],
-    ['nobody waiting: below the initial capacity, one slot back', { capacity: 12, lastCutAt: ramp }, served(1_000), 5_000, false, { capacity: 13, lastCutAt: ramp }],
-    ['ramp: a slow kernel cuts and ends the ramp', { capacity: 120, lastCutAt: ramp }, served(21_000), 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
-    ['ramp: a timed-out kernel cuts', { capacity: 120, lastCutAt: ramp }, { kind: 'timed-out' }, 30_000, true, { capacity: 90, lastCutAt: 30_000 }],
-    ['ramp: a cut needs no waiters', { capacity: 120, lastCutAt: ramp }, served(25_000), 30_000, false, { capacity: 90, lastCutAt: 30_000 }],
+    [
+      'nobody waiting: no growth past the initial capacity',
+      { capacity: 16, lastCutAt: ramp },
+      served(1_000),
+      5_000,
+      false,
+      { capacity: 16, lastCutAt: ramp },
+    ],
+    [
+      'nobody waiting: below the initial capacity, one slot back',
+      { capacity: 12, lastCutAt: ramp },
+      served(1_000),
+      5_000,
+      false,
+      { capacity: 13, lastCutAt: ramp },
+    ],
+    [
+      'ramp: a slow kernel cuts and ends the ramp',
+      { capacity: 120, lastCutAt: ramp },
+      served(21_000),
+      30_000,
+      true,
+      { capacity: 90, lastCutAt: 30_000 },
+    ],
+    [
+      'ramp: a timed-out kernel cuts',
+      { capacity: 120, lastCutAt: ramp },
+      { kind: 'timed-out' },
+      30_000,
+      true,
+      { capacity: 90, lastCutAt: 30_000 },
+    ],
+    [
+      'ramp: a cut needs no waiters',
+      { capacity: 120, lastCutAt: ramp },
+      served(25_000),
+      30_000,
+      false,
+      { capacity: 90, lastCutAt: 30_000 },
+    ],
     // After a cut: additive increase, multiplicative decrease.
-    ['after a cut a fast kernel grows by one only', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, true, { capacity: 17, lastCutAt: 50_000 }],
-    ['after a cut: nobody waiting, one slot back towards the initial capacity', { capacity: 9, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 10, lastCutAt: 50_000 }],
-    ['after a cut: nobody waiting, never past the initial capacity', { capacity: 16, lastCutAt: 50_000 }, served(1_500), 100_000, false, { capacity: 16, lastCutAt: 50_000 }],
+    [
+      'after a cut a fast kernel grows by one only',
+      { capacity: 16, lastCutAt: 50_000 },
+      served(1_500),
+      100_000,
+      true,
+      { capacity: 17, lastCutAt: 50_000 },
+    ],
+    [
+      'after a cut: nobody waiting, one slot back towards the initial capacity',
+      { capacity: 9, lastCutAt: 50_000 },
+      served(1_500),
+      100_000,
+      false,
+      { capacity: 10, lastCutAt: 50_000 },
+    ],
+    [
+      'after a cut: nobody waiting, never past the initial capacity',
+      { capacity: 16, lastCutAt: 50_000 },
+      served(1_500),
+      100_000,
+      false,
+      { capacity: 16, lastCutAt: 50_000 },
+    ],
     ['grow stops at the ceiling', { capacity: 256, lastCutAt: 0 }, served(1_000), 100_000, true, { capacity: 256, lastCutAt: 0 }],
     ['in-between kernel holds', { capacity: 30, lastCutAt: ramp }, served(15_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
-    ['exactly the grow threshold holds', { capacity: 30, lastCutAt: ramp }, served(12_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
-    ['exactly the cut threshold holds', { capacity: 30, lastCutAt: ramp }, served(20_000), 100_000, true, { capacity: 30, lastCutAt: ramp }],
-    ['slow kernel cuts to three quarters', { capacity: 40, lastCutAt: 0 }, served(25_000), 100_000, true, { capacity: 30, lastCutAt: 100_000 }],
-    ['cut never goes below the floor', { capacity: 9, lastCutAt: ramp }, served(29_000), 100_000, true, { capacity: 8, lastCutAt: 100_000 }],
-    ['second cut within the cooldown is ignored', { capacity: 30, lastCutAt: 95_000 }, served(29_000), 100_000, true, { capacity: 30, lastCutAt: 95_000 }],
-    ['cut again once the cooldown passed', { capacity: 30, lastCutAt: 90_000 }, { kind: 'timed-out' }, 100_000, true, { capacity: 22, lastCutAt: 100_000 }],
-    ['the ramp is back 10 min after the last cut (a new storm)', { capacity: 16, lastCutAt: 50_000 }, served(2_000), 650_000, true, { capacity: 27, lastCutAt: 50_000 }],
-    ['just short of 10 min after a cut: still additive', { capacity: 16, lastCutAt: 50_000 }, served(2_000), 649_999, true, { capacity: 17, lastCutAt: 50_000 }],
-    ['growing is not held back by a recent cut', { capacity: 30, lastCutAt: 99_000 }, served(3_000), 100_000, true, { capacity: 31, lastCutAt: 99_000 }],
+    [
+      'exactly the grow threshold holds',
+      { capacity: 30, lastCutAt: ramp },
+      served(12_000),
+      100_000,
+      true,
+      { capacity: 30, lastCutAt: ramp },
+    ],
+    [
+      'exactly the cut threshold holds',
+      { capacity: 30, lastCutAt: ramp },
+      served(20_000),
+      100_000,
+      true,
+      { capacity: 30, lastCutAt: ramp },
+    ],
+    [
+      'slow kernel cuts to three quarters',
+      { capacity: 40, lastCutAt: 0 },
+      served(25_000),
+      100_000,
+      true,
+      { capacity: 30, lastCutAt: 100_000 },
+    ],
+    [
+      'cut never goes below the floor',
+      { capacity: 9, lastCutAt: ramp },
+      served(29_000),
+      100_000,
+      true,
+      { capacity: 8, lastCutAt: 100_000 },
+    ],
+    [
+      'second cut within the cooldown is ignored',
+      { capacity: 30, lastCutAt: 95_000 },
+      served(29_000),
+      100_000,
+      true,
+      { capacity: 30, lastCutAt: 95_000 },
+    ],
+    [
+      'cut again once the cooldown passed',
+      { capacity: 30, lastCutAt: 90_000 },
+      { kind: 'timed-out' },
+      100_000,
+      true,
+      { capacity: 22, lastCutAt: 100_000 },
+    ],
+    [
+      'the ramp is back 10 min after the last cut (a new storm)',
+      { capacity: 16, lastCutAt: 50_000 },
+      served(2_000),
+      650_000,
+      true,
+      { capacity: 27, lastCutAt: 50_000 },
+    ],
+    [
+      'just short of 10 min after a cut: still additive',
+      { capacity: 16, lastCutAt: 50_000 },
+      served(2_000),
+      649_999,
+      true,
+      { capacity: 17, lastCutAt: 50_000 },
+    ],
+    [
+      'growing is not held back by a recent cut',
+      { capacity: 30, lastCutAt: 99_000 },
+      served(3_000),
+      100_000,
+      true,
+      { capacity: 31, lastCutAt: 99_000 },
+    ],
   ];
   it.each(cases)('%s', (_name, state, sample, now, gateLimited, expected) => {
     expect(steerCapacity(state, sample, now, T, gateLimited)).toEqual(expected);
   });
 
   it('rampMaxGain 1 is the plain additive rule', () => {
-    expect(steerCapacity({ capacity: 16, lastCutAt: ramp }, served(500), 0, { ...T, rampMaxGain: 1 })).toEqual({ capacity: 17, lastCutAt: ramp });
+    expect(steerCapacity({ capacity: 16, lastCutAt: ramp }, served(500), 0, { ...T, rampMaxGain: 1 })).toEqual({
+      capacity: 17,
+      lastCutAt: ramp,
+    });
   });
 
   it('one round of fast kernels multiplies the capacity; a slow kernel mid-ramp cuts and the ramp does not resume', () => {
@@ -105,7 +278,8 @@ describe('steerCapacity (adaptive thresholds relative to the 30 s per-file limit
 });
 
 describe('AdmissionGate', () => {
-  const ask = (gate: AdmissionGate, key: string, now: number, activeBoots: number, bootInProgress = false) => gate.admit({ key, now, activeBoots, bootInProgress });
+  const ask = (gate: AdmissionGate, key: string, now: number, activeBoots: number, bootInProgress = false) =>
+    gate.admit({ key, now, activeBoots, bootInProgress });
 
   it('off admits everyone; fixed keeps the budget; a Pi already booting always gets its offer', () => {
     const off = new AdmissionGate(admissionMode(0));

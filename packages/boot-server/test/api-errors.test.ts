@@ -72,7 +72,11 @@ describe('error code → HTTP status table', () => {
   it('knows every code made from a template, and has rows for it', () => {
     const unknown = template.filter((site) => !TEMPLATE_FAMILIES.includes(site.code)).map((site) => `${site.code}… (${site.where})`);
     expect(unknown).toEqual([]);
-    for (const family of TEMPLATE_FAMILIES) expect(Object.keys(table).some((code) => code.startsWith(family)), family).toBe(true);
+    for (const family of TEMPLATE_FAMILIES)
+      expect(
+        Object.keys(table).some((code) => code.startsWith(family)),
+        family,
+      ).toBe(true);
     expect(statusForError(new TftpFileError('not-found', 'File not found'))).toBe(500);
     expect(Object.hasOwn(table, new TftpFileError('access-denied', 'Access violation').code)).toBe(true);
   });

@@ -25,8 +25,7 @@ const API_OWN_PATTERNS = ['^/'];
 function patternsIn(value: unknown, path: string, out: Array<{ path: string; pattern: string }>): typeof out {
   if (Array.isArray(value)) {
     for (const [i, item] of value.entries()) patternsIn(item, `${path}[${i}]`, out);
-  }
-  else if (value && typeof value === 'object') {
+  } else if (value && typeof value === 'object') {
     for (const [key, child] of Object.entries(value)) {
       if (key === 'pattern' && typeof child === 'string') out.push({ path, pattern: child });
       else patternsIn(child, `${path}.${key}`, out);

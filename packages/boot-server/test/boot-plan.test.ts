@@ -17,7 +17,13 @@ describe('the initramfs a Pi loads, from the config.txt of its boot folder', () 
 
   it.each([
     ['auto_initramfs follows the kernel served (Pi 4)', 'aaaaaaaa', 'pi4', 'kernel8.img', { file: 'initramfs8', optional: true }],
-    ['auto_initramfs follows the kernel served (Pi 5, model unknown)', 'aaaaaaaa', undefined, 'kernel_2712.img', { file: 'initramfs_2712', optional: true }],
+    [
+      'auto_initramfs follows the kernel served (Pi 5, model unknown)',
+      'aaaaaaaa',
+      undefined,
+      'kernel_2712.img',
+      { file: 'initramfs_2712', optional: true },
+    ],
     ['an explicit line in a [pi5] section, for a Pi 5', 'bbbbbbbb', 'pi5', 'kernel_2712.img', { file: 'initrd-5.img', optional: false }],
     ['the same section does not apply to a Pi 4', 'bbbbbbbb', 'pi4', 'kernel8.img', null],
     ['no own config.txt: the shared base decides (no initramfs there)', 'cccccccc', 'pi4', 'kernel8.img', null],

@@ -13,8 +13,24 @@ describe('dhcpMode and the full-mode keys (issue 12)', () => {
   });
 
   const ok: Array<[string, ConfigLayers, object]> = [
-    ['file', { file: { path: '/c.json', data: { ...full, dhcpRouter: '10.77.0.1', dhcpDns: ['10.77.0.1', '9.9.9.9'], dhcpLeaseTime: 600 } } }, { ...full, dhcpRouter: '10.77.0.1', dhcpDns: ['10.77.0.1', '9.9.9.9'], dhcpLeaseTime: 600 }],
-    ['environment, comma range and DNS list', { env: { IOT_TOFU_DHCP_MODE: 'full', IOT_TOFU_DHCP_RANGE: '10.77.0.100, 10.77.0.199', IOT_TOFU_DHCP_NETMASK: '255.255.255.0', IOT_TOFU_DHCP_DNS: '10.77.0.1,1.1.1.1', IOT_TOFU_DHCP_CONFLICT_CHECK: 'off' } }, { ...full, dhcpDns: ['10.77.0.1', '1.1.1.1'], dhcpConflictCheck: false }],
+    [
+      'file',
+      { file: { path: '/c.json', data: { ...full, dhcpRouter: '10.77.0.1', dhcpDns: ['10.77.0.1', '9.9.9.9'], dhcpLeaseTime: 600 } } },
+      { ...full, dhcpRouter: '10.77.0.1', dhcpDns: ['10.77.0.1', '9.9.9.9'], dhcpLeaseTime: 600 },
+    ],
+    [
+      'environment, comma range and DNS list',
+      {
+        env: {
+          IOT_TOFU_DHCP_MODE: 'full',
+          IOT_TOFU_DHCP_RANGE: '10.77.0.100, 10.77.0.199',
+          IOT_TOFU_DHCP_NETMASK: '255.255.255.0',
+          IOT_TOFU_DHCP_DNS: '10.77.0.1,1.1.1.1',
+          IOT_TOFU_DHCP_CONFLICT_CHECK: 'off',
+        },
+      },
+      { ...full, dhcpDns: ['10.77.0.1', '1.1.1.1'], dhcpConflictCheck: false },
+    ],
     ['flags (--dhcp-mode full --dhcp-range …)', { flags: { ...full, dhcpLeaseTime: '120' } }, { ...full, dhcpLeaseTime: 120 }],
     ['flag proxy beats a full file', { file: { path: '/c.json', data: full }, flags: { dhcpMode: 'proxy' } }, { dhcpMode: 'proxy' }],
   ];
@@ -53,6 +69,7 @@ describe('dhcpMode and the full-mode keys (issue 12)', () => {
     expect(options.pool.size).toBe(100);
     expect(options.policy).toMatchObject({ serverIp: '10.77.0.2', router: '10.77.0.1', netmask: '255.255.255.0' });
     expect(typeof options.conflictCheck).toBe('function');
-    for (const key of ['dhcpMode', 'dhcpRange', 'dhcpNetmask', 'dhcpRouter', 'dhcpDns', 'dhcpLeaseTime', 'dhcpConflictCheck']) expect(RESTART_KEYS).toContain(key);
+    for (const key of ['dhcpMode', 'dhcpRange', 'dhcpNetmask', 'dhcpRouter', 'dhcpDns', 'dhcpLeaseTime', 'dhcpConflictCheck'])
+      expect(RESTART_KEYS).toContain(key);
   });
 });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { FLEET_KEYS, resolveFleetConfig, type FleetConfig } from '@iot-tofu/fleet';
-import { ConfigError, DEFAULT_CONFIG, defaultServerIp, envName, nonInternalIPv4s, resolveConfig, type ConfigLayers } from '../src/config.js';
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  defaultServerIp,
+  envName,
+  nonInternalIPv4s,
+  resolveConfig,
+  type ConfigLayers,
+} from '../src/config.js';
 
 const host = { ipv4s: ['192.168.10.10'], cwd: '/srv/here' };
 
@@ -18,36 +26,77 @@ describe('resolveConfig: layers merge defaults < file < env < flags', () => {
     ['--no-dhcp', { flags: { dhcp: false } }, { dhcp: false }],
     ['noDhcp in a file maps onto dhcp', { file: { path: '/c.json', data: { noDhcp: true } } }, { dhcp: false }],
     ['boolean env words', { env: { IOT_TOFU_TFTP: 'off' } }, { tftp: false }],
-    ['relative file paths are relative to the file', { file: { path: '/etc/tofu/c.json', data: { tftpRoot: 'tftp' } } }, { tftpRoot: '/etc/tofu/tftp' }],
+    [
+      'relative file paths are relative to the file',
+      { file: { path: '/etc/tofu/c.json', data: { tftpRoot: 'tftp' } } },
+      { tftpRoot: '/etc/tofu/tftp' },
+    ],
     ['relative flag paths are relative to cwd', { flags: { stateDir: 'state' } }, { stateDir: '/srv/here/state' }],
     ['server ip from a flag wins over autodetection', { flags: { serverIp: '10.0.0.5' } }, { serverIp: '10.0.0.5' }],
-    ['pxe table from the file', { file: { path: '/c.json', data: { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } } } }, { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } }],
+    [
+      'pxe table from the file',
+      { file: { path: '/c.json', data: { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } } } },
+      { pxe: { bios: 'undionly.kpxe', ipxeScript: 'http://x/boot.ipxe' } },
+    ],
     ['pxe table from env JSON', { env: { IOT_TOFU_PXE: '{"uefiX64":"ipxe.efi"}' } }, { pxe: { uefiX64: 'ipxe.efi' } }],
     ['dhcpAnswer', { flags: { dhcpAnswer: 'any-pi' } }, { dhcpAnswer: 'any-pi' }],
     ['option66 from the file', { file: { path: '/c.json', data: { option66: '10.0.0.9' } } }, { option66: '10.0.0.9' }],
     ['threeSpaceMenu true', { file: { path: '/c.json', data: { threeSpaceMenu: true } } }, { threeSpaceMenu: true }],
     [
       'threeSpaceMenu list, normalised and deduplicated',
-      { file: { path: '/c.json', data: { threeSpaceMenu: ['00000000ABCDEF01', 'abcdef01', 'B8-27-EB-55-BB-FD', 'b827eb55bbfd', '0x9F55BBFD'] } } },
+      {
+        file: {
+          path: '/c.json',
+          data: { threeSpaceMenu: ['00000000ABCDEF01', 'abcdef01', 'B8-27-EB-55-BB-FD', 'b827eb55bbfd', '0x9F55BBFD'] },
+        },
+      },
       { threeSpaceMenu: ['abcdef01', 'b8:27:eb:55:bb:fd', '9f55bbfd'] },
     ],
-    ['threeSpaceMenu from a comma list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '9f55bbfd, dc:a6:32:01:36:c2' } }, { threeSpaceMenu: ['9f55bbfd', 'dc:a6:32:01:36:c2'] }],
-    ['threeSpaceMenu from a JSON list in the environment', { env: { IOT_TOFU_THREE_SPACE_MENU: '["9f55bbfd"]' } }, { threeSpaceMenu: ['9f55bbfd'] }],
-    ['threeSpaceMenu off in the environment', { file: { path: '/c.json', data: { threeSpaceMenu: true } }, env: { IOT_TOFU_THREE_SPACE_MENU: 'off' } }, { threeSpaceMenu: false }],
+    [
+      'threeSpaceMenu from a comma list in the environment',
+      { env: { IOT_TOFU_THREE_SPACE_MENU: '9f55bbfd, dc:a6:32:01:36:c2' } },
+      { threeSpaceMenu: ['9f55bbfd', 'dc:a6:32:01:36:c2'] },
+    ],
+    [
+      'threeSpaceMenu from a JSON list in the environment',
+      { env: { IOT_TOFU_THREE_SPACE_MENU: '["9f55bbfd"]' } },
+      { threeSpaceMenu: ['9f55bbfd'] },
+    ],
+    [
+      'threeSpaceMenu off in the environment',
+      { file: { path: '/c.json', data: { threeSpaceMenu: true } }, env: { IOT_TOFU_THREE_SPACE_MENU: 'off' } },
+      { threeSpaceMenu: false },
+    ],
     ['admission is adaptive by default', {}, { admissionBudget: 'auto' }],
     ['admissionBudget fixed from the file', { file: { path: '/c.json', data: { admissionBudget: 40 } } }, { admissionBudget: 40 }],
     ['admissionBudget off from the environment', { env: { IOT_TOFU_ADMISSION_BUDGET: '0' } }, { admissionBudget: 0 }],
-    ['admissionBudget auto from a flag beats the file', { file: { path: '/c.json', data: { admissionBudget: 40 } }, flags: { admissionBudget: 'auto' } }, { admissionBudget: 'auto' }],
+    [
+      'admissionBudget auto from a flag beats the file',
+      { file: { path: '/c.json', data: { admissionBudget: 40 } }, flags: { admissionBudget: 'auto' } },
+      { admissionBudget: 'auto' },
+    ],
     ['admissionBudget AUTO in any case', { env: { IOT_TOFU_ADMISSION_BUDGET: ' Auto ' } }, { admissionBudget: 'auto' }],
     ['admissionBudget number as text from a flag', { flags: { admissionBudget: '148' } }, { admissionBudget: 148 }],
     ['tftpThreads auto by default', {}, { tftpThreads: 'auto' }],
     ['tftpThreads 0 from the file', { file: { path: '/c.json', data: { tftpThreads: 0 } } }, { tftpThreads: 0 }],
     ['tftpThreads from the environment', { env: { IOT_TOFU_TFTP_THREADS: '2' } }, { tftpThreads: 2 }],
-    ['tftpThreads auto from a flag beats the file', { file: { path: '/c.json', data: { tftpThreads: 3 } }, flags: { tftpThreads: 'AUTO' } }, { tftpThreads: 'auto' }],
+    [
+      'tftpThreads auto from a flag beats the file',
+      { file: { path: '/c.json', data: { tftpThreads: 3 } }, flags: { tftpThreads: 'AUTO' } },
+      { tftpThreads: 'auto' },
+    ],
     ['neighbour scans off', { file: { path: '/c.json', data: { neighbourScanInterval: 0 } } }, { neighbourScanInterval: 0 }],
-    ['dockerDisk from the shared config file (the key pxetools reads too)', { file: { path: '/c.json', data: { dockerDisk: '8G' } } }, { dockerDisk: '8G' }],
+    [
+      'dockerDisk from the shared config file (the key pxetools reads too)',
+      { file: { path: '/c.json', data: { dockerDisk: '8G' } } },
+      { dockerDisk: '8G' },
+    ],
     ['dockerDisk 0 = none, from a flag', { flags: { dockerDisk: '0' } }, { dockerDisk: '0' }],
-    ['the config key itself is not a setting', { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } }, { tftpPort: 69 }],
+    [
+      'the config key itself is not a setting',
+      { file: { path: '/c.json', data: { config: '/x' } }, flags: { config: '/c.json' } },
+      { tftpPort: 69 },
+    ],
   ];
   it.each(cases)('%s', (_name, layers, expected) => {
     expect(resolveConfig(layers, host)).toMatchObject(expected);
@@ -56,10 +105,16 @@ describe('resolveConfig: layers merge defaults < file < env < flags', () => {
 
 describe('resolveConfig: one clear error naming the key', () => {
   const bad: Array<[ConfigLayers, RegExp]> = [
-    [{ flags: { tftpPort: 'sixty-nine' } }, /tftpPort: expected a whole number.*"sixty-nine".*command line --tftp-port|command line --tftp-port.*tftpPort/],
+    [
+      { flags: { tftpPort: 'sixty-nine' } },
+      /tftpPort: expected a whole number.*"sixty-nine".*command line --tftp-port|command line --tftp-port.*tftpPort/,
+    ],
     [{ flags: { tftpPort: 70000 } }, /tftpPort: expected a port number/],
     [{ env: { IOT_TOFU_SERVER_IP: '10.0.0' } }, /environment IOT_TOFU_SERVER_IP.*serverIp: expected an IPv4 address/],
-    [{ file: { path: '/c.json', data: { dhcpAnswer: 'everyone' } } }, /config file \/c\.json.*dhcpAnswer: expected one of registered, any-pi, none/],
+    [
+      { file: { path: '/c.json', data: { dhcpAnswer: 'everyone' } } },
+      /config file \/c\.json.*dhcpAnswer: expected one of registered, any-pi, none/,
+    ],
     [{ file: { path: '/c.json', data: { tftproot: '/x' } } }, /tftproot: unknown key/],
     [{ file: { path: '/c.json', data: [1, 2] } }, /must hold one JSON object/],
     [{ file: { path: '/c.json', data: { pxe: { efi: 'x' } } } }, /pxe\.efi: unknown key/],
@@ -68,17 +123,41 @@ describe('resolveConfig: one clear error naming the key', () => {
     [{ env: { IOT_TOFU_DHCP: 'maybe' } }, /dhcp: expected true or false/],
     [{ env: { IOT_TOFU_PXE: '{' } }, /IOT_TOFU_PXE: expected a JSON object/],
     [{ flags: { tftpRoot: '' } }, /tftpRoot: expected a path/],
-    [{ file: { path: '/c.json', data: { option66: 'tftp.example' } } }, /config file \/c\.json.*option66: expected an IPv4 address, got "tftp\.example"/],
-    [{ file: { path: '/c.json', data: { threeSpaceMenu: 'yes please' } } }, /threeSpaceMenu\[0\]: expected a Pi serial \(8 or 16 hex digits\) or a MAC, got "yes please"/],
-    [{ file: { path: '/c.json', data: { threeSpaceMenu: ['9f55bbfd', 'pi-kitchen'] } } }, /config file \/c\.json.*threeSpaceMenu\[1\]: expected a Pi serial.*"pi-kitchen"/],
+    [
+      { file: { path: '/c.json', data: { option66: 'tftp.example' } } },
+      /config file \/c\.json.*option66: expected an IPv4 address, got "tftp\.example"/,
+    ],
+    [
+      { file: { path: '/c.json', data: { threeSpaceMenu: 'yes please' } } },
+      /threeSpaceMenu\[0\]: expected a Pi serial \(8 or 16 hex digits\) or a MAC, got "yes please"/,
+    ],
+    [
+      { file: { path: '/c.json', data: { threeSpaceMenu: ['9f55bbfd', 'pi-kitchen'] } } },
+      /config file \/c\.json.*threeSpaceMenu\[1\]: expected a Pi serial.*"pi-kitchen"/,
+    ],
     [{ file: { path: '/c.json', data: { threeSpaceMenu: { all: true } } } }, /threeSpaceMenu: expected true, false or a list/],
-    [{ env: { IOT_TOFU_THREE_SPACE_MENU: '[9f55' } }, /environment IOT_TOFU_THREE_SPACE_MENU.*threeSpaceMenu: expected true, false, a JSON list/],
+    [
+      { env: { IOT_TOFU_THREE_SPACE_MENU: '[9f55' } },
+      /environment IOT_TOFU_THREE_SPACE_MENU.*threeSpaceMenu: expected true, false, a JSON list/,
+    ],
     [{ flags: { neighbourScanInterval: -1 } }, /neighbourScanInterval: expected a whole number/],
-    [{ flags: { tftpThreads: 'many' } }, /command line --tftp-threads.*tftpThreads: expected "auto" or a whole number of threads from 0 to 64/],
-    [{ file: { path: '/c.json', data: { tftpThreads: 65 } } }, /config file \/c\.json.*tftpThreads: expected "auto" or a whole number of threads/],
+    [
+      { flags: { tftpThreads: 'many' } },
+      /command line --tftp-threads.*tftpThreads: expected "auto" or a whole number of threads from 0 to 64/,
+    ],
+    [
+      { file: { path: '/c.json', data: { tftpThreads: 65 } } },
+      /config file \/c\.json.*tftpThreads: expected "auto" or a whole number of threads/,
+    ],
     [{ env: { IOT_TOFU_TFTP_THREADS: '-1' } }, /environment IOT_TOFU_TFTP_THREADS.*tftpThreads: expected/],
-    [{ flags: { admissionBudget: 'adaptive' } }, /command line --admission-budget.*admissionBudget: expected "auto" or a whole number ≥ 0 \(0 = off\), got "adaptive"/],
-    [{ file: { path: '/c.json', data: { admissionBudget: -3 } } }, /config file \/c\.json.*admissionBudget: expected "auto" or a whole number/],
+    [
+      { flags: { admissionBudget: 'adaptive' } },
+      /command line --admission-budget.*admissionBudget: expected "auto" or a whole number ≥ 0 \(0 = off\), got "adaptive"/,
+    ],
+    [
+      { file: { path: '/c.json', data: { admissionBudget: -3 } } },
+      /config file \/c\.json.*admissionBudget: expected "auto" or a whole number/,
+    ],
     [{ file: { path: '/c.json', data: { admissionBudget: 2.5 } } }, /admissionBudget: expected "auto" or a whole number/],
     [{ env: { IOT_TOFU_ADMISSION_BUDGET: 'NaN' } }, /environment IOT_TOFU_ADMISSION_BUDGET.*admissionBudget: expected "auto"/],
     [{ file: { path: '/c.json', data: { dockerDisk: '8X' } } }, /config file \/c\.json.*dockerDisk: docker disk size "8X" is not a size/],

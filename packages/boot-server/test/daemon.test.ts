@@ -54,10 +54,11 @@ describe('BootServer on loopback', needs('curl'), () => {
     return { status: response.status, json: (await response.json()) as any };
   };
 
-  const tftpGet = (path: string) => run('curl', ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${tftpPort}/${path}`]).then(
-    (r) => ({ ok: true, stdout: r.stdout }),
-    (e: { code?: number }) => ({ ok: false, code: e.code }),
-  );
+  const tftpGet = (path: string) =>
+    run('curl', ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${tftpPort}/${path}`]).then(
+      (r) => ({ ok: true, stdout: r.stdout }),
+      (e: { code?: number }) => ({ ok: false, code: e.code }),
+    );
 
   it('records served and missing files in the timeline, names the missing file, and counts it', async () => {
     const serial = '0a1b2c3d';
@@ -66,31 +67,58 @@ describe('BootServer on loopback', needs('curl'), () => {
     expect(cmdline).toMatchObject({ ok: true, stdout: expect.stringContaining(`nfsroot=127.0.0.1:${join(fixture.nfsRoot, serial)}`) });
     expect(await tftpGet(`${serial}/config.txt`)).toMatchObject({ ok: false, code: 68 });
 
-    await expect.poll(async () => ((await api('GET', `/api/v1/pis/${serial}/timeline`)).json as Array<{ type: string }>).map((e) => e.type)).toEqual([
-      'file-served',
-      'transfer-failed',
-      'boot-failed',
-    ]);
+    await expect
+      .poll(async () => ((await api('GET', `/api/v1/pis/${serial}/timeline`)).json as Array<{ type: string }>).map((e) => e.type))
+      .toEqual(['file-served', 'transfer-failed', 'boot-failed']);
     const timeline = (await api('GET', `/api/v1/pis/${serial}/timeline`)).json as Array<Record<string, unknown>>;
-    expect(timeline[0]).toMatchObject({ type: 'file-served', file: `${serial}/cmdline.txt`, clientIp: '127.0.0.1', retries: 0, bytes: cmdline.ok ? Buffer.byteLength((cmdline as { stdout: string }).stdout) : -1 });
-    expect(timeline[1]).toMatchObject({ type: 'transfer-failed', file: `${serial}/config.txt`, kind: 'missing', reason: `${serial}/config.txt missing` });
+    expect(timeline[0]).toMatchObject({
+      type: 'file-served',
+      file: `${serial}/cmdline.txt`,
+      clientIp: '127.0.0.1',
+      retries: 0,
+      bytes: cmdline.ok ? Buffer.byteLength((cmdline as { stdout: string }).stdout) : -1,
+    });
+    expect(timeline[1]).toMatchObject({
+      type: 'transfer-failed',
+      file: `${serial}/config.txt`,
+      kind: 'missing',
+      reason: `${serial}/config.txt missing`,
+    });
     expect(timeline[2]).toMatchObject({ type: 'boot-failed', serial, reason: 'config.txt missing' });
 
     const metrics = await (await fetch(`${apiBase}/metrics`)).text();
     expect(metrics).toMatch(/^iot_tofu_boots_failed_total\{reason="file-missing"\} 1$/m);
     expect(metrics).toMatch(/^iot_tofu_tftp_transfers_total\{result="missing"\} 1$/m);
     expect(metrics).toMatch(/^iot_tofu_tftp_threads 1$/m);
-    expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({ status: 'ok', dhcp: false, tftp: true, serverIp: '127.0.0.1', pis: 1, tftpThreads: 1 });
+    expect((await (await fetch(`${apiBase}/healthz`)).json()) as unknown).toMatchObject({
+      status: 'ok',
+      dhcp: false,
+      tftp: true,
+      serverIp: '127.0.0.1',
+      pis: 1,
+      tftpThreads: 1,
+    });
   });
 
   it('announces registry changes, its own and those another process (pxetools) makes', async () => {
     const changes: number[] = [];
     const off = server.bus.on('registry-changed', (e) => changes.push(e.at));
     try {
-      expect((await api('POST', '/api/v1/pis', { serial: '0b1b2c3d', owner: 'root', name: 'other', ownFilesystem: true })).status).toBe(201);
+      expect((await api('POST', '/api/v1/pis', { serial: '0b1b2c3d', owner: 'root', name: 'other', ownFilesystem: true })).status).toBe(
+        201,
+      );
       expect(changes).toHaveLength(1);
       // A second Fleet on the same folders stands in for the pxetools CLI.
-      const cli = await Fleet.open({ tftpRoot: fixture.tftpRoot, nfsRoot: fixture.nfsRoot, stateDir: fixture.stateDir, exportsFile: fixture.exportsFile, exportsClients: '127.0.0.0/8', serverIp: '127.0.0.1', runner: withoutExportfs, isRoot: () => true });
+      const cli = await Fleet.open({
+        tftpRoot: fixture.tftpRoot,
+        nfsRoot: fixture.nfsRoot,
+        stateDir: fixture.stateDir,
+        exportsFile: fixture.exportsFile,
+        exportsClients: '127.0.0.0/8',
+        serverIp: '127.0.0.1',
+        runner: withoutExportfs,
+        isRoot: () => true,
+      });
       await cli.remove('0b1b2c3d');
       await cli.close();
       await expect.poll(() => changes.length).toBe(2);
@@ -102,7 +130,10 @@ describe('BootServer on loopback', needs('curl'), () => {
 
   it('a second daemon on the same TFTP port fails to start with the key named, and holds nothing', async () => {
     const second = new BootServer({ ...config, tftpPort, apiPort: 0 }, { logger });
-    const error = await second.start().then(() => undefined, (e: unknown) => e);
+    const error = await second.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(StartupError);
     expect((error as Error).message).toMatch(/^tftpPort: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
     await second.close();
@@ -178,8 +209,10 @@ describe('BootServer admission wiring', () => {
     fixture?.close();
   });
 
-  const offer = (serial: string, at: number) => server.bus.emit('offer-sent', { serial, mac: 'dc:a6:32:00:00:09', kind: 'pi', messageType: 'offer', repeat: false, at });
-  const kernel = (serial: string, ms: number, at: number) => server.bus.emit('file-served', { serial, clientIp: '127.0.0.9', file: `${serial}/kernel8.img`, bytes: 1, ms, retries: 0, at });
+  const offer = (serial: string, at: number) =>
+    server.bus.emit('offer-sent', { serial, mac: 'dc:a6:32:00:00:09', kind: 'pi', messageType: 'offer', repeat: false, at });
+  const kernel = (serial: string, ms: number, at: number) =>
+    server.bus.emit('file-served', { serial, clientIp: '127.0.0.9', file: `${serial}/kernel8.img`, bytes: 1, ms, retries: 0, at });
 
   it('adaptive by default: a slow kernel cuts the capacity, fast ones grow it, other files do not count', async () => {
     const at = Date.now();
@@ -187,7 +220,15 @@ describe('BootServer admission wiring', () => {
     offer('a1b2c3d4', at);
     offer('a1b2c3d5', at);
     expect(server.admissionStatus().active).toBe(2);
-    server.bus.emit('file-served', { serial: 'a1b2c3d4', clientIp: '127.0.0.9', file: 'a1b2c3d4/start4.elf', bytes: 1, ms: 29_000, retries: 0, at: at + 100 });
+    server.bus.emit('file-served', {
+      serial: 'a1b2c3d4',
+      clientIp: '127.0.0.9',
+      file: 'a1b2c3d4/start4.elf',
+      bytes: 1,
+      ms: 29_000,
+      retries: 0,
+      at: at + 100,
+    });
     expect(server.admissionStatus().capacity).toBe(16);
     kernel('a1b2c3d4', 25_000, at + 25_000);
     expect(server.admissionStatus()).toMatchObject({ capacity: 12, active: 1 });
@@ -198,7 +239,14 @@ describe('BootServer admission wiring', () => {
     expect(server.admissionStatus().capacity).toBe(13);
     // A kernel transfer that timed out mid-boot cuts too (once the cooldown has passed).
     offer('a1b2c3d6', at + 40_000);
-    server.bus.emit('transfer-failed', { clientIp: '127.0.0.9', file: 'a1b2c3d6/kernel8.img', reason: 'timeout', kind: 'timeout', retries: 5, at: at + 70_000 });
+    server.bus.emit('transfer-failed', {
+      clientIp: '127.0.0.9',
+      file: 'a1b2c3d6/kernel8.img',
+      reason: 'timeout',
+      kind: 'timeout',
+      retries: 5,
+      at: at + 70_000,
+    });
     expect(server.admissionStatus().capacity).toBe(9);
   });
 

@@ -11,7 +11,8 @@ import { allRequiredBootFiles } from '@iot-tofu/rpi';
  * verbs keep their exports in a temp file that the real exportfs would never read anyway (the
  * e2e and multiprocess tests run the real one over /etc/exports.d).
  */
-export const withoutExportfs: CommandRunner = async (file, args, options) => (file === 'exportfs' ? { stdout: '', stderr: '' } : execFileRunner(file, args, options));
+export const withoutExportfs: CommandRunner = async (file, args, options) =>
+  file === 'exportfs' ? { stdout: '', stderr: '' } : execFileRunner(file, args, options);
 
 /**
  * Folders for one test: TFTP root, NFS root, state dir, a tiny base (every boot file a supported
@@ -45,7 +46,9 @@ export function fleetFixture(options: { exportsInEtc?: boolean; kernelBytes?: nu
   writeFileSync(join(rootfsDir, 'etc/hostname'), 'raspberrypi\n');
   writeFileSync(join(rootfsDir, 'etc/fstab'), 'proc /proc proc defaults 0 0\n');
   // exportfs only reads /etc/exports and /etc/exports.d/*.exports: the e2e test validates for real.
-  const exportsFile = options.exportsInEtc ? `/etc/exports.d/iot-tofu-test-${randomBytes(4).toString('hex')}.exports` : join(dir, 'iot-tofu.exports');
+  const exportsFile = options.exportsInEtc
+    ? `/etc/exports.d/iot-tofu-test-${randomBytes(4).toString('hex')}.exports`
+    : join(dir, 'iot-tofu.exports');
   return {
     dir,
     tftpRoot: join(dir, 'tftpboot'),

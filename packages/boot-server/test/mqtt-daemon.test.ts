@@ -89,7 +89,12 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
 
   /** `boot-server status` (text) and doctor's mqtt check, for this process as the daemon its runtime file names. */
   async function statusAndDoctor(d: Running) {
-    await writeRuntimeFile(d.config.stateDir, { pid: process.pid, startedAt: new Date().toISOString(), addresses: d.addresses, serverIp: '127.0.0.1' });
+    await writeRuntimeFile(d.config.stateDir, {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      addresses: d.addresses,
+      serverIp: '127.0.0.1',
+    });
     const status = renderStatus(await collectStatus({ config: d.config, runner: withoutExportfs }));
     const nfs = async () => ({ nfsdRunning: true, nfsdDetail: 'stub', servesV3: true, exported: [] });
     const doctor = await runDoctor({ config: d.config, root: fixture.dir, which: async () => undefined, nfs });
@@ -135,7 +140,10 @@ describe('daemon with MQTT', { timeout: 90_000, ...needs('mosquitto') }, () => {
     const line = /^ {2}mqtt: reconnecting \(queued 1000, dropped (\d+), reconnects \d+\)$/m.exec(status);
     // Late events of the boot may still drop one or two more between the two reads.
     expect(Number(line?.[1]), status).toBeGreaterThanOrEqual(dropped);
-    expect(mqtt).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^reconnecting \(queued 1000, .* the broker does not answer; boots are still served/) });
+    expect(mqtt).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/^reconnecting \(queued 1000, .* the broker does not answer; boots are still served/),
+    });
     // The timeline of the boot is there as without MQTT.
     const answer = await fetch(`${d.api}/api/v1/pis/${serial}/timeline`, { headers: { authorization: `Bearer ${d.token}` } });
     const timeline = (await answer.json()) as Array<{ type: string }>;

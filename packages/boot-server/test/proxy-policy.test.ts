@@ -4,7 +4,14 @@ import { encodePiGuid } from '@iot-tofu/rpi';
 import { DEFAULT_CONFIG, type BootServerConfig } from '../src/config.js';
 import { proxyPolicy } from '../src/proxy-policy.js';
 
-const PI4 = { mac: 'dc:a6:32:01:36:c2', serial: 'ab5a4158', guid: encodePiGuid({ kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '00:00:00:00', serial: 'ab5a4158' }, 'dc:a6:32:01:36:c2') };
+const PI4 = {
+  mac: 'dc:a6:32:01:36:c2',
+  serial: 'ab5a4158',
+  guid: encodePiGuid(
+    { kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '00:00:00:00', serial: 'ab5a4158' },
+    'dc:a6:32:01:36:c2',
+  ),
+};
 const PI3 = { mac: 'b8:27:eb:55:bb:fd', guid: encodePiGuid({ kind: 'pi3-rom' }) };
 
 /** A Pi bootloader's DISCOVER (docs/pi-netboot-protocol.md 2.1), decoded as the server sees it. */
@@ -35,7 +42,11 @@ function answer(keys: Keys, pi: { mac: string; guid: Uint8Array }) {
   if (decision.action !== 'reply') throw new Error(`no reply: ${decision.reason}`);
   const menu = Buffer.from(decision.reply.options.get(DhcpOption.VendorSpecific) ?? []).toString('latin1');
   const option66 = decision.reply.options.get(DhcpOption.TftpServerName);
-  return { threeSpaces: menu.includes('Raspberry Pi Boot   '), plainMenu: menu.includes('Raspberry Pi Boot'), option66: option66 ? Buffer.from(option66).toString('latin1') : undefined };
+  return {
+    threeSpaces: menu.includes('Raspberry Pi Boot   '),
+    plainMenu: menu.includes('Raspberry Pi Boot'),
+    option66: option66 ? Buffer.from(option66).toString('latin1') : undefined,
+  };
 }
 
 describe('proxyPolicy: config keys reach the offer', () => {

@@ -134,7 +134,10 @@ describe('fleet page helpers (web/timeline.js)', () => {
     // The initramfs after the kernel does not make a booted Pi "booting" again.
     expect(t.nextBootState(boot, 'file-served', { at: 11_000 }).state).toBe('booted');
     expect(t.nextBootState(boot, 'file-served', { at: 200_000 }).state).toBe('booting');
-    const stored = [{ type: 'file-served', at: 1 }, { type: 'boot-failed', reason: 'config.txt missing', at: 2 }];
+    const stored = [
+      { type: 'file-served', at: 1 },
+      { type: 'boot-failed', reason: 'config.txt missing', at: 2 },
+    ];
     expect(t.bootStateOf(stored)).toMatchObject({ state: 'failed' });
   });
 

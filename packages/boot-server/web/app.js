@@ -149,7 +149,10 @@ async function loadBootStates(serials) {
   const worker = async () => {
     for (let serial = queue.shift(); serial; serial = queue.shift()) {
       const entries = await api('GET', `/api/v1/pis/${serial}/timeline`).catch(() => []);
-      page.timelines.set(serial, entries.slice(-TIMELINE_LIMIT).map((entry) => ({ type: entry.type, event: entry })));
+      page.timelines.set(
+        serial,
+        entries.slice(-TIMELINE_LIMIT).map((entry) => ({ type: entry.type, event: entry })),
+      );
       page.boots.set(serial, bootStateOf(entries));
     }
   };

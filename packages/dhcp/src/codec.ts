@@ -266,7 +266,8 @@ function textField(name: string, text: string, length: number): Uint8Array {
 
 function ipField(name: string, text: string | undefined, out: Uint8Array, offset: number): void {
   if (text === undefined || text === '0.0.0.0') return; // already zero
-  if (!parseIpv4Into(text, out.subarray(offset, offset + 4))) throw new DhcpEncodeError(`${name} ${JSON.stringify(text)} is not a dotted-quad IPv4 address`);
+  if (!parseIpv4Into(text, out.subarray(offset, offset + 4)))
+    throw new DhcpEncodeError(`${name} ${JSON.stringify(text)} is not a dotted-quad IPv4 address`);
 }
 
 function byteField(name: string, value: number): number {

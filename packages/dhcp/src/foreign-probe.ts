@@ -55,7 +55,9 @@ export async function probeForeignDhcpServers(options: ForeignProbeOptions): Pro
   const timeoutMs = options.timeoutMs ?? 4000;
   const serverPort = options.serverPort ?? 67;
   const clientPort = options.clientPort ?? 68;
-  const factory = options.socketFactory ?? ((o: { reuseAddr: boolean }) => createSocket({ type: 'udp4', reuseAddr: o.reuseAddr }) as unknown as DhcpUdpSocket);
+  const factory =
+    options.socketFactory ??
+    ((o: { reuseAddr: boolean }) => createSocket({ type: 'udp4', reuseAddr: o.reuseAddr }) as unknown as DhcpUdpSocket);
   const mac = options.mac ?? randomLocalMac();
   const xid = randomBytes(4).readUInt32BE(0);
   const found = new Map<string, ForeignDhcpServer>();
@@ -115,13 +117,18 @@ export async function probeForeignDhcpServers(options: ForeignProbeOptions): Pro
     await sendOnce();
     await delay(timeoutMs - Math.min(500, timeoutMs / 2));
   } finally {
-    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
-      try {
-        s.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    })));
+    await Promise.all(
+      sockets.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            try {
+              s.close(() => resolve());
+            } catch {
+              resolve();
+            }
+          }),
+      ),
+    );
   }
   return [...found.values()];
 }

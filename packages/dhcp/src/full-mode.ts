@@ -59,7 +59,13 @@ export interface FullModeHost {
   now(): number;
   ports: { server: number; client: number; broadcastAddress: string };
   /** Sends from the serverIp socket on 67; `event` set for OFFER/ACK (offer-sent), undefined for NAK. */
-  send(bytes: Uint8Array, address: string, port: number, messageType: 'offer' | 'ack' | 'nak', event: { mac: string; kind?: string; serial?: string; xid: number; repeat: boolean }): void;
+  send(
+    bytes: Uint8Array,
+    address: string,
+    port: number,
+    messageType: 'offer' | 'ack' | 'nak',
+    event: { mac: string; kind?: string; serial?: string; xid: number; repeat: boolean },
+  ): void;
   repeat(afterMs: number, resend: () => void): void;
   ignore(event: { mac?: string; kind?: string; reason: FullIgnoreReason; xid: number }): void;
   drop(event: { reason: 'policy-error' | 'encode-error' | 'persist-failed'; peer: string; detail: string }): void;
@@ -103,7 +109,10 @@ export class FullModeEngine {
     const contents = await this.options.store.load();
     const skipped = this.options.pool.restore(contents.leases, contents.quarantines, this.host.now());
     if (skipped.length > 0) {
-      this.host.logger.warn({ skipped: skipped.length, file: this.options.store.path }, `${skipped.length} lease(s) in ${this.options.store.path} do not fit the configured range/subnet (or repeat an address/MAC): not restored`);
+      this.host.logger.warn(
+        { skipped: skipped.length, file: this.options.store.path },
+        `${skipped.length} lease(s) in ${this.options.store.path} do not fit the configured range/subnet (or repeat an address/MAC): not restored`,
+      );
     }
   }
 
@@ -126,16 +135,29 @@ export class FullModeEngine {
       return;
     }
     const client = decision.client;
-    if (client?.kind === 'pi' && client.piEvidence && attempt === 0) this.host.piSeen(client, decision.action === 'reply' && decision.type !== 'nak', from);
+    if (client?.kind === 'pi' && client.piEvidence && attempt === 0)
+      this.host.piSeen(client, decision.action === 'reply' && decision.type !== 'nak', from);
     if (decision.action === 'ignore') {
-      this.host.ignore({ ...(decision.mac ? { mac: decision.mac } : {}), ...(decision.client ? { kind: decision.client.kind } : {}), reason: decision.reason, xid: request.xid });
+      this.host.ignore({
+        ...(decision.mac ? { mac: decision.mac } : {}),
+        ...(decision.client ? { kind: decision.client.kind } : {}),
+        reason: decision.reason,
+        xid: request.xid,
+      });
       return;
     }
     if (decision.action === 'noted') {
       if (decision.outcome === 'released') this.counters.releases += 1;
       else this.counters.declines += 1;
       void this.persist(from).then((ok) => {
-        if (ok) this.host.lease({ mac: decision.mac, ...serialOf(decision), address: decision.address, state: decision.outcome, xid: request.xid });
+        if (ok)
+          this.host.lease({
+            mac: decision.mac,
+            ...serialOf(decision),
+            address: decision.address,
+            state: decision.outcome,
+            xid: request.xid,
+          });
       });
       return;
     }
@@ -165,7 +187,10 @@ export class FullModeEngine {
           if (!inUse) return this.finish(request, rinfo, decision, from);
           this.counters.conflicts += 1;
           this.options.pool.markConflict(address, this.host.now(), decision.mac);
-          this.host.logger.warn({ address, mac: decision.mac }, `${address} answered our ping before we offered it to ${decision.mac}: out of use for a while`);
+          this.host.logger.warn(
+            { address, mac: decision.mac },
+            `${address} answered our ping before we offered it to ${decision.mac}: out of use for a while`,
+          );
           this.host.lease({ mac: decision.mac, address, state: 'conflict', xid: request.xid });
           if (attempt + 1 < MAX_CONFLICTS_PER_DISCOVER) this.handle(request, rinfo, boot, attempt + 1);
           else this.host.ignore({ mac: decision.mac, reason: 'pool-exhausted', xid: request.xid });
@@ -176,7 +201,12 @@ export class FullModeEngine {
     void this.finish(request, rinfo, decision, from);
   }
 
-  private async finish(request: DhcpMessage, rinfo: RemoteInfo, decision: Extract<FullDecision, { action: 'reply' }>, from: string): Promise<void> {
+  private async finish(
+    request: DhcpMessage,
+    rinfo: RemoteInfo,
+    decision: Extract<FullDecision, { action: 'reply' }>,
+    from: string,
+  ): Promise<void> {
     let bytes: Uint8Array;
     try {
       bytes = encodeDhcpMessage(decision.reply, { maxSize: decision.maxSize });
@@ -189,7 +219,13 @@ export class FullModeEngine {
     const destination = decision.broadcast
       ? { address: this.host.ports.broadcastAddress, port: this.host.ports.client }
       : replyDestination(request, 'dhcp', { address: rinfo.address, port: rinfo.port }, this.host.ports);
-    const event = { mac: decision.mac, ...(decision.client ? { kind: decision.client.kind } : {}), ...serialOf(decision), xid: request.xid, repeat: false };
+    const event = {
+      mac: decision.mac,
+      ...(decision.client ? { kind: decision.client.kind } : {}),
+      ...serialOf(decision),
+      xid: request.xid,
+      repeat: false,
+    };
     if (decision.type === 'nak') this.counters.naks += 1;
     if (decision.type === 'ack' && decision.address === undefined) this.counters.informs += 1;
     this.host.send(bytes, destination.address, destination.port, decision.type, event);
@@ -205,10 +241,18 @@ export class FullModeEngine {
       });
     } else if (decision.type === 'nak') {
       const address = request.options.get(50);
-      this.host.lease({ mac: decision.mac, address: address?.length === 4 ? address.join('.') : request.ciaddr, state: 'nak', ...(decision.nakReason ? { reason: decision.nakReason } : {}), xid: request.xid });
+      this.host.lease({
+        mac: decision.mac,
+        address: address?.length === 4 ? address.join('.') : request.ciaddr,
+        state: 'nak',
+        ...(decision.nakReason ? { reason: decision.nakReason } : {}),
+        xid: request.xid,
+      });
     }
     if (decision.repeatAfterMs !== undefined) {
-      this.host.repeat(decision.repeatAfterMs, () => this.host.send(bytes, destination.address, destination.port, decision.type, { ...event, repeat: true }));
+      this.host.repeat(decision.repeatAfterMs, () =>
+        this.host.send(bytes, destination.address, destination.port, decision.type, { ...event, repeat: true }),
+      );
     }
   }
 

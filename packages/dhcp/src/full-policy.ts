@@ -173,7 +173,8 @@ export function decideFullReply(
     }
     case 'decline': {
       if (serverId !== undefined && serverId !== policy.serverIp) return withClient({ action: 'ignore', reason: 'other-server', mac });
-      if (requested === undefined || !pool.decline(mac, requested, now)) return withClient({ action: 'ignore', reason: 'not-our-lease', mac });
+      if (requested === undefined || !pool.decline(mac, requested, now))
+        return withClient({ action: 'ignore', reason: 'not-our-lease', mac });
       return withClient({ action: 'noted', outcome: 'declined', mac, address: requested, persist: true });
     }
     case 'release': {
@@ -188,7 +189,15 @@ export function decideFullReply(
       if (ciaddr === undefined) return withClient({ action: 'ignore', reason: 'bad-request', mac });
       const reply = addressReply(request, 'ack', '0.0.0.0', policy, bootPart, false);
       reply.ciaddr = ciaddr;
-      return withClient({ action: 'reply' as const, type: 'ack' as const, mac, reply, maxSize: maxReplySize(request), broadcast: false, persist: false });
+      return withClient({
+        action: 'reply' as const,
+        type: 'ack' as const,
+        mac,
+        reply,
+        maxSize: maxReplySize(request),
+        broadcast: false,
+        persist: false,
+      });
     }
     default:
       return withClient({ action: 'ignore', reason: 'wrong-message-type', mac });
@@ -264,7 +273,14 @@ function bootOptions(request: DhcpMessage, boot: ProxyPolicy, admit: boolean): B
  * OFFER/ACK with an address: 53, 54, lease times (51, 58 = 1/2, 59 = 7/8), 1, 28, 3, 6, 61 echoed
  * (RFC 6842), then the boot options in the proxy's order (43 before 66: the Pi 3B ROM's "last wins").
  */
-function addressReply(request: DhcpMessage, type: 'offer' | 'ack', yiaddr: string, policy: FullDhcpPolicy, bootPart: BootPart, leaseOptions: boolean): DhcpMessageInit & { options: Map<number, Uint8Array> } {
+function addressReply(
+  request: DhcpMessage,
+  type: 'offer' | 'ack',
+  yiaddr: string,
+  policy: FullDhcpPolicy,
+  bootPart: BootPart,
+  leaseOptions: boolean,
+): DhcpMessageInit & { options: Map<number, Uint8Array> } {
   const options = new Map<number, Uint8Array>();
   options.set(DhcpOption.MessageType, TYPE_BYTE[type]);
   options.set(DhcpOption.ServerId, ipv4ToBytes(policy.serverIp));
@@ -343,7 +359,8 @@ function asciiText(text: string): Uint8Array {
 export function validateFullPolicy(policy: FullDhcpPolicy, pool: LeasePoolConfig): FullDhcpPolicy {
   validatePoolConfig(pool);
   if (!isNetmask(policy.netmask)) throw new ProxyConfigError('dhcpNetmask', `${JSON.stringify(policy.netmask)} is not a netmask`);
-  if (policy.router !== undefined && !isIpv4(policy.router)) throw new ProxyConfigError('dhcpRouter', `${JSON.stringify(policy.router)} is not an IPv4 address`);
+  if (policy.router !== undefined && !isIpv4(policy.router))
+    throw new ProxyConfigError('dhcpRouter', `${JSON.stringify(policy.router)} is not an IPv4 address`);
   policy.dns.forEach((server, i) => {
     if (!isIpv4(server)) throw new ProxyConfigError(`dhcpDns[${i}]`, `${JSON.stringify(server)} is not an IPv4 address`);
   });

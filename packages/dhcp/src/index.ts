@@ -44,17 +44,51 @@ export type { ProxyPolicy, PiAnswerMode, PxeBootFiles, ProxyPort, IgnoreReason, 
 export { validateProxyPolicy, PI_ANSWER_MODES, PXE_BOOT_FILE_KEYS } from './policy.js';
 export { ProxyDhcpServer } from './server.js';
 export type { ProxyDhcpServerOptions, BoundSocket, DhcpClock, DhcpUdpSocket } from './server.js';
-export type { ProxyDhcpEvents, ProxyDhcpStats, PiSeenEvent, OfferSentEvent, IgnoredEvent, DroppedEvent, DropReason } from './server-events.js';
+export type {
+  ProxyDhcpEvents,
+  ProxyDhcpStats,
+  PiSeenEvent,
+  OfferSentEvent,
+  IgnoredEvent,
+  DroppedEvent,
+  DropReason,
+} from './server-events.js';
 export { PerClientRateLimiter, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 export type { RateLimitOptions } from './rate-limit.js';
 export { silentLogger, sanitizeForLog } from './logger.js';
 export type { DhcpLogger } from './logger.js';
 export { ProxyDhcpServer as DhcpServer } from './server.js';
 export { LeasePool } from './lease-pool.js';
-export type { AddressState, Lease, LeaseState, Quarantine, QuarantineReason, OfferResult, OfferFailure, CommitFailure } from './lease-pool.js';
-export { validatePoolConfig, ipv4ToInt, intToIpv4, isNetmask, DEFAULT_OFFER_HOLD_MS, DEFAULT_DECLINE_HOLD_MS, MAX_POOL_SIZE } from './pool-config.js';
+export type {
+  AddressState,
+  Lease,
+  LeaseState,
+  Quarantine,
+  QuarantineReason,
+  OfferResult,
+  OfferFailure,
+  CommitFailure,
+} from './lease-pool.js';
+export {
+  validatePoolConfig,
+  ipv4ToInt,
+  intToIpv4,
+  isNetmask,
+  DEFAULT_OFFER_HOLD_MS,
+  DEFAULT_DECLINE_HOLD_MS,
+  MAX_POOL_SIZE,
+} from './pool-config.js';
 export type { LeasePoolConfig } from './pool-config.js';
-export { LeaseStore, LeaseFileError, CoalescingWriter, parseLeaseFile, parseJournal, renderLeaseFile, LEASE_FILE_NAME, MIN_JOURNAL_ENTRIES_BEFORE_COMPACTION } from './lease-store.js';
+export {
+  LeaseStore,
+  LeaseFileError,
+  CoalescingWriter,
+  parseLeaseFile,
+  parseJournal,
+  renderLeaseFile,
+  LEASE_FILE_NAME,
+  MIN_JOURNAL_ENTRIES_BEFORE_COMPACTION,
+} from './lease-store.js';
 export type { LeaseFileContents } from './lease-store.js';
 export { decideFullReply, validateFullPolicy } from './full-policy.js';
 export type { FullDhcpPolicy, FullDecision, FullIgnoreReason } from './full-policy.js';

@@ -1,5 +1,14 @@
+// Over 400 lines on purpose: one pure table whose every operation keeps the address, client and
+// quarantine maps consistent; its configuration and address arithmetic live in pool-config.ts.
 import { isIpv4 } from './codec.js';
-import { DEFAULT_DECLINE_HOLD_MS, DEFAULT_OFFER_HOLD_MS, intToIpv4, ipv4ToInt, validatePoolConfig, type LeasePoolConfig } from './pool-config.js';
+import {
+  DEFAULT_DECLINE_HOLD_MS,
+  DEFAULT_OFFER_HOLD_MS,
+  intToIpv4,
+  ipv4ToInt,
+  validatePoolConfig,
+  type LeasePoolConfig,
+} from './pool-config.js';
 
 /**
  * Address leases of full-DHCP mode, pure: no I/O, no clock of its own (every call takes `now` in
@@ -157,9 +166,12 @@ export class LeasePool {
   ): OfferResult | OfferFailure {
     const previous = this.byMac.get(client.mac);
     let address: number | undefined;
-    if (client.staticAddress !== undefined && this.usableFor(client.mac, client.staticAddress, now, true)) address = ipv4ToInt(client.staticAddress);
-    if (address === undefined && previous && this.usableFor(client.mac, previous.address, now, false)) address = ipv4ToInt(previous.address);
-    if (address === undefined && client.requested !== undefined && this.usableFor(client.mac, client.requested, now, false)) address = ipv4ToInt(client.requested);
+    if (client.staticAddress !== undefined && this.usableFor(client.mac, client.staticAddress, now, true))
+      address = ipv4ToInt(client.staticAddress);
+    if (address === undefined && previous && this.usableFor(client.mac, previous.address, now, false))
+      address = ipv4ToInt(previous.address);
+    if (address === undefined && client.requested !== undefined && this.usableFor(client.mac, client.requested, now, false))
+      address = ipv4ToInt(client.requested);
     address ??= this.neverUsed(now) ?? this.longestExpired(now);
     if (address === undefined) return 'pool-exhausted';
 

@@ -143,7 +143,8 @@ export function parseJournal(text: string, path: string, generation: number): Ad
   } catch {
     throw new LeaseFileError(path, 'line 1 is not a journal header; move the file aside to start from the snapshot alone');
   }
-  if (header.journal !== 'iot-tofu dhcp leases' || typeof header.generation !== 'number') throw new LeaseFileError(path, 'not a lease journal');
+  if (header.journal !== 'iot-tofu dhcp leases' || typeof header.generation !== 'number')
+    throw new LeaseFileError(path, 'not a lease journal');
   if (header.generation !== generation) return null;
   return complete.slice(1).map((line, index) => {
     let entry: Record<string, unknown>;
@@ -190,9 +191,14 @@ function parseSnapshot(text: string, path: string): LeaseFileContents & { genera
     throw new LeaseFileError(path, 'not a version 1 lease file');
   }
   const { leases, quarantines } = data as { leases?: unknown; quarantines?: unknown };
-  if (!Array.isArray(leases) || !(quarantines === undefined || Array.isArray(quarantines))) throw new LeaseFileError(path, '"leases" must be a list');
+  if (!Array.isArray(leases) || !(quarantines === undefined || Array.isArray(quarantines)))
+    throw new LeaseFileError(path, '"leases" must be a list');
   const generation = (data as { generation?: unknown }).generation;
-  const out: LeaseFileContents & { generation: number } = { leases: [], quarantines: [], generation: typeof generation === 'number' ? generation : 0 };
+  const out: LeaseFileContents & { generation: number } = {
+    leases: [],
+    quarantines: [],
+    generation: typeof generation === 'number' ? generation : 0,
+  };
   for (const [index, entry] of (leases as unknown[]).entries()) out.leases.push(parseLease(entry, path, `leases[${index}]`));
   for (const [index, entry] of ((quarantines ?? []) as unknown[]).entries()) {
     out.quarantines.push(parseQuarantine(entry, path, `quarantines[${index}]`));
@@ -203,7 +209,14 @@ function parseSnapshot(text: string, path: string): LeaseFileContents & { genera
 function parseLease(entry: unknown, path: string, where: string): Lease {
   const e = entry as Record<string, unknown>;
   const expiresAt = typeof e?.expiresAt === 'string' ? Date.parse(e.expiresAt) : NaN;
-  if (typeof e?.address !== 'string' || !isIpv4(e.address) || typeof e.mac !== 'string' || !MAC.test(e.mac) || !STATES.includes(e.state as LeaseState) || Number.isNaN(expiresAt)) {
+  if (
+    typeof e?.address !== 'string' ||
+    !isIpv4(e.address) ||
+    typeof e.mac !== 'string' ||
+    !MAC.test(e.mac) ||
+    !STATES.includes(e.state as LeaseState) ||
+    Number.isNaN(expiresAt)
+  ) {
     throw new LeaseFileError(path, `${where} is not a lease (${JSON.stringify(entry)})`);
   }
   const lease: Lease = { address: e.address, mac: e.mac, state: e.state as LeaseState, expiresAt };

@@ -193,8 +193,10 @@ export function replyDestination(
 
 /** Checks a policy before it goes live; the error names the offending key. */
 export function validateProxyPolicy(policy: ProxyPolicy): ProxyPolicy {
-  if (!isIpv4(policy.serverIp) || policy.serverIp === '0.0.0.0') throw new ProxyConfigError('serverIp', `${JSON.stringify(policy.serverIp)} is not a usable IPv4 address`);
-  if (!PI_ANSWER_MODES.includes(policy.answer)) throw new ProxyConfigError('dhcpAnswer', `${JSON.stringify(policy.answer)} is not one of ${PI_ANSWER_MODES.join(', ')}`);
+  if (!isIpv4(policy.serverIp) || policy.serverIp === '0.0.0.0')
+    throw new ProxyConfigError('serverIp', `${JSON.stringify(policy.serverIp)} is not a usable IPv4 address`);
+  if (!PI_ANSWER_MODES.includes(policy.answer))
+    throw new ProxyConfigError('dhcpAnswer', `${JSON.stringify(policy.answer)} is not one of ${PI_ANSWER_MODES.join(', ')}`);
   if (typeof policy.isRegistered !== 'function') throw new ProxyConfigError('isRegistered', 'must be a function');
   if (!Number.isFinite(policy.pi3RepeatDelayMs) || policy.pi3RepeatDelayMs < 0 || policy.pi3RepeatDelayMs > 10_000) {
     throw new ProxyConfigError('pi3RepeatDelayMs', 'must be between 0 (off) and 10000 ms');

@@ -48,18 +48,27 @@ export function isNetmask(text: string): boolean {
 
 /** Validates a pool configuration; the error names the config key (dhcpRange, dhcpNetmask, …). */
 export function validatePoolConfig(config: LeasePoolConfig): LeasePoolConfig {
-  for (const [key, value] of [['dhcpRange', config.rangeStart], ['dhcpRange', config.rangeEnd], ['serverIp', config.serverIp]] as const) {
+  for (const [key, value] of [
+    ['dhcpRange', config.rangeStart],
+    ['dhcpRange', config.rangeEnd],
+    ['serverIp', config.serverIp],
+  ] as const) {
     if (!isIpv4(value)) throw new ProxyConfigError(key, `${JSON.stringify(value)} is not a dotted-quad IPv4 address`);
   }
-  if (!isNetmask(config.netmask)) throw new ProxyConfigError('dhcpNetmask', `${JSON.stringify(config.netmask)} is not a netmask from /1 to /30`);
-  if (config.router !== undefined && !isIpv4(config.router)) throw new ProxyConfigError('dhcpRouter', `${JSON.stringify(config.router)} is not a dotted-quad IPv4 address`);
+  if (!isNetmask(config.netmask))
+    throw new ProxyConfigError('dhcpNetmask', `${JSON.stringify(config.netmask)} is not a netmask from /1 to /30`);
+  if (config.router !== undefined && !isIpv4(config.router))
+    throw new ProxyConfigError('dhcpRouter', `${JSON.stringify(config.router)} is not a dotted-quad IPv4 address`);
   const mask = ipv4ToInt(config.netmask);
   const net = ipv4ToInt(config.serverIp) & mask;
   const start = ipv4ToInt(config.rangeStart);
   const end = ipv4ToInt(config.rangeEnd);
   if (end < start) throw new ProxyConfigError('dhcpRange', `${config.rangeStart}-${config.rangeEnd}: the end comes before the start`);
   if ((start & mask) >>> 0 !== net >>> 0 || (end & mask) >>> 0 !== net >>> 0) {
-    throw new ProxyConfigError('dhcpRange', `${config.rangeStart}-${config.rangeEnd} is not inside the server's subnet ${intToIpv4(net >>> 0)}/${config.netmask}`);
+    throw new ProxyConfigError(
+      'dhcpRange',
+      `${config.rangeStart}-${config.rangeEnd} is not inside the server's subnet ${intToIpv4(net >>> 0)}/${config.netmask}`,
+    );
   }
   if (end - start + 1 > MAX_POOL_SIZE) throw new ProxyConfigError('dhcpRange', `${end - start + 1} addresses; at most ${MAX_POOL_SIZE}`);
   if (config.router !== undefined && (ipv4ToInt(config.router) & mask) >>> 0 !== net >>> 0) {

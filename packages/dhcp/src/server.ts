@@ -49,7 +49,8 @@ export interface DhcpUdpSocket {
  * The serving sockets need SO_REUSEADDR (the serverIp socket shares its port with the 0.0.0.0
  * one); the start-up probe is created without it.
  */
-const defaultSocketFactory = (options: { reuseAddr: boolean }): DhcpUdpSocket => createSocket({ type: 'udp4', reuseAddr: options.reuseAddr });
+const defaultSocketFactory = (options: { reuseAddr: boolean }): DhcpUdpSocket =>
+  createSocket({ type: 'udp4', reuseAddr: options.reuseAddr });
 
 export interface ProxyDhcpServerOptions {
   /** Our LAN address: replies leave from a socket bound to it (source IP = option 54). */
@@ -97,7 +98,9 @@ interface PortSockets {
  */
 export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   private policy: ProxyPolicy;
-  private readonly options: Required<Pick<ProxyDhcpServerOptions, 'serverIp' | 'dhcpPort' | 'bindAddress' | 'clientPort' | 'broadcastAddress'>> & {
+  private readonly options: Required<
+    Pick<ProxyDhcpServerOptions, 'serverIp' | 'dhcpPort' | 'bindAddress' | 'clientPort' | 'broadcastAddress'>
+  > & {
     pxePort: number | null;
   };
   private readonly logger: DhcpLogger;
@@ -129,7 +132,11 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     this.socketFactory = options.socketFactory ?? defaultSocketFactory;
     this.limiter = options.rateLimit === false ? undefined : new PerClientRateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
     if (options.full) {
-      if (options.full.policy.serverIp !== this.options.serverIp) throw new ProxyConfigError('serverIp', `full-mode policy says ${options.full.policy.serverIp} but the server sends from ${this.options.serverIp}`);
+      if (options.full.policy.serverIp !== this.options.serverIp)
+        throw new ProxyConfigError(
+          'serverIp',
+          `full-mode policy says ${options.full.policy.serverIp} but the server sends from ${this.options.serverIp}`,
+        );
       this.fullOptions = options.full;
       this.full = new FullModeEngine(options.full, this.fullModeHost());
     }
@@ -142,16 +149,19 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       now: () => this.clock.now(),
       ports: { server: this.options.dhcpPort, client: this.options.clientPort, broadcastAddress: this.options.broadcastAddress },
       send: (bytes, address, port, messageType, event) => {
-        const sent: OfferSentEvent | undefined = messageType === 'nak' ? undefined : {
-          mac: event.mac,
-          kind: (event.kind ?? 'not-pxe') as ClientKind,
-          xid: event.xid,
-          port: 'dhcp',
-          messageType,
-          to: `${address}:${port}`,
-          repeat: event.repeat,
-          ...(event.serial ? { serial: event.serial } : {}),
-        };
+        const sent: OfferSentEvent | undefined =
+          messageType === 'nak'
+            ? undefined
+            : {
+                mac: event.mac,
+                kind: (event.kind ?? 'not-pxe') as ClientKind,
+                xid: event.xid,
+                port: 'dhcp',
+                messageType,
+                to: `${address}:${port}`,
+                repeat: event.repeat,
+                ...(event.serial ? { serial: event.serial } : {}),
+              };
         this.send('dhcp', bytes, address, port, sent, messageType);
       },
       repeat: (afterMs, resend) => {
@@ -166,7 +176,15 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       drop: (event) => this.drop({ ...event, port: 'dhcp' }),
       lease: (event) => this.emitSafely('lease', event),
       piSeen: (client, answered, from) => {
-        const seen: PiSeenEvent = { mac: client.mac, xid: client.xid, guidKind: client.guidKind, evidence: client.piEvidence!, answered, port: 'dhcp', from };
+        const seen: PiSeenEvent = {
+          mac: client.mac,
+          xid: client.xid,
+          guidKind: client.guidKind,
+          evidence: client.piEvidence!,
+          answered,
+          port: 'dhcp',
+          from,
+        };
         if (client.model) seen.model = client.model;
         if (client.serial) seen.serial = client.serial;
         this.emitSafely('pi-seen', seen);
@@ -226,7 +244,12 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
   }
 
   get stats(): ProxyDhcpStats {
-    return { ...this.counters, ignored: { ...this.counters.ignored }, dropped: { ...this.counters.dropped }, ...(this.full ? { full: this.full.stats } : {}) };
+    return {
+      ...this.counters,
+      ignored: { ...this.counters.ignored },
+      dropped: { ...this.counters.dropped },
+      ...(this.full ? { full: this.full.stats } : {}),
+    };
   }
 
   close(): Promise<void> {
@@ -284,13 +307,18 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       all.add(pair.send);
     }
     this.sockets = {};
-    await Promise.all([...all].map((socket) => new Promise<void>((resolve) => {
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve(); // already closed
-      }
-    })));
+    await Promise.all(
+      [...all].map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            try {
+              socket.close(() => resolve());
+            } catch {
+              resolve(); // already closed
+            }
+          }),
+      ),
+    );
   }
 
   private onMessage(port: ProxyPort, bytes: Buffer, rinfo: RemoteInfo): void {
@@ -323,19 +351,20 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       return;
     }
     const client = decision.client;
-    if (this.logger.isLevelEnabled?.('debug') ?? true) this.logger.debug(
-      {
-        mac: client?.mac ?? mac,
-        xid: request.xid,
-        arch: client?.arch,
-        vendorClass: client?.vendorClass === undefined ? undefined : sanitizeForLog(client.vendorClass),
-        kind: client?.kind,
-        decision: decision.action === 'reply' ? 'reply' : decision.reason,
-        from,
-        port,
-      },
-      'proxyDHCP decision',
-    );
+    if (this.logger.isLevelEnabled?.('debug') ?? true)
+      this.logger.debug(
+        {
+          mac: client?.mac ?? mac,
+          xid: request.xid,
+          arch: client?.arch,
+          vendorClass: client?.vendorClass === undefined ? undefined : sanitizeForLog(client.vendorClass),
+          kind: client?.kind,
+          decision: decision.action === 'reply' ? 'reply' : decision.reason,
+          from,
+          port,
+        },
+        'proxyDHCP decision',
+      );
     if (client?.kind === 'pi' && client.piEvidence) {
       const seen: PiSeenEvent = {
         mac: client.mac,
@@ -365,11 +394,16 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
       this.drop({ reason: 'encode-error', peer: from, port, detail: (error as Error).message });
       return;
     }
-    const destination = replyDestination(request, port, { address: rinfo.address, port: rinfo.port }, {
-      server: this.options.dhcpPort,
-      client: this.options.clientPort,
-      broadcastAddress: this.options.broadcastAddress,
-    });
+    const destination = replyDestination(
+      request,
+      port,
+      { address: rinfo.address, port: rinfo.port },
+      {
+        server: this.options.dhcpPort,
+        client: this.options.clientPort,
+        broadcastAddress: this.options.broadcastAddress,
+      },
+    );
     const sent: OfferSentEvent = {
       mac: decision.client.mac,
       kind: decision.client.kind,
@@ -391,7 +425,14 @@ export class ProxyDhcpServer extends EventEmitter<ProxyDhcpEvents> {
     }
   }
 
-  private send(port: ProxyPort, bytes: Uint8Array, address: string, destinationPort: number, event: OfferSentEvent | undefined, sent: 'offer' | 'ack' | 'nak' = event?.messageType ?? 'nak'): void {
+  private send(
+    port: ProxyPort,
+    bytes: Uint8Array,
+    address: string,
+    destinationPort: number,
+    event: OfferSentEvent | undefined,
+    sent: 'offer' | 'ack' | 'nak' = event?.messageType ?? 'nak',
+  ): void {
     const socket = this.sockets[port]?.send;
     if (!socket) return; // closed meanwhile
     const done = (error: Error | null) => {

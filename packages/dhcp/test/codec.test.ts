@@ -1,14 +1,6 @@
 import { DecodeError } from '@iot-tofu/errors';
 import { describe, expect, it } from 'vitest';
-import {
-  DhcpEncodeError,
-  DhcpOption,
-  decodeDhcpMessage,
-  encodeDhcpMessage,
-  clientMac,
-  messageType,
-  optionText,
-} from '../src/index.js';
+import { DhcpEncodeError, DhcpOption, decodeDhcpMessage, encodeDhcpMessage, clientMac, messageType, optionText } from '../src/index.js';
 import { fixturePath } from './fixtures.js';
 import { readUdpFrames } from './pcap.js';
 
@@ -140,7 +132,9 @@ describe('encodeDhcpMessage', () => {
   it('keeps a reply within 548 bytes unless the caller allows more', () => {
     const big = new Uint8Array(400);
     expect(() => encodeDhcpMessage({ op: 2, xid: 1, chaddr: 'dc:a6:32:00:00:05', options: [[12, big]] })).toThrow(DhcpEncodeError);
-    expect(encodeDhcpMessage({ op: 2, xid: 1, chaddr: 'dc:a6:32:00:00:05', options: [[12, big]] }, { maxSize: 1000 }).length).toBeGreaterThan(548);
+    expect(
+      encodeDhcpMessage({ op: 2, xid: 1, chaddr: 'dc:a6:32:00:00:05', options: [[12, big]] }, { maxSize: 1000 }).length,
+    ).toBeGreaterThan(548);
   });
 
   it.each([

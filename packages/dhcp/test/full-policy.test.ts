@@ -21,7 +21,13 @@ const PI4_MAC = 'dc:a6:32:01:36:c2';
 const PI3_MAC = 'b8:27:eb:64:24:7d';
 const PLAIN = '02:00:00:00:0c:01';
 
-const policy: FullDhcpPolicy = { serverIp: S, netmask: '255.255.255.0', router: '10.77.0.1', dns: ['10.77.0.1', '9.9.9.9'], leaseTimeSec: 3600 };
+const policy: FullDhcpPolicy = {
+  serverIp: S,
+  netmask: '255.255.255.0',
+  router: '10.77.0.1',
+  dns: ['10.77.0.1', '9.9.9.9'],
+  leaseTimeSec: 3600,
+};
 const boot: ProxyPolicy = {
   serverIp: S,
   answer: 'registered',
@@ -29,7 +35,15 @@ const boot: ProxyPolicy = {
   pxe: { bios: 'undionly.kpxe' },
   pi3RepeatDelayMs: 1200,
 };
-const newPool = () => new LeasePool({ rangeStart: '10.77.0.100', rangeEnd: '10.77.0.103', netmask: '255.255.255.0', serverIp: S, router: '10.77.0.1', leaseTimeSec: 3600 });
+const newPool = () =>
+  new LeasePool({
+    rangeStart: '10.77.0.100',
+    rangeEnd: '10.77.0.103',
+    netmask: '255.255.255.0',
+    serverIp: S,
+    router: '10.77.0.1',
+    leaseTimeSec: 3600,
+  });
 
 interface Shape {
   mac: string;
@@ -52,11 +66,22 @@ function msg(shape: Shape): DhcpMessage {
   if (shape.serverId) options.push([54, Uint8Array.from(shape.serverId.split('.').map(Number))]);
   if (shape.pxe) {
     options.push([93, Uint8Array.of(0, 0)], [94, Uint8Array.of(1, 2, 1)]);
-    options.push([97, shape.pxe === 'pi4' ? pi4Guid : shape.pxe === 'pi5' ? pi5Guid : shape.pxe === 'pi3' ? pi3RomGuid : new Uint8Array(17)]);
+    options.push([
+      97,
+      shape.pxe === 'pi4' ? pi4Guid : shape.pxe === 'pi5' ? pi5Guid : shape.pxe === 'pi3' ? pi3RomGuid : new Uint8Array(17),
+    ]);
     options.push([60, asciiBytes(PXE_ARCH0)]);
   }
   return decodeDhcpMessage(
-    encodeDhcpMessage({ op: 1, xid: 0x1234, chaddr: shape.mac, ciaddr: shape.ciaddr ?? '0.0.0.0', giaddr: shape.giaddr ?? '0.0.0.0', flags: shape.flags ?? 0, options }),
+    encodeDhcpMessage({
+      op: 1,
+      xid: 0x1234,
+      chaddr: shape.mac,
+      ciaddr: shape.ciaddr ?? '0.0.0.0',
+      giaddr: shape.giaddr ?? '0.0.0.0',
+      flags: shape.flags ?? 0,
+      options,
+    }),
   );
 }
 
@@ -80,7 +105,14 @@ describe('full mode DORA', () => {
   it('DISCOVER → OFFER with address options; REQUEST (selecting) → ACK, lease bound', () => {
     const pool = newPool();
     const offer = decide(pool, { mac: PLAIN, type: 1, hostname: 'box-1\u0007' });
-    expect(offer).toMatchObject({ action: 'reply', type: 'offer', address: '10.77.0.100', probe: '10.77.0.100', persist: false, broadcast: false });
+    expect(offer).toMatchObject({
+      action: 'reply',
+      type: 'offer',
+      address: '10.77.0.100',
+      probe: '10.77.0.100',
+      persist: false,
+      broadcast: false,
+    });
     const o = wire(offer);
     expect(o.yiaddr).toBe('10.77.0.100');
     expect(o.siaddr).toBe(S);
@@ -106,7 +138,8 @@ describe('full mode DORA', () => {
     if (proxy.action !== 'reply') throw new Error('proxy should answer');
     const offer = wire(decide(pool, { mac: PI4_MAC, type: 1, pxe: 'pi4' }));
     expect(offer.yiaddr).toBe('10.77.0.100');
-    for (const code of [60, 97, 43]) expect(Buffer.from(offer.options.get(code)!).equals(Buffer.from(proxy.reply.options.get(code)!)), `option ${code}`).toBe(true);
+    for (const code of [60, 97, 43])
+      expect(Buffer.from(offer.options.get(code)!).equals(Buffer.from(proxy.reply.options.get(code)!)), `option ${code}`).toBe(true);
     expect(offersRaspberryPiBoot(offer.options.get(43))).toBe(true);
     // Address options first, boot options after (43 before any 66).
     expect([...offer.options.keys()]).toEqual([53, 54, 51, 58, 59, 1, 28, 3, 6, 60, 97, 43]);
@@ -165,22 +198,59 @@ describe('REQUEST states and NAKs (RFC 2131 4.3.2)', () => {
   };
   const other = '02:00:00:00:0c:99';
   it.each([
-    ['SELECTING another server: our offer is withdrawn, no reply', { mac: other, type: 3, requested: '10.77.0.101', serverId: '10.77.0.1' }, { action: 'ignore', reason: 'other-server' }],
-    ['SELECTING us for an address we never offered it', { mac: other, type: 3, requested: '10.77.0.102', serverId: S }, { action: 'reply', type: 'nak', nakReason: 'unknown-client', broadcast: true }],
-    ["SELECTING us for someone else's address", { mac: other, type: 3, requested: '10.77.0.100', serverId: S }, { action: 'reply', type: 'nak', nakReason: 'taken' }],
-    ['INIT-REBOOT with its own address', { mac: PLAIN, type: 3, requested: '10.77.0.100' }, { action: 'reply', type: 'ack', address: '10.77.0.100' }],
-    ['INIT-REBOOT with an address of another network', { mac: PLAIN, type: 3, requested: '192.168.1.20' }, { action: 'reply', type: 'nak', nakReason: 'wrong-address' }],
-    ["INIT-REBOOT with someone else's address", { mac: other, type: 3, requested: '10.77.0.100' }, { action: 'reply', type: 'nak', nakReason: 'taken' }],
-    ['INIT-REBOOT with a free address we have no record of (lost lease file): adopted', { mac: other, type: 3, requested: '10.77.0.102' }, { action: 'reply', type: 'ack', address: '10.77.0.102' }],
-    ['RENEWING (ciaddr, unicast)', { mac: PLAIN, type: 3, ciaddr: '10.77.0.100' }, { action: 'reply', type: 'ack', address: '10.77.0.100', broadcast: false }],
-    ['REBINDING an address outside the pool', { mac: PLAIN, type: 3, ciaddr: '10.77.0.50' }, { action: 'reply', type: 'nak', nakReason: 'out-of-range' }],
+    [
+      'SELECTING another server: our offer is withdrawn, no reply',
+      { mac: other, type: 3, requested: '10.77.0.101', serverId: '10.77.0.1' },
+      { action: 'ignore', reason: 'other-server' },
+    ],
+    [
+      'SELECTING us for an address we never offered it',
+      { mac: other, type: 3, requested: '10.77.0.102', serverId: S },
+      { action: 'reply', type: 'nak', nakReason: 'unknown-client', broadcast: true },
+    ],
+    [
+      "SELECTING us for someone else's address",
+      { mac: other, type: 3, requested: '10.77.0.100', serverId: S },
+      { action: 'reply', type: 'nak', nakReason: 'taken' },
+    ],
+    [
+      'INIT-REBOOT with its own address',
+      { mac: PLAIN, type: 3, requested: '10.77.0.100' },
+      { action: 'reply', type: 'ack', address: '10.77.0.100' },
+    ],
+    [
+      'INIT-REBOOT with an address of another network',
+      { mac: PLAIN, type: 3, requested: '192.168.1.20' },
+      { action: 'reply', type: 'nak', nakReason: 'wrong-address' },
+    ],
+    [
+      "INIT-REBOOT with someone else's address",
+      { mac: other, type: 3, requested: '10.77.0.100' },
+      { action: 'reply', type: 'nak', nakReason: 'taken' },
+    ],
+    [
+      'INIT-REBOOT with a free address we have no record of (lost lease file): adopted',
+      { mac: other, type: 3, requested: '10.77.0.102' },
+      { action: 'reply', type: 'ack', address: '10.77.0.102' },
+    ],
+    [
+      'RENEWING (ciaddr, unicast)',
+      { mac: PLAIN, type: 3, ciaddr: '10.77.0.100' },
+      { action: 'reply', type: 'ack', address: '10.77.0.100', broadcast: false },
+    ],
+    [
+      'REBINDING an address outside the pool',
+      { mac: PLAIN, type: 3, ciaddr: '10.77.0.50' },
+      { action: 'reply', type: 'nak', nakReason: 'out-of-range' },
+    ],
     ['REQUEST with no address at all', { mac: PLAIN, type: 3 }, { action: 'ignore', reason: 'bad-request' }],
     ['a BOOTREPLY (op 2) is never answered', { mac: PLAIN, type: 2 }, { action: 'ignore', reason: 'wrong-message-type' }],
   ] as const)('%s', (_name, shape, expected) => {
     const pool = bound();
     decide(pool, { mac: other, type: 1 }); // other holds an offer of 10.77.0.101
     expect(decide(pool, shape as Shape)).toMatchObject(expected);
-    if (expected.action === 'ignore' && 'reason' in expected && expected.reason === 'other-server') expect(pool.holderOf('10.77.0.101')).toBeUndefined();
+    if (expected.action === 'ignore' && 'reason' in expected && expected.reason === 'other-server')
+      expect(pool.holderOf('10.77.0.101')).toBeUndefined();
   });
 
   it('a NAK carries 53=6, 54, 56 and nothing of the address; relayed NAKs set the broadcast flag', () => {
@@ -196,13 +266,20 @@ describe('REQUEST states and NAKs (RFC 2131 4.3.2)', () => {
 
   it('a DISCOVER relayed from another subnet is ignored (one pool, for our subnet); from ours it is served', () => {
     expect(decide(newPool(), { mac: PLAIN, type: 1, giaddr: '192.168.5.1' })).toMatchObject({ action: 'ignore', reason: 'foreign-subnet' });
-    expect(decide(newPool(), { mac: PLAIN, type: 1, giaddr: '10.77.0.50' })).toMatchObject({ action: 'reply', type: 'offer', address: '10.77.0.100' });
+    expect(decide(newPool(), { mac: PLAIN, type: 1, giaddr: '10.77.0.50' })).toMatchObject({
+      action: 'reply',
+      type: 'offer',
+      address: '10.77.0.100',
+    });
   });
 
   it('the offered address is never ACKed to a second client', () => {
     const pool = newPool();
     decide(pool, { mac: 'aa:00:00:00:00:01', type: 1 });
-    expect(decide(pool, { mac: 'aa:00:00:00:00:02', type: 3, requested: '10.77.0.100' })).toMatchObject({ type: 'nak', nakReason: 'taken' });
+    expect(decide(pool, { mac: 'aa:00:00:00:00:02', type: 3, requested: '10.77.0.100' })).toMatchObject({
+      type: 'nak',
+      nakReason: 'taken',
+    });
     expect(decide(pool, { mac: 'aa:00:00:00:00:02', type: 1 })).toMatchObject({ address: '10.77.0.101' });
   });
 });
@@ -212,8 +289,15 @@ describe('RELEASE, DECLINE, INFORM, exhaustion', () => {
     const pool = newPool();
     decide(pool, { mac: PLAIN, type: 1 });
     decide(pool, { mac: PLAIN, type: 3, requested: '10.77.0.100', serverId: S });
-    expect(decide(pool, { mac: 'aa:00:00:00:00:09', type: 7, ciaddr: '10.77.0.100', serverId: S })).toMatchObject({ action: 'ignore', reason: 'not-our-lease' });
-    expect(decide(pool, { mac: PLAIN, type: 7, ciaddr: '10.77.0.100', serverId: S })).toMatchObject({ action: 'noted', outcome: 'released', persist: true });
+    expect(decide(pool, { mac: 'aa:00:00:00:00:09', type: 7, ciaddr: '10.77.0.100', serverId: S })).toMatchObject({
+      action: 'ignore',
+      reason: 'not-our-lease',
+    });
+    expect(decide(pool, { mac: PLAIN, type: 7, ciaddr: '10.77.0.100', serverId: S })).toMatchObject({
+      action: 'noted',
+      outcome: 'released',
+      persist: true,
+    });
     expect(pool.leaseOf(PLAIN)?.state).toBe('released');
   });
 
@@ -221,10 +305,19 @@ describe('RELEASE, DECLINE, INFORM, exhaustion', () => {
     const pool = newPool();
     decide(pool, { mac: PLAIN, type: 1 });
     decide(pool, { mac: PLAIN, type: 3, requested: '10.77.0.100', serverId: S });
-    expect(decide(pool, { mac: PLAIN, type: 4, requested: '10.77.0.100', serverId: '10.77.0.1' })).toMatchObject({ action: 'ignore', reason: 'other-server' });
-    expect(decide(pool, { mac: PLAIN, type: 4, requested: '10.77.0.100', serverId: S })).toMatchObject({ action: 'noted', outcome: 'declined' });
+    expect(decide(pool, { mac: PLAIN, type: 4, requested: '10.77.0.100', serverId: '10.77.0.1' })).toMatchObject({
+      action: 'ignore',
+      reason: 'other-server',
+    });
+    expect(decide(pool, { mac: PLAIN, type: 4, requested: '10.77.0.100', serverId: S })).toMatchObject({
+      action: 'noted',
+      outcome: 'declined',
+    });
     expect(decide(pool, { mac: PLAIN, type: 1 })).toMatchObject({ address: '10.77.0.101' });
-    expect(decide(pool, { mac: 'aa:00:00:00:00:09', type: 3, requested: '10.77.0.100' })).toMatchObject({ type: 'nak', nakReason: 'quarantined' });
+    expect(decide(pool, { mac: 'aa:00:00:00:00:09', type: 3, requested: '10.77.0.100' })).toMatchObject({
+      type: 'nak',
+      nakReason: 'quarantined',
+    });
   });
 
   it('INFORM: ACK with parameters, ciaddr kept, no yiaddr and no lease time', () => {
@@ -246,10 +339,16 @@ describe('RELEASE, DECLINE, INFORM, exhaustion', () => {
   });
 
   it('static address from staticAddressFor (by serial) even outside the range; one off our subnet is ignored', () => {
-    const withStatic: FullDhcpPolicy = { ...policy, staticAddressFor: (mac, serial) => (serial === 'ab5a4158' ? '10.77.0.20' : mac === PLAIN ? '10.9.9.9' : undefined) };
+    const withStatic: FullDhcpPolicy = {
+      ...policy,
+      staticAddressFor: (mac, serial) => (serial === 'ab5a4158' ? '10.77.0.20' : mac === PLAIN ? '10.9.9.9' : undefined),
+    };
     const pool = newPool();
     expect(decide(pool, { mac: PI4_MAC, type: 1, pxe: 'pi4' }, T0, withStatic)).toMatchObject({ address: '10.77.0.20' });
-    expect(decide(pool, { mac: PI4_MAC, type: 3, pxe: 'pi4', requested: '10.77.0.20', serverId: S }, T0, withStatic)).toMatchObject({ type: 'ack', address: '10.77.0.20' });
+    expect(decide(pool, { mac: PI4_MAC, type: 3, pxe: 'pi4', requested: '10.77.0.20', serverId: S }, T0, withStatic)).toMatchObject({
+      type: 'ack',
+      address: '10.77.0.20',
+    });
     expect(decide(pool, { mac: PLAIN, type: 1 }, T0, withStatic)).toMatchObject({ address: '10.77.0.100' });
   });
 });

@@ -72,7 +72,13 @@ async function harness(full: Partial<FullModeOptions> = {}): Promise<Harness> {
     broadcastAddress: S,
     policy: boot,
     rateLimit: false,
-    full: { policy: { serverIp: S, netmask: '255.255.255.0', dns: [], leaseTimeSec: 3600 }, pool: new LeasePool(poolConfig), probe: false, conflictCheck: false, ...full },
+    full: {
+      policy: { serverIp: S, netmask: '255.255.255.0', dns: [], leaseTimeSec: 3600 },
+      pool: new LeasePool(poolConfig),
+      probe: false,
+      conflictCheck: false,
+      ...full,
+    },
   });
   const leases: LeaseEvent[] = [];
   server.on('lease', (e) => leases.push(e));
@@ -99,8 +105,19 @@ async function harness(full: Partial<FullModeOptions> = {}): Promise<Harness> {
   };
 }
 
-function packet(mac: string, type: number, extra: Array<[number, Uint8Array]> = [], fields: { ciaddr?: string; xid?: number } = {}): Uint8Array {
-  return encodeDhcpMessage({ op: 1, xid: fields.xid ?? 0x4242, chaddr: mac, ciaddr: fields.ciaddr ?? '0.0.0.0', options: [[53, Uint8Array.of(type)], ...extra] });
+function packet(
+  mac: string,
+  type: number,
+  extra: Array<[number, Uint8Array]> = [],
+  fields: { ciaddr?: string; xid?: number } = {},
+): Uint8Array {
+  return encodeDhcpMessage({
+    op: 1,
+    xid: fields.xid ?? 0x4242,
+    chaddr: mac,
+    ciaddr: fields.ciaddr ?? '0.0.0.0',
+    options: [[53, Uint8Array.of(type)], ...extra],
+  });
 }
 const addr = (text: string) => Uint8Array.from(text.split('.').map(Number));
 const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
@@ -114,7 +131,12 @@ describe('full-mode server on loopback', () => {
     const offer = await h.next(1);
     expect(messageType(offer)).toBe('offer');
     expect(offer.yiaddr).toBe('127.0.0.100');
-    await h.send(packet('02:00:00:00:00:01', 3, [[50, addr(offer.yiaddr)], [54, addr(S)]]));
+    await h.send(
+      packet('02:00:00:00:00:01', 3, [
+        [50, addr(offer.yiaddr)],
+        [54, addr(S)],
+      ]),
+    );
     const ack = await h.next(2);
     expect(messageType(ack)).toBe('ack');
     // By the time the ACK arrived the lease file held the binding.
@@ -146,9 +168,19 @@ describe('full-mode server on loopback', () => {
     truncated[241] = 200; // option 53 says 200 bytes follow
     await h.send(truncated);
     for (let n = 1; n <= 5; n++) await h.send(packet(`02:00:00:00:00:0${n}`, 1, [], { xid: n }));
-    await h.send(packet('02:00:00:00:00:01', 3, [[50, addr('127.0.0.100')], [54, addr('127.0.0.9')]]));
+    await h.send(
+      packet('02:00:00:00:00:01', 3, [
+        [50, addr('127.0.0.100')],
+        [54, addr('127.0.0.9')],
+      ]),
+    );
     await h.send(packet('02:00:00:00:00:09', 7, [[54, addr(S)]], { ciaddr: '127.0.0.101' }));
-    await h.send(packet('02:00:00:00:00:09', 4, [[50, addr('127.0.0.101')], [54, addr(S)]]));
+    await h.send(
+      packet('02:00:00:00:00:09', 4, [
+        [50, addr('127.0.0.101')],
+        [54, addr(S)],
+      ]),
+    );
     await settle(300);
     const offers = h.replies.filter((r) => messageType(r) === 'offer');
     expect(offers).toHaveLength(4);
@@ -167,7 +199,13 @@ describe('full-mode server on loopback', () => {
     const seen: unknown[] = [];
     h.server.on('pi-seen', (e) => seen.push(e));
     const guid = Uint8Array.of(0, 0x52, 0x50, 0x69, 0x34, 0, 0x11, 0x31, 0xc0, 0, 0, 0, 0, 0xab, 0x5a, 0x41, 0x58);
-    await h.send(packet('dc:a6:32:01:36:c2', 1, [[93, Uint8Array.of(0, 0)], [97, guid], [60, Uint8Array.from(Buffer.from('PXEClient:Arch:00000:UNDI:002001'))]]));
+    await h.send(
+      packet('dc:a6:32:01:36:c2', 1, [
+        [93, Uint8Array.of(0, 0)],
+        [97, guid],
+        [60, Uint8Array.from(Buffer.from('PXEClient:Arch:00000:UNDI:002001'))],
+      ]),
+    );
     const offer = await h.next(1);
     expect(offer.yiaddr).toBe('127.0.0.100');
     expect(seen).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', answered: true, port: 'dhcp' })]);
@@ -175,10 +213,12 @@ describe('full-mode server on loopback', () => {
 
   it('a ping that answers quarantines the address and the client is offered the next one', async () => {
     const checked: string[] = [];
-    const h = await harness({ conflictCheck: async (a) => {
-      checked.push(a);
-      return a === '127.0.0.100';
-    } });
+    const h = await harness({
+      conflictCheck: async (a) => {
+        checked.push(a);
+        return a === '127.0.0.100';
+      },
+    });
     await h.send(packet('02:00:00:00:00:01', 1));
     const offer = await h.next(1);
     expect(offer.yiaddr).toBe('127.0.0.101');
@@ -196,10 +236,13 @@ describe('full-mode server on loopback', () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const h = await harness({ maxConcurrentChecks: 1, conflictCheck: async () => {
-      await gate;
-      return false;
-    } });
+    const h = await harness({
+      maxConcurrentChecks: 1,
+      conflictCheck: async () => {
+        await gate;
+        return false;
+      },
+    });
     await h.send(packet('02:00:00:00:00:01', 1, [], { xid: 1 }));
     await settle(50);
     await h.send(packet('02:00:00:00:00:02', 1, [], { xid: 2 }));
@@ -222,7 +265,12 @@ describe('full-mode server on loopback', () => {
     const h = await harness({ store });
     await h.send(packet('02:00:00:00:00:01', 1));
     await h.next(1);
-    await h.send(packet('02:00:00:00:00:01', 3, [[50, addr('127.0.0.100')], [54, addr(S)]]));
+    await h.send(
+      packet('02:00:00:00:00:01', 3, [
+        [50, addr('127.0.0.100')],
+        [54, addr(S)],
+      ]),
+    );
     await settle(300);
     expect(h.replies).toHaveLength(1);
     expect(h.server.stats.dropped['persist-failed']).toBe(1);
@@ -243,7 +291,16 @@ describe('foreign DHCP server probe (loopback)', () => {
     const socket = await boundSocket();
     socket.on('message', (bytes, rinfo) => {
       const m = decodeDhcpMessage(bytes);
-      const reply = encodeDhcpMessage({ op: 2, xid: m.xid, chaddr: m.chaddr.subarray(0, 6), yiaddr: offered, options: [[53, Uint8Array.of(2)], [54, addr('127.0.0.53')]] });
+      const reply = encodeDhcpMessage({
+        op: 2,
+        xid: m.xid,
+        chaddr: m.chaddr.subarray(0, 6),
+        yiaddr: offered,
+        options: [
+          [53, Uint8Array.of(2)],
+          [54, addr('127.0.0.53')],
+        ],
+      });
       socket.send(reply, rinfo.port, S);
     });
     return { port: socket.address().port, socket };
@@ -259,10 +316,24 @@ describe('foreign DHCP server probe (loopback)', () => {
   it('reports who answered; nobody answering is an empty list', async () => {
     const fake = await fakeServer('127.0.0.150');
     const clientPort = await freePort();
-    const found = await probeForeignDhcpServers({ serverIp: '127.0.0.2', serverPort: fake.port, clientPort, broadcastAddress: S, timeoutMs: 300 });
+    const found = await probeForeignDhcpServers({
+      serverIp: '127.0.0.2',
+      serverPort: fake.port,
+      clientPort,
+      broadcastAddress: S,
+      timeoutMs: 300,
+    });
     expect(found).toEqual([{ from: S, serverId: '127.0.0.53', offered: '127.0.0.150', type: 'offer' }]);
     const silent = await freePort();
-    expect(await probeForeignDhcpServers({ serverIp: '127.0.0.2', serverPort: silent, clientPort: await freePort(), broadcastAddress: S, timeoutMs: 200 })).toEqual([]);
+    expect(
+      await probeForeignDhcpServers({
+        serverIp: '127.0.0.2',
+        serverPort: silent,
+        clientPort: await freePort(),
+        broadcastAddress: S,
+        timeoutMs: 200,
+      }),
+    ).toEqual([]);
   });
 
   it('start() in full mode refuses with one line naming the server that answered', async () => {
@@ -275,12 +346,21 @@ describe('foreign DHCP server probe (loopback)', () => {
       clientPort: await freePort(),
       broadcastAddress: S,
       policy: { ...boot, serverIp: '127.0.0.2' },
-      full: { policy: { serverIp: '127.0.0.2', netmask: '255.255.255.0', dns: [], leaseTimeSec: 3600 }, pool: new LeasePool({ ...poolConfig, serverIp: '127.0.0.2' }), probe: { timeoutMs: 300 } },
+      full: {
+        policy: { serverIp: '127.0.0.2', netmask: '255.255.255.0', dns: [], leaseTimeSec: 3600 },
+        pool: new LeasePool({ ...poolConfig, serverIp: '127.0.0.2' }),
+        probe: { timeoutMs: 300 },
+      },
     });
     cleanup.push(() => server.close());
-    const error = await server.start().then(() => undefined, (e: unknown) => e);
+    const error = await server.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ForeignDhcpServerError);
-    expect((error as Error).message).toBe('another DHCP server answers on this segment: 127.0.0.1 (server id 127.0.0.53) offered 127.0.0.150; refusing --dhcp-mode full (stop it, or use --dhcp-mode proxy beside it)');
+    expect((error as Error).message).toBe(
+      'another DHCP server answers on this segment: 127.0.0.1 (server id 127.0.0.53) offered 127.0.0.150; refusing --dhcp-mode full (stop it, or use --dhcp-mode proxy beside it)',
+    );
     expect((error as Error).message).not.toContain('\n');
   });
 });
@@ -294,10 +374,14 @@ describe('ping conflict check', () => {
   ] as const)('ping exit %s → in use %s', async (code, inUse, error) => {
     const calls: string[][] = [];
     const errors: string[] = [];
-    const check = pingConflictCheck({ timeoutMs: 300, runner: async (file, args) => {
-      calls.push([file, ...args]);
-      return code;
-    }, onError: (_a, d) => errors.push(d) });
+    const check = pingConflictCheck({
+      timeoutMs: 300,
+      runner: async (file, args) => {
+        calls.push([file, ...args]);
+        return code;
+      },
+      onError: (_a, d) => errors.push(d),
+    });
     expect(await check('10.77.0.5')).toBe(inUse);
     expect(calls).toEqual([['ping', '-n', '-q', '-c', '1', '-W', '0.3', '10.77.0.5']]);
     expect(errors).toEqual(error ? [error] : []);
@@ -313,13 +397,28 @@ describe('ping conflict check', () => {
 });
 
 describe('lease journal', () => {
-  const lease = (n: number, state: 'bound' | 'released' = 'bound') => ({ address: `10.77.0.${n}`, mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`, state, expiresAt: 1_800_000_000_000 + n });
+  const lease = (n: number, state: 'bound' | 'released' = 'bound') => ({
+    address: `10.77.0.${n}`,
+    mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
+    state,
+    expiresAt: 1_800_000_000_000 + n,
+  });
 
   it('appends replay over the snapshot: last state of an address wins, a free address drops its lease', async () => {
     const store = LeaseStore.inStateDir(tempDir());
-    await store.append([{ address: '10.77.0.1', lease: lease(1) }, { address: '10.77.0.2', lease: lease(2) }]);
-    await store.append([{ address: '10.77.0.1', lease: lease(1, 'released') }, { address: '10.77.0.2' }, { address: '10.77.0.3', quarantine: { address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' } }]);
-    expect(await new LeaseStore(store.path).load()).toEqual({ leases: [lease(1, 'released')], quarantines: [{ address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' }] });
+    await store.append([
+      { address: '10.77.0.1', lease: lease(1) },
+      { address: '10.77.0.2', lease: lease(2) },
+    ]);
+    await store.append([
+      { address: '10.77.0.1', lease: lease(1, 'released') },
+      { address: '10.77.0.2' },
+      { address: '10.77.0.3', quarantine: { address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' } },
+    ]);
+    expect(await new LeaseStore(store.path).load()).toEqual({
+      leases: [lease(1, 'released')],
+      quarantines: [{ address: '10.77.0.3', until: 1_900_000_000_000, reason: 'declined' }],
+    });
   });
 
   it('a torn last line (crash mid-append) is ignored; a garbled middle line refuses', async () => {
@@ -361,7 +460,17 @@ describe('lease journal', () => {
     for (let n = 1; n <= 20; n++) {
       await h.send(packet(`02:00:00:00:01:${n.toString(16).padStart(2, '0')}`, 1, [], { xid: n }));
       const offer = await h.next(2 * n - 1);
-      await h.send(packet(`02:00:00:00:01:${n.toString(16).padStart(2, '0')}`, 3, [[50, addr(offer.yiaddr)], [54, addr(S)]], { xid: n }));
+      await h.send(
+        packet(
+          `02:00:00:00:01:${n.toString(16).padStart(2, '0')}`,
+          3,
+          [
+            [50, addr(offer.yiaddr)],
+            [54, addr(S)],
+          ],
+          { xid: n },
+        ),
+      );
       await h.next(2 * n);
     }
     const loaded = await new LeaseStore(store.path).load();
@@ -376,7 +485,16 @@ describe('lease store and group commit', () => {
     const store = LeaseStore.inStateDir(dir);
     expect(await store.load()).toEqual({ leases: [], quarantines: [] });
     const contents = {
-      leases: [{ address: '10.77.0.100', mac: '02:00:00:00:00:01', state: 'bound' as const, expiresAt: 1_800_000_000_000, hostname: 'a', serial: 'ab5a4158' }],
+      leases: [
+        {
+          address: '10.77.0.100',
+          mac: '02:00:00:00:00:01',
+          state: 'bound' as const,
+          expiresAt: 1_800_000_000_000,
+          hostname: 'a',
+          serial: 'ab5a4158',
+        },
+      ],
       quarantines: [{ address: '10.77.0.101', until: 1_800_000_000_000, reason: 'declined' as const, mac: '02:00:00:00:00:02' }],
     };
     await store.save(contents);
@@ -387,9 +505,21 @@ describe('lease store and group commit', () => {
   it.each([
     ['not JSON', '{', /not JSON/],
     ['wrong version', '{"version":2,"leases":[]}', /version 1/],
-    ['bad MAC', '{"version":1,"leases":[{"address":"10.0.0.1","mac":"zz","state":"bound","expiresAt":"2026-01-01T00:00:00Z"}]}', /leases\[0\]/],
-    ['bad state', '{"version":1,"leases":[{"address":"10.0.0.1","mac":"02:00:00:00:00:01","state":"gone","expiresAt":"2026-01-01T00:00:00Z"}]}', /leases\[0\]/],
-    ['bad quarantine', '{"version":1,"leases":[],"quarantines":[{"address":"10.0.0.1","reason":"x","until":"2026-01-01T00:00:00Z"}]}', /quarantines\[0\]/],
+    [
+      'bad MAC',
+      '{"version":1,"leases":[{"address":"10.0.0.1","mac":"zz","state":"bound","expiresAt":"2026-01-01T00:00:00Z"}]}',
+      /leases\[0\]/,
+    ],
+    [
+      'bad state',
+      '{"version":1,"leases":[{"address":"10.0.0.1","mac":"02:00:00:00:00:01","state":"gone","expiresAt":"2026-01-01T00:00:00Z"}]}',
+      /leases\[0\]/,
+    ],
+    [
+      'bad quarantine',
+      '{"version":1,"leases":[],"quarantines":[{"address":"10.0.0.1","reason":"x","until":"2026-01-01T00:00:00Z"}]}',
+      /quarantines\[0\]/,
+    ],
   ])('parse error: %s', (_name, text, message) => {
     expect(() => parseLeaseFile(text)).toThrow(message);
   });
@@ -397,10 +527,13 @@ describe('lease store and group commit', () => {
   it('flush() waits for a write that started after the call; concurrent calls share one write', async () => {
     let writes = 0;
     const gates: Array<() => void> = [];
-    const writer = new CoalescingWriter(() => new Promise<void>((resolve) => {
-      writes += 1;
-      gates.push(resolve);
-    }));
+    const writer = new CoalescingWriter(
+      () =>
+        new Promise<void>((resolve) => {
+          writes += 1;
+          gates.push(resolve);
+        }),
+    );
     const first = writer.flush();
     const done: number[] = [];
     void first.then(() => done.push(1));

@@ -1,6 +1,15 @@
 import { DecodeError } from '@iot-tofu/errors';
 import { describe, expect, it } from 'vitest';
-import { decideFullReply, decideProxyReply, decodeDhcpMessage, encodeDhcpMessage, LeasePool, type DhcpMessage, type FullDhcpPolicy, type ProxyPolicy } from '../src/index.js';
+import {
+  decideFullReply,
+  decideProxyReply,
+  decodeDhcpMessage,
+  encodeDhcpMessage,
+  LeasePool,
+  type DhcpMessage,
+  type FullDhcpPolicy,
+  type ProxyPolicy,
+} from '../src/index.js';
 import { fixturePath } from './fixtures.js';
 import { readUdpFrames } from './pcap.js';
 
@@ -113,8 +122,21 @@ describe('proxy mode fuzz: no exception escapes, garbage gets no reply', () => {
 });
 
 const S = '10.77.0.2';
-const fullPolicy: FullDhcpPolicy = { serverIp: S, netmask: '255.255.255.0', router: '10.77.0.1', dns: ['10.77.0.1'], leaseTimeSec: 600, staticAddressFor: (mac) => (mac.endsWith(':07') ? '10.77.0.20' : undefined) };
-const boot: ProxyPolicy = { serverIp: S, answer: 'any-pi', isRegistered: () => false, pxe: { bios: 'undionly.kpxe' }, pi3RepeatDelayMs: 1200 };
+const fullPolicy: FullDhcpPolicy = {
+  serverIp: S,
+  netmask: '255.255.255.0',
+  router: '10.77.0.1',
+  dns: ['10.77.0.1'],
+  leaseTimeSec: 600,
+  staticAddressFor: (mac) => (mac.endsWith(':07') ? '10.77.0.20' : undefined),
+};
+const boot: ProxyPolicy = {
+  serverIp: S,
+  answer: 'any-pi',
+  isRegistered: () => false,
+  pxe: { bios: 'undionly.kpxe' },
+  pi3RepeatDelayMs: 1200,
+};
 
 /**
  * Random and mutated DHCP traffic (all eight message types, few MACs so they collide, addresses
@@ -126,9 +148,28 @@ describe('full mode decision fuzz', () => {
   it.each([1, 2, 3, 4])('seed %i: 5000 requests keep the lease table consistent', (seed) => {
     const random = prng(seed);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
-    const pool = new LeasePool({ rangeStart: '10.77.0.100', rangeEnd: '10.77.0.107', netmask: '255.255.255.0', serverIp: S, router: '10.77.0.1', leaseTimeSec: 600, offerHoldMs: 5_000, declineHoldMs: 20_000 });
+    const pool = new LeasePool({
+      rangeStart: '10.77.0.100',
+      rangeEnd: '10.77.0.107',
+      netmask: '255.255.255.0',
+      serverIp: S,
+      router: '10.77.0.1',
+      leaseTimeSec: 600,
+      offerHoldMs: 5_000,
+      declineHoldMs: 20_000,
+    });
     const macs = Array.from({ length: 24 }, (_, i) => `02:00:00:00:00:${i.toString(16).padStart(2, '0')}`);
-    const addresses = ['10.77.0.100', '10.77.0.103', '10.77.0.107', '10.77.0.20', '10.77.0.2', '10.77.0.255', '10.77.1.5', '0.0.0.0', '10.77.0.150'];
+    const addresses = [
+      '10.77.0.100',
+      '10.77.0.103',
+      '10.77.0.107',
+      '10.77.0.20',
+      '10.77.0.2',
+      '10.77.0.255',
+      '10.77.1.5',
+      '0.0.0.0',
+      '10.77.0.150',
+    ];
     let now = 1_800_000_000_000;
     const counts: Record<string, number> = {};
     for (let i = 0; i < 5000; i++) {
@@ -143,7 +184,14 @@ describe('full mode decision fuzz', () => {
       if (random() < 0.5) options.push([54, Uint8Array.from(pick([S, S, '10.77.0.1', '10.9.9.9']).split('.').map(Number))]);
       if (random() < 0.3) options.push([61, Uint8Array.of(1, ...mac.split(':').map((p) => parseInt(p, 16)))]);
       if (random() < 0.3) options.push([60, Uint8Array.from(Buffer.from('PXEClient:Arch:00000:UNDI:002001'))], [93, Uint8Array.of(0, 0)]);
-      let bytes = encodeDhcpMessage({ op: random() < 0.95 ? 1 : 2, xid: i, chaddr: mac, ciaddr: random() < 0.3 ? address() : '0.0.0.0', giaddr: random() < 0.1 ? pick(['10.77.0.50', '192.168.1.1']) : '0.0.0.0', options });
+      let bytes = encodeDhcpMessage({
+        op: random() < 0.95 ? 1 : 2,
+        xid: i,
+        chaddr: mac,
+        ciaddr: random() < 0.3 ? address() : '0.0.0.0',
+        giaddr: random() < 0.1 ? pick(['10.77.0.50', '192.168.1.1']) : '0.0.0.0',
+        options,
+      });
       if (random() < 0.2) {
         bytes = bytes.slice();
         for (let flips = 0; flips < 3; flips++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
@@ -157,10 +205,12 @@ describe('full mode decision fuzz', () => {
         continue;
       }
       const decision = decideFullReply(request, { policy: fullPolicy, boot, pool, now });
-      counts[decision.action === 'reply' ? decision.type : decision.action === 'noted' ? decision.outcome : decision.reason] = (counts[decision.action === 'reply' ? decision.type : decision.action === 'noted' ? decision.outcome : decision.reason] ?? 0) + 1;
+      counts[decision.action === 'reply' ? decision.type : decision.action === 'noted' ? decision.outcome : decision.reason] =
+        (counts[decision.action === 'reply' ? decision.type : decision.action === 'noted' ? decision.outcome : decision.reason] ?? 0) + 1;
       if (decision.action === 'reply') {
         expect(() => encodeDhcpMessage(decision.reply, { maxSize: decision.maxSize })).not.toThrow();
-        if (decision.type !== 'nak' && decision.address !== undefined) expect(pool.holderOf(decision.address)?.mac, `step ${i}`).toBe(decision.mac);
+        if (decision.type !== 'nak' && decision.address !== undefined)
+          expect(pool.holderOf(decision.address)?.mac, `step ${i}`).toBe(decision.mac);
       }
       // Invariant: each address one holder, each client one address, active holds never shared.
       const leases = pool.leases({ offers: true });
@@ -168,6 +218,7 @@ describe('full mode decision fuzz', () => {
       expect(new Set(leases.map((l) => l.mac)).size).toBe(leases.length);
     }
     // The run exercised the interesting paths.
-    for (const outcome of ['offer', 'ack', 'nak', 'released', 'declined', 'pool-exhausted', 'other-server', 'not-our-lease', 'malformed']) expect(counts[outcome] ?? 0, outcome).toBeGreaterThan(0);
+    for (const outcome of ['offer', 'ack', 'nak', 'released', 'declined', 'pool-exhausted', 'other-server', 'not-our-lease', 'malformed'])
+      expect(counts[outcome] ?? 0, outcome).toBeGreaterThan(0);
   });
 });

@@ -60,7 +60,7 @@ describe('LeasePool.offer: which address', () => {
   it('hands out distinct addresses in order, never the server, router, network or broadcast address', () => {
     const p = new LeasePool({ ...BASE, rangeStart: '10.77.0.0', rangeEnd: '10.77.0.5', router: '10.77.0.1' });
     const got = [1, 2, 3].map((n) => p.offer({ mac: mac(n) }, T0));
-    expect(got.map((r) => typeof r === 'string' ? r : r.address)).toEqual(['10.77.0.3', '10.77.0.4', '10.77.0.5']);
+    expect(got.map((r) => (typeof r === 'string' ? r : r.address))).toEqual(['10.77.0.3', '10.77.0.4', '10.77.0.5']);
     expect(p.offer({ mac: mac(4) }, T0)).toBe('pool-exhausted');
   });
 
@@ -92,7 +92,10 @@ describe('LeasePool.offer: which address', () => {
   it('a static address wins over the previous and the requested one, even outside the range', () => {
     const p = pool();
     p.offer({ mac: mac(1) }, T0);
-    expect(p.offer({ mac: mac(1), staticAddress: '10.77.0.20', requested: '10.77.0.104' }, T0)).toMatchObject({ address: '10.77.0.20', fresh: true });
+    expect(p.offer({ mac: mac(1), staticAddress: '10.77.0.20', requested: '10.77.0.104' }, T0)).toMatchObject({
+      address: '10.77.0.20',
+      fresh: true,
+    });
     // The dynamic one went back to the pool.
     expect(p.holderOf('10.77.0.100')).toBeUndefined();
   });
@@ -165,7 +168,9 @@ describe('LeasePool.commit (REQUEST)', () => {
   it('renewal extends the lease; an expired lease of another client can be adopted', () => {
     const p = offered();
     p.commit({ mac: mac(1) }, '10.77.0.100', T0, { adopt: false });
-    expect(p.commit({ mac: mac(1) }, '10.77.0.100', T0 + 1_800_000, { adopt: true })).toMatchObject({ expiresAt: T0 + 1_800_000 + 3_600_000 });
+    expect(p.commit({ mac: mac(1) }, '10.77.0.100', T0 + 1_800_000, { adopt: true })).toMatchObject({
+      expiresAt: T0 + 1_800_000 + 3_600_000,
+    });
     expect(p.commit({ mac: mac(2) }, '10.77.0.100', T0 + 1_800_000 + 3_600_001, { adopt: true })).toMatchObject({ mac: mac(2) });
     expect(p.leaseOf(mac(1))).toBeUndefined();
   });
@@ -247,13 +252,17 @@ describe('many clients at once', () => {
   it('200 clients DISCOVER then REQUEST interleaved: 200 distinct addresses, none twice', () => {
     const p = new LeasePool({ ...BASE, rangeStart: '10.77.0.10', rangeEnd: '10.77.0.250' });
     const got = new Map<string, string>();
-    const macs = Array.from({ length: 200 }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`);
+    const macs = Array.from(
+      { length: 200 },
+      (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`,
+    );
     for (const m of macs) {
       const r = p.offer({ mac: m }, T0);
       if (typeof r === 'string') throw new Error(r);
       got.set(m, r.address);
     }
-    for (const m of [...macs].reverse()) expect(p.commit({ mac: m }, got.get(m)!, T0 + 1, { adopt: false })).toMatchObject({ state: 'bound' });
+    for (const m of [...macs].reverse())
+      expect(p.commit({ mac: m }, got.get(m)!, T0 + 1, { adopt: false })).toMatchObject({ state: 'bound' });
     expect(new Set(got.values()).size).toBe(200);
     expect(p.counts(T0 + 2)).toMatchObject({ bound: 200, free: 241 - 200 });
   });

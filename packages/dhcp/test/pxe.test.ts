@@ -33,7 +33,12 @@ describe('PXE option 43 builders', () => {
   });
 
   it('refuses an option 43 larger than 255 bytes', () => {
-    expect(() => encodePxeVendorOptions([[9, new Uint8Array(200)], [10, new Uint8Array(100)]])).toThrow(DhcpEncodeError);
+    expect(() =>
+      encodePxeVendorOptions([
+        [9, new Uint8Array(200)],
+        [10, new Uint8Array(100)],
+      ]),
+    ).toThrow(DhcpEncodeError);
   });
 
   it('recognises the Pi menu the way a Pi bootloader does (substring of a menu item)', () => {

@@ -39,7 +39,13 @@ export function request(shape: RequestShape): DhcpMessage {
 }
 
 export const PXE_ARCH0 = 'PXEClient:Arch:00000:UNDI:002001';
-export const pi4Guid = encodePiGuid({ kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '00:00:00:00', serial: 'ab5a4158' }, 'dc:a6:32:01:36:c2');
-export const pi5Guid = encodePiGuid({ kind: 'fourcc', model: 'pi5', boardRevision: 0xd04170, macLow: '00:00:00:00', serial: '1f2e3d4c' }, '2c:cf:67:00:00:01');
+export const pi4Guid = encodePiGuid(
+  { kind: 'fourcc', model: 'pi4', boardRevision: 0xc03111, macLow: '00:00:00:00', serial: 'ab5a4158' },
+  'dc:a6:32:01:36:c2',
+);
+export const pi5Guid = encodePiGuid(
+  { kind: 'fourcc', model: 'pi5', boardRevision: 0xd04170, macLow: '00:00:00:00', serial: '1f2e3d4c' },
+  '2c:cf:67:00:00:01',
+);
 export const pi3RomGuid = encodePiGuid({ kind: 'pi3-rom' });
 export const pi3PlusGuid = encodePiGuid({ kind: 'serial-x4', serial: '64247d00' });

@@ -1,7 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { RemoteInfo } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { DhcpBindError, ProxyDhcpServer, decodeDhcpMessage, encodeDhcpMessage, type DhcpUdpSocket, type ProxyPolicy } from '../src/index.js';
+import {
+  DhcpBindError,
+  ProxyDhcpServer,
+  decodeDhcpMessage,
+  encodeDhcpMessage,
+  type DhcpUdpSocket,
+  type ProxyPolicy,
+} from '../src/index.js';
 import { PI3_ROM_XID } from '../src/index.js';
 import { PXE_ARCH0, pi3RomGuid, pi4Guid, request } from './requests.js';
 
@@ -15,7 +22,9 @@ class FakeSocket extends EventEmitter implements DhcpUdpSocket {
   }
   bind(port: number, address: string, callback: () => void): void {
     if (this.failBind) {
-      queueMicrotask(() => this.emit('error', Object.assign(new Error(`bind EADDRNOTAVAIL ${address}:${port}`), { code: 'EADDRNOTAVAIL' })));
+      queueMicrotask(() =>
+        this.emit('error', Object.assign(new Error(`bind EADDRNOTAVAIL ${address}:${port}`), { code: 'EADDRNOTAVAIL' })),
+      );
       return;
     }
     this.bound = { address, port: port || 40_067 };
@@ -50,11 +59,15 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
     const server = new ProxyDhcpServer({
       serverIp: S,
       policy,
-      socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : probes[probes.push(new FakeSocket()) - 1]!),
+      socketFactory: ({ reuseAddr }) =>
+        reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : probes[probes.push(new FakeSocket()) - 1]!,
     });
     const bound = await server.start();
     // One exclusive probe per port, closed again before the serving sockets bind.
-    expect(probes.map((p) => [p.bound, p.closed])).toEqual([[{ address: '0.0.0.0', port: 67 }, true], [{ address: '0.0.0.0', port: 4011 }, true]]);
+    expect(probes.map((p) => [p.bound, p.closed])).toEqual([
+      [{ address: '0.0.0.0', port: 67 }, true],
+      [{ address: '0.0.0.0', port: 4011 }, true],
+    ]);
     expect(bound).toEqual([
       { address: '0.0.0.0', port: 67, role: 'dhcp' },
       { address: S, port: 67, role: 'dhcp' },
@@ -62,13 +75,22 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
       { address: S, port: 4011, role: 'pxe' },
     ]);
     const [dhcpListen, dhcpSend, pxeListen, pxeSend] = sockets;
-    dhcpListen!.deliver(encodeDhcpMessage(request({ mac: 'dc:a6:32:01:36:c2', vendorClass: PXE_ARCH0, arch: 0, guid: pi4Guid })), { address: '0.0.0.0', port: 68 });
+    dhcpListen!.deliver(encodeDhcpMessage(request({ mac: 'dc:a6:32:01:36:c2', vendorClass: PXE_ARCH0, arch: 0, guid: pi4Guid })), {
+      address: '0.0.0.0',
+      port: 68,
+    });
     await flush();
     expect(dhcpListen!.sent).toEqual([]);
     expect(dhcpSend!.sent.map((s) => [s.address, s.port])).toEqual([['255.255.255.255', 68]]);
     expect(decodeDhcpMessage(dhcpSend!.sent[0]!.bytes).options.get(54)).toEqual(Uint8Array.of(10, 0, 0, 2));
 
-    const uefi = request({ mac: '52:54:00:77:00:31', type: 3, ciaddr: '10.0.0.50', vendorClass: 'PXEClient:Arch:00007:UNDI:003000', arch: 7 });
+    const uefi = request({
+      mac: '52:54:00:77:00:31',
+      type: 3,
+      ciaddr: '10.0.0.50',
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003000',
+      arch: 7,
+    });
     pxeSend!.deliver(encodeDhcpMessage(uefi), { address: '10.0.0.50', port: 4011 });
     await flush();
     expect(pxeListen!.sent).toEqual([]);
@@ -86,7 +108,11 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
 
   it('start() rejects with DhcpBindError when serverIp is not ours and leaves no socket open', async () => {
     const sockets: FakeSocket[] = [];
-    const server = new ProxyDhcpServer({ serverIp: S, policy, socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket(sockets.length === 1)) - 1]! : new FakeSocket()) });
+    const server = new ProxyDhcpServer({
+      serverIp: S,
+      policy,
+      socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket(sockets.length === 1)) - 1]! : new FakeSocket()),
+    });
     const error = await server.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DhcpBindError);
     expect((error as DhcpBindError).code).toBe('DHCP_BIND_FAILED');
@@ -104,11 +130,20 @@ describe('ProxyDhcpServer socket layout (injected sockets)', () => {
     const scheduled: Array<() => void> = [];
     const clock = { now: () => 0, setTimeout: (fn: () => void) => scheduled.push(fn), clearTimeout: () => undefined };
     const sockets: FakeSocket[] = [];
-    const server = new ProxyDhcpServer({ serverIp: S, pxePort: null, policy: { ...policy, pi3RepeatDelayMs: 1000 }, clock, socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : new FakeSocket()) });
+    const server = new ProxyDhcpServer({
+      serverIp: S,
+      pxePort: null,
+      policy: { ...policy, pi3RepeatDelayMs: 1000 },
+      clock,
+      socketFactory: ({ reuseAddr }) => (reuseAddr ? sockets[sockets.push(new FakeSocket()) - 1]! : new FakeSocket()),
+    });
     await server.start();
     for (let i = 0; i < 1100; i++) {
       const mac = `b8:27:eb:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
-      sockets[0]!.deliver(encodeDhcpMessage(request({ mac, xid: PI3_ROM_XID, vendorClass: PXE_ARCH0, arch: 0, guid: pi3RomGuid })), { address: '0.0.0.0', port: 68 });
+      sockets[0]!.deliver(encodeDhcpMessage(request({ mac, xid: PI3_ROM_XID, vendorClass: PXE_ARCH0, arch: 0, guid: pi3RomGuid })), {
+        address: '0.0.0.0',
+        port: 68,
+      });
     }
     await flush();
     expect(server.stats.offers).toBe(1100);

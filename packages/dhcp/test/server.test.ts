@@ -49,7 +49,10 @@ afterEach(async () => {
   }
 });
 
-async function harness(policy: Partial<ProxyPolicy> = {}, extra: { rateLimit?: false | { burst: number; perSecond: number } } = {}): Promise<Harness> {
+async function harness(
+  policy: Partial<ProxyPolicy> = {},
+  extra: { rateLimit?: false | { burst: number; perSecond: number } } = {},
+): Promise<Harness> {
   const client = createSocket('udp4');
   await new Promise<void>((resolve) => client.bind(0, S, resolve));
   const replies: Harness['replies'] = [];
@@ -123,15 +126,25 @@ describe('ProxyDhcpServer on loopback', () => {
     expect(reply!.message.op).toBe(2);
     expect(reply!.message.xid).toBe(pi4Discover.xid);
     expect(offersRaspberryPiBoot(reply!.message.options.get(43))).toBe(true);
-    expect(seen).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', model: 'pi4', serial: 'ab5a4158', guidKind: 'fourcc', answered: true })]);
+    expect(seen).toEqual([
+      expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', model: 'pi4', serial: 'ab5a4158', guidKind: 'fourcc', answered: true }),
+    ]);
     await until(() => sent.length === 1);
-    expect(sent).toEqual([expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', kind: 'pi', messageType: 'offer', port: 'dhcp', repeat: false })]);
+    expect(sent).toEqual([
+      expect.objectContaining({ mac: 'dc:a6:32:01:36:c2', kind: 'pi', messageType: 'offer', port: 'dhcp', repeat: false }),
+    ]);
     expect(h.server.stats).toMatchObject({ received: 1, requests: 1, offers: 1, acks: 0 });
   });
 
   it('answers a 4011 REQUEST with an ACK back to the source port', async () => {
     const h = await harness();
-    const req = request({ mac: '52:54:00:77:00:31', type: 3, ciaddr: '127.0.0.1', vendorClass: 'PXEClient:Arch:00007:UNDI:003000', arch: 7 });
+    const req = request({
+      mac: '52:54:00:77:00:31',
+      type: 3,
+      ciaddr: '127.0.0.1',
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003000',
+      arch: 7,
+    });
     await h.send(wire(req), h.pxePort);
     await h.waitForReplies(1);
     expect(h.replies[0]!.from).toBe(`${S}:${h.pxePort}`);
@@ -223,7 +236,12 @@ describe('ProxyDhcpServer on loopback', () => {
   });
 
   it('a throwing listener or hook does not stop the server', async () => {
-    const h = await harness({ isRegistered: ({ mac }) => { if (mac.endsWith('66')) throw new Error('registry down'); return false; } });
+    const h = await harness({
+      isRegistered: ({ mac }) => {
+        if (mac.endsWith('66')) throw new Error('registry down');
+        return false;
+      },
+    });
     h.server.on('pi-seen', () => {
       throw new Error('listener bug');
     });
@@ -251,19 +269,40 @@ describe('ProxyDhcpServer logging', () => {
   it('logs each decision with MAC, xid, arch, sanitised vendor class and the decision', async () => {
     const lines: Array<{ level: string; obj: Record<string, unknown>; msg?: string }> = [];
     const logger = Object.fromEntries(
-      ['debug', 'info', 'warn', 'error'].map((level) => [level, (obj: Record<string, unknown>, msg?: string) => lines.push({ level, obj, msg })]),
+      ['debug', 'info', 'warn', 'error'].map((level) => [
+        level,
+        (obj: Record<string, unknown>, msg?: string) => lines.push({ level, obj, msg }),
+      ]),
     ) as unknown as import('../src/index.js').DhcpLogger;
     const client = createSocket('udp4');
     await new Promise<void>((resolve) => client.bind(0, S, resolve));
-    const server = new ProxyDhcpServer({ serverIp: S, bindAddress: S, dhcpPort: 0, pxePort: null, clientPort: client.address().port, broadcastAddress: S, policy: basePolicy(), logger });
+    const server = new ProxyDhcpServer({
+      serverIp: S,
+      bindAddress: S,
+      dhcpPort: 0,
+      pxePort: null,
+      clientPort: client.address().port,
+      broadcastAddress: S,
+      policy: basePolicy(),
+      logger,
+    });
     try {
       const [bound] = await server.start();
-      expect(lines).toContainEqual(expect.objectContaining({ level: 'info', obj: expect.objectContaining({ port: bound!.port, role: 'dhcp' }) }));
+      expect(lines).toContainEqual(
+        expect.objectContaining({ level: 'info', obj: expect.objectContaining({ port: bound!.port, role: 'dhcp' }) }),
+      );
       const evil = request({ mac: '52:54:00:00:00:01', xid: 0xabc, vendorClass: 'PXEClient:Arch:00000\n\x1b[31mfake', arch: 0 });
       client.send(encodeDhcpMessage(evil), bound!.port, S);
       await until(() => lines.some((l) => l.msg === 'proxyDHCP decision'));
       const decision = lines.find((l) => l.msg === 'proxyDHCP decision');
-      expect(decision?.obj).toMatchObject({ mac: '52:54:00:00:00:01', xid: 0xabc, arch: 0, kind: 'bios', decision: 'reply', vendorClass: 'PXEClient:Arch:00000??[31mfake' });
+      expect(decision?.obj).toMatchObject({
+        mac: '52:54:00:00:00:01',
+        xid: 0xabc,
+        arch: 0,
+        kind: 'bios',
+        decision: 'reply',
+        vendorClass: 'PXEClient:Arch:00000??[31mfake',
+      });
     } finally {
       await server.close();
       client.close();

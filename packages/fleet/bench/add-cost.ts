@@ -41,22 +41,49 @@ async function settle(): Promise<void> {
 const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-add-cost-'));
 if (statSync(dir).dev !== statSync(work).dev) throw new Error(`${dir} is not on the filesystem of ${work}; set TMPDIR`);
 // base + full copy + Pi copy, plus slack
-if (free(dir) < totalBytes * 3.5) throw new Error(`not enough free space: need ${(totalBytes * 3.5) / 1024 ** 3} GiB, have ${free(dir) / 1024 ** 3} GiB`);
+if (free(dir) < totalBytes * 3.5)
+  throw new Error(`not enough free space: need ${(totalBytes * 3.5) / 1024 ** 3} GiB, have ${free(dir) / 1024 ** 3} GiB`);
 const fsType = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '-T', dir], { encoding: 'utf8' }).trim();
 
 try {
-  console.log(`filesystem: ${fsType} (${execFileSync('findmnt', ['-n', '-o', 'SOURCE', '-T', dir], { encoding: 'utf8' }).trim()}), base ${gb} GiB`);
+  console.log(
+    `filesystem: ${fsType} (${execFileSync('findmnt', ['-n', '-o', 'SOURCE', '-T', dir], { encoding: 'utf8' }).trim()}), base ${gb} GiB`,
+  );
   const boot = join(dir, 'src-boot');
   const root = join(dir, 'src-root');
   mkdirSync(boot, { recursive: true });
   // A Pi OS arm64 boot partition's sizes (firmware for every model, two kernels and initramfs, DTBs, overlays): about 70 MB.
-  const bootSizes: Record<string, number> = { 'kernel8.img': 9_400_000, 'kernel_2712.img': 9_600_000, initramfs8: 12_300_000, initramfs_2712: 12_400_000, 'bootcode.bin': 52_000, 'fixup4.dat': 5_400, 'bcm2711-rpi-4-b.dtb': 56_000, 'bcm2712-rpi-5-b.dtb': 80_000, 'config.txt': 1_200 };
-  for (const elf of ['start.elf', 'start_cd.elf', 'start_db.elf', 'start_x.elf', 'start4.elf', 'start4cd.elf', 'start4db.elf', 'start4x.elf']) bootSizes[elf] = 2_900_000;
+  const bootSizes: Record<string, number> = {
+    'kernel8.img': 9_400_000,
+    'kernel_2712.img': 9_600_000,
+    initramfs8: 12_300_000,
+    initramfs_2712: 12_400_000,
+    'bootcode.bin': 52_000,
+    'fixup4.dat': 5_400,
+    'bcm2711-rpi-4-b.dtb': 56_000,
+    'bcm2712-rpi-5-b.dtb': 80_000,
+    'config.txt': 1_200,
+  };
+  for (const elf of [
+    'start.elf',
+    'start_cd.elf',
+    'start_db.elf',
+    'start_x.elf',
+    'start4.elf',
+    'start4cd.elf',
+    'start4db.elf',
+    'start4x.elf',
+  ])
+    bootSizes[elf] = 2_900_000;
   mkdirSync(join(boot, 'overlays'));
   for (let i = 0; i < 300; i++) bootSizes[`overlays/o${i}.dtbo`] = 18_000;
   for (const [f, size] of Object.entries(bootSizes)) writeFileSync(join(boot, f), Buffer.alloc(size, f.length));
-  writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n');
-  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'boot/firmware', 'usr/lib']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(
+    join(boot, 'cmdline.txt'),
+    'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n',
+  );
+  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'boot/firmware', 'usr/lib'])
+    mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc/hostname'), 'raspberrypi\n');
   // 20 000 small files (~4 KiB) like /usr/share and /usr/lib, the rest in 1 MiB files.
   let written = 0;
@@ -76,7 +103,8 @@ try {
   }
   execFileSync('sync');
 
-  const noExportfs: CommandRunner = (file, a, o) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : execFileRunner(file, a, o));
+  const noExportfs: CommandRunner = (file, a, o) =>
+    file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : execFileRunner(file, a, o);
   const fleet = await Fleet.open({
     tftpRoot: join(dir, 'tftpboot'),
     nfsRoot: join(dir, 'nfs'),
@@ -111,7 +139,13 @@ try {
     t = performance.now();
     const result = await fleet.add({ serial, owner: 'bench', name: 'bench', base: 'big' });
     execFileSync('sync');
-    adds.push({ ms: performance.now() - t, bytes: used(dir) - before, du: du(join(dir, 'nfs', serial)) + du(join(dir, 'tftpboot', serial)), bootDu: du(join(dir, 'tftpboot', serial)), mode: result.copyMode });
+    adds.push({
+      ms: performance.now() - t,
+      bytes: used(dir) - before,
+      du: du(join(dir, 'nfs', serial)) + du(join(dir, 'tftpboot', serial)),
+      bootDu: du(join(dir, 'tftpboot', serial)),
+      mode: result.copyMode,
+    });
     await fleet.remove(serial);
     await settle();
   }
@@ -122,10 +156,16 @@ try {
   const mib = (b: number) => (b / 1024 ** 2).toFixed(0);
   console.log(`setup (import ${gb} GiB base from a directory): ${(setupMs / 1000).toFixed(1)} s`);
   const secs = (runs: Array<{ ms: number }>) => runs.map((r) => (r.ms / 1000).toFixed(1)).join(', ');
-  console.log(`plain cp -a:   ${(p.ms / 1000).toFixed(1)} s (runs ${secs(plain)}), filesystem used +${mib(p.bytes)} MiB, du ${mib(p.du)} MiB`);
-  console.log(`Fleet.add:     ${(a.ms / 1000).toFixed(1)} s (runs ${secs(adds)}), filesystem used +${mib(a.bytes)} MiB, du ${mib(a.du)} MiB, copy mode ${a.mode}`);
+  console.log(
+    `plain cp -a:   ${(p.ms / 1000).toFixed(1)} s (runs ${secs(plain)}), filesystem used +${mib(p.bytes)} MiB, du ${mib(p.du)} MiB`,
+  );
+  console.log(
+    `Fleet.add:     ${(a.ms / 1000).toFixed(1)} s (runs ${secs(adds)}), filesystem used +${mib(a.bytes)} MiB, du ${mib(a.du)} MiB, copy mode ${a.mode}`,
+  );
   console.log(`of which the boot folder (/boot/firmware): du ${mib(a.bootDu)} MiB`);
-  console.log(`ratios add/plain: time ${(a.ms / p.ms).toFixed(2)}, disk (filesystem used) ${(a.bytes / p.bytes).toFixed(3)}, disk (du) ${(a.du / p.du).toFixed(3)}`);
+  console.log(
+    `ratios add/plain: time ${(a.ms / p.ms).toFixed(2)}, disk (filesystem used) ${(a.bytes / p.bytes).toFixed(3)}, disk (du) ${(a.du / p.du).toFixed(3)}`,
+  );
 } finally {
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
 }

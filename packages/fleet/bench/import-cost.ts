@@ -66,7 +66,9 @@ try {
   }
   const oursMs = Math.min(...ours);
   const debugfsMs = Math.min(...debugfs);
-  console.log(`image: ${sizeMb} MiB ext4, ${files} small files + ${mb} x 1 MiB; extracted ${stats?.files} files, ${((stats?.bytes ?? 0) / 1024 ** 2).toFixed(0)} MiB`);
+  console.log(
+    `image: ${sizeMb} MiB ext4, ${files} small files + ${mb} x 1 MiB; extracted ${stats?.files} files, ${((stats?.bytes ?? 0) / 1024 ** 2).toFixed(0)} MiB`,
+  );
   console.log(`our ext4 reader:   ${(oursMs / 1000).toFixed(2)} s (runs: ${ours.map((m) => (m / 1000).toFixed(2)).join(', ')})`);
   console.log(`debugfs rdump:     ${(debugfsMs / 1000).toFixed(2)} s (runs: ${debugfs.map((m) => (m / 1000).toFixed(2)).join(', ')})`);
   console.log(`ratio ours/debugfs: ${(oursMs / debugfsMs).toFixed(2)}`);

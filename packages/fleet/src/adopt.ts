@@ -11,7 +11,10 @@ import type { RegisteredPi } from './registry.js';
  * The operator's /etc/exports is never written; its lines for adopted Pis are returned so they
  * can be deleted by hand.
  */
-export async function adoptUpstream(core: FleetCore, options: { upstreamExports?: string } = {}): Promise<{ adopted: string[]; staleUpstreamExportLines: string[] }> {
+export async function adoptUpstream(
+  core: FleetCore,
+  options: { upstreamExports?: string } = {},
+): Promise<{ adopted: string[]; staleUpstreamExportLines: string[] }> {
   core.requireRoot('adopt');
   const adopted: string[] = [];
   const names = (await readdir(core.tftpRoot).catch(() => [] as string[])).filter(isSerialFolderName).sort();

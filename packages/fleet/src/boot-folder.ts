@@ -28,7 +28,13 @@ export async function cmdlineFromBase(baseBootDir: string | null, serverIp: stri
  * filesystem offers it, a plain copy otherwise.
  */
 export async function fillBootFolder(baseBootDir: string, dest: string): Promise<void> {
-  await cp(baseBootDir, dest, { recursive: true, force: false, errorOnExist: false, preserveTimestamps: true, mode: constants.COPYFILE_FICLONE });
+  await cp(baseBootDir, dest, {
+    recursive: true,
+    force: false,
+    errorOnExist: false,
+    preserveTimestamps: true,
+    mode: constants.COPYFILE_FICLONE,
+  });
 }
 
 /**
@@ -121,7 +127,12 @@ export async function upgradeLayout(core: FleetCore): Promise<void> {
       const tftpDir = join(core.tftpRoot, pi.serial);
       if (!(await exists(tftpDir))) continue;
       const base = pi.base && !pi.ownFilesystem ? data.bases[pi.base] : undefined;
-      const { changed } = await migratePi({ serverIp: core.serverIp, tftpDir, nfsDir: join(core.nfsRoot, pi.serial), baseBootDir: base?.bootDir ?? null });
+      const { changed } = await migratePi({
+        serverIp: core.serverIp,
+        tftpDir,
+        nfsDir: join(core.nfsRoot, pi.serial),
+        baseBootDir: base?.bootDir ?? null,
+      });
       core.logger.info({ serial: pi.serial, changed }, 'pi brought to the current layout');
     }
     data.layout = CURRENT_LAYOUT;

@@ -78,7 +78,8 @@ export function refuse(at: ValueSource, what: string, value: unknown): never {
 /** The value checks the fleet keys use; boot-server's own keys reuse them where they fit. */
 export const VALUE_CHECKS = {
   ip: {
-    parse: (value, at) => (typeof value === 'string' && isIPv4(value.trim()) ? value.trim() : refuse(at, 'expected an IPv4 address', value)),
+    parse: (value, at) =>
+      typeof value === 'string' && isIPv4(value.trim()) ? value.trim() : refuse(at, 'expected an IPv4 address', value),
   },
   path: {
     parse: (value, at) => {
@@ -140,13 +141,19 @@ export interface MergeOptions {
  * Pure: file contents, environment and flags come in as arguments. Throws ConfigError naming
  * the key and where its value came from.
  */
-export function mergeLayers(keys: Readonly<Record<string, KeySpec>>, defaults: object, layers: ConfigLayers, options: MergeOptions): Record<string, unknown> {
+export function mergeLayers(
+  keys: Readonly<Record<string, KeySpec>>,
+  defaults: object,
+  layers: ConfigLayers,
+  options: MergeOptions,
+): Record<string, unknown> {
   const merged: Record<string, unknown> = structuredClone({ ...defaults });
   const ignored = options.ignoredKeys ?? new Set<string>();
   if (layers.file) {
     const { path, data } = layers.file;
     const source = `config file ${path}`;
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError('(file)', 'the config file must hold one JSON object', source);
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw new ConfigError('(file)', 'the config file must hold one JSON object', source);
     const baseDir = resolve(options.cwd, path, '..');
     for (const [rawKey, value] of Object.entries(data)) {
       if (ignored.has(rawKey)) continue;
@@ -191,7 +198,11 @@ export function mergeLayers(keys: Readonly<Record<string, KeySpec>>, defaults: o
  * unless given (detectServerIp when it is needed).
  */
 export function resolveFleetConfig(layers: ConfigLayers, host: { cwd: string }): FleetConfig {
-  return mergeLayers(FLEET_KEYS, FLEET_DEFAULTS, layers, { cwd: host.cwd, unknownFileKeys: 'ignore', ignoredKeys: new Set(['config']) }) as unknown as FleetConfig;
+  return mergeLayers(FLEET_KEYS, FLEET_DEFAULTS, layers, {
+    cwd: host.cwd,
+    unknownFileKeys: 'ignore',
+    ignoredKeys: new Set(['config']),
+  }) as unknown as FleetConfig;
 }
 
 /** The only non-internal IPv4 of the machine, or a ConfigError explaining why there is none. */
@@ -221,7 +232,10 @@ export function detectServerIp(interfaces = networkInterfaces()): string {
 }
 
 /** The config file to read: --config, else IOT_TOFU_CONFIG, else the default; `named` when the user chose it. */
-export function configFilePath(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): { path: string; named: boolean } {
+export function configFilePath(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): { path: string; named: boolean } {
   const named = flag || env[CONFIG_FILE_ENV];
   return { path: named || DEFAULT_CONFIG_FILE, named: Boolean(named) };
 }
@@ -230,7 +244,10 @@ export function configFilePath(flag: string | undefined, env: Readonly<Record<st
  * Reads the config file: `data` is its JSON object ({} for an empty file, e.g. --config /dev/null).
  * A missing file is `exists: false` and {} unless `mustExist` (a file the daemon was told to use).
  */
-export async function readConfigFile(path: string, options: { mustExist?: boolean } = {}): Promise<{ path: string; exists: boolean; data: Record<string, unknown> }> {
+export async function readConfigFile(
+  path: string,
+  options: { mustExist?: boolean } = {},
+): Promise<{ path: string; exists: boolean; data: Record<string, unknown> }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -245,6 +262,7 @@ export async function readConfigFile(path: string, options: { mustExist?: boolea
   } catch (error) {
     throw new ConfigError('config', `${path} is not valid JSON: ${(error as Error).message}`);
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError('(file)', 'the config file must hold one JSON object', `config file ${path}`);
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new ConfigError('(file)', 'the config file must hold one JSON object', `config file ${path}`);
   return { path, exists: true, data: data as Record<string, unknown> };
 }

@@ -16,7 +16,13 @@ export async function copyTree(runner: CommandRunner, source: string, dest: stri
  * copyTree plus progress: cp gives none, so progress is the growth of the target filesystem's
  * used space against the base's known size (with reflink it jumps to the end at once).
  */
-export async function copyTreeWithProgress(runner: CommandRunner, source: string, dest: string, expectedBytes: number, onProgress?: (p: { phase: 'copy'; done: number; total: number }) => void): Promise<void> {
+export async function copyTreeWithProgress(
+  runner: CommandRunner,
+  source: string,
+  dest: string,
+  expectedBytes: number,
+  onProgress?: (p: { phase: 'copy'; done: number; total: number }) => void,
+): Promise<void> {
   if (!onProgress) return copyTree(runner, source, dest);
   const start = await usedBytes(join(dest, '..'));
   const timer = setInterval(() => {

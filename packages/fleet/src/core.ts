@@ -54,7 +54,12 @@ export class FleetCore {
     this.dockerDiskDefault = options.dockerDiskDefault ?? '0';
     this.store = new RegistryStore(options.stateDir);
     this.intents = new IntentLog(join(options.stateDir, 'intents'));
-    this.exports = new ManagedExports({ file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports', runner: this.runner, logger: this.logger, clock: this.clock });
+    this.exports = new ManagedExports({
+      file: options.exportsFile ?? '/etc/exports.d/iot-tofu.exports',
+      runner: this.runner,
+      logger: this.logger,
+      clock: this.clock,
+    });
     this.facts = new LearnedFacts({
       stateDir: options.stateDir,
       runner: this.runner,
@@ -82,25 +87,36 @@ export class FleetCore {
   }
 
   requireRoot(verb: string): void {
-    if (!this.isRoot()) throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
+    if (!this.isRoot())
+      throw new FleetError('NOT_ROOT', `${verb} needs root privileges (owners, device nodes and exportfs); run with sudo or as root`);
   }
 
   /** The per-Pi lock every verb that changes one Pi holds (PI_BUSY at once when another has it). */
   async lockPi(short: string): Promise<() => Promise<void>> {
     await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    return acquireLock(join(this.stateDir, 'locks', `${short}.lock`), { timeoutMs: 0, what: `Pi ${short} (another add or remove of it is running)`, code: 'PI_BUSY' });
+    return acquireLock(join(this.stateDir, 'locks', `${short}.lock`), {
+      timeoutMs: 0,
+      what: `Pi ${short} (another add or remove of it is running)`,
+      code: 'PI_BUSY',
+    });
   }
 
   /** The lock setup and remove-base hold: they share `<tftpRoot>/base` and the temp names. */
   async lockSetup(): Promise<() => Promise<void>> {
     await mkdir(join(this.stateDir, 'locks'), { recursive: true });
-    return acquireLock(join(this.stateDir, 'locks', 'setup.lock'), { timeoutMs: 0, what: 'setup (another setup or remove-base is running)', code: 'LOCKED' });
+    return acquireLock(join(this.stateDir, 'locks', 'setup.lock'), {
+      timeoutMs: 0,
+      what: 'setup (another setup or remove-base is running)',
+      code: 'LOCKED',
+    });
   }
 
   /** Adds (or replaces) export lines for `paths` to the region's clients. */
   async export(paths: readonly string[]): Promise<void> {
     const clients: ExportClient[] = [{ host: this.exportsClients, options: PI_EXPORT_OPTIONS }];
-    await this.exports.update((entries) => paths.reduce<ExportEntry[]>((acc, path) => [...acc.filter((e) => e.path !== path), { path, clients }], entries));
+    await this.exports.update((entries) =>
+      paths.reduce<ExportEntry[]>((acc, path) => [...acc.filter((e) => e.path !== path), { path, clients }], entries),
+    );
   }
 
   async unexport(paths: readonly string[]): Promise<boolean> {
@@ -150,7 +166,9 @@ export class FleetCore {
       addedAt: entry.addedAt,
       tftpDir: join(this.tftpRoot, entry.serial),
       nfsDir: join(this.nfsRoot, entry.serial),
-      dockerDisk: entry.dockerDisk ? { path: join(this.nfsRoot, entry.serial, entry.dockerDisk.path), bytes: entry.dockerDisk.bytes } : null,
+      dockerDisk: entry.dockerDisk
+        ? { path: join(this.nfsRoot, entry.serial, entry.dockerDisk.path), bytes: entry.dockerDisk.bytes }
+        : null,
       firstLogin: entry.firstLogin ?? null,
     };
   }

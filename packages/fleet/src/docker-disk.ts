@@ -60,11 +60,13 @@ const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 **
  */
 export function parseDiskSize(text: string): number {
   const match = DISK_SIZE_PATTERN.exec(text.trim());
-  if (!match) throw new FleetError('INVALID_REQUEST', `docker disk size ${JSON.stringify(text)} is not a size: use e.g. 8G, 512M or 0 for none`);
+  if (!match)
+    throw new FleetError('INVALID_REQUEST', `docker disk size ${JSON.stringify(text)} is not a size: use e.g. 8G, 512M or 0 for none`);
   const bytes = Number(match[1]) * UNITS[match[2]!.toUpperCase()]!;
   if (bytes === 0) return 0;
   const rounded = Math.ceil(bytes / 1024 ** 2) * 1024 ** 2;
-  if (rounded < DOCKER_DISK_MIN_BYTES) throw new FleetError('INVALID_REQUEST', `docker disk size ${text} is below the minimum of 32M (Docker wants 8G or more)`);
+  if (rounded < DOCKER_DISK_MIN_BYTES)
+    throw new FleetError('INVALID_REQUEST', `docker disk size ${text} is below the minimum of 32M (Docker wants 8G or more)`);
   if (rounded > DOCKER_DISK_MAX_BYTES) throw new FleetError('INVALID_REQUEST', `docker disk size ${text} is above the maximum of 16T`);
   return rounded;
 }
@@ -82,7 +84,12 @@ export function planDockerDiskUnits(e2fsck = '/sbin/e2fsck'): RootfsAction[] {
     actions.push({ kind: 'symlink', path: `etc/systemd/system/local-fs.target.wants/${unit}`, target: `/etc/systemd/system/${unit}` });
   }
   for (const service of ['docker.service', 'containerd.service']) {
-    actions.push({ kind: 'write', path: `etc/systemd/system/${service}.d/${DOCKER_DISK_DROPIN}`, content: renderDockerDiskDropIn(), mode: 0o644 });
+    actions.push({
+      kind: 'write',
+      path: `etc/systemd/system/${service}.d/${DOCKER_DISK_DROPIN}`,
+      content: renderDockerDiskDropIn(),
+      mode: 0o644,
+    });
   }
   return actions;
 }
@@ -131,7 +138,11 @@ async function checkImage(runner: CommandRunner, image: string): Promise<void> {
     await runner('e2fsck', ['-f', '-p', image]);
   } catch (error) {
     if (error instanceof CommandFailedError && error.exitCode === 1) return;
-    throw new FleetError('DOCKER_DISK_FAILED', `e2fsck of ${image} failed; repair it by hand (e2fsck -f ${image}) with the Pi off: ${(error as Error).message}`, { cause: error });
+    throw new FleetError(
+      'DOCKER_DISK_FAILED',
+      `e2fsck of ${image} failed; repair it by hand (e2fsck -f ${image}) with the Pi off: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -162,7 +173,11 @@ export async function resizeDockerDisk(core: FleetCore, serialInput: string, siz
     try {
       await core.runner('resize2fs', [image]);
     } catch (error) {
-      throw new FleetError('DOCKER_DISK_FAILED', `resize2fs ${image} failed (the filesystem keeps its old size; run the resize again): ${(error as Error).message}`, { cause: error });
+      throw new FleetError(
+        'DOCKER_DISK_FAILED',
+        `resize2fs ${image} failed (the filesystem keeps its old size; run the resize again): ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     const path = entry.dockerDisk.path;
     await core.store.mutate((data) => {

@@ -75,7 +75,8 @@ export class Ext4Reader {
   ) {
     this.sb = decodeSuperblock(this.readBytes(1024, 1024));
     // Without replaying the journal, metadata could be stale: refuse rather than copy wrong files.
-    if (this.sb.needsRecovery) throw new DecodeError('the filesystem was not unmounted cleanly (its journal needs recovery); run e2fsck on it first', 0x60);
+    if (this.sb.needsRecovery)
+      throw new DecodeError('the filesystem was not unmounted cleanly (its journal needs recovery); run e2fsck on it first', 0x60);
   }
 
   readBytes(position: number, length: number): Uint8Array {
@@ -206,7 +207,17 @@ export async function extractExt4(
   options: { runner: CommandRunner; onBytes?: (bytes: number) => void; onStart?: (usedBytes: number) => void; sliceMs?: number },
 ): Promise<ExtractStats> {
   const fd = openSync(image, 'r');
-  const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, fifos: 0, xattrs: 0, skippedSockets: 0, bytes: 0 };
+  const stats: ExtractStats = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    devices: 0,
+    fifos: 0,
+    xattrs: 0,
+    skippedSockets: 0,
+    bytes: 0,
+  };
   const linked = new Map<number, string>();
   const dirTimes: Array<{ path: string; inode: Inode }> = [];
   const yielder = new Yielder(options.sliceMs ?? 20);
@@ -297,7 +308,8 @@ export async function extractExt4(
       const data = reader.contents(dirInode);
       for (let at = 0; at < data.length; at += bs) {
         for (const entry of decodeDirBlock(data.subarray(at, at + bs), reader.sb.hasFiletype)) {
-          if (entry.name.includes('/') || entry.name === '') throw new DecodeError(`directory entry ${JSON.stringify(entry.name)} is not a valid name`, at);
+          if (entry.name.includes('/') || entry.name === '')
+            throw new DecodeError(`directory entry ${JSON.stringify(entry.name)} is not a valid name`, at);
           const path = join(dirPath, entry.name);
           const inode = reader.inode(entry.inode);
           if ((inode.mode & S_IFMT) === S_IFDIR) {

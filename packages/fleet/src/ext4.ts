@@ -54,7 +54,8 @@ export function decodeSuperblock(bytes: Uint8Array): Superblock {
   const blockSize = 1024 << logBlockSize;
   const revLevel = v.getUint32(0x4c, true);
   const inodeSize = revLevel >= 1 ? v.getUint16(0x58, true) : 128;
-  if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) throw new DecodeError(`inode size ${inodeSize} is invalid`, 0x58);
+  if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0)
+    throw new DecodeError(`inode size ${inodeSize} is invalid`, 0x58);
   const featureIncompat = revLevel >= 1 ? v.getUint32(0x60, true) : 0;
   const is64bit = (featureIncompat & INCOMPAT_64BIT) !== 0;
   need(bytes, is64bit ? 0x154 : 0x100, 'superblock');
@@ -137,7 +138,8 @@ export function decodeInode(bytes: Uint8Array, inodeSize: number): Inode {
   need(bytes, Math.min(inodeSize, 128), 'inode');
   const v = viewOf(bytes);
   const extraIsize = inodeSize > 128 && bytes.length >= 0x82 ? v.getUint16(0x80, true) : 0;
-  if (extraIsize && 128 + extraIsize > Math.min(inodeSize, bytes.length)) throw new DecodeError(`inode extra size ${extraIsize} overruns the inode`, 0x80);
+  if (extraIsize && 128 + extraIsize > Math.min(inodeSize, bytes.length))
+    throw new DecodeError(`inode extra size ${extraIsize} overruns the inode`, 0x80);
   const has = (offset: number) => extraIsize >= offset - 128 + 4;
   let inlineXattrs: XattrEntry[] = [];
   const xattrStart = 128 + extraIsize;
@@ -319,7 +321,8 @@ export function decodeDirBlock(bytes: Uint8Array, hasFiletype: boolean): DirEntr
     const recLen = v.getUint16(at + 4, true);
     const nameLen = hasFiletype ? v.getUint8(at + 6) : v.getUint16(at + 6, true);
     const fileType = hasFiletype ? v.getUint8(at + 7) : 0;
-    if (recLen < 8 || recLen % 4 !== 0 || at + recLen > bytes.length) throw new DecodeError(`directory entry has bad length ${recLen}`, at + 4);
+    if (recLen < 8 || recLen % 4 !== 0 || at + recLen > bytes.length)
+      throw new DecodeError(`directory entry has bad length ${recLen}`, at + 4);
     if (inode !== 0) {
       if (8 + nameLen > recLen) throw new DecodeError('directory entry name overruns its record', at + 6);
       const name = new TextDecoder().decode(bytes.subarray(at + 8, at + 8 + nameLen));

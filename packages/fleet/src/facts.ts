@@ -125,7 +125,8 @@ export class LearnedFacts {
     if (!mac) return;
     const at = this.isoTime(fact.at);
     const previous = this.seen.get(mac);
-    const serial = (fact.serial !== undefined ? safeShort(fact.serial) : undefined) ?? previous?.serial ?? this.registeredMacs.get(mac) ?? null;
+    const serial =
+      (fact.serial !== undefined ? safeShort(fact.serial) : undefined) ?? previous?.serial ?? this.registeredMacs.get(mac) ?? null;
     const record: SeenRecord = {
       serial,
       mac,
@@ -167,7 +168,14 @@ export class LearnedFacts {
       if (!serial) continue;
       const previous = this.seen.get(mac);
       if (previous?.ip === ip) continue;
-      this.seen.set(mac, { serial, mac, ip, model: previous?.model ?? null, firstSeen: previous?.firstSeen ?? at, lastSeen: previous?.lastSeen ?? at });
+      this.seen.set(mac, {
+        serial,
+        mac,
+        ip,
+        model: previous?.model ?? null,
+        firstSeen: previous?.firstSeen ?? at,
+        lastSeen: previous?.lastSeen ?? at,
+      });
       learned++;
     }
     if (learned && (options.persist ?? true)) {
@@ -218,7 +226,8 @@ export class LearnedFacts {
       const file = JSON.parse(await readFile(join(this.o.stateDir, 'seen.json'), 'utf8')) as SeenFile;
       this.seen = new Map(Object.entries(file.byMac ?? {}));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.o.logger.warn({ err: error }, 'seen.json unreadable; starting with no learned facts');
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.o.logger.warn({ err: error }, 'seen.json unreadable; starting with no learned facts');
     }
     this.rebuildIndex();
   }
@@ -240,7 +249,8 @@ export class LearnedFacts {
     for (const record of [...this.seen.values()].sort((a, b) => a.lastSeen.localeCompare(b.lastSeen))) this.keepOrBound(record);
     const strangers = [...this.timelines.keys()].filter((serial) => !pis[serial]);
     for (const serial of this.timelines.keys()) if (pis[serial]) this.strangerTimelines.delete(serial);
-    for (const serial of strangers) if (!this.strangerTimelines.has(serial)) for (const evicted of this.strangerTimelines.touch(serial)) this.timelines.delete(evicted);
+    for (const serial of strangers)
+      if (!this.strangerTimelines.has(serial)) for (const evicted of this.strangerTimelines.touch(serial)) this.timelines.delete(evicted);
   }
 
   /** The freshest learned record for a serial: by serial, else by its configured MAC. */

@@ -22,31 +22,46 @@ export interface FirstLoginRequest {
   sshKeys?: string | undefined;
 }
 
-const KEY_TYPES = /^(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+const KEY_TYPES =
+  /^(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
 
 /** Validates authorized_keys text: each non-blank, non-comment line a public key (options allowed). Pure. */
 export function checkSshKeys(text: string): { text: string; count: number } {
   if (/PRIVATE KEY/.test(text)) throw new FleetError('INVALID_REQUEST', 'that is a private key; give the public one (the .pub file)');
-  const lines = text.replace(/\r\n?/g, '\n').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   if (lines.length === 0) throw new FleetError('INVALID_REQUEST', 'the SSH key file holds no public key');
   for (const line of lines) {
     const fields = line.split(/\s+/);
     const at = fields.findIndex((f) => KEY_TYPES.test(f));
-    if (at < 0 || !/^[A-Za-z0-9+/]+={0,3}$/.test(fields[at + 1] ?? '')) throw new FleetError('INVALID_REQUEST', `not an SSH public key line: ${JSON.stringify(line.slice(0, 40))}`);
+    if (at < 0 || !/^[A-Za-z0-9+/]+={0,3}$/.test(fields[at + 1] ?? ''))
+      throw new FleetError('INVALID_REQUEST', `not an SSH public key line: ${JSON.stringify(line.slice(0, 40))}`);
   }
   return { text: `${lines.join('\n')}\n`, count: lines.length };
 }
 
 /** A crypt(3) hash ($6$ or $y$) or INVALID_REQUEST; never echoes the input (it may be a password). Pure. */
 export function checkPasswordHash(hash: string): string {
-  if (!PASSWORD_HASH_PATTERN.test(hash)) throw new FleetError('INVALID_REQUEST', 'the password hash must be a crypt(3) hash: $6$… (openssl passwd -6) or $y$… (mkpasswd -m yescrypt); plain passwords are refused');
+  if (!PASSWORD_HASH_PATTERN.test(hash))
+    throw new FleetError(
+      'INVALID_REQUEST',
+      'the password hash must be a crypt(3) hash: $6$… (openssl passwd -6) or $y$… (mkpasswd -m yescrypt); plain passwords are refused',
+    );
   return hash;
 }
 
 /** Checks the request's shape before anything is built. Returns what the registry may keep. */
 export function checkFirstLogin(request: FirstLoginRequest): { user: string | null; sshKeys: number } | null {
-  if ((request.user === undefined) !== (request.passwordHash === undefined)) throw new FleetError('INVALID_REQUEST', 'user and password hash go together (Pi OS userconf.txt needs both)');
-  if (request.user !== undefined && (!USER_NAME_PATTERN.test(request.user) || request.user === 'root')) throw new FleetError('INVALID_REQUEST', `user name ${JSON.stringify(request.user)} is not a valid Pi OS user name (lower case letters, digits, '_' and '-', at most 32, not root)`);
+  if ((request.user === undefined) !== (request.passwordHash === undefined))
+    throw new FleetError('INVALID_REQUEST', 'user and password hash go together (Pi OS userconf.txt needs both)');
+  if (request.user !== undefined && (!USER_NAME_PATTERN.test(request.user) || request.user === 'root'))
+    throw new FleetError(
+      'INVALID_REQUEST',
+      `user name ${JSON.stringify(request.user)} is not a valid Pi OS user name (lower case letters, digits, '_' and '-', at most 32, not root)`,
+    );
   if (request.passwordHash !== undefined) checkPasswordHash(request.passwordHash);
   const keys = request.sshKeys !== undefined ? checkSshKeys(request.sshKeys).count : 0;
   if (request.user === undefined && keys === 0) return null;
@@ -83,12 +98,25 @@ export async function applyFirstLogin(root: string, bootDir: string, request: Fi
   if (request.sshKeys === undefined) return;
   const keys = checkSshKeys(request.sshKeys).text;
   const users = await passwd(root);
-  const owner = request.user !== undefined ? users.find((u) => u.uid === 1000) : (users.find((u) => u.uid === 0) ?? { name: 'root', uid: 0, gid: 0, home: '/root' });
-  if (!owner) throw new FleetError('BASE_INVALID', 'the base has no uid-1000 user for userconf.txt to rename; give --ssh-key without --user (root) or use a Pi OS base');
-  if (!owner.home.startsWith('/') || owner.home === '/') throw new FleetError('BASE_INVALID', `home of ${owner.name} (${owner.home}) is not a usable folder`);
+  const owner =
+    request.user !== undefined
+      ? users.find((u) => u.uid === 1000)
+      : (users.find((u) => u.uid === 0) ?? { name: 'root', uid: 0, gid: 0, home: '/root' });
+  if (!owner)
+    throw new FleetError(
+      'BASE_INVALID',
+      'the base has no uid-1000 user for userconf.txt to rename; give --ssh-key without --user (root) or use a Pi OS base',
+    );
+  if (!owner.home.startsWith('/') || owner.home === '/')
+    throw new FleetError('BASE_INVALID', `home of ${owner.name} (${owner.home}) is not a usable folder`);
   const home = owner.home.slice(1);
   const sshDir = join(root, home, '.ssh');
-  if (!(await lstat(join(root, home)).then((i) => i.isDirectory()).catch(() => false))) throw new FleetError('BASE_INVALID', `home ${owner.home} of ${owner.name} is missing in the base (or a symlink)`);
+  if (
+    !(await lstat(join(root, home))
+      .then((i) => i.isDirectory())
+      .catch(() => false))
+  )
+    throw new FleetError('BASE_INVALID', `home ${owner.home} of ${owner.name} is missing in the base (or a symlink)`);
   const target = await safeParent(root, `${home}/.ssh/authorized_keys`);
   await mkdir(sshDir, { recursive: true, mode: 0o700 });
   await chmod(sshDir, 0o700);

@@ -36,7 +36,8 @@ export async function mountsUnder(path: string, mountinfo = '/proc/self/mountinf
  */
 export async function removeTree(path: string): Promise<void> {
   const mounts = await mountsUnder(path);
-  if (mounts.length) throw new FleetError('PI_MOUNTED', `refusing to delete ${path}: ${mounts.join(', ')} is mounted inside; unmount it first`);
+  if (mounts.length)
+    throw new FleetError('PI_MOUNTED', `refusing to delete ${path}: ${mounts.join(', ')} is mounted inside; unmount it first`);
   await rm(path, { recursive: true, force: true });
 }
 

@@ -45,7 +45,9 @@ export async function importImage(image: string, context: ImportContext): Promis
   try {
     await stat(image);
   } catch (error) {
-    throw new FleetError('IMPORT_FAILED', `cannot read image ${image}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new FleetError('IMPORT_FAILED', `cannot read image ${image}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      cause: error,
+    });
   }
   if (image.endsWith('.xz')) {
     raw = join(context.scratch, basename(image).replace(/\.xz$/, ''));
@@ -63,7 +65,8 @@ export async function importImage(image: string, context: ImportContext): Promis
     const { bytesRead } = await handle.read(sector, 0, 512, 0);
     parts = findPiPartitions(decodeMbr(sector.subarray(0, bytesRead)));
   } catch (error) {
-    if (error instanceof DecodeError) throw new FleetError('IMPORT_FAILED', `${image} has no usable MBR partition table: ${error.message}`, { cause: error });
+    if (error instanceof DecodeError)
+      throw new FleetError('IMPORT_FAILED', `${image} has no usable MBR partition table: ${error.message}`, { cause: error });
     throw error;
   } finally {
     await handle.close();
@@ -71,7 +74,8 @@ export async function importImage(image: string, context: ImportContext): Promis
   if (!parts) throw new FleetError('IMPORT_FAILED', `${image} needs a FAT boot partition and a Linux (0x83) root partition`);
   const size = (await stat(raw)).size;
   for (const part of [parts.boot, parts.root]) {
-    if (part.offset + part.length > size) throw new FleetError('IMPORT_FAILED', `partition ${part.index} of ${image} ends past the end of the image (truncated download?)`);
+    if (part.offset + part.length > size)
+      throw new FleetError('IMPORT_FAILED', `partition ${part.index} of ${image} ends past the end of the image (truncated download?)`);
   }
 
   await context.step('setup:boot');
@@ -97,7 +101,8 @@ export async function importImage(image: string, context: ImportContext): Promis
       },
     });
   } catch (error) {
-    if (error instanceof DecodeError) throw new FleetError('IMPORT_FAILED', `the root partition of ${image} cannot be read: ${error.message}`, { cause: error });
+    if (error instanceof DecodeError)
+      throw new FleetError('IMPORT_FAILED', `the root partition of ${image} cannot be read: ${error.message}`, { cause: error });
     throw error;
   }
 }

@@ -29,13 +29,22 @@ export function decodeMbr(sector: Uint8Array): MbrPartition[] {
   for (let index = 0; index < 4; index++) {
     const at = 446 + index * 16;
     const status = view.getUint8(at);
-    if (status !== 0 && status !== 0x80) throw new DecodeError(`partition ${index + 1} has an invalid status byte 0x${status.toString(16)}`, at);
+    if (status !== 0 && status !== 0x80)
+      throw new DecodeError(`partition ${index + 1} has an invalid status byte 0x${status.toString(16)}`, at);
     const type = view.getUint8(at + 4);
     const startLba = view.getUint32(at + 8, true);
     const sectors = view.getUint32(at + 12, true);
     if (type === 0 || sectors === 0) continue;
     if (type === 0xee) throw new DecodeError('GPT protective MBR: GPT images are not supported', at + 4);
-    partitions.push({ index: index + 1, type, bootable: status === 0x80, startLba, sectors, offset: startLba * 512, length: sectors * 512 });
+    partitions.push({
+      index: index + 1,
+      type,
+      bootable: status === 0x80,
+      startLba,
+      sectors,
+      offset: startLba * 512,
+      length: sectors * 512,
+    });
   }
   return partitions;
 }

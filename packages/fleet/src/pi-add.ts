@@ -11,7 +11,14 @@ import type { Intent } from './intents.js';
 import type { RegisteredPi, StoredBase } from './registry.js';
 import { applyRootfs, planRootfs } from './rootfs.js';
 import { settlePi } from './settle.js';
-import { DOCKER_DISK_DEFAULT_SIZE, DOCKER_DISK_IMAGE, findE2fsck, makeDockerDisk, parseDiskSize, planDockerDiskUnits } from './docker-disk.js';
+import {
+  DOCKER_DISK_DEFAULT_SIZE,
+  DOCKER_DISK_IMAGE,
+  findE2fsck,
+  makeDockerDisk,
+  parseDiskSize,
+  planDockerDiskUnits,
+} from './docker-disk.js';
 import { applyFirstLogin, checkFirstLogin } from './first-login.js';
 import type { AddRequest, AddResult, ProgressOptions } from './types.js';
 
@@ -51,19 +58,28 @@ export async function addPi(core: FleetCore, request: AddRequest, options: Progr
   const own = request.ownFilesystem ?? false;
   // An own-filesystem Pi gets no docker disk from the default (its root is the operator's); asked for explicitly, it is an error.
   const dockerDiskBytes = parseDiskSize(dockerDiskSize(request.dockerDisk, own ? '0' : core.dockerDiskDefault));
-  if (own && dockerDiskBytes > 0) throw new FleetError('INVALID_REQUEST', 'a docker disk needs a base (its units go into the copied root); not with --own-filesystem');
+  if (own && dockerDiskBytes > 0)
+    throw new FleetError('INVALID_REQUEST', 'a docker disk needs a base (its units go into the copied root); not with --own-filesystem');
   const firstLogin = checkFirstLogin(request);
-  if (own && firstLogin) throw new FleetError('INVALID_REQUEST', 'first-login settings (user, password hash, SSH keys) need a base; not with --own-filesystem');
+  if (own && firstLogin)
+    throw new FleetError('INVALID_REQUEST', 'first-login settings (user, password hash, SSH keys) need a base; not with --own-filesystem');
   core.requireRoot('add');
   await core.reload();
-  if (core.data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} is already registered (owner ${core.data.pis[short]!.owner}, name ${core.data.pis[short]!.name})`);
+  if (core.data.pis[short])
+    throw new FleetError(
+      'PI_EXISTS',
+      `Pi ${short} is already registered (owner ${core.data.pis[short]!.owner}, name ${core.data.pis[short]!.name})`,
+    );
   let base: StoredBase | undefined;
   if (!own) {
     if (!request.base) throw new FleetError('INVALID_REQUEST', 'a base is required unless --own-filesystem is chosen');
     base = core.data.bases[request.base];
     if (!base) {
       const known = Object.keys(core.data.bases).sort();
-      throw new FleetError('BASE_NOT_FOUND', `base ${request.base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`);
+      throw new FleetError(
+        'BASE_NOT_FOUND',
+        `base ${request.base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`,
+      );
     }
   }
   const tftpDir = join(core.tftpRoot, short);
@@ -75,30 +91,52 @@ export async function addPi(core: FleetCore, request: AddRequest, options: Progr
     await core.reload();
     if (core.data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} was registered by someone else meanwhile`);
     for (const dir of [tftpDir, nfsDir]) {
-      if (await exists(dir)) throw new FleetError('PI_EXISTS', `${dir} already exists but Pi ${short} is not registered; remove it with pxetools --remove ${short} or adopt it`);
+      if (await exists(dir))
+        throw new FleetError(
+          'PI_EXISTS',
+          `${dir} already exists but Pi ${short} is not registered; remove it with pxetools --remove ${short} or adopt it`,
+        );
     }
-    return await addLocked(core, { short, full: serial.full, owner, name, mac, own, base, tftpDir, nfsDir, request, options, started, dockerDiskBytes, firstLogin });
+    return await addLocked(core, {
+      short,
+      full: serial.full,
+      owner,
+      name,
+      mac,
+      own,
+      base,
+      tftpDir,
+      nfsDir,
+      request,
+      options,
+      started,
+      dockerDiskBytes,
+      firstLogin,
+    });
   } finally {
     await release();
   }
 }
 
-async function addLocked(core: FleetCore, a: {
-  short: string;
-  full: string;
-  owner: string;
-  name: string;
-  mac: string | null;
-  own: boolean;
-  base: StoredBase | undefined;
-  tftpDir: string;
-  nfsDir: string;
-  request: AddRequest;
-  options: ProgressOptions;
-  started: number;
-  dockerDiskBytes: number;
-  firstLogin: RegisteredPi['firstLogin'] | null;
-}): Promise<AddResult> {
+async function addLocked(
+  core: FleetCore,
+  a: {
+    short: string;
+    full: string;
+    owner: string;
+    name: string;
+    mac: string | null;
+    own: boolean;
+    base: StoredBase | undefined;
+    tftpDir: string;
+    nfsDir: string;
+    request: AddRequest;
+    options: ProgressOptions;
+    started: number;
+    dockerDiskBytes: number;
+    firstLogin: RegisteredPi['firstLogin'] | null;
+  },
+): Promise<AddResult> {
   const { short, owner, name, mac, own, base, tftpDir, nfsDir, request, options, started, dockerDiskBytes, firstLogin } = a;
   const tag = randomBytes(4).toString('hex');
   const intent: Intent = { op: 'add', serial: short, tag };
@@ -132,7 +170,7 @@ async function addLocked(core: FleetCore, a: {
         bootExportPath: tftpDir,
         layout: base.layout,
         networkManager: await exists(join(tmpNfs, 'etc', 'NetworkManager')),
-          sshUnit: await findUnit(tmpNfs, 'ssh.service'),
+        sshUnit: await findUnit(tmpNfs, 'ssh.service'),
       });
       await applyRootfs(tmpNfs, actions);
       if (dockerDiskBytes > 0) {
@@ -167,7 +205,8 @@ async function addLocked(core: FleetCore, a: {
       if (data.pis[short]) throw new FleetError('PI_EXISTS', `Pi ${short} was registered by someone else meanwhile`);
       // Checked under the registry lock: two adds racing for one address cannot both get it.
       const holder = entry.staticIp === undefined ? undefined : Object.values(data.pis).find((pi) => pi.staticIp === entry.staticIp);
-      if (holder) throw new FleetError('IP_TAKEN', `${entry.staticIp} is already the static address of Pi ${holder.serial} (${holder.name})`);
+      if (holder)
+        throw new FleetError('IP_TAKEN', `${entry.staticIp} is already the static address of Pi ${holder.serial} (${holder.name})`);
       await core.beforeStep('add:commit-dirs');
       await rename(tmpTftp, tftpDir);
       undo.push(() => rename(tftpDir, tmpTftp));

@@ -26,7 +26,8 @@ export async function removePi(core: FleetCore, serialInput: string): Promise<Re
     const present = !!entry || (await exists(tftpDir)) || (await exists(nfsDir));
     for (const dir of [tftpDir, nfsDir]) {
       const mounts = await mountsUnder(dir);
-      if (mounts.length) throw new FleetError('PI_MOUNTED', `refusing to remove ${short}: ${mounts.join(', ')} is mounted inside ${dir}; unmount it first`);
+      if (mounts.length)
+        throw new FleetError('PI_MOUNTED', `refusing to remove ${short}: ${mounts.join(', ')} is mounted inside ${dir}; unmount it first`);
     }
     const undo: Array<() => Promise<void>> = [];
     const trash: string[] = [];
@@ -38,7 +39,10 @@ export async function removePi(core: FleetCore, serialInput: string): Promise<Re
       const exportPaths = entry?.exports ?? [nfsDir, tftpDir];
       const previous = (await core.exports.read()).filter((e) => exportPaths.includes(e.path));
       unexported = await core.unexport(exportPaths);
-      if (previous.length) undo.push(() => core.exports.update((entries) => [...entries.filter((e) => !exportPaths.includes(e.path)), ...previous]).then(() => undefined));
+      if (previous.length)
+        undo.push(() =>
+          core.exports.update((entries) => [...entries.filter((e) => !exportPaths.includes(e.path)), ...previous]).then(() => undefined),
+        );
       // Move out of the way first (atomic), so a half-deleted tree is never served as a Pi's root.
       const tag = randomBytes(4).toString('hex');
       for (const dir of [tftpDir, nfsDir]) {

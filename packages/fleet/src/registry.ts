@@ -50,7 +50,13 @@ export function keyedTable<T>(entries: Record<string, T> = {}): Record<string, T
   return Object.assign(Object.create(null) as Record<string, T>, entries);
 }
 
-export const emptyRegistry = (): RegistryData => ({ version: 1, layout: CURRENT_LAYOUT, pis: keyedTable(), bases: keyedTable(), defaultBase: null });
+export const emptyRegistry = (): RegistryData => ({
+  version: 1,
+  layout: CURRENT_LAYOUT,
+  pis: keyedTable(),
+  bases: keyedTable(),
+  defaultBase: null,
+});
 
 /**
  * registry.json in the state dir: read without a lock (writes are atomic renames), changed only
@@ -77,14 +83,24 @@ export class RegistryStore {
     try {
       const data = JSON.parse(text) as RegistryData;
       if (data.version !== 1 || typeof data.pis !== 'object' || typeof data.bases !== 'object') throw new Error('unexpected shape');
-      return { version: 1, layout: typeof data.layout === 'number' ? data.layout : 1, pis: keyedTable(data.pis), bases: keyedTable(data.bases), defaultBase: data.defaultBase ?? null };
+      return {
+        version: 1,
+        layout: typeof data.layout === 'number' ? data.layout : 1,
+        pis: keyedTable(data.pis),
+        bases: keyedTable(data.bases),
+        defaultBase: data.defaultBase ?? null,
+      };
     } catch (error) {
-      throw new FleetError('REGISTRY_CORRUPT', `${this.file} is not a valid iot-tofu registry: ${(error as Error).message}`, { cause: error });
+      throw new FleetError('REGISTRY_CORRUPT', `${this.file} is not a valid iot-tofu registry: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
   /** Runs `change` on the freshest data under the lock; writes only when it returns true. */
-  async mutate<T>(change: (data: RegistryData) => Promise<{ write: boolean; value: T }> | { write: boolean; value: T }): Promise<{ data: RegistryData; value: T }> {
+  async mutate<T>(
+    change: (data: RegistryData) => Promise<{ write: boolean; value: T }> | { write: boolean; value: T },
+  ): Promise<{ data: RegistryData; value: T }> {
     await mkdir(this.stateDir, { recursive: true });
     const release = await acquireLock(this.lockFile, { timeoutMs: 30_000, what: 'the registry' });
     try {

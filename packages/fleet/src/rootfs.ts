@@ -1,5 +1,5 @@
 import { lstat, mkdir, readdir, rm, symlink, writeFile, chmod } from 'node:fs/promises';
-import { dirname, join, relative, } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { renderFstab, renderHostname, renderHosts } from '@iot-tofu/rpi';
 import { FleetError } from './errors.js';
 import { ownBy } from './fs-util.js';
@@ -67,12 +67,18 @@ export function planRootfs(input: RootfsPlanInput): RootfsAction[] {
     actions.push({ kind: 'remove', path: `etc/systemd/system/multi-user.target.wants/${unit}` });
     actions.push({ kind: 'symlink', path: `etc/systemd/system/${unit}`, target: '/dev/null' });
   }
-  if (input.networkManager) actions.push({ kind: 'write', path: 'etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf', content: NM_UNMANAGED_TEXT, mode: 0o644 });
+  if (input.networkManager)
+    actions.push({ kind: 'write', path: 'etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf', content: NM_UNMANAGED_TEXT, mode: 0o644 });
   actions.push({ kind: 'remove-glob', dir: 'etc/ssh', pattern: /^ssh_host_.*_key(\.pub)?$/ });
   actions.push({ kind: 'write', path: `etc/systemd/system/${SSH_KEYGEN_UNIT}`, content: SSH_KEYGEN_UNIT_TEXT, mode: 0o644 });
-  actions.push({ kind: 'symlink', path: `etc/systemd/system/multi-user.target.wants/${SSH_KEYGEN_UNIT}`, target: `/etc/systemd/system/${SSH_KEYGEN_UNIT}` });
+  actions.push({
+    kind: 'symlink',
+    path: `etc/systemd/system/multi-user.target.wants/${SSH_KEYGEN_UNIT}`,
+    target: `/etc/systemd/system/${SSH_KEYGEN_UNIT}`,
+  });
   // A headless netbooted Pi is reached over SSH: enable it like upstream's `ssh` file did.
-  if (input.sshUnit) actions.push({ kind: 'symlink', path: 'etc/systemd/system/multi-user.target.wants/ssh.service', target: input.sshUnit });
+  if (input.sshUnit)
+    actions.push({ kind: 'symlink', path: 'etc/systemd/system/multi-user.target.wants/ssh.service', target: input.sshUnit });
   return actions;
 }
 
@@ -81,7 +87,8 @@ export function planRootfs(input: RootfsPlanInput): RootfsAction[] {
  * root (never a symlink that could lead onto the server's own /etc), creating missing ones.
  */
 export async function safeParent(root: string, relPath: string): Promise<string> {
-  if (relPath.startsWith('/') || relPath.split('/').includes('..')) throw new FleetError('INVALID_REQUEST', `path ${relPath} escapes the Pi root`);
+  if (relPath.startsWith('/') || relPath.split('/').includes('..'))
+    throw new FleetError('INVALID_REQUEST', `path ${relPath} escapes the Pi root`);
   const parts = relPath.split('/').slice(0, -1);
   let current = root;
   for (const part of parts) {
@@ -94,7 +101,10 @@ export async function safeParent(root: string, relPath: string): Promise<string>
       await mkdir(current, { mode: 0o755 });
       await ownBy(current, 0, 0);
     } else if (!info.isDirectory()) {
-      throw new FleetError('BASE_INVALID', `${relative(root, current)} in the Pi root is not a directory (symlink or file); refusing to write through it`);
+      throw new FleetError(
+        'BASE_INVALID',
+        `${relative(root, current)} in the Pi root is not a directory (symlink or file); refusing to write through it`,
+      );
     }
   }
   return join(root, relPath);

@@ -60,7 +60,6 @@ export async function settleAll(core: FleetCore): Promise<void> {
   }
 }
 
-
 /** Deletes `.<serial>.trash-*` leftovers of interrupted removes (all serials when none given). */
 export async function sweepTrash(core: FleetCore, serial?: string): Promise<void> {
   for (const root of [core.tftpRoot, core.nfsRoot]) {

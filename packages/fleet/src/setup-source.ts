@@ -19,7 +19,11 @@ export function chooseSetupSource(fields: SetupSourceFields): { source: SetupSou
   if (kinds.length !== 1) return { problem: 'not-exactly-one' };
   if (fields.image) return { source: { kind: 'image', image: fields.image } };
   if (fields.bootTarball || fields.rootTarball) {
-    return fields.bootTarball && fields.rootTarball ? { source: { kind: 'tarballs', boot: fields.bootTarball, root: fields.rootTarball } } : { problem: 'tarball-pair' };
+    return fields.bootTarball && fields.rootTarball
+      ? { source: { kind: 'tarballs', boot: fields.bootTarball, root: fields.rootTarball } }
+      : { problem: 'tarball-pair' };
   }
-  return fields.bootDir && fields.rootfsDir ? { source: { kind: 'dirs', boot: fields.bootDir, root: fields.rootfsDir } } : { problem: 'dir-pair' };
+  return fields.bootDir && fields.rootfsDir
+    ? { source: { kind: 'dirs', boot: fields.bootDir, root: fields.rootfsDir } }
+    : { problem: 'dir-pair' };
 }

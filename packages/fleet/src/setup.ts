@@ -35,7 +35,8 @@ export async function setupBase(core: FleetCore, request: SetupRequest, options:
   const started = Date.now();
   core.requireRoot('setup');
   const name = request.base;
-  if (!BASE_NAME.test(name) || name === 'base') throw new FleetError('INVALID_REQUEST', `Invalid base name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`);
+  if (!BASE_NAME.test(name) || name === 'base')
+    throw new FleetError('INVALID_REQUEST', `Invalid base name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`);
   const tag = randomBytes(4).toString('hex');
   const basesDir = join(core.nfsRoot, 'bases');
   const bootStore = join(core.stateDir, 'bases', name);
@@ -49,7 +50,10 @@ export async function setupBase(core: FleetCore, request: SetupRequest, options:
     await settleSetups(core);
     await core.reload();
     if (core.data.bases[name] || (await exists(join(core.nfsRoot, 'bases', name)))) {
-      throw new FleetError('BASE_EXISTS', `base ${name} already exists (${join(core.nfsRoot, 'bases', name)}); remove it with pxetools remove-base ${name} or pick another name`);
+      throw new FleetError(
+        'BASE_EXISTS',
+        `base ${name} already exists (${join(core.nfsRoot, 'bases', name)}); remove it with pxetools remove-base ${name} or pick another name`,
+      );
     }
     intent.makeDefault = request.makeDefault ?? !core.data.defaultBase;
     await core.intents.record(intent);
@@ -65,9 +69,17 @@ export async function setupBase(core: FleetCore, request: SetupRequest, options:
   try {
     await mkdir(scratch, { recursive: true });
     const step = async (s: FleetStep) => core.beforeStep(s);
-    await importSource(request.source, { bootDest: tmpBoot, rootDest: tmpRoot, scratch, runner: core.runner, step, onProgress: options.onProgress });
+    await importSource(request.source, {
+      bootDest: tmpBoot,
+      rootDest: tmpRoot,
+      scratch,
+      runner: core.runner,
+      step,
+      onProgress: options.onProgress,
+    });
     const layout: BaseJson['layout'] = (await exists(join(tmpRoot, 'boot', 'firmware'))) ? 'bookworm' : 'legacy';
-    if (!(await exists(join(tmpRoot, 'etc')))) throw new FleetError('BASE_INVALID', `the root filesystem of ${name} has no /etc; is it really a Raspberry Pi OS root?`);
+    if (!(await exists(join(tmpRoot, 'etc'))))
+      throw new FleetError('BASE_INVALID', `the root filesystem of ${name} has no /etc; is it really a Raspberry Pi OS root?`);
     const size = await treeSize(tmpRoot);
     const makeDefault = intent.makeDefault;
     if (makeDefault) {
@@ -169,9 +181,11 @@ export async function settleSetups(core: FleetCore): Promise<void> {
 export async function sweepSetupLeftovers(core: FleetCore): Promise<void> {
   const leftovers: string[] = [];
   for (const dir of [join(core.nfsRoot, 'bases'), join(core.stateDir, 'bases')]) {
-    for (const name of await readdir(dir).catch(() => [] as string[])) if (/^\..+\.tmp-[0-9a-f]+$/.test(name)) leftovers.push(join(dir, name));
+    for (const name of await readdir(dir).catch(() => [] as string[]))
+      if (/^\..+\.tmp-[0-9a-f]+$/.test(name)) leftovers.push(join(dir, name));
   }
-  for (const name of await readdir(core.stateDir).catch(() => [] as string[])) if (/^\.scratch-[0-9a-f]+$/.test(name)) leftovers.push(join(core.stateDir, name));
+  for (const name of await readdir(core.stateDir).catch(() => [] as string[]))
+    if (/^\.scratch-[0-9a-f]+$/.test(name)) leftovers.push(join(core.stateDir, name));
   const tftpNames = await readdir(core.tftpRoot).catch(() => [] as string[]);
   for (const name of tftpNames) if (/^\.(base|bootcode\.bin)\.tmp-[0-9a-f]+$/.test(name)) leftovers.push(join(core.tftpRoot, name));
   const old = tftpNames.filter((n) => /^\.base\.old-[0-9a-f]+$/.test(n));
@@ -214,7 +228,10 @@ export async function removeBase(core: FleetCore, name: string): Promise<{ name:
     }
     const tag = randomBytes(4).toString('hex');
     const trash: string[] = [];
-    const moves: Array<[string, string]> = [[base.rootDir, join(core.nfsRoot, 'bases', `.${name}.tmp-${tag}`)], [base.bootDir, join(core.stateDir, 'bases', `.${name}.tmp-${tag}`)]];
+    const moves: Array<[string, string]> = [
+      [base.rootDir, join(core.nfsRoot, 'bases', `.${name}.tmp-${tag}`)],
+      [base.bootDir, join(core.stateDir, 'bases', `.${name}.tmp-${tag}`)],
+    ];
     if (isDefault) moves.push([join(core.tftpRoot, 'base'), join(core.tftpRoot, `.base.tmp-${tag}`)]);
     for (const [from, to] of moves) {
       if (await exists(from)) {

@@ -61,7 +61,8 @@ function blockCountBytes(image: string): number {
 
 function leftovers(options: FleetOptions): string[] {
   const out: string[] = [];
-  for (const dir of [options.tftpRoot, options.nfsRoot]) for (const n of readdirSync(dir)) if (n.startsWith('.') && !n.startsWith('.reflink')) out.push(join(dir, n));
+  for (const dir of [options.tftpRoot, options.nfsRoot])
+    for (const n of readdirSync(dir)) if (n.startsWith('.') && !n.startsWith('.reflink')) out.push(join(dir, n));
   const intents = join(options.stateDir, 'intents');
   if (existsSync(intents)) out.push(...readdirSync(intents).map((n) => join(intents, n)));
   return out;
@@ -86,17 +87,34 @@ describe('parseDiskSize (pure)', () => {
 
 describe('checkSshKeys (pure)', () => {
   it('counts public keys, keeps options, drops blanks and comments', () => {
-    expect(checkSshKeys(`# mine\n${KEY}\n\nno-pty ${KEY.replace('jo@laptop', 'ci')}\r\n`)).toEqual({ text: `${KEY}\nno-pty ${KEY.replace('jo@laptop', 'ci')}\n`, count: 2 });
+    expect(checkSshKeys(`# mine\n${KEY}\n\nno-pty ${KEY.replace('jo@laptop', 'ci')}\r\n`)).toEqual({
+      text: `${KEY}\nno-pty ${KEY.replace('jo@laptop', 'ci')}\n`,
+      count: 2,
+    });
   });
-  it.each(['-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n', 'hello world\n', '# only a comment\n', 'ssh-ed25519 not*base64'])('refuses %j', (text) => {
-    expect(() => checkSshKeys(text)).toThrow(/private key|no public key|not an SSH public key/);
-  });
+  it.each(['-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n', 'hello world\n', '# only a comment\n', 'ssh-ed25519 not*base64'])(
+    'refuses %j',
+    (text) => {
+      expect(() => checkSshKeys(text)).toThrow(/private key|no public key|not an SSH public key/);
+    },
+  );
 });
 
-describe('docker disk and first login on a real base (issue 11)', { timeout: 120_000, ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs', 'dumpe2fs', 'debugfs', 'systemd-analyze') }, () => {
+describe('docker disk and first login on a real base (issue 11)', {
+  timeout: 120_000,
+  ...needs('root', 'mkfs.ext4', 'e2fsck', 'resize2fs', 'dumpe2fs', 'debugfs', 'systemd-analyze'),
+}, () => {
   it('add builds a sparse ext4 image e2fsck finds clean, units systemd-analyze verify accepts, userconf.txt and authorized_keys; resize grows it; remove deletes it', async () => {
     const { fleet, options, calls } = await world({ dockerDiskDefault: '48M' });
-    const added = await fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', sshKeys: `${KEY}\n`, user: 'jo', passwordHash: HASH });
+    const added = await fleet.add({
+      serial: SERIAL,
+      owner: 'jo',
+      name: 'rpi4',
+      base: 'lite',
+      sshKeys: `${KEY}\n`,
+      user: 'jo',
+      passwordHash: HASH,
+    });
     const root = join(options.nfsRoot, SERIAL);
     const image = join(root, 'var/lib/iot-tofu/docker.img');
     expect(added.pi.dockerDisk).toEqual({ path: image, bytes: 48 * MiB });
@@ -117,14 +135,26 @@ describe('docker disk and first login on a real base (issue 11)', { timeout: 120
     expect(clean.status, clean.output).toBe(0);
     expect(clean.output).toMatch(/docker: \d+\/\d+ files/);
     // The directory bound onto /var/lib/containerd is in the image.
-    expect(execFileSync('debugfs', ['-R', 'ls -l /', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toContain('.iot-tofu-containerd');
+    expect(execFileSync('debugfs', ['-R', 'ls -l /', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toContain(
+      '.iot-tofu-containerd',
+    );
 
     // Units: in the Pi's root, enabled by wants symlinks, accepted by systemd-analyze verify against that root.
     const units = join(root, 'etc/systemd/system');
-    for (const unit of [DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT]) expect(readlinkSync(join(units, 'local-fs.target.wants', unit))).toBe(`/etc/systemd/system/${unit}`);
-    expect(readFileSync(join(units, DOCKER_DISK_FSCK_UNIT), 'utf8')).toContain('ExecStart=/usr/sbin/e2fsck -p /var/lib/iot-tofu/docker.img');
-    for (const service of ['docker.service', 'containerd.service']) expect(readFileSync(join(units, `${service}.d`, 'iot-tofu-docker-disk.conf'), 'utf8')).toContain('RequiresMountsFor=/var/lib/docker /var/lib/containerd');
-    const verify = spawnSync('systemd-analyze', ['verify', `--root=${root}`, ...[DOCKER_DISK_FSCK_UNIT, DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT].map((u) => join(units, u))], { encoding: 'utf8', cwd: root });
+    for (const unit of [DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT])
+      expect(readlinkSync(join(units, 'local-fs.target.wants', unit))).toBe(`/etc/systemd/system/${unit}`);
+    expect(readFileSync(join(units, DOCKER_DISK_FSCK_UNIT), 'utf8')).toContain(
+      'ExecStart=/usr/sbin/e2fsck -p /var/lib/iot-tofu/docker.img',
+    );
+    for (const service of ['docker.service', 'containerd.service'])
+      expect(readFileSync(join(units, `${service}.d`, 'iot-tofu-docker-disk.conf'), 'utf8')).toContain(
+        'RequiresMountsFor=/var/lib/docker /var/lib/containerd',
+      );
+    const verify = spawnSync(
+      'systemd-analyze',
+      ['verify', `--root=${root}`, ...[DOCKER_DISK_FSCK_UNIT, DOCKER_DISK_MOUNT_UNIT, CONTAINERD_MOUNT_UNIT].map((u) => join(units, u))],
+      { encoding: 'utf8', cwd: root },
+    );
     // Exit 0 and not one warning (unknown keys only warn, so the output must be empty too).
     expect({ status: verify.status, output: `${verify.stdout}${verify.stderr}` }).toEqual({ status: 0, output: '' });
 
@@ -139,7 +169,11 @@ describe('docker disk and first login on a real base (issue 11)', { timeout: 120
     expect(readFileSync(userconf, 'utf8')).toBe(`jo:${HASH}\n`);
     expect(statSync(userconf).mode & 0o777).toBe(0o600);
     const ssh = join(root, 'home/pi/.ssh');
-    expect({ mode: statSync(ssh).mode & 0o777, uid: statSync(ssh).uid, gid: statSync(ssh).gid }).toEqual({ mode: 0o700, uid: 1000, gid: 1000 });
+    expect({ mode: statSync(ssh).mode & 0o777, uid: statSync(ssh).uid, gid: statSync(ssh).gid }).toEqual({
+      mode: 0o700,
+      uid: 1000,
+      gid: 1000,
+    });
     const keys = join(ssh, 'authorized_keys');
     expect(readFileSync(keys, 'utf8')).toBe(`${KEY}\n`);
     expect({ mode: statSync(keys).mode & 0o777, uid: statSync(keys).uid }).toEqual({ mode: 0o600, uid: 1000 });
@@ -190,46 +224,55 @@ describe('docker disk and first login on a real base (issue 11)', { timeout: 120
     { dockerDisk: '8X' },
   ])('refuses %j before building anything (a plain password never reaches the disk)', async (extra) => {
     const { fleet, options } = await world();
-    await expect(fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', ...extra })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await expect(fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', ...extra })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
     expect(readdirSync(options.tftpRoot).filter((n) => n === SERIAL)).toEqual([]);
     expect(readFileSync(join(options.stateDir, 'registry.json'), 'utf8')).not.toContain('raspberry');
     expect(leftovers(options)).toEqual([]);
   });
 
   // A failure after the image was made (each later step), and mkfs itself failing: no half-made Pi.
-  it.each<FleetStep | 'mkfs'>(['add:first-login', 'add:commit-dirs', 'add:exports', 'add:registry', 'mkfs'])('a failure at %s leaves no Pi, no image, no temp tree, no intent', async (at) => {
-    let imageMade = false;
-    let armed = true;
-    const { fleet, options } = await world(
-      {
-        beforeStep: (step) => {
-          if (step === 'add:first-login' || step === 'add:commit-dirs') {
-            // The image exists by now, in the temp tree.
-            imageMade = readdirSync(options.nfsRoot).some((n) => n.startsWith(`.${SERIAL}.tmp-`) && existsSync(join(options.nfsRoot, n, 'var/lib/iot-tofu/docker.img')));
-          }
-          if (step === at && armed) {
-            armed = false;
-            throw new Error(`injected failure at ${step}`);
-          }
+  it.each<FleetStep | 'mkfs'>(['add:first-login', 'add:commit-dirs', 'add:exports', 'add:registry', 'mkfs'])(
+    'a failure at %s leaves no Pi, no image, no temp tree, no intent',
+    async (at) => {
+      let imageMade = false;
+      let armed = true;
+      const { fleet, options } = await world(
+        {
+          beforeStep: (step) => {
+            if (step === 'add:first-login' || step === 'add:commit-dirs') {
+              // The image exists by now, in the temp tree.
+              imageMade = readdirSync(options.nfsRoot).some(
+                (n) => n.startsWith(`.${SERIAL}.tmp-`) && existsSync(join(options.nfsRoot, n, 'var/lib/iot-tofu/docker.img')),
+              );
+            }
+            if (step === at && armed) {
+              armed = false;
+              throw new Error(`injected failure at ${step}`);
+            }
+          },
         },
-      },
-      (file) => {
-        if (at !== 'mkfs' || file !== 'mkfs.ext4' || !armed) return false;
-        armed = false;
-        return true;
-      },
-    );
-    const error = await fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', dockerDisk: '32M', user: 'jo', passwordHash: HASH, sshKeys: KEY }).catch((e: Error) => e);
-    expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(at === 'mkfs' ? /mkfs\.ext4 of the docker disk failed/ : /injected failure/);
-    if (at !== 'mkfs') expect(imageMade).toBe(true);
-    expect(fleet.list()).toEqual([]);
-    expect(existsSync(join(options.nfsRoot, SERIAL))).toBe(false);
-    expect(existsSync(join(options.tftpRoot, SERIAL))).toBe(false);
-    expect(existsSync(options.exportsFile!) ? readFileSync(options.exportsFile!, 'utf8') : '').not.toContain(SERIAL);
-    expect(leftovers(options)).toEqual([]);
-    // And the next add of the same serial succeeds, image and all.
-    const again = await fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', dockerDisk: '32M' });
-    expect(fsckClean(again.pi.dockerDisk!.path).status).toBe(0);
-  });
+        (file) => {
+          if (at !== 'mkfs' || file !== 'mkfs.ext4' || !armed) return false;
+          armed = false;
+          return true;
+        },
+      );
+      const error = await fleet
+        .add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', dockerDisk: '32M', user: 'jo', passwordHash: HASH, sshKeys: KEY })
+        .catch((e: Error) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(at === 'mkfs' ? /mkfs\.ext4 of the docker disk failed/ : /injected failure/);
+      if (at !== 'mkfs') expect(imageMade).toBe(true);
+      expect(fleet.list()).toEqual([]);
+      expect(existsSync(join(options.nfsRoot, SERIAL))).toBe(false);
+      expect(existsSync(join(options.tftpRoot, SERIAL))).toBe(false);
+      expect(existsSync(options.exportsFile!) ? readFileSync(options.exportsFile!, 'utf8') : '').not.toContain(SERIAL);
+      expect(leftovers(options)).toEqual([]);
+      // And the next add of the same serial succeeds, image and all.
+      const again = await fleet.add({ serial: SERIAL, owner: 'jo', name: 'rpi4', base: 'lite', dockerDisk: '32M' });
+      expect(fsckClean(again.pi.dockerDisk!.path).status).toBe(0);
+    },
+  );
 });

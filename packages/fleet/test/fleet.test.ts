@@ -38,7 +38,15 @@ describe('Fleet with a directory base', needs(...SPECIAL_ENTRIES), () => {
     expect(existsSync(join(options.tftpRoot, 'bootcode.bin'))).toBe(true);
 
     const added = await fleet.add({ serial: '0A1B2C3D', owner: 'jo', name: 'rpi4', base: 'lite' });
-    expect(added.pi).toMatchObject({ serial: '0a1b2c3d', owner: 'jo', name: 'rpi4', mac: 'b8:27:eb:1b:2c:3d', macDerived: true, ip: null, base: 'lite' });
+    expect(added.pi).toMatchObject({
+      serial: '0a1b2c3d',
+      owner: 'jo',
+      name: 'rpi4',
+      mac: 'b8:27:eb:1b:2c:3d',
+      macDerived: true,
+      ip: null,
+      base: 'lite',
+    });
     const tftp = join(options.tftpRoot, '0a1b2c3d');
     // The Pi's /boot/firmware holds every file it boots from (the base's) plus its own three.
     expect(readdirSync(tftp).sort()).toEqual([...readdirSync(src.boot), 'name', 'owner'].sort());
@@ -52,21 +60,27 @@ describe('Fleet with a directory base', needs(...SPECIAL_ENTRIES), () => {
     expect(added.cmdlineDropped).toEqual(['rootfstype=ext4', 'fsck.repair=yes']);
     const root = join(options.nfsRoot, '0a1b2c3d');
     expect(readFileSync(join(root, 'etc/hostname'), 'utf8')).toBe('rpi4\n');
-    expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toBe(`proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`);
+    expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toBe(
+      `proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`,
+    );
     expect(existsSync(join(root, 'etc/init.d/dphys-swapfile'))).toBe(false);
     expect(existsSync(join(root, 'etc/init.d/keepme'))).toBe(true);
     expect(readlinkSync(join(root, 'etc/systemd/system/dphys-swapfile.service'))).toBe('/dev/null');
     expect(existsSync(join(root, 'etc/ssh/ssh_host_ed25519_key'))).toBe(false);
     expect(existsSync(join(root, 'etc/ssh/sshd_config'))).toBe(true);
     expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/ssh.service'))).toBe('/usr/lib/systemd/system/ssh.service');
-    expect(readFileSync(join(root, 'etc/systemd/system/iot-tofu-ssh-host-keys.service'), 'utf8')).toContain('ExecStart=/usr/bin/ssh-keygen -A');
+    expect(readFileSync(join(root, 'etc/systemd/system/iot-tofu-ssh-host-keys.service'), 'utf8')).toContain(
+      'ExecStart=/usr/bin/ssh-keygen -A',
+    );
     // metadata survives the copy
     expect(lstatSync(join(root, 'usr/bin/sudo')).mode & 0o7777).toBe(0o4755);
     expect(lstatSync(join(root, 'var/empty'))).toMatchObject({ uid: 4242, gid: 4343 });
     expect(lstatSync(join(root, 'usr/bin/perl')).ino).toBe(lstatSync(join(root, 'usr/bin/perl5.36')).ino);
     expect(lstatSync(join(root, 'dev/null')).isCharacterDevice()).toBe(true);
     expect(readlinkSync(join(root, 'etc/absolute-link'))).toBe('/etc/hostname');
-    expect(execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.tofu', join(root, 'usr/bin/ping')], { encoding: 'utf8' })).toBe('cap_net_raw');
+    expect(
+      execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.tofu', join(root, 'usr/bin/ping')], { encoding: 'utf8' }),
+    ).toBe('cap_net_raw');
 
     const exportsText = readFileSync(options.exportsFile!, 'utf8');
     expect(exportsText).toContain(`${root} 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\n`);
@@ -92,14 +106,24 @@ describe('planRootfs (pure)', () => {
     { layout: 'bookworm' as const, networkManager: true, sshUnit: '/usr/lib/systemd/system/ssh.service' },
     { layout: 'legacy' as const, networkManager: false, sshUnit: null },
   ])('$layout, NetworkManager $networkManager', ({ layout, networkManager, sshUnit }) => {
-    const actions = planRootfs({ name: 'rpi4', serverIp: '10.0.0.1', bootExportPath: '/tftpboot/9f55bbfd', layout, networkManager, sshUnit });
+    const actions = planRootfs({
+      name: 'rpi4',
+      serverIp: '10.0.0.1',
+      bootExportPath: '/tftpboot/9f55bbfd',
+      layout,
+      networkManager,
+      sshUnit,
+    });
     const paths = actions.map((a) => ('path' in a ? a.path : a.dir));
     const fstab = actions.find((a) => a.kind === 'write' && a.path === 'etc/fstab');
     expect(fstab && 'content' in fstab ? fstab.content : '').toContain(layout === 'bookworm' ? ' /boot/firmware nfs ' : ' /boot nfs ');
     expect(paths.includes('etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf')).toBe(networkManager);
     expect(paths.includes('etc/systemd/system/multi-user.target.wants/ssh.service')).toBe(sshUnit !== null);
-    for (const unit of MASKED_UNITS) expect(actions).toContainEqual({ kind: 'symlink', path: `etc/systemd/system/${unit}`, target: '/dev/null' });
-    expect(() => planRootfs({ name: 'bad name', serverIp: '10.0.0.1', bootExportPath: '/x', layout, networkManager })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+    for (const unit of MASKED_UNITS)
+      expect(actions).toContainEqual({ kind: 'symlink', path: `etc/systemd/system/${unit}`, target: '/dev/null' });
+    expect(() => planRootfs({ name: 'bad name', serverIp: '10.0.0.1', bootExportPath: '/x', layout, networkManager })).toThrow(
+      expect.objectContaining({ code: 'INVALID_NAME' }),
+    );
   });
 });
 
@@ -148,7 +172,10 @@ describe('exports owned by others', () => {
     });
     await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', ownFilesystem: true });
     expect(readFileSync(options.exportsFile!, 'utf8')).toContain(join(options.nfsRoot, '9f55bbfd'));
-    expect((await fleet.health()).foreignExportsIssues).toEqual({ at: new Date(9000).toISOString(), messages: ['/etc/exports.d/someone-else.exports:2: unknown keyword "bogusopt"'] });
+    expect((await fleet.health()).foreignExportsIssues).toEqual({
+      at: new Date(9000).toISOString(),
+      messages: ['/etc/exports.d/someone-else.exports:2: unknown keyword "bogusopt"'],
+    });
     foreign = false;
     await fleet.remove('9f55bbfd');
     expect((await fleet.health()).foreignExportsIssues).toBeUndefined();

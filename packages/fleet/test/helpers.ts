@@ -1,6 +1,21 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileRunner, type CommandRunner } from '@iot-tofu/host-io';
@@ -32,7 +47,14 @@ export const anyUser = { isRoot: () => true } as const;
  * A fleet's folders under one temp dir, with a private exports file on the lab's 10.77.0.0/24 and
  * the server at 10.77.0.2: what the verb tests open their Fleet on (plus a runner and anyUser).
  */
-export function tempRoots(dir: string): { tftpRoot: string; nfsRoot: string; stateDir: string; exportsFile: string; exportsClients: string; serverIp: string } {
+export function tempRoots(dir: string): {
+  tftpRoot: string;
+  nfsRoot: string;
+  stateDir: string;
+  exportsFile: string;
+  exportsClients: string;
+  serverIp: string;
+} {
   return {
     tftpRoot: join(dir, 'tftpboot'),
     nfsRoot: join(dir, 'nfs'),
@@ -59,12 +81,32 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean; specia
   const boot = join(dir, 'boot');
   const root = join(dir, 'root');
   mkdirSync(boot, { recursive: true });
-  for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup.dat', 'fixup4.dat', 'kernel8.img', 'bcm2711-rpi-4-b.dtb', 'bcm2710-rpi-3-b.dtb']) writeFileSync(join(boot, f), `${f} contents\n`);
+  for (const f of [
+    'bootcode.bin',
+    'start.elf',
+    'start4.elf',
+    'fixup.dat',
+    'fixup4.dat',
+    'kernel8.img',
+    'bcm2711-rpi-4-b.dtb',
+    'bcm2710-rpi-3-b.dtb',
+  ])
+    writeFileSync(join(boot, f), `${f} contents\n`);
   mkdirSync(join(boot, 'overlays'));
   writeFileSync(join(boot, 'overlays', 'overlay_map.dtb'), 'map');
   writeFileSync(join(boot, 'config.txt'), '[all]\narm_64bit=1\n');
   writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n');
-  for (const d of ['etc/init.d', 'etc/ssh', 'etc/systemd/system/multi-user.target.wants', 'usr/bin', 'usr/lib/systemd/system', 'home/pi', 'dev', 'var/empty']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of [
+    'etc/init.d',
+    'etc/ssh',
+    'etc/systemd/system/multi-user.target.wants',
+    'usr/bin',
+    'usr/lib/systemd/system',
+    'home/pi',
+    'dev',
+    'var/empty',
+  ])
+    mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'usr/lib/systemd/system/ssh.service'), '[Unit]\nDescription=OpenBSD Secure Shell server\n');
   if (options.bookworm) {
     mkdirSync(join(root, 'boot/firmware'), { recursive: true });
@@ -77,7 +119,10 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean; specia
   writeFileSync(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'SECRET\n');
   writeFileSync(join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'PUB\n');
   writeFileSync(join(root, 'etc/ssh/sshd_config'), 'Port 22\n');
-  symlinkSync('/lib/systemd/system/dphys-swapfile.service', join(root, 'etc/systemd/system/multi-user.target.wants/dphys-swapfile.service'));
+  symlinkSync(
+    '/lib/systemd/system/dphys-swapfile.service',
+    join(root, 'etc/systemd/system/multi-user.target.wants/dphys-swapfile.service'),
+  );
   writeFileSync(join(root, 'usr/bin/sudo'), 'ELF sudo');
   chmodSync(join(root, 'usr/bin/sudo'), 0o4755);
   writeFileSync(join(root, 'usr/bin/ping'), 'ELF ping');
@@ -107,7 +152,10 @@ export interface RecordedCall {
 }
 
 /** The real runner, recording calls; `fail` makes chosen commands fail like a real non-zero exit. */
-export function recordingRunner(options: { fail?: (file: string, args: readonly string[]) => boolean; fakeExportfs?: boolean } = {}): { runner: CommandRunner; calls: RecordedCall[] } {
+export function recordingRunner(options: { fail?: (file: string, args: readonly string[]) => boolean; fakeExportfs?: boolean } = {}): {
+  runner: CommandRunner;
+  calls: RecordedCall[];
+} {
   const calls: RecordedCall[] = [];
   const runner: CommandRunner = async (file, args, runOptions) => {
     calls.push({ file, args });
@@ -129,7 +177,10 @@ export const IMAGE_LAYOUT = { bootStart: 2048, bootSectors: 16384, rootStart: 18
  * mkfs.vfat + mcopy for the boot partition, mkfs.ext4 -d (as root: owners, xattrs, device nodes,
  * hardlinks kept) for the root, dd'ed in at the partition offsets.
  */
-export function makePiImage(dir: string, options: { bookworm?: boolean; fs?: 'ext4' | 'ext2-1k' } = {}): { image: string; boot: string; root: string } {
+export function makePiImage(
+  dir: string,
+  options: { bookworm?: boolean; fs?: 'ext4' | 'ext2-1k' } = {},
+): { image: string; boot: string; root: string } {
   const trees = makeBaseTrees(join(dir, 'trees'), options);
   // A file big enough for indirect blocks (1k-block ext2) and an xattr too big for the inode.
   writeFileSync(join(trees.root, 'usr/bin/big'), Buffer.alloc(300 * 1024, 7));
@@ -145,14 +196,18 @@ export function makePiImage(dir: string, options: { bookworm?: boolean; fs?: 'ex
   const image = join(dir, 'raspios.img');
   const { bootStart, bootSectors, rootStart, rootSectors } = IMAGE_LAYOUT;
   execFileSync('truncate', ['-s', String((rootStart + rootSectors) * 512), image]);
-  execFileSync('sfdisk', ['--quiet', image], { input: `label: dos\nstart=${bootStart}, size=${bootSectors}, type=c\nstart=${rootStart}, size=${rootSectors}, type=83\n` });
+  execFileSync('sfdisk', ['--quiet', image], {
+    input: `label: dos\nstart=${bootStart}, size=${bootSectors}, type=c\nstart=${rootStart}, size=${rootSectors}, type=83\n`,
+  });
   const fat = join(dir, 'boot.fat');
   execFileSync('truncate', ['-s', String(bootSectors * 512), fat]);
   execFileSync('mkfs.vfat', ['-n', 'bootfs', fat], { stdio: 'ignore' });
   execFileSync('mcopy', ['-s', '-i', fat, ...readdirSync(trees.boot).map((n) => join(trees.boot, n)), '::/']);
   const ext = join(dir, 'root.ext4');
   const mkfsArgs = options.fs === 'ext2-1k' ? ['-t', 'ext2', '-b', '1024'] : ['-t', 'ext4'];
-  execFileSync('mkfs.ext4', ['-q', '-F', ...mkfsArgs, '-L', 'rootfs', '-d', trees.root, ext, `${(rootSectors * 512) / 1024}k`], { stdio: 'ignore' });
+  execFileSync('mkfs.ext4', ['-q', '-F', ...mkfsArgs, '-L', 'rootfs', '-d', trees.root, ext, `${(rootSectors * 512) / 1024}k`], {
+    stdio: 'ignore',
+  });
   try {
     // -D re-indexes directories: large ones become htrees, like on a real, used root filesystem.
     execFileSync('e2fsck', ['-f', '-y', '-D', ext], { stdio: 'ignore' });
@@ -187,8 +242,11 @@ export function treeManifest(root: string, options: { mtimes?: boolean } = {}): 
     } else if (info.isCharacterDevice() || info.isBlockDevice()) extra = `rdev=${info.rdev}`;
     const size = info.isFile() ? info.size : 0;
     const mtime = options.mtimes && rel !== '' ? ` t=${Math.floor(info.mtimeMs / 1000)}` : '';
-    lines.push(`${rel || '.'} ${(info.mode & 0o170000).toString(8)} ${(info.mode & 0o7777).toString(8)} ${info.uid}:${info.gid} ${size}${mtime} ${extra}`);
-    if (info.isDirectory()) for (const name of readdirSync(path).sort()) if (!(rel === '' && name === 'lost+found')) walk(rel ? `${rel}/${name}` : name);
+    lines.push(
+      `${rel || '.'} ${(info.mode & 0o170000).toString(8)} ${(info.mode & 0o7777).toString(8)} ${info.uid}:${info.gid} ${size}${mtime} ${extra}`,
+    );
+    if (info.isDirectory())
+      for (const name of readdirSync(path).sort()) if (!(rel === '' && name === 'lost+found')) walk(rel ? `${rel}/${name}` : name);
   };
   walk('');
   // xattrs where the machine has them (tests about xattrs declare needs(...SPECIAL_ENTRIES)).

@@ -7,8 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../src/index.js';
 import { makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
 
-
-describe('setup from a Raspberry Pi OS image (no loop devices, no mounts)', { timeout: 120_000, ...needs('root', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xz', 'xattr') }, () => {
+describe('setup from a Raspberry Pi OS image (no loop devices, no mounts)', {
+  timeout: 120_000,
+  ...needs('root', 'sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'e2fsck', 'xz', 'xattr'),
+}, () => {
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });

@@ -14,7 +14,8 @@ interface Job {
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 const real = childrenDieWithUs(execFileRunner);
 // exportfs would touch this machine's NFS state: the exports file is a temp file, the reload a no-op.
-const runner: CommandRunner = (file, args, options) => (file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : real(file, args, options));
+const runner: CommandRunner = (file, args, options) =>
+  file === 'exportfs' ? Promise.resolve({ stdout: '', stderr: '' }) : real(file, args, options);
 const fleet = await Fleet.open({
   ...job.options,
   runner,

@@ -25,7 +25,17 @@ function world() {
   const boot = join(dir, 'src', 'boot');
   const root = join(dir, 'src', 'root');
   mkdirSync(join(boot, 'overlays'), { recursive: true });
-  for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup.dat', 'fixup4.dat', 'kernel8.img', 'bcm2711-rpi-4-b.dtb', 'bcm2710-rpi-3-b.dtb']) writeFileSync(join(boot, f), Buffer.alloc(256 * 1024, f.length));
+  for (const f of [
+    'bootcode.bin',
+    'start.elf',
+    'start4.elf',
+    'fixup.dat',
+    'fixup4.dat',
+    'kernel8.img',
+    'bcm2711-rpi-4-b.dtb',
+    'bcm2710-rpi-3-b.dtb',
+  ])
+    writeFileSync(join(boot, f), Buffer.alloc(256 * 1024, f.length));
   writeFileSync(join(boot, 'config.txt'), 'auto_initramfs=1\n');
   writeFileSync(join(boot, 'cmdline.txt'), 'console=tty1 root=PARTUUID=x-02 rootwait\n');
   // A root big enough that cp is still running at random kill moments.
@@ -37,7 +47,11 @@ function world() {
   writeFileSync(join(root, 'etc', 'hostname'), 'raspberrypi\n');
   const options = tempRoots(dir);
   const open = async () => {
-    const fleet = await Fleet.open({ ...options, runner: recordingRunner({ fakeExportfs: true }).runner, isRoot: () => true } satisfies FleetOptions);
+    const fleet = await Fleet.open({
+      ...options,
+      runner: recordingRunner({ fakeExportfs: true }).runner,
+      isRoot: () => true,
+    } satisfies FleetOptions);
     cleanups.push(() => fleet.close());
     return fleet;
   };
@@ -47,9 +61,17 @@ function world() {
 type World = ReturnType<typeof world>;
 
 /** Runs kill-child.ts; resolves when it has exited (killed or done), and its whole group is gone. */
-async function runChild(w: World, verb: 'setup' | 'add' | 'remove', kill: { atStep?: FleetStep; afterMs?: number; group?: boolean }): Promise<{ output: string; killed: boolean }> {
+async function runChild(
+  w: World,
+  verb: 'setup' | 'add' | 'remove',
+  kill: { atStep?: FleetStep; afterMs?: number; group?: boolean },
+): Promise<{ output: string; killed: boolean }> {
   const job = { options: w.options, verb, base: w.base, serial: SERIAL, ...(kill.atStep ? { killAt: kill.atStep } : {}) };
-  const child = spawn(process.execPath, [...tsNodeArgs, 'packages/fleet/test/kill-child.ts', JSON.stringify(job)], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...tsNodeArgs, 'packages/fleet/test/kill-child.ts', JSON.stringify(job)], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const pid = child.pid!;
   cleanups.push(() => {
     try {
@@ -76,7 +98,9 @@ async function runChild(w: World, verb: 'setup' | 'add' | 'remove', kill: { atSt
       }, kill.afterMs);
     });
   }
-  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (c, s) => resolve({ code: c, signal: s })));
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (c, s) => resolve({ code: c, signal: s })),
+  );
   clearTimeout(timer);
   // Children killed with the main PID (pdeathsig) are gone within moments; wait for the group to empty.
   for (let i = 0; i < 100 && groupAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -96,37 +120,65 @@ function groupAlive(pgid: number): boolean {
 
 /** Registry, folders and export lines agree; nothing half-made is left anywhere. */
 function expectConsistent(w: World): void {
-  const registry = JSON.parse(readFileSync(join(w.options.stateDir, 'registry.json'), 'utf8')) as { pis: Record<string, unknown>; bases: Record<string, unknown> };
+  const registry = JSON.parse(readFileSync(join(w.options.stateDir, 'registry.json'), 'utf8')) as {
+    pis: Record<string, unknown>;
+    bases: Record<string, unknown>;
+  };
   const pis = Object.keys(registry.pis).sort();
   const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
   const serialDirs = (dir: string) => list(dir).filter((n) => /^[0-9a-f]{8}$/.test(n));
   expect(serialDirs(w.options.tftpRoot)).toEqual(pis);
   expect(serialDirs(w.options.nfsRoot)).toEqual(pis);
   const exported = existsSync(w.options.exportsFile)
-    ? readFileSync(w.options.exportsFile, 'utf8').split('\n').filter((l) => l.startsWith('/')).map((l) => l.split(/\s+/)[0])
+    ? readFileSync(w.options.exportsFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('/'))
+        .map((l) => l.split(/\s+/)[0])
     : [];
   expect(exported.sort()).toEqual(pis.flatMap((s) => [join(w.options.nfsRoot, s), join(w.options.tftpRoot, s)]).sort());
   expect(list(join(w.options.nfsRoot, 'bases'))).toEqual(Object.keys(registry.bases).sort());
   expect(list(join(w.options.stateDir, 'bases'))).toEqual(Object.keys(registry.bases).sort());
-  for (const dir of [w.options.tftpRoot, w.options.nfsRoot, join(w.options.nfsRoot, 'bases'), join(w.options.stateDir, 'bases'), w.options.stateDir]) {
-    expect(list(dir).filter((n) => /\.(tmp|trash|old)-|^\.scratch-/.test(n)), `leftovers in ${dir}`).toEqual([]);
+  for (const dir of [
+    w.options.tftpRoot,
+    w.options.nfsRoot,
+    join(w.options.nfsRoot, 'bases'),
+    join(w.options.stateDir, 'bases'),
+    w.options.stateDir,
+  ]) {
+    expect(
+      list(dir).filter((n) => /\.(tmp|trash|old)-|^\.scratch-/.test(n)),
+      `leftovers in ${dir}`,
+    ).toEqual([]);
   }
   expect(list(join(w.options.stateDir, 'intents'))).toEqual([]);
 }
 
 const SETUP_STEPS: FleetStep[] = ['setup:boot', 'setup:root', 'setup:commit', 'setup:registry'];
-const ADD_STEPS: FleetStep[] = ['add:boot-files', 'add:rootfs-copy', 'add:rootfs-tweak', 'add:docker-disk', 'add:commit-dirs', 'add:exports', 'add:registry'];
+const ADD_STEPS: FleetStep[] = [
+  'add:boot-files',
+  'add:rootfs-copy',
+  'add:rootfs-tweak',
+  'add:docker-disk',
+  'add:commit-dirs',
+  'add:exports',
+  'add:registry',
+];
 const REMOVE_STEPS: FleetStep[] = ['remove:exports', 'remove:registry', 'remove:delete'];
 
-describe('a verb killed at any point is repaired by the next one (issue 19)', { timeout: 120_000, ...needs(...VERB_NEEDS, 'setpriv', 'mkfs.ext4') }, () => {
+describe('a verb killed at any point is repaired by the next one (issue 19)', {
+  timeout: 120_000,
+  ...needs(...VERB_NEEDS, 'setpriv', 'mkfs.ext4'),
+}, () => {
   it.each(SETUP_STEPS)('setup killed at %s: the next setup of the same base succeeds', async (step) => {
     const w = world();
     expect((await runChild(w, 'setup', { atStep: step })).killed).toBe(true);
     const fleet = await w.open();
-    await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: w.base.boot, root: w.base.root } }).catch(async (error: { code?: string }) => {
-      // Killed after the registry write: the base is there, as the operator wanted.
-      if (error.code !== 'BASE_EXISTS' || step !== 'setup:registry') throw error;
-    });
+    await fleet
+      .setup({ base: 'lite', source: { kind: 'dirs', boot: w.base.boot, root: w.base.root } })
+      .catch(async (error: { code?: string }) => {
+        // Killed after the registry write: the base is there, as the operator wanted.
+        if (error.code !== 'BASE_EXISTS' || step !== 'setup:registry') throw error;
+      });
     expect(fleet.bases().map((b) => b.name)).toEqual(['lite']);
     expectConsistent(w);
   });

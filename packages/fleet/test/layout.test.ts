@@ -16,10 +16,24 @@ function plainBase(dir: string): { boot: string; root: string } {
   const boot = join(dir, 'boot');
   const root = join(dir, 'root');
   mkdirSync(join(boot, 'overlays'), { recursive: true });
-  for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup.dat', 'fixup4.dat', 'kernel8.img', 'initramfs8', 'bcm2711-rpi-4-b.dtb', 'bcm2710-rpi-3-b.dtb']) writeFileSync(join(boot, f), `${f} of the base\n`);
+  for (const f of [
+    'bootcode.bin',
+    'start.elf',
+    'start4.elf',
+    'fixup.dat',
+    'fixup4.dat',
+    'kernel8.img',
+    'initramfs8',
+    'bcm2711-rpi-4-b.dtb',
+    'bcm2710-rpi-3-b.dtb',
+  ])
+    writeFileSync(join(boot, f), `${f} of the base\n`);
   writeFileSync(join(boot, 'overlays', 'vc4-kms-v3d-pi4.dtbo'), 'overlay');
   writeFileSync(join(boot, 'config.txt'), 'auto_initramfs=1\ndtoverlay=vc4-kms-v3d\narm_64bit=1\n');
-  writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot cfg80211.ieee80211_regdom=DE\n');
+  writeFileSync(
+    join(boot, 'cmdline.txt'),
+    'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot cfg80211.ieee80211_regdom=DE\n',
+  );
   for (const d of ['etc', 'boot/firmware']) mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc/hostname'), 'raspberrypi\n');
   return { boot, root };
@@ -54,7 +68,9 @@ describe("a Pi's /boot/firmware is its whole boot folder (layout 2)", needs(...V
       `console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.77.0.2:${w.options.nfsRoot}/9f55bbfd,vers=3,tcp rw ip=dhcp rootwait quiet cfg80211.ieee80211_regdom=DE cgroup_enable=cpuset cgroup_enable=memory`,
     );
     expect(readFileSync(join(tftp, 'cmdline.txt'), 'utf8')).toBe(`${added.cmdline}\n`);
-    expect(readFileSync(join(w.options.nfsRoot, '9f55bbfd', 'etc/fstab'), 'utf8')).toContain(`10.77.0.2:${tftp} /boot/firmware nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`);
+    expect(readFileSync(join(w.options.nfsRoot, '9f55bbfd', 'etc/fstab'), 'utf8')).toContain(
+      `10.77.0.2:${tftp} /boot/firmware nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`,
+    );
     // A kernel upgrade on the Pi rewrites its copy; the base and other Pis keep theirs.
     writeFileSync(join(tftp, 'kernel8.img'), 'upgraded on the Pi\n');
     await fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'other', base: 'lite' });
@@ -76,9 +92,16 @@ describe("a Pi's /boot/firmware is its whole boot folder (layout 2)", needs(...V
     const edited = `${layout1Cmdline('10.77.0.2', `${w.options.nfsRoot}/22222222`).trimEnd()} dwc_otg.fiq_fix=1\n`;
     for (const serial of ['11111111', '22222222']) {
       const tftp = join(w.options.tftpRoot, serial);
-      for (const name of readdirSync(tftp)) if (!['cmdline.txt', 'owner', 'name'].includes(name)) rmSync(join(tftp, name), { recursive: true });
-      writeFileSync(join(tftp, 'cmdline.txt'), serial === '11111111' ? layout1Cmdline('10.77.0.2', `${w.options.nfsRoot}/${serial}`) : edited);
-      writeFileSync(join(w.options.nfsRoot, serial, 'etc/fstab'), `proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot/firmware nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n`);
+      for (const name of readdirSync(tftp))
+        if (!['cmdline.txt', 'owner', 'name'].includes(name)) rmSync(join(tftp, name), { recursive: true });
+      writeFileSync(
+        join(tftp, 'cmdline.txt'),
+        serial === '11111111' ? layout1Cmdline('10.77.0.2', `${w.options.nfsRoot}/${serial}`) : edited,
+      );
+      writeFileSync(
+        join(w.options.nfsRoot, serial, 'etc/fstab'),
+        `proc /proc proc defaults 0 0\n10.77.0.2:${tftp} /boot/firmware nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n`,
+      );
     }
     writeFileSync(join(w.options.tftpRoot, '22222222', 'config.txt'), 'gpu_mem=16\n'); // its own edit
 
@@ -90,12 +113,16 @@ describe("a Pi's /boot/firmware is its whole boot folder (layout 2)", needs(...V
     const one = join(w.options.tftpRoot, '11111111');
     const two = join(w.options.tftpRoot, '22222222');
     expect(readdirSync(one).sort()).toEqual([...readdirSync(w.base.boot), 'name', 'owner'].sort());
-    expect(readFileSync(join(one, 'cmdline.txt'), 'utf8')).toContain(`nfsroot=10.77.0.2:${w.options.nfsRoot}/11111111,vers=3,tcp rw ip=dhcp rootwait quiet cfg80211.ieee80211_regdom=DE`);
+    expect(readFileSync(join(one, 'cmdline.txt'), 'utf8')).toContain(
+      `nfsroot=10.77.0.2:${w.options.nfsRoot}/11111111,vers=3,tcp rw ip=dhcp rootwait quiet cfg80211.ieee80211_regdom=DE`,
+    );
     // The operator's edits survive; only the NFS options change.
     expect(readFileSync(join(two, 'cmdline.txt'), 'utf8')).toBe(edited.replace(',vers=4.1,proto=tcp', ',vers=3,tcp'));
     expect(readFileSync(join(two, 'config.txt'), 'utf8')).toBe('gpu_mem=16\n');
     expect(readFileSync(join(two, 'start4.elf'), 'utf8')).toBe('start4.elf of the base\n');
-    expect(readFileSync(join(w.options.nfsRoot, '11111111', 'etc/fstab'), 'utf8')).toBe(`proc /proc proc defaults 0 0\n10.77.0.2:${one} /boot/firmware nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`);
+    expect(readFileSync(join(w.options.nfsRoot, '11111111', 'etc/fstab'), 'utf8')).toBe(
+      `proc /proc proc defaults 0 0\n10.77.0.2:${one} /boot/firmware nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0\n`,
+    );
     expect(JSON.parse(readFileSync(registryFile, 'utf8'))).toMatchObject({ layout: 2 });
   });
 });
@@ -107,8 +134,11 @@ describe('layout-1 migration rules (pure)', () => {
     expect(migrateCmdline('x nfsroot=1.2.3.4:/nfs/p,vers=3,tcp y', 'A', 'B')).toBeNull();
   });
   it('rewrites only the boot mount line of fstab', () => {
-    const fstab = 'proc /proc proc defaults 0 0\n1.2.3.4:/tftpboot/p /boot nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n/dev/sda1 /data ext4 defaults 0 2\n';
-    expect(migrateFstab(fstab, '/tftpboot/p')).toBe(fstab.replace('defaults,_netdev,vers=4.1,proto=tcp', 'defaults,_netdev,vers=3,proto=tcp,nolock'));
+    const fstab =
+      'proc /proc proc defaults 0 0\n1.2.3.4:/tftpboot/p /boot nfs defaults,_netdev,vers=4.1,proto=tcp 0 0\n/dev/sda1 /data ext4 defaults 0 2\n';
+    expect(migrateFstab(fstab, '/tftpboot/p')).toBe(
+      fstab.replace('defaults,_netdev,vers=4.1,proto=tcp', 'defaults,_netdev,vers=3,proto=tcp,nolock'),
+    );
     expect(migrateFstab(migrateFstab(fstab, '/tftpboot/p')!, '/tftpboot/p')).toBeNull();
     expect(migrateFstab(fstab, '/tftpboot/other')).toBeNull();
   });
@@ -133,8 +163,17 @@ describe('static addresses for full-DHCP mode (issue 12)', needs(...VERB_NEEDS),
     const w = await world();
     const fleet = await w.open();
     await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: w.base.boot, root: w.base.root } });
-    await expect(fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: 'lite', ip: '10.77.0.300' })).rejects.toMatchObject({ code: 'INVALID_IP' });
-    const added = await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: 'lite', mac: 'dc:a6:32:01:36:c2', ip: '10.77.0.50' });
+    await expect(fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'pi', base: 'lite', ip: '10.77.0.300' })).rejects.toMatchObject({
+      code: 'INVALID_IP',
+    });
+    const added = await fleet.add({
+      serial: '9f55bbfd',
+      owner: 'jo',
+      name: 'pi',
+      base: 'lite',
+      mac: 'dc:a6:32:01:36:c2',
+      ip: '10.77.0.50',
+    });
     expect(added.pi).toMatchObject({ staticIp: '10.77.0.50', ip: '10.77.0.50' });
     expect(fleet.list()[0]).toMatchObject({ serial: '9f55bbfd', staticIp: '10.77.0.50' });
     expect(fleet.staticAddressFor('aa:bb:cc:dd:ee:ff', '9f55bbfd')).toBe('10.77.0.50');
@@ -142,7 +181,10 @@ describe('static addresses for full-DHCP mode (issue 12)', needs(...VERB_NEEDS),
     expect(fleet.staticAddressFor('aa:bb:cc:dd:ee:ff')).toBeUndefined();
     expect(fleet.isStaticAddress('10.77.0.50')).toBe(true);
     expect(fleet.isStaticAddress('10.77.0.51')).toBe(false);
-    await expect(fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'other', base: 'lite', ip: '10.77.0.50' })).rejects.toMatchObject({ code: 'IP_TAKEN', message: expect.stringContaining('9f55bbfd') });
+    await expect(fleet.add({ serial: '0a1b2c3d', owner: 'jo', name: 'other', base: 'lite', ip: '10.77.0.50' })).rejects.toMatchObject({
+      code: 'IP_TAKEN',
+      message: expect.stringContaining('9f55bbfd'),
+    });
     // The refused add left nothing behind.
     expect(fleet.list().map((p) => p.serial)).toEqual(['9f55bbfd']);
     expect(readdirSync(w.options.tftpRoot).filter((n) => n === '0a1b2c3d')).toEqual([]);

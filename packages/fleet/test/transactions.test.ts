@@ -1,11 +1,35 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, lstatSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  lstatSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+  rmSync,
+} from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
 import { needs } from '@iot-tofu/test-kit';
-import { IMAGE_LAYOUT, IMAGE_TOOLS, SPECIAL_ENTRIES, VERB_NEEDS, anyUser, makeBaseTrees, makePiImage, recordingRunner, tempDir, treeManifest } from './helpers.js';
+import {
+  IMAGE_LAYOUT,
+  IMAGE_TOOLS,
+  SPECIAL_ENTRIES,
+  VERB_NEEDS,
+  anyUser,
+  makeBaseTrees,
+  makePiImage,
+  recordingRunner,
+  tempDir,
+  treeManifest,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -38,7 +62,11 @@ async function world(extra: Partial<FleetOptions> = {}, runnerOptions: Parameter
     nfs: existsSync(options.nfsRoot) ? readdirSync(options.nfsRoot).sort() : [],
     bases: existsSync(join(options.nfsRoot, 'bases')) ? readdirSync(join(options.nfsRoot, 'bases')).sort() : [],
     // locks/ is created by the first add and stays (empty); its content is checked below.
-    state: existsSync(options.stateDir) ? readdirSync(options.stateDir).filter((n) => n !== 'locks').sort() : [],
+    state: existsSync(options.stateDir)
+      ? readdirSync(options.stateDir)
+          .filter((n) => n !== 'locks')
+          .sort()
+      : [],
     stateBases: existsSync(join(options.stateDir, 'bases')) ? readdirSync(join(options.stateDir, 'bases')).sort() : [],
     locks: existsSync(join(options.stateDir, 'locks')) ? readdirSync(join(options.stateDir, 'locks')) : [],
     exports: existsSync(options.exportsFile!) ? readFileSync(options.exportsFile!, 'utf8') : null,
@@ -61,12 +89,16 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
         if (step === failAt) throw new Error(`injected failure at ${step}`);
       },
     });
-    await expect(fleet.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).rejects.toThrow(`injected failure at ${failAt}`);
+    await expect(fleet.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).rejects.toThrow(
+      `injected failure at ${failAt}`,
+    );
     expect(w.snapshot()).toEqual(before);
     expect(fleet.isRegistered({ serial: '22222222' })).toBe(false);
     // ... and a retry works (no "already exists" leftovers: docs/pxetools-compat.md E5).
     const retry = await w.open();
-    await expect(retry.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).resolves.toMatchObject({ pi: { serial: '22222222' } });
+    await expect(retry.add({ serial: '22222222', owner: 'jo', name: 'second', base: 'lite' })).resolves.toMatchObject({
+      pi: { serial: '22222222' },
+    });
   });
 
   it.each(['remove:exports', 'remove:registry'] as FleetStep[])('a failure at %s leaves the Pi fully in place', async (failAt) => {
@@ -131,7 +163,9 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
     mkdirSync(join(src2.root, 'etc2'));
     await expect(fleet.setup({ base: 'evil', source: { kind: 'dirs', boot: src2.boot, root: src2.root } })).resolves.toBeDefined();
     const before = w.snapshot();
-    await expect(fleet.add({ serial: '55555555', owner: 'jo', name: 'evil', base: 'evil' })).rejects.toMatchObject({ code: 'BASE_INVALID' });
+    await expect(fleet.add({ serial: '55555555', owner: 'jo', name: 'evil', base: 'evil' })).rejects.toMatchObject({
+      code: 'BASE_INVALID',
+    });
     expect(w.snapshot()).toEqual(before);
     expect(readFileSync(join(realEtc, 'hostname'), 'utf8')).toBe('raspberrypi\n');
   });
@@ -155,7 +189,9 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
     const fleet = await w.open();
     await expect(fleet.add({ serial: '77777777', owner: 'jo', name: 'x', base: 'lite' })).rejects.toMatchObject({ code: 'NOT_ROOT' });
     await expect(fleet.remove('77777777')).rejects.toMatchObject({ code: 'NOT_ROOT' });
-    await expect(fleet.setup({ base: 'b', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } })).rejects.toMatchObject({ code: 'NOT_ROOT' });
+    await expect(fleet.setup({ base: 'b', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } })).rejects.toMatchObject({
+      code: 'NOT_ROOT',
+    });
     await expect(fleet.reset()).rejects.toMatchObject({ code: 'NOT_ROOT' });
     expect(w.snapshot().state).toEqual([]);
   });
@@ -182,7 +218,10 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
     const fleet = await w.open();
     await fleet.setup({ base: 'lite', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
     await fleet.setup({ base: 'other', source: { kind: 'dirs', boot: w.src.boot, root: w.src.root } });
-    expect(fleet.bases().map((b) => [b.name, b.default])).toEqual([['lite', true], ['other', false]]);
+    expect(fleet.bases().map((b) => [b.name, b.default])).toEqual([
+      ['lite', true],
+      ['other', false],
+    ]);
     const own = await fleet.add({ serial: '88888888', owner: 'jo', name: 'own', ownFilesystem: true });
     expect(own.copyMode).toBe('none');
     expect(readdirSync(join(w.options.nfsRoot, '88888888'))).toEqual([]);
@@ -192,7 +231,9 @@ describe('add is transactional', needs(...VERB_NEEDS), () => {
     const files = readdirSync(join(w.options.tftpRoot, '99999999'));
     expect(files).toContain('start4.elf');
     expect(readFileSync(join(w.options.tftpRoot, '99999999', 'config.txt'), 'utf8')).toBe('[all]\ngpu_mem=16\n');
-    expect(readFileSync(join(w.options.nfsRoot, '99999999', 'etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf'), 'utf8')).toContain('unmanaged-devices=interface-name:eth0');
+    expect(readFileSync(join(w.options.nfsRoot, '99999999', 'etc/NetworkManager/conf.d/90-iot-tofu-nfsroot.conf'), 'utf8')).toContain(
+      'unmanaged-devices=interface-name:eth0',
+    );
   });
 });
 
@@ -224,8 +265,13 @@ describe('setup is transactional', needs('root', ...IMAGE_TOOLS), () => {
     const junk = join(w.dir, 'junk.img');
     writeFileSync(junk, Buffer.alloc(4096));
     const fleet2 = await (await world()).open();
-    await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: junk } })).rejects.toMatchObject({ code: 'IMPORT_FAILED', message: expect.stringContaining('no usable MBR') });
-    await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: join(w.dir, 'missing.img') } })).rejects.toMatchObject({ code: 'IMPORT_FAILED' });
+    await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: junk } })).rejects.toMatchObject({
+      code: 'IMPORT_FAILED',
+      message: expect.stringContaining('no usable MBR'),
+    });
+    await expect(fleet2.setup({ base: 'x', source: { kind: 'image', image: join(w.dir, 'missing.img') } })).rejects.toMatchObject({
+      code: 'IMPORT_FAILED',
+    });
     expect(w.snapshot().bases).toEqual([]);
   });
 
@@ -241,7 +287,10 @@ describe('setup is transactional', needs('root', ...IMAGE_TOOLS), () => {
     writeSync(fd, word, 0, 4, at);
     closeSync(fd);
     const fleet = await w.open();
-    await expect(fleet.setup({ base: 'dirty', source: { kind: 'image', image } })).rejects.toMatchObject({ code: 'IMPORT_FAILED', message: expect.stringContaining('journal needs recovery') });
+    await expect(fleet.setup({ base: 'dirty', source: { kind: 'image', image } })).rejects.toMatchObject({
+      code: 'IMPORT_FAILED',
+      message: expect.stringContaining('journal needs recovery'),
+    });
     expect(w.snapshot().bases).toEqual([]);
   });
 
@@ -254,7 +303,9 @@ describe('setup is transactional', needs('root', ...IMAGE_TOOLS), () => {
     const fleet = await w.open();
     await fleet.setup({ base: 'tar', source: { kind: 'tarballs', boot: bootTar, root: rootTar } });
     expect(treeManifest(join(w.options.nfsRoot, 'bases', 'tar'))).toEqual(treeManifest(w.src.root));
-    await expect(fleet.setup({ base: 'tar', source: { kind: 'tarballs', boot: bootTar, root: rootTar } })).rejects.toMatchObject({ code: 'BASE_EXISTS' });
+    await expect(fleet.setup({ base: 'tar', source: { kind: 'tarballs', boot: bootTar, root: rootTar } })).rejects.toMatchObject({
+      code: 'BASE_EXISTS',
+    });
   });
 });
 
@@ -273,7 +324,9 @@ describe('registry shared between processes', needs(...VERB_NEEDS), () => {
     expect(results.slice(0, 2).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
     const dup = results.slice(2);
     expect(dup.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect((dup.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^(PI_BUSY|PI_EXISTS)$/) });
+    expect((dup.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({
+      code: expect.stringMatching(/^(PI_BUSY|PI_EXISTS)$/),
+    });
     const fresh = await w.open();
     expect(fresh.list().map((p) => p.serial)).toEqual(['aaaa0001', 'aaaa0002', 'aaaa0003']);
     const exports = readFileSync(w.options.exportsFile!, 'utf8');
@@ -314,11 +367,27 @@ describe('learned facts and timelines', needs(...VERB_NEEDS), () => {
     fleet.recordSeen({ mac: 'not a mac', at: 0 });
     fleet.recordSeen({ mac: 'd8:3a:dd:99:99:98', at: 'not a time' });
     fleet.recordTimeline('not a serial', { type: 'x' });
-    expect(fleet.get('CCCC0001')).toMatchObject({ mac: 'dc:a6:32:00:00:02', macSource: 'learned', macDerived: false, ip: '10.77.0.60', model: 'pi4', lastSeen: new Date(1_800_000_000_000).toISOString() });
+    expect(fleet.get('CCCC0001')).toMatchObject({
+      mac: 'dc:a6:32:00:00:02',
+      macSource: 'learned',
+      macDerived: false,
+      ip: '10.77.0.60',
+      model: 'pi4',
+      lastSeen: new Date(1_800_000_000_000).toISOString(),
+    });
     expect(fleet.list({ includeDiscovered: true }).discovered).toEqual(fleet.discovered());
     expect(fleet.list({ includeDiscovered: true }).pis).toEqual(fleet.list());
     expect(fleet.discovered().find((d) => d.mac === 'd8:3a:dd:99:99:98')?.lastSeen).toMatch(/^\d{4}-/);
-    expect(fleet.discovered().filter((d) => d.serial !== null)).toEqual([{ serial: 'ddd00001', mac: 'd8:3a:dd:99:99:99', ip: null, model: null, firstSeen: new Date(1_800_000_000_500).toISOString(), lastSeen: new Date(1_800_000_000_500).toISOString() }]);
+    expect(fleet.discovered().filter((d) => d.serial !== null)).toEqual([
+      {
+        serial: 'ddd00001',
+        mac: 'd8:3a:dd:99:99:99',
+        ip: null,
+        model: null,
+        firstSeen: new Date(1_800_000_000_500).toISOString(),
+        lastSeen: new Date(1_800_000_000_500).toISOString(),
+      },
+    ]);
     await expect.poll(() => existsSync(join(w.options.stateDir, 'seen.json'))).toBe(true);
     const reopened = await w.open();
     expect(reopened.get('cccc0001').ip).toBe('10.77.0.60');
@@ -339,7 +408,10 @@ describe('learned facts and timelines', needs(...VERB_NEEDS), () => {
     writeFileSync(upstream, `${w.options.nfsRoot}/9f55bbfd *(rw,sync,no_subtree_check,no_root_squash)\n/srv other(ro)\n`);
     const fleet = await w.open();
     const result = await fleet.adopt({ upstreamExports: upstream });
-    expect(result).toEqual({ adopted: ['9f55bbfd'], staleUpstreamExportLines: [`${w.options.nfsRoot}/9f55bbfd *(rw,sync,no_subtree_check,no_root_squash)`] });
+    expect(result).toEqual({
+      adopted: ['9f55bbfd'],
+      staleUpstreamExportLines: [`${w.options.nfsRoot}/9f55bbfd *(rw,sync,no_subtree_check,no_root_squash)`],
+    });
     expect(fleet.list().map((p) => [p.serial, p.owner, p.name, p.mac])).toEqual([['9f55bbfd', 'jo', 'rpi4', 'b8:27:eb:55:bb:fd']]);
     expect(readFileSync(upstream, 'utf8')).toContain('/srv other(ro)');
     expect((await fleet.adopt({ upstreamExports: upstream })).adopted).toEqual([]);
@@ -362,7 +434,10 @@ describe('a damaged registry', () => {
     const w = await world();
     mkdirSync(w.options.stateDir, { recursive: true });
     writeFileSync(join(w.options.stateDir, 'registry.json'), '{"version":1,"pis":{"9f55');
-    await expect(Fleet.open(w.options)).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('registry.json') });
+    await expect(Fleet.open(w.options)).rejects.toMatchObject({
+      code: 'REGISTRY_CORRUPT',
+      message: expect.stringContaining('registry.json'),
+    });
     expect(readFileSync(join(w.options.stateDir, 'registry.json'), 'utf8')).toBe('{"version":1,"pis":{"9f55');
   });
 });

@@ -13,7 +13,12 @@ export interface AtomicWriteOptions {
  * rename itself survives a power cut). The temp file is removed on any failure. `mode` is applied
  * with chmod, so the umask does not weaken it (0600 secrets stay 0600).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, options: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = dirname(path);
   if (options.createDir) await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -47,7 +47,7 @@ export const execFileRunner: CommandRunner = (file, args, options = {}) =>
       { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 600_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (error, stdout, stderr) => {
         if (error) {
-          const code = typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : null;
+          const code = typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : null;
           reject(new CommandFailedError(file, args, code, stderr || error.message, error));
         } else resolve({ stdout, stderr });
       },

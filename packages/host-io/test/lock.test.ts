@@ -33,7 +33,12 @@ describe('lock files survive kills at any point (issue 19 item 1)', () => {
     expect(owner).toEqual({ pid: process.pid, start: await processStartTime(process.pid) });
     const busy = acquireLock(path, { timeoutMs: 0, what: 'Pi x', code: 'PI_BUSY' });
     await expect(busy).rejects.toBeInstanceOf(LockBusyError);
-    await expect(busy).rejects.toMatchObject({ code: 'PI_BUSY', owner: process.pid, path, message: expect.stringContaining(`process ${process.pid}`) });
+    await expect(busy).rejects.toMatchObject({
+      code: 'PI_BUSY',
+      owner: process.pid,
+      path,
+      message: expect.stringContaining(`process ${process.pid}`),
+    });
     await release();
     expect(readdirSync(join(path, '..'))).toEqual([]);
   });
@@ -82,7 +87,9 @@ describe('lock files survive kills at any point (issue 19 item 1)', () => {
   it('a lock is never empty: a reader in another process racing take/release never sees an empty or partial file', async () => {
     const path = lockIn();
     // The reader polls the lock path until told to stop (or 20 s), counting what it finds.
-    const reader = spawn(process.execPath, ['-e', `
+    const reader = spawn(process.execPath, [
+      '-e',
+      `
       const { readFileSync, existsSync } = require('node:fs');
       const [path, stop] = process.argv.slice(1);
       const counts = { empty: 0, bad: [], full: 0 };
@@ -97,7 +104,10 @@ describe('lock files survive kills at any point (issue 19 item 1)', () => {
         }
       }
       process.stdout.write(JSON.stringify(counts));
-    `, path, `${path}.stop`]);
+    `,
+      path,
+      `${path}.stop`,
+    ]);
     let out = '';
     reader.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     let seen = false;

@@ -54,7 +54,13 @@ function classifyMessage(message: string, ours: OurExports): ExportfsIssue {
   if (fileLine) {
     const file = fileLine[1]!;
     const line = Number(fileLine[2] ?? fileLine[3]);
-    return { message, scope: file === ours.file ? 'ours' : 'foreign', file, line, ...(fileLine[3] !== undefined ? { warning: true as const } : {}) };
+    return {
+      message,
+      scope: file === ours.file ? 'ours' : 'foreign',
+      file,
+      line,
+      ...(fileLine[3] !== undefined ? { warning: true as const } : {}),
+    };
   }
   const noOptions = NO_OPTIONS.exec(message);
   const pathMatch = FAILED_STAT.exec(message) ?? NOT_A_DIRECTORY.exec(message) ?? noOptions;

@@ -35,12 +35,17 @@ const SAFE_HOST = /^[A-Za-z0-9.*?:/_@\-[\]]+$/;
 const SAFE_OPTION = /^[A-Za-z0-9_=:.,/@-]+$/;
 
 function checkEntry(entry: ExportEntry): void {
-  if (!SAFE_PATH.test(entry.path)) throw new InvalidExportError(`export path ${JSON.stringify(entry.path)} must be absolute and free of blanks, quotes, '#' and parentheses`);
+  if (!SAFE_PATH.test(entry.path))
+    throw new InvalidExportError(
+      `export path ${JSON.stringify(entry.path)} must be absolute and free of blanks, quotes, '#' and parentheses`,
+    );
   if (entry.clients.length === 0) throw new InvalidExportError(`export ${entry.path} has no clients`);
   for (const client of entry.clients) {
-    if (!SAFE_HOST.test(client.host)) throw new InvalidExportError(`export client ${JSON.stringify(client.host)} is not a host, network or wildcard`);
+    if (!SAFE_HOST.test(client.host))
+      throw new InvalidExportError(`export client ${JSON.stringify(client.host)} is not a host, network or wildcard`);
     for (const option of client.options) {
-      if (!SAFE_OPTION.test(option) || option.includes(',')) throw new InvalidExportError(`export option ${JSON.stringify(option)} is not valid`);
+      if (!SAFE_OPTION.test(option) || option.includes(','))
+        throw new InvalidExportError(`export option ${JSON.stringify(option)} is not valid`);
     }
   }
 }

@@ -77,7 +77,9 @@ export class ManagedExports {
       this.logger.warn({ file: this.file, err: error }, 'exportfs rejected the new exports; restoring the previous file');
       if (previous === undefined) await rm(this.file, { force: true });
       else await writeFileAtomic(this.file, previous);
-      await this.reload(previous === undefined ? [] : parseExports(previous)).catch((again: unknown) => this.logger.error({ err: again }, 'exportfs failed again after restoring exports'));
+      await this.reload(previous === undefined ? [] : parseExports(previous)).catch((again: unknown) =>
+        this.logger.error({ err: again }, 'exportfs failed again after restoring exports'),
+      );
       throw error;
     }
     return next;
@@ -97,14 +99,31 @@ export class ManagedExports {
     } catch (error) {
       const stderr = (error as { stderr?: unknown }).stderr;
       const ours = entries ?? (await this.read().catch(() => []));
-      const issues = typeof stderr === 'string' ? classifyExportfsStderr(stderr, { file: this.file, paths: ours.map((e) => e.path), hosts: ours.flatMap((e) => e.clients.map((c) => c.host)) }) : [];
+      const issues =
+        typeof stderr === 'string'
+          ? classifyExportfsStderr(stderr, {
+              file: this.file,
+              paths: ours.map((e) => e.path),
+              hosts: ours.flatMap((e) => e.clients.map((c) => c.host)),
+            })
+          : [];
       if (!exportfsFailureIsOurs(issues)) {
         this.foreign = { at: this.clock().toISOString(), issues };
-        this.logger.warn({ file: this.file, issues: issues.map((i) => i.message) }, 'exportfs complained about exports that are not ours; ours were applied');
+        this.logger.warn(
+          { file: this.file, issues: issues.map((i) => i.message) },
+          'exportfs complained about exports that are not ours; ours were applied',
+        );
         return;
       }
       const relevant = issues.filter((i) => i.scope !== 'foreign');
-      const detail = relevant.length ? relevant.map((i) => `exportfs: ${i.message}`).slice(-2).join('; ') : error instanceof Error ? error.message : String(error);
+      const detail = relevant.length
+        ? relevant
+            .map((i) => `exportfs: ${i.message}`)
+            .slice(-2)
+            .join('; ')
+        : error instanceof Error
+          ? error.message
+          : String(error);
       throw new ExportfsFailedError(`exportfs -ra failed: ${detail}`, { cause: error });
     }
   }

@@ -24,13 +24,20 @@ const PI_OPTIONS = ['rw', 'sync', 'no_subtree_check', 'no_root_squash'];
 const file = '/etc/exports.d/iot-tofu.exports';
 const foreign = '/etc/exports.d/someone-else.exports';
 const warnings: Array<{ issues: string[] }> = [];
-const logger = { debug() {}, info() {}, error() {}, warn: (obj: object) => void ('issues' in obj && warnings.push(obj as { issues: string[] })) };
+const logger = {
+  debug() {},
+  info() {},
+  error() {},
+  warn: (obj: object) => void ('issues' in obj && warnings.push(obj as { issues: string[] })),
+};
 const exports = new ManagedExports({ file, runner: execFileRunner, logger });
 const root = join(work, 'nfs', '9f55bbfd');
 mkdirSync(root, { recursive: true });
 const clients = [{ host: '10.77.0.0/24', options: PI_OPTIONS }];
 
-async function outcome(change: () => Promise<unknown>): Promise<{ ok: boolean; code?: string; message?: string; file: string; foreign?: ExportfsIssue[] }> {
+async function outcome(
+  change: () => Promise<unknown>,
+): Promise<{ ok: boolean; code?: string; message?: string; file: string; foreign?: ExportfsIssue[] }> {
   try {
     await change();
     return { ok: true, file: readFileSync(file, 'utf8'), ...(exports.foreignIssues ? { foreign: exports.foreignIssues.issues } : {}) };

@@ -26,7 +26,13 @@ describe('renderExports / parseExports', () => {
   it('renders one line per path and parses it back', () => {
     const entries: ExportEntry[] = [
       { path: '/nfs/9f55bbfd', clients: [{ host: '192.168.10.0/24', options: PI_OPTIONS }] },
-      { path: '/tftpboot/9f55bbfd', clients: [{ host: '192.168.10.0/24', options: PI_OPTIONS }, { host: '10.0.0.5', options: ['ro'] }] },
+      {
+        path: '/tftpboot/9f55bbfd',
+        clients: [
+          { host: '192.168.10.0/24', options: PI_OPTIONS },
+          { host: '10.0.0.5', options: ['ro'] },
+        ],
+      },
     ];
     const text = renderExports(entries);
     expect(text).toBe(
@@ -37,8 +43,30 @@ describe('renderExports / parseExports', () => {
 
   it.each([
     { text: '/nfs/a *(rw,sync)\n', entries: [{ path: '/nfs/a', clients: [{ host: '*', options: ['rw', 'sync'] }] }] },
-    { text: '# comment\n\n/nfs/a host1 host2(ro) # trailing\n', entries: [{ path: '/nfs/a', clients: [{ host: 'host1', options: [] }, { host: 'host2', options: ['ro'] }] }] },
-    { text: '/nfs/a -rw,sync host1 host2(ro)\n', entries: [{ path: '/nfs/a', clients: [{ host: 'host1', options: ['rw', 'sync'] }, { host: 'host2', options: ['ro'] }] }] },
+    {
+      text: '# comment\n\n/nfs/a host1 host2(ro) # trailing\n',
+      entries: [
+        {
+          path: '/nfs/a',
+          clients: [
+            { host: 'host1', options: [] },
+            { host: 'host2', options: ['ro'] },
+          ],
+        },
+      ],
+    },
+    {
+      text: '/nfs/a -rw,sync host1 host2(ro)\n',
+      entries: [
+        {
+          path: '/nfs/a',
+          clients: [
+            { host: 'host1', options: ['rw', 'sync'] },
+            { host: 'host2', options: ['ro'] },
+          ],
+        },
+      ],
+    },
     { text: '"/nfs/with space" *(ro)\n', entries: [{ path: '/nfs/with space', clients: [{ host: '*', options: ['ro'] }] }] },
     { text: '/nfs/oct\\040al *(ro)\n', entries: [{ path: '/nfs/oct al', clients: [{ host: '*', options: ['ro'] }] }] },
     { text: '/nfs/cont \\\n  10.0.0.0/8(rw)\n', entries: [{ path: '/nfs/cont', clients: [{ host: '10.0.0.0/8', options: ['rw'] }] }] },
@@ -72,15 +100,26 @@ describe('renderExports / parseExports', () => {
   });
 
   it('withExport replaces or removes the entries of one path', () => {
-    const start = [{ path: '/a', clients: [{ host: '*', options: ['ro'] }] }, { path: '/b', clients: [{ host: '*', options: [] }] }];
-    expect(withExport(start, '/a', [{ host: 'h', options: ['rw'] }])).toEqual([start[1], { path: '/a', clients: [{ host: 'h', options: ['rw'] }] }]);
+    const start = [
+      { path: '/a', clients: [{ host: '*', options: ['ro'] }] },
+      { path: '/b', clients: [{ host: '*', options: [] }] },
+    ];
+    expect(withExport(start, '/a', [{ host: 'h', options: ['rw'] }])).toEqual([
+      start[1],
+      { path: '/a', clients: [{ host: 'h', options: ['rw'] }] },
+    ]);
     expect(withExport(start, '/a', [])).toEqual([start[1]]);
   });
 
   it('parses exportfs -v, including paths long enough to wrap', () => {
-    const text = '/nfs/9f55bbfd \t10.77.0.0/24(sync,wdelay,hide,no_subtree_check,sec=sys,rw,no_root_squash,no_all_squash)\n/a/very/long/path/that/wraps/onto/the/next/line\n\t\t<world>(ro)\n';
+    const text =
+      '/nfs/9f55bbfd \t10.77.0.0/24(sync,wdelay,hide,no_subtree_check,sec=sys,rw,no_root_squash,no_all_squash)\n/a/very/long/path/that/wraps/onto/the/next/line\n\t\t<world>(ro)\n';
     expect(parseExportfsVerbose(text)).toEqual([
-      { path: '/nfs/9f55bbfd', client: '10.77.0.0/24', options: ['sync', 'wdelay', 'hide', 'no_subtree_check', 'sec=sys', 'rw', 'no_root_squash', 'no_all_squash'] },
+      {
+        path: '/nfs/9f55bbfd',
+        client: '10.77.0.0/24',
+        options: ['sync', 'wdelay', 'hide', 'no_subtree_check', 'sec=sys', 'rw', 'no_root_squash', 'no_all_squash'],
+      },
       { path: '/a/very/long/path/that/wraps/onto/the/next/line', client: '<world>', options: ['ro'] },
     ]);
   });
@@ -125,7 +164,10 @@ describe('ManagedExports with an injected runner', () => {
     const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-proc-'));
     try {
       const runner: CommandRunner = async () => ({ stdout: '/nfs/a \t10.0.0.0/24(rw)\n', stderr: '' });
-      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ nfsdRunning: false, exported: [{ path: '/nfs/a', client: '10.0.0.0/24', options: ['rw'] }] });
+      expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({
+        nfsdRunning: false,
+        exported: [{ path: '/nfs/a', client: '10.0.0.0/24', options: ['rw'] }],
+      });
       mkdirSync(join(dir, 'fs/nfsd'), { recursive: true });
       writeFileSync(join(dir, 'fs/nfsd/threads'), '8\n');
       expect(await nfsHealth({ runner, procRoot: dir })).toMatchObject({ nfsdRunning: true, nfsdDetail: '8 nfsd threads', servesV3: null });
@@ -144,26 +186,69 @@ describe('ManagedExports with an injected runner', () => {
 const OURS = { file: '/etc/exports.d/ours.exports', paths: ['/srv/ours', '/srv/with space'], hosts: ['10.77.0.0/24', '10.77.0.0/33'] };
 describe('classifyExportfsStderr: whose problem is an exportfs complaint', () => {
   it.each([
-    ['bad keyword in our file', 'exportfs: /etc/exports.d/ours.exports:1: unknown keyword "zzz"\n\n', [{ scope: 'ours', file: OURS.file, line: 1, message: '/etc/exports.d/ours.exports:1: unknown keyword "zzz"' }]],
-    ['bad keyword in a foreign file', 'exportfs: /etc/exports.d/other.exports:1: unknown keyword "bogusopt"\n\n', [{ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 1 }]],
-    ['bad keyword in /etc/exports', 'exportfs: /etc/exports:1: unknown keyword "nope"\n\n', [{ scope: 'foreign', file: '/etc/exports', line: 1 }]],
+    [
+      'bad keyword in our file',
+      'exportfs: /etc/exports.d/ours.exports:1: unknown keyword "zzz"\n\n',
+      [{ scope: 'ours', file: OURS.file, line: 1, message: '/etc/exports.d/ours.exports:1: unknown keyword "zzz"' }],
+    ],
+    [
+      'bad keyword in a foreign file',
+      'exportfs: /etc/exports.d/other.exports:1: unknown keyword "bogusopt"\n\n',
+      [{ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 1 }],
+    ],
+    [
+      'bad keyword in /etc/exports',
+      'exportfs: /etc/exports:1: unknown keyword "nope"\n\n',
+      [{ scope: 'foreign', file: '/etc/exports', line: 1 }],
+    ],
     ['syntax error in our file', 'exportfs: /etc/exports.d/ours.exports:1: syntax error: bad option list\n', [{ scope: 'ours', line: 1 }]],
-    ['bad fsid ("file: line" form)', 'exportfs: /etc/exports.d/ours.exports: 2: bad fsid "fsid=abc"\n\n', [{ scope: 'ours', file: OURS.file, line: 2 }]],
+    [
+      'bad fsid ("file: line" form)',
+      'exportfs: /etc/exports.d/ours.exports: 2: bad fsid "fsid=abc"\n\n',
+      [{ scope: 'ours', file: OURS.file, line: 2 }],
+    ],
     ['bad fsid in a foreign file', 'exportfs: /etc/exports.d/x.exports: 7: bad fsid "fsid=abc"\n', [{ scope: 'foreign', line: 7 }]],
     ['our path is missing', 'exportfs: Failed to stat /srv/ours: No such file or directory\n', [{ scope: 'ours', path: '/srv/ours' }]],
-    ['our path with a blank is missing', 'exportfs: Failed to stat /srv/with space: No such file or directory\n', [{ scope: 'ours', path: '/srv/with space' }]],
-    ['a foreign path is missing', 'exportfs: Failed to stat /srv/doesnotexist: No such file or directory\n', [{ scope: 'foreign', path: '/srv/doesnotexist' }]],
+    [
+      'our path with a blank is missing',
+      'exportfs: Failed to stat /srv/with space: No such file or directory\n',
+      [{ scope: 'ours', path: '/srv/with space' }],
+    ],
+    [
+      'a foreign path is missing',
+      'exportfs: Failed to stat /srv/doesnotexist: No such file or directory\n',
+      [{ scope: 'foreign', path: '/srv/doesnotexist' }],
+    ],
     ['a relative foreign path', 'exportfs: Failed to stat relative: No such file or directory\n', [{ scope: 'foreign', path: 'relative' }]],
     ['our path is a file', 'exportfs: /srv/ours is not a directory. Remote access will fail\n', [{ scope: 'ours', path: '/srv/ours' }]],
-    ['a foreign path is a file', 'exportfs: /tmp/afile is not a directory. Remote access will fail\n', [{ scope: 'foreign', path: '/tmp/afile' }]],
-    ['a bad prefix in our clients', "exportfs: Invalid prefix `33' for 10.77.0.0/33\nexportfs: Invalid prefix `33' for 10.77.0.0/33\n", [{ scope: 'ours', host: '10.77.0.0/33' }, { scope: 'ours', host: '10.77.0.0/33' }]],
+    [
+      'a foreign path is a file',
+      'exportfs: /tmp/afile is not a directory. Remote access will fail\n',
+      [{ scope: 'foreign', path: '/tmp/afile' }],
+    ],
+    [
+      'a bad prefix in our clients',
+      "exportfs: Invalid prefix `33' for 10.77.0.0/33\nexportfs: Invalid prefix `33' for 10.77.0.0/33\n",
+      [
+        { scope: 'ours', host: '10.77.0.0/33' },
+        { scope: 'ours', host: '10.77.0.0/33' },
+      ],
+    ],
     ['a bad prefix elsewhere', "exportfs: Invalid prefix `40' for 10.0.0.0/40\n", [{ scope: 'foreign', host: '10.0.0.0/40' }]],
     [
       'warnings with continuation lines',
       "exportfs: No options for /srv/other 10.0.0.0/8: suggest 10.0.0.0/8(sync) to avoid warning\nexportfs: /etc/exports.d/ours.exports [1]: Neither 'subtree_check' or 'no_subtree_check' specified for export \"10.0.0.0/8:/srv/ours\".\n  Assuming default behaviour ('no_subtree_check').\n  NOTE: this default has changed since nfs-utils version 1.0.x\n\n",
       [
         { scope: 'foreign', path: '/srv/other', warning: true },
-        { scope: 'ours', file: OURS.file, line: 1, warning: true, message: expect.stringMatching(/specified for export "10\.0\.0\.0\/8:\/srv\/ours"\.; Assuming default behaviour \('no_subtree_check'\)\.; NOTE: /) },
+        {
+          scope: 'ours',
+          file: OURS.file,
+          line: 1,
+          warning: true,
+          message: expect.stringMatching(
+            /specified for export "10\.0\.0\.0\/8:\/srv\/ours"\.; Assuming default behaviour \('no_subtree_check'\)\.; NOTE: /,
+          ),
+        },
       ],
     ],
     [
@@ -171,7 +256,11 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
       'exportfs: /etc/exports.d/ours.exports:1: unknown keyword "zzz"\n\nexportfs: Failed to stat /srv/gone2: No such file or directory\n',
       [{ scope: 'ours' }, { scope: 'foreign', path: '/srv/gone2' }],
     ],
-    ['something that names nothing', 'exportfs: could not open /var/lib/nfs/.etab.lock for locking: errno 13 (Permission denied)\n', [{ scope: 'unknown' }]],
+    [
+      'something that names nothing',
+      'exportfs: could not open /var/lib/nfs/.etab.lock for locking: errno 13 (Permission denied)\n',
+      [{ scope: 'unknown' }],
+    ],
     ['the runner could not start exportfs', 'spawn exportfs ENOENT', [{ scope: 'unknown', message: 'spawn exportfs ENOENT' }]],
   ])('%s', (_label, stderr, expected) => {
     const issues = classifyExportfsStderr(stderr, OURS);
@@ -182,9 +271,30 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
   it.each([
     ['nothing said', [], true],
     ['only foreign', [{ message: 'x', scope: 'foreign' }], false],
-    ['foreign and ours', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'ours' }], true],
-    ['foreign and unknown', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'unknown' }], true],
-    ['a foreign error and a warning about ours', [{ message: 'x', scope: 'foreign' }, { message: 'y', scope: 'ours', warning: true }], false],
+    [
+      'foreign and ours',
+      [
+        { message: 'x', scope: 'foreign' },
+        { message: 'y', scope: 'ours' },
+      ],
+      true,
+    ],
+    [
+      'foreign and unknown',
+      [
+        { message: 'x', scope: 'foreign' },
+        { message: 'y', scope: 'unknown' },
+      ],
+      true,
+    ],
+    [
+      'a foreign error and a warning about ours',
+      [
+        { message: 'x', scope: 'foreign' },
+        { message: 'y', scope: 'ours', warning: true },
+      ],
+      false,
+    ],
     ['only warnings (nothing explains the failure)', [{ message: 'x', scope: 'foreign', warning: true }], true],
   ] as const)('a failure with %s fails our change: %s', (_label, issues, fails) => {
     expect(exportfsFailureIsOurs(issues)).toBe(fails);
@@ -200,11 +310,19 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
         return { stdout: '', stderr: '' };
       };
       const warnings: unknown[] = [];
-      const exports = new ManagedExports({ file, runner, clock: () => new Date(7000), logger: { debug() {}, info() {}, error() {}, warn: (obj) => void warnings.push(obj) } });
+      const exports = new ManagedExports({
+        file,
+        runner,
+        clock: () => new Date(7000),
+        logger: { debug() {}, info() {}, error() {}, warn: (obj) => void warnings.push(obj) },
+      });
       stderr = 'exportfs: /etc/exports.d/other.exports:3: unknown keyword "bogus"\n';
       await exports.update((e) => withExport(e, '/nfs/a', [{ host: '10.0.0.0/24', options: PI_OPTIONS }]));
       expect(readFileSync(file, 'utf8')).toContain('/nfs/a 10.0.0.0/24(');
-      expect(exports.foreignIssues).toEqual({ at: new Date(7000).toISOString(), issues: [expect.objectContaining({ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 3 })] });
+      expect(exports.foreignIssues).toEqual({
+        at: new Date(7000).toISOString(),
+        issues: [expect.objectContaining({ scope: 'foreign', file: '/etc/exports.d/other.exports', line: 3 })],
+      });
       expect(warnings).toEqual([expect.objectContaining({ issues: ['/etc/exports.d/other.exports:3: unknown keyword "bogus"'] })]);
       // Our own path failing still fails and restores, even next to the foreign complaint.
       stderr += 'exportfs: Failed to stat /nfs/b: No such file or directory\n';
@@ -225,31 +343,58 @@ describe('classifyExportfsStderr: whose problem is an exportfs complaint', () =>
 // The real exportfs in a private mount namespace (tmpfs over /etc/exports.d and /var/lib/nfs, an
 // empty /etc/exports): the broken files this writes on purpose are invisible to every other test,
 // and theirs to it, while exportfs still validates for real.
-describe('generated exports validated by the real exportfs (docs/lab.md 4), private mount namespace', needs('root', 'exportfs', 'unshare', 'mount'), () => {
-  it('accepts our file, rejects our missing path, tolerates a broken foreign file, forgets us after removal', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
-    try {
-      const hostFilesBefore = readdirSync('/etc/exports.d').sort();
-      const child = spawn('unshare', ['-m', '--propagation', 'private', process.execPath, ...tsNodeArgs, 'packages/nfs-server-lite/test/exportfs-sandbox.ts', dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-      const run = await collect(child, 30_000);
-      expect(run.code, run.stderr).toBe(0);
-      const result = JSON.parse(run.stdout) as Record<string, any>;
-      const root = join(dir, 'nfs', '9f55bbfd');
-      const second = join(dir, 'nfs', '0a1b2c3d');
-      expect(result.accepted).toMatchObject({ ok: true });
-      expect(result.exported).toContainEqual({ path: root, client: '10.77.0.0/24', options: expect.arrayContaining(['rw', 'sync', 'no_subtree_check', 'no_root_squash']) });
-      expect(result.missingPath).toMatchObject({ ok: false, code: 'EXPORTFS_FAILED', message: `exportfs -ra failed: exportfs: Failed to stat ${join(dir, 'missing')}: No such file or directory`, file: result.accepted.file });
-      expect(result.foreignBroken).toMatchObject({ ok: true, foreign: [{ scope: 'foreign', file: '/etc/exports.d/someone-else.exports', line: 1, message: '/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"' }] });
-      expect(result.foreignBroken.file).toContain(second);
-      expect(result.exportedWithForeignBroken).toEqual(expect.arrayContaining([root, second]));
-      expect(result.oursBrokenToo).toMatchObject({ ok: false, code: 'EXPORTFS_FAILED', file: result.foreignBroken.file });
-      expect(result.warnings).toContainEqual(['/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"']);
-      expect(result.afterRemove).not.toContain(dir);
-      // Nothing leaked into the machine's exports.
-      expect(readdirSync('/etc/exports.d').sort()).toEqual(hostFilesBefore);
-      expect(execFileSync('exportfs', ['-v'], { encoding: 'utf8' })).not.toContain(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+describe(
+  'generated exports validated by the real exportfs (docs/lab.md 4), private mount namespace',
+  needs('root', 'exportfs', 'unshare', 'mount'),
+  () => {
+    it('accepts our file, rejects our missing path, tolerates a broken foreign file, forgets us after removal', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'iot-tofu-exportfs-'));
+      try {
+        const hostFilesBefore = readdirSync('/etc/exports.d').sort();
+        const child = spawn(
+          'unshare',
+          ['-m', '--propagation', 'private', process.execPath, ...tsNodeArgs, 'packages/nfs-server-lite/test/exportfs-sandbox.ts', dir],
+          { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        const run = await collect(child, 30_000);
+        expect(run.code, run.stderr).toBe(0);
+        const result = JSON.parse(run.stdout) as Record<string, any>;
+        const root = join(dir, 'nfs', '9f55bbfd');
+        const second = join(dir, 'nfs', '0a1b2c3d');
+        expect(result.accepted).toMatchObject({ ok: true });
+        expect(result.exported).toContainEqual({
+          path: root,
+          client: '10.77.0.0/24',
+          options: expect.arrayContaining(['rw', 'sync', 'no_subtree_check', 'no_root_squash']),
+        });
+        expect(result.missingPath).toMatchObject({
+          ok: false,
+          code: 'EXPORTFS_FAILED',
+          message: `exportfs -ra failed: exportfs: Failed to stat ${join(dir, 'missing')}: No such file or directory`,
+          file: result.accepted.file,
+        });
+        expect(result.foreignBroken).toMatchObject({
+          ok: true,
+          foreign: [
+            {
+              scope: 'foreign',
+              file: '/etc/exports.d/someone-else.exports',
+              line: 1,
+              message: '/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"',
+            },
+          ],
+        });
+        expect(result.foreignBroken.file).toContain(second);
+        expect(result.exportedWithForeignBroken).toEqual(expect.arrayContaining([root, second]));
+        expect(result.oursBrokenToo).toMatchObject({ ok: false, code: 'EXPORTFS_FAILED', file: result.foreignBroken.file });
+        expect(result.warnings).toContainEqual(['/etc/exports.d/someone-else.exports:1: unknown keyword "bogusopt"']);
+        expect(result.afterRemove).not.toContain(dir);
+        // Nothing leaked into the machine's exports.
+        expect(readdirSync('/etc/exports.d').sort()).toEqual(hostFilesBefore);
+        expect(execFileSync('exportfs', ['-v'], { encoding: 'utf8' })).not.toContain(dir);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);

@@ -75,7 +75,10 @@ export async function confirm(ctx: Context, yes: boolean | undefined, question: 
   }
 }
 
-export async function loadConfig(ctx: Context, flags: Partial<FleetConfig> = {}): Promise<{ config: FleetConfig; file: Record<string, unknown> }> {
+export async function loadConfig(
+  ctx: Context,
+  flags: Partial<FleetConfig> = {},
+): Promise<{ config: FleetConfig; file: Record<string, unknown> }> {
   return loadCliConfig(ctx.configFile, ctx.io.env, flags);
 }
 
@@ -99,7 +102,11 @@ export async function openFleet(ctx: Context, config: FleetConfig, needServerIp:
 }
 
 /** Loads the config, opens the fleet, runs `use` and always closes the fleet (flushing learned facts). */
-export async function withFleet<T>(ctx: Context, needServerIp: boolean, use: (fleet: Fleet, config: FleetConfig) => Promise<T>): Promise<T> {
+export async function withFleet<T>(
+  ctx: Context,
+  needServerIp: boolean,
+  use: (fleet: Fleet, config: FleetConfig) => Promise<T>,
+): Promise<T> {
   const { config } = await loadConfig(ctx);
   const fleet = await openFleet(ctx, config, needServerIp);
   try {

@@ -12,7 +12,31 @@ import { buildProgram } from './program.js';
 export { USAGE, ROOT_MESSAGE } from './context.js';
 export { LIST_HEADERS, listTable } from './verbs.js';
 
-const TOP_LEVEL = new Set(['--add', '--remove', '--list', '--help', '-h', '--version', '-V', '--config', '--json', '--yes', '--owner', '--name', '--base', '--mac', '--ip', '--own-filesystem', '--config-txt', '--docker-disk', '--ssh-key', '--user', '--password-hash', '--resize-docker-disk', '--discovered']);
+const TOP_LEVEL = new Set([
+  '--add',
+  '--remove',
+  '--list',
+  '--help',
+  '-h',
+  '--version',
+  '-V',
+  '--config',
+  '--json',
+  '--yes',
+  '--owner',
+  '--name',
+  '--base',
+  '--mac',
+  '--ip',
+  '--own-filesystem',
+  '--config-txt',
+  '--docker-disk',
+  '--ssh-key',
+  '--user',
+  '--password-hash',
+  '--resize-docker-disk',
+  '--discovered',
+]);
 const SUBCOMMANDS = new Set(['setup', 'reset', 'bases', 'remove-base', 'discovered', 'adopt', 'help']);
 
 function errorLine(error: unknown): string {
@@ -42,7 +66,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.stderr.write(`${error.message.replace(/^error: /, 'Error: ')}\n`);
       return 1;
     }
-    if (ctx.json) io.stdout.write(`${JSON.stringify({ error: { code: error instanceof IotTofuError ? error.code : 'ERROR', message: error instanceof Error ? error.message : String(error) } })}\n`);
+    if (ctx.json)
+      io.stdout.write(
+        `${JSON.stringify({ error: { code: error instanceof IotTofuError ? error.code : 'ERROR', message: error instanceof Error ? error.message : String(error) } })}\n`,
+      );
     io.stderr.write(`${errorLine(error)}\n`);
     return 1;
   } finally {

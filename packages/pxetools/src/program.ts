@@ -3,7 +3,17 @@ import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG_FILE } from '@iot-tofu/fleet';
 import { USAGE, type Context, type TopOptions } from './context.js';
 import {
-  doAdd, doAdopt, doBases, doDiscovered, doList, doRemove, doRemoveBase, doReset, doResizeDockerDisk, doSetup, type SetupOptions,
+  doAdd,
+  doAdopt,
+  doBases,
+  doDiscovered,
+  doList,
+  doRemove,
+  doRemoveBase,
+  doReset,
+  doResizeDockerDisk,
+  doSetup,
+  type SetupOptions,
 } from './verbs.js';
 
 export function buildProgram(ctx: Context, run: (task: Promise<void>) => void): Command {
@@ -20,11 +30,19 @@ export function buildProgram(ctx: Context, run: (task: Promise<void>) => void): 
     .option('--ip <address>', 'a fixed address for the Pi, handed out by the boot server in full-DHCP mode (--add)')
     .option('--own-filesystem', 'create empty folders; you provide the files (--add)')
     .option('--config-txt <file>', 'config.txt for this Pi only (--add)')
-    .option('--docker-disk <size>', 'docker disk: sparse ext4 image in the Pi root at /var/lib/docker, e.g. 8G, 0 = none (--add; default: config dockerDisk)')
+    .option(
+      '--docker-disk <size>',
+      'docker disk: sparse ext4 image in the Pi root at /var/lib/docker, e.g. 8G, 0 = none (--add; default: config dockerDisk)',
+    )
     .option('--ssh-key <file>', 'SSH public keys for the first user (--user), else root (--add)')
-    .option('--user <name>', "first user: Pi OS renames its uid-1000 user to this on first boot (--add, with --password-hash)")
+    .option('--user <name>', 'first user: Pi OS renames its uid-1000 user to this on first boot (--add, with --password-hash)')
     .option('--password-hash <hash>', 'crypt hash for --user, e.g. from openssl passwd -6 (--add; plain passwords are refused)')
-    .addOption(new Option('--resize-docker-disk <serial-and-size...>', 'grow a docker disk offline: SERIAL SIZE (the Pi must be off; asks, or --yes)'))
+    .addOption(
+      new Option(
+        '--resize-docker-disk <serial-and-size...>',
+        'grow a docker disk offline: SERIAL SIZE (the Pi must be off; asks, or --yes)',
+      ),
+    )
     .option('--discovered', 'also list Pis seen but not registered (--list)')
     .option('--yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
@@ -36,7 +54,12 @@ export function buildProgram(ctx: Context, run: (task: Promise<void>) => void): 
     .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: () => undefined })
     .action((options: TopOptions) => {
       applyGlobals(ctx, options);
-      const verbs = [options.add !== undefined, options.remove !== undefined, !!options.list, options.resizeDockerDisk !== undefined].filter(Boolean).length;
+      const verbs = [
+        options.add !== undefined,
+        options.remove !== undefined,
+        !!options.list,
+        options.resizeDockerDisk !== undefined,
+      ].filter(Boolean).length;
       if (verbs !== 1) {
         ctx.io.stdout.write(USAGE);
         return;
@@ -54,8 +77,7 @@ export function buildProgram(ctx: Context, run: (task: Promise<void>) => void): 
       .exitOverride()
       .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: () => undefined });
   const globals = (command: Command): TopOptions => ({ ...program.opts(), ...command.opts() });
-  common(program
-    .command('setup'))
+  common(program.command('setup'))
     .description('import a base from an image, a boot/root tarball pair or two directories; writes the config')
     .requiredOption('--base <name>', 'name of the base')
     .option('--image <file>', 'Raspberry Pi OS image (.img or .img.xz)')

@@ -21,7 +21,12 @@ function columnType(cells: readonly string[]): ColumnType {
 
 /** Python's format(float(x), 'g'): 6 significant digits, trailing zeros dropped, e+XX exponents. */
 export function pythonG(text: string): string {
-  const value = Number(text.toLowerCase().replace(/^([+-]?)infinity$/, '$1Infinity').replace(/^([+-]?)inf$/, '$1Infinity'));
+  const value = Number(
+    text
+      .toLowerCase()
+      .replace(/^([+-]?)infinity$/, '$1Infinity')
+      .replace(/^([+-]?)inf$/, '$1Infinity'),
+  );
   if (Number.isNaN(value)) return 'nan';
   if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf';
   if (value === 0) return Object.is(value, -0) || text.trim().startsWith('-') ? '-0' : '0';
@@ -54,7 +59,11 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
   });
   const widths = headers.map((h, i) => Math.max(width(h) + 2, ...(aligned[i] ?? []).map(width)));
   const pad = (s: string, w: number, right: boolean) => (right ? ' '.repeat(w - width(s)) + s : s + ' '.repeat(w - width(s)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => pad(c, widths[i] ?? 0, types[i] !== 'text')).join('  ').replace(/\s+$/, '');
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => pad(c, widths[i] ?? 0, types[i] !== 'text'))
+      .join('  ')
+      .replace(/\s+$/, '');
   const out = [line(headers), widths.map((w) => '-'.repeat(w)).join('  ')];
   for (let r = 0; r < rows.length; r++) out.push(line(headers.map((_, i) => aligned[i]?.[r] ?? '')));
   return out.join('\n');

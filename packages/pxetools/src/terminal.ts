@@ -33,7 +33,8 @@ export class Prompter {
 
   async ask(question: string): Promise<string> {
     this.io.stdout.write(question);
-    const line = this.lines.shift() ?? (this.ended ? undefined : await new Promise<string | undefined>((resolve) => this.waiters.push(resolve)));
+    const line =
+      this.lines.shift() ?? (this.ended ? undefined : await new Promise<string | undefined>((resolve) => this.waiters.push(resolve)));
     if (line === undefined) throw new Error('input ended before an answer was given');
     return line;
   }
@@ -51,7 +52,12 @@ export function formatBytes(bytes: number): string {
   return bytes < MB ? `${Math.round(bytes / KB)} KB` : `${Math.round(bytes / MB)} MB`;
 }
 
-const LABELS: Record<Progress['phase'], string> = { copy: 'Copying root', 'extract-boot': 'Boot files', 'extract-root': 'Extracting root', decompress: 'Decompressing' };
+const LABELS: Record<Progress['phase'], string> = {
+  copy: 'Copying root',
+  'extract-boot': 'Boot files',
+  'extract-root': 'Extracting root',
+  decompress: 'Decompressing',
+};
 
 export interface ProgressReporter {
   update: (p: Progress) => void;
@@ -95,7 +101,9 @@ function ttyBar(io: CliIo, now: () => number): ProgressReporter {
       }
       const ratio = Math.min(1, p.done / p.total);
       const cells = Math.round(ratio * 30);
-      io.stderr.write(`\r${LABELS[p.phase]} [${'#'.repeat(cells)}${'.'.repeat(30 - cells)}] ${Math.floor(ratio * 100)}% ${formatBytes(p.done)}/${formatBytes(p.total)}\x1b[K`);
+      io.stderr.write(
+        `\r${LABELS[p.phase]} [${'#'.repeat(cells)}${'.'.repeat(30 - cells)}] ${Math.floor(ratio * 100)}% ${formatBytes(p.done)}/${formatBytes(p.total)}\x1b[K`,
+      );
     },
     done() {
       if (drawn) io.stderr.write('\n');

@@ -7,13 +7,33 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '@iot-tofu/host-io';
 import {
-  type Fleet, FleetError, chooseSetupSource, detectServerIp, type FleetConfig, type PiJson, type SetupSource, type SetupSourceFields, type SetupSourceProblem,
+  type Fleet,
+  FleetError,
+  chooseSetupSource,
+  detectServerIp,
+  type FleetConfig,
+  type PiJson,
+  type SetupSource,
+  type SetupSourceFields,
+  type SetupSourceProblem,
 } from '@iot-tofu/fleet';
 import { checkHostname, checkIpv4, checkOwner, normalizeMac, parseSerial } from '@iot-tofu/rpi';
 import { renderTable } from './table.js';
 import { progressReporter } from './terminal.js';
 import {
-  UsageError, confirm, loadConfig, openFleet, out, printJson, prompter, requireRoot, tty, valueOrPrompt, withFleet, type Context, type TopOptions,
+  UsageError,
+  confirm,
+  loadConfig,
+  openFleet,
+  out,
+  printJson,
+  prompter,
+  requireRoot,
+  tty,
+  valueOrPrompt,
+  withFleet,
+  type Context,
+  type TopOptions,
 } from './context.js';
 
 export const LIST_HEADERS = ['Serial', 'Owner', 'Name', 'MAC', 'IP'] as const;
@@ -30,7 +50,8 @@ export async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
   const serial = parseSerial(options.add ?? '').short;
   requireRoot(ctx);
   await withFleet(ctx, true, async (fleet, config) => {
-    if (fleet.isRegistered({ serial })) throw new FleetError('PI_EXISTS', `Pi ${serial} is already registered (${config.tftpRoot}/${serial} exists)`);
+    if (fleet.isRegistered({ serial }))
+      throw new FleetError('PI_EXISTS', `Pi ${serial} is already registered (${config.tftpRoot}/${serial} exists)`);
     if (options.ownFilesystem && options.base) throw new UsageError('choose either --base or --own-filesystem, not both');
     if (!ctx.json) out(ctx, `Serial: ${serial}`);
     // Each answer is checked with the same rule as the API before anything says "Setting up".
@@ -61,7 +82,10 @@ export async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
     }
     if (base && !fleet.bases().some((b) => b.name === base)) {
       const known = fleet.bases().map((b) => b.name);
-      throw new FleetError('BASE_NOT_FOUND', `base ${base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`);
+      throw new FleetError(
+        'BASE_NOT_FOUND',
+        `base ${base} does not exist${known.length ? ` (bases: ${known.join(', ')})` : ' (run pxetools setup first)'}`,
+      );
     }
     let sshKeys: string | undefined;
     if (options.sshKey !== undefined) {
@@ -70,11 +94,19 @@ export async function doAdd(ctx: Context, options: TopOptions): Promise<void> {
         throw new UsageError(`cannot read --ssh-key ${options.sshKey}: ${error.code ?? error.message}`);
       });
     }
-    if ((options.user === undefined) !== (options.passwordHash === undefined)) throw new UsageError('--user and --password-hash go together (a crypt hash: openssl passwd -6)');
+    if ((options.user === undefined) !== (options.passwordHash === undefined))
+      throw new UsageError('--user and --password-hash go together (a crypt hash: openssl passwd -6)');
     if (!ctx.json) ctx.io.stdout.write('\nSetting up pi...\n\n');
     const bar = progressReporter(ctx.io, { json: ctx.json });
     const result = await fleet.add(
-      { serial: options.add ?? serial, owner, name, ...(base ? { base } : {}), ...(options.mac ? { mac: options.mac } : {}), ownFilesystem: own, ...(configTxt !== undefined ? { configTxt } : {}),
+      {
+        serial: options.add ?? serial,
+        owner,
+        name,
+        ...(base ? { base } : {}),
+        ...(options.mac ? { mac: options.mac } : {}),
+        ownFilesystem: own,
+        ...(configTxt !== undefined ? { configTxt } : {}),
         ...(options.dockerDisk !== undefined ? { dockerDisk: options.dockerDisk } : {}),
         ...(options.ip !== undefined ? { ip: options.ip } : {}),
         ...(sshKeys !== undefined ? { sshKeys } : {}),
@@ -110,14 +142,25 @@ export async function doResizeDockerDisk(ctx: Context, options: TopOptions): Pro
   const serial = parseSerial(args[0]!).short;
   const size = args[1]!;
   requireRoot(ctx);
-  if (!(await confirm(ctx, options.yes, `IS PI ${serial} SWITCHED OFF? RESIZING THE DOCKER DISK OF A RUNNING PI CORRUPTS IT. Y/N: `, `resize the docker disk of ${serial} (the Pi must be off)`))) {
+  if (
+    !(await confirm(
+      ctx,
+      options.yes,
+      `IS PI ${serial} SWITCHED OFF? RESIZING THE DOCKER DISK OF A RUNNING PI CORRUPTS IT. Y/N: `,
+      `resize the docker disk of ${serial} (the Pi must be off)`,
+    ))
+  ) {
     out(ctx, 'Aborting');
     return;
   }
   await withFleet(ctx, false, async (fleet) => {
     const result = await fleet.resizeDockerDisk(serial, size);
     if (ctx.json) printJson(ctx, result);
-    else out(ctx, `Docker disk of ${serial}: ${Math.round(result.fromBytes / 1024 / 1024)} MB -> ${Math.round(result.bytes / 1024 / 1024)} MB`);
+    else
+      out(
+        ctx,
+        `Docker disk of ${serial}: ${Math.round(result.fromBytes / 1024 / 1024)} MB -> ${Math.round(result.bytes / 1024 / 1024)} MB`,
+      );
   });
 }
 
@@ -189,22 +232,36 @@ export async function doSetup(ctx: Context, o: SetupOptions): Promise<void> {
   const source = setupSource(o);
   requireRoot(ctx);
   const flags: Partial<FleetConfig> = {};
-  for (const key of ['serverIp', 'tftpRoot', 'nfsRoot', 'stateDir', 'exportsFile', 'exportsClients'] as const) if (o[key] !== undefined) flags[key] = o[key];
+  for (const key of ['serverIp', 'tftpRoot', 'nfsRoot', 'stateDir', 'exportsFile', 'exportsClients'] as const)
+    if (o[key] !== undefined) flags[key] = o[key];
   const { config, file } = await loadConfig(ctx, flags);
   config.serverIp ??= detectServerIp();
   const fleet = await openFleet(ctx, config, true);
   try {
     const bar = progressReporter(ctx.io, { json: ctx.json });
-    const result = await fleet.setup({ base: o.base, source, ...(o.default ? { makeDefault: true } : {}) }, { onProgress: (p) => bar.update(p) });
+    const result = await fleet.setup(
+      { base: o.base, source, ...(o.default ? { makeDefault: true } : {}) },
+      { onProgress: (p) => bar.update(p) },
+    );
     bar.done();
     // The daemon reads the same file: keep its other keys, set the fleet ones.
-    const next: Record<string, unknown> = { ...file, tftpRoot: config.tftpRoot, nfsRoot: config.nfsRoot, stateDir: config.stateDir, exportsFile: config.exportsFile, serverIp: config.serverIp };
+    const next: Record<string, unknown> = {
+      ...file,
+      tftpRoot: config.tftpRoot,
+      nfsRoot: config.nfsRoot,
+      stateDir: config.stateDir,
+      exportsFile: config.exportsFile,
+      serverIp: config.serverIp,
+    };
     if (config.exportsClients) next.exportsClients = config.exportsClients;
     await mkdir(dirname(ctx.configFile), { recursive: true });
     await writeFileAtomic(ctx.configFile, `${JSON.stringify(next, null, 2)}\n`);
     if (ctx.json) printJson(ctx, { base: result.base, configFile: ctx.configFile });
     else {
-      out(ctx, `Base ${result.base.name} imported: ${result.base.files} files, ${Math.round(result.base.bytes / 1024 / 1024)} MB, ${result.base.layout} layout${result.base.default ? ', default' : ''}`);
+      out(
+        ctx,
+        `Base ${result.base.name} imported: ${result.base.files} files, ${Math.round(result.base.bytes / 1024 / 1024)} MB, ${result.base.layout} layout${result.base.default ? ', default' : ''}`,
+      );
       out(ctx, `Config written to ${ctx.configFile}`);
       out(ctx, 'Now run sudo pxetools --add <serial>');
     }
@@ -243,7 +300,14 @@ export async function doBases(ctx: Context): Promise<void> {
   await withFleet(ctx, false, async (fleet) => {
     const bases = fleet.bases();
     if (ctx.json) printJson(ctx, bases);
-    else out(ctx, renderTable(['Name', 'Default', 'Layout', 'MB', 'Source'], bases.map((b) => [b.name, b.default ? 'yes' : 'no', b.layout, String(Math.round(b.bytes / 1024 / 1024)), b.source])));
+    else
+      out(
+        ctx,
+        renderTable(
+          ['Name', 'Default', 'Layout', 'MB', 'Source'],
+          bases.map((b) => [b.name, b.default ? 'yes' : 'no', b.layout, String(Math.round(b.bytes / 1024 / 1024)), b.source]),
+        ),
+      );
   });
 }
 

@@ -18,7 +18,8 @@ const integer = (min: number, max: number) => (value: string) => {
 };
 const ipv4 = (value: string) => {
   const parts = value.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) throw new InvalidArgumentError('expected an IPv4 address like 10.77.0.2');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255))
+    throw new InvalidArgumentError('expected an IPv4 address like 10.77.0.2');
   return value;
 };
 const model = (value: string): PiModel => {

@@ -35,9 +35,7 @@ export class DhcpClientPort {
   /** Datagrams that were not a decodable reply to one of our Pis. */
   dropped = 0;
 
-  constructor(
-    private readonly options: { bindAddress?: string; port?: number; serverPort?: number; broadcast?: string } = {},
-  ) {}
+  constructor(private readonly options: { bindAddress?: string; port?: number; serverPort?: number; broadcast?: string } = {}) {}
 
   async start(): Promise<void> {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
@@ -90,7 +88,10 @@ export class DhcpClientPort {
 }
 
 /** A DISCOVER or REQUEST as the Pi bootloaders send it (docs/pi-netboot-protocol.md 2.1: option order 53, 55, 93, 94, 97, 60). */
-export function encodePiDhcpRequest(request: Pick<LeaseRequest, 'identity' | 'behaviour' | 'xid' | 'guid'>, select?: { address: string; serverId: string }): Uint8Array {
+export function encodePiDhcpRequest(
+  request: Pick<LeaseRequest, 'identity' | 'behaviour' | 'xid' | 'guid'>,
+  select?: { address: string; serverId: string },
+): Uint8Array {
   const options: [number, Uint8Array][] = [
     [DhcpOption.MessageType, Uint8Array.of(select ? DhcpMessageType.Request : DhcpMessageType.Discover)],
   ];
@@ -176,7 +177,9 @@ export function acquireLease(port: DhcpClientPort, clock: Clock, request: LeaseR
     const onAbort = () => finish({ ok: false, detail: 'stopped' });
     const unsubscribe = port.subscribe(identity.mac, onReply);
     const deadline = clock.setTimeout(() => {
-      const missing = [!address && 'no address offer', !tftpServer && 'no "Raspberry Pi Boot" offer', requesting && 'no ACK'].filter(Boolean);
+      const missing = [!address && 'no address offer', !tftpServer && 'no "Raspberry Pi Boot" offer', requesting && 'no ACK'].filter(
+        Boolean,
+      );
       finish({ ok: false, detail: `${behaviour.dhcpTimeoutMs} ms: ${missing.join(', ')}` });
     }, behaviour.dhcpTimeoutMs);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -119,7 +119,13 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
     return outcome;
   };
 
-  const fetch = async (leased: DhcpLease, path: string, stage: 'rom' | 'firmware', probe: boolean, keepContent = false): Promise<FetchOutcome> => {
+  const fetch = async (
+    leased: DhcpLease,
+    path: string,
+    stage: 'rom' | 'firmware',
+    probe: boolean,
+    keepContent = false,
+  ): Promise<FetchOutcome> => {
     const began = clock.now();
     const outcome = await link.fetch({
       keepContent,
@@ -180,7 +186,10 @@ export async function bootPi(options: BootPiOptions): Promise<PiReport> {
         if (request.prefixed && request.file === info.prefixProbe) prefixDecided = true;
         if (request.kernel && outcome.result === 'ok') kernelLoaded = true;
         if (isConfig && outcome.content) {
-          sequence = bootSequence(identity.model, { ...board, ...readBootVariant(Buffer.from(outcome.content).toString('utf8'), identity.model) });
+          sequence = bootSequence(identity.model, {
+            ...board,
+            ...readBootVariant(Buffer.from(outcome.content).toString('utf8'), identity.model),
+          });
         }
         continue;
       }
@@ -260,7 +269,13 @@ export function piGuid(identity: PiIdentity, behaviour: PiBehaviour): Uint8Array
     case 'pi4':
     case 'pi5':
       return encodePiGuid(
-        { kind: 'fourcc', model: identity.model, boardRevision: behaviour.boardRevision, macLow: identity.mac.slice(6), serial: identity.serial },
+        {
+          kind: 'fourcc',
+          model: identity.model,
+          boardRevision: behaviour.boardRevision,
+          macLow: identity.mac.slice(6),
+          serial: identity.serial,
+        },
         identity.mac,
       );
   }

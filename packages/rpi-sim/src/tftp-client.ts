@@ -41,7 +41,12 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
         } catch {
           // already closed after a socket error
         }
-        resolve({ ...outcome, bytes, retransmits, ...(request.keepContent && outcome.result === 'ok' ? { content: Buffer.concat(kept) } : {}) });
+        resolve({
+          ...outcome,
+          bytes,
+          retransmits,
+          ...(request.keepContent && outcome.result === 'ok' ? { content: Buffer.concat(kept) } : {}),
+        });
       };
       if (farewell && serverTid !== undefined) socket.send(farewell, serverTid, request.server, done);
       else done();
@@ -95,7 +100,10 @@ export function fetchFile(clock: Clock, request: FetchRequest, serverPort = 69):
           return;
         }
         case 'error':
-          return finish({ result: packet.code === TftpErrorCode.FILE_NOT_FOUND ? 'not-found' : 'error', detail: packet.message || `TFTP error ${packet.code}` });
+          return finish({
+            result: packet.code === TftpErrorCode.FILE_NOT_FOUND ? 'not-found' : 'error',
+            detail: packet.message || `TFTP error ${packet.code}`,
+          });
         default:
           return;
       }

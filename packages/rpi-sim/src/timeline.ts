@@ -13,7 +13,17 @@ export type TimelineEvent =
   | { at: number; kind: 'discover'; attempt: number; xid: number }
   | { at: number; kind: 'offer'; attempt: number; from: string; address?: string; pxe: boolean }
   | { at: number; kind: 'bound'; attempt: number; address: string; tftpServer: string }
-  | { at: number; kind: 'file'; attempt: number; path: string; result: 'ok' | 'probe' | 'not-found' | 'error' | 'timeout'; bytes: number; ms: number; retransmits: number; detail?: string }
+  | {
+      at: number;
+      kind: 'file';
+      attempt: number;
+      path: string;
+      result: 'ok' | 'probe' | 'not-found' | 'error' | 'timeout';
+      bytes: number;
+      ms: number;
+      retransmits: number;
+      detail?: string;
+    }
   | { at: number; kind: 'attempt-failed'; attempt: number; reason: FailureReason; detail: string }
   | { at: number; kind: 'booted'; attempt: number }
   | { at: number; kind: 'gave-up'; attempt: number; detail: string };

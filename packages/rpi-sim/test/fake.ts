@@ -77,7 +77,8 @@ export class ScriptedLink implements PiLink {
     this.fetches.push(request);
     const file = this.files(request.path, this.leases.length);
     return new Promise((resolve) => {
-      if (file.size === undefined) return this.clock.setTimeout(() => resolve({ result: 'not-found', bytes: 0, retransmits: 0, detail: 'File not found' }), 1);
+      if (file.size === undefined)
+        return this.clock.setTimeout(() => resolve({ result: 'not-found', bytes: 0, retransmits: 0, detail: 'File not found' }), 1);
       if (request.probe) return this.clock.setTimeout(() => resolve({ result: 'probe', bytes: 0, retransmits: 0 }), 1);
       const ms = file.ms ?? 1;
       if (ms > request.timeoutMs) {

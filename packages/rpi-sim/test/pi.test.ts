@@ -41,7 +41,15 @@ async function boot(identity = pi4!, files = tree(), dhcpUp?: (n: number) => boo
   const clock = new FakeClock();
   const link = new ScriptedLink(clock, files, dhcpUp);
   const report = await clock.run(
-    bootPi({ identity, behaviour: behaviourFor(identity.model), link, clock, signal: new AbortController().signal, random: () => 0.5, ...(maxAttempts ? { maxAttempts } : {}) }),
+    bootPi({
+      identity,
+      behaviour: behaviourFor(identity.model),
+      link,
+      clock,
+      signal: new AbortController().signal,
+      random: () => 0.5,
+      ...(maxAttempts ? { maxAttempts } : {}),
+    }),
   );
   return { report, link };
 }
@@ -162,7 +170,9 @@ describe('boot storm', () => {
     const clock = new FakeClock();
     const pis = simulatedIdentities(4, 'pi4');
     const slow = pis[3]!.serial;
-    const link = new ScriptedLink(clock, (path, attempt) => (path.startsWith(slow) && path.endsWith('kernel8.img') ? { size: 9_000_000, ms: 60_000 } : tree()(path, attempt)));
+    const link = new ScriptedLink(clock, (path, attempt) =>
+      path.startsWith(slow) && path.endsWith('kernel8.img') ? { size: 9_000_000, ms: 60_000 } : tree()(path, attempt),
+    );
     const result = await clock.run(runBootStorm({ pis, link, clock, limitMs: 100_000, random: () => 0.25 }));
     expect(result.summary).toMatchObject({ pis: 4, booted: 3, neverBooted: 1 });
     expect(result.summary.failuresByReason['file-timeout']).toBeGreaterThanOrEqual(2);
@@ -173,7 +183,9 @@ describe('boot storm', () => {
   it('runs a storm wider than the default listener limit of its stop signal without a warning', async () => {
     // fail-on-warnings (vitest.config.ts) fails this test on a MaxListenersExceededWarning.
     const clock = new FakeClock();
-    const result = await clock.run(runBootStorm({ pis: simulatedIdentities(40, 'pi4'), link: new ScriptedLink(clock, tree()), clock, limitMs: 100_000 }));
+    const result = await clock.run(
+      runBootStorm({ pis: simulatedIdentities(40, 'pi4'), link: new ScriptedLink(clock, tree()), clock, limitMs: 100_000 }),
+    );
     expect(result.summary).toMatchObject({ pis: 40, booted: 40 });
   });
 
@@ -187,7 +199,12 @@ describe('boot storm', () => {
   it('nearest-rank percentiles', () => {
     expect(percentile([], 50)).toBeNull();
     expect(percentile([1, 2, 3, 4], 50)).toBe(2);
-    expect(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 99)).toBe(99);
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        99,
+      ),
+    ).toBe(99);
     expect(percentile([5], 99)).toBe(5);
   });
 });
@@ -200,23 +217,27 @@ describe('a Pi OS boot folder: what config.txt names is fetched, the initramfs e
       const name = path.split('/').slice(1).join('/');
       if (name === 'config.txt') return { size: PI_OS_CONFIG.length, content: PI_OS_CONFIG, ms: 5 };
       if (name === 'overlays/vc4-kms-v3d-pi4.dtbo' || name === 'overlays/vc4-kms-v3d-pi5.dtbo') return { size: 4000, ms: 5 };
-      if (name === 'initramfs8' || name === 'initramfs_2712') return options.initramfs === false ? {} : { size: 12_000_000, ms: options.initramfsMs ?? 700 };
+      if (name === 'initramfs8' || name === 'initramfs_2712')
+        return options.initramfs === false ? {} : { size: 12_000_000, ms: options.initramfsMs ?? 700 };
       return tree()(path, attempt);
     };
 
   it.each([
     { identity: pi4!, overlay: 'overlays/vc4-kms-v3d-pi4.dtbo', kernel: 'kernel8.img', initramfs: 'initramfs8' },
     { identity: pi5!, overlay: 'overlays/vc4-kms-v3d-pi5.dtbo', kernel: 'kernel_2712.img', initramfs: 'initramfs_2712' },
-  ])('$identity.model: overlay after the map, initramfs after the kernel, booted only then', async ({ identity, overlay, kernel, initramfs }) => {
-    const { report, link } = await boot(identity, piOs());
-    const paths = link.fetches.filter((f) => !f.probe).map((f) => f.path.split('/').slice(1).join('/'));
-    expect(paths.indexOf(overlay)).toBe(paths.indexOf('overlays/overlay_map.dtb') + 1);
-    expect(paths.slice(-2)).toEqual([kernel, initramfs]);
-    const files = report.timeline.filter((e) => e.kind === 'file');
-    const booted = report.timeline.find((e) => e.kind === 'booted');
-    expect(booted?.at).toBeGreaterThanOrEqual(files.at(-1)!.at);
-    expect(files.at(-1)).toMatchObject({ path: `${identity.serial}/${initramfs}`, result: 'ok' });
-  });
+  ])(
+    '$identity.model: overlay after the map, initramfs after the kernel, booted only then',
+    async ({ identity, overlay, kernel, initramfs }) => {
+      const { report, link } = await boot(identity, piOs());
+      const paths = link.fetches.filter((f) => !f.probe).map((f) => f.path.split('/').slice(1).join('/'));
+      expect(paths.indexOf(overlay)).toBe(paths.indexOf('overlays/overlay_map.dtb') + 1);
+      expect(paths.slice(-2)).toEqual([kernel, initramfs]);
+      const files = report.timeline.filter((e) => e.kind === 'file');
+      const booted = report.timeline.find((e) => e.kind === 'booted');
+      expect(booted?.at).toBeGreaterThanOrEqual(files.at(-1)!.at);
+      expect(files.at(-1)).toMatchObject({ path: `${identity.serial}/${initramfs}`, result: 'ok' });
+    },
+  );
 
   it('an initramfs that never arrives is a failed boot, not a booted one', async () => {
     const { report } = await boot(pi4!, piOs({ initramfsMs: 60_000 }), undefined, 1);
@@ -232,7 +253,9 @@ describe('a Pi OS boot folder: what config.txt names is fetched, the initramfs e
   it('a Pi 4 with a VL805 check and a D0 Pi 5 ask for their extra files', async () => {
     const { link } = await boot({ ...pi4!, board: { vl805: true } }, piOs());
     expect(link.fetches.map((f) => f.path)).toEqual(expect.arrayContaining([`${pi4!.serial}/vl805.sig`, `${pi4!.serial}/vl805.bin`]));
-    const d0 = await boot({ ...pi5!, board: { d0: true } }, (path, attempt) => (path.endsWith('bcm2712d0-rpi-5-b.dtb') ? { size: 76_000, ms: 5 } : piOs()(path, attempt)));
+    const d0 = await boot({ ...pi5!, board: { d0: true } }, (path, attempt) =>
+      path.endsWith('bcm2712d0-rpi-5-b.dtb') ? { size: 76_000, ms: 5 } : piOs()(path, attempt),
+    );
     expect(d0.link.fetches.map((f) => f.path)).toContain(`${pi5!.serial}/bcm2712d0-rpi-5-b.dtb`);
     expect(d0.report.bootMs).toBeDefined();
   });

@@ -69,7 +69,11 @@ describe('simulated Pi TFTP client against tftpd-hpa on loopback', needs('root',
   });
 
   it('resends the RRQ from the same port while nobody answers, then times out', async () => {
-    const outcome = await fetchFile(systemClock, { ...base, path: 'x', rrqResendMs: 100, timeoutMs: 450, signal: new AbortController().signal }, port + 1);
+    const outcome = await fetchFile(
+      systemClock,
+      { ...base, path: 'x', rrqResendMs: 100, timeoutMs: 450, signal: new AbortController().signal },
+      port + 1,
+    );
     expect(outcome.result).toBe('timeout');
     expect(outcome.retransmits).toBe(4);
   });

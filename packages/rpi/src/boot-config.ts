@@ -47,7 +47,10 @@ export const BOOT_MOUNT_OPTIONS = 'defaults,_netdev,vers=3,proto=tcp,nolock';
 export function renderFstab(options: FstabOptions): string {
   // Upstream's /dev/sda1 on /var/lib/docker line is gone: the docker disk is an image file in the
   // Pi's own root, mounted by units (renderDockerDiskUnits), so no USB disk has to be plugged in.
-  const lines = ['proc /proc proc defaults 0 0', `${options.serverIp}:${options.bootExportPath} ${options.bootMountPoint} nfs ${BOOT_MOUNT_OPTIONS} 0 0`];
+  const lines = [
+    'proc /proc proc defaults 0 0',
+    `${options.serverIp}:${options.bootExportPath} ${options.bootMountPoint} nfs ${BOOT_MOUNT_OPTIONS} 0 0`,
+  ];
   return `${lines.join('\n')}\n`;
 }
 
@@ -83,7 +86,8 @@ export interface ConfigTxtSection {
 export function renderConfigTxt(sections: readonly ConfigTxtSection[]): string {
   const out: string[] = [];
   for (const section of sections) {
-    if (!/^[a-z0-9_=.:-]+$/i.test(section.filter)) throw new IotTofuError('INVALID_CONFIG_TXT', `config.txt filter [${section.filter}] is not valid`);
+    if (!/^[a-z0-9_=.:-]+$/i.test(section.filter))
+      throw new IotTofuError('INVALID_CONFIG_TXT', `config.txt filter [${section.filter}] is not valid`);
     out.push(`[${section.filter}]`);
     for (const line of section.lines) {
       if (line.includes('\n')) throw new IotTofuError('INVALID_CONFIG_TXT', `config.txt line ${JSON.stringify(line)} spans several lines`);
@@ -196,7 +200,8 @@ export const USER_NAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
  * crypt(3) hashes Pi OS's userconfig accepts (it hands the line to chpasswd -e): sha512crypt
  * (`openssl passwd -6`, `mkpasswd -m sha-512`) and yescrypt (`mkpasswd -m yescrypt`, Debian 12's default).
  */
-export const PASSWORD_HASH_PATTERN = /^(\$6\$(rounds=\d{4,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}|\$y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43})$/;
+export const PASSWORD_HASH_PATTERN =
+  /^(\$6\$(rounds=\d{4,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}|\$y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43})$/;
 
 /**
  * userconf.txt for /boot/firmware: `user:hash`, read on first boot by Pi OS's userconfig.service
@@ -204,7 +209,15 @@ export const PASSWORD_HASH_PATTERN = /^(\$6\$(rounds=\d{4,9}\$)?[./A-Za-z0-9]{1,
  * (Raspberry Pi documentation, configuration/headless.adoc "Configure a user manually"). Pure.
  */
 export function renderUserconf(user: string, passwordHash: string): string {
-  if (!USER_NAME_PATTERN.test(user) || user === 'root') throw new IotTofuError('INVALID_REQUEST', `user name ${JSON.stringify(user)} is not a valid Pi OS user name (lower case letters, digits, '_' and '-', at most 32, not root)`);
-  if (!PASSWORD_HASH_PATTERN.test(passwordHash)) throw new IotTofuError('INVALID_REQUEST', 'the password hash must be a crypt(3) hash: $6$… (openssl passwd -6) or $y$… (mkpasswd -m yescrypt); plain passwords are refused');
+  if (!USER_NAME_PATTERN.test(user) || user === 'root')
+    throw new IotTofuError(
+      'INVALID_REQUEST',
+      `user name ${JSON.stringify(user)} is not a valid Pi OS user name (lower case letters, digits, '_' and '-', at most 32, not root)`,
+    );
+  if (!PASSWORD_HASH_PATTERN.test(passwordHash))
+    throw new IotTofuError(
+      'INVALID_REQUEST',
+      'the password hash must be a crypt(3) hash: $6$… (openssl passwd -6) or $y$… (mkpasswd -m yescrypt); plain passwords are refused',
+    );
   return `${user}:${passwordHash}\n`;
 }

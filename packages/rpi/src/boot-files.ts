@@ -108,13 +108,20 @@ export function bootSequence(model: PiModel, variant: BootVariant = {}): readonl
       for (const overlay of variant.overlays ?? []) out.push({ file: `overlays/${overlay}.dtbo`, prefixed: true, optional: true });
     }
   }
-  if (variant.initramfs) out.push({ file: variant.initramfs, prefixed: true, initramfs: true, ...(variant.initramfsOptional ? { optional: true } : {}) });
+  if (variant.initramfs)
+    out.push({ file: variant.initramfs, prefixed: true, initramfs: true, ...(variant.initramfsOptional ? { optional: true } : {}) });
   return out;
 }
 
 /** Files a base must provide for a model to boot (the non-optional ones, once each). */
 export function requiredBootFiles(model: PiModel, variant: BootVariant = {}): string[] {
-  return [...new Set(bootSequence(model, variant).filter((r) => !r.optional).map((r) => r.file))];
+  return [
+    ...new Set(
+      bootSequence(model, variant)
+        .filter((r) => !r.optional)
+        .map((r) => r.file),
+    ),
+  ];
 }
 
 /** Every file some supported model needs: what `setup` checks a boot folder against. */

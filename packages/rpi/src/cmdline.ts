@@ -24,16 +24,24 @@ export interface CmdlineRule {
 
 export const CMDLINE_RULES: readonly CmdlineRule[] = [
   { arg: 'root', action: 'replace', why: 'the SD card partition; the root is root=/dev/nfs nfsroot=<server>:<path>,vers=3,tcp' },
-  { arg: 'nfsroot', action: 'replace', why: 'ours points at this Pi\'s export' },
+  { arg: 'nfsroot', action: 'replace', why: "ours points at this Pi's export" },
   { arg: 'ip', action: 'replace', why: 'ip=dhcp: the initramfs (or kernel) configures eth0 before mounting the root' },
   { arg: 'ro', action: 'replace', why: 'the NFS root is mounted rw (no fsck of an NFS root)' },
   { arg: 'rw', action: 'replace', why: 'kept once, in the NFS-root group' },
   { arg: 'rootfstype', action: 'drop', why: 'ext4 of the SD card; the type of an NFS root comes from root=/dev/nfs' },
   { arg: 'fsck.repair', action: 'drop', why: 'nothing to check: the root is on the server' },
   { arg: 'fsck.mode', action: 'drop', why: 'nothing to check: the root is on the server' },
-  { arg: 'init=/usr/lib/raspberrypi-sys-mods/firstboot', action: 'drop', why: 'Pi OS first boot grows the SD root partition and rewrites its PARTUUIDs; add sets hostname and host keys itself' },
+  {
+    arg: 'init=/usr/lib/raspberrypi-sys-mods/firstboot',
+    action: 'drop',
+    why: 'Pi OS first boot grows the SD root partition and rewrites its PARTUUIDs; add sets hostname and host keys itself',
+  },
   { arg: 'init=/usr/lib/raspi-config/init_resize.sh', action: 'drop', why: 'pre-bookworm first boot: resizes the SD root partition' },
-  { arg: 'systemd.run', action: 'drop', why: "Imager's firstrun.sh sets hostname, user and Wi-Fi for an SD card and then reboots; add owns the hostname, the script is reported, not run" },
+  {
+    arg: 'systemd.run',
+    action: 'drop',
+    why: "Imager's firstrun.sh sets hostname, user and Wi-Fi for an SD card and then reboots; add owns the hostname, the script is reported, not run",
+  },
   { arg: 'systemd.run_success_action', action: 'drop', why: 'belongs to the dropped systemd.run= firstrun script' },
   { arg: 'systemd.unit=kernel-command-line.target', action: 'drop', why: 'belongs to the dropped systemd.run= firstrun script' },
   { arg: 'elevator', action: 'drop', why: 'obsolete since Linux 5.0 (blk-mq); ignored with a warning' },
@@ -99,7 +107,10 @@ function ruleFor(arg: string): CmdlineRule | undefined {
  */
 export function netbootCmdline(baseText: string | undefined, options: NetbootCmdlineOptions): NetbootCmdline {
   if (/[\s,]/.test(options.nfsRootPath) || !options.nfsRootPath.startsWith('/')) {
-    throw new IotTofuError('INVALID_CMDLINE', `NFS root path ${JSON.stringify(options.nfsRootPath)} must be absolute, without blanks or commas`);
+    throw new IotTofuError(
+      'INVALID_CMDLINE',
+      `NFS root path ${JSON.stringify(options.nfsRootPath)} must be absolute, without blanks or commas`,
+    );
   }
   const firstLine = (baseText ?? '').replace(/\r/g, '').split('\n')[0]?.trim() ?? '';
   const baseArgs = splitCmdline(firstLine || DEFAULT_BASE_CMDLINE);

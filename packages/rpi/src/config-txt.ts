@@ -15,7 +15,18 @@ const MODEL_FILTERS: Readonly<Record<string, readonly PiModel[]>> = {
   pi4: ['pi4'],
   pi5: ['pi5'],
   // Models we do not netboot (Zero, 1, 2, 400, 500, Compute Modules): their sections never apply.
-  pi0: [], pi0w: [], pi02: [], pi1: [], pi2: [], pi400: [], pi500: [], cm0: [], cm3: [], cm4: [], cm4s: [], cm5: [],
+  pi0: [],
+  pi0w: [],
+  pi02: [],
+  pi1: [],
+  pi2: [],
+  pi400: [],
+  pi500: [],
+  cm0: [],
+  cm3: [],
+  cm4: [],
+  cm4s: [],
+  cm5: [],
 };
 
 /** overlay_map.dtb renames of common overlays per SoC (the firmware loads the renamed file). */
@@ -29,7 +40,10 @@ export function initramfsFor(kernel: string): string {
   return kernel.replace(/^kernel/, 'initramfs').replace(/\.img$/, '');
 }
 
-export function readBootVariant(configTxt: string | undefined, model: PiModel): Required<Pick<BootVariant, 'kernel' | 'initramfs' | 'overlays' | 'initramfsOptional'>> {
+export function readBootVariant(
+  configTxt: string | undefined,
+  model: PiModel,
+): Required<Pick<BootVariant, 'kernel' | 'initramfs' | 'overlays' | 'initramfsOptional'>> {
   let applies = true;
   let kernel = model === 'pi5' ? 'kernel_2712.img' : 'kernel8.img';
   let autoInitramfs = false;

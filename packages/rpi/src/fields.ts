@@ -41,7 +41,10 @@ export function checkIpv4(address: string): string {
 
 export class InvalidOwnerError extends IotTofuError {
   constructor(input: string) {
-    super('INVALID_OWNER', `Invalid owner ${JSON.stringify(input)}: 1-64 printable characters, no '/', no control characters, no leading or trailing blank`);
+    super(
+      'INVALID_OWNER',
+      `Invalid owner ${JSON.stringify(input)}: 1-64 printable characters, no '/', no control characters, no leading or trailing blank`,
+    );
   }
 }
 

@@ -47,7 +47,10 @@ export function encodePiGuid(guid: PiGuid, mac?: string): Uint8Array {
     const serial = parseInt(guid.serial, 16);
     for (const off of [0, 4, 8, 12]) view.setUint32(off, serial, true);
   } else {
-    out.set(Array.from(guid.model === 'pi4' ? 'RPi4' : 'RPi5', (c) => c.charCodeAt(0)), 1);
+    out.set(
+      Array.from(guid.model === 'pi4' ? 'RPi4' : 'RPi5', (c) => c.charCodeAt(0)),
+      1,
+    );
     view.setUint32(4, guid.boardRevision, true);
     const macBytes = (mac ?? `00:00:${guid.macLow}`).split(':').map((p) => parseInt(p, 16));
     out.set(macBytes.slice(2, 6), 9);

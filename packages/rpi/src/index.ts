@@ -43,4 +43,14 @@ export {
   PASSWORD_HASH_PATTERN,
 } from './boot-config.js';
 export type { FstabOptions, ConfigTxtSection } from './boot-config.js';
-export { SERIAL_PATTERN, MAC_PATTERN, HOSTNAME_PATTERN, OWNER_PATTERN, IPV4_PATTERN, checkOwner, checkIpv4, InvalidOwnerError, InvalidIpError } from './fields.js';
+export {
+  SERIAL_PATTERN,
+  MAC_PATTERN,
+  HOSTNAME_PATTERN,
+  OWNER_PATTERN,
+  IPV4_PATTERN,
+  checkOwner,
+  checkIpv4,
+  InvalidOwnerError,
+  InvalidIpError,
+} from './fields.js';

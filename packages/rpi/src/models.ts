@@ -17,10 +17,42 @@ export interface ModelInfo {
 }
 
 export const MODEL_INFO: Readonly<Record<PiModel, ModelInfo>> = {
-  pi3b: { model: 'pi3b', label: 'Raspberry Pi 3 Model B', stage1: 'rom', blksize: 512, prefixProbe: 'start.elf', kernel: 'kernel8.img', dtb: 'bcm2710-rpi-3-b.dtb' },
-  'pi3b+': { model: 'pi3b+', label: 'Raspberry Pi 3 Model B+', stage1: 'rom', blksize: 512, prefixProbe: 'start.elf', kernel: 'kernel8.img', dtb: 'bcm2710-rpi-3-b-plus.dtb' },
-  pi4: { model: 'pi4', label: 'Raspberry Pi 4 Model B', stage1: 'eeprom', blksize: 1468, prefixProbe: 'start4.elf', kernel: 'kernel8.img', dtb: 'bcm2711-rpi-4-b.dtb' },
-  pi5: { model: 'pi5', label: 'Raspberry Pi 5', stage1: 'eeprom', blksize: 1468, prefixProbe: 'config.txt', kernel: 'kernel_2712.img', dtb: 'bcm2712-rpi-5-b.dtb' },
+  pi3b: {
+    model: 'pi3b',
+    label: 'Raspberry Pi 3 Model B',
+    stage1: 'rom',
+    blksize: 512,
+    prefixProbe: 'start.elf',
+    kernel: 'kernel8.img',
+    dtb: 'bcm2710-rpi-3-b.dtb',
+  },
+  'pi3b+': {
+    model: 'pi3b+',
+    label: 'Raspberry Pi 3 Model B+',
+    stage1: 'rom',
+    blksize: 512,
+    prefixProbe: 'start.elf',
+    kernel: 'kernel8.img',
+    dtb: 'bcm2710-rpi-3-b-plus.dtb',
+  },
+  pi4: {
+    model: 'pi4',
+    label: 'Raspberry Pi 4 Model B',
+    stage1: 'eeprom',
+    blksize: 1468,
+    prefixProbe: 'start4.elf',
+    kernel: 'kernel8.img',
+    dtb: 'bcm2711-rpi-4-b.dtb',
+  },
+  pi5: {
+    model: 'pi5',
+    label: 'Raspberry Pi 5',
+    stage1: 'eeprom',
+    blksize: 1468,
+    prefixProbe: 'config.txt',
+    kernel: 'kernel_2712.img',
+    dtb: 'bcm2712-rpi-5-b.dtb',
+  },
 };
 
 export function isPiModel(value: string): value is PiModel {

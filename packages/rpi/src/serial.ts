@@ -15,7 +15,10 @@ export interface PiSerial {
 
 export class InvalidSerialError extends IotTofuError {
   constructor(input: string) {
-    super('INVALID_SERIAL', `Invalid serial number ${JSON.stringify(input)}: expected 8 or 16 hex digits (e.g. 9f55bbfd or 100000009f55bbfd)`);
+    super(
+      'INVALID_SERIAL',
+      `Invalid serial number ${JSON.stringify(input)}: expected 8 or 16 hex digits (e.g. 9f55bbfd or 100000009f55bbfd)`,
+    );
   }
 }
 

@@ -21,11 +21,17 @@ describe('boot-config renderers', () => {
   it.each([
     { layout: 'bookworm', mount: '/boot/firmware' },
     { layout: 'legacy', mount: '/boot' },
-  ])('fstab mounts the TFTP folder on $mount (docs/pxetools-compat.md E10) and nothing else (the docker disk is mounted by units)', ({ mount }) => {
-    const text = renderFstab({ serverIp: '192.168.10.10', bootExportPath: '/tftpboot/9f55bbfd', bootMountPoint: mount });
-    const lines = ['proc /proc proc defaults 0 0', `192.168.10.10:/tftpboot/9f55bbfd ${mount} nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0`];
-    expect(text).toBe(`${lines.join('\n')}\n`);
-  });
+  ])(
+    'fstab mounts the TFTP folder on $mount (docs/pxetools-compat.md E10) and nothing else (the docker disk is mounted by units)',
+    ({ mount }) => {
+      const text = renderFstab({ serverIp: '192.168.10.10', bootExportPath: '/tftpboot/9f55bbfd', bootMountPoint: mount });
+      const lines = [
+        'proc /proc proc defaults 0 0',
+        `192.168.10.10:/tftpboot/9f55bbfd ${mount} nfs defaults,_netdev,vers=3,proto=tcp,nolock 0 0`,
+      ];
+      expect(text).toBe(`${lines.join('\n')}\n`);
+    },
+  );
 
   it('docker disk units: fsck before the loop mount, nofail, before docker and containerd, containerd bound from the image', () => {
     const units = renderDockerDiskUnits('/usr/sbin/e2fsck');
@@ -84,7 +90,12 @@ describe('boot-config renderers', () => {
   });
 
   it('config.txt sections and free text', () => {
-    expect(renderConfigTxt([{ filter: 'all', lines: ['arm_64bit=1', 'dtparam=i2c_arm=on'] }, { filter: 'pi4', lines: ['arm_boost=1'] }])).toBe('[all]\narm_64bit=1\ndtparam=i2c_arm=on\n[pi4]\narm_boost=1\n');
+    expect(
+      renderConfigTxt([
+        { filter: 'all', lines: ['arm_64bit=1', 'dtparam=i2c_arm=on'] },
+        { filter: 'pi4', lines: ['arm_boost=1'] },
+      ]),
+    ).toBe('[all]\narm_64bit=1\ndtparam=i2c_arm=on\n[pi4]\narm_boost=1\n');
     expect(() => renderConfigTxt([{ filter: 'all]\n[x', lines: [] }])).toThrow();
     expect(normalizeConfigTxt('a=1\r\nb=2')).toBe('a=1\nb=2\n');
     expect(renderOwnerFile('jo')).toBe('jo\n');

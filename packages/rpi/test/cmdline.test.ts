@@ -16,7 +16,13 @@ describe('cmdline.txt of a netbooted Pi: the base line, SD options replaced', ()
       name: "Imager's first-run script is not carried over",
       base: 'console=serial0,115200 console=tty1 root=PARTUUID=x-02 rootfstype=ext4 fsck.repair=yes rootwait quiet splash plymouth.ignore-serial-consoles systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target',
       line: `console=serial0,115200 console=tty1 ${NFS} rootwait quiet splash plymouth.ignore-serial-consoles cgroup_enable=cpuset cgroup_enable=memory`,
-      dropped: ['rootfstype=ext4', 'fsck.repair=yes', 'systemd.run=/boot/firstrun.sh', 'systemd.run_success_action=reboot', 'systemd.unit=kernel-command-line.target'],
+      dropped: [
+        'rootfstype=ext4',
+        'fsck.repair=yes',
+        'systemd.run=/boot/firstrun.sh',
+        'systemd.run_success_action=reboot',
+        'systemd.unit=kernel-command-line.target',
+      ],
     },
     {
       name: 'legacy Raspbian: init_resize, elevator, cgroup_memory, ro',

@@ -34,10 +34,26 @@ describe('what the firmware loads, read from config.txt', () => {
 
   it.each([
     ['no config.txt', undefined, { kernel: 'kernel8.img', initramfs: null, overlays: [], initramfsOptional: true }],
-    ['kernel= and an explicit initramfs line', 'kernel=vmlinuz\ninitramfs initrd.img followkernel\n', { kernel: 'vmlinuz', initramfs: 'initrd.img', overlays: [], initramfsOptional: false }],
-    ['auto_initramfs follows kernel=', 'kernel=kernel8-rt.img\nauto_initramfs=1\n', { kernel: 'kernel8-rt.img', initramfs: 'initramfs8-rt', overlays: [], initramfsOptional: true }],
-    ['[pi5] lines do not apply to a Pi 4, [none] hides, [all] restores', '[pi5]\ndtoverlay=a\n[none]\ndtoverlay=b\n[all]\ndtoverlay=c\n', { kernel: 'kernel8.img', initramfs: null, overlays: ['c'], initramfsOptional: true }],
-    ['run-time filters are assumed true', '[gpio4=1]\ndtoverlay=maybe\n', { kernel: 'kernel8.img', initramfs: null, overlays: ['maybe'], initramfsOptional: true }],
+    [
+      'kernel= and an explicit initramfs line',
+      'kernel=vmlinuz\ninitramfs initrd.img followkernel\n',
+      { kernel: 'vmlinuz', initramfs: 'initrd.img', overlays: [], initramfsOptional: false },
+    ],
+    [
+      'auto_initramfs follows kernel=',
+      'kernel=kernel8-rt.img\nauto_initramfs=1\n',
+      { kernel: 'kernel8-rt.img', initramfs: 'initramfs8-rt', overlays: [], initramfsOptional: true },
+    ],
+    [
+      '[pi5] lines do not apply to a Pi 4, [none] hides, [all] restores',
+      '[pi5]\ndtoverlay=a\n[none]\ndtoverlay=b\n[all]\ndtoverlay=c\n',
+      { kernel: 'kernel8.img', initramfs: null, overlays: ['c'], initramfsOptional: true },
+    ],
+    [
+      'run-time filters are assumed true',
+      '[gpio4=1]\ndtoverlay=maybe\n',
+      { kernel: 'kernel8.img', initramfs: null, overlays: ['maybe'], initramfsOptional: true },
+    ],
   ] as const)('%s', (_name, text, expected) => {
     expect(readBootVariant(text, 'pi4')).toEqual(expected);
   });
@@ -46,8 +62,16 @@ describe('what the firmware loads, read from config.txt', () => {
 describe('boot sequences per board and boot folder', () => {
   it('a Pi 4 on Pi OS: overlays after the overlay map, the initramfs last, after the kernel', () => {
     const files = bootSequence('pi4', { ...readBootVariant(PI_OS_CONFIG, 'pi4'), vl805: true }).map((r) => r.file);
-    expect(files.slice(files.indexOf('overlays/overlay_map.dtb'), files.indexOf('overlays/overlay_map.dtb') + 3)).toEqual(['overlays/overlay_map.dtb', 'overlays/vc4-kms-v3d-pi4.dtbo', 'overlays/i2c-rtc.dtbo']);
-    expect(files.slice(files.indexOf('pieeprom.sig'), files.indexOf('pieeprom.sig') + 3)).toEqual(['pieeprom.sig', 'vl805.sig', 'vl805.bin']);
+    expect(files.slice(files.indexOf('overlays/overlay_map.dtb'), files.indexOf('overlays/overlay_map.dtb') + 3)).toEqual([
+      'overlays/overlay_map.dtb',
+      'overlays/vc4-kms-v3d-pi4.dtbo',
+      'overlays/i2c-rtc.dtbo',
+    ]);
+    expect(files.slice(files.indexOf('pieeprom.sig'), files.indexOf('pieeprom.sig') + 3)).toEqual([
+      'pieeprom.sig',
+      'vl805.sig',
+      'vl805.bin',
+    ]);
     expect(files.at(-2)).toBe('kernel8.img');
     expect(files.at(-1)).toBe('initramfs8');
   });

@@ -31,7 +31,19 @@ describe('parseSerial', () => {
   });
 
   // One rule with the API (SERIAL_PATTERN): blanks and newlines are refused, not trimmed.
-  it.each(['', '9f55bbf', '9f55bbfd0', 'g f55bbfd', '9f55bbfz', '../etc', '9f55bbfd/..', '1234567890abcdef0', '9f55bbfd\n', '  9f55bbfd', '0x 9f55bbfd'])('rejects %j', (input) => {
+  it.each([
+    '',
+    '9f55bbf',
+    '9f55bbfd0',
+    'g f55bbfd',
+    '9f55bbfz',
+    '../etc',
+    '9f55bbfd/..',
+    '1234567890abcdef0',
+    '9f55bbfd\n',
+    '  9f55bbfd',
+    '0x 9f55bbfd',
+  ])('rejects %j', (input) => {
     expect(() => parseSerial(input)).toThrow(InvalidSerialError);
     expect(() => parseSerial(input)).toThrow(/Invalid serial number/);
   });
@@ -81,7 +93,9 @@ describe('option 97 GUID', () => {
 
 describe('boot files', () => {
   it('lists what each model must find', () => {
-    expect(requiredBootFiles('pi4')).toEqual(expect.arrayContaining(['start4.elf', 'fixup4.dat', 'config.txt', 'cmdline.txt', 'kernel8.img', 'bcm2711-rpi-4-b.dtb']));
+    expect(requiredBootFiles('pi4')).toEqual(
+      expect.arrayContaining(['start4.elf', 'fixup4.dat', 'config.txt', 'cmdline.txt', 'kernel8.img', 'bcm2711-rpi-4-b.dtb']),
+    );
     expect(requiredBootFiles('pi5')).not.toContain('start4.elf');
     expect(requiredBootFiles('pi3b')).toContain('bootcode.bin');
   });
@@ -117,7 +131,17 @@ describe('one rule per field (issue 19 item 6)', () => {
   it('the patterns compile the way JSON schema does (u flag) and agree with the checks', () => {
     for (const pattern of [SERIAL_PATTERN, MAC_PATTERN, HOSTNAME_PATTERN, OWNER_PATTERN]) {
       const asSchema = new RegExp(pattern.source, 'u');
-      for (const sample of ['9f55bbfd', '0x100000009F55BBFD', 'dc:a6:32:01:36:c2', 'DCA6320136C2', 'rpi4', 'Jo Smith', 'jo\t', '9f55bbfd\n', 'pi-']) {
+      for (const sample of [
+        '9f55bbfd',
+        '0x100000009F55BBFD',
+        'dc:a6:32:01:36:c2',
+        'DCA6320136C2',
+        'rpi4',
+        'Jo Smith',
+        'jo\t',
+        '9f55bbfd\n',
+        'pi-',
+      ]) {
         expect(asSchema.test(sample), `${pattern.source} on ${JSON.stringify(sample)}`).toBe(pattern.test(sample));
       }
     }

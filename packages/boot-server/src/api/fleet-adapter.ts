@@ -3,7 +3,6 @@ import { chooseSetupSource, type AddRequest, type SetupSource } from '@iot-tofu/
 import { parseSerial } from '@iot-tofu/rpi';
 import type { AddPiInput, FleetPort, FleetVerbs, SetupInput } from './fleet-port.js';
 
-
 function setupSource(input: SetupInput): SetupSource {
   const choice = chooseSetupSource(input);
   // The request schema already enforces one source; this guards direct callers.

@@ -8,7 +8,10 @@ export const REGION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The region a daemon publishes under when the config names none: its hostname, made topic-safe. */
 export function defaultRegion(hostname: string): string {
-  const safe = hostname.split('.')[0]!.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64);
+  const safe = hostname
+    .split('.')[0]!
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 64);
   return REGION_PATTERN.test(safe) ? safe : 'default';
 }
 
