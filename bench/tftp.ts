@@ -1,6 +1,8 @@
 /**
  * TFTP benchmark: our server, dnsmasq (--enable-tftp) and tftpd-hpa under the same client load,
  * each in turn in the same network namespace (`srv`, port 69), clients in another (`cli`).
+ * Over 400 lines on purpose: the lab, the three servers' start lines and the report of one run stay
+ * together so a figure can be traced to how it was taken; the memory phase and curl mode are apart.
  *
  * Scenarios (10 MB file, blksize 1468): 1 and 50 concurrent lock-step downloads (busybox tftp,
  * a C client, one process per download) and the same with windowsize 16 (atftp; peers that do

@@ -60,17 +60,40 @@ const lab = await Lab.create([
   { name: 'cli', address: `${VICTIM}/24` },
 ]);
 try {
-  for (const address of [SERVERS.dnsmasq, SERVERS['tftpd-hpa']]) await lab.run('srv', 'ip', ['addr', 'add', `${address}/24`, 'dev', 'eth0']);
-  const ours = lab.spawn('srv', process.execPath, [...tsNodeArgs, process.env.TOFU_SERVE ?? join(repoRoot, 'bench/tftp/serve-defaults.ts'), root, SERVERS.ours, '69'], { cwd: repoRoot });
+  for (const address of [SERVERS.dnsmasq, SERVERS['tftpd-hpa']])
+    await lab.run('srv', 'ip', ['addr', 'add', `${address}/24`, 'dev', 'eth0']);
+  const ours = lab.spawn(
+    'srv',
+    process.execPath,
+    [...tsNodeArgs, process.env.TOFU_SERVE ?? join(repoRoot, 'bench/tftp/serve-defaults.ts'), root, SERVERS.ours, '69'],
+    { cwd: repoRoot },
+  );
   await waitForOutput(ours, /listening/, 30_000);
-  lab.spawn('srv', 'dnsmasq', ['--conf-file=/dev/null', '--no-daemon', '--port=0', `--listen-address=${SERVERS.dnsmasq}`, '--bind-interfaces', '--enable-tftp', `--tftp-root=${root}`, '--log-facility=-', '--pid-file=']);
+  lab.spawn('srv', 'dnsmasq', [
+    '--conf-file=/dev/null',
+    '--no-daemon',
+    '--port=0',
+    `--listen-address=${SERVERS.dnsmasq}`,
+    '--bind-interfaces',
+    '--enable-tftp',
+    `--tftp-root=${root}`,
+    '--log-facility=-',
+    '--pid-file=',
+  ]);
   lab.spawn('srv', 'in.tftpd', ['--foreground', '--listen', '--address', `${SERVERS['tftpd-hpa']}:69`, '--secure', root]);
   await new Promise((r) => setTimeout(r, 1000));
-  const run = await lab.run('cli', process.execPath, [...tsNodeArgs, join(repoRoot, 'bench/tftp/amplification.ts'), '--victim', JSON.stringify(SERVERS), String(waitS)], { cwd: repoRoot, timeoutMs: (waitS + 30) * 1000 });
+  const run = await lab.run(
+    'cli',
+    process.execPath,
+    [...tsNodeArgs, join(repoRoot, 'bench/tftp/amplification.ts'), '--victim', JSON.stringify(SERVERS), String(waitS)],
+    { cwd: repoRoot, timeoutMs: (waitS + 30) * 1000 },
+  );
   if (run.code !== 0) throw new Error(run.stderr);
   const results = JSON.parse(run.stdout) as Record<string, { ratio: number }>;
   const vs = (kind: string, peer: string) => Math.round((results[`ours/${kind}`]!.ratio / results[`${peer}/${kind}`]!.ratio) * 100) / 100;
-  process.stdout.write(`${JSON.stringify({ waitS, results, oursOver: { dnsmasqPlain: vs('plain', 'dnsmasq'), tftpdHpaPlain: vs('plain', 'tftpd-hpa'), dnsmasqOptions: vs('options', 'dnsmasq'), tftpdHpaOptions: vs('options', 'tftpd-hpa') } })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ waitS, results, oursOver: { dnsmasqPlain: vs('plain', 'dnsmasq'), tftpdHpaPlain: vs('plain', 'tftpd-hpa'), dnsmasqOptions: vs('options', 'dnsmasq'), tftpdHpaOptions: vs('options', 'tftpd-hpa') } })}\n`,
+  );
 } finally {
   await lab.close();
   rmSync(work, { recursive: true, force: true });

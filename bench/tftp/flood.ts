@@ -38,8 +38,13 @@ const kernel = randomBytes(8 * 1024 * 1024);
 writeFileSync(join(work, 'kernel8.img'), kernel);
 const child =
   values.serve === 'tftpd-hpa'
-    ? spawn('in.tftpd', ['--foreground', '--listen', '--address', `${host}:${port}`, '--secure', work], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [...tsNodeArgs, values.serve, work, host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    ? spawn('in.tftpd', ['--foreground', '--listen', '--address', `${host}:${port}`, '--secure', work], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, [...tsNodeArgs, values.serve, work, host, String(port)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: repoRoot,
+      });
 let out = '';
 child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
 try {
@@ -64,14 +69,25 @@ try {
     await new Promise((r) => setTimeout(r, 10));
   }
   const floodMs = Date.now() - started;
-  const legit = await tftpGet({ host, port, file: 'kernel8.img', options: { blksize: '1468' }, bindAddress: '127.0.0.250', timeoutMs: 1000, retries: 200, totalTimeoutMs: 150_000 });
+  const legit = await tftpGet({
+    host,
+    port,
+    file: 'kernel8.img',
+    options: { blksize: '1468' },
+    bindAddress: '127.0.0.250',
+    timeoutMs: 1000,
+    retries: 200,
+    totalTimeoutMs: 150_000,
+  });
   const legitOk = legit.ok && legit.sha256 === createHash('sha256').update(kernel).digest('hex');
   const floodEnd = started + floodMs;
   await new Promise((r) => setTimeout(r, Math.max(0, floodEnd + afterMs - Date.now())));
   clearInterval(sampler);
   const after = fds();
   const peak = Math.max(...samples.map((x) => x.fds));
-  const back = samples.find((x) => x.t > floodMs && x.fds <= baseline + 2 && samples.filter((y) => y.t >= x.t).every((y) => y.fds <= baseline + 2));
+  const back = samples.find(
+    (x) => x.t > floodMs && x.fds <= baseline + 2 && samples.filter((y) => y.t >= x.t).every((y) => y.fds <= baseline + 2),
+  );
   child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 1000));
   const stats = /stats (.*)/.exec(out)?.[1];

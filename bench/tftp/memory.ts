@@ -72,7 +72,14 @@ function descendants(root: number): number[] {
   return tree;
 }
 
-export async function measureMemory(lab: Lab, clientHost: string, server: MemoryServer, root: string, serials: readonly string[], timeoutMs: number): Promise<MemoryResult> {
+export async function measureMemory(
+  lab: Lab,
+  clientHost: string,
+  server: MemoryServer,
+  root: string,
+  serials: readonly string[],
+  timeoutMs: number,
+): Promise<MemoryResult> {
   const child = await server.start(root);
   let stdout = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -80,14 +87,21 @@ export async function measureMemory(lab: Lab, clientHost: string, server: Memory
   let treePeakKiB = 0;
   const sample = () => {
     const tree = descendants(pid);
-    treePeakKiB = Math.max(treePeakKiB, tree.reduce((sum, p) => sum + statusKiB(p, 'VmRSS'), 0));
+    treePeakKiB = Math.max(
+      treePeakKiB,
+      tree.reduce((sum, p) => sum + statusKiB(p, 'VmRSS'), 0),
+    );
   };
   const sampler = setInterval(sample, 100);
   const started = performance.now();
-  let results;
+  let results: Array<Awaited<ReturnType<typeof lab.run>>>;
   try {
     results = await Promise.all(
-      serials.map((serial) => lab.run(clientHost, 'busybox', ['tftp', '-b', '1468', '-g', '-r', `${serial}/kernel8.img`, '-l', '/dev/null', server.ip], { timeoutMs })),
+      serials.map((serial) =>
+        lab.run(clientHost, 'busybox', ['tftp', '-b', '1468', '-g', '-r', `${serial}/kernel8.img`, '-l', '/dev/null', server.ip], {
+          timeoutMs,
+        }),
+      ),
     );
   } finally {
     clearInterval(sampler);

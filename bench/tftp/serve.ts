@@ -57,7 +57,8 @@ const memoryPeak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
 const sampleMs = Number(values['memory-sample-ms']);
 const sampleMemory = () => {
   const usage = process.memoryUsage();
-  for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers'] as const) memoryPeak[key] = Math.max(memoryPeak[key], usage[key] / 1048576);
+  for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers'] as const)
+    memoryPeak[key] = Math.max(memoryPeak[key], usage[key] / 1048576);
 };
 if (sampleMs > 0) setInterval(sampleMemory, sampleMs).unref();
 

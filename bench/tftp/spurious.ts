@@ -12,7 +12,9 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { FileSource, TftpServer } from '@iot-tofu/tftp';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '50' }, mb: { type: 'string', default: '10' }, rounds: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '50' }, mb: { type: 'string', default: '10' }, rounds: { type: 'string', default: '2' } },
+});
 const n = Math.min(200, Number(values.n));
 const mb = Math.min(50, Number(values.mb));
 const rounds = Math.min(5, Number(values.rounds));
@@ -21,12 +23,24 @@ writeFileSync(join(root, 'kernel.img'), randomBytes(mb * 1024 * 1024));
 
 function download(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    execFile('busybox', ['tftp', '-g', '-b', '1468', '-r', 'kernel.img', '-l', '/dev/null', '127.0.0.1', String(port)], { timeout: 120_000 }, (error) => resolve(!error));
+    execFile(
+      'busybox',
+      ['tftp', '-g', '-b', '1468', '-r', 'kernel.img', '-l', '/dev/null', '127.0.0.1', String(port)],
+      { timeout: 120_000 },
+      (error) => resolve(!error),
+    );
   });
 }
 
 async function run(adaptiveTimeout: boolean) {
-  const server = new TftpServer({ address: '127.0.0.1', port: 0, source: new FileSource({ root }), adaptiveTimeout, perClientMax: n, maxConcurrent: n });
+  const server = new TftpServer({
+    address: '127.0.0.1',
+    port: 0,
+    source: new FileSource({ root }),
+    adaptiveTimeout,
+    perClientMax: n,
+    maxConcurrent: n,
+  });
   const { port } = await server.start();
   const started = performance.now();
   const ok = (await Promise.all(Array.from({ length: n }, () => download(port)))).filter(Boolean).length;

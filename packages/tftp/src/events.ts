@@ -35,14 +35,7 @@ export interface TransferAbortedEvent extends TransferStartedEvent {
   readonly durationMs: number;
 }
 
-export type TransferFailureReason =
-  | 'not-found'
-  | 'access-denied'
-  | 'io-error'
-  | 'timeout'
-  | 'write-refused'
-  | 'illegal-mode'
-  | 'shutdown';
+export type TransferFailureReason = 'not-found' | 'access-denied' | 'io-error' | 'timeout' | 'write-refused' | 'illegal-mode' | 'shutdown';
 
 export interface TransferFailedEvent {
   readonly id: number;

@@ -142,7 +142,9 @@ export class FileCache {
           if (loaded) setImmediate(() => this.cache.giveBack(loaded));
           return loaded;
         };
-        pending = this.load(real, info.size).then(release).finally(() => this.loading.delete(key));
+        pending = this.load(real, info.size)
+          .then(release)
+          .finally(() => this.loading.delete(key));
         this.loading.set(key, pending);
       }
       const loaded = await pending;

@@ -20,7 +20,7 @@ const MAX_PATH = 1024;
  */
 export function sanitizeTftpPath(name: string): SanitizedPath {
   if (name.length > MAX_PATH) return { ok: false, reason: 'too-long' };
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name)) return { ok: false, reason: 'control-character' };
   const segments: string[] = [];
   for (const segment of name.replaceAll('\\', '/').split('/')) {

@@ -10,7 +10,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isSerialFolderName } from '@iot-tofu/rpi';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode } from './packet.js';
-import type { TftpRequestPacket } from './packet.js';
+import type { TftpPacket, TftpRequestPacket } from './packet.js';
 import { negotiateOptions } from './options.js';
 import { resolveServerOptions, TftpServerError } from './server-options.js';
 import type { ResolvedServerOptions, TftpServerOptions } from './server-options.js';
@@ -42,7 +42,6 @@ import type {
   TransferFailureReason,
   TransferStartedEvent,
 } from './events.js';
-
 
 /** How long close() waits for transfer threads to confirm their transfers stopped. */
 const CLOSE_GRACE_MS = 2000;
@@ -89,8 +88,10 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.rtts = new RttMemory(this.clock);
     this.options = resolveServerOptions(options);
     const { perSecond, burst } = this.options.requestRate;
-    this.budget = new RequestBudget(this.options.requestRate, () => this.clock.now(), (ip) =>
-      this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client'),
+    this.budget = new RequestBudget(
+      this.options.requestRate,
+      () => this.clock.now(),
+      (ip) => this.logger.warn({ client: ip, perSecond, burst }, 'tftp: request rate limit reached, dropping requests from this client'),
     );
     const { maxConcurrent, perClientMax, perClientUnconfirmed } = this.options;
     this.limits = { maxConcurrent, perClientMax, perClientUnconfirmed };
@@ -245,7 +246,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       }
     }
     const client = { address: rinfo.address, port: rinfo.port };
-    let packet;
+    let packet: TftpPacket;
     try {
       packet = decodeTftpPacket(msg);
     } catch {
@@ -406,7 +407,12 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   private pump(): void {
     const runningOf = (ip: string) => this.perIp.get(ip) ?? 0;
     for (;;) {
-      const i = nextToStart(this.queue.map((t) => t.client.address), runningOf, this.running.size, this.limits);
+      const i = nextToStart(
+        this.queue.map((t) => t.client.address),
+        runningOf,
+        this.running.size,
+        this.limits,
+      );
       if (i < 0) return;
       const [next] = this.queue.splice(i, 1);
       this.run(next!);
@@ -461,12 +467,13 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   }
   /** @internal settings shared with transfers */
   get config(): TransferSettings {
-    return (this.settings ??= {
+    this.settings ??= {
       ...this.options,
       minTimeoutMs: this.options.adaptiveTimeout ? this.options.minTimeoutMs : undefined,
       clock: this.clock,
       socketFactory: this.socketFactory,
-    });
+    };
+    return this.settings;
   }
   private settings: TransferSettings | undefined;
 }

@@ -263,7 +263,7 @@ export class Transfer implements TransferSink, ServerTransfer {
       return;
     }
     twin.on('error', (error) => this.log.warn({ err: error }, 'tftp: stranger socket error'));
-    twin.on('message', (msg, rinfo) => this.answerStranger(twin, rinfo));
+    twin.on('message', (_msg, rinfo) => this.answerStranger(twin, rinfo));
     this.strangers = twin;
     try {
       await connectSocket(socket, this.client.port, this.client.address);

@@ -15,9 +15,7 @@ export interface TransferSink {
   confirmed?(): void;
 }
 
-export type TransferOutcome =
-  | { readonly kind: 'complete' }
-  | { readonly kind: 'timeout'; readonly message: string };
+export type TransferOutcome = { readonly kind: 'complete' } | { readonly kind: 'timeout'; readonly message: string };
 
 export interface ReadTransferConfig {
   readonly size: number;

@@ -88,7 +88,12 @@ describe('Slots (how many loads compare at once)', () => {
     const slots = new Slots(2);
     const order: number[] = [];
     const frees = await Promise.all([slots.take(), slots.take()]);
-    const later = [3, 4].map((n) => slots.take().then((free) => (order.push(n), free)));
+    const later = [3, 4].map((n) =>
+      slots.take().then((free) => {
+        order.push(n);
+        return free;
+      }),
+    );
     await Promise.resolve();
     expect(order).toEqual([]);
     frees[0]!();
@@ -102,14 +107,16 @@ describe('Slots (how many loads compare at once)', () => {
     fourth();
     // all free again: two at once without waiting
     const again = await Promise.all([slots.take(), slots.take()]);
-    again.forEach((free) => free());
+    for (const free of again) free();
   });
 });
 
 describe('FileSource: identical copies share one cache buffer', () => {
   let dir: string;
   const open = (source: FileSource, name: string) => source.open(name);
-  const releaseAll = (opened: readonly OpenedFile[]) => opened.forEach((o) => o.body.release());
+  const releaseAll = (opened: readonly OpenedFile[]) => {
+    for (const o of opened) o.body.release();
+  };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'tftp-dedupe-'));
@@ -213,7 +220,14 @@ describe('FileSource: identical copies share one cache buffer', () => {
     // Room for one copy of each file only: without sharing, later copies would stream.
     const source = new FileSource({ root: dir, cacheMaxBytes: kernel.length + 300_000 + 1000 });
     const opened = await Promise.all(serials.flatMap((s) => [open(source, `${s}/kernel8.img`), open(source, `${s}/start4.elf`)]));
-    expect(source.stats).toMatchObject({ cachedFiles: 8, cachedBuffers: 2, cachedBytes: kernel.length + 300_000, streamed: 0, misses: 8, shared: 6 });
+    expect(source.stats).toMatchObject({
+      cachedFiles: 8,
+      cachedBuffers: 2,
+      cachedBytes: kernel.length + 300_000,
+      streamed: 0,
+      misses: 8,
+      shared: 6,
+    });
     for (const [i, o] of opened.entries()) {
       expect((await readAll(o.body)).equals(i % 2 === 0 ? kernel : pattern(300_000, 6))).toBe(true);
     }

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { createHash } from 'node:crypto';
 import { decodeTftpPacket, encodeTftpPacket } from '../src/index.js';
-import type { TftpOptions } from '../src/index.js';
+import type { TftpOptions, TftpPacket } from '../src/index.js';
 
 /**
  * A small, bounded TFTP read client built on our codec, for tests and the benchmark. Lock-step by
@@ -157,7 +157,7 @@ export function tftpGet(opts: GetOptions): Promise<GetResult> {
         }
         return;
       }
-      let packet;
+      let packet: TftpPacket;
       try {
         packet = decodeTftpPacket(msg);
       } catch (error) {

@@ -131,7 +131,12 @@ describe('FileSource', () => {
     const generated = await source.open('9ffefdef/cmdline.txt', { client: { address: '10.0.0.5', port: 1000 } });
     expect(generated.origin).toBe('provider');
     expect(await text(generated)).toBe('generated for 9ffefdef');
-    expect(seen[0]).toEqual({ path: '9ffefdef/cmdline.txt', file: 'cmdline.txt', serial: '9ffefdef', client: { address: '10.0.0.5', port: 1000 } });
+    expect(seen[0]).toEqual({
+      path: '9ffefdef/cmdline.txt',
+      file: 'cmdline.txt',
+      serial: '9ffefdef',
+      client: { address: '10.0.0.5', port: 1000 },
+    });
     // the Pi's own file on disk wins over the provider
     expect(await text(await source.open('9ffefdef/config.txt'))).toBe('own config');
     expect(await text(await source.open('9ffefdef/start4.elf'))).toBe('shared start4');
@@ -153,7 +158,7 @@ describe('FileSource', () => {
     expect(await text(await source.open('inside-link'))).toBe('root bootcode');
   });
 
-  it('serves world-readable files only, like tftpd-hpa (a Pi\'s userconf.txt, mode 0600, stays on disk)', async () => {
+  it("serves world-readable files only, like tftpd-hpa (a Pi's userconf.txt, mode 0600, stays on disk)", async () => {
     writeFileSync(join(root, '9ffefdef', 'userconf.txt'), 'pi:$6$salt$hash\n', { mode: 0o600 });
     chmodSync(join(root, '9ffefdef', 'userconf.txt'), 0o600);
     const source = new FileSource({ root });

@@ -70,7 +70,17 @@ describe('TftpServer under a flood of RRQs that never ACK', () => {
       // Every address is held to its unconfirmed limit, so the server never fills and never queues.
       expect(server.stats.active).toBeLessThanOrEqual(30 * 8);
       expect(dropped.some((d) => d.reason === 'unconfirmed-limit')).toBe(true);
-      const legit = await tftpGet({ host: HOST, port, file: 'kernel8.img', options: { blksize: '1468' }, bindAddress: '127.0.0.250', keep: true, timeoutMs: 1000, retries: 30, totalTimeoutMs: 30_000 });
+      const legit = await tftpGet({
+        host: HOST,
+        port,
+        file: 'kernel8.img',
+        options: { blksize: '1468' },
+        bindAddress: '127.0.0.250',
+        keep: true,
+        timeoutMs: 1000,
+        retries: 30,
+        totalTimeoutMs: 30_000,
+      });
       expect(legit.ok).toBe(true);
       expect(Buffer.compare(legit.data!, kernel)).toBe(0);
       // Unacknowledged transfers give up after their first-ACK retries (about 5 s at the default 1 s timeout).
@@ -100,7 +110,13 @@ describe('TftpServer under a flood of RRQs that never ACK', () => {
   }, 60_000);
 
   it('a spoofed plain RRQ reflects at most 1 + firstAckRetries DATA packets', async () => {
-    const server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root: work, sharedFolder: null }), timeoutMs: 50, maxTimeoutMs: 400 });
+    const server = new TftpServer({
+      address: HOST,
+      port: 0,
+      source: new FileSource({ root: work, sharedFolder: null }),
+      timeoutMs: 50,
+      maxTimeoutMs: 400,
+    });
     const { port } = await server.start();
     const failed = record(server, 'transfer-failed');
     const victim = await RawPeer.open();
@@ -128,7 +144,9 @@ describe('ReadTransferMachine: loss-tolerant rules (issue 19 item 9)', () => {
       sendOack: () => void log.push('oack'),
       sendBlocks: (a: number, b: number) => void log.push(`data ${a}-${b}`),
       armTimer: () => undefined,
-      finish: (o: { kind: string }) => void (outcome = o.kind),
+      finish: (o: { kind: string }) => {
+        outcome = o.kind;
+      },
     };
   };
   const base = { size: 4096, blksize: 1024, windowsize: 1, timeoutMs: 100, maxTimeoutMs: 400, maxRetries: 2, maxDurationMs: 60_000 };

@@ -6,7 +6,13 @@ const limits = { maxBlksize: 1468, maxWindowsize: 64 };
 
 const cases: [string, TftpOptions, string, number | undefined, Partial<NegotiatedOptions>][] = [
   ['no options → DATA 1 directly', {}, 'octet', 100, { blksize: 512, windowsize: 1, oack: null }],
-  ['Pi 4 tsize probe', { tsize: '0', blksize: '1468' }, 'octet', 2974208, { blksize: 1468, tsize: 2974208, oack: { tsize: '2974208', blksize: '1468' } }],
+  [
+    'Pi 4 tsize probe',
+    { tsize: '0', blksize: '1468' },
+    'octet',
+    2974208,
+    { blksize: 1468, tsize: 2974208, oack: { tsize: '2974208', blksize: '1468' } },
+  ],
   ['old Pi 4 EEPROM blksize 1024', { tsize: '0', blksize: '1024' }, 'octet', 5, { blksize: 1024, oack: { tsize: '5', blksize: '1024' } }],
   ['blksize over the cap is lowered to the cap', { blksize: '65464' }, 'octet', 1, { blksize: 1468, oack: { blksize: '1468' } }],
   ['blksize beyond RFC range is capped too', { blksize: '70000' }, 'octet', 1, { blksize: 1468, oack: { blksize: '1468' } }],
@@ -25,8 +31,20 @@ const cases: [string, TftpOptions, string, number | undefined, Partial<Negotiate
   ['windowsize 65536 not acknowledged', { windowsize: '65536' }, 'octet', 7, { windowsize: 1, oack: null }],
   ['netascii never offers tsize', { tsize: '0', blksize: '1024' }, 'netascii', 7, { oack: { blksize: '1024' } }],
   ['unknown size never offers tsize', { tsize: '0' }, 'octet', undefined, { oack: null }],
-  ['curl set', { tsize: '0', blksize: '1468', timeout: '6' }, 'octet', 300000, { oack: { tsize: '300000', blksize: '1468', timeout: '6' } }],
-  ['edk2 set', { tsize: '0', blksize: '1468', windowsize: '4' }, 'octet', 9, { windowsize: 4, oack: { tsize: '9', blksize: '1468', windowsize: '4' } }],
+  [
+    'curl set',
+    { tsize: '0', blksize: '1468', timeout: '6' },
+    'octet',
+    300000,
+    { oack: { tsize: '300000', blksize: '1468', timeout: '6' } },
+  ],
+  [
+    'edk2 set',
+    { tsize: '0', blksize: '1468', windowsize: '4' },
+    'octet',
+    9,
+    { windowsize: 4, oack: { tsize: '9', blksize: '1468', windowsize: '4' } },
+  ],
 ];
 
 describe('negotiateOptions', () => {
@@ -38,10 +56,14 @@ describe('negotiateOptions', () => {
   });
 
   it('windowsize is refused when the server turns it off', () => {
-    expect(negotiateOptions({ options: { windowsize: '8' }, mode: 'octet', fileSize: 1 }, { maxBlksize: 1468, maxWindowsize: 0 })).toMatchObject({ windowsize: 1, oack: null });
+    expect(
+      negotiateOptions({ options: { windowsize: '8' }, mode: 'octet', fileSize: 1 }, { maxBlksize: 1468, maxWindowsize: 0 }),
+    ).toMatchObject({ windowsize: 1, oack: null });
   });
 
   it('a configured cap below 1468 is honoured', () => {
-    expect(negotiateOptions({ options: { blksize: '1468' }, mode: 'octet', fileSize: 1 }, { maxBlksize: 1432, maxWindowsize: 0 }).blksize).toBe(1432);
+    expect(
+      negotiateOptions({ options: { blksize: '1468' }, mode: 'octet', fileSize: 1 }, { maxBlksize: 1432, maxWindowsize: 0 }).blksize,
+    ).toBe(1432);
   });
 });

@@ -95,9 +95,14 @@ describe('TFTP codec', () => {
 
   it('survives random bytes (throws DecodeError or decodes, nothing else)', () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 16) & 0xff;
+    };
     for (let i = 0; i < 5000; i++) {
-      const packet = Uint8Array.from({ length: rand() % 40 }, (_v, k) => (k === 0 ? 0 : k === 1 ? rand() % 8 : rand() % 4 === 0 ? 0 : rand()));
+      const packet = Uint8Array.from({ length: rand() % 40 }, (_v, k) =>
+        k === 0 ? 0 : k === 1 ? rand() % 8 : rand() % 4 === 0 ? 0 : rand(),
+      );
       try {
         decodeTftpPacket(packet);
       } catch (error) {

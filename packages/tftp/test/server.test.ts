@@ -16,7 +16,12 @@ const files: Record<string, Buffer> = {};
 const servers: TftpServer[] = [];
 
 async function startServer(options: Partial<TftpServerOptions> = {}): Promise<{ server: TftpServer; port: number }> {
-  const server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root, isRegistered: (s) => s === '9ffefdef' }), ...options });
+  const server = new TftpServer({
+    address: HOST,
+    port: 0,
+    source: new FileSource({ root, isRegistered: (s) => s === '9ffefdef' }),
+    ...options,
+  });
   servers.push(server);
   const { port } = await server.start();
   return { server, port };
@@ -66,7 +71,13 @@ describe('TftpServer on loopback', () => {
     if (options.tsize) expect(result.oack?.tsize).toBe(String(files[file]!.length));
     if (Object.keys(options).length === 0) expect(result.oack).toBeUndefined();
     await until(() => served.length === 1);
-    expect(served[0]).toMatchObject({ file, bytes: files[file]!.length, client: { address: HOST }, blksize: Number(options.blksize ?? 512), windowsize: Number(options.windowsize ?? 1) });
+    expect(served[0]).toMatchObject({
+      file,
+      bytes: files[file]!.length,
+      client: { address: HOST },
+      blksize: Number(options.blksize ?? 512),
+      windowsize: Number(options.windowsize ?? 1),
+    });
     expect(server.stats).toMatchObject({ active: 0, queued: 0, completed: 1 });
   });
 
@@ -75,11 +86,30 @@ describe('TftpServer on loopback', () => {
     const aborted = record(server, 'transfer-aborted');
     const failed = record(server, 'transfer-failed');
     const served = record(server, 'file-served');
-    const probe = await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { tsize: '0', blksize: '1468' }, abortAfterOack: true });
+    const probe = await tftpGet({
+      host: HOST,
+      port,
+      file: '9ffefdef/start4.elf',
+      options: { tsize: '0', blksize: '1468' },
+      abortAfterOack: true,
+    });
     expect(probe.oack).toEqual({ tsize: '100000', blksize: '1468' });
     await until(() => aborted.length === 1);
-    expect(aborted[0]).toMatchObject({ reason: 'client-abort', code: 0, message: 'Early terminate', serial: '9ffefdef', file: '9ffefdef/start4.elf', origin: 'shared' });
-    const mid = await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { tsize: '0', blksize: '1468' }, abortAfterBlocks: 1 });
+    expect(aborted[0]).toMatchObject({
+      reason: 'client-abort',
+      code: 0,
+      message: 'Early terminate',
+      serial: '9ffefdef',
+      file: '9ffefdef/start4.elf',
+      origin: 'shared',
+    });
+    const mid = await tftpGet({
+      host: HOST,
+      port,
+      file: '9ffefdef/start4.elf',
+      options: { tsize: '0', blksize: '1468' },
+      abortAfterBlocks: 1,
+    });
     expect(mid.ok).toBe(true);
     const deep = await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { blksize: '512' }, abortAfterBlocks: 50 });
     expect(deep.ok).toBe(true);
@@ -143,7 +173,14 @@ describe('TftpServer on loopback', () => {
 
   it('serves netascii with LF → CR LF and no tsize', async () => {
     const { port } = await startServer();
-    const result = await tftpGet({ host: HOST, port, file: 'text.txt', mode: 'netascii', options: { tsize: '0', blksize: '8' }, keep: true });
+    const result = await tftpGet({
+      host: HOST,
+      port,
+      file: 'text.txt',
+      mode: 'netascii',
+      options: { tsize: '0', blksize: '8' },
+      keep: true,
+    });
     expect(result.oack).toEqual({ blksize: '8' });
     expect(result.data!.toString('latin1')).toBe('line one\r\nline two\r\0\r\nbare\r\0cr\r\n');
     expect(Buffer.from(fromNetascii(result.data!))).toEqual(files['text.txt']);
@@ -151,7 +188,9 @@ describe('TftpServer on loopback', () => {
 
   it('completes two parallel RRQs for the same file from one IP, different ports', async () => {
     const { server, port } = await startServer();
-    const results = await Promise.all([0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468', tsize: '0' }, keep: true })));
+    const results = await Promise.all(
+      [0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468', tsize: '0' }, keep: true })),
+    );
     for (const r of results) expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
     await until(() => server.stats.completed === 3);
   });
@@ -343,7 +382,7 @@ describe('TftpServer on loopback', () => {
     expect(delay).toBeGreaterThan(900);
   });
 
-  it('starts a client\'s next transfer from the round trip of its last one', async () => {
+  it("starts a client's next transfer from the round trip of its last one", async () => {
     const { server, port } = await startServer({ timeoutMs: 3000, minTimeoutMs: 30 });
     const first = await tftpGet({ host: HOST, port, file: 'one.bin', options: { blksize: '1468' }, timeoutMs: 2000 });
     expect(first.ok).toBe(true);
@@ -380,7 +419,9 @@ describe('TftpServer on loopback', () => {
     let maxQueued = 0;
     server.on('transfer-started', () => (maxQueued = Math.max(maxQueued, server.stats.queued)));
     const results = await Promise.all(
-      Array.from({ length: 5 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true, timeoutMs: 3000 })),
+      Array.from({ length: 5 }, () =>
+        tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true, timeoutMs: 3000 }),
+      ),
     );
     for (const r of results) expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
     expect(maxQueued).toBeGreaterThan(0);
@@ -391,7 +432,9 @@ describe('TftpServer on loopback', () => {
   it('rate-limits RRQs per client IP', async () => {
     const { server, port } = await startServer({ requestRate: { perSecond: 0.001, burst: 3 } });
     const dropped = record(server, 'packet-dropped');
-    const results = await Promise.all(Array.from({ length: 5 }, () => tftpGet({ host: HOST, port, file: 'one.bin', retries: 0, timeoutMs: 300 })));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => tftpGet({ host: HOST, port, file: 'one.bin', retries: 0, timeoutMs: 300 })),
+    );
     expect(results.filter((r) => r.ok)).toHaveLength(3);
     expect(dropped.filter((d) => d.reason === 'rate-limited')).toHaveLength(2);
   });
@@ -403,7 +446,9 @@ describe('TftpServer on loopback', () => {
       for (let i = 0; i < 10; i++) peer.send(Uint8Array.of(0, 42, i), port);
       await until(() => server.stats.dropped === 10);
       await new Promise((r) => setTimeout(r, 100));
-      expect(peer.inbox.map((m) => m.packet)).toEqual(Array.from({ length: 3 }, () => ({ type: 'error', code: 4, message: 'Illegal TFTP operation' })));
+      expect(peer.inbox.map((m) => m.packet)).toEqual(
+        Array.from({ length: 3 }, () => ({ type: 'error', code: 4, message: 'Illegal TFTP operation' })),
+      );
     } finally {
       peer.close();
     }
@@ -415,7 +460,9 @@ describe('TftpServer on loopback', () => {
       if (role === 'listen') return socket as unknown as UdpSocket;
       // An address this host does not have: bind fails with EADDRNOTAVAIL (nothing is sent).
       const bind = socket.bind.bind(socket);
-      return Object.assign(socket, { bind: (port: number, _address: string, cb: () => void) => bind(port, '192.0.2.1', cb) }) as unknown as UdpSocket;
+      return Object.assign(socket, {
+        bind: (port: number, _address: string, cb: () => void) => bind(port, '192.0.2.1', cb),
+      }) as unknown as UdpSocket;
     };
     const { server, port } = await startServer({ socketFactory: factory });
     const failed = record(server, 'transfer-failed');
@@ -439,10 +486,15 @@ describe('TftpServer on loopback', () => {
     const { server, port } = await startServer({ requestRate: { perSecond: 1000, burst: 1000 }, socketFactory });
     const noisy = await RawPeer.open();
     let seed = 99;
-    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 8) & 0xff;
+    };
     const foreign = record(server, 'packet-dropped');
     try {
-      const downloads = Promise.all([0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '512' }, keep: true, timeoutMs: 500 })));
+      const downloads = Promise.all(
+        [0, 1, 2].map(() => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '512' }, keep: true, timeoutMs: 500 })),
+      );
       const flood = (async () => {
         for (let i = 0; i < 600; i++) {
           const length = random() % 24;
@@ -478,7 +530,11 @@ describe('TftpServer on loopback', () => {
     expect(lines[0]).toMatchObject({ level: 'info', msg: 'tftp: listening' });
     const aborted = lines.find((l) => l.msg === 'tftp: client ended the transfer');
     // "Early terminate" is normal: debug level, with the transfer's bindings
-    expect(aborted).toMatchObject({ level: 'debug', bindings: { svc: 'tftp', serial: '9ffefdef', file: '9ffefdef/start4.elf' }, obj: { code: 0, message: 'Early terminate' } });
+    expect(aborted).toMatchObject({
+      level: 'debug',
+      bindings: { svc: 'tftp', serial: '9ffefdef', file: '9ffefdef/start4.elf' },
+      obj: { code: 0, message: 'Early terminate' },
+    });
     expect(lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
   });
 
@@ -548,18 +604,29 @@ describe('TftpServer through a lossy, duplicating, reordering socket', () => {
   it.each([
     ['lock-step', { blksize: '1468', tsize: '0' }],
     ['windowsize 8', { blksize: '1024', windowsize: '8' }],
-  ])('%s: every transfer byte-exact', async (_name, options) => {
-    const { server, port } = await startServer({ timeoutMs: 30, maxTimeoutMs: 120, maxRetries: 20, socketFactory: lossySocketFactory(7, 0.05, 0.05, 3) });
-    const results = await Promise.all(
-      Array.from({ length: 6 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options, keep: true, timeoutMs: 60, retries: 30, totalTimeoutMs: 20_000 })),
-    );
-    for (const r of results) {
-      expect(r.ok).toBe(true);
-      expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
-    }
-    await until(() => server.stats.completed + server.stats.failed === 6, 5000);
-    expect(server.stats.retransmits).toBeGreaterThan(0);
-  }, 30_000);
+  ])(
+    '%s: every transfer byte-exact',
+    async (_name, options) => {
+      const { server, port } = await startServer({
+        timeoutMs: 30,
+        maxTimeoutMs: 120,
+        maxRetries: 20,
+        socketFactory: lossySocketFactory(7, 0.05, 0.05, 3),
+      });
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          tftpGet({ host: HOST, port, file: '300k.bin', options, keep: true, timeoutMs: 60, retries: 30, totalTimeoutMs: 20_000 }),
+        ),
+      );
+      for (const r of results) {
+        expect(r.ok).toBe(true);
+        expect(Buffer.compare(r.data!, files['300k.bin']!)).toBe(0);
+      }
+      await until(() => server.stats.completed + server.stats.failed === 6, 5000);
+      expect(server.stats.retransmits).toBeGreaterThan(0);
+    },
+    30_000,
+  );
 });
 
 describe('TftpServer in single-port mode', () => {
@@ -580,7 +647,13 @@ describe('TftpServer in single-port mode', () => {
   it('handles probes, missing files, duplicate RRQs and strangers on the shared port', async () => {
     const { server, port } = await startServer({ singlePort: true });
     const aborted = record(server, 'transfer-aborted');
-    const probe = await tftpGet({ host: HOST, port, file: '9ffefdef/start4.elf', options: { tsize: '0', blksize: '1468' }, abortAfterOack: true });
+    const probe = await tftpGet({
+      host: HOST,
+      port,
+      file: '9ffefdef/start4.elf',
+      options: { tsize: '0', blksize: '1468' },
+      abortAfterOack: true,
+    });
     expect(probe.oack).toEqual({ tsize: '100000', blksize: '1468' });
     await until(() => aborted.length === 1);
     const missing = await tftpGet({ host: HOST, port, file: 'nope.bin', retries: 0, timeoutMs: 2000 });
@@ -591,7 +664,7 @@ describe('TftpServer in single-port mode', () => {
     try {
       const rrq = { type: 'rrq', filename: '1468x3.bin', mode: 'octet', options: {} } as const;
       peer.send(rrq, port);
-      expect((await peer.next())).toMatchObject({ packet: { type: 'data', block: 1 }, port });
+      expect(await peer.next()).toMatchObject({ packet: { type: 'data', block: 1 }, port });
       peer.send(rrq, port);
       stranger.send({ type: 'ack', block: 1 }, port);
       expect((await stranger.next())?.packet).toMatchObject({ type: 'error', code: 5 });

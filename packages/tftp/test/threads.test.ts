@@ -28,7 +28,10 @@ const files: Record<string, Buffer> = {};
 const servers: TftpServer[] = [];
 const peers: RawPeer[] = [];
 
-async function startServer(options: Partial<TftpServerOptions> = {}, source: Partial<FileSourceOptions> = {}): Promise<{ server: TftpServer; port: number }> {
+async function startServer(
+  options: Partial<TftpServerOptions> = {},
+  source: Partial<FileSourceOptions> = {},
+): Promise<{ server: TftpServer; port: number }> {
   const server = new TftpServer({
     address: HOST,
     port: 0,
@@ -128,12 +131,30 @@ describe('TftpServer with transfer threads (loopback)', () => {
     const pi = served.filter((e) => e.serial === SERIAL);
     expect(pi).toHaveLength(6);
     for (const event of pi) {
-      expect(event).toMatchObject({ file: `${SERIAL}/start4.elf`, serial: SERIAL, origin: 'shared', size: 100_000, bytes: 100_000, retries: 0, tsize: 100_000, blksize: 1468 });
+      expect(event).toMatchObject({
+        file: `${SERIAL}/start4.elf`,
+        serial: SERIAL,
+        origin: 'shared',
+        size: 100_000,
+        bytes: 100_000,
+        retries: 0,
+        tsize: 100_000,
+        blksize: 1468,
+      });
     }
-    for (const event of served.filter((e) => e.file === '300k.bin' && e.windowsize === 8)) expect(event).toMatchObject({ size: 300_000, bytes: 300_000, blksize: 1024 });
+    for (const event of served.filter((e) => e.file === '300k.bin' && e.windowsize === 8))
+      expect(event).toMatchObject({ size: 300_000, bytes: 300_000, blksize: 1024 });
     for (const event of served) expect(event.bytes).toBe(event.size);
     expect(new Set(served.map((e) => e.id)).size).toBe(requests.length);
-    expect(server.stats).toMatchObject({ threads: 2, active: 0, queued: 0, started: requests.length, completed: requests.length, failed: 0, bytesSent: total });
+    expect(server.stats).toMatchObject({
+      threads: 2,
+      active: 0,
+      queued: 0,
+      started: requests.length,
+      completed: requests.length,
+      failed: 0,
+      bytesSent: total,
+    });
     // 24 at once over three lanes: the threads must have taken a share.
     expect(server.stats.threaded).toBeGreaterThan(0);
   });
@@ -142,7 +163,9 @@ describe('TftpServer with transfer threads (loopback)', () => {
     const { server, port } = await startServer({ threads: 2, maxConcurrent: 2 });
     let peakQueued = 0;
     server.on('transfer-started', () => (peakQueued = Math.max(peakQueued, server.stats.queued)));
-    const results = await Promise.all(Array.from({ length: 10 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })),
+    );
     for (const result of results) expect(Buffer.compare(result.data!, files['300k.bin']!)).toBe(0);
     await until(() => server.stats.completed === 10);
     expect(peakQueued).toBeGreaterThan(0);
@@ -171,13 +194,15 @@ describe('TftpServer with transfer threads (loopback)', () => {
 
     const streamed = await startServer({ threads: 2 }, { cacheMaxBytes: 0 });
     await parkOnMain(streamed.port);
-    const results = await Promise.all([1, 2, 3].map(() => tftpGet({ host: HOST, port: streamed.port, file: '1m.bin', options: { blksize: '1468' }, keep: true })));
+    const results = await Promise.all(
+      [1, 2, 3].map(() => tftpGet({ host: HOST, port: streamed.port, file: '1m.bin', options: { blksize: '1468' }, keep: true })),
+    );
     for (const result of results) expect(Buffer.compare(result.data!, files['1m.bin']!)).toBe(0);
     await until(() => streamed.server.stats.completed === 3);
     expect(streamed.server.stats.threaded).toBe(0);
   });
 
-  it('a stranger on a threaded transfer\'s TID gets ERROR 5 from that port; the transfer completes', async () => {
+  it("a stranger on a threaded transfer's TID gets ERROR 5 from that port; the transfer completes", async () => {
     const { server, port } = await startServer({ threads: 1, ...PATIENT });
     const served = record(server, 'file-served');
     const dropped = record(server, 'packet-dropped');
@@ -209,7 +234,14 @@ describe('TftpServer with transfer threads (loopback)', () => {
     const early = await tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1024' }, abortAfterBlocks: 3 });
     expect(early.ok).toBe(true);
     await until(() => aborted.length === 1);
-    expect(aborted[0]).toMatchObject({ file: '300k.bin', reason: 'client-abort', code: 0, message: 'Early terminate', bytes: 2 * 1024, blksize: 1024 });
+    expect(aborted[0]).toMatchObject({
+      file: '300k.bin',
+      reason: 'client-abort',
+      code: 0,
+      message: 'Early terminate',
+      bytes: 2 * 1024,
+      blksize: 1024,
+    });
     expect(server.stats.threaded).toBe(1);
 
     await until(() => failed.some((f) => f.file === 'text.txt') && server.stats.active === 0, 15_000);
@@ -285,7 +317,12 @@ describe('TftpServer with transfer threads (loopback)', () => {
 
   it('a transfer thread that dies fails its transfers (io-error); new transfers complete on the other lanes', async () => {
     const errors: string[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_o: object, msg?: string) => void errors.push(msg ?? '') };
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: (_o: object, msg?: string) => void errors.push(msg ?? ''),
+    };
     const { server, port } = await startServer({ threads: 2, timeoutMs: 5000, logger });
     const failed = record(server, 'transfer-failed');
     await parkOnMain(port);
@@ -298,14 +335,16 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(failed[0]).toMatchObject({ file: '300k.bin', reason: 'io-error' });
     expect(server.stats).toMatchObject({ threads: 1, active: 2 });
     expect(errors).toEqual([expect.stringMatching(/transfer thread 1 exited/)]);
-    const results = await Promise.all(Array.from({ length: 6 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => tftpGet({ host: HOST, port, file: '300k.bin', options: { blksize: '1468' }, keep: true })),
+    );
     for (const result of results) expect(Buffer.compare(result.data!, files['300k.bin']!)).toBe(0);
     await until(() => server.stats.completed === 6);
     expect(server.stats.threads).toBe(1);
     expect(failed).toHaveLength(1);
   });
 
-  it('a threaded transfer\'s round trip reaches the main thread: the next transfer to that IP starts from it', async () => {
+  it("a threaded transfer's round trip reaches the main thread: the next transfer to that IP starts from it", async () => {
     const { server, port } = await startServer({ threads: 1, timeoutMs: 3000, minTimeoutMs: 30 });
     await parkOnMain(port);
     const first = await tftpGet({ host: HOST, port, file: 'one.bin', options: { blksize: '1468' }, timeoutMs: 2000 });
@@ -325,7 +364,7 @@ describe('TftpServer with transfer threads (loopback)', () => {
     expect(server.stats.threaded).toBe(2);
   });
 
-  it('log lines of a threaded transfer reach the injected logger, through the transfer\'s child logger', async () => {
+  it("log lines of a threaded transfer reach the injected logger, through the transfer's child logger", async () => {
     const lines: { level: string; bindings: object; obj: object; msg?: string }[] = [];
     const make = (bindings: object): TftpLogger => ({
       debug: (obj, msg) => lines.push({ level: 'debug', bindings, obj, msg }),
@@ -341,14 +380,31 @@ describe('TftpServer with transfer threads (loopback)', () => {
     await until(() => lines.some((l) => l.msg === 'tftp: client ended the transfer'));
     expect(server.stats.threaded).toBe(1);
     const aborted = lines.find((l) => l.msg === 'tftp: client ended the transfer');
-    expect(aborted).toMatchObject({ level: 'debug', bindings: { svc: 'tftp', serial: SERIAL, file: `${SERIAL}/start4.elf` }, obj: { code: 0, message: 'Early terminate' } });
+    expect(aborted).toMatchObject({
+      level: 'debug',
+      bindings: { svc: 'tftp', serial: SERIAL, file: `${SERIAL}/start4.elf` },
+      obj: { code: 0, message: 'Early terminate' },
+    });
     expect(lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
   });
 
   it('a transfer thread whose worker is gone before it is ready rejects ready() at once (no 30 s wait)', async () => {
     const errors: string[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_o: object, msg?: string) => void errors.push(msg ?? '') };
-    const settings = { address: HOST, timeoutMs: 1000, maxTimeoutMs: 5000, minTimeoutMs: 30, maxRetries: 5, maxTransferMs: 60_000, requestRate: { perSecond: 50, burst: 100 } };
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: (_o: object, msg?: string) => void errors.push(msg ?? ''),
+    };
+    const settings = {
+      address: HOST,
+      timeoutMs: 1000,
+      maxTimeoutMs: 5000,
+      minTimeoutMs: 30,
+      maxRetries: 5,
+      maxTransferMs: 60_000,
+      requestRate: { perSecond: 50, burst: 100 },
+    };
     // Nothing is assigned to it, so the host is never called.
     const thread = new TransferThread(1, settings, {} as TransferHost, logger);
     const began = Date.now();
@@ -372,18 +428,24 @@ describe('TftpServer with transfer threads (loopback)', () => {
   it('validates the threads option', () => {
     const source = new FileSource({ root: dir });
     for (const threads of [-1, 1.5, Number.NaN]) {
-      expect(() => new TftpServer({ source, threads })).toThrow(expect.objectContaining({ code: 'TFTP_BAD_OPTION', message: expect.stringMatching(/threads/) }));
+      expect(() => new TftpServer({ source, threads })).toThrow(
+        expect.objectContaining({ code: 'TFTP_BAD_OPTION', message: expect.stringMatching(/threads/) }),
+      );
     }
     const socketFactory = (): UdpSocket => createSocket('udp4') as unknown as UdpSocket;
     expect(() => new TftpServer({ source, threads: 1, socketFactory })).toThrow(expect.objectContaining({ code: 'TFTP_BAD_OPTION' }));
-    expect(() => new TftpServer({ source, threads: 1, clock: { now: () => 0, setTimeout, clearTimeout } as never })).toThrow(expect.objectContaining({ code: 'TFTP_BAD_OPTION' }));
+    expect(() => new TftpServer({ source, threads: 1, clock: { now: () => 0, setTimeout, clearTimeout } as never })).toThrow(
+      expect.objectContaining({ code: 'TFTP_BAD_OPTION' }),
+    );
     expect(() => new TftpServer({ source, threads: 0, socketFactory })).not.toThrow();
   });
 });
 
 function curl(url: string, dest: string): Promise<number> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, url], { timeout: 20_000, killSignal: 'SIGKILL' }, (error) => resolve(error ? Number((error as { code?: unknown }).code ?? -1) : 0));
+    execFile('curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, url], { timeout: 20_000, killSignal: 'SIGKILL' }, (error) =>
+      resolve(error ? Number((error as { code?: unknown }).code ?? -1) : 0),
+    );
   });
 }
 

@@ -37,9 +37,15 @@ describe('ReadTransferMachine (pure)', () => {
   it('without an OACK sends DATA 1 at once and completes on the final ACK', () => {
     const { machine, take } = recording({ size: 600 });
     machine.start(0);
-    expect(take()).toEqual([['blocks', 1, 1], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 1, 1],
+      ['timer', 100],
+    ]);
     expect(machine.onAck(1, 1)).toBe('progress');
-    expect(take()).toEqual([['blocks', 2, 2], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 2, 2],
+      ['timer', 100],
+    ]);
     expect(machine.onAck(2, 2)).toBe('progress');
     expect(take()).toEqual([['finish', 'complete']]);
     expect(machine.bytesAcked).toBe(600);
@@ -52,7 +58,10 @@ describe('ReadTransferMachine (pure)', () => {
     machine.onTimeout(100);
     expect(take()).toEqual([['oack'], ['timer', 200]]);
     expect(machine.onAck(0, 150)).toBe('progress');
-    expect(take()).toEqual([['blocks', 1, 1], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 1, 1],
+      ['timer', 100],
+    ]);
   });
 
   it("never resends on a duplicate ACK (Sorcerer's Apprentice) and ignores ACKs beyond what was sent", () => {
@@ -75,9 +84,12 @@ describe('ReadTransferMachine (pure)', () => {
     machine.onTimeout(301);
     machine.onTimeout(701);
     expect(take()).toEqual([
-      ['blocks', 2, 2], ['timer', 200],
-      ['blocks', 2, 2], ['timer', 400],
-      ['blocks', 2, 2], ['timer', 400],
+      ['blocks', 2, 2],
+      ['timer', 200],
+      ['blocks', 2, 2],
+      ['timer', 400],
+      ['blocks', 2, 2],
+      ['timer', 400],
     ]);
     machine.onTimeout(1101);
     expect(take()).toEqual([['finish', 'timeout']]);
@@ -107,15 +119,30 @@ describe('ReadTransferMachine (pure)', () => {
   it('sends windows and restarts a window after a partial ACK (RFC 7440)', () => {
     const { machine, take } = recording({ size: 512 * 10 + 3, windowsize: 4 });
     machine.start(0);
-    expect(take()).toEqual([['blocks', 1, 4], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 1, 4],
+      ['timer', 100],
+    ]);
     machine.onAck(4, 1);
-    expect(take()).toEqual([['blocks', 5, 8], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 5, 8],
+      ['timer', 100],
+    ]);
     machine.onAck(6, 2); // blocks 7 and 8 were lost
-    expect(take()).toEqual([['blocks', 7, 10], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 7, 10],
+      ['timer', 100],
+    ]);
     machine.onTimeout(200);
-    expect(take()).toEqual([['blocks', 7, 10], ['timer', 200]]);
+    expect(take()).toEqual([
+      ['blocks', 7, 10],
+      ['timer', 200],
+    ]);
     machine.onAck(10, 300);
-    expect(take()).toEqual([['blocks', 11, 11], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 11, 11],
+      ['timer', 100],
+    ]);
     machine.onAck(11, 301);
     expect(take()).toEqual([['finish', 'complete']]);
   });
@@ -126,7 +153,10 @@ describe('ReadTransferMachine (pure)', () => {
     for (let block = 1; block <= 65535; block++) machine.onAck(block & 0xffff, 1);
     take();
     expect(machine.onAck(0, 2)).toBe('progress'); // absolute block 65536
-    expect(take()).toEqual([['blocks', 65537, 65537], ['timer', 100]]);
+    expect(take()).toEqual([
+      ['blocks', 65537, 65537],
+      ['timer', 100],
+    ]);
     expect(machine.onAck(0, 3)).toBe('duplicate');
     expect(machine.onAck(1, 4)).toBe('progress');
     expect(take()).toEqual([['finish', 'complete']]);
@@ -310,12 +340,39 @@ describe('ReadTransferMachine over a lossy, duplicating, reordering network (fak
   const cases = [
     { name: 'clean lock-step', size: 20_000, blksize: 512, windowsize: 1, oack: false, loss: 0, dup: 0, jitterMs: 0.1 },
     { name: 'lock-step, 10% loss', size: 30_000, blksize: 512, windowsize: 1, oack: true, loss: 0.1, dup: 0, jitterMs: 0.1 },
-    { name: 'lock-step, 20% duplicates, reordering', size: 30_000, blksize: 1468, windowsize: 1, oack: true, loss: 0, dup: 0.2, jitterMs: 5 },
+    {
+      name: 'lock-step, 20% duplicates, reordering',
+      size: 30_000,
+      blksize: 1468,
+      windowsize: 1,
+      oack: true,
+      loss: 0,
+      dup: 0.2,
+      jitterMs: 5,
+    },
     { name: 'lock-step, everything at once', size: 40_000, blksize: 512, windowsize: 1, oack: true, loss: 0.15, dup: 0.15, jitterMs: 5 },
     { name: 'window 8, 5% loss, reordering', size: 100_000, blksize: 1468, windowsize: 8, oack: true, loss: 0.05, dup: 0.05, jitterMs: 3 },
     { name: 'window 16, 20% loss', size: 100_000, blksize: 1024, windowsize: 16, oack: true, loss: 0.2, dup: 0.1, jitterMs: 2 },
-    { name: 'exact multiple of blksize (empty last block), lossy', size: 512 * 40, blksize: 512, windowsize: 4, oack: true, loss: 0.1, dup: 0.1, jitterMs: 2 },
-    { name: 'rollover with blksize 8, window 64, lossy', size: 65536 * 8 + 1, blksize: 8, windowsize: 64, oack: true, loss: 0.01, dup: 0.01, jitterMs: 0.5 },
+    {
+      name: 'exact multiple of blksize (empty last block), lossy',
+      size: 512 * 40,
+      blksize: 512,
+      windowsize: 4,
+      oack: true,
+      loss: 0.1,
+      dup: 0.1,
+      jitterMs: 2,
+    },
+    {
+      name: 'rollover with blksize 8, window 64, lossy',
+      size: 65536 * 8 + 1,
+      blksize: 8,
+      windowsize: 64,
+      oack: true,
+      loss: 0.01,
+      dup: 0.01,
+      jitterMs: 0.5,
+    },
   ];
   it.each(cases)('$name: byte-exact', (c) => {
     for (const seed of c.size > 100_000 ? [1] : [1, 2, 3]) {
@@ -364,18 +421,43 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
     {
       name: 'samples DATA → ACK and arms SRTT + 4·RTTVAR',
       config: adaptive,
-      steps: [['ack', 1, 10], ['ack', 2, 14]],
+      steps: [
+        ['ack', 1, 10],
+        ['ack', 2, 14],
+      ],
       timers: [1000, 30, 31],
       samples: 2,
       srtt: 9.25,
     },
     { name: 'samples OACK → ACK 0', config: { ...adaptive, oack: true }, steps: [['ack', 0, 6]], timers: [1000, 20], samples: 1, srtt: 6 },
-    { name: 'clamps to the floor on a fast LAN', config: adaptive, steps: [['ack', 1, 0.2], ['ack', 2, 0.4]], timers: [1000, 20, 20], samples: 2 },
-    { name: 'clamps to the ceiling (timeoutMs) on a slow path', config: adaptive, steps: [['ack', 1, 900]], timers: [1000, 1000], samples: 1, srtt: 900 },
+    {
+      name: 'clamps to the floor on a fast LAN',
+      config: adaptive,
+      steps: [
+        ['ack', 1, 0.2],
+        ['ack', 2, 0.4],
+      ],
+      timers: [1000, 20, 20],
+      samples: 2,
+    },
+    {
+      name: 'clamps to the ceiling (timeoutMs) on a slow path',
+      config: adaptive,
+      steps: [['ack', 1, 900]],
+      timers: [1000, 1000],
+      samples: 1,
+      srtt: 900,
+    },
     {
       name: 'backs off exponentially on consecutive timeouts, up to maxTimeoutMs',
       config: { ...adaptive, maxTimeoutMs: 200 },
-      steps: [['ack', 1, 10], ['timeout', 40], ['timeout', 100], ['timeout', 220], ['timeout', 420]],
+      steps: [
+        ['ack', 1, 10],
+        ['timeout', 40],
+        ['timeout', 100],
+        ['timeout', 220],
+        ['timeout', 420],
+      ],
       timers: [1000, 30, 60, 120, 200, 200],
       samples: 1,
     },
@@ -384,7 +466,12 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
       // DATA 3; DATA 3 was sent once, its ACK is a sample and ends the back-off.
       name: "Karn's rule: no sample from a retransmitted block; back-off kept until a clean sample",
       config: adaptive,
-      steps: [['ack', 1, 10], ['timeout', 40], ['ack', 2, 200], ['ack', 3, 205]],
+      steps: [
+        ['ack', 1, 10],
+        ['timeout', 40],
+        ['ack', 2, 200],
+        ['ack', 3, 205],
+      ],
       timers: [1000, 30, 60, 60, 30],
       samples: 2,
       srtt: 9.375,
@@ -401,21 +488,31 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
       // atftp aborts on a duplicate OACK, so the OACK never gets a remembered short timeout.
       name: 'an OACK waits the configured timeout even with a remembered estimate; data then adapts',
       config: { ...adaptive, oack: true, adaptive: { minTimeoutMs: 20, initial: { srttMs: 5, rttvarMs: 1 } } },
-      steps: [['ack', 0, 6], ['ack', 1, 12]],
+      steps: [
+        ['ack', 0, 6],
+        ['ack', 1, 12],
+      ],
       timers: [1000, 20, 20],
       samples: 2,
     },
     {
       name: 'a lost OACK backs off from the configured timeout',
       config: { ...adaptive, oack: true, adaptive: { minTimeoutMs: 20, initial: { srttMs: 5, rttvarMs: 1 } } },
-      steps: [['timeout', 1000], ['ack', 0, 1010], ['ack', 1, 1012]],
+      steps: [
+        ['timeout', 1000],
+        ['ack', 0, 1010],
+        ['ack', 1, 1012],
+      ],
       timers: [1000, 2000, 2000, 20],
       samples: 1,
     },
     {
       name: 'a window restarted after a partial ACK is not timed from its resent blocks',
       config: { ...adaptive, windowsize: 4 },
-      steps: [['ack', 2, 5], ['ack', 6, 9]],
+      steps: [
+        ['ack', 2, 5],
+        ['ack', 6, 9],
+      ],
       timers: [1000, 1000, 20],
       samples: 1,
       srtt: 4,
@@ -423,7 +520,12 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
     {
       name: 'without `adaptive` (negotiated timeout) the timeout stays fixed whatever the round trip',
       config: { timeoutMs: 1000, maxTimeoutMs: 5000 },
-      steps: [['ack', 1, 10], ['ack', 2, 14], ['timeout', 1014], ['ack', 3, 1500]],
+      steps: [
+        ['ack', 1, 10],
+        ['ack', 2, 14],
+        ['timeout', 1014],
+        ['ack', 3, 1500],
+      ],
       timers: [1000, 1000, 1000, 2000, 1000],
       samples: 0,
     },
@@ -435,7 +537,11 @@ describe('ReadTransferMachine adaptive timeout (pure, fake clock)', () => {
       if (step[0] === 'ack') expect(machine.onAck(step[1], step[2])).toBe('progress');
       else machine.onTimeout(step[1]);
     }
-    expect(take().filter((c) => c[0] === 'timer').map((c) => c[1])).toEqual(timers);
+    expect(
+      take()
+        .filter((c) => c[0] === 'timer')
+        .map((c) => c[1]),
+    ).toEqual(timers);
     expect(machine.rttSamples).toBe(config.adaptive ? samples : 0);
     if (srtt !== undefined) expect(machine.rtt?.srttMs).toBeCloseTo(srtt, 6);
     if (!config.adaptive) expect(machine.rtt).toBeUndefined();
@@ -461,7 +567,16 @@ describe('adaptive timeout over a simulated network (fake clock)', () => {
   const adaptive = { adaptive: { minTimeoutMs: 20 }, timeoutMs: 1000, maxTimeoutMs: 5000 };
   const cases = [
     { name: 'lock-step, 10% loss', size: 30_000, blksize: 512, windowsize: 1, oack: true, loss: 0.1, dup: 0, jitterMs: 0.1 },
-    { name: 'lock-step, 20% duplicates, reordering', size: 30_000, blksize: 1468, windowsize: 1, oack: true, loss: 0, dup: 0.2, jitterMs: 5 },
+    {
+      name: 'lock-step, 20% duplicates, reordering',
+      size: 30_000,
+      blksize: 1468,
+      windowsize: 1,
+      oack: true,
+      loss: 0,
+      dup: 0.2,
+      jitterMs: 5,
+    },
     { name: 'lock-step, everything at once', size: 40_000, blksize: 512, windowsize: 1, oack: true, loss: 0.15, dup: 0.15, jitterMs: 5 },
     { name: 'window 8, 5% loss, reordering', size: 100_000, blksize: 1468, windowsize: 8, oack: true, loss: 0.05, dup: 0.05, jitterMs: 3 },
     { name: 'window 16, 20% loss', size: 100_000, blksize: 1024, windowsize: 16, oack: true, loss: 0.2, dup: 0.1, jitterMs: 2 },
@@ -476,7 +591,18 @@ describe('adaptive timeout over a simulated network (fake clock)', () => {
   });
 
   it('recovers from loss in tens of ms instead of the configured 1 s (1% loss, lock-step)', () => {
-    const base = { size: 1468 * 2000, blksize: 1468, windowsize: 1, oack: true, loss: 0.01, dup: 0, jitterMs: 0.2, seed: 4, timeoutMs: 1000, maxTimeoutMs: 5000 };
+    const base = {
+      size: 1468 * 2000,
+      blksize: 1468,
+      windowsize: 1,
+      oack: true,
+      loss: 0.01,
+      dup: 0,
+      jitterMs: 0.2,
+      seed: 4,
+      timeoutMs: 1000,
+      maxTimeoutMs: 5000,
+    };
     const fixed = simulate(base);
     const adapted = simulate({ ...base, adaptive: { minTimeoutMs: 20 } });
     expect(fixed.exact && adapted.exact).toBe(true);
