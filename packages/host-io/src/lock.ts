@@ -81,8 +81,12 @@ async function staleLock(path: string): Promise<{ stale: boolean; ino?: number; 
 }
 
 /**
- * Breaks a stale lock without ever removing a fresh one: the lock is renamed aside and kept away
- * only if it is the very file judged stale (same inode); a lock taken meanwhile is put back.
+ * Breaks a stale lock: the lock is renamed aside and kept away only if it is the very file judged
+ * stale (same inode); a lock taken meanwhile is put back. One window remains, and only when three
+ * processes meet a dead owner's lock at once: if a second breaker has already replaced the stale
+ * lock with its own and a third process takes the path in the instant between our rename and the
+ * link back, the second one's lock is lost and two processes hold it. Closing it needs a lock
+ * primitive that dies with its holder (flock), which Node does not offer without an addon.
  */
 async function breakLock(path: string, ino: number): Promise<void> {
   const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;

@@ -75,5 +75,13 @@ export function findSetpriv(candidates = ['/usr/bin/setpriv', '/bin/setpriv']): 
  */
 export function childrenDieWithUs(runner: CommandRunner, setpriv = findSetpriv()): CommandRunner {
   if (!setpriv) return runner;
-  return (file, args, options) => runner(setpriv, ['--pdeathsig', 'KILL', '--', file, ...args], options);
+  return async (file, args, options) => {
+    try {
+      return await runner(setpriv, ['--pdeathsig', 'KILL', '--', file, ...args], options);
+    } catch (error) {
+      // Name the program the caller ran, not the wrapper: "cp -a … failed", never "setpriv … failed".
+      if (!(error instanceof CommandFailedError)) throw error;
+      throw new CommandFailedError(file, args, error.exitCode, error.stderr, error);
+    }
+  };
 }

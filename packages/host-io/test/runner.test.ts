@@ -54,6 +54,22 @@ describe('childrenDieWithUs', () => {
     expect(calls).toEqual([['/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', 'cp', '-a', 'x', 'y']]]);
   });
 
+  it.runIf(findSetpriv() !== undefined)('a failure names the program run, not setpriv (where setpriv exists)', async () => {
+    const error = await childrenDieWithUs(execFileRunner)('ls', ['/nonexistent-iot-tofu']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandFailedError);
+    expect(error).toMatchObject({ file: 'ls', args: ['/nonexistent-iot-tofu'], exitCode: 2 });
+    expect((error as Error).message).toMatch(/^ls \/nonexistent-iot-tofu failed \(exit 2\): /);
+  });
+
+  it('a failure through a recorded wrapper keeps the program the caller ran and its exit code', async () => {
+    const failing: CommandRunner = async (file, args) => {
+      throw new CommandFailedError(file, args, 3, 'boom');
+    };
+    const error = await childrenDieWithUs(failing, '/usr/bin/setpriv')('cp', ['-a', 'x', 'y']).catch((e: unknown) => e);
+    expect(error).toMatchObject({ file: 'cp', args: ['-a', 'x', 'y'], exitCode: 3, stderr: 'boom' });
+    expect((error as Error).message).toBe('cp -a x y failed (exit 3): boom');
+  });
+
   it('without setpriv the runner is used as it is', async () => {
     expect(childrenDieWithUs(recorder, '')).toBe(recorder); // '' = no setpriv found
     expect(findSetpriv(['/nonexistent/setpriv'])).toBeUndefined();
