@@ -88,12 +88,18 @@ interface BootState {
   reason?: string;
 }
 
+interface TimelineEntry {
+  type: string;
+  event: { at: number | string; file?: string };
+}
+
 interface TimelineHelpers {
   readSseMessages(buffer: string): { messages: Array<{ event: string; data: any }>; rest: string };
   serialOfEvent(event: object, serialByIp?: Map<string, string>): string | undefined;
   nextBootState(previous: object, type: string, event: object): BootState;
   bootStateOf(entries: object[]): { state: string; lastBoot?: number };
   describeEntry(type: string, event: object, boot?: object): Record<string, string> | null;
+  mergeTimeline(stored: TimelineEntry[], live: TimelineEntry[]): TimelineEntry[];
   formatBytes(bytes: number): string;
 }
 
@@ -139,6 +145,26 @@ describe('fleet page helpers (web/timeline.js)', () => {
       { type: 'boot-failed', reason: 'config.txt missing', at: 2 },
     ];
     expect(t.bootStateOf(stored)).toMatchObject({ state: 'failed' });
+  });
+
+  it('merges live events that came while a stored timeline loaded, without the ones it already holds', () => {
+    const stored = [
+      { type: 'offer-sent', event: { type: 'offer-sent', at: '1970-01-01T00:00:01.000Z' } },
+      { type: 'file-served', event: { type: 'file-served', file: '9f55bbfd/start4.elf', at: '1970-01-01T00:00:02.000Z' } },
+    ];
+    const live = [
+      { type: 'file-served', event: { file: '9f55bbfd/start4.elf', at: 2000 } },
+      { type: 'file-served', event: { file: '9f55bbfd/kernel8.img', at: 2000 } },
+      { type: 'boot-complete', event: { ms: 2500, at: 3500 } },
+    ];
+    const merged = t.mergeTimeline(stored, live);
+    expect(merged.map((e) => `${e.type} ${e.event.file ?? ''}`)).toEqual([
+      'offer-sent ',
+      'file-served 9f55bbfd/start4.elf',
+      'file-served 9f55bbfd/kernel8.img',
+      'boot-complete ',
+    ]);
+    expect(t.bootStateOf(merged.map((e) => ({ type: e.type, ...e.event })))).toMatchObject({ state: 'booted', lastBoot: 3500 });
   });
 
   it('describes each file with bytes, time and retries, without the serial folder', () => {

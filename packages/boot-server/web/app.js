@@ -2,7 +2,16 @@
 // carry no data; everything comes from /api/v1 with the bearer token the operator typed, kept in
 // sessionStorage (this tab only, never a cookie, so there is nothing for another site to ride on).
 // The live timeline reads /api/v1/events with fetch streaming: EventSource cannot send the header.
-import { TIMELINE_LIMIT, bootStateOf, describeEntry, formatMs, nextBootState, readSseMessages, serialOfEvent, timeOf } from './timeline.js';
+import {
+  TIMELINE_LIMIT,
+  describeEntry,
+  formatMs,
+  mergeTimeline,
+  nextBootState,
+  readSseMessages,
+  serialOfEvent,
+  timeOf,
+} from './timeline.js';
 
 const TOKEN_KEY = 'iot-tofu.api-token';
 /** Stored timelines fetched at once when the page loads (the state and last-boot columns). */
@@ -18,6 +27,8 @@ const page = {
   boots: new Map(),
   /** serial → timeline entries { type, event }, oldest first, bounded */
   timelines: new Map(),
+  /** serial → live entries that came while its stored timeline was loading; merged when it lands. */
+  pending: new Map(),
   serialByIp: new Map(),
   selected: null,
   stream: null,
@@ -119,12 +130,15 @@ async function login(token) {
 
 // ---- fleet, discovered, bases -----------------------------------------------------------------
 
-async function refreshAll() {
+/** `reloadTimelines`: after the stream reconnects every stored timeline is fetched again (events were missed). */
+async function refreshAll(reloadTimelines = false) {
   try {
     const paths = ['/api/v1/pis', '/api/v1/discovered', '/api/v1/bases'];
     const [pis, discovered, bases] = await Promise.all(paths.map((path) => api('GET', path)));
     page.pis = pis;
-    await loadBootStates(pis.map((pi) => pi.serial).filter((serial) => !page.timelines.has(serial)));
+    await loadBootStates(
+      pis.map((pi) => pi.serial).filter((serial) => !page.pending.has(serial) && (reloadTimelines || !page.timelines.has(serial))),
+    );
     renderFleet();
     renderDiscovered(discovered);
     renderBases(bases);
@@ -143,17 +157,28 @@ function refreshSoon() {
   }, 300);
 }
 
-/** Stored timelines give each Pi's state and last boot; a few requests at a time. */
+/**
+ * Stored timelines give each Pi's state and last boot; a few requests at a time. Live events that
+ * come while one loads are held and merged after it, so the older snapshot cannot overwrite them.
+ */
 async function loadBootStates(serials) {
   const queue = [...serials];
+  for (const serial of queue) page.pending.set(serial, []);
   const worker = async () => {
     for (let serial = queue.shift(); serial; serial = queue.shift()) {
-      const entries = await api('GET', `/api/v1/pis/${serial}/timeline`).catch(() => []);
-      page.timelines.set(
-        serial,
-        entries.slice(-TIMELINE_LIMIT).map((entry) => ({ type: entry.type, event: entry })),
+      const stored = await api('GET', `/api/v1/pis/${serial}/timeline`).catch(() => []);
+      const entries = mergeTimeline(
+        stored.map((entry) => ({ type: entry.type, event: entry })),
+        page.pending.get(serial) ?? [],
       );
-      page.boots.set(serial, bootStateOf(entries));
+      page.pending.delete(serial);
+      page.boots.set(
+        serial,
+        entries.reduce((boot, { type, event }) => nextBootState(boot, type, event), { state: 'idle' }),
+      );
+      page.timelines.set(serial, entries.filter((entry) => entry.type !== 'transfer-started').slice(-TIMELINE_LIMIT));
+      updateStateCell(serial);
+      if (serial === page.selected) renderTimeline();
     }
   };
   await Promise.all(Array.from({ length: TIMELINE_FETCHES }, worker));
@@ -325,6 +350,10 @@ function onEvent(type, event) {
   }
   const serial = serialOfEvent(event, page.serialByIp);
   if (!serial || !page.pis.some((pi) => pi.serial === serial)) return;
+  if (page.pending.has(serial)) {
+    page.pending.get(serial).push({ type, event });
+    return;
+  }
   const before = page.boots.get(serial) ?? { state: 'idle' };
   page.boots.set(serial, nextBootState(before, type, event));
   if (type !== 'transfer-started') {
@@ -345,8 +374,8 @@ function onEvent(type, event) {
 
 function updateStateCell(serial) {
   const row = $('fleet').querySelector(`tr[data-serial="${serial}"]`);
-  if (!row) return;
   const boot = page.boots.get(serial);
+  if (!row || !boot) return;
   const cell = row.querySelector('td.state');
   cell.className = `state state-${boot.state}`;
   cell.textContent = stateText(boot);
@@ -356,6 +385,8 @@ function updateStateCell(serial) {
 
 /** Reads the event stream until logout; reconnects with backoff and reloads what it may have missed. */
 async function followEvents() {
+  // One stream at a time: a second login (Enter pressed twice) must not leave the first one running.
+  page.stream?.abort();
   const controller = new AbortController();
   page.stream = controller;
   let delay = 1000;
@@ -382,7 +413,7 @@ async function followEvents() {
     $('connection').textContent = `Reconnecting in ${Math.round(delay / 1000)} s…`;
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, STREAM_RETRY_MAX_MS);
-    if (!controller.signal.aborted) refreshAll();
+    if (!controller.signal.aborted) refreshAll(true);
   }
 }
 

@@ -94,6 +94,16 @@ export function bootStateOf(entries) {
   return entries.reduce((boot, entry) => nextBootState(boot, entry.type, entry), { state: 'idle' });
 }
 
+/**
+ * A stored timeline ({ type, event } entries, oldest first) followed by the live entries that came
+ * while it loaded; a live entry the store already holds (same type, time and file) is left out.
+ */
+export function mergeTimeline(stored, live) {
+  const key = ({ type, event }) => `${type} ${timeOf(event.at)} ${event.file ?? ''}`;
+  const known = new Set(stored.map(key));
+  return [...stored, ...live.filter((entry) => !known.has(key(entry)))];
+}
+
 /** `3000000` → `2.9 MiB`. */
 export function formatBytes(bytes) {
   if (typeof bytes !== 'number') return '';
