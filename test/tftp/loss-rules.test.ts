@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ReadTransferMachine } from '@iot-tofu/tftp';
-import type { TransferOutcome } from '@iot-tofu/tftp';
+import type { ReadTransferConfig, TransferOutcome } from '@iot-tofu/tftp';
 
 /**
  * Issue 19 item 9, the rules behind the loss figures, on a fake clock (the real peers are in
@@ -126,6 +126,20 @@ describe('TFTP loss rules against an atftp-like client (fake clock)', () => {
 });
 
 describe('a repeated RRQ while the OACK waits for ACK 0', () => {
+  /** The server's defaults (server-options.ts) for an RRQ with options. */
+  const SERVER_DEFAULTS: ReadTransferConfig = {
+    size: 4096,
+    blksize: 512,
+    windowsize: 1,
+    oack: true,
+    timeoutMs: 1000,
+    maxTimeoutMs: 5000,
+    maxRetries: 5,
+    firstAckRetries: 4,
+    maxDurationMs: 600_000,
+    oackTimeoutMs: 6000,
+  };
+
   const machine = () => {
     const log: string[] = [];
     const m = new ReadTransferMachine(
@@ -162,5 +176,61 @@ describe('a repeated RRQ while the OACK waits for ACK 0', () => {
     m.start(0);
     expect(m.onRequestRepeated(5000)).toBe(true);
     expect(log).toEqual(['oack', 'timer 6000', 'oack', 'timer 6000']);
+  });
+
+  /**
+   * A client that repeats its RRQ every `everyMs` for ever and never ACKs, with the timer fired
+   * whenever it falls due (the lazy timer in transfer-io.ts does just that). Returns when it ended
+   * and how many OACKs went out.
+   */
+  const repeatForever = (config: Partial<ReadTransferConfig>, everyMs: number) => {
+    let now = 0;
+    let timerAt = Infinity;
+    let endedAt: number | undefined;
+    let oacks = 0;
+    const m = new ReadTransferMachine(
+      { ...SERVER_DEFAULTS, ...config },
+      {
+        sendOack: () => void oacks++,
+        sendBlocks: () => undefined,
+        armTimer: (ms) => {
+          timerAt = now + ms;
+        },
+        finish: () => {
+          endedAt = now;
+        },
+      },
+    );
+    m.start(0);
+    let nextRepeat = everyMs;
+    while (endedAt === undefined && now < 1_000_000) {
+      if (timerAt <= nextRepeat) {
+        now = timerAt;
+        timerAt = Infinity;
+        m.onTimeout(now);
+      } else {
+        now = nextRepeat;
+        nextRepeat += everyMs;
+        m.onRequestRepeated(now);
+      }
+    }
+    return { endedAt, oacks, retransmits: m.retransmits };
+  };
+
+  it.each([2000, 300, 5900])(
+    'a client repeating every %i ms and never ACKing ends within (firstAckRetries + 1) × oackTimeoutMs, after at most 1 + firstAckRetries OACKs',
+    (everyMs) => {
+      const { endedAt, oacks, retransmits } = repeatForever({}, everyMs);
+      expect(endedAt).toBeDefined();
+      expect(endedAt!).toBeLessThanOrEqual((4 + 1) * 6000);
+      expect(oacks).toBeLessThanOrEqual(1 + 4);
+      expect(retransmits).toBe(oacks - 1);
+    },
+  );
+
+  it('with no first-ACK budget, the repeats still stop at maxDurationMs', () => {
+    const { endedAt } = repeatForever({ firstAckRetries: undefined, maxRetries: 1_000_000, maxDurationMs: 20_000 }, 2000);
+    expect(endedAt).toBeDefined();
+    expect(endedAt!).toBeLessThanOrEqual(20_000 + 6000);
   });
 });

@@ -223,8 +223,8 @@ export class ReadTransferMachine {
 
   onTimeout(now: number): void {
     if (this.finished) return;
-    const unconfirmed = !this.acked && this.config.firstAckRetries !== undefined;
-    const cap = unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
+    const unconfirmed = this.unconfirmed;
+    const cap = this.retryCap();
     const waiting = !unconfirmed && this.config.stallGiveUpMs !== undefined && now - this.lastSignOfLifeAt < this.config.stallGiveUpMs;
     const stalled = this.retriesInARow >= cap;
     if (stalled && !waiting) {
@@ -257,10 +257,16 @@ export class ReadTransferMachine {
    * repeats its RRQ every ~2 s), so send it now rather than at the next timeout, and time the next
    * one from this copy (a client whose ACK 0 is lost re-sends it itself before that). A repeat
    * within `DUPLICATE_REQUEST_MS` of the last OACK is the network's duplicate: ignored. True if sent.
+   * The OACK it sends is a retransmission like a timed one: it spends the same retry budget, and once
+   * that or `maxDurationMs` is used up the repeat is ignored and the pending timer (not moved) ends
+   * the transfer. Else a client or spoofer repeating faster than the timer would hold the slot for ever.
    */
   onRequestRepeated(now: number): boolean {
     if (this.finished || !this.config.oack || this.lastAcked >= 0) return false;
     if (now - this.oackSentAt < DUPLICATE_REQUEST_MS) return false;
+    if (this.retriesInARow >= this.retryCap() || now - this.startedAt > this.config.maxDurationMs) return false;
+    this.retriesInARow++;
+    this.retransmits++;
     this.timedBlock = -1; // Karn: an ACK 0 now may answer either copy
     this.oackSentAt = now;
     this.sink.sendOack();
@@ -271,6 +277,16 @@ export class ReadTransferMachine {
   /** Stops without an outcome event (client abort, shutdown). */
   stop(): void {
     this.finished = true;
+  }
+
+  /** Before the first ACK, with `firstAckRetries` set: the tighter budget and back-off apply. */
+  private get unconfirmed(): boolean {
+    return !this.acked && this.config.firstAckRetries !== undefined;
+  }
+
+  /** Retransmissions in a row before giving up (past it a confirmed transfer may still wait, see `stallGiveUpMs`). */
+  private retryCap(): number {
+    return this.unconfirmed ? Math.min(this.config.firstAckRetries!, this.config.maxRetries) : this.config.maxRetries;
   }
 
   private sendWindowAfter(block: number, now: number): void {

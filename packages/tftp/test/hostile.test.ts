@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { FileSource, TftpServer, encodeTftpPacket } from '../src/index.js';
 import { acceptsRequest, mayStart, nextToStart } from '../src/client-limits.js';
 import { tftpGet } from './client.js';
-import { HOST, RawPeer, record, until } from './loopback.js';
+import { FakeClock, HOST, RawPeer, record, until } from './loopback.js';
 
 const LIMITS = { maxConcurrent: 4, perClientMax: 2, perClientUnconfirmed: 3 };
 
@@ -127,6 +127,51 @@ describe('TftpServer under a flood of RRQs that never ACK', () => {
       expect(failed[0]).toMatchObject({ reason: 'timeout', retries: 4 });
     } finally {
       victim.close();
+      await server.close();
+    }
+  });
+});
+
+describe('TftpServer and a client that repeats its RRQ but never ACKs (fake clock)', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'tofu-repeat-'));
+    writeFileSync(join(work, 'kernel8.img'), randomBytes(64 * 1024));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('repeating every 2 s (a Pi, or a spoofer) no longer keeps the slot: it ends within (firstAckRetries + 1) × oackTimeoutMs', async () => {
+    const clock = new FakeClock();
+    // Server defaults: timeoutMs 1000, oackTimeoutMs 6000, firstAckRetries 4, so the bound is 5 × 6 s.
+    const server = new TftpServer({ address: HOST, port: 0, source: new FileSource({ root: work, sharedFolder: null }), clock });
+    const { port } = await server.start();
+    const failed = record(server, 'transfer-failed');
+    const dropped = record(server, 'packet-dropped');
+    const pi = await RawPeer.open();
+    const oacks = () => pi.inbox.filter((m) => m.packet.type === 'oack').length;
+    try {
+      const rrq = { type: 'rrq', filename: 'kernel8.img', mode: 'octet', options: { blksize: '1024', tsize: '0' } } as const;
+      pi.send(rrq, port);
+      await until(() => oacks() === 1);
+      // 100 repeats = 200 s simulated, far past the bound (before the fix it never ended).
+      for (let repeat = 0; repeat < 100 && failed.length === 0; repeat++) {
+        clock.advance(2000);
+        if (failed.length > 0) break;
+        const before = dropped.length;
+        pi.send(rrq, port);
+        await until(() => dropped.length > before);
+      }
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ reason: 'timeout' });
+      expect(failed[0]!.durationMs).toBeLessThanOrEqual(5 * 6000);
+      expect(failed[0]!.retries).toBeLessThanOrEqual(4);
+      await until(() => oacks() === failed[0]!.retries + 1); // every OACK, timed or answering a repeat, counted
+      await until(() => server.stats.active === 0);
+      // The slot and the (address, port) are free: the next repeat is a new request.
+      pi.send(rrq, port);
+      await until(() => server.stats.started === 2);
+    } finally {
+      pi.close();
       await server.close();
     }
   });

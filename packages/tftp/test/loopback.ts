@@ -87,3 +87,36 @@ export async function receiveWhileStrangersPoke(peer: RawPeer, stranger: RawPeer
   }
   return Buffer.concat(received);
 }
+
+/**
+ * A clock the test moves by hand (the server's `clock` option): timers fire only inside
+ * `advance`, so time-based rules (timeouts, the duplicate-request window) hold however loaded the
+ * machine is. The sockets stay real.
+ */
+export class FakeClock {
+  private at = 0;
+  private nextId = 1;
+  private readonly timers = new Map<number, { due: number; callback: () => void }>();
+  readonly now = (): number => this.at;
+  readonly setTimeout = (callback: () => void, ms: number): unknown => {
+    const id = this.nextId++;
+    this.timers.set(id, { due: this.at + Math.max(0, ms), callback });
+    return id;
+  };
+  readonly clearTimeout = (handle: unknown): void => {
+    this.timers.delete(handle as number);
+  };
+  /** Moves time on by `ms`, firing every timer that falls due on the way, earliest first. */
+  advance(ms: number): void {
+    const end = this.at + ms;
+    for (;;) {
+      let first: [number, { due: number; callback: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].due <= end && (!first || entry[1].due < first[1].due)) first = entry;
+      if (!first) break;
+      this.timers.delete(first[0]);
+      this.at = Math.max(this.at, first[1].due);
+      first[1].callback();
+    }
+    this.at = end;
+  }
+}
