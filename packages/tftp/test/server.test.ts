@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FileSource, TftpServer, fromNetascii } from '../src/index.js';
 import type { TftpServerOptions, UdpSocket } from '../src/index.js';
 import { tftpGet } from './client.js';
-import { HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
+import { FakeClock, HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
 let dir: string;
 let root: string;
@@ -196,7 +196,9 @@ describe('TftpServer on loopback', () => {
   });
 
   it('does not start a second transfer for a retransmitted RRQ from the same (ip, port)', async () => {
-    const { server, port } = await startServer();
+    // The 200 ms duplicate window is measured on this clock, so a stall of the loaded machine cannot move a copy out of it.
+    const clock = new FakeClock();
+    const { server, port } = await startServer({ clock });
     const dropped = record(server, 'packet-dropped');
     const peer = await RawPeer.open();
     try {
@@ -207,7 +209,7 @@ describe('TftpServer on loopback', () => {
       // a copy right behind the first is the network's duplicate: no second OACK (atftp aborts on one)
       peer.send(rrq, port);
       await until(() => dropped.filter((d) => d.reason === 'duplicate-request').length === 1);
-      await new Promise((r) => setTimeout(r, 300));
+      clock.advance(300);
       // a repeat after a while means the OACK was lost: it comes again, from the same TID
       peer.send(rrq, port);
       await until(() => dropped.filter((d) => d.reason === 'duplicate-request').length === 2);
