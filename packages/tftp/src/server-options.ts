@@ -26,9 +26,13 @@ export interface TftpServerOptions {
    */
   readonly perClientUnconfirmed?: number;
   /**
-   * Retransmissions of a transfer's first packet (OACK or DATA 1) before it is given up, the
-   * back-off capped at `timeoutMs` (default 4: about 5 s). A spoofed RRQ thus reflects at most 5
-   * packets and holds its slot and sockets about 5 s; after the first ACK `maxRetries` applies.
+   * Retransmissions of a transfer's first packet (OACK or DATA 1) before it is given up (default 4),
+   * the back-off capped at `timeoutMs`, the OACK's interval `oackTimeoutMs`. An OACK sent again for a
+   * repeated RRQ spends this budget too. A request never acknowledged (spoofed, or a client whose
+   * packets are lost) thus reflects at most 5 packets and holds its slot and sockets for at most 5
+   * intervals, however often it repeats: a plain RRQ 5 × `timeoutMs` (5 s), one with options (every
+   * Pi's) 5 × `oackTimeoutMs` (30 s); a client-negotiated RFC 2349 timeout is the interval for both,
+   * `maxTransferMs` the limit for all. After the first ACK `maxRetries` applies.
    */
   readonly firstAckRetries?: number;
   /**
