@@ -36,6 +36,9 @@ export interface InitramfsPlan {
   optional: boolean;
 }
 
+/** TFTP client addresses remembered (a long-running server on a churning network must not grow without end). */
+const MAX_KNOWN_IPS = 10_000;
+
 /** Kernel images of every Pi OS flavour (64-bit, 32-bit, Pi 5): serving one whole is the goal of a boot. */
 const KERNEL_FILE = /^kernel[^/]*\.img$/;
 
@@ -96,11 +99,19 @@ export class BootTracker {
     return count;
   }
 
-  /** The serial a TFTP event belongs to (from its path, the event, or what the IP asked for before). */
+  /**
+   * The serial a TFTP event belongs to (from the event, its path, or what the IP asked for before).
+   * The one home of this rule: the daemon puts the result on the events it forwards. A request
+   * that names another serial (registered or not) takes the address over, so an unprefixed file
+   * from it is never credited to the Pi that had the address before.
+   */
   serialOf(event: { serial?: string; clientIp?: string; file?: string }): string | undefined {
     const fromPath = event.file ? splitServedPath(event.file).serial : undefined;
     const serial = event.serial ?? fromPath ?? (event.clientIp ? this.serialByIp.get(event.clientIp) : undefined);
-    if (serial && event.clientIp) this.serialByIp.set(event.clientIp, serial);
+    if (serial && event.clientIp && this.serialByIp.get(event.clientIp) !== serial) {
+      if (this.serialByIp.size >= MAX_KNOWN_IPS) this.serialByIp.clear();
+      this.serialByIp.set(event.clientIp, serial);
+    }
     return serial;
   }
 

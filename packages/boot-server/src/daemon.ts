@@ -215,12 +215,16 @@ export class BootServer {
     const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
     const threads = config.tftpThreads === 'auto' ? defaultTransferThreads() : config.tftpThreads;
     const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log, threads });
+    // Every TFTP event goes out with the serial it belongs to (one rule: BootTracker.serialOf), so the
+    // fleet, the page and MQTT need not work it out again.
+    const serialOf = (e: { serial?: string; client: { address: string }; file: string }) =>
+      opt('serial', this.tracker.serialOf({ ...opt('serial', e.serial), clientIp: e.client.address, file: e.file }));
     tftp.on('transfer-started', (e) => {
-      this.bus.emit('transfer-started', { ...opt('serial', e.serial), clientIp: e.client.address, file: e.file, at: this.now() });
+      this.bus.emit('transfer-started', { ...serialOf(e), clientIp: e.client.address, file: e.file, at: this.now() });
     });
     tftp.on('file-served', (e) => {
       this.bus.emit('file-served', {
-        ...opt('serial', e.serial),
+        ...serialOf(e),
         clientIp: e.client.address,
         file: e.file,
         bytes: e.bytes,
@@ -231,7 +235,7 @@ export class BootServer {
     });
     tftp.on('transfer-aborted', (e) => {
       this.bus.emit('transfer-failed', {
-        ...opt('serial', e.serial),
+        ...serialOf(e),
         clientIp: e.client.address,
         file: e.file,
         reason: `client ended the transfer: ${e.message || `error ${e.code}`}`,
@@ -244,7 +248,7 @@ export class BootServer {
       const kind = e.reason === 'not-found' ? 'missing' : e.reason === 'timeout' ? 'timeout' : 'error';
       const reason = kind === 'missing' ? `${e.file} missing` : `${e.reason}: ${e.message}`;
       this.bus.emit('transfer-failed', {
-        ...opt('serial', e.serial),
+        ...serialOf(e),
         clientIp: e.client.address,
         file: e.file,
         reason,

@@ -1,18 +1,22 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '@iot-tofu/test-kit';
 import { ConfigError, resolveConfig } from '../src/config.js';
+import { IDLE, nextBootState } from '../src/boot-state.js';
 import { EventBus } from '../src/events.js';
 import {
   backoffDelay,
   defaultRegion,
   discoveryConfigs,
   MqttBootPublisher,
-  nextPiState,
   redactUrl,
   registerMqttMetrics,
+  statePayload,
   topics,
 } from '../src/mqtt/index.js';
+import { defaultWebDir } from '../src/web/assets.js';
 import { freePort } from './free-port.js';
 import { Mosquitto, Recorder } from './mqtt-broker.js';
 
@@ -21,12 +25,13 @@ const PI = '9f55bbfd';
 const STRANGER = '0badc0de';
 const t = topics(REGION);
 
-/** One boot as the daemon's bus tells it, starting at `at`. */
-function boot(bus: EventBus, serial: string, at: number): void {
-  bus.emit('offer-sent', { serial, mac: 'dc:a6:32:00:00:01', kind: 'rpi', messageType: 'offer', repeat: false, at });
-  bus.emit('transfer-started', { clientIp: '10.0.0.5', file: `${serial}/start4.elf`, at: at + 10 });
-  bus.emit('file-served', { clientIp: '10.0.0.5', file: `${serial}/start4.elf`, bytes: 2000, ms: 5, retries: 0, at: at + 20 });
-  bus.emit('file-served', { clientIp: '10.0.0.5', file: 'kernel8.img', bytes: 300_000, ms: 80, retries: 1, at: at + 200 });
+/** One boot as the daemon's bus tells it, starting at `at` (TFTP events carry the serial the daemon resolved). */
+function boot(bus: EventBus, serial: string, at: number, options: { dhcp?: boolean } = {}): void {
+  if (options.dhcp !== false)
+    bus.emit('offer-sent', { serial, mac: 'dc:a6:32:00:00:01', kind: 'rpi', messageType: 'offer', repeat: false, at });
+  bus.emit('transfer-started', { serial, clientIp: '10.0.0.5', file: `${serial}/start4.elf`, at: at + 10 });
+  bus.emit('file-served', { serial, clientIp: '10.0.0.5', file: `${serial}/start4.elf`, bytes: 2000, ms: 5, retries: 0, at: at + 20 });
+  bus.emit('file-served', { serial, clientIp: '10.0.0.5', file: 'kernel8.img', bytes: 300_000, ms: 80, retries: 1, at: at + 200 });
   bus.emit('boot-complete', { serial, ms: 1500, at: at + 1500 });
 }
 
@@ -45,15 +50,24 @@ describe('MQTT messages', () => {
     expect(defaultRegion('')).toBe('default');
   });
 
-  it('follows the state through the gate to booted, and measures the gate wait', () => {
-    const waiting = nextPiState(undefined, 'dhcp-ignored', { reason: 'deferred', at: 1000 })!;
+  it('publishes the shared boot state: through the gate to booted, with the gate wait, times in ISO', () => {
+    const waiting = nextBootState(IDLE, 'dhcp-ignored', { reason: 'deferred', at: 1000 });
     expect(waiting.state).toBe('waiting');
-    expect(nextPiState(waiting, 'dhcp-ignored', { reason: 'deferred', at: 2000 })).toBeNull();
-    const booting = nextPiState(waiting, 'offer-sent', { mac: 'x', kind: 'rpi', messageType: 'offer', repeat: false, at: 4000 })!;
+    expect(nextBootState(waiting, 'dhcp-ignored', { reason: 'deferred', at: 2000 })).toBe(waiting);
+    const booting = nextBootState(waiting, 'offer-sent', { at: 4000 });
     expect(booting).toMatchObject({ state: 'booting', gateWaitMs: 3000 });
-    const booted = nextPiState(booting, 'boot-complete', { serial: PI, ms: 2500, at: Date.UTC(2026, 0, 1) })!;
-    expect(booted).toMatchObject({ state: 'booted', lastBoot: '2026-01-01T00:00:00.000Z', lastBootMs: 2500, gateWaitMs: 3000 });
-    expect(nextPiState(booted, 'file-served', { clientIp: 'x', file: 'y', bytes: 1, ms: 1, retries: 0, at: 5 })).toBeNull();
+    const at = Date.UTC(2026, 0, 1);
+    const booted = nextBootState(booting, 'boot-complete', { ms: 2500, at });
+    expect(JSON.parse(statePayload(booted, at))).toEqual({
+      state: 'booted',
+      lastBoot: '2026-01-01T00:00:00.000Z',
+      lastBootMs: 2500,
+      reason: null,
+      gateWaitMs: 3000,
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
+    // The initramfs right after the kernel belongs to the boot that just completed.
+    expect(nextBootState(booted, 'file-served', { at: at + 5 })).toBe(booted);
   });
 
   it('describes two Home Assistant entities on one device, unavailable with the daemon', () => {
@@ -155,7 +169,7 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     boot(bus, STRANGER, Date.UTC(2026, 0, 1));
 
     await expect.poll(() => events(live)).toEqual(['offer-sent', 'file-served', 'file-served', 'boot-complete']);
-    // kernel8.img carried no serial folder: its IP asked for the Pi's start4.elf before.
+    // kernel8.img carried no serial folder: the daemon resolved it (its IP asked for the Pi's start4.elf before).
     const kernel = JSON.parse(live.on(t.boot(PI))[2]!.payload);
     expect(kernel).toMatchObject({ file: 'kernel8.img', bytes: 300_000, retries: 1, at: '2026-01-01T00:00:00.200Z' });
     await expect.poll(() => state(live)).toMatchObject({ state: 'booted', lastBoot: '2026-01-01T00:00:01.500Z', lastBootMs: 1500 });
@@ -172,6 +186,29 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     await p.close();
     await expect.poll(() => live.last(t.availability)).toBe('offline');
     expect(p.snapshot).toMatchObject({ dropped: 0, queued: 0 });
+  });
+
+  it('agrees with the fleet page on the state, also in TFTP-only mode (no DHCP offer before a reboot)', async () => {
+    const page = (await import(pathToFileURL(join(defaultWebDir(), 'boot-state.js')).href)) as typeof import('../src/boot-state.js');
+    const bus = new EventBus();
+    const seen: Array<{ type: string; at: number }> = [];
+    bus.onAny((type, event) => seen.push({ ...event, type }));
+    const live = await recorder();
+    const p = publisher(bus);
+    await expect.poll(() => p.snapshot.connected).toBe(true);
+    const first = Date.UTC(2026, 0, 5);
+    boot(bus, PI, first, { dhcp: false });
+    await expect.poll(() => state(live).state).toBe(page.bootStateOf(seen).state);
+    expect(state(live).state).toBe('booted');
+    // A reboot two minutes later, TFTP only: both say booting until it completes.
+    const second = first + 120_000;
+    bus.emit('transfer-started', { serial: PI, clientIp: '10.0.0.5', file: `${PI}/start4.elf`, at: second });
+    await expect.poll(() => state(live).state).toBe(page.bootStateOf(seen).state);
+    expect(state(live)).toMatchObject({ state: 'booting', updatedAt: new Date(second).toISOString() });
+    bus.emit('boot-complete', { serial: PI, ms: 900, at: second + 900 });
+    await expect.poll(() => state(live).state).toBe('booted');
+    const onPage = page.bootStateOf(seen);
+    expect(state(live)).toMatchObject({ lastBoot: new Date(onPage.lastBoot!).toISOString(), lastBootMs: onPage.lastBootMs });
   });
 
   it('a connection lost without goodbye: the broker sends the last will (offline), the publisher comes back online', async () => {

@@ -2,16 +2,8 @@
 // carry no data; everything comes from /api/v1 with the bearer token the operator typed, kept in
 // sessionStorage (this tab only, never a cookie, so there is nothing for another site to ride on).
 // The live timeline reads /api/v1/events with fetch streaming: EventSource cannot send the header.
-import {
-  TIMELINE_LIMIT,
-  describeEntry,
-  formatMs,
-  mergeTimeline,
-  nextBootState,
-  readSseMessages,
-  serialOfEvent,
-  timeOf,
-} from './timeline.js';
+import { IDLE, nextBootState, timeOf } from './boot-state.js';
+import { TIMELINE_LIMIT, describeEntry, formatMs, mergeTimeline, readSseMessages } from './timeline.js';
 
 const TOKEN_KEY = 'iot-tofu.api-token';
 /** Stored timelines fetched at once when the page loads (the state and last-boot columns). */
@@ -29,7 +21,6 @@ const page = {
   timelines: new Map(),
   /** serial → live entries that came while its stored timeline was loading; merged when it lands. */
   pending: new Map(),
-  serialByIp: new Map(),
   selected: null,
   stream: null,
   refreshTimer: 0,
@@ -174,7 +165,7 @@ async function loadBootStates(serials) {
       page.pending.delete(serial);
       page.boots.set(
         serial,
-        entries.reduce((boot, { type, event }) => nextBootState(boot, type, event), { state: 'idle' }),
+        entries.reduce((boot, { type, event }) => nextBootState(boot, type, event), IDLE),
       );
       page.timelines.set(serial, entries.filter((entry) => entry.type !== 'transfer-started').slice(-TIMELINE_LIMIT));
       updateStateCell(serial);
@@ -334,7 +325,7 @@ function timelineRow({ type, event }, before) {
 
 function renderTimeline() {
   const entries = page.selected ? (page.timelines.get(page.selected) ?? []) : [];
-  let boot = { state: 'idle' };
+  let boot = IDLE;
   const rows = [];
   for (const entry of entries) {
     rows.push(timelineRow(entry, boot));
@@ -348,13 +339,14 @@ function onEvent(type, event) {
   if (type === 'registry-changed' || type === 'pi-seen') {
     if (type === 'registry-changed' || !page.pis.some((pi) => pi.serial === event.serial)) refreshSoon();
   }
-  const serial = serialOfEvent(event, page.serialByIp);
+  // The daemon resolved the serial (a TFTP client is known by the folder it asked for, or by its IP).
+  const serial = event.serial;
   if (!serial || !page.pis.some((pi) => pi.serial === serial)) return;
   if (page.pending.has(serial)) {
     page.pending.get(serial).push({ type, event });
     return;
   }
-  const before = page.boots.get(serial) ?? { state: 'idle' };
+  const before = page.boots.get(serial) ?? IDLE;
   page.boots.set(serial, nextBootState(before, type, event));
   if (type !== 'transfer-started') {
     const entries = page.timelines.get(serial) ?? [];

@@ -1,8 +1,8 @@
 // Pure helpers of the fleet page: reading the event stream, following each Pi's boot state and
-// describing timeline entries. No DOM here, so test/web.test.ts runs them under Node.
-
-/** A folder-prefixed TFTP path (`9f55bbfd/start4.elf`) names the Pi it belongs to. */
-const SERIAL_PREFIX = /^\/?([0-9a-f]{8})\//;
+// describing timeline entries. No DOM here, so test/web.test.ts runs them under Node. The boot state
+// itself is the daemon's machine (boot-state.js, generated from src/boot-state.ts), and every event
+// arrives with the serial the daemon resolved for it.
+import { timeOf } from './boot-state.js';
 
 /** Entries kept per Pi; older ones drop off (the server keeps the full timeline). */
 export const TIMELINE_LIMIT = 200;
@@ -43,57 +43,6 @@ export function parseSseBlock(block) {
   }
 }
 
-/** The serial an event is about: its own field, else its file's folder, else what its IP asked for before. */
-export function serialOfEvent(event, serialByIp) {
-  const fromPath = typeof event.file === 'string' ? SERIAL_PREFIX.exec(event.file)?.[1] : undefined;
-  const serial = event.serial ?? fromPath ?? (event.clientIp ? serialByIp?.get(event.clientIp) : undefined);
-  if (serial && event.clientIp && serialByIp) serialByIp.set(event.clientIp, serial);
-  return serial;
-}
-
-/** Milliseconds since the epoch from the stream's numbers and the stored timeline's ISO strings. */
-export function timeOf(at) {
-  return typeof at === 'number' ? at : Date.parse(at);
-}
-
-/**
- * A Pi's boot state after one more event: idle, waiting (held at the boot-storm gate), booting,
- * booted or failed, with the last boot's time and the gate's wait of the current boot.
- */
-export function nextBootState(previous, type, event) {
-  const boot = { state: 'idle', ...previous };
-  const at = timeOf(event.at);
-  switch (type) {
-    case 'dhcp-ignored':
-      if (event.reason === 'deferred') {
-        if (boot.state !== 'waiting') boot.gateSince = at;
-        boot.state = 'waiting';
-      }
-      return boot;
-    case 'offer-sent':
-      if (boot.gateSince !== undefined) boot.gateWaitMs = at - boot.gateSince;
-      delete boot.gateSince;
-      boot.state = 'booting';
-      return boot;
-    case 'transfer-started':
-    case 'file-served':
-      // Late files (initramfs, overlays) right after a boot still belong to it.
-      if (!(boot.state === 'booted' && boot.lastBoot !== undefined && at - boot.lastBoot < 60_000)) boot.state = 'booting';
-      return boot;
-    case 'boot-complete':
-      return { ...boot, state: 'booted', lastBoot: at, reason: undefined };
-    case 'boot-failed':
-      return { ...boot, state: 'failed', reason: event.reason };
-    default:
-      return boot;
-  }
-}
-
-/** The boot state a stored timeline (oldest first) ends in. */
-export function bootStateOf(entries) {
-  return entries.reduce((boot, entry) => nextBootState(boot, entry.type, entry), { state: 'idle' });
-}
-
 /**
  * A stored timeline ({ type, event } entries, oldest first) followed by the live entries that came
  * while it loaded; a live entry the store already holds (same type, time and file) is left out.
@@ -118,9 +67,11 @@ export function formatMs(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** The file name without its serial folder. */
-function fileName(file) {
-  return typeof file === 'string' ? file.replace(SERIAL_PREFIX, '') : '';
+/** The file's path without the serial folder the daemon found it in. */
+function fileName({ file, serial }) {
+  if (typeof file !== 'string') return '';
+  const path = file.replace(/^\/+/, '');
+  return serial && path.startsWith(`${serial}/`) ? path.slice(serial.length + 1) : path;
 }
 
 /**
@@ -129,7 +80,7 @@ function fileName(file) {
  * before this event (for the gate's wait).
  */
 export function describeEntry(type, event, boot = {}) {
-  const row = { what: type, file: fileName(event.file), bytes: '', time: '', retries: '', note: '' };
+  const row = { what: type, file: fileName(event), bytes: '', time: '', retries: '', note: '' };
   switch (type) {
     case 'pi-seen':
       return { ...row, what: 'DHCP discover', note: event.answered ? 'answered' : 'not answered' };

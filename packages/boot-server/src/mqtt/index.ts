@@ -3,13 +3,11 @@ export {
   bootPayload,
   defaultRegion,
   discoveryConfigs,
-  nextPiState,
   objectId,
   REGION_PATTERN,
   redactUrl,
   statePayload,
   topics,
-  type PiState,
   type Topics,
 } from './messages.js';
 export { MqttBootPublisher, type MqttLinkState, type MqttPublisherOptions, type MqttStats } from './publisher.js';

@@ -1,6 +1,7 @@
 // What the daemon publishes over MQTT (issue 15), as pure functions: topic names, payloads, the
 // Home Assistant discovery documents and each Pi's state. The I/O shell is publisher.ts; the
 // layout is documented in packages/boot-server/README.md ("MQTT").
+import type { BootState } from '../boot-state.js';
 import type { BootEventName, BootEvents } from '../events.js';
 
 /** A topic segment: no '/', no wildcards, nothing MQTT or Home Assistant would read specially. */
@@ -40,20 +41,6 @@ export function objectId(region: string, serial: string, entity: string): string
   return `iot_tofu_${region.replace(/-/g, '_')}_${serial}_${entity}`;
 }
 
-/** A Pi's boot state, published retained so a subscriber that comes later still knows it. */
-export interface PiState {
-  state: 'waiting' | 'booting' | 'booted' | 'failed';
-  /** ISO time of the last completed boot. */
-  lastBoot: string | null;
-  lastBootMs: number | null;
-  reason: string | null;
-  /** Milliseconds the boot-storm gate held the current boot back (null: not held). */
-  gateWaitMs: number | null;
-  updatedAt: string;
-  /** When the gate first deferred this boot (internal; not published). */
-  gateSince?: number;
-}
-
 /** The bus events published on `.../boot`; the rest are packet-level or not about one Pi. */
 export const PUBLISHED_EVENTS: ReadonlySet<BootEventName> = new Set([
   'dhcp-ignored',
@@ -66,38 +53,19 @@ export const PUBLISHED_EVENTS: ReadonlySet<BootEventName> = new Set([
 
 type AnyBootEvent = BootEvents[BootEventName];
 
-/** The state after one more event, or null when the event does not change it. */
-export function nextPiState(previous: PiState | undefined, name: BootEventName, event: AnyBootEvent): PiState | null {
-  const base: PiState = previous ?? { state: 'booting', lastBoot: null, lastBootMs: null, reason: null, gateWaitMs: null, updatedAt: '' };
-  const updatedAt = new Date(event.at).toISOString();
-  switch (name) {
-    case 'dhcp-ignored': {
-      if ((event as BootEvents['dhcp-ignored']).reason !== 'deferred' || previous?.state === 'waiting') return null;
-      return { ...base, state: 'waiting', gateSince: event.at, updatedAt };
-    }
-    case 'offer-sent': {
-      if (previous?.state === 'booting') return null;
-      const { gateSince, ...rest } = base;
-      return { ...rest, state: 'booting', reason: null, gateWaitMs: gateSince !== undefined ? event.at - gateSince : null, updatedAt };
-    }
-    case 'boot-complete': {
-      const { gateSince: _gate, ...rest } = base;
-      const lastBootMs = (event as BootEvents['boot-complete']).ms;
-      return { ...rest, state: 'booted', lastBoot: updatedAt, lastBootMs, reason: null, updatedAt };
-    }
-    case 'boot-failed': {
-      const { gateSince: _gate, ...rest } = base;
-      return { ...rest, state: 'failed', reason: (event as BootEvents['boot-failed']).reason, updatedAt };
-    }
-    default:
-      return null;
-  }
-}
-
-/** The retained state message's JSON (without the internal fields). */
-export function statePayload(state: PiState): string {
-  const { gateSince: _gate, ...published } = state;
-  return JSON.stringify(published);
+/**
+ * The retained state message (the boot-state machine is src/boot-state.ts, shared with the fleet
+ * page): times as ISO strings, absent fields as null, `updatedAt` the time of the event that changed it.
+ */
+export function statePayload(boot: BootState, updatedAt: number): string {
+  return JSON.stringify({
+    state: boot.state,
+    lastBoot: boot.lastBoot !== undefined ? new Date(boot.lastBoot).toISOString() : null,
+    lastBootMs: boot.lastBootMs ?? null,
+    reason: boot.reason ?? null,
+    gateWaitMs: boot.gateWaitMs ?? null,
+    updatedAt: new Date(updatedAt).toISOString(),
+  });
 }
 
 /** One boot event as published: the bus event's fields, its name and an ISO time. */

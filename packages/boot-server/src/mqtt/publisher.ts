@@ -2,19 +2,17 @@ import { hostname } from 'node:os';
 import { connect, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { splitServedPath } from '../boot-tracker.js';
+import { type BootState, IDLE, nextBootState } from '../boot-state.js';
 import type { BootEventName, BootEvents, EventBus } from '../events.js';
 import {
   backoffDelay,
   bootPayload,
   discoveryConfigs,
-  nextPiState,
   PUBLISHED_EVENTS,
   redactUrl,
   statePayload,
   topics,
   type PiDescription,
-  type PiState,
   type Topics,
 } from './messages.js';
 
@@ -58,8 +56,6 @@ const DEFAULT_MAX_QUEUE = 1000;
 const DEFAULT_BACKOFF = { initialMs: 1000, maxMs: 60_000 };
 /** How long close() waits to say "offline" before it cuts the connection. */
 const CLOSE_GRACE_MS = 2000;
-/** Remembered TFTP client IPs (only those of registered Pis are stored). */
-const MAX_KNOWN_IPS = 10_000;
 
 /**
  * Boot events to an MQTT broker (issue 15): each event of a registered Pi on
@@ -75,8 +71,8 @@ export class MqttBootPublisher {
   private readonly topics: Topics;
   private readonly maxQueue: number;
   private readonly queue: Outgoing[] = [];
-  private readonly states = new Map<string, PiState>();
-  private readonly serialByIp = new Map<string, string>();
+  /** serial → its boot state and the time of the event that last changed it. */
+  private readonly states = new Map<string, { boot: BootState; at: number }>();
   private readonly stats = { published: 0, dropped: 0, reconnects: 0 };
   private inFlight = 0;
   private failures = 0;
@@ -116,33 +112,20 @@ export class MqttBootPublisher {
     return { connected: !!this.client?.connected, queued: this.queue.length, ...this.stats };
   }
 
+  /** Events arrive with the serial the daemon resolved (TFTP clients by folder or IP: BootTracker.serialOf). */
   private onEvent<K extends BootEventName>(name: K, event: BootEvents[K]): void {
-    if (!PUBLISHED_EVENTS.has(name)) return;
-    const serial = this.serialOf(event as { serial?: string; clientIp?: string; file?: string });
+    const serial = (event as { serial?: string }).serial;
     if (!serial || !this.options.isRegistered(serial)) return;
-    this.enqueue({ topic: this.topics.boot(serial), payload: bootPayload(name, event), retain: false });
-    const next = nextPiState(this.states.get(serial), name, event);
-    if (!next) return;
-    const isNew = !this.states.has(serial);
-    this.states.set(serial, next);
+    if (PUBLISHED_EVENTS.has(name)) this.enqueue({ topic: this.topics.boot(serial), payload: bootPayload(name, event), retain: false });
+    const known = this.states.get(serial);
+    const previous = known?.boot ?? IDLE;
+    const next = nextBootState(previous, name, event);
+    if (next === previous) return;
+    this.states.set(serial, { boot: next, at: event.at });
     // State is not queued: the map holds the latest, and every connect sends all of it.
     if (!this.client?.connected) return;
-    if (isNew) this.sendDiscovery(serial, this.describe(serial));
-    this.send({ topic: this.topics.state(serial), payload: statePayload(next), retain: true });
-  }
-
-  private serialOf(event: { serial?: string; clientIp?: string; file?: string }): string | undefined {
-    const named = event.serial ?? (event.file ? splitServedPath(event.file).serial : undefined);
-    if (!event.clientIp) return named;
-    if (!named) return this.serialByIp.get(event.clientIp);
-    // The address now belongs to whoever it names; an unregistered one must not inherit a Pi's identity.
-    if (this.options.isRegistered(named)) {
-      if (this.serialByIp.size >= MAX_KNOWN_IPS && !this.serialByIp.has(event.clientIp)) this.serialByIp.clear();
-      this.serialByIp.set(event.clientIp, named);
-    } else {
-      this.serialByIp.delete(event.clientIp);
-    }
-    return named;
+    if (!known) this.sendDiscovery(serial, this.describe(serial));
+    this.send({ topic: this.topics.state(serial), payload: statePayload(next, event.at), retain: true });
   }
 
   private describe(serial: string): PiDescription {
@@ -201,7 +184,7 @@ export class MqttBootPublisher {
       if (!this.options.isRegistered(serial)) continue;
       this.sendDiscovery(serial, described.get(serial) ?? {});
       const state = this.states.get(serial);
-      if (state) this.send({ topic: this.topics.state(serial), payload: statePayload(state), retain: true });
+      if (state) this.send({ topic: this.topics.state(serial), payload: statePayload(state.boot, state.at), retain: true });
     }
     this.drain();
   }

@@ -18,12 +18,12 @@ export interface WebAssets {
   version: string;
   /** index.html with its asset links pointing at /web/<version>/. */
   page: WebAsset;
-  /** app.js, timeline.js, app.css, icon.svg by file name. */
+  /** app.js, timeline.js, boot-state.js, app.css, icon.svg by file name. */
   files: ReadonlyMap<string, WebAsset>;
 }
 
 /** The files under packages/boot-server/web/ the page is made of (nothing else there is served). */
-export const WEB_FILES = ['app.js', 'timeline.js', 'app.css', 'icon.svg'] as const;
+export const WEB_FILES = ['app.js', 'timeline.js', 'boot-state.js', 'app.css', 'icon.svg'] as const;
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
