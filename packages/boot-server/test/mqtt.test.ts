@@ -138,13 +138,14 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     await broker?.close();
   });
 
-  function publisher(bus: EventBus, options: { url?: string; maxQueue?: number } = {}): MqttBootPublisher {
+  function publisher(bus: EventBus, options: { url?: string; maxQueue?: number; registry?: Set<string> } = {}): MqttBootPublisher {
+    const registry = options.registry ?? new Set([PI]);
     const p = new MqttBootPublisher({
       url: options.url ?? broker.url,
       region: REGION,
       bus,
-      isRegistered: (serial) => serial === PI,
-      pis: () => [{ serial: PI, name: 'kiosk', model: 'pi4' }],
+      isRegistered: (serial) => registry.has(serial),
+      pis: () => [...registry].map((serial) => ({ serial, name: 'kiosk', model: 'pi4' })),
       backoff: { initialMs: 100, maxMs: 500 },
       ...(options.maxQueue ? { maxQueue: options.maxQueue } : {}),
     });
@@ -209,6 +210,41 @@ describe('MQTT publisher against mosquitto', { timeout: 60_000, ...needs('mosqui
     await expect.poll(() => state(live).state).toBe('booted');
     const onPage = page.bootStateOf(seen);
     expect(state(live)).toMatchObject({ lastBoot: new Date(onPage.lastBoot!).toISOString(), lastBootMs: onPage.lastBootMs });
+  });
+
+  it('clears the retained discovery and state of a Pi that left the registry, also one removed while the daemon was down', async () => {
+    const retainedOf = async (serial: string) => {
+      const r = await recorder();
+      // Retained messages come right after the subscription; a short settle is enough on loopback.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return [t.state(serial), t.binarySensorConfig(serial), t.sensorConfig(serial)].flatMap((topic) =>
+        r.on(topic).filter((m) => m.retain),
+      );
+    };
+    const GONE = '0a1b2c3d';
+    const LATER = '0a1b2c3e';
+    const registry = new Set([PI, GONE, LATER]);
+    const bus = new EventBus();
+    const first = publisher(bus, { registry });
+    await expect.poll(() => first.snapshot.connected).toBe(true);
+    for (const serial of registry) boot(bus, serial, Date.UTC(2026, 0, 6));
+    await expect.poll(async () => (await retainedOf(GONE)).length, { timeout: 10_000 }).toBe(3);
+    await expect.poll(async () => (await retainedOf(LATER)).length).toBe(3);
+
+    const live = await recorder();
+    registry.delete(GONE);
+    bus.emit('registry-changed', { at: Date.UTC(2026, 0, 6, 1) });
+    await expect.poll(() => live.last(t.state(GONE))).toBe('');
+    expect(await retainedOf(GONE)).toEqual([]);
+    await expect.poll(async () => (await retainedOf(PI)).length).toBe(3);
+
+    // Removed while no daemon ran: the next one finds its retained state on connect and clears it.
+    await first.close();
+    registry.delete(LATER);
+    const second = publisher(new EventBus(), { registry });
+    await expect.poll(() => second.snapshot.connected).toBe(true);
+    await expect.poll(async () => (await retainedOf(LATER)).length, { timeout: 10_000 }).toBe(0);
+    await expect.poll(async () => (await retainedOf(PI)).length).toBe(3);
   });
 
   it('a connection lost without goodbye: the broker sends the last will (offline), the publisher comes back online', async () => {

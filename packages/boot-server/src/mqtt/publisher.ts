@@ -73,6 +73,8 @@ export class MqttBootPublisher {
   private readonly queue: Outgoing[] = [];
   /** serial → its boot state and the time of the event that last changed it. */
   private readonly states = new Map<string, { boot: BootState; at: number }>();
+  /** Serials whose discovery went out on this connection; a registry change clears the ones that left. */
+  private readonly described = new Set<string>();
   private readonly stats = { published: 0, dropped: 0, reconnects: 0 };
   private inFlight = 0;
   private failures = 0;
@@ -104,6 +106,7 @@ export class MqttBootPublisher {
     });
     this.client = client;
     client.on('connect', () => this.onConnect());
+    client.on('message', (topic, payload, packet) => this.onRetained(topic, payload, packet.retain));
     client.on('close', () => this.scheduleReconnect());
     client.on('error', (error) => this.logger.debug({ err: error, broker: redactUrl(this.options.url) }, 'MQTT connection error'));
   }
@@ -114,6 +117,10 @@ export class MqttBootPublisher {
 
   /** Events arrive with the serial the daemon resolved (TFTP clients by folder or IP: BootTracker.serialOf). */
   private onEvent<K extends BootEventName>(name: K, event: BootEvents[K]): void {
+    if (name === 'registry-changed') {
+      this.clearRemoved();
+      return;
+    }
     const serial = (event as { serial?: string }).serial;
     if (!serial || !this.options.isRegistered(serial)) return;
     if (PUBLISHED_EVENTS.has(name)) this.enqueue({ topic: this.topics.boot(serial), payload: bootPayload(name, event), retain: false });
@@ -171,13 +178,47 @@ export class MqttBootPublisher {
   }
 
   private sendDiscovery(serial: string, pi: PiDescription): void {
+    this.described.add(serial);
     for (const config of discoveryConfigs(this.options.region, serial, pi)) this.send({ ...config, retain: true });
+  }
+
+  /** Pis that left the registry: their state is forgotten and their retained topics cleared. */
+  private clearRemoved(): void {
+    for (const serial of new Set([...this.states.keys(), ...this.described])) {
+      if (this.options.isRegistered(serial)) continue;
+      this.states.delete(serial);
+      this.described.delete(serial);
+      this.clearRetained(serial);
+    }
+  }
+
+  /**
+   * An empty retained payload deletes what the broker keeps: Home Assistant then drops the entities.
+   * Offline, nothing is sent; the next connect finds the leftovers by their retained state (below).
+   */
+  private clearRetained(serial: string): void {
+    if (!this.client?.connected) return;
+    for (const topic of [this.topics.binarySensorConfig(serial), this.topics.sensorConfig(serial), this.topics.state(serial)]) {
+      this.send({ topic, payload: '', retain: true });
+    }
+  }
+
+  /** A retained state of a Pi no longer registered (removed while the daemon was down or offline). */
+  private onRetained(topic: string, payload: Buffer, retain: boolean): void {
+    if (!retain || payload.length === 0) return;
+    const serial = topic.split('/')[3];
+    if (!serial || topic !== this.topics.state(serial) || this.options.isRegistered(serial)) return;
+    this.clearRetained(serial);
   }
 
   private onConnect(): void {
     if (this.failures > 0 || this.stats.reconnects > 0) this.logger.info({ broker: redactUrl(this.options.url) }, 'MQTT connected');
     this.failures = 0;
     this.send({ topic: this.topics.availability, payload: 'online', retain: true });
+    this.clearRemoved();
+    this.described.clear();
+    // The broker hands over the retained states under our region: those of Pis removed meanwhile are cleared.
+    this.client?.subscribe(this.topics.state('+'), { qos: 0 });
     const described = new Map((this.options.pis?.() ?? []).map((pi) => [pi.serial, pi] as const));
     const serials = new Set([...described.keys(), ...this.states.keys()]);
     for (const serial of serials) {
