@@ -2,6 +2,8 @@
 // carry no data; everything comes from /api/v1 with the bearer token the operator typed, kept in
 // sessionStorage (this tab only, never a cookie, so there is nothing for another site to ride on).
 // The live timeline reads /api/v1/events with fetch streaming: EventSource cannot send the header.
+// Over 400 lines: it is the page's one DOM module (login, three tables, timeline, stream); the pure
+// parts already live in timeline.js and boot-state.js, and splitting the DOM code would add requests.
 import { IDLE, nextBootState, timeOf } from './boot-state.js';
 import { TIMELINE_LIMIT, describeEntry, formatMs, mergeTimeline, readSseMessages } from './timeline.js';
 
