@@ -73,10 +73,14 @@ export class EventBus {
   }
 
   emit<K extends BootEventName>(name: K, event: BootEvents[K]): void {
-    this.queue.push(() => this.emitter.emit(name, event));
-    if (this.delivering) return;
+    if (this.delivering) {
+      // Emitted by a listener: waits until the current event has reached every listener.
+      this.queue.push(() => this.emitter.emit(name, event));
+      return;
+    }
     this.delivering = true;
     try {
+      this.emitter.emit(name, event);
       for (let next = this.queue.shift(); next; next = this.queue.shift()) next();
     } finally {
       this.delivering = false;

@@ -70,6 +70,18 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `iot-tofu-${prefix}-`));
 }
 
+/** The firmware, kernel and DTBs of a Pi 3/4 base's boot partition, as the fleet tests build one. */
+export const BASE_BOOT_FILES = [
+  'bootcode.bin',
+  'start.elf',
+  'start4.elf',
+  'fixup.dat',
+  'fixup4.dat',
+  'kernel8.img',
+  'bcm2711-rpi-4-b.dtb',
+  'bcm2710-rpi-3-b.dtb',
+] as const;
+
 /**
  * A tiny Raspberry Pi OS look-alike: a boot folder (firmware names, config.txt, cmdline.txt) and a
  * root with a setuid binary, symlinks (relative and absolute), a hardlink pair and, where the
@@ -81,17 +93,7 @@ export function makeBaseTrees(dir: string, options: { bookworm?: boolean; specia
   const boot = join(dir, 'boot');
   const root = join(dir, 'root');
   mkdirSync(boot, { recursive: true });
-  for (const f of [
-    'bootcode.bin',
-    'start.elf',
-    'start4.elf',
-    'fixup.dat',
-    'fixup4.dat',
-    'kernel8.img',
-    'bcm2711-rpi-4-b.dtb',
-    'bcm2710-rpi-3-b.dtb',
-  ])
-    writeFileSync(join(boot, f), `${f} contents\n`);
+  for (const f of BASE_BOOT_FILES) writeFileSync(join(boot, f), `${f} contents\n`);
   mkdirSync(join(boot, 'overlays'));
   writeFileSync(join(boot, 'overlays', 'overlay_map.dtb'), 'map');
   writeFileSync(join(boot, 'config.txt'), '[all]\narm_64bit=1\n');

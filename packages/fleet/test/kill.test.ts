@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions, type FleetStep } from '../src/index.js';
 import { needs, repoRoot, tsNodeArgs } from '@iot-tofu/test-kit';
-import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
+import { BASE_BOOT_FILES, VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 /**
  * Issue 19 items 2-4: a fleet verb killed at any point (each named step, random moments; the whole
@@ -25,17 +25,7 @@ function world() {
   const boot = join(dir, 'src', 'boot');
   const root = join(dir, 'src', 'root');
   mkdirSync(join(boot, 'overlays'), { recursive: true });
-  for (const f of [
-    'bootcode.bin',
-    'start.elf',
-    'start4.elf',
-    'fixup.dat',
-    'fixup4.dat',
-    'kernel8.img',
-    'bcm2711-rpi-4-b.dtb',
-    'bcm2710-rpi-3-b.dtb',
-  ])
-    writeFileSync(join(boot, f), Buffer.alloc(256 * 1024, f.length));
+  for (const f of BASE_BOOT_FILES) writeFileSync(join(boot, f), Buffer.alloc(256 * 1024, f.length));
   writeFileSync(join(boot, 'config.txt'), 'auto_initramfs=1\n');
   writeFileSync(join(boot, 'cmdline.txt'), 'console=tty1 root=PARTUUID=x-02 rootwait\n');
   // A root big enough that cp is still running at random kill moments.

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetOptions } from '../src/index.js';
 import { migrateCmdline, migrateFstab, layout1Cmdline } from '../src/boot-folder.js';
 import { needs } from '@iot-tofu/test-kit';
-import { VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
+import { BASE_BOOT_FILES, VERB_NEEDS, recordingRunner, tempDir, tempRoots } from './helpers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -16,18 +16,7 @@ function plainBase(dir: string): { boot: string; root: string } {
   const boot = join(dir, 'boot');
   const root = join(dir, 'root');
   mkdirSync(join(boot, 'overlays'), { recursive: true });
-  for (const f of [
-    'bootcode.bin',
-    'start.elf',
-    'start4.elf',
-    'fixup.dat',
-    'fixup4.dat',
-    'kernel8.img',
-    'initramfs8',
-    'bcm2711-rpi-4-b.dtb',
-    'bcm2710-rpi-3-b.dtb',
-  ])
-    writeFileSync(join(boot, f), `${f} of the base\n`);
+  for (const f of [...BASE_BOOT_FILES, 'initramfs8']) writeFileSync(join(boot, f), `${f} of the base\n`);
   writeFileSync(join(boot, 'overlays', 'vc4-kms-v3d-pi4.dtbo'), 'overlay');
   writeFileSync(join(boot, 'config.txt'), 'auto_initramfs=1\ndtoverlay=vc4-kms-v3d\narm_64bit=1\n');
   writeFileSync(
