@@ -19,6 +19,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NATIVE_ENV } from '@iot-tofu/tftp';
 import { collect, repoRoot, stopProcess, tsNodeArgs, waitForOutput } from '../../test/lab/index.js';
 
 export interface CurlBenchOptions {
@@ -30,11 +31,12 @@ export interface CurlBenchOptions {
   readonly beforeServe?: string;
 }
 
-type Server = 'iot-tofu' | 'iot-tofu-main' | 'before' | 'dnsmasq' | 'tftpd-hpa';
+type Server = 'iot-tofu' | 'iot-tofu-main' | 'iot-tofu-dgram' | 'before' | 'dnsmasq' | 'tftpd-hpa';
 /** Addresses unlikely to be used by anything else on the machine (all of 127/8 is loopback). */
 const ADDRESS: Record<Server, string> = {
   'iot-tofu': '127.77.15.1',
   'iot-tofu-main': '127.77.15.2',
+  'iot-tofu-dgram': '127.77.15.6',
   before: '127.77.15.3',
   dnsmasq: '127.77.15.4',
   'tftpd-hpa': '127.77.15.5',
@@ -70,7 +72,14 @@ const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[
 export async function runCurlBench(options: CurlBenchOptions): Promise<void> {
   const rounds = options.quick ? 2 : 5;
   const concurrencies = options.quick ? [1, 10] : [1, 50];
-  const servers: Server[] = ['iot-tofu', 'iot-tofu-main', ...(options.beforeServe ? (['before'] as const) : []), 'dnsmasq', 'tftpd-hpa'];
+  const servers: Server[] = [
+    'iot-tofu',
+    'iot-tofu-main',
+    'iot-tofu-dgram',
+    ...(options.beforeServe ? (['before'] as const) : []),
+    'dnsmasq',
+    'tftpd-hpa',
+  ];
   const work = mkdtempSync(join(tmpdir(), 'tofu-bench-tftp-curl-'));
   // dnsmasq and in.tftpd drop root: the tree must be world-readable.
   chmodSync(work, 0o755);
@@ -158,7 +167,9 @@ async function start(server: Server, root: string, options: CurlBenchOptions): P
     // All clients share one source IP: lift the per-client cap (default 16) to the load.
     const args = [...tsNodeArgs, serve, '--root', root, '--address', ip, '--port', '69', '--per-client-max', '64'];
     if (server === 'iot-tofu-main') args.push('--threads', '0');
-    child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The fallback path, as on a platform without the prebuilt addon.
+    const env = server === 'iot-tofu-dgram' ? { ...process.env, [NATIVE_ENV]: '0' } : process.env;
+    child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForOutput(child, /listening/, 30_000);
   }
   if (child.exitCode !== null) throw new Error(`${server} exited at start`);
@@ -204,7 +215,7 @@ function report(
       `${availableParallelism()} cores; load average at end ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
-    'iot-tofu = daemon defaults (transfer threads); iot-tofu-main = --threads 0. ' +
+    `iot-tofu = daemon defaults (transfer threads, native sockets); iot-tofu-main = --threads 0; iot-tofu-dgram = defaults with ${NATIVE_ENV}=0. ` +
       'Ratios: median over rounds of ours/peer in the same round.',
   ];
   const mbps = (ms: readonly Measurement[]) => median(ms.map((m) => m.mbPerSec)).toFixed(1);

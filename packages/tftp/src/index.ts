@@ -44,6 +44,8 @@ export type {
 export { TftpServer } from './server.js';
 export { TftpServerError } from './server-options.js';
 export { defaultTransferThreads } from './worker-proxy.js';
+export { nativeSocketStatus, NATIVE_ENV } from './native-socket.js';
+export type { NativeSocketStatus } from './native-socket.js';
 export type { TftpServerOptions } from './server-options.js';
 export type { TftpFileOpener } from './request-file.js';
 export type {

@@ -1,6 +1,7 @@
 /** TftpServer's options, their defaults and their checks. */
 import { IotTofuError } from '@iot-tofu/errors';
 import { DEFAULT_MAX_BLKSIZE } from './options.js';
+import { nativeSocketStatus, transferSocketAddon } from './native-socket.js';
 import type { TftpFileOpener } from './request-file.js';
 import type { TftpLogger } from './logger.js';
 import type { TftpClock, UdpSocketFactory } from './udp.js';
@@ -92,6 +93,13 @@ export interface TftpServerOptions {
    * and is off in single-port mode (one socket cannot be split across threads).
    */
   readonly threads?: number;
+  /**
+   * Transfer sockets on the native addon (`native/transfer-socket.c`): no node:dgram allocation or
+   * send request per datagram. Default: on when this platform has its prebuilt binary and no
+   * `socketFactory` is injected (`IOT_TOFU_TFTP_NATIVE=0` turns the default off); true requires
+   * the addon, false keeps node:dgram. Single-port mode always uses the listening socket.
+   */
+  readonly nativeSockets?: boolean;
   readonly logger?: TftpLogger;
   readonly clock?: TftpClock;
   readonly socketFactory?: UdpSocketFactory;
@@ -129,7 +137,14 @@ export function resolveServerOptions(options: TftpServerOptions): ResolvedServer
     maxTransferMs: options.maxTransferMs ?? 600_000,
     singlePort: options.singlePort ?? false,
     threads: options.threads ?? 0,
+    nativeSockets: options.nativeSockets ?? (!options.socketFactory && transferSocketAddon() !== undefined),
   };
+  if (options.nativeSockets === true) {
+    const status = nativeSocketStatus();
+    if (!status.loaded) throw new TftpServerError('TFTP_BAD_OPTION', `TftpServer option nativeSockets: ${status.reason}`);
+    if (options.socketFactory)
+      throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option nativeSockets cannot run on an injected socketFactory');
+  }
   if (!(Number.isInteger(resolved.threads) && resolved.threads >= 0)) {
     throw new TftpServerError('TFTP_BAD_OPTION', 'TftpServer option threads must be a whole number, 0 or more');
   }

@@ -175,7 +175,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
   private async startThreads(count: number): Promise<void> {
     if (count === 0) return;
-    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs } = this.config;
+    const { address, timeoutMs, maxTimeoutMs, minTimeoutMs, maxRetries, maxTransferMs, nativeSockets } = this.config;
     const { firstAckRetries, stallGiveUpMs, oackTimeoutMs } = this.config;
     const settings: ThreadSettings = {
       address,
@@ -184,6 +184,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
       minTimeoutMs,
       maxRetries,
       maxTransferMs,
+      nativeSockets,
       requestRate: this.options.requestRate,
       ...(firstAckRetries !== undefined ? { firstAckRetries } : {}),
       ...(stallGiveUpMs !== undefined ? { stallGiveUpMs } : {}),

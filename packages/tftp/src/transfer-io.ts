@@ -5,6 +5,7 @@
  * event, releasing socket, body and slot exactly once) share one object's state and must change together.
  */
 import type { RemoteInfo } from 'node:dgram';
+import { constants } from 'node:os';
 import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
 import type { NegotiatedOptions } from './options.js';
 import { ReadTransferMachine } from './transfer-machine.js';
@@ -14,6 +15,8 @@ import type { OpenedFile } from './file-source.js';
 import { sanitizeForLog } from './logger.js';
 import type { TftpLogger } from './logger.js';
 import { bindSocket, connectSocket } from './udp.js';
+import { NativeSocketEvent, transferSocketAddon } from './native-socket.js';
+import type { NativeSocketHandle, TransferSocketAddon } from './native-socket.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import type {
   DropReason,
@@ -24,6 +27,8 @@ import type {
   TransferFailureReason,
   TransferStartedEvent,
 } from './events.js';
+
+const errnos = constants.errno;
 
 /** DATA headers for every 16-bit block number, built on first use and shared by all transfers. */
 const HEADER_BYTES = Buffer.alloc(65536 * 4);
@@ -94,6 +99,8 @@ export interface TransferSettings {
   /** Interval before an unanswered OACK is sent again (see ReadTransferConfig). */
   readonly oackTimeoutMs?: number;
   readonly maxTransferMs: number;
+  /** Transfer sockets on the native addon (native-socket.ts) instead of node:dgram. */
+  readonly nativeSockets: boolean;
   readonly clock: TftpClock;
   readonly socketFactory: UdpSocketFactory;
 }
@@ -120,6 +127,8 @@ export class Transfer implements TransferSink, ServerTransfer {
   private readonly machine: ReadTransferMachine;
   private readonly oackBytes: Uint8Array | undefined;
   private socket: UdpSocket | undefined;
+  /** The native socket when the transfer runs on the addon (then `socket` is unset). */
+  private native: { readonly addon: TransferSocketAddon; readonly handle: NativeSocketHandle } | undefined;
   /** Twin of a connected transfer socket on the same port: receives what strangers send to our TID. */
   private strangers: UdpSocket | undefined;
   /** The socket is connected to the client: sends carry no address, the kernel filters receives. */
@@ -202,7 +211,9 @@ export class Transfer implements TransferSink, ServerTransfer {
   async start(): Promise<void> {
     const { clock, socketFactory, address } = this.server.config;
     const shared = this.server.sharedSocket;
-    if (shared) {
+    if (!shared && this.server.config.nativeSockets && (await this.openNative())) {
+      if (this.ended) return;
+    } else if (shared) {
       this.socket = shared;
       this.ownsSocket = false;
     } else {
@@ -274,6 +285,62 @@ export class Transfer implements TransferSink, ServerTransfer {
     }
   }
 
+  /**
+   * Opens the transfer on the native socket (native-socket.ts): bound, its stranger twin bound to
+   * the same port, then connected to the client. False when any step fails: the transfer then
+   * opens on node:dgram as before, so the addon can only ever make a transfer cheaper.
+   */
+  private async openNative(): Promise<boolean> {
+    const addon = transferSocketAddon();
+    if (!addon) return false;
+    const { socketFactory, address } = this.server.config;
+    let handle: NativeSocketHandle;
+    let port: number;
+    try {
+      [handle, port] = addon.open(address, this.onNativeEvent);
+    } catch (error) {
+      this.log.debug({ err: error }, 'tftp: no native transfer socket, using node:dgram');
+      return false;
+    }
+    const twin = socketFactory('strangers');
+    try {
+      await bindSocket(twin, port, address);
+    } catch (error) {
+      this.log.debug({ err: error }, 'tftp: no stranger socket on the native transfer port, using node:dgram');
+      addon.close(handle);
+      closeQuietly(twin);
+      return false;
+    }
+    const connectError = this.ended ? 0 : addon.connect(handle, this.client.address, this.client.port);
+    if (this.ended || connectError !== 0) {
+      if (connectError !== 0) this.log.debug({ errno: connectError }, 'tftp: cannot connect the native transfer socket, using node:dgram');
+      addon.close(handle);
+      closeQuietly(twin);
+      return this.ended;
+    }
+    twin.on('error', (error) => this.log.warn({ err: error }, 'tftp: stranger socket error'));
+    twin.on('message', (_msg, rinfo) => this.answerStranger(twin, rinfo));
+    this.strangers = twin;
+    this.native = { addon, handle };
+    this.connected = true;
+    return true;
+  }
+
+  private readonly onNativeEvent = (kind: number, value: number | Buffer): void => {
+    // Nothing counts before the socket is connected to the client (the kernel filters from then on).
+    if (this.ended || !this.native) return;
+    if (kind === NativeSocketEvent.ACK) this.onAck(value as number);
+    else if (kind === NativeSocketEvent.PACKET) this.onClientPacket(value as Buffer);
+    else if (value === errnos.ECONNREFUSED) this.log.debug({ errno: value }, 'tftp: client port unreachable');
+    else this.log.warn({ errno: value }, 'tftp: transfer socket error');
+  };
+
+  /** A full socket buffer or the client's ICMP unreachable is left to the retransmission timer. */
+  private nativeSendFailed(errno: number): void {
+    if (errno === errnos.EAGAIN || errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED) return;
+    this.log.warn({ errno }, 'tftp: transfer socket send failed');
+  }
+
   private answerStranger(from: UdpSocket, rinfo: RemoteInfo): void {
     // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
     if (this.server.mayAnswer(rinfo.address)) {
@@ -289,12 +356,18 @@ export class Transfer implements TransferSink, ServerTransfer {
       return;
     }
     const block = peekAckBlock(msg);
-    if (block >= 0) {
-      const result = this.machine.onAck(block, this.server.config.clock.now());
-      if (result === 'duplicate') this.server.dropped('duplicate-ack', this.client);
-      else if (result === 'out-of-window') this.server.dropped('out-of-window-ack', this.client);
-      return;
-    }
+    if (block >= 0) this.onAck(block);
+    else this.onClientPacket(msg);
+  }
+
+  private onAck(block: number): void {
+    const result = this.machine.onAck(block, this.server.config.clock.now());
+    if (result === 'duplicate') this.server.dropped('duplicate-ack', this.client);
+    else if (result === 'out-of-window') this.server.dropped('out-of-window-ack', this.client);
+  }
+
+  /** A datagram from the client that is not a plain ACK. */
+  private onClientPacket(msg: Buffer): void {
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ERROR) {
       let code = 0;
       let message = '';
@@ -317,7 +390,10 @@ export class Transfer implements TransferSink, ServerTransfer {
   }
 
   private send(packet: Uint8Array | readonly Uint8Array[]): void {
-    if (this.connected) this.socket?.send(packet);
+    if (this.native) {
+      const error = this.native.addon.send(this.native.handle, packet as Uint8Array);
+      if (error !== 0) this.nativeSendFailed(error);
+    } else if (this.connected) this.socket?.send(packet);
     else this.socket?.send(packet, this.client.port, this.client.address);
   }
 
@@ -350,7 +426,10 @@ export class Transfer implements TransferSink, ServerTransfer {
     // Gather-send a shared, immutable header and a view of the cached bytes: no copy and no
     // pool allocation per block. No send callback either (it costs a nextTick per datagram);
     // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
-    this.send([dataHeader(block & 0xffff), data]);
+    if (this.native) {
+      const error = this.native.addon.sendData(this.native.handle, block & 0xffff, data);
+      if (error !== 0) this.nativeSendFailed(error);
+    } else this.send([dataHeader(block & 0xffff), data]);
   }
 
   requestRepeated(): void {
@@ -432,7 +511,7 @@ export class Transfer implements TransferSink, ServerTransfer {
     if (this.ended) return;
     this.machine.stop();
     const durationMs = this.startedAt ? this.server.config.clock.now() - this.startedAt : 0;
-    if (reason !== 'shutdown' && this.socket) {
+    if (reason !== 'shutdown' && (this.socket || this.native)) {
       // The client gets a generic text; the details stay in the event and the log.
       this.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }));
     }
@@ -450,6 +529,8 @@ export class Transfer implements TransferSink, ServerTransfer {
     this.server.released(this);
     const socket = this.socket;
     this.socket = undefined;
+    if (this.native) this.native.addon.close(this.native.handle);
+    this.native = undefined;
     this.connected = false;
     if (this.strangers) closeQuietly(this.strangers);
     this.strangers = undefined;

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource, TftpServer, fromNetascii } from '../src/index.js';
 import type { TftpServerOptions, UdpSocket } from '../src/index.js';
+import { needs } from '@iot-tofu/test-kit';
+import { prebuiltPath } from '../src/native-socket.js';
 import { tftpGet } from './client.js';
 import { FakeClock, HOST, RawPeer, receiveWhileStrangersPoke, record, until } from './loopback.js';
 
@@ -15,11 +17,16 @@ let root: string;
 const files: Record<string, Buffer> = {};
 const servers: TftpServer[] = [];
 
+/** The transfer sockets the running suite asks for (undefined: the server's default). */
+let nativeSockets: boolean | undefined;
+
 async function startServer(options: Partial<TftpServerOptions> = {}): Promise<{ server: TftpServer; port: number }> {
   const server = new TftpServer({
     address: HOST,
     port: 0,
     source: new FileSource({ root, isRegistered: (s) => s === '9ffefdef' }),
+    // An injected socketFactory always runs on node:dgram.
+    ...(nativeSockets !== undefined && !options.socketFactory ? { nativeSockets } : {}),
     ...options,
   });
   servers.push(server);
@@ -51,7 +58,19 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('TftpServer on loopback', () => {
+// Everything on loopback runs twice: on the native transfer socket (the default wherever the
+// prebuilt addon loads) and on node:dgram, the fallback of every other platform.
+describe('TftpServer on loopback, native transfer sockets', needs(prebuiltPath()), () => loopbackSuite(true));
+describe('TftpServer on loopback, node:dgram transfer sockets', () => loopbackSuite(false));
+
+function loopbackSuite(native: boolean): void {
+  beforeAll(() => {
+    nativeSockets = native;
+  });
+  afterAll(() => {
+    nativeSockets = undefined;
+  });
+
   it.each([
     ['empty.bin', {}],
     ['one.bin', {}],
@@ -555,7 +574,7 @@ describe('TftpServer on loopback', () => {
     expect(server.stats.active).toBe(0);
     peer.close();
   });
-});
+}
 
 /** Wraps a real UDP socket so that it drops, duplicates and delays (reorders) what it sends and receives. */
 function lossySocketFactory(seed: number, loss: number, dup: number, jitterMs: number) {

@@ -403,6 +403,7 @@ describe('TftpServer with transfer threads (loopback)', () => {
       minTimeoutMs: 30,
       maxRetries: 5,
       maxTransferMs: 60_000,
+      nativeSockets: false,
       requestRate: { perSecond: 50, burst: 100 },
     };
     // Nothing is assigned to it, so the host is never called.

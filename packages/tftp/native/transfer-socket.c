@@ -1,0 +1,311 @@
+/*
+ * A TFTP transfer socket without node:dgram's per-datagram cost (issue 14).
+ *
+ * node:dgram allocates 64 KiB and an rinfo object per received datagram and a SendWrap per send;
+ * on a lock-step transfer that is most of the server's CPU per block. This socket is a plain
+ * non-blocking UDP descriptor watched by a uv_poll on the calling thread's own loop (main thread
+ * or transfer thread): an ACK reaches JavaScript as one call with its block number, a DATA block
+ * leaves with one sendmsg gathering a 4-byte header and a view of the file's bytes. Everything
+ * else (ERROR, garbage, socket errors) is handed up as is. The transfer logic stays in
+ * transfer-machine.ts; this file only moves datagrams.
+ *
+ * JavaScript API (src/native-socket.ts types it):
+ *   open(address, onEvent) -> [handle, port]     bind address:0 with SO_REUSEADDR, start polling
+ *   connect(handle, address, port)               filter receives to the client, send without address
+ *   sendData(handle, block, bytes) -> errno      DATA header + bytes, one datagram
+ *   send(handle, bytes) -> errno                 any other packet (OACK, ERROR)
+ *   close(handle)                                idempotent; the descriptor closes on the next tick
+ * onEvent(kind, value): kind 0 = ACK (value: block), 1 = other datagram (value: Buffer copy),
+ * 2 = receive error (value: errno).
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Largest datagram read whole; TFTP packets a server receives are far smaller. */
+#define RECEIVE_BUFFER 2048
+/* Datagrams handled per readable event before yielding to the rest of the loop. */
+#define RECEIVE_BATCH 64
+
+enum event_kind { EVENT_ACK = 0, EVENT_PACKET = 1, EVENT_ERROR = 2 };
+
+typedef struct transfer_socket {
+  uv_poll_t poll; /* first: the poll callback's handle is the socket */
+  int fd;
+  napi_env env;
+  napi_ref on_event;
+  napi_async_context async_context;
+  napi_async_cleanup_hook_handle cleanup_hook;
+  int watched;         /* uv_poll initialised: libuv must close it */
+  int closed;          /* uv_close called */
+  int handle_released; /* the JavaScript External was collected */
+} transfer_socket;
+
+#define THROW_IF(cond, msg)                      \
+  do {                                           \
+    if (cond) {                                  \
+      napi_throw_error(env, "ERR_TFTP_NATIVE", msg); \
+      return NULL;                               \
+    }                                            \
+  } while (0)
+
+static void free_socket(transfer_socket *sock) {
+  free(sock);
+}
+
+static void on_closed(uv_handle_t *handle) {
+  transfer_socket *sock = (transfer_socket *)handle;
+  if (sock->fd >= 0) close(sock->fd);
+  sock->fd = -1;
+  if (sock->cleanup_hook) {
+    napi_remove_async_cleanup_hook(sock->cleanup_hook);
+    sock->cleanup_hook = NULL;
+  }
+  if (sock->on_event) napi_delete_reference(sock->env, sock->on_event);
+  sock->on_event = NULL;
+  if (sock->async_context) napi_async_destroy(sock->env, sock->async_context);
+  sock->async_context = NULL;
+  if (sock->handle_released) free_socket(sock);
+}
+
+static void start_close(transfer_socket *sock) {
+  if (sock->closed) return;
+  sock->closed = 1;
+  if (sock->watched) {
+    uv_poll_stop(&sock->poll);
+    uv_close((uv_handle_t *)&sock->poll, on_closed);
+  } else {
+    /* never polled: nothing for libuv to release */
+    on_closed((uv_handle_t *)&sock->poll);
+  }
+}
+
+/* The environment (main thread or worker) is going away with the socket still open. */
+static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *data) {
+  (void)handle;
+  start_close((transfer_socket *)data);
+}
+
+static void on_handle_finalized(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  transfer_socket *sock = data;
+  sock->handle_released = 1;
+  if (sock->closed && sock->fd < 0) free_socket(sock);
+  else start_close(sock);
+}
+
+static void emit(transfer_socket *sock, napi_env env, int kind, napi_value value) {
+  napi_value callback, receiver, argv[2];
+  if (!sock->on_event || napi_get_reference_value(env, sock->on_event, &callback) != napi_ok || !callback) return;
+  napi_get_global(env, &receiver); /* make_callback needs an object as `this` */
+  napi_create_int32(env, kind, &argv[0]);
+  argv[1] = value;
+  /* make_callback, not call_function: JavaScript may queue ticks and microtasks, drained on return. */
+  napi_status status = napi_make_callback(env, sock->async_context, receiver, callback, 2, argv, NULL);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  transfer_socket *sock = (transfer_socket *)handle;
+  napi_env env = sock->env;
+  napi_handle_scope scope;
+  (void)events;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (status < 0) {
+    /* libuv reports a pending socket error (POLLERR: the client's ICMP port unreachable on a
+     * connected socket) as UV_EBADF and stops the poll. Take the real error, clearing it, and
+     * poll on: the retransmission timer decides whether the client is gone. */
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(sock->fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0 || error == 0) error = -status;
+    napi_value value;
+    napi_create_int32(env, error, &value);
+    emit(sock, env, EVENT_ERROR, value);
+    if (!sock->closed) uv_poll_start(&sock->poll, UV_READABLE, on_readable);
+  }
+  unsigned char buffer[RECEIVE_BUFFER];
+  for (int i = 0; i < RECEIVE_BATCH && !sock->closed; i++) {
+    ssize_t n = recv(sock->fd, buffer, sizeof buffer, MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      napi_value value;
+      napi_create_int32(env, errno, &value);
+      emit(sock, env, EVENT_ERROR, value);
+      continue; /* ECONNREFUSED and the like are one-shot: read on */
+    }
+    napi_value value;
+    if (n >= 4 && buffer[0] == 0 && buffer[1] == 4) { /* padded ACKs count, as in packet.ts */
+      napi_create_uint32(env, ((uint32_t)buffer[2] << 8) | buffer[3], &value);
+      emit(sock, env, EVENT_ACK, value);
+    } else {
+      size_t length = (size_t)n < sizeof buffer ? (size_t)n : sizeof buffer;
+      void *copy;
+      napi_create_buffer_copy(env, length, buffer, &copy, &value);
+      emit(sock, env, EVENT_PACKET, value);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static transfer_socket *unwrap(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static int parse_ipv4(napi_env env, napi_value value, uint16_t port, struct sockaddr_in *out) {
+  char text[64];
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
+  memset(out, 0, sizeof *out);
+  out->sin_family = AF_INET;
+  out->sin_port = htons(port);
+  return inet_pton(AF_INET, text, &out->sin_addr) == 1;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct sockaddr_in local;
+  THROW_IF(argc < 2 || !parse_ipv4(env, argv[0], 0, &local), "open(address, onEvent): an IPv4 address");
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  THROW_IF(fd < 0, strerror(errno));
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 || bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+    int error = errno;
+    close(fd);
+    THROW_IF(1, strerror(error));
+  }
+  socklen_t local_length = sizeof local;
+  getsockname(fd, (struct sockaddr *)&local, &local_length);
+
+  transfer_socket *sock = calloc(1, sizeof *sock);
+  if (!sock) {
+    close(fd);
+    THROW_IF(1, "out of memory");
+  }
+  sock->fd = fd;
+  sock->env = env;
+  napi_value name, handle, port, result;
+  napi_create_reference(env, argv[1], 1, &sock->on_event);
+  napi_create_string_utf8(env, "TftpTransferSocket", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &sock->async_context);
+  napi_add_async_cleanup_hook(env, on_env_cleanup, sock, &sock->cleanup_hook);
+  napi_create_external(env, sock, on_handle_finalized, NULL, &handle);
+
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) == napi_ok && uv_poll_init(loop, &sock->poll, fd) == 0) sock->watched = 1;
+  if (!sock->watched || uv_poll_start(&sock->poll, UV_READABLE, on_readable) != 0) {
+    start_close(sock);
+    THROW_IF(1, "cannot watch the socket");
+  }
+
+  napi_create_uint32(env, ntohs(local.sin_port), &port);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, handle);
+  napi_set_element(env, result, 1, port);
+  return result;
+}
+
+static napi_value errno_value(napi_env env, int error) {
+  napi_value value;
+  napi_create_int32(env, error, &value);
+  return value;
+}
+
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  transfer_socket *sock = argc == 3 ? unwrap(env, argv[0]) : NULL;
+  uint32_t port = 0;
+  struct sockaddr_in peer;
+  THROW_IF(!sock || napi_get_value_uint32(env, argv[2], &port) != napi_ok || port > 65535 || !parse_ipv4(env, argv[1], (uint16_t)port, &peer),
+           "connect(handle, address, port)");
+  if (sock->closed) return errno_value(env, EBADF);
+  return errno_value(env, connect(sock->fd, (struct sockaddr *)&peer, sizeof peer) < 0 ? errno : 0);
+}
+
+/* A send that finds the socket buffer full is dropped: the transfer's retransmission covers it. */
+static int send_iov(transfer_socket *sock, struct iovec *iov, int count) {
+  struct msghdr message = {.msg_iov = iov, .msg_iovlen = count};
+  for (;;) {
+    if (sendmsg(sock->fd, &message, MSG_NOSIGNAL) >= 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
+static int typed_bytes(napi_env env, napi_value value, void **data, size_t *length) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok || type != napi_uint8_array) return 0;
+  return 1;
+}
+
+static napi_value js_send_data(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  transfer_socket *sock = argc == 3 ? unwrap(env, argv[0]) : NULL;
+  uint32_t block = 0;
+  void *data = NULL;
+  size_t length = 0;
+  THROW_IF(!sock || napi_get_value_uint32(env, argv[1], &block) != napi_ok || !typed_bytes(env, argv[2], &data, &length),
+           "sendData(handle, block, bytes)");
+  if (sock->closed) return errno_value(env, EBADF);
+  unsigned char header[4] = {0, 3, (unsigned char)(block >> 8), (unsigned char)block};
+  struct iovec iov[2] = {{header, 4}, {data, length}};
+  return errno_value(env, send_iov(sock, iov, 2));
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  transfer_socket *sock = argc == 2 ? unwrap(env, argv[0]) : NULL;
+  void *data = NULL;
+  size_t length = 0;
+  THROW_IF(!sock || !typed_bytes(env, argv[1], &data, &length), "send(handle, bytes)");
+  if (sock->closed) return errno_value(env, EBADF);
+  struct iovec iov[1] = {{data, length}};
+  return errno_value(env, send_iov(sock, iov, 1));
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  transfer_socket *sock = argc == 1 ? unwrap(env, argv[0]) : NULL;
+  THROW_IF(!sock, "close(handle)");
+  start_close(sock);
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor functions[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"sendData", NULL, js_send_data, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+  };
+  napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+  return exports;
+}
