@@ -295,6 +295,10 @@ describe('doctor', () => {
     expect(tftp.status).toBe('fail');
     expect(tftp.detail).toMatch(new RegExp(`^held by .* \\(pid ${process.pid}\\): another TFTP server`));
     expect(held.checks.find((c) => c.name === 'service')).toMatchObject({ status: 'warn' });
+    expect(held.checks.find((c) => c.name === 'tftp-sockets')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining('native addon'),
+    });
     expect(held.checks.find((c) => c.name === 'nfsd')).toMatchObject({ status: 'ok' });
     expect(held.checks.find((c) => c.name === 'exports')).toMatchObject({ status: 'warn' });
     expect(held.checks.some((c) => c.name.includes('(dhcp)'))).toBe(false);

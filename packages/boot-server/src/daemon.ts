@@ -14,7 +14,7 @@ import { pino, type Logger } from 'pino';
 import { ProxyDhcpServer, type ProxyPolicy } from '@iot-tofu/dhcp';
 import { IotTofuError } from '@iot-tofu/errors';
 import { Fleet, type CommandRunner } from '@iot-tofu/fleet';
-import { defaultTransferThreads, FileSource, TftpServer } from '@iot-tofu/tftp';
+import { defaultTransferThreads, FileSource, nativeSocketStatus, TftpServer } from '@iot-tofu/tftp';
 import { AdmissionControl } from './admission-control.js';
 import { AdmissionGate, admissionMode } from './admission.js';
 import { buildApi, fleetPort, publicRoutes } from './api.js';
@@ -215,6 +215,10 @@ export class BootServer {
     const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
     const threads = config.tftpThreads === 'auto' ? defaultTransferThreads() : config.tftpThreads;
     const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log, threads });
+    const sockets = nativeSocketStatus();
+    // Says which transfer path runs: a platform without the prebuilt addon serves on node:dgram at a higher CPU cost per block.
+    if (sockets.loaded) log.info({ addon: sockets.path }, 'tftp: transfer sockets on the native addon');
+    else log.info({ reason: sockets.reason }, `tftp: transfer sockets on node:dgram (${sockets.reason})`);
     // Every TFTP event goes out with the serial it belongs to (one rule: BootTracker.serialOf), so the
     // fleet, the page and MQTT need not work it out again.
     const serialOf = (e: { serial?: string; client: { address: string }; file: string }) =>
@@ -411,7 +415,12 @@ export class BootServer {
         serverIp: this.config.serverIp,
         pis: fleet.list().length,
         ...(this.tftp
-          ? { activeTransfers: this.tftp.stats.active, queuedTransfers: this.tftp.stats.queued, tftpThreads: this.tftp.stats.threads }
+          ? {
+              activeTransfers: this.tftp.stats.active,
+              queuedTransfers: this.tftp.stats.queued,
+              tftpThreads: this.tftp.stats.threads,
+              tftpSockets: nativeSocketStatus().loaded ? 'native' : 'node:dgram',
+            }
           : {}),
         admission: this.admissionStatus(),
         mqtt: this.mqttHealth(),

@@ -2,6 +2,7 @@ import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { processAlive, type CommandRunner } from '@iot-tofu/host-io';
 import { nfsHealth, type NfsHealth } from '@iot-tofu/nfs-server-lite';
+import { nativeSocketStatus } from '@iot-tofu/tftp';
 import type { BootServerConfig } from './config.js';
 import { SERVICE_USER, UNIT_PATH, below, defaultWhich } from './install.js';
 import { redactUrl } from './mqtt/index.js';
@@ -243,6 +244,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       (error: unknown) => ({ running: true, healthError: (error as Error).message }),
     );
   }
+  // The installed package's own TFTP transfer path (this process loads the same binary the daemon does).
+  const sockets = nativeSocketStatus();
+  if (sockets.loaded) add('tftp-sockets', 'ok', `native addon (${sockets.path})`);
+  else add('tftp-sockets', 'warn', `node:dgram, ${sockets.reason}: transfers work, at a higher CPU cost per block`);
   const mqtt = mqttCheck(config.mqttUrl, daemon);
   add('mqtt', mqtt.status, mqtt.detail);
 
