@@ -11,8 +11,8 @@
 //   2. `npm install --omit=dev` of the third-party runtime dependencies of the three CLIs, at the
 //      versions package-lock.json pins (from npm's cache when it has them);
 //   3. each workspace package the CLIs need, copied to node_modules/@iot-tofu/<name> (package.json
-//      without the source-only export condition and dev fields, dist/ without build info, web/ when
-//      there is one, README);
+//      without the source-only export condition and dev fields, dist/ without build info, web/ and
+//      prebuilds/ when there are, README);
 //   4. every dependency listed in bundleDependencies, then `npm pack`.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -89,6 +89,8 @@ try {
     if (existsSync(join(dir, 'README.md'))) cpSync(join(dir, 'README.md'), join(dest, 'README.md'));
     // Static files a package reads at run time beside dist/ (boot-server's fleet page).
     if (existsSync(join(dir, 'web'))) cpSync(join(dir, 'web'), join(dest, 'web'), { recursive: true });
+    // Prebuilt native addons beside dist/ (tftp's transfer socket, issue 14: src/native-socket.ts loads them).
+    if (existsSync(join(dir, 'prebuilds'))) cpSync(join(dir, 'prebuilds'), join(dest, 'prebuilds'), { recursive: true });
     const exportsField = Object.fromEntries(
       Object.entries(manifest.exports ?? {}).map(([key, conditions]) => [
         key,
