@@ -1,12 +1,11 @@
 /**
- * The I/O half of a read transfer: runs the pure state machine (transfer-machine.ts) on a socket
- * and one timer, reads blocks from the file body, reports events to its host. Over 400 lines on
- * purpose: the socket's message handling, the timer and the end of a transfer (each outcome, its
- * event, releasing socket, body and slot exactly once) share one object's state and must change together.
+ * The I/O half of a read transfer: runs the pure state machine (transfer-machine.ts) on a link
+ * (transfer-link.ts: the native socket, node:dgram or the shared listening socket) and one timer,
+ * reads blocks from the file body, reports events to its host. The end of a transfer (each
+ * outcome, its event, releasing link, body and slot exactly once) lives in one place: teardown().
  */
 import type { RemoteInfo } from 'node:dgram';
-import { constants } from 'node:os';
-import { decodeTftpPacket, encodeTftpPacket, peekAckBlock, TftpErrorCode, TftpOpcode, writeDataHeader } from './packet.js';
+import { decodeTftpPacket, encodeTftpPacket, TftpErrorCode, TftpOpcode } from './packet.js';
 import type { NegotiatedOptions } from './options.js';
 import { ReadTransferMachine } from './transfer-machine.js';
 import type { AdaptiveTimeoutConfig, RttEstimate, TransferOutcome, TransferSink } from './transfer-machine.js';
@@ -14,9 +13,8 @@ import type { FileBody } from './file-body.js';
 import type { OpenedFile } from './file-source.js';
 import { sanitizeForLog } from './logger.js';
 import type { TftpLogger } from './logger.js';
-import { bindSocket, connectSocket } from './udp.js';
-import { NativeSocketEvent, transferSocketAddon } from './native-socket.js';
-import type { NativeSocketHandle, TransferSocketAddon } from './native-socket.js';
+import { openLink, SharedLink } from './transfer-link.js';
+import type { LinkEvents, TransferLink } from './transfer-link.js';
 import type { TftpClock, UdpSocket, UdpSocketFactory } from './udp.js';
 import type {
   DropReason,
@@ -27,21 +25,6 @@ import type {
   TransferFailureReason,
   TransferStartedEvent,
 } from './events.js';
-
-const errnos = constants.errno;
-
-/** DATA headers for every 16-bit block number, built on first use and shared by all transfers. */
-const HEADER_BYTES = Buffer.alloc(65536 * 4);
-const HEADERS: (Buffer | undefined)[] = new Array<Buffer | undefined>(65536);
-function dataHeader(block: number): Buffer {
-  let header = HEADERS[block];
-  if (!header) {
-    header = HEADER_BYTES.subarray(block * 4, block * 4 + 4);
-    writeDataHeader(header, block);
-    HEADERS[block] = header;
-  }
-  return header;
-}
 
 /** What the server holds of a transfer, wherever it runs (this thread or a transfer thread). */
 export interface ServerTransfer {
@@ -126,13 +109,8 @@ export class Transfer implements TransferSink, ServerTransfer {
   private readonly init: TransferInit;
   private readonly machine: ReadTransferMachine;
   private readonly oackBytes: Uint8Array | undefined;
-  private socket: UdpSocket | undefined;
-  /** The native socket when the transfer runs on the addon (then `socket` is unset). */
-  private native: { readonly addon: TransferSocketAddon; readonly handle: NativeSocketHandle } | undefined;
-  /** Twin of a connected transfer socket on the same port: receives what strangers send to our TID. */
-  private strangers: UdpSocket | undefined;
-  /** The socket is connected to the client: sends carry no address, the kernel filters receives. */
-  private connected = false;
+  /** Where the datagrams go: set once start() has opened it, unset again at the end. */
+  private link: TransferLink | undefined;
   private timer: unknown;
   private deadline = 0;
   /** When the pending timer fires (it may fire before `deadline`, then it re-arms). */
@@ -205,43 +183,23 @@ export class Transfer implements TransferSink, ServerTransfer {
 
   /** True between start() and the end of the transfer. */
   running = false;
-  /** False in single-port mode, where the socket is the server's listening socket. */
-  private ownsSocket = true;
 
   async start(): Promise<void> {
-    const { clock, socketFactory, address } = this.server.config;
+    const { clock, socketFactory, address, nativeSockets } = this.server.config;
     const shared = this.server.sharedSocket;
-    if (!shared && this.server.config.nativeSockets && (await this.openNative())) {
-      if (this.ended) return;
-    } else if (shared) {
-      this.socket = shared;
-      this.ownsSocket = false;
-    } else {
-      const socket = socketFactory('transfer');
-      this.socket = socket;
+    if (shared) this.link = new SharedLink(shared, this.client, this.linkEvents);
+    else {
       try {
-        await bindSocket(socket, 0, address);
+        const options = { address, client: this.client, socketFactory, nativeSockets, log: this.log, ended: () => this.ended };
+        const link = await openLink(options, this.linkEvents);
+        if (this.ended) void link?.close();
+        if (!link || this.ended) return;
+        this.link = link;
       } catch (error) {
         this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
-        this.socket = undefined;
-        try {
-          socket.close();
-        } catch {
-          // never bound: nothing to release
-        }
         this.fail('io-error', `cannot open a transfer socket: ${(error as Error).message}`);
         return;
       }
-      if (this.ended) return;
-      socket.on('error', (error) => {
-        // A connected socket reports the client's ICMP port-unreachable (it went away); the
-        // retransmission timer ends the transfer, so that is no warning.
-        if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.log.debug({ err: error }, 'tftp: client port unreachable');
-        else this.log.warn({ err: error }, 'tftp: transfer socket error');
-      });
-      socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-      await this.connectToClient(socket);
-      if (this.ended) return;
     }
     this.running = true;
     this.startedAt = clock.now();
@@ -251,113 +209,21 @@ export class Transfer implements TransferSink, ServerTransfer {
     this.machine.start(this.startedAt);
   }
 
-  /**
-   * Connects the transfer socket to the client (measured: ~20% less CPU per block than sending
-   * with an address) after binding a twin socket to the same address:port; Linux hands the twin
-   * every datagram that does not match the connected 4-tuple, so strangers still get ERROR 5.
-   * When the twin cannot share the port (a socket factory without SO_REUSEADDR) or connect fails,
-   * the transfer runs unconnected on its one socket, as before.
-   */
-  private async connectToClient(socket: UdpSocket): Promise<void> {
-    if (typeof socket.connect !== 'function') return;
-    const { socketFactory, address } = this.server.config;
-    const twin = socketFactory('strangers');
-    try {
-      await bindSocket(twin, socket.address().port, address);
-    } catch (error) {
-      this.log.debug({ err: error }, 'tftp: no stranger socket on the transfer port, running unconnected');
-      closeQuietly(twin);
-      return;
-    }
-    if (this.ended) {
-      closeQuietly(twin);
-      return;
-    }
-    twin.on('error', (error) => this.log.warn({ err: error }, 'tftp: stranger socket error'));
-    twin.on('message', (_msg, rinfo) => this.answerStranger(twin, rinfo));
-    this.strangers = twin;
-    try {
-      await connectSocket(socket, this.client.port, this.client.address);
-      this.connected = true;
-    } catch (error) {
-      // Unconnected, the transfer socket sees strangers itself; the twin only costs a descriptor.
-      this.log.debug({ err: error }, 'tftp: cannot connect the transfer socket, running unconnected');
-    }
-  }
-
-  /**
-   * Opens the transfer on the native socket (native-socket.ts): bound, its stranger twin bound to
-   * the same port, then connected to the client. False when any step fails: the transfer then
-   * opens on node:dgram as before, so the addon can only ever make a transfer cheaper.
-   */
-  private async openNative(): Promise<boolean> {
-    const addon = transferSocketAddon();
-    if (!addon) return false;
-    const { socketFactory, address } = this.server.config;
-    let handle: NativeSocketHandle;
-    let port: number;
-    try {
-      [handle, port] = addon.open(address, this.onNativeEvent);
-    } catch (error) {
-      this.log.debug({ err: error }, 'tftp: no native transfer socket, using node:dgram');
-      return false;
-    }
-    const twin = socketFactory('strangers');
-    try {
-      await bindSocket(twin, port, address);
-    } catch (error) {
-      this.log.debug({ err: error }, 'tftp: no stranger socket on the native transfer port, using node:dgram');
-      addon.close(handle);
-      closeQuietly(twin);
-      return false;
-    }
-    const connectError = this.ended ? 0 : addon.connect(handle, this.client.address, this.client.port);
-    if (this.ended || connectError !== 0) {
-      if (connectError !== 0) this.log.debug({ errno: connectError }, 'tftp: cannot connect the native transfer socket, using node:dgram');
-      addon.close(handle);
-      closeQuietly(twin);
-      return this.ended;
-    }
-    twin.on('error', (error) => this.log.warn({ err: error }, 'tftp: stranger socket error'));
-    twin.on('message', (_msg, rinfo) => this.answerStranger(twin, rinfo));
-    this.strangers = twin;
-    this.native = { addon, handle };
-    this.connected = true;
-    return true;
-  }
-
-  private readonly onNativeEvent = (kind: number, value: number | Buffer): void => {
-    // Nothing counts before the socket is connected to the client (the kernel filters from then on).
-    if (this.ended || !this.native) return;
-    if (kind === NativeSocketEvent.ACK) this.onAck(value as number);
-    else if (kind === NativeSocketEvent.PACKET) this.onClientPacket(value as Buffer);
-    else if (value === errnos.ECONNREFUSED) this.log.debug({ errno: value }, 'tftp: client port unreachable');
-    else this.log.warn({ errno: value }, 'tftp: transfer socket error');
+  private readonly linkEvents: LinkEvents = {
+    ack: (block) => this.onAck(block),
+    packet: (msg) => this.onClientPacket(msg),
+    stranger: (rinfo, reply) => {
+      // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
+      if (this.server.mayAnswer(rinfo.address)) {
+        reply(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }));
+      }
+      this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
+    },
   };
 
-  /** A full socket buffer or the client's ICMP unreachable is left to the retransmission timer. */
-  private nativeSendFailed(errno: number): void {
-    if (errno === errnos.EAGAIN || errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED) return;
-    this.log.warn({ errno }, 'tftp: transfer socket send failed');
-  }
-
-  private answerStranger(from: UdpSocket, rinfo: RemoteInfo): void {
-    // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
-    if (this.server.mayAnswer(rinfo.address)) {
-      const unknownTid = encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' });
-      from.send(unknownTid, rinfo.port, rinfo.address);
-    }
-    this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
-  }
-
+  /** A datagram on the shared listening socket (single-port mode) that the server routed here. */
   onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    if (!this.connected && (rinfo.port !== this.client.port || rinfo.address !== this.client.address)) {
-      if (this.socket) this.answerStranger(this.socket, rinfo);
-      return;
-    }
-    const block = peekAckBlock(msg);
-    if (block >= 0) this.onAck(block);
-    else this.onClientPacket(msg);
+    if (this.link instanceof SharedLink) this.link.deliver(msg, rinfo);
   }
 
   private onAck(block: number): void {
@@ -386,15 +252,7 @@ export class Transfer implements TransferSink, ServerTransfer {
   // TransferSink
 
   sendOack(): void {
-    if (this.oackBytes) this.send(this.oackBytes);
-  }
-
-  private send(packet: Uint8Array | readonly Uint8Array[]): void {
-    if (this.native) {
-      const error = this.native.addon.send(this.native.handle, packet as Uint8Array);
-      if (error !== 0) this.nativeSendFailed(error);
-    } else if (this.connected) this.socket?.send(packet);
-    else this.socket?.send(packet, this.client.port, this.client.address);
+    if (this.oackBytes) this.link?.send(this.oackBytes);
   }
 
   sendBlocks(first: number, last: number): void {
@@ -403,13 +261,13 @@ export class Transfer implements TransferSink, ServerTransfer {
     for (let block = first; block <= last; block++) {
       const bytes = body.read((block - 1) * blksize, blksize);
       if (bytes instanceof Uint8Array) {
-        this.sendData(block, bytes);
+        this.link?.sendData(block & 0xffff, bytes);
       } else {
         // Streamed from disk: keep the order by sending the rest once this read lands.
         bytes.then(
           (data) => {
             if (this.ended) return;
-            this.sendData(block, data);
+            this.link?.sendData(block & 0xffff, data);
             if (block < last) this.sendBlocks(block + 1, last);
           },
           (error: unknown) => {
@@ -420,16 +278,6 @@ export class Transfer implements TransferSink, ServerTransfer {
         return;
       }
     }
-  }
-
-  private sendData(block: number, data: Uint8Array): void {
-    // Gather-send a shared, immutable header and a view of the cached bytes: no copy and no
-    // pool allocation per block. No send callback either (it costs a nextTick per datagram);
-    // send errors reach the socket's 'error' listener and the retransmission timer covers loss.
-    if (this.native) {
-      const error = this.native.addon.sendData(this.native.handle, block & 0xffff, data);
-      if (error !== 0) this.nativeSendFailed(error);
-    } else this.send([dataHeader(block & 0xffff), data]);
   }
 
   requestRepeated(): void {
@@ -511,9 +359,9 @@ export class Transfer implements TransferSink, ServerTransfer {
     if (this.ended) return;
     this.machine.stop();
     const durationMs = this.startedAt ? this.server.config.clock.now() - this.startedAt : 0;
-    if (reason !== 'shutdown' && (this.socket || this.native)) {
+    if (reason !== 'shutdown') {
       // The client gets a generic text; the details stay in the event and the log.
-      this.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }));
+      this.link?.send(encodeTftpPacket({ type: 'error', code: TftpErrorCode.NOT_DEFINED, message: 'Transfer failed' }));
     }
     this.server.emitFailure(this.failedEvent(reason, message, durationMs));
     await this.teardown();
@@ -527,28 +375,8 @@ export class Transfer implements TransferSink, ServerTransfer {
     this.timer = undefined;
     this.init.body.release();
     this.server.released(this);
-    const socket = this.socket;
-    this.socket = undefined;
-    if (this.native) this.native.addon.close(this.native.handle);
-    this.native = undefined;
-    this.connected = false;
-    if (this.strangers) closeQuietly(this.strangers);
-    this.strangers = undefined;
-    if (!socket || !this.ownsSocket) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
-  }
-}
-
-function closeQuietly(socket: UdpSocket): void {
-  try {
-    socket.close();
-  } catch {
-    // already closed or never bound
+    const link = this.link;
+    this.link = undefined;
+    return link ? link.close() : Promise.resolve();
   }
 }
