@@ -5,7 +5,8 @@
 //   node scripts/build-native.mjs            build into packages/tftp/prebuilds/ (npm run build:native)
 //   node scripts/build-native.mjs --out DIR  build into DIR instead (the reproducibility test)
 //   node scripts/build-native.mjs --check    no compiler: fail when the committed binaries or the
-//                                            manifest no longer match the source (npm run lint)
+//                                            manifest no longer match the source (npm run lint);
+//                                            with --out DIR, check DIR instead
 //
 // The build is byte-reproducible: pinned headers (Node 20.19.0's, the runtime floor, from
 // scripts/fetch-arm64-node.mjs), no build path in the output (-ffile-prefix-map), stripped, and
@@ -61,15 +62,15 @@ function build(out) {
 }
 
 /** Why the committed binaries do not match the source and this script, or [] when they do. */
-function staleness() {
-  if (!existsSync(manifestPath(PREBUILDS))) return ['no prebuilds/manifest.json'];
-  const manifest = JSON.parse(readFileSync(manifestPath(PREBUILDS), 'utf8'));
+function staleness(dir) {
+  if (!existsSync(manifestPath(dir))) return [`no ${manifestPath(dir)}`];
+  const manifest = JSON.parse(readFileSync(manifestPath(dir), 'utf8'));
   const reasons = [];
   if (manifest.sourceSha256 !== sha256(readFileSync(join(repo, SOURCE)))) reasons.push(`${SOURCE} changed since the build`);
   if (manifest.headers !== HEADERS) reasons.push(`built against ${manifest.headers}, this script uses ${HEADERS}`);
   if (JSON.stringify(manifest.flags) !== JSON.stringify([...FLAGS, ...LINK])) reasons.push('the compiler flags changed');
   for (const target of Object.keys(TARGETS)) {
-    const binary = join(PREBUILDS, target, BINARY);
+    const binary = join(dir, target, BINARY);
     const expected = manifest.targets?.[target]?.sha256;
     if (!expected) reasons.push(`the manifest has no ${target}`);
     else if (!existsSync(binary)) reasons.push(`${target}/${BINARY} is missing`);
@@ -79,14 +80,15 @@ function staleness() {
 }
 
 const args = process.argv.slice(2);
+const outIndex = args.indexOf('--out');
+if (outIndex >= 0 && !args[outIndex + 1]) throw new Error('--out needs a folder');
+const dir = outIndex >= 0 ? resolve(args[outIndex + 1]) : PREBUILDS;
 if (args.includes('--check')) {
-  const reasons = staleness();
+  const reasons = staleness(dir);
   if (reasons.length > 0) {
     process.stderr.write(`prebuilt binaries are stale: run npm run build:native (${reasons.join('; ')})\n`);
     process.exit(1);
   }
 } else {
-  const outIndex = args.indexOf('--out');
-  if (outIndex >= 0 && !args[outIndex + 1]) throw new Error('--out needs a folder');
-  build(outIndex >= 0 ? resolve(args[outIndex + 1]) : PREBUILDS);
+  build(dir);
 }

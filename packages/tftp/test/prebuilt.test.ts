@@ -4,10 +4,10 @@
 // qemu-aarch64 user mode), and the host's one does the same in the test process and in worker
 // threads (the addon is per thread: NAPI_MODULE_INIT, cleanup hooks).
 import { describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,7 +103,7 @@ describe('prebuilt binaries are what the source says', {
   timeout: 120_000,
   ...needsFetched('gcc', 'aarch64-linux-gnu-gcc', headers),
 }, () => {
-  it('rebuilding both targets gives the committed bytes, and no build path is inside', () => {
+  it('rebuilding both targets gives the committed bytes, no build path is inside, and --check sees a changed byte', () => {
     const manifest = JSON.parse(readFileSync(join(prebuilds, 'manifest.json'), 'utf8')) as {
       sourceSha256: string;
       targets: Record<string, { compiler: string; sha256: string }>;
@@ -122,6 +122,16 @@ describe('prebuilt binaries are what the source says', {
         const bytes = readFileSync(binary(target));
         for (const path of [repo, out, arm64Dir]) expect(bytes.includes(path.replace(/\/$/, '')), `${target} holds ${path}`).toBe(false);
       }
+      // The lint-time check (no compiler) accepts this build and refuses it once a binary changes.
+      const check = () => spawnSync(process.execPath, [buildScript, '--check', '--out', out], { encoding: 'utf8', timeout: 30_000 });
+      expect(check().status).toBe(0);
+      const arm64 = join(out, 'linux-arm64', 'transfer-socket.node');
+      const bytes = readFileSync(arm64);
+      bytes[bytes.length - 1] ^= 1;
+      writeFileSync(arm64, bytes);
+      const stale = check();
+      expect(stale.status).toBe(1);
+      expect(stale.stderr).toContain('prebuilt binaries are stale: run npm run build:native (linux-arm64/transfer-socket.node differs');
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
