@@ -127,7 +127,7 @@ describe('prebuilt binaries are what the source says', {
       expect(check().status).toBe(0);
       const arm64 = join(out, 'linux-arm64', 'transfer-socket.node');
       const bytes = readFileSync(arm64);
-      bytes[bytes.length - 1] ^= 1;
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 1, bytes.length - 1);
       writeFileSync(arm64, bytes);
       const stale = check();
       expect(stale.status).toBe(1);
