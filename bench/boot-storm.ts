@@ -4,7 +4,7 @@
  *
  *   --quick                 lan100 only, N = 1 and 10 (under two minutes)
  *   --profiles a,b          lan100,lan1000,lossy
- *   --servers a,b           ours,ours-daemon,ours-nogate,ours-script,dnsmasq,dnsmasq-max,tftpd-hpa
+ *   --servers a,b           ours,ours-daemon,ours-nogate,ours-dgram,ours-script,dnsmasq,dnsmasq-max,tftpd-hpa
  *   --n 1,10,50             Pis powered on together
  *   --ours script|daemon    which "ours" to run (default: the daemon when it exists; the script also runs as ours-script)
  *   --gate adaptive|fixed:K|off   admission gate of the script variant
@@ -32,7 +32,7 @@ import { PROFILES, applyProfile, createStormLab, type LinkProfile } from './stor
 import { BOOT_FILE_SIZES, INITRAMFS_FILE_SIZES, buildBootTree, bytesPerBoot, type TreeLayout } from './storm/tree.js';
 
 const USAGE = `usage: boot-storm.ts [--quick] [--profiles lan100,lan1000,lossy] [--n 1,10,50,100,200]
-  [--servers ours,ours-script,ours-nogate,dnsmasq,dnsmasq-max,tftpd-hpa] [--ours daemon|script]
+  [--servers ours,ours-script,ours-nogate,ours-dgram,dnsmasq,dnsmasq-max,tftpd-hpa] [--ours daemon|script]
   [--gate adaptive|off|fixed:K] [--admission-budget auto|K] [--rto-ms MS] [--out BASE]
   [--layout shared,copies] [--initramfs] [--threads 0|auto|N]
 Results: BASE.{json,md,svg} (default bench/results/boot-storm[-quick]). Needs root, dnsmasq, tftpd-hpa, tc, nftables.

@@ -127,11 +127,12 @@ function oursScriptProcess(context: ServerContext, args: string[]): ChildProcess
   );
 }
 
-/** The boot-server daemon (`boot-server start`), with `--admission-budget` as given (none: its default). */
+/** The boot-server daemon (`boot-server start`), with `--admission-budget` as given (none: its default) and extra environment. */
 export function oursDaemon(
   name: string,
   description: string,
   budget: (context: ServerContext) => string | number | undefined,
+  env: Record<string, string> = {},
 ): ServerUnderTest {
   return {
     name,
@@ -162,10 +163,11 @@ export function oursDaemon(
           'warn',
           ...(admission === undefined ? [] : ['--admission-budget', String(admission)]),
         ],
-        { cwd: repoRoot },
+        { cwd: repoRoot, env: { ...process.env, ...env } },
       );
       const gate = admission === undefined ? 'default admission (auto)' : `--admission-budget ${admission}`;
-      return started(context.lab, [child], [67, 69], `boot-server daemon, ${gate}`, ['boot-server']);
+      const extra = Object.entries(env).map(([key, value]) => `, ${key}=${value}`);
+      return started(context.lab, [child], [67, 69], `boot-server daemon, ${gate}${extra.join('')}`, ['boot-server']);
     },
   };
 }
@@ -246,6 +248,15 @@ export const SERVERS = {
   'ours-daemon': oursDaemon('ours-daemon', 'boot-server daemon with its defaults (same as ours)', (c) => c.admissionBudget),
   'ours-fixed': oursDaemon('ours-fixed', 'boot-server daemon, fixed --admission-budget = R × 15 s / B for the link', (c) => c.linkBudget),
   'ours-nogate': oursDaemon('ours-nogate', 'boot-server daemon without admission gate (--admission-budget 0)', () => 0),
+  // The daemon on node:dgram transfer sockets, as on a platform without the prebuilt addon (issue 14).
+  'ours-dgram': oursDaemon(
+    'ours-dgram',
+    'boot-server daemon with its defaults, TFTP on node:dgram (IOT_TOFU_TFTP_NATIVE=0)',
+    (c) => c.admissionBudget,
+    {
+      IOT_TOFU_TFTP_NATIVE: '0',
+    },
+  ),
   'ours-script': oursScript('ours-script', 'our libraries + the daemon adaptive gate (daemon-gate.ts)', () => 'adaptive'),
   dnsmasq: dnsmasq('dnsmasq', 'dnsmasq proxy + TFTP, default tftp-max (50)', []),
   'dnsmasq-max': dnsmasq('dnsmasq-max', 'dnsmasq proxy + TFTP, tftp-max raised to 1000', ['--tftp-max=1000']),

@@ -34,8 +34,6 @@
 
 /* Largest datagram read whole; TFTP packets a server receives are far smaller. */
 #define RECEIVE_BUFFER 2048
-/* Datagrams handled per readable event before yielding to the rest of the loop. */
-#define RECEIVE_BATCH 64
 
 enum event_kind { EVENT_ACK = 0, EVENT_PACKET = 1, EVENT_ERROR = 2 };
 
@@ -106,13 +104,13 @@ static void on_handle_finalized(napi_env env, void *data, void *hint) {
 }
 
 static void emit(transfer_socket *sock, napi_env env, int kind, napi_value value) {
-  napi_value callback, receiver, argv[2];
+  napi_value callback, argv[2];
   if (!sock->on_event || napi_get_reference_value(env, sock->on_event, &callback) != napi_ok || !callback) return;
-  napi_get_global(env, &receiver); /* make_callback needs an object as `this` */
   napi_create_int32(env, kind, &argv[0]);
   argv[1] = value;
-  /* make_callback, not call_function: JavaScript may queue ticks and microtasks, drained on return. */
-  napi_status status = napi_make_callback(env, sock->async_context, receiver, callback, 2, argv, NULL);
+  /* make_callback, not call_function: JavaScript may queue ticks and microtasks, drained on return.
+   * Its `this` must be an object: the listener itself is one (it ignores `this`). */
+  napi_status status = napi_make_callback(env, sock->async_context, callback, callback, 2, argv, NULL);
   if (status == napi_pending_exception) {
     napi_value error;
     napi_get_and_clear_last_exception(env, &error);
@@ -138,17 +136,22 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     emit(sock, env, EVENT_ERROR, value);
     if (!sock->closed) uv_poll_start(&sock->poll, UV_READABLE, on_readable);
   }
+  /* One datagram per readable event: the poll is level-triggered, so anything still queued is
+   * reported on the next loop turn. Reading on to EAGAIN would cost a lock-step transfer a second,
+   * empty recv per block (its one ACK per wake-up). */
   unsigned char buffer[RECEIVE_BUFFER];
-  for (int i = 0; i < RECEIVE_BATCH && !sock->closed; i++) {
-    ssize_t n = recv(sock->fd, buffer, sizeof buffer, MSG_TRUNC);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == EINTR) continue;
+  ssize_t n = -1;
+  if (!sock->closed) {
+    do n = recv(sock->fd, buffer, sizeof buffer, MSG_TRUNC);
+    while (n < 0 && errno == EINTR);
+  }
+  if (n < 0) {
+    if (!sock->closed && errno != EAGAIN && errno != EWOULDBLOCK) {
       napi_value value;
       napi_create_int32(env, errno, &value);
-      emit(sock, env, EVENT_ERROR, value);
-      continue; /* ECONNREFUSED and the like are one-shot: read on */
+      emit(sock, env, EVENT_ERROR, value); /* ECONNREFUSED and the like are one-shot: poll on */
     }
+  } else {
     napi_value value;
     if (n >= 4 && buffer[0] == 0 && buffer[1] == 4) { /* padded ACKs count, as in packet.ts */
       napi_create_uint32(env, ((uint32_t)buffer[2] << 8) | buffer[3], &value);
