@@ -14,7 +14,7 @@
 // header folder and its own arm64 sysroot, never the host's /usr/include.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_HEADERS, NODE_VERSION, fetchArm64Node, fetched } from './fetch-arm64-node.mjs';
@@ -48,12 +48,16 @@ function build(out) {
     const binary = join(dir, BINARY);
     const prefixMaps = [`-ffile-prefix-map=${repo}=.`, `-ffile-prefix-map=${NODE_HEADERS}=node-headers`];
     // Built beside and renamed over: a running server keeps the binary it mapped.
-    execFileSync(compiler, [...FLAGS, ...prefixMaps, '-I', NODE_HEADERS, '-o', `${binary}.tmp`, SOURCE, ...LINK], {
-      cwd: repo,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    chmodSync(`${binary}.tmp`, 0o644); // loaded by dlopen, never executed
-    renameSync(`${binary}.tmp`, binary);
+    try {
+      execFileSync(compiler, [...FLAGS, ...prefixMaps, '-I', NODE_HEADERS, '-o', `${binary}.tmp`, SOURCE, ...LINK], {
+        cwd: repo,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      chmodSync(`${binary}.tmp`, 0o644); // loaded by dlopen, never executed
+      renameSync(`${binary}.tmp`, binary);
+    } finally {
+      rmSync(`${binary}.tmp`, { force: true });
+    }
     const bytes = readFileSync(binary);
     if (bytes.readUInt16LE(18) !== machine) throw new Error(`${binary}: ELF machine ${bytes.readUInt16LE(18)}, expected ${machine}`);
     const version = execFileSync(compiler, ['--version'], { encoding: 'utf8' }).split('\n')[0];

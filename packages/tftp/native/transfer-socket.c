@@ -10,13 +10,14 @@
  * transfer-machine.ts; this file only moves datagrams.
  *
  * JavaScript API (src/native-socket.ts types it):
- *   open(address, onEvent) -> [handle, port]     bind address:0 with SO_REUSEADDR, start polling
- *   connect(handle, address, port)               filter receives to the client, send without address
+ *   open(address, onEvent) -> [handle, port]     bind address:0 (then SO_REUSEADDR), start polling
+ *   connect(handle, address, port) -> errno      filter receives to the client, send without address
  *   sendData(handle, block, bytes) -> errno      DATA header + bytes, one datagram
  *   send(handle, bytes) -> errno                 any other packet (OACK, ERROR)
+ *   awaitWritable(handle)                        after EAGAIN: one WRITABLE event once it can send
  *   close(handle)                                idempotent; the descriptor closes on the next tick
  * onEvent(kind, value): kind 0 = ACK (value: block), 1 = other datagram (value: Buffer copy),
- * 2 = receive error (value: errno).
+ * 2 = receive error (value: errno), 3 = writable again (value: undefined).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -35,7 +36,7 @@
 /* Largest datagram read whole; TFTP packets a server receives are far smaller. */
 #define RECEIVE_BUFFER 2048
 
-enum event_kind { EVENT_ACK = 0, EVENT_PACKET = 1, EVENT_ERROR = 2 };
+enum event_kind { EVENT_ACK = 0, EVENT_PACKET = 1, EVENT_ERROR = 2, EVENT_WRITABLE = 3 };
 
 typedef struct transfer_socket {
   uv_poll_t poll; /* first: the poll callback's handle is the socket */
@@ -45,6 +46,7 @@ typedef struct transfer_socket {
   napi_async_context async_context;
   napi_async_cleanup_hook_handle cleanup_hook;
   int watched;         /* uv_poll initialised: libuv must close it */
+  int want_writable;   /* awaitWritable() called, WRITABLE not yet emitted */
   int closed;          /* uv_close called */
   int handle_released; /* the JavaScript External was collected */
 } transfer_socket;
@@ -65,14 +67,15 @@ static void on_closed(uv_handle_t *handle) {
   transfer_socket *sock = (transfer_socket *)handle;
   if (sock->fd >= 0) close(sock->fd);
   sock->fd = -1;
-  if (sock->cleanup_hook) {
-    napi_remove_async_cleanup_hook(sock->cleanup_hook);
-    sock->cleanup_hook = NULL;
-  }
   if (sock->on_event) napi_delete_reference(sock->env, sock->on_event);
   sock->on_event = NULL;
   if (sock->async_context) napi_async_destroy(sock->env, sock->async_context);
   sock->async_context = NULL;
+  /* Last: the hook holds the environment alive while the calls above still use it. */
+  if (sock->cleanup_hook) {
+    napi_remove_async_cleanup_hook(sock->cleanup_hook);
+    sock->cleanup_hook = NULL;
+  }
   if (sock->handle_released) free_socket(sock);
 }
 
@@ -118,51 +121,66 @@ static void emit(transfer_socket *sock, napi_env env, int kind, napi_value value
   }
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events) {
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+static int watch(transfer_socket *sock) {
+  return uv_poll_start(&sock->poll, UV_READABLE | (sock->want_writable ? UV_WRITABLE : 0), on_poll);
+}
+
+static void emit_int(transfer_socket *sock, napi_env env, int kind, int number) {
+  napi_value value;
+  if (napi_create_int32(env, number, &value) == napi_ok) emit(sock, env, kind, value);
+}
+
+/* One datagram per readable event: the poll is level-triggered, so anything still queued is
+ * reported on the next loop turn. Reading on to EAGAIN would cost a lock-step transfer a second,
+ * empty recv per block (its one ACK per wake-up). */
+static void receive_one(transfer_socket *sock, napi_env env) {
+  unsigned char buffer[RECEIVE_BUFFER];
+  ssize_t n;
+  do n = recv(sock->fd, buffer, sizeof buffer, MSG_TRUNC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int error = errno;
+    /* ECONNREFUSED and the like are one-shot: report and poll on */
+    if (error != EAGAIN && error != EWOULDBLOCK) emit_int(sock, env, EVENT_ERROR, error);
+    return;
+  }
+  napi_value value;
+  if (n >= 4 && buffer[0] == 0 && buffer[1] == 4) { /* padded ACKs count, as in packet.ts */
+    if (napi_create_uint32(env, ((uint32_t)buffer[2] << 8) | buffer[3], &value) == napi_ok) emit(sock, env, EVENT_ACK, value);
+    return;
+  }
+  /* Anything longer than the buffer arrives cut to it (MSG_TRUNC tells, the copy is bounded). */
+  size_t length = (size_t)n < sizeof buffer ? (size_t)n : sizeof buffer;
+  void *copy;
+  if (napi_create_buffer_copy(env, length, buffer, &copy, &value) == napi_ok) emit(sock, env, EVENT_PACKET, value);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
   transfer_socket *sock = (transfer_socket *)handle;
   napi_env env = sock->env;
   napi_handle_scope scope;
-  (void)events;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (status < 0) {
     /* libuv reports a pending socket error (POLLERR: the client's ICMP port unreachable on a
-     * connected socket) as UV_EBADF and stops the poll. Take the real error, clearing it, and
-     * poll on: the retransmission timer decides whether the client is gone. */
+     * connected socket) as UV_EBADF and stops the poll. Take the real error, which clears it, and
+     * poll on: the retransmission timer decides whether the client is gone. An error that is not
+     * there would only come back at once: then the poll stays stopped and the timer ends it. */
     int error = 0;
     socklen_t length = sizeof error;
-    if (getsockopt(sock->fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0 || error == 0) error = -status;
-    napi_value value;
-    napi_create_int32(env, error, &value);
-    emit(sock, env, EVENT_ERROR, value);
-    if (!sock->closed) uv_poll_start(&sock->poll, UV_READABLE, on_readable);
+    if (getsockopt(sock->fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = 0;
+    emit_int(sock, env, EVENT_ERROR, error != 0 ? error : -status);
+    if (!sock->closed && error != 0) watch(sock);
   }
-  /* One datagram per readable event: the poll is level-triggered, so anything still queued is
-   * reported on the next loop turn. Reading on to EAGAIN would cost a lock-step transfer a second,
-   * empty recv per block (its one ACK per wake-up). */
-  unsigned char buffer[RECEIVE_BUFFER];
-  ssize_t n = -1;
-  if (!sock->closed) {
-    do n = recv(sock->fd, buffer, sizeof buffer, MSG_TRUNC);
-    while (n < 0 && errno == EINTR);
+  if (!sock->closed && (events & UV_WRITABLE)) {
+    sock->want_writable = 0;
+    watch(sock);
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    emit(sock, env, EVENT_WRITABLE, undefined);
   }
-  if (n < 0) {
-    if (!sock->closed && errno != EAGAIN && errno != EWOULDBLOCK) {
-      napi_value value;
-      napi_create_int32(env, errno, &value);
-      emit(sock, env, EVENT_ERROR, value); /* ECONNREFUSED and the like are one-shot: poll on */
-    }
-  } else {
-    napi_value value;
-    if (n >= 4 && buffer[0] == 0 && buffer[1] == 4) { /* padded ACKs count, as in packet.ts */
-      napi_create_uint32(env, ((uint32_t)buffer[2] << 8) | buffer[3], &value);
-      emit(sock, env, EVENT_ACK, value);
-    } else {
-      size_t length = (size_t)n < sizeof buffer ? (size_t)n : sizeof buffer;
-      void *copy;
-      napi_create_buffer_copy(env, length, buffer, &copy, &value);
-      emit(sock, env, EVENT_PACKET, value);
-    }
-  }
+  if (!sock->closed && (events & UV_READABLE)) receive_one(sock, env);
   napi_close_handle_scope(env, scope);
 }
 
@@ -170,6 +188,13 @@ static transfer_socket *unwrap(napi_env env, napi_value value) {
   void *data = NULL;
   if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
   return data;
+}
+
+/* The arguments of a call on a socket: exactly `count` of them, the handle first; NULL otherwise. */
+static transfer_socket *socket_call(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) return NULL;
+  return unwrap(env, argv[0]);
 }
 
 static int parse_ipv4(napi_env env, napi_value value, uint16_t port, struct sockaddr_in *out) {
@@ -187,12 +212,18 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct sockaddr_in local;
-  THROW_IF(argc < 2 || !parse_ipv4(env, argv[0], 0, &local), "open(address, onEvent): an IPv4 address");
+  napi_valuetype listener = napi_undefined;
+  if (argc == 2) napi_typeof(env, argv[1], &listener);
+  THROW_IF(argc < 2 || !parse_ipv4(env, argv[0], 0, &local) || listener != napi_function,
+           "open(address, onEvent): an IPv4 address and a function");
 
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   THROW_IF(fd < 0, strerror(errno));
+  /* Bound first, SO_REUSEADDR after: Linux's choice of a free port counts a port as taken unless
+   * both sockets carry the flag, so set before bind it could hand out another transfer's port.
+   * The stranger twin, bound later with the flag, is checked against it at its own bind. */
   int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 || bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
     int error = errno;
     close(fd);
     THROW_IF(1, strerror(error));
@@ -216,7 +247,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) == napi_ok && uv_poll_init(loop, &sock->poll, fd) == 0) sock->watched = 1;
-  if (!sock->watched || uv_poll_start(&sock->poll, UV_READABLE, on_readable) != 0) {
+  if (!sock->watched || watch(sock) != 0) {
     start_close(sock);
     THROW_IF(1, "cannot watch the socket");
   }
@@ -235,19 +266,24 @@ static napi_value errno_value(napi_env env, int error) {
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  transfer_socket *sock = argc == 3 ? unwrap(env, argv[0]) : NULL;
+  transfer_socket *sock = socket_call(env, info, 3, argv);
   uint32_t port = 0;
   struct sockaddr_in peer;
   THROW_IF(!sock || napi_get_value_uint32(env, argv[2], &port) != napi_ok || port > 65535 || !parse_ipv4(env, argv[1], (uint16_t)port, &peer),
            "connect(handle, address, port)");
   if (sock->closed) return errno_value(env, EBADF);
-  return errno_value(env, connect(sock->fd, (struct sockaddr *)&peer, sizeof peer) < 0 ? errno : 0);
+  if (connect(sock->fd, (struct sockaddr *)&peer, sizeof peer) < 0) return errno_value(env, errno);
+  /* connect() filters what arrives from now on, not what is queued: whatever came before it is
+   * not the client's (it has not learnt this port yet), so it is dropped unread. */
+  unsigned char discard[RECEIVE_BUFFER];
+  while (recv(sock->fd, discard, sizeof discard, MSG_DONTWAIT) >= 0 || errno == EINTR) {
+  }
+  return errno_value(env, 0);
 }
 
-/* A send that finds the socket buffer full is dropped: the transfer's retransmission covers it. */
+/* 0 or the errno; EAGAIN (socket buffer full) leaves the datagram unsent: the caller queues it and
+ * waits for awaitWritable's event, as libuv does for node:dgram. */
 static int send_iov(transfer_socket *sock, struct iovec *iov, int count) {
   struct msghdr message = {.msg_iov = iov, .msg_iovlen = count};
   for (;;) {
@@ -263,10 +299,8 @@ static int typed_bytes(napi_env env, napi_value value, void **data, size_t *leng
 }
 
 static napi_value js_send_data(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  transfer_socket *sock = argc == 3 ? unwrap(env, argv[0]) : NULL;
+  transfer_socket *sock = socket_call(env, info, 3, argv);
   uint32_t block = 0;
   void *data = NULL;
   size_t length = 0;
@@ -279,10 +313,8 @@ static napi_value js_send_data(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  transfer_socket *sock = argc == 2 ? unwrap(env, argv[0]) : NULL;
+  transfer_socket *sock = socket_call(env, info, 2, argv);
   void *data = NULL;
   size_t length = 0;
   THROW_IF(!sock || !typed_bytes(env, argv[1], &data, &length), "send(handle, bytes)");
@@ -291,11 +323,20 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return errno_value(env, send_iov(sock, iov, 1));
 }
 
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+static napi_value js_await_writable(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  transfer_socket *sock = argc == 1 ? unwrap(env, argv[0]) : NULL;
+  transfer_socket *sock = socket_call(env, info, 1, argv);
+  THROW_IF(!sock, "awaitWritable(handle)");
+  if (!sock->closed && !sock->want_writable) {
+    sock->want_writable = 1;
+    watch(sock);
+  }
+  return NULL;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  transfer_socket *sock = socket_call(env, info, 1, argv);
   THROW_IF(!sock, "close(handle)");
   start_close(sock);
   return NULL;
@@ -307,6 +348,7 @@ NAPI_MODULE_INIT() {
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"sendData", NULL, js_send_data, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"awaitWritable", NULL, js_await_writable, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);

@@ -10,20 +10,23 @@ import { fileURLToPath } from 'node:url';
 /** Opaque handle of one open native socket. */
 export type NativeSocketHandle = object & { readonly __nativeSocket: unique symbol };
 
-export const NativeSocketEvent = { ACK: 0, PACKET: 1, ERROR: 2 } as const;
+export const NativeSocketEvent = { ACK: 0, PACKET: 1, ERROR: 2, WRITABLE: 3 } as const;
 
 /**
- * kind ACK: value is the 16-bit block of a 4-byte ACK; PACKET: any other datagram (a copy);
- * ERROR: a receive error's errno (ECONNREFUSED: the client's port went away).
+ * kind ACK: value is the 16-bit block of an ACK; PACKET: any other datagram (a copy); ERROR: a
+ * receive error's errno (ECONNREFUSED: the client's port went away); WRITABLE: after
+ * awaitWritable(), the socket can send again (no value).
  */
-export type NativeSocketListener = (kind: number, value: number | Buffer) => void;
+export type NativeSocketListener = (kind: number, value: number | Buffer | undefined) => void;
 
-/** The addon's functions; send functions return 0 or an errno (a full buffer drops the datagram). */
+/** The addon's functions; send functions return 0 or an errno (EAGAIN: the buffer is full, nothing sent). */
 export interface TransferSocketAddon {
   open(address: string, onEvent: NativeSocketListener): [NativeSocketHandle, number];
   connect(handle: NativeSocketHandle, address: string, port: number): number;
   sendData(handle: NativeSocketHandle, block: number, bytes: Uint8Array): number;
   send(handle: NativeSocketHandle, bytes: Uint8Array): number;
+  /** One WRITABLE event once the socket can send again. */
+  awaitWritable(handle: NativeSocketHandle): void;
   close(handle: NativeSocketHandle): void;
 }
 

@@ -111,6 +111,8 @@ export class Transfer implements TransferSink, ServerTransfer {
   private readonly oackBytes: Uint8Array | undefined;
   /** Where the datagrams go: set once start() has opened it, unset again at the end. */
   private link: TransferLink | undefined;
+  /** The link being opened (start() awaits it; teardown closes what it brings, even late). */
+  private opening: Promise<TransferLink> | undefined;
   private timer: unknown;
   private deadline = 0;
   /** When the pending timer fires (it may fire before `deadline`, then it re-arms). */
@@ -189,11 +191,10 @@ export class Transfer implements TransferSink, ServerTransfer {
     const shared = this.server.sharedSocket;
     if (shared) this.link = new SharedLink(shared, this.client, this.linkEvents);
     else {
+      this.opening = openLink({ address, client: this.client, socketFactory, nativeSockets, log: this.log }, this.linkEvents);
       try {
-        const options = { address, client: this.client, socketFactory, nativeSockets, log: this.log, ended: () => this.ended };
-        const link = await openLink(options, this.linkEvents);
-        if (this.ended) void link?.close();
-        if (!link || this.ended) return;
+        const link = await this.opening;
+        if (this.ended) return; // teardown closes it
         this.link = link;
       } catch (error) {
         this.log.error({ err: error }, 'tftp: cannot open a transfer socket');
@@ -235,7 +236,8 @@ export class Transfer implements TransferSink, ServerTransfer {
   /** A datagram from the client that is not a plain ACK. */
   private onClientPacket(msg: Buffer): void {
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ERROR) {
-      let code = 0;
+      // The code survives an ERROR too long or malformed to decode (the native socket reads 2 KiB).
+      let code = msg.readUInt16BE(2);
       let message = '';
       try {
         const packet = decodeTftpPacket(msg);
@@ -375,8 +377,13 @@ export class Transfer implements TransferSink, ServerTransfer {
     this.timer = undefined;
     this.init.body.release();
     this.server.released(this);
-    const link = this.link;
+    const closing = this.link
+      ? this.link.close()
+      : this.opening?.then(
+          (link) => link.close(),
+          () => undefined,
+        );
     this.link = undefined;
-    return link ? link.close() : Promise.resolve();
+    return closing ?? Promise.resolve();
   }
 }

@@ -41,22 +41,17 @@ export interface LinkOptions {
   readonly socketFactory: UdpSocketFactory;
   readonly nativeSockets: boolean;
   readonly log: TftpLogger;
-  /** True once the transfer has ended: a link still opening closes itself and opens nothing more. */
-  readonly ended: () => boolean;
 }
 
 const errnos = constants.errno;
 
 /**
- * Opens a transfer's own link: native when enabled and it works, else node:dgram. Undefined when
- * the transfer ended meanwhile; throws when no socket can be bound (the transfer fails io-error).
+ * Opens a transfer's own link: native when enabled and it works, else node:dgram. Throws when no
+ * socket can be bound (the transfer fails io-error).
  */
-export async function openLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink | undefined> {
-  if (options.nativeSockets) {
-    const native = await openNativeLink(options, events);
-    if (native !== 'unavailable') return native;
-  }
-  return openDgramLink(options, events);
+export async function openLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink> {
+  const native = options.nativeSockets ? await openNativeLink(options, events) : undefined;
+  return native ?? openDgramLink(options, events);
 }
 
 /** The listening socket in single-port mode: the server passes what it receives to `deliver`. */
@@ -138,7 +133,7 @@ class DgramLink implements TransferLink {
  * (measured: ~20 % less CPU per block than sending with an address). When the twin cannot share
  * the port (a socket factory without SO_REUSEADDR) or connect fails, it runs unconnected.
  */
-async function openDgramLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink | undefined> {
+async function openDgramLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink> {
   const { socketFactory, address, client, log } = options;
   const socket = socketFactory('transfer');
   try {
@@ -147,7 +142,6 @@ async function openDgramLink(options: LinkOptions, events: LinkEvents): Promise<
     closeQuietly(socket);
     throw error;
   }
-  if (options.ended()) return void closeQuietly(socket);
   socket.on('error', (error) => {
     // A connected socket reports the client's ICMP port-unreachable (it went away); the
     // retransmission timer ends the transfer, so that is no warning.
@@ -157,23 +151,20 @@ async function openDgramLink(options: LinkOptions, events: LinkEvents): Promise<
   socket.on('message', (msg, rinfo) => dispatch(msg, rinfo, client, events, (packet) => socket.send(packet, rinfo.port, rinfo.address)));
   if (typeof socket.connect !== 'function') return new DgramLink(socket, false, undefined, client);
   const twin = await bindTwin(options, socket.address().port, events);
-  if (options.ended()) {
-    closeQuietly(socket);
-    if (twin) closeQuietly(twin);
-    return undefined;
-  }
   if (!twin) return new DgramLink(socket, false, undefined, client);
   try {
     await connectSocket(socket, client.port, client.address);
     return new DgramLink(socket, true, twin, client);
   } catch (error) {
-    // Unconnected, the transfer socket sees strangers itself; the twin only costs a descriptor.
+    // Unconnected, the transfer socket sees strangers itself. The twin must go: two unconnected
+    // sockets on one port split the client's datagrams between them.
     log.debug({ err: error }, 'tftp: cannot connect the transfer socket, running unconnected');
-    return new DgramLink(socket, false, twin, client);
+    closeQuietly(twin);
+    return new DgramLink(socket, false, undefined, client);
   }
 }
 
-/** The stranger twin on `port`, or undefined (logged) when it cannot share the port. */
+/** The stranger twin on `port`, or undefined (logged at debug) when it cannot share the port. */
 async function bindTwin(options: LinkOptions, port: number, events: LinkEvents): Promise<UdpSocket | undefined> {
   const twin = options.socketFactory('strangers');
   try {
@@ -188,8 +179,27 @@ async function bindTwin(options: LinkOptions, port: number, events: LinkEvents):
   return twin;
 }
 
+/** A datagram the socket buffer had no room for: DATA `block`, or another packet (block −1). */
+interface Pending {
+  readonly block: number;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A window is at most 64 datagrams (options.ts): a backlog past this means the socket is stuck,
+ * and the retransmission timer is the remedy, not more memory.
+ */
+const MAX_BACKLOG = 256;
+
 class NativeLink implements TransferLink {
   private closed: Promise<void> | undefined;
+  /**
+   * What a full socket buffer refused, in order, until the socket is writable again: as libuv
+   * queues for node:dgram. A big window (blksize 8192 × 64 is ~0.5 MB) outgrows the default socket
+   * buffer on a real network card, which frees its buffers only once the frames are out.
+   */
+  private backlog: Pending[] = [];
+
   constructor(
     private readonly addon: TransferSocketAddon,
     private readonly handle: NativeSocketHandle,
@@ -197,20 +207,44 @@ class NativeLink implements TransferLink {
     private readonly log: TftpLogger,
   ) {}
   sendData(block: number, bytes: Uint8Array): void {
-    const error = this.addon.sendData(this.handle, block, bytes);
-    if (error !== 0) this.sendFailed(error);
+    if (this.backlog.length > 0) this.queue({ block, bytes });
+    else this.sent(this.addon.sendData(this.handle, block, bytes), { block, bytes });
   }
   send(packet: Uint8Array): void {
-    const error = this.addon.send(this.handle, packet);
-    if (error !== 0) this.sendFailed(error);
+    if (this.backlog.length > 0) this.queue({ block: -1, bytes: packet });
+    else this.sent(this.addon.send(this.handle, packet), { block: -1, bytes: packet });
   }
-  /** A full socket buffer or the client's ICMP unreachable is left to the retransmission timer. */
-  private sendFailed(errno: number): void {
-    if (errno === errnos.EAGAIN || errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED || this.closed) return;
+  /** The socket can send again: the backlog goes out in order until it is empty or the buffer fills. */
+  writable(): void {
+    while (this.backlog.length > 0 && !this.closed) {
+      const next = this.backlog[0]!;
+      const error = next.block < 0 ? this.addon.send(this.handle, next.bytes) : this.addon.sendData(this.handle, next.block, next.bytes);
+      if (error === errnos.EAGAIN) {
+        this.addon.awaitWritable(this.handle);
+        return;
+      }
+      this.backlog.shift();
+      if (error !== 0) this.failed(error);
+    }
+  }
+  private sent(error: number, datagram: Pending): void {
+    if (error === 0) return;
+    if (error === errnos.EAGAIN) {
+      this.queue(datagram);
+      this.addon.awaitWritable(this.handle);
+    } else this.failed(error);
+  }
+  private queue(datagram: Pending): void {
+    if (this.backlog.length < MAX_BACKLOG && !this.closed) this.backlog.push(datagram);
+  }
+  /** The client's ICMP unreachable or a kernel short of buffers is left to the retransmission timer. */
+  private failed(errno: number): void {
+    if (errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED || this.closed) return;
     this.log.warn({ errno }, 'tftp: transfer socket send failed');
   }
   close(): Promise<void> {
     if (!this.closed) {
+      this.backlog = [];
       this.addon.close(this.handle);
       this.closed = closeSocket(this.twin);
     }
@@ -220,19 +254,20 @@ class NativeLink implements TransferLink {
 
 /**
  * The native socket: bound, its twin bound to the same port, then connected to the client.
- * 'unavailable' when a step fails (logged at debug): the transfer opens on node:dgram instead,
- * so the addon can only ever make a transfer cheaper.
+ * Undefined when a step fails (logged at debug): the transfer opens on node:dgram instead, so
+ * the addon can only ever make a transfer cheaper.
  */
-async function openNativeLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink | undefined | 'unavailable'> {
+async function openNativeLink(options: LinkOptions, events: LinkEvents): Promise<TransferLink | undefined> {
   const addon = transferSocketAddon();
-  if (!addon) return 'unavailable';
+  if (!addon) return undefined;
   const { address, client, log } = options;
   let link: NativeLink | undefined;
-  const onEvent = (kind: number, value: number | Buffer): void => {
-    // Nothing counts before the socket is connected (from then on the kernel filters strangers).
+  const onEvent = (kind: number, value: number | Buffer | undefined): void => {
+    // Nothing counts before the socket is connected (connect() drops what came before it).
     if (!link) return;
     if (kind === NativeSocketEvent.ACK) events.ack(value as number);
     else if (kind === NativeSocketEvent.PACKET) events.packet(value as Buffer);
+    else if (kind === NativeSocketEvent.WRITABLE) link.writable();
     else if (value === errnos.ECONNREFUSED) log.debug({ errno: value }, 'tftp: client port unreachable');
     else log.warn({ errno: value }, 'tftp: transfer socket error');
   };
@@ -242,20 +277,24 @@ async function openNativeLink(options: LinkOptions, events: LinkEvents): Promise
     [handle, port] = addon.open(address, onEvent);
   } catch (error) {
     log.debug({ err: error }, 'tftp: no native transfer socket, using node:dgram');
-    return 'unavailable';
+    return undefined;
   }
   const twin = await bindTwin(options, port, events);
-  if (!twin || options.ended()) {
+  if (!twin) {
     addon.close(handle);
-    if (twin) closeQuietly(twin);
-    return options.ended() ? undefined : 'unavailable';
+    return undefined;
   }
-  const connectError = addon.connect(handle, client.address, client.port);
+  let connectError: unknown;
+  try {
+    connectError = addon.connect(handle, client.address, client.port);
+  } catch (error) {
+    connectError = error; // an address the addon cannot take (it speaks IPv4)
+  }
   if (connectError !== 0) {
-    log.debug({ errno: connectError }, 'tftp: cannot connect the native transfer socket, using node:dgram');
+    log.debug({ err: connectError }, 'tftp: cannot connect the native transfer socket, using node:dgram');
     addon.close(handle);
     closeQuietly(twin);
-    return 'unavailable';
+    return undefined;
   }
   link = new NativeLink(addon, handle, twin, log);
   return link;

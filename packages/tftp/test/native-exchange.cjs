@@ -63,6 +63,10 @@ async function exchange(addonPath, timeoutMs = 20_000) {
   report.data = await first.messages.next();
   report.send = addon.send(handle, Buffer.from('\x00\x06blksize\x001468\x00', 'latin1'));
   report.sent = await first.messages.next();
+  // After an EAGAIN a sender asks to hear when the socket can send again: once, even if asked twice.
+  addon.awaitWritable(handle);
+  addon.awaitWritable(handle);
+  report.writable = await events.next();
 
   // Connected: a stranger's ACK is filtered out by the kernel, the client's next one comes through.
   const stranger = await client(timeoutMs);

@@ -33,6 +33,7 @@ interface ExchangeReport {
   exports: string[];
   port: number;
   ack: Event;
+  writable: Event;
   connect: number;
   sendData: number;
   data: { hex: string; from: number };
@@ -80,7 +81,7 @@ const sha256 = (path: string): string => createHash('sha256').update(readFileSyn
 
 /** What every platform's exchange must show, whichever Node and thread ran it. */
 function expectExchange(report: ExchangeReport): void {
-  expect(report.exports).toEqual(['close', 'connect', 'open', 'send', 'sendData']);
+  expect(report.exports).toEqual(['awaitWritable', 'close', 'connect', 'open', 'send', 'sendData']);
   expect(report.port).toBeGreaterThan(0);
   expect(report.ack).toEqual({ kind: 0, value: 0x1234 });
   expect(report.connect).toBe(0);
@@ -88,6 +89,7 @@ function expectExchange(report: ExchangeReport): void {
   expect(report.data).toEqual({ hex: `00030007${Buffer.from('block seven').toString('hex')}`, from: report.port });
   expect(report.send).toBe(0);
   expect(report.sent).toEqual({ hex: Buffer.from('\x00\x06blksize\x001468\x00', 'latin1').toString('hex'), from: report.port });
+  expect(report.writable).toEqual({ kind: 3, value: undefined });
   expect(report.packet).toEqual({ kind: 1, value: { buffer: '000500016e6f00' } });
   expect(report.afterStranger).toEqual({ kind: 0, value: 8 });
   expect(report.sendToGone).toBe(0);
