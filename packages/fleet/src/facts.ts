@@ -78,6 +78,8 @@ export class LearnedFacts {
   private registeredMacs = new Map<string, string>();
   private seen = new Map<string, SeenRecord>();
   private seenDirty = false;
+  /** The write of seen.json under way: writes run one after another, so the newest lands last. */
+  private writing: Promise<void> = Promise.resolve();
   private seenTimer: NodeJS.Timeout | undefined;
   private readonly timelines = new Map<string, TimelineEvent[]>();
   /** Unregistered serials with a timeline, least recently recorded first (bounded). */
@@ -204,13 +206,28 @@ export class LearnedFacts {
     else for (const evicted of this.strangerMacs.touch(record.mac)) this.seen.delete(evicted);
   }
 
-  /** Writes learned facts now (atomic); called by the debounce timer and close(). */
-  async flush(): Promise<void> {
+  /**
+   * Writes learned facts now (atomic); called by the debounce timer and close(). Two writes at once
+   * could rename in either order (the timer's older snapshot over close()'s newer one): each waits
+   * for the one before and takes its snapshot when it starts.
+   */
+  flush(): Promise<void> {
+    const write = this.writing.then(() => this.writeSeen());
+    this.writing = write.catch(() => undefined);
+    return write;
+  }
+
+  private async writeSeen(): Promise<void> {
     if (!this.seenDirty) return;
     this.seenDirty = false;
     const file: SeenFile = { version: 1, byMac: Object.fromEntries(this.seen) };
-    await mkdir(this.o.stateDir, { recursive: true });
-    await writeFileAtomic(join(this.o.stateDir, 'seen.json'), `${JSON.stringify(file)}\n`);
+    try {
+      await mkdir(this.o.stateDir, { recursive: true });
+      await writeFileAtomic(join(this.o.stateDir, 'seen.json'), `${JSON.stringify(file)}\n`);
+    } catch (error) {
+      this.seenDirty = true; // the next flush tries again
+      throw error;
+    }
   }
 
   /** Stops the debounce timer and writes what is pending. */

@@ -205,6 +205,18 @@ describe('memory for unregistered Pis is bounded (spoofed DISCOVERs)', () => {
     expect(fleet.timeline(hex8(992))).toEqual([]);
   });
 
+  it('seen.json written while an earlier write is under way ends with the newest facts (no lost update)', async () => {
+    // A 1 ms debounce keeps timer flushes in flight while facts arrive; close() flushes last.
+    const { fleet, options } = await makeFleet({ unregisteredLimit: 100, seenFlushMs: 1 });
+    for (let i = 0; i < 60; i++) {
+      fleet.recordSeen({ mac: macOf(7000 + i), at: 7000 + i });
+      await new Promise((resolve) => setTimeout(resolve, i % 3));
+    }
+    await fleet.close();
+    const file = JSON.parse(readFileSync(join(options.stateDir, 'seen.json'), 'utf8')) as { byMac: Record<string, unknown> };
+    expect(Object.keys(file.byMac)).toHaveLength(60);
+  });
+
   it('keeps learned facts of registered Pis and a bounded list of discovered ones, also across a restart', async () => {
     const { fleet, options } = await makeFleet({ unregisteredLimit: 10 });
     await fleet.add({ serial: '9f55bbfd', owner: 'jo', name: 'rpi3', mac: 'dc:a6:32:99:99:99', ownFilesystem: true });
