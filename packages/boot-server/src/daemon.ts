@@ -215,10 +215,11 @@ export class BootServer {
     const source = new FileSource({ root: config.tftpRoot, isRegistered: (serial) => fleet.isRegistered({ serial }), logger: log });
     const threads = config.tftpThreads === 'auto' ? defaultTransferThreads() : config.tftpThreads;
     const tftp = new TftpServer({ address: config.serverIp, port: config.tftpPort, source, logger: log, threads });
+    // Says which transfer path runs (the daemon takes the library's default: the addon where it loads);
+    // a platform without the prebuilt addon serves on node:dgram at a higher CPU cost per block.
     const sockets = nativeSocketStatus();
-    // Says which transfer path runs: a platform without the prebuilt addon serves on node:dgram at a higher CPU cost per block.
     if (sockets.loaded) log.info({ addon: sockets.path }, 'tftp: transfer sockets on the native addon');
-    else log.info({ reason: sockets.reason }, `tftp: transfer sockets on node:dgram (${sockets.reason})`);
+    else log.info({ reason: sockets.reason }, 'tftp: transfer sockets on node:dgram');
     // Every TFTP event goes out with the serial it belongs to (one rule: BootTracker.serialOf), so the
     // fleet, the page and MQTT need not work it out again.
     const serialOf = (e: { serial?: string; client: { address: string }; file: string }) =>
@@ -419,7 +420,7 @@ export class BootServer {
               activeTransfers: this.tftp.stats.active,
               queuedTransfers: this.tftp.stats.queued,
               tftpThreads: this.tftp.stats.threads,
-              tftpSockets: nativeSocketStatus().loaded ? 'native' : 'node:dgram',
+              tftpSockets: this.tftp.transferSockets,
             }
           : {}),
         admission: this.admissionStatus(),

@@ -21,7 +21,7 @@ import { RttMemory } from './rtt-memory.js';
 import { sanitizeTftpPath } from './path.js';
 import { childLogger, sanitizeForLog, silentLogger } from './logger.js';
 import type { TftpLogger } from './logger.js';
-import { bindSocket, createUdp4Socket, realClock } from './udp.js';
+import { bindSocket, closeQuietly, closeSocket, createUdp4Socket, realClock } from './udp.js';
 import { RequestBudget } from './request-budget.js';
 import { acceptsRequest, mayStart, nextToStart } from './client-limits.js';
 import type { ClientLimits } from './client-limits.js';
@@ -97,6 +97,11 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     this.limits = { maxConcurrent, perClientMax, perClientUnconfirmed };
   }
 
+  /** Which sockets its transfers run on (single-port mode: the listening socket, node:dgram). */
+  get transferSockets(): 'native' | 'node:dgram' {
+    return this.options.nativeSockets && !this.options.singlePort ? 'native' : 'node:dgram';
+  }
+
   get stats(): TftpServerStats {
     return { active: this.running.size, queued: this.queue.length, threads: this.threads.filter((t) => t.usable).length, ...this.counters };
   }
@@ -169,7 +174,7 @@ export class TftpServer extends EventEmitter<TftpServerEvents> implements Transf
     await Promise.race([stopped, new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS).unref()))]);
     clearTimeout(grace);
     await Promise.all(this.threads.map((thread) => thread.close()));
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (socket) await closeSocket(socket);
   }
 
   /** A thread that cannot start is left out (logged): transfers then run on the others and the main thread. */
@@ -485,12 +490,4 @@ function serialOf(filename: string): string | undefined {
   if (!sanitized.ok || sanitized.segments.length < 2) return undefined;
   const first = sanitized.segments[0]!;
   return isSerialFolderName(first) ? first : undefined;
-}
-
-function closeQuietly(socket: UdpSocket): void {
-  try {
-    socket.close();
-  } catch {
-    // already closed or never bound
-  }
 }

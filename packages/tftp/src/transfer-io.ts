@@ -213,10 +213,14 @@ export class Transfer implements TransferSink, ServerTransfer {
   private readonly linkEvents: LinkEvents = {
     ack: (block) => this.onAck(block),
     packet: (msg) => this.onClientPacket(msg),
-    stranger: (rinfo, reply) => {
+    stranger: (rinfo, port) => {
       // RFC 1350: a stranger on our TID gets ERROR 5 (within its request budget); the transfer carries on.
       if (this.server.mayAnswer(rinfo.address)) {
-        reply(encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }));
+        port.send(
+          encodeTftpPacket({ type: 'error', code: TftpErrorCode.UNKNOWN_TID, message: 'Unknown transfer ID' }),
+          rinfo.port,
+          rinfo.address,
+        );
       }
       this.server.dropped('foreign-tid', { address: rinfo.address, port: rinfo.port });
     },

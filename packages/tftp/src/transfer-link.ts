@@ -14,7 +14,7 @@ import type { TftpLogger } from './logger.js';
 import { NativeSocketEvent, transferSocketAddon } from './native-socket.js';
 import type { NativeSocketHandle, TransferSocketAddon } from './native-socket.js';
 import { peekAckBlock, writeDataHeader } from './packet.js';
-import { bindSocket, connectSocket } from './udp.js';
+import { bindSocket, closeQuietly, closeSocket, connectSocket } from './udp.js';
 import type { UdpSocket, UdpSocketFactory } from './udp.js';
 
 export interface TransferLink {
@@ -31,8 +31,8 @@ export interface LinkEvents {
   ack(block: number): void;
   /** A datagram from the client that is not an ACK (ERROR, garbage). */
   packet(msg: Buffer): void;
-  /** A datagram from anyone but the client; `reply` answers it from the transfer's port. */
-  stranger(rinfo: RemoteInfo, reply: (packet: Uint8Array) => void): void;
+  /** A datagram from anyone but the client, on `port` (the transfer's port: replies go from it). */
+  stranger(rinfo: RemoteInfo, port: UdpSocket): void;
 }
 
 export interface LinkOptions {
@@ -62,7 +62,7 @@ export class SharedLink implements TransferLink {
     private readonly events: LinkEvents,
   ) {}
   deliver(msg: Buffer, rinfo: RemoteInfo): void {
-    dispatch(msg, rinfo, this.client, this.events, (packet) => this.socket.send(packet, rinfo.port, rinfo.address));
+    dispatch(msg, rinfo, this.client, this.events, this.socket);
   }
   sendData(block: number, bytes: Uint8Array): void {
     this.socket.send([dataHeader(block), bytes], this.client.port, this.client.address);
@@ -88,10 +88,10 @@ function dataHeader(block: number): Buffer {
   return header;
 }
 
-/** Sorts a node:dgram datagram into an ACK, another packet from the client, or a stranger's. */
-function dispatch(msg: Buffer, rinfo: RemoteInfo, client: TftpClient, events: LinkEvents, reply: (packet: Uint8Array) => void): void {
+/** Sorts a node:dgram datagram that arrived on `socket` into an ACK, another packet from the client, or a stranger's. */
+function dispatch(msg: Buffer, rinfo: RemoteInfo, client: TftpClient, events: LinkEvents, socket: UdpSocket): void {
   if (rinfo.port !== client.port || rinfo.address !== client.address) {
-    events.stranger(rinfo, reply);
+    events.stranger(rinfo, socket);
     return;
   }
   const block = peekAckBlock(msg);
@@ -148,7 +148,7 @@ async function openDgramLink(options: LinkOptions, events: LinkEvents): Promise<
     if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') log.debug({ err: error }, 'tftp: client port unreachable');
     else log.warn({ err: error }, 'tftp: transfer socket error');
   });
-  socket.on('message', (msg, rinfo) => dispatch(msg, rinfo, client, events, (packet) => socket.send(packet, rinfo.port, rinfo.address)));
+  socket.on('message', (msg, rinfo) => dispatch(msg, rinfo, client, events, socket));
   if (typeof socket.connect !== 'function') return new DgramLink(socket, false, undefined, client);
   const twin = await bindTwin(options, socket.address().port, events);
   if (!twin) return new DgramLink(socket, false, undefined, client);
@@ -175,7 +175,7 @@ async function bindTwin(options: LinkOptions, port: number, events: LinkEvents):
     return undefined;
   }
   twin.on('error', (error) => options.log.warn({ err: error }, 'tftp: stranger socket error'));
-  twin.on('message', (_msg, rinfo) => events.stranger(rinfo, (packet) => twin.send(packet, rinfo.port, rinfo.address)));
+  twin.on('message', (_msg, rinfo) => events.stranger(rinfo, twin));
   return twin;
 }
 
@@ -207,39 +207,46 @@ class NativeLink implements TransferLink {
     private readonly log: TftpLogger,
   ) {}
   sendData(block: number, bytes: Uint8Array): void {
-    if (this.backlog.length > 0) this.queue({ block, bytes });
-    else this.sent(this.addon.sendData(this.handle, block, bytes), { block, bytes });
+    this.transmit(block, bytes);
   }
   send(packet: Uint8Array): void {
-    if (this.backlog.length > 0) this.queue({ block: -1, bytes: packet });
-    else this.sent(this.addon.send(this.handle, packet), { block: -1, bytes: packet });
+    this.transmit(-1, packet);
   }
   /** The socket can send again: the backlog goes out in order until it is empty or the buffer fills. */
   writable(): void {
     while (this.backlog.length > 0 && !this.closed) {
       const next = this.backlog[0]!;
-      const error = next.block < 0 ? this.addon.send(this.handle, next.bytes) : this.addon.sendData(this.handle, next.block, next.bytes);
+      const error = this.attempt(next.block, next.bytes);
       if (error === errnos.EAGAIN) {
         this.addon.awaitWritable(this.handle);
         return;
       }
       this.backlog.shift();
-      if (error !== 0) this.failed(error);
+      this.failed(error);
     }
   }
-  private sent(error: number, datagram: Pending): void {
-    if (error === 0) return;
-    if (error === errnos.EAGAIN) {
-      this.queue(datagram);
+  /** Sends now unless earlier datagrams wait; what a full buffer refuses waits for WRITABLE. */
+  private transmit(block: number, bytes: Uint8Array): void {
+    if (this.backlog.length === 0) {
+      const error = this.attempt(block, bytes);
+      if (error !== errnos.EAGAIN) {
+        this.failed(error);
+        return;
+      }
       this.addon.awaitWritable(this.handle);
-    } else this.failed(error);
+    }
+    this.queue({ block, bytes });
+  }
+  /** One datagram: DATA `block`, or another packet (block −1); 0 or the errno. */
+  private attempt(block: number, bytes: Uint8Array): number {
+    return block < 0 ? this.addon.send(this.handle, bytes) : this.addon.sendData(this.handle, block, bytes);
   }
   private queue(datagram: Pending): void {
     if (this.backlog.length < MAX_BACKLOG && !this.closed) this.backlog.push(datagram);
   }
-  /** The client's ICMP unreachable or a kernel short of buffers is left to the retransmission timer. */
+  /** A send's errno (0: sent). The client's ICMP unreachable or a kernel short of buffers is left to the retransmission timer. */
   private failed(errno: number): void {
-    if (errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED || this.closed) return;
+    if (errno === 0 || errno === errnos.ENOBUFS || errno === errnos.ECONNREFUSED || this.closed) return;
     this.log.warn({ errno }, 'tftp: transfer socket send failed');
   }
   close(): Promise<void> {
@@ -298,22 +305,4 @@ async function openNativeLink(options: LinkOptions, events: LinkEvents): Promise
   }
   link = new NativeLink(addon, handle, twin, log);
   return link;
-}
-
-function closeSocket(socket: UdpSocket): Promise<void> {
-  return new Promise<void>((resolve) => {
-    try {
-      socket.close(() => resolve());
-    } catch {
-      resolve(); // already closed or never bound
-    }
-  });
-}
-
-function closeQuietly(socket: UdpSocket): void {
-  try {
-    socket.close();
-  } catch {
-    // already closed or never bound
-  }
 }

@@ -81,3 +81,23 @@ export function bindSocket(socket: UdpSocket, port: number, address: string): Pr
     }
   });
 }
+
+/** Closes a socket and resolves once it is closed (at once when it was closed or never bound). */
+export function closeSocket(socket: UdpSocket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve(); // already closed or never bound
+    }
+  });
+}
+
+/** Closes a socket without waiting or caring whether it was open. */
+export function closeQuietly(socket: UdpSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed or never bound
+  }
+}

@@ -41,6 +41,15 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A raw client that asked for file.bin and got DATA 1; `tid` is the transfer's port. */
+async function firstBlock(port: number): Promise<{ peer: RawPeer; tid: number }> {
+  const peer = await RawPeer.open();
+  peer.send({ type: 'rrq', filename: 'file.bin', mode: 'octet', options: {} }, port);
+  const first = await peer.next();
+  expect(first?.packet).toMatchObject({ type: 'data', block: 1 });
+  return { peer, tid: first!.port };
+}
+
 describe('the native transfer socket in TftpServer', needs(prebuiltPath()), () => {
   let addon: TransferSocketAddon;
   beforeAll(() => {
@@ -53,6 +62,7 @@ describe('the native transfer socket in TftpServer', needs(prebuiltPath()), () =
     const sendData = vi.spyOn(addon, 'sendData');
     const close = vi.spyOn(addon, 'close');
     const { server, port } = await startServer();
+    expect(server.transferSockets).toBe('native');
     const results = await Promise.all(
       ([{ blksize: '1468', tsize: '0' }, {}] as Record<string, string>[]).map((options) =>
         tftpGet({ host: HOST, port, file: 'file.bin', options, keep: true }),
@@ -70,6 +80,7 @@ describe('the native transfer socket in TftpServer', needs(prebuiltPath()), () =
   it('nativeSockets: false keeps node:dgram', async () => {
     const open = vi.spyOn(addon, 'open');
     const { server, port } = await startServer({ nativeSockets: false });
+    expect(server.transferSockets).toBe('node:dgram');
     const result = await tftpGet({ host: HOST, port, file: 'file.bin', options: { blksize: '1468' }, keep: true });
     expect(Buffer.compare(result.data!, payload)).toBe(0);
     await until(() => server.stats.completed === 1);
@@ -104,14 +115,11 @@ describe('the native transfer socket in TftpServer', needs(prebuiltPath()), () =
     const { server, port } = await startServer();
     const aborted = record(server, 'transfer-aborted');
     const dropped = record(server, 'packet-dropped');
-    const peer = await RawPeer.open();
+    const { peer, tid } = await firstBlock(port);
     try {
-      peer.send({ type: 'rrq', filename: 'file.bin', mode: 'octet', options: {} }, port);
-      const first = await peer.next();
-      expect(first?.packet).toMatchObject({ type: 'data', block: 1 });
-      peer.send(Uint8Array.of(0, 9, 1, 2, 3), first!.port); // unknown opcode
-      peer.send(Uint8Array.of(0, 3, 0, 1), first!.port); // a DATA to a reading server
-      peer.send({ type: 'error', code: 0, message: 'stop' }, first!.port);
+      peer.send(Uint8Array.of(0, 9, 1, 2, 3), tid); // unknown opcode
+      peer.send(Uint8Array.of(0, 3, 0, 1), tid); // a DATA to a reading server
+      peer.send({ type: 'error', code: 0, message: 'stop' }, tid);
       await until(() => aborted.length === 1);
       expect(aborted[0]).toMatchObject({ reason: 'client-abort', message: 'stop' });
       expect(dropped.map((d) => d.reason)).toEqual(['malformed', 'unexpected-opcode']);
@@ -166,12 +174,9 @@ describe('the native transfer socket in TftpServer', needs(prebuiltPath()), () =
   it('a client ERROR too long to read whole still ends the transfer with its code', async () => {
     const { server, port } = await startServer();
     const aborted = record(server, 'transfer-aborted');
-    const peer = await RawPeer.open();
+    const { peer, tid } = await firstBlock(port);
     try {
-      peer.send({ type: 'rrq', filename: 'file.bin', mode: 'octet', options: {} }, port);
-      const first = await peer.next();
-      expect(first?.packet).toMatchObject({ type: 'data', block: 1 });
-      peer.send({ type: 'error', code: 3, message: 'x'.repeat(3000) }, first!.port);
+      peer.send({ type: 'error', code: 3, message: 'x'.repeat(3000) }, tid);
       await until(() => aborted.length === 1);
       expect(aborted[0]).toMatchObject({ reason: 'client-abort', code: 3 });
     } finally {
